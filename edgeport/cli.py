@@ -1,0 +1,132 @@
+"""The ``edgeport`` command line.
+
+Exit codes: 0 success, 1 a gate or check failed, 2 bad input or usage. Errors
+are one line on stderr; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from edgeport import __version__
+from edgeport.errors import EdgeportError
+
+EXIT_BAD_INPUT = 2
+
+
+def _overrides(**values) -> dict:
+    """CLI options -> nested config overrides; options left unset do not override the file."""
+    mapping = {"dataset": ("data", "name"), "data_path": ("data", "path"), "image_size": ("data", "image_size"),
+               "teacher": ("teacher", "model"), "teacher_weights": ("teacher", "weights"),
+               "teacher_epochs": ("teacher", "epochs"), "student": ("student", "model"),
+               "student_epochs": ("student", "epochs"), "temperature": ("student", "temperature"),
+               "alpha": ("student", "alpha"), "no_kd": ("student", "no_kd_baseline"),
+               "exporter": ("export", "exporter"), "calibration_samples": ("quantize", "calibration_samples"),
+               "iterations": ("bench", "iterations"), "threads": ("bench", "threads"), "seed": ("seed",)}
+    out: dict = {}
+    if values.get("epochs") is not None:
+        out.setdefault("teacher", {})["epochs"] = values["epochs"]
+        out.setdefault("student", {})["epochs"] = values["epochs"]
+    for option, path in mapping.items():
+        value = values.get(option)
+        if value is None:
+            continue
+        target = out
+        for key in path[:-1]:
+            target = target.setdefault(key, {})
+        target[path[-1]] = value
+    return out
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgeport")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Distil, quantize, export and benchmark models for deployment."""
+    ctx.obj = {"debug": debug}
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Project file (edgeport.toml) with a [run] table; options below override it.")
+@click.option("--dataset", help="digits (embedded default), cifar10, imagefolder or npz.")
+@click.option("--data-path", help="Folder or file for cifar10, imagefolder and npz datasets.")
+@click.option("--image-size", type=int, help="Square input size in pixels (default 32).")
+@click.option("--teacher", help="Teacher model spec, e.g. 'cnn:width=4,depth=4', 'resnet-cifar:depth=20'.")
+@click.option("--teacher-weights", help="Use this safetensors teacher checkpoint instead of training one.")
+@click.option("--student", help="Student model spec, e.g. 'cnn:width=2,depth=4' or 'pkg.module:factory'.")
+@click.option("--epochs", type=int, help="Training epochs for both teacher and student.")
+@click.option("--teacher-epochs", type=int, help="Teacher training epochs.")
+@click.option("--student-epochs", type=int, help="Student training epochs (KD and no-KD).")
+@click.option("--temperature", type=float, help="KD temperature T.")
+@click.option("--alpha", type=float, help="KD weight of the soft loss (0..1).")
+@click.option("--no-kd/--skip-no-kd", "no_kd", default=None,
+              help="Also train the same student without KD as a baseline (default: on).")
+@click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), help="torch.onnx exporter.")
+@click.option("--calibration-samples", type=int, help="Training images used to calibrate int8 ranges.")
+@click.option("--iterations", type=int, help="Timed inferences per model in the latency benchmark.")
+@click.option("--threads", type=int, help="onnxruntime intra-op threads for the benchmark.")
+@click.option("--seed", type=int, help="Seed for splits, initialisation, shuffling and calibration.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
+              show_default=True, help="Folder that receives the run folder runs/<id>/.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def run(config_path, out, as_json, quiet, **options) -> None:
+    """Distil a student from a teacher, export it to ONNX, quantize it to int8 and measure both."""
+    from edgeport.config import load_config
+    from edgeport.pipeline import run_pipeline
+    from edgeport.progress import SILENT, RichProgress
+    from edgeport.report.summary import print_summary
+
+    config = load_config(config_path, _overrides(**options))
+    progress = SILENT if quiet else RichProgress()
+    folder, manifest = run_pipeline(config, out, progress)
+    if as_json:
+        click.echo(json.dumps(manifest, indent=2, default=str))
+    else:
+        print_summary(manifest, folder)
+
+
+@cli.command(name="list")
+def list_registries() -> None:
+    """Show the datasets, models and quantization backends edgeport knows."""
+    from edgeport.data import list_datasets
+    from edgeport.models import list_models
+    from edgeport.quant_backends import list_backends
+
+    click.echo(f"datasets: {', '.join(list_datasets())}")
+    click.echo(f"models:   {', '.join(list_models())} (or package.module:factory)")
+    click.echo(f"backends: {', '.join(list_backends())}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: one-line errors, exit code 2 for bad input or usage."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="edgeport", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.UsageError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc.format_message()}", err=True)
+        return EXIT_BAD_INPUT
+    except EdgeportError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_BAD_INPUT
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The project file (edgeport.toml) and the settings of ``edgeport run``.
+
+Strict: unknown keys and wrong types are errors that name the field. Command
+line options override the file, which overrides these defaults.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edgeport.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class DataSection(_Section):
+    name: str = "digits"
+    path: str | None = None
+    image_size: int = Field(32, ge=4, le=1024)
+    channels: Literal[1, 3] | None = None
+    val_fraction: float = Field(0.15, gt=0, lt=1)
+    test_fraction: float = Field(0.15, gt=0, lt=1)
+
+
+class TeacherSection(_Section):
+    model: str = "cnn:width=3,depth=4"
+    weights: str | None = None
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(64, gt=0)
+    lr: float = Field(3e-3, gt=0)
+
+
+class StudentSection(_Section):
+    model: str = "cnn:width=2,depth=4"
+    epochs: int = Field(12, gt=0)
+    batch_size: int = Field(64, gt=0)
+    lr: float = Field(3e-3, gt=0)
+    temperature: float = Field(4.0, gt=0)
+    alpha: float = Field(0.9, ge=0, le=1)
+    no_kd_baseline: bool = True
+
+
+class ExportSection(_Section):
+    exporter: Literal["dynamo", "torchscript"] = "dynamo"
+
+
+class QuantizeSection(_Section):
+    backend: str = "ort-static"
+    format: Literal["qdq", "qoperator"] = "qdq"
+    per_channel: bool = True
+    activation_type: Literal["uint8", "int8"] = "uint8"
+    weight_type: Literal["uint8", "int8"] = "int8"
+    # "auto": 7-bit weights on x86 without VNNI, where 8-bit ones saturate (see quant_backends/target.py).
+    reduce_range: bool | Literal["auto"] = "auto"
+    calibration_method: Literal["minmax", "entropy", "percentile", "distribution"] = "minmax"
+    calibration_samples: int = Field(256, gt=0)
+    percentile: float = Field(99.999, gt=50, le=100)
+
+
+class BenchSection(_Section):
+    threads: int = Field(1, gt=0)
+    warmup: int = Field(100, ge=0)
+    iterations: int = Field(2000, gt=0)
+    rounds: int = Field(10, gt=0)
+
+
+class RunConfig(_Section):
+    seed: int = Field(0, ge=0)
+    data: DataSection = DataSection()
+    teacher: TeacherSection = TeacherSection()
+    student: StudentSection = StudentSection()
+    export: ExportSection = ExportSection()
+    quantize: QuantizeSection = QuantizeSection()
+    bench: BenchSection = BenchSection()
+
+
+def _one_line(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        message = "unknown key"
+    shown = f" (got {err['input']!r})" if err["type"] != "extra_forbidden" and "input" in err else ""
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{source}: field '{field}': {message}{shown}{more}"
+
+
+def _merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Defaults, then the project file's ``[run]`` settings, then ``overrides`` (nested dicts)."""
+    data: dict[str, Any] = {}
+    source = "configuration"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: config file not found") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read config file ({exc})") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+        unknown = sorted(set(document) - {"run"})
+        if unknown:
+            raise ConfigError(f"{path}: unknown table(s) {', '.join(unknown)}; expected [run]")
+        data = document.get("run", {})
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: 'run' must be a table")
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, source)) from exc

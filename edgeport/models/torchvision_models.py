@@ -1,0 +1,52 @@
+"""torchvision architectures adapted to the dataset's channels and classes (random init, no download)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from edgeport.models.registry import register_model
+
+# Below this input size the ImageNet stem (stride-2 conv + max-pool) would shrink a 32x32 image
+# to 1x1 before the last stage, so small inputs get the CIFAR-style stem instead.
+SMALL_INPUT = 64
+
+
+def _replace_conv(conv: nn.Conv2d, in_channels: int, stride: int | None = None) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size,
+                     stride=conv.stride if stride is None else stride, padding=conv.padding,
+                     groups=1, bias=conv.bias is not None)
+
+
+@register_model("resnet18")
+def resnet18(in_channels: int, num_classes: int, image_size: int = 224) -> nn.Module:
+    from torchvision.models import resnet18 as tv_resnet18
+
+    model = tv_resnet18(weights=None, num_classes=num_classes)
+    if image_size < SMALL_INPUT:
+        model.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+        model.maxpool = nn.Identity()
+    elif in_channels != 3:
+        model.conv1 = _replace_conv(model.conv1, in_channels)
+    return model
+
+
+@register_model("mobilenet_v2")
+def mobilenet_v2(in_channels: int, num_classes: int, image_size: int = 224) -> nn.Module:
+    from torchvision.models import mobilenet_v2 as tv_mobilenet_v2
+
+    model = tv_mobilenet_v2(weights=None, num_classes=num_classes)
+    first = model.features[0][0]
+    if in_channels != 3 or image_size < SMALL_INPUT:
+        model.features[0][0] = _replace_conv(first, in_channels, 1 if image_size < SMALL_INPUT else None)
+    return model
+
+
+@register_model("mobilenet_v3_small")
+def mobilenet_v3_small(in_channels: int, num_classes: int, image_size: int = 224) -> nn.Module:
+    from torchvision.models import mobilenet_v3_small as tv_mobilenet_v3_small
+
+    model = tv_mobilenet_v3_small(weights=None, num_classes=num_classes)
+    first = model.features[0][0]
+    if in_channels != 3 or image_size < SMALL_INPUT:
+        model.features[0][0] = _replace_conv(first, in_channels, 1 if image_size < SMALL_INPUT else None)
+    return model

@@ -1,0 +1,219 @@
+"""``edgeport run``: one candidate through every stage, into one run folder.
+
+teacher (train or load) -> teacher logits (cached) -> student by KD (+ a no-KD
+baseline) -> fp32 ONNX (checked against PyTorch) -> int8 ONNX (ORT static) ->
+accuracy of everything on val and test -> interleaved latency of fp32 vs int8
+-> manifest.json + report.md. The folder appears under its final name only when
+complete.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from edgeport.artifacts import Artifact, RunFolder, atomic_write_json, atomic_write_text, sha256_json
+from edgeport.benchmarks import BenchSettings, cpu_fingerprint, measure_interleaved
+from edgeport.config import RunConfig
+from edgeport.data import Normalizer, Splits, calibration_subset, load_dataset, split_dataset
+from edgeport.distill import KDConfig, TrainConfig, accuracy, predict_logits, teacher_logits, train
+from edgeport.errors import ConfigError
+from edgeport.exporter import export_onnx, onnx_predict, write_metadata
+from edgeport.models import ModelSpec, build_model
+from edgeport.models.checkpoint import count_parameters, load_weights, save_checkpoint
+from edgeport.progress import SILENT, Progress
+from edgeport.quant_backends import QuantConfig, quantize
+from edgeport.quant_backends.target import needs_reduce_range
+from edgeport.report.run_report import render_run_report
+from edgeport.versions import package_versions
+
+MANIFEST_SCHEMA = 1
+
+
+class _Stages:
+    """Wall-clock seconds per stage, recorded in the manifest."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 3)
+
+
+def validate(config: RunConfig) -> tuple[ModelSpec, ModelSpec, QuantConfig]:
+    """Cheap checks before any folder is made or any data is read."""
+    teacher, student = ModelSpec.parse(config.teacher.model), ModelSpec.parse(config.student.model)
+    teacher.validate()
+    student.validate()
+    if config.data.val_fraction + config.data.test_fraction >= 1:
+        raise ConfigError("data.val_fraction + data.test_fraction must be < 1")
+    if config.teacher.weights is not None and not Path(config.teacher.weights).is_file():
+        raise ConfigError(f"{config.teacher.weights}: teacher checkpoint not found")
+    quant = config.quantize.model_dump()
+    if quant["reduce_range"] == "auto":
+        quant["reduce_range"] = needs_reduce_range(cpu_fingerprint())
+    return teacher, student, QuantConfig(**quant)
+
+
+def reduce_range_reason(config: RunConfig) -> str:
+    if config.quantize.reduce_range != "auto":
+        return "set in the configuration"
+    return "auto: this x86 CPU has no VNNI, where 8-bit weights saturate int16 sums"
+
+
+def run_id_for(config: RunConfig) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{sha256_json(config.model_dump())[:8]}"
+
+
+def _accuracies(logits_fn, splits) -> dict[str, float]:
+    return {"val": accuracy(logits_fn(splits.val.x), splits.val.y),
+            "test": accuracy(logits_fn(splits.test.x), splits.test.y)}
+
+
+def _parity(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
+    noise = float(np.mean((candidate - reference) ** 2))
+    signal = float(np.mean(reference ** 2))
+    return {"max_abs_diff": float(np.abs(candidate - reference).max()),
+            "top1_agreement": float((candidate.argmax(1) == reference.argmax(1)).mean() * 100.0),
+            "sqnr_db": float(10 * np.log10(signal / noise)) if noise > 0 else float("inf")}
+
+
+def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress = SILENT,
+                 run_id: str | None = None) -> tuple[Path, dict]:
+    """Run every stage; return the committed run folder and its manifest."""
+    teacher_spec, student_spec, quant_config = validate(config)
+    stages = _Stages()
+    seed = config.seed
+    with RunFolder(out, run_id or run_id_for(config)) as folder:
+        root = folder.path
+        with stages("data"):
+            data = load_dataset(config.data.name, config.data.path, config.data.image_size, config.data.channels)
+            splits = split_dataset(data, config.data.val_fraction, config.data.test_fraction, seed)
+            norm = Normalizer.fit(splits.train.x)
+            splits = Splits(*(part.with_x(norm(part.x)) for part in (splits.train, splits.val, splits.test)))
+        channels, classes, size = data.channels, data.num_classes, data.image_size[0]
+        progress.log(f"data: {data.name} {len(data.y)} images {data.x.shape[1:]} {classes} classes "
+                     f"(train {len(splits.train.y)} / val {len(splits.val.y)} / test {len(splits.test.y)})")
+
+        def fit(model, section, description, kd=None, t_logits=None):
+            cfg = TrainConfig(epochs=section.epochs, batch_size=section.batch_size, lr=section.lr, seed=seed)
+            return train(model, splits.train.x, splits.train.y, splits.val.x, splits.val.y, cfg, kd=kd,
+                         teacher_logits=t_logits, progress=progress, description=description)
+
+        # Teacher: load the user's checkpoint or train one.
+        with stages("teacher"):
+            teacher = build_model(teacher_spec, channels, classes, size)
+            if config.teacher.weights:
+                load_weights(teacher, config.teacher.weights)
+                teacher_history = None
+            else:
+                teacher_history = fit(teacher, config.teacher, "teacher").history
+            teacher.eval()
+            teacher_ckpt = Artifact.from_file(
+                save_checkpoint(teacher, root / "teacher.safetensors", teacher_spec, channels, classes, size),
+                "torch-state", model=str(teacher_spec), parameters=count_parameters(teacher))
+
+        with stages("teacher_logits"):
+            t_logits, cache_hit = teacher_logits(teacher, teacher_ckpt.sha256, splits.train.x,
+                                                 Path(out) / ".cache" / "teacher-logits")
+
+        kd = KDConfig(temperature=config.student.temperature, alpha=config.student.alpha)
+        with stages("student"):
+            student = build_model(student_spec, channels, classes, size)
+            student_history = fit(student, config.student, "student (KD)", kd=kd, t_logits=t_logits).history
+            student_ckpt = Artifact.from_file(
+                save_checkpoint(student, root / "student.safetensors", student_spec, channels, classes, size),
+                "torch-state", model=str(student_spec), parameters=count_parameters(student), kd=kd.describe())
+
+        baseline_ckpt = baseline = None
+        if config.student.no_kd_baseline:
+            with stages("student_no_kd"):
+                baseline = build_model(student_spec, channels, classes, size)
+                baseline_history = fit(baseline, config.student, "student (no KD)").history
+                baseline_ckpt = Artifact.from_file(
+                    save_checkpoint(baseline, root / "student-nokd.safetensors", student_spec, channels, classes,
+                                    size), "torch-state", model=str(student_spec), kd=None)
+
+        with stages("export"):
+            fp32_path = root / "student.fp32.onnx"
+            export = export_onnx(student, splits.train.x[:2], fp32_path, config.export.exporter,
+                                 parity_inputs=splits.val.x)
+
+        with stages("quantize"):
+            calib_idx = calibration_subset(splits.train, config.quantize.calibration_samples, seed)
+            int8_path = root / "student.int8.onnx"
+            quant = quantize(fp32_path, {"input": splits.train.x[calib_idx]}, quant_config, int8_path, progress)
+
+        with stages("evaluate"):
+            accuracies = {"teacher": _accuracies(lambda x: predict_logits(teacher, x), splits),
+                          "student": _accuracies(lambda x: predict_logits(student, x), splits)}
+            if baseline is not None:
+                accuracies["student_no_kd"] = _accuracies(lambda x: predict_logits(baseline, x), splits)
+            accuracies["fp32_onnx"] = _accuracies(lambda x: onnx_predict(fp32_path, x), splits)
+            accuracies["int8_onnx"] = _accuracies(lambda x: onnx_predict(int8_path, x), splits)
+            int8_vs_fp32 = _parity(onnx_predict(fp32_path, splits.val.x), onnx_predict(int8_path, splits.val.x))
+
+        short = {"seed": str(seed), "dataset_sha256": data.fingerprint(), "student": str(student_spec),
+                 "teacher_sha256": teacher_ckpt.sha256, "student_sha256": student_ckpt.sha256,
+                 "normalization": sha256_json(norm.describe())[:16]}
+        write_metadata(fp32_path, {**short, "kind": "onnx-fp32"})
+        write_metadata(int8_path, {**short, "kind": "onnx-int8", "quant": sha256_json(quant_config.describe())[:16]})
+        fp32_art = Artifact.from_file(fp32_path, "onnx-fp32", **export.describe())
+        int8_art = Artifact.from_file(int8_path, "onnx-int8", backend=quant.backend)
+
+        with stages("benchmark"):
+            bench = BenchSettings(batch=1, threads=config.bench.threads, warmup=config.bench.warmup,
+                                  iterations=config.bench.iterations, rounds=config.bench.rounds, seed=seed)
+            sample = {"input": splits.test.x[:1]}
+            with progress.task("benchmark fp32 vs int8", total=bench.rounds) as advance:
+                results = measure_interleaved({"fp32": fp32_path, "int8": int8_path}, bench, sample, advance)
+            atomic_write_json(root / "latency.json", {k: r.to_dict() for k, r in results.items()})
+
+        fp32_stats, int8_stats = results["fp32"].stats, results["int8"].stats
+        ratio = int8_stats["p50_ms"] / fp32_stats["p50_ms"]
+        artifacts = {"teacher": teacher_ckpt, "student": student_ckpt, "fp32_onnx": fp32_art, "int8_onnx": int8_art}
+        if baseline_ckpt is not None:
+            artifacts["student_no_kd"] = baseline_ckpt
+        manifest = {
+            "schema_version": MANIFEST_SCHEMA,
+            "run_id": folder.run_id,
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "seed": seed,
+            "config": config.model_dump(),
+            "dataset": {**data.describe(), "splits": splits.describe(), "normalization": norm.describe(),
+                        "input_name": "input"},
+            "artifacts": {name: art.describe(relative_to=root) for name, art in artifacts.items()},
+            "lineage": {
+                "teacher": {"model": teacher_spec.describe(), "weights": config.teacher.weights,
+                            "trained_here": teacher_history is not None, "history": teacher_history},
+                "student": {"model": student_spec.describe(), "kd": kd.describe(), "history": student_history},
+                "student_no_kd": {"history": baseline_history} if baseline is not None else None,
+                "teacher_logits_cache_hit": cache_hit,
+                "calibration": {"samples": len(calib_idx), "split": "train",
+                                "indices_sha256": sha256_json(calib_idx.tolist())},
+                "quantization": {**quant_config.describe(), "reduce_range_reason": reduce_range_reason(config),
+                                 "seconds": round(quant.seconds, 3), "report": quant.report},
+            },
+            "metrics": {"accuracy": accuracies,
+                        "kd_gain_points": (accuracies["student"]["test"] - accuracies["student_no_kd"]["test"]
+                                           if baseline is not None else None),
+                        "parity": {"fp32_onnx_vs_torch": export.describe()["parity"], "int8_vs_fp32": int8_vs_fp32}},
+            "latency": {"settings": results["fp32"].settings, "fp32": fp32_stats, "int8": int8_stats,
+                        "int8_over_fp32_p50": ratio, "int8_faster": ratio < 1.0,
+                        "samples_file": "latency.json"},
+            "environment": results["fp32"].environment,
+            "versions": package_versions(),
+            "timings_s": stages.seconds,
+        }
+        atomic_write_text(root / "report.md", render_run_report(manifest))
+        atomic_write_json(root / "manifest.json", manifest)  # last: its presence marks the run complete
+        final = folder.commit()
+    return final, manifest

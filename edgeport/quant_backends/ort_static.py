@@ -1,0 +1,105 @@
+"""ONNX Runtime static int8 quantization: quant_pre_process, calibration, quantize_static."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import onnx
+
+from edgeport.errors import QuantizationError
+from edgeport.progress import SILENT, Progress
+from edgeport.quant_backends.calibration import ArrayCalibrationReader, check_inputs
+from edgeport.quant_backends.config import QuantConfig
+from edgeport.quant_backends.registry import QuantResult, register_backend
+
+_CALIBRATION = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile",
+                "distribution": "Distribution"}
+_TYPES = {"uint8": "QUInt8", "int8": "QInt8"}
+
+
+def model_inputs(model: onnx.ModelProto) -> dict[str, tuple]:
+    """Graph inputs that are not initializers, with their (possibly symbolic) shapes."""
+    initializers = {i.name for i in model.graph.initializer}
+    shapes = {}
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        shapes[value.name] = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims)
+    return shapes
+
+
+def _fixed_batch(shapes: dict[str, tuple]) -> int | None:
+    for shape in shapes.values():
+        if shape and isinstance(shape[0], int) and shape[0] > 0:
+            return shape[0]
+    return None
+
+
+@register_backend("ort-static")
+class OrtStaticBackend:
+    """Static (calibrated) int8 in QDQ or QOperator format, per-tensor or per-channel."""
+
+    name = "ort-static"
+    calibration_batch = 32
+
+    def quantize(self, fp32_path, calibration, config: QuantConfig, output_path,
+                 progress: Progress = SILENT) -> QuantResult:
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        fp32_path, output_path = Path(fp32_path), Path(output_path)
+        try:
+            model = onnx.load(str(fp32_path))
+        except Exception as exc:  # onnx raises DecodeError, OSError and others for a bad file
+            raise QuantizationError(f"{fp32_path}: cannot read the ONNX model ({exc})") from exc
+        inputs = model_inputs(model)
+        available = check_inputs(inputs, calibration, str(fp32_path))
+        samples = min(config.calibration_samples, available)
+        calibration = {k: v[:samples] for k, v in calibration.items()}
+        op_types = None
+        if config.exclude_op_types:
+            present = {n.op_type for n in model.graph.node}
+            op_types = sorted(present - set(config.exclude_op_types))
+
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".quant-") as tmp:
+            prepared = Path(tmp) / "prepared.onnx"
+            staged = Path(tmp) / "int8.onnx"
+            try:
+                quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=False)
+            except Exception as exc:  # ORT raises plain Exceptions from its shape inference
+                raise QuantizationError(f"{fp32_path}: ORT quantization pre-processing failed ({exc})") from exc
+            batch = _fixed_batch(inputs) or self.calibration_batch
+            with progress.task("calibrate", total=samples) as advance:
+                reader = ArrayCalibrationReader(calibration, batch, on_batch=advance)
+                try:
+                    quantize_static(
+                        str(prepared), str(staged), reader,
+                        quant_format=QuantFormat.QDQ if config.format == "qdq" else QuantFormat.QOperator,
+                        op_types_to_quantize=op_types, per_channel=config.per_channel,
+                        reduce_range=config.reduce_range,
+                        activation_type=getattr(QuantType, _TYPES[config.activation_type]),
+                        weight_type=getattr(QuantType, _TYPES[config.weight_type]),
+                        nodes_to_exclude=list(config.exclude_nodes) or None,
+                        calibrate_method=getattr(CalibrationMethod, _CALIBRATION[config.calibration_method]),
+                        extra_options={"ActivationSymmetric": config.symmetric_activations,
+                                       "WeightSymmetric": config.symmetric_weights,
+                                       "CalibPercentile": config.percentile},
+                    )
+                except Exception as exc:
+                    raise QuantizationError(f"{fp32_path}: ORT static quantization failed ({exc})") from exc
+            os.replace(staged, output_path)
+        seconds = time.perf_counter() - started
+        ops = Counter(n.op_type for n in onnx.load(str(output_path)).graph.node)
+        report = {"calibration_samples": samples, "calibration_batch": batch,
+                  "quantize_linear_nodes": ops.get("QuantizeLinear", 0),
+                  "dequantize_linear_nodes": ops.get("DequantizeLinear", 0),
+                  "integer_ops": {k: v for k, v in sorted(ops.items()) if k.startswith(("QLinear", "ConvInteger",
+                                                                                           "MatMulInteger"))},
+                  "op_counts": dict(sorted(ops.items()))}
+        return QuantResult(output_path, self.name, seconds, report)

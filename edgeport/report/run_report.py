@@ -1,0 +1,72 @@
+"""report.md for a run folder, rendered only from the run's manifest."""
+
+from __future__ import annotations
+
+ROWS = (("teacher", "Teacher (PyTorch)"), ("student", "Student, distilled (PyTorch)"),
+        ("student_no_kd", "Student, no KD (PyTorch)"), ("fp32_onnx", "Student fp32 ONNX"),
+        ("int8_onnx", "Student int8 ONNX"))
+
+
+def latency_verdict(ratio: float) -> str:
+    if ratio < 1.0:
+        return (f"int8 is faster: its p50 is {ratio:.2f}x the fp32 p50 "
+                f"({(1 - ratio) * 100:.0f}% less time per inference).")
+    return (f"int8 is NOT faster on this machine: its p50 is {ratio:.2f}x the fp32 p50. On small models the "
+            "added Quantize/Dequantize work can outweigh the int8 kernels; keep the fp32 model, or try a "
+            "larger model or another quantization format.")
+
+
+def _us(ms: float) -> str:
+    return f"{ms * 1000:.1f} us" if ms < 1 else f"{ms:.3f} ms"
+
+
+def render_run_report(manifest: dict) -> str:
+    acc = manifest["metrics"]["accuracy"]
+    lat = manifest["latency"]
+    arts = manifest["artifacts"]
+    data = manifest["dataset"]
+    cpu = manifest["environment"]["cpu"]
+    parity = manifest["metrics"]["parity"]
+    lines = [f"# edgeport run {manifest['run_id']}", "",
+             f"Dataset **{data['name']}** ({data['samples']} images, shape {data['shape']}, "
+             f"{data['num_classes']} classes; split train/val/test "
+             f"{data['splits']['train']}/{data['splits']['val']}/{data['splits']['test']}), seed {manifest['seed']}.",
+             "", "## Accuracy (top-1, %)", "", "| model | val | test |", "|---|---:|---:|"]
+    for key, label in ROWS:
+        if key in acc:
+            lines.append(f"| {label} | {acc[key]['val']:.2f} | {acc[key]['test']:.2f} |")
+    gain = manifest["metrics"].get("kd_gain_points")
+    if gain is not None:
+        lines += ["", f"Distillation changed the student's test accuracy by {gain:+.2f} points versus the same "
+                      "student trained with plain cross-entropy (same seed)."]
+    delta = acc["int8_onnx"]["test"] - acc["fp32_onnx"]["test"]
+    quant = manifest["lineage"]["quantization"]
+    weights = f"{quant['weight_type']} {'per-channel' if quant['per_channel'] else 'per-tensor'} weights"
+    if quant["reduce_range"]:
+        weights += f" in a 7-bit range (reduce_range, {quant['reduce_range_reason']})"
+    lines += ["", f"Quantization: {quant['backend']} {quant['format'].upper()}, {quant['activation_type']} activations, "
+                  f"{weights}, "
+                  f"{quant['calibration_method']} calibration on {manifest['lineage']['calibration']['samples']} "
+                  "training images.",
+              "", f"int8 versus fp32 ONNX on test: {round(delta, 2) + 0.0:+.2f} points; on val the int8 model agrees with fp32 "
+                  f"on {parity['int8_vs_fp32']['top1_agreement']:.2f}% of top-1 predictions "
+                  f"(SQNR {parity['int8_vs_fp32']['sqnr_db']:.1f} dB). fp32 ONNX versus PyTorch: max abs diff "
+                  f"{parity['fp32_onnx_vs_torch']['max_abs_diff']:.2e}."]
+    settings = lat["settings"]
+    lines += ["", "## Latency (onnxruntime CPU)", "",
+              f"Batch {settings['batch']}, {settings['threads']} thread(s), {settings['warmup']} warm-up runs, "
+              f"{lat['fp32']['count']} timed runs per model, interleaved in {settings['rounds']} rounds; "
+              f"CPU: {cpu['model']} ({', '.join(cpu['isa']) or 'no SIMD flags read'}).", "",
+              "| model | p50 | p90 | p99 | mean | size |", "|---|---:|---:|---:|---:|---:|"]
+    for key, art in (("fp32", "fp32_onnx"), ("int8", "int8_onnx")):
+        s = lat[key]
+        lines.append(f"| {key} | {_us(s['p50_ms'])} | {_us(s['p90_ms'])} | {_us(s['p99_ms'])} | "
+                     f"{_us(s['mean_ms'])} | {arts[art]['size_bytes'] / 1024:.1f} KiB |")
+    lines += ["", f"int8/fp32 p50 ratio: **{lat['int8_over_fp32_p50']:.2f}**. {latency_verdict(lat['int8_over_fp32_p50'])}",
+              "", "## Files", "",
+              "| file | what | sha256 |", "|---|---|---|"]
+    for name, art in arts.items():
+        lines.append(f"| {art['path']} | {name} ({art['kind']}) | `{art['sha256'][:16]}` |")
+    lines += ["| manifest.json | everything above, machine-readable | |",
+              "| latency.json | raw per-iteration latency samples | |", ""]
+    return "\n".join(lines)

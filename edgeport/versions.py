@@ -1,0 +1,22 @@
+"""Versions of the packages an artifact depends on, recorded in every manifest."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+
+PACKAGES = ("torch", "torchvision", "onnx", "onnxruntime", "onnxscript", "numpy", "scikit-learn",
+            "safetensors")
+
+
+def package_versions() -> dict[str, str]:
+    from edgeport import __version__
+
+    versions = {"edgeport": __version__, "python": sys.version.split()[0], "platform": platform.platform()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from edgeport.artifacts import Artifact, RunFolder, atomic_write_json, atomic_write_text, sha256_json
 from edgeport.benchmarks import BenchSettings, cpu_fingerprint, measure_interleaved
@@ -103,6 +104,12 @@ def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress
         progress.log(f"data: {data.name} {len(data.y)} images {data.x.shape[1:]} {classes} classes "
                      f"(train {len(splits.train.y)} / val {len(splits.val.y)} / test {len(splits.test.y)})")
 
+        def new_model(spec):
+            # Seed right before construction: a model's initial weights then depend only on the
+            # seed, not on which stages ran before (the KD and no-KD students start identical).
+            torch.manual_seed(seed)
+            return build_model(spec, channels, classes, size)
+
         def fit(model, section, description, kd=None, t_logits=None):
             cfg = TrainConfig(epochs=section.epochs, batch_size=section.batch_size, lr=section.lr, seed=seed)
             return train(model, splits.train.x, splits.train.y, splits.val.x, splits.val.y, cfg, kd=kd,
@@ -110,7 +117,7 @@ def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress
 
         # Teacher: load the user's checkpoint or train one.
         with stages("teacher"):
-            teacher = build_model(teacher_spec, channels, classes, size)
+            teacher = new_model(teacher_spec)
             if config.teacher.weights:
                 load_weights(teacher, config.teacher.weights)
                 teacher_history = None
@@ -127,7 +134,7 @@ def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress
 
         kd = KDConfig(temperature=config.student.temperature, alpha=config.student.alpha)
         with stages("student"):
-            student = build_model(student_spec, channels, classes, size)
+            student = new_model(student_spec)
             student_history = fit(student, config.student, "student (KD)", kd=kd, t_logits=t_logits).history
             student_ckpt = Artifact.from_file(
                 save_checkpoint(student, root / "student.safetensors", student_spec, channels, classes, size),
@@ -136,7 +143,7 @@ def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress
         baseline_ckpt = baseline = None
         if config.student.no_kd_baseline:
             with stages("student_no_kd"):
-                baseline = build_model(student_spec, channels, classes, size)
+                baseline = new_model(student_spec)
                 baseline_history = fit(baseline, config.student, "student (no KD)").history
                 baseline_ckpt = Artifact.from_file(
                     save_checkpoint(baseline, root / "student-nokd.safetensors", student_spec, channels, classes,

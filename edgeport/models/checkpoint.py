@@ -20,8 +20,10 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, spec: ModelSpec,
     """Write ``model``'s weights; the metadata is enough to rebuild the architecture."""
     path = Path(path)
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    meta = {"edgeport.spec": json.dumps(spec.describe()), "edgeport.in_channels": str(in_channels),
-            "edgeport.num_classes": str(num_classes), "edgeport.image_size": str(image_size)}
+    # One metadata key: safetensors writes its metadata map in hash order, so several keys
+    # would make identical weights produce byte-different files.
+    meta = {"edgeport": json.dumps({"spec": spec.describe(), "in_channels": in_channels,
+                                    "num_classes": num_classes, "image_size": image_size}, sort_keys=True)}
     atomic_write_bytes(path, save(state, metadata=meta))
     return path
 

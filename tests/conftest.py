@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeport.data import Normalizer, Splits, load_dataset, split_dataset
+
+
+@pytest.fixture(scope="session")
+def digits16() -> Splits:
+    """Digits at 16x16, normalised: small enough to train on in seconds."""
+    data = load_dataset("digits", image_size=16)
+    splits = split_dataset(data, 0.15, 0.15, seed=0)
+    norm = Normalizer.fit(splits.train.x)
+    return Splits(*(part.with_x(norm(part.x)) for part in (splits.train, splits.val, splits.test)))
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(digits16):
+    """A small CNN trained for a few epochs on digits16 (shared by export and quantization tests)."""
+    from edgeport.distill import TrainConfig, train
+    from edgeport.models import build_model
+
+    model = build_model("cnn:width=1,depth=3", 1, 10, 16)
+    train(model, digits16.train.x, digits16.train.y, digits16.val.x, digits16.val.y, TrainConfig(epochs=4, lr=1e-2, seed=0))
+    return model
+
+
+@pytest.fixture(scope="session")
+def fp32_onnx(tmp_path_factory, trained_cnn, digits16):
+    from edgeport.exporter import export_onnx
+
+    path = tmp_path_factory.mktemp("onnx") / "cnn.fp32.onnx"
+    export_onnx(trained_cnn, digits16.train.x[:2], path, "torchscript", parity_inputs=digits16.val.x)
+    return path
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test test-all install install-dev clean
+.PHONY: run test test-all perf install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ test: $(DEV_STAMP)
 
 test-all: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q
+
+perf: $(STAMP)
+	$(BIN)/python perf/run_default.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -36,3 +36,10 @@ def test_bad_files_name_file_and_field(tmp_path, text, message):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "absent.toml")
+
+
+def test_shipped_example_is_valid_and_matches_the_defaults():
+    from pathlib import Path
+
+    example = Path(__file__).parent.parent / "examples" / "edgeport.toml"
+    assert load_config(example) == load_config()

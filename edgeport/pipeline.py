@@ -74,11 +74,6 @@ def run_id_for(config: RunConfig) -> str:
     return f"{stamp}-{sha256_json(config.model_dump())[:8]}"
 
 
-def _accuracies(logits_fn, splits) -> dict[str, float]:
-    return {"val": accuracy(logits_fn(splits.val.x), splits.val.y),
-            "test": accuracy(logits_fn(splits.test.x), splits.test.y)}
-
-
 def _parity(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
     noise = float(np.mean((candidate - reference) ** 2))
     signal = float(np.mean(reference ** 2))
@@ -160,13 +155,16 @@ def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress
             quant = quantize(fp32_path, {"input": splits.train.x[calib_idx]}, quant_config, int8_path, progress)
 
         with stages("evaluate"):
-            accuracies = {"teacher": _accuracies(lambda x: predict_logits(teacher, x), splits),
-                          "student": _accuracies(lambda x: predict_logits(student, x), splits)}
+            predictors = {"teacher": lambda x: predict_logits(teacher, x),
+                          "student": lambda x: predict_logits(student, x),
+                          "fp32_onnx": lambda x: onnx_predict(fp32_path, x),
+                          "int8_onnx": lambda x: onnx_predict(int8_path, x)}
             if baseline is not None:
-                accuracies["student_no_kd"] = _accuracies(lambda x: predict_logits(baseline, x), splits)
-            accuracies["fp32_onnx"] = _accuracies(lambda x: onnx_predict(fp32_path, x), splits)
-            accuracies["int8_onnx"] = _accuracies(lambda x: onnx_predict(int8_path, x), splits)
-            int8_vs_fp32 = _parity(onnx_predict(fp32_path, splits.val.x), onnx_predict(int8_path, splits.val.x))
+                predictors["student_no_kd"] = lambda x: predict_logits(baseline, x)
+            logits = {name: {"val": fn(splits.val.x), "test": fn(splits.test.x)} for name, fn in predictors.items()}
+            accuracies = {name: {"val": accuracy(pred["val"], splits.val.y), "test": accuracy(pred["test"], splits.test.y)}
+                          for name, pred in logits.items()}
+            int8_vs_fp32 = _parity(logits["fp32_onnx"]["val"], logits["int8_onnx"]["val"])
 
         short = {"seed": str(seed), "dataset_sha256": data.fingerprint(), "student": str(student_spec),
                  "teacher_sha256": teacher_ckpt.sha256, "student_sha256": student_ckpt.sha256,

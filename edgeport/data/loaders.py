@@ -8,27 +8,17 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Callable
-
 import numpy as np
 
 from edgeport.data.dataset import Dataset
 from edgeport.data.images import resize_batch, to_unit_float
 from edgeport.errors import ConfigError, DataError
+from edgeport.registry import Registry
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
-Loader = Callable[..., Dataset]
-DATASETS: dict[str, Loader] = {}
-
-
-def register_dataset(name: str) -> Callable[[Loader], Loader]:
-    def decorate(fn: Loader) -> Loader:
-        if name in DATASETS:
-            raise ValueError(f"dataset {name!r} is already registered")
-        DATASETS[name] = fn
-        return fn
-    return decorate
+DATASETS: Registry = Registry("dataset")
+register_dataset = DATASETS.register
 
 
 def list_datasets() -> list[str]:

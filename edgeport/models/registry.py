@@ -17,18 +17,11 @@ from typing import Any, Callable
 from torch import nn
 
 from edgeport.errors import ModelError
+from edgeport.registry import Registry
 
 Factory = Callable[..., nn.Module]
-MODELS: dict[str, Factory] = {}
-
-
-def register_model(name: str) -> Callable[[Factory], Factory]:
-    def decorate(fn: Factory) -> Factory:
-        if name in MODELS:
-            raise ValueError(f"model {name!r} is already registered")
-        MODELS[name] = fn
-        return fn
-    return decorate
+MODELS: Registry = Registry("model")
+register_model = MODELS.register
 
 
 def list_models() -> list[str]:

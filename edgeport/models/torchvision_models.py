@@ -30,23 +30,25 @@ def resnet18(in_channels: int, num_classes: int, image_size: int = 224) -> nn.Mo
     return model
 
 
+def _adapt_mobilenet_stem(model: nn.Module, in_channels: int, image_size: int) -> nn.Module:
+    """MobileNets start with features[0][0], a stride-2 conv: fit its channels, and drop its stride
+    for small inputs."""
+    if in_channels != 3 or image_size < SMALL_INPUT:
+        stride = 1 if image_size < SMALL_INPUT else None
+        model.features[0][0] = _replace_conv(model.features[0][0], in_channels, stride)
+    return model
+
+
 @register_model("mobilenet_v2")
 def mobilenet_v2(in_channels: int, num_classes: int, image_size: int = 224) -> nn.Module:
     from torchvision.models import mobilenet_v2 as tv_mobilenet_v2
 
-    model = tv_mobilenet_v2(weights=None, num_classes=num_classes)
-    first = model.features[0][0]
-    if in_channels != 3 or image_size < SMALL_INPUT:
-        model.features[0][0] = _replace_conv(first, in_channels, 1 if image_size < SMALL_INPUT else None)
-    return model
+    return _adapt_mobilenet_stem(tv_mobilenet_v2(weights=None, num_classes=num_classes), in_channels, image_size)
 
 
 @register_model("mobilenet_v3_small")
 def mobilenet_v3_small(in_channels: int, num_classes: int, image_size: int = 224) -> nn.Module:
     from torchvision.models import mobilenet_v3_small as tv_mobilenet_v3_small
 
-    model = tv_mobilenet_v3_small(weights=None, num_classes=num_classes)
-    first = model.features[0][0]
-    if in_channels != 3 or image_size < SMALL_INPUT:
-        model.features[0][0] = _replace_conv(first, in_channels, 1 if image_size < SMALL_INPUT else None)
-    return model
+    return _adapt_mobilenet_stem(tv_mobilenet_v3_small(weights=None, num_classes=num_classes), in_channels,
+                                 image_size)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable, Protocol
 import numpy as np
 
 from edgeport.progress import SILENT, Progress
+from edgeport.registry import Registry
 
 if TYPE_CHECKING:
     from edgeport.quant_backends.config import QuantConfig
@@ -38,16 +39,14 @@ class QuantBackend(Protocol):
         ...
 
 
-BACKENDS: dict[str, Callable[[], QuantBackend]] = {}
+BACKENDS: Registry = Registry("quantization backend")
 
 
 def register_backend(name: str) -> Callable:
+    """Register a backend class under ``name`` (also set as its ``name`` attribute)."""
     def decorate(cls):
-        if name in BACKENDS:
-            raise ValueError(f"quantization backend {name!r} is already registered")
         cls.name = name
-        BACKENDS[name] = cls
-        return cls
+        return BACKENDS.register(name)(cls)
     return decorate
 
 

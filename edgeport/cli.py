@@ -26,6 +26,8 @@ def _overrides(**values) -> dict:
                "student_epochs": ("student", "epochs"), "temperature": ("student", "temperature"),
                "alpha": ("student", "alpha"), "no_kd": ("student", "no_kd_baseline"),
                "exporter": ("export", "exporter"), "calibration_samples": ("quantize", "calibration_samples"),
+               "backend": ("quantize", "backend"), "engine": ("quantize", "engine"),
+               "quant_format": ("quantize", "format"), "per_channel": ("quantize", "per_channel"),
                "iterations": ("bench", "iterations"), "threads": ("bench", "threads"), "seed": ("seed",)}
     out: dict = {}
     if values.get("epochs") is not None:
@@ -69,6 +71,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
               help="Also train the same student without KD as a baseline (default: on).")
 @click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), help="torch.onnx exporter.")
 @click.option("--calibration-samples", type=int, help="Training images used to calibrate int8 ranges.")
+@click.option("--backend", help="Quantization backend: ort-static, ort-dynamic, torch-fx, torch-pt2e.")
+@click.option("--engine", help="Engine of the torch backends: x86, fbgemm, qnnpack, onednn.")
+@click.option("--format", "quant_format", help="ort-static format: qdq or qoperator.")
+@click.option("--per-channel/--per-tensor", "per_channel", default=None, help="Weight ranges per output channel.")
 @click.option("--iterations", type=int, help="Timed inferences per model in the latency benchmark.")
 @click.option("--threads", type=int, help="onnxruntime intra-op threads for the benchmark.")
 @click.option("--seed", type=int, help="Seed for splits, initialisation, shuffling and calibration.")

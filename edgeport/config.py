@@ -61,6 +61,11 @@ class QuantizeSection(_Section):
     calibration_method: Literal["minmax", "entropy", "percentile", "distribution"] = "minmax"
     calibration_samples: int = Field(256, gt=0)
     percentile: float = Field(99.999, gt=50, le=100)
+    symmetric_activations: bool = False
+    symmetric_weights: bool = True
+    exclude_nodes: tuple[str, ...] = ()
+    exclude_op_types: tuple[str, ...] = ()
+    engine: Literal["x86", "fbgemm", "qnnpack", "onednn"] = "x86"
 
 
 class BenchSection(_Section):

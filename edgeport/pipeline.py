@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from edgeport.artifacts import Artifact, RunFolder, atomic_write_json, atomic_write_text, sha256_json
@@ -27,8 +26,9 @@ from edgeport.exporter import export_onnx, onnx_predict, write_metadata
 from edgeport.models import ModelSpec, build_model
 from edgeport.models.checkpoint import count_parameters, load_weights, save_checkpoint
 from edgeport.progress import SILENT, Progress
-from edgeport.quant_backends import QuantConfig, quantize
-from edgeport.quant_backends.target import needs_reduce_range
+from edgeport.quant_backends import ModelSource, QuantConfig, check_supported_options, get_backend, quantize
+from edgeport.quant_backends.target import needs_reduce_range, saturation_warning
+from edgeport.quant_backends.verify import verify_int8
 from edgeport.report.run_report import render_run_report
 from edgeport.versions import package_versions
 
@@ -60,7 +60,9 @@ def validate(config: RunConfig) -> tuple[ModelSpec, ModelSpec, QuantConfig]:
     quant = config.quantize.model_dump()
     if quant["reduce_range"] == "auto":
         quant["reduce_range"] = needs_reduce_range(cpu_fingerprint())
-    return teacher, student, QuantConfig(**quant)
+    quant_config = QuantConfig(**quant)
+    check_supported_options(get_backend(quant_config.backend), quant_config)
+    return teacher, student, quant_config
 
 
 def reduce_range_reason(config: RunConfig) -> str:
@@ -74,18 +76,14 @@ def run_id_for(config: RunConfig) -> str:
     return f"{stamp}-{sha256_json(config.model_dump())[:8]}"
 
 
-def _parity(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
-    noise = float(np.mean((candidate - reference) ** 2))
-    signal = float(np.mean(reference ** 2))
-    return {"max_abs_diff": float(np.abs(candidate - reference).max()),
-            "top1_agreement": float((candidate.argmax(1) == reference.argmax(1)).mean() * 100.0),
-            "sqnr_db": float(10 * np.log10(signal / noise)) if noise > 0 else float("inf")}
-
-
 def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress = SILENT,
                  run_id: str | None = None) -> tuple[Path, dict]:
     """Run every stage; return the committed run folder and its manifest."""
     teacher_spec, student_spec, quant_config = validate(config)
+    warnings = [w for w in [saturation_warning(quant_config.activation_type, quant_config.weight_type,
+                                               quant_config.reduce_range, cpu_fingerprint())] if w]
+    for warning in warnings:
+        progress.log(f"warning: {warning}")
     stages = _Stages()
     seed = config.seed
     with RunFolder(out, run_id or run_id_for(config)) as folder:
@@ -152,7 +150,9 @@ def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress
         with stages("quantize"):
             calib_idx = calibration_subset(splits.train, config.quantize.calibration_samples, seed)
             int8_path = root / "student.int8.onnx"
-            quant = quantize(fp32_path, {"input": splits.train.x[calib_idx]}, quant_config, int8_path, progress)
+            quant = quantize(ModelSource(fp32_path, student), {"input": splits.train.x[calib_idx]}, quant_config,
+                             int8_path, progress)
+            verification = verify_int8(int8_path, fp32_path, {"input": splits.val.x}, splits.val.y)
 
         with stages("evaluate"):
             predictors = {"teacher": lambda x: predict_logits(teacher, x),
@@ -164,7 +164,6 @@ def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress
             logits = {name: {"val": fn(splits.val.x), "test": fn(splits.test.x)} for name, fn in predictors.items()}
             accuracies = {name: {"val": accuracy(pred["val"], splits.val.y), "test": accuracy(pred["test"], splits.test.y)}
                           for name, pred in logits.items()}
-            int8_vs_fp32 = _parity(logits["fp32_onnx"]["val"], logits["int8_onnx"]["val"])
 
         short = {"seed": str(seed), "dataset_sha256": data.fingerprint(), "student": str(student_spec),
                  "teacher_sha256": teacher_ckpt.sha256, "student_sha256": student_ckpt.sha256,
@@ -210,7 +209,10 @@ def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress
             "metrics": {"accuracy": accuracies,
                         "kd_gain_points": (accuracies["student"]["test"] - accuracies["student_no_kd"]["test"]
                                            if baseline is not None else None),
-                        "parity": {"fp32_onnx_vs_torch": export.describe()["parity"], "int8_vs_fp32": int8_vs_fp32}},
+                        "parity": {"fp32_onnx_vs_torch": export.describe()["parity"],
+                                   "int8_vs_fp32": verification["vs_fp32"]}},
+            "verification": verification,
+            "warnings": warnings,
             "latency": {"settings": results["fp32"].settings, "fp32": fp32_stats, "int8": int8_stats,
                         "int8_over_fp32_p50": ratio, "int8_faster": ratio < 1.0,
                         "samples_file": "latency.json"},

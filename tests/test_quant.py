@@ -6,30 +6,45 @@ import pytest
 
 from edgeport.errors import ConfigError, QuantizationError
 from edgeport.exporter import onnx_predict
-from edgeport.quant_backends import QuantConfig, list_backends, quantize
-from edgeport.quant_backends.target import needs_reduce_range
+from edgeport.quant_backends import ModelSource, QuantConfig, list_backends, quantize
+from edgeport.quant_backends.target import needs_reduce_range, saturation_warning
+from edgeport.quant_backends.verify import fidelity, int8_coverage, verify_int8
 
 
 def _ops(path):
     return Counter(n.op_type for n in onnx.load(str(path)).graph.node)
 
 
+@pytest.fixture(scope="module")
+def source(fp32_onnx, trained_cnn):
+    return ModelSource(fp32_onnx, trained_cnn)
+
+
 @pytest.mark.parametrize("backend", list_backends())
-def test_backend_writes_a_faithful_int8_model(tmp_path, fp32_onnx, digits16, backend):
+def test_backend_writes_a_verified_int8_model(tmp_path, source, digits16, backend):
     out = tmp_path / "int8.onnx"
     calib = {"input": digits16.train.x[:128]}
-    result = quantize(fp32_onnx, calib, QuantConfig(backend=backend, reduce_range=True), out)
-    assert result.path == out and out.exists()
-    onnx.checker.check_model(str(out))
+    result = quantize(source, calib, QuantConfig(backend=backend, reduce_range=True), out)
+    assert result.path == out and result.backend == backend
     ops = _ops(out)
-    convs = _ops(fp32_onnx)["Conv"]
-    assert ops["QuantizeLinear"] >= convs and ops["DequantizeLinear"] >= convs
-    assert result.report["calibration_samples"] == 128
-    fp32 = onnx_predict(fp32_onnx, digits16.val.x)
-    int8 = onnx_predict(out, digits16.val.x)
-    assert (fp32.argmax(1) == int8.argmax(1)).mean() > 0.97
-    assert out.stat().st_size < fp32_onnx.stat().st_size
+    convs = _ops(source.onnx_path)["Conv"]
+    if backend == "ort-dynamic":
+        assert ops["ConvInteger"] == convs and ops["DynamicQuantizeLinear"] >= convs
+    else:
+        assert ops["QuantizeLinear"] >= convs and ops["DequantizeLinear"] >= convs
+    if result.report.get("calibration_samples") is not None:
+        assert result.report["calibration_samples"] == 128
+    report = verify_int8(out, source.onnx_path, {"input": digits16.val.x}, digits16.val.y)
+    assert report["vs_fp32"]["top1_agreement"] >= 97.0
+    assert report["vs_fp32"]["sqnr_db"] > 15
+    assert report["coverage"]["integer_kernels"] >= convs
+    assert report["reference_runtime"]["samples"] == 4
+    assert report["reference_runtime"]["top1_agreement"] == 100.0
+    assert abs(report["accuracy"]["fp32"] - report["accuracy"]["int8"]) <= 3.0
+    assert out.stat().st_size < source.onnx_path.stat().st_size
     assert not list(tmp_path.glob(".quant-*"))  # temporary files are cleaned up
+    if backend.startswith("torch-"):
+        assert result.torch_model is not None  # kept for PyTorch benchmarks
 
 
 def test_qoperator_format_uses_integer_kernels(tmp_path, fp32_onnx, digits16):
@@ -64,15 +79,77 @@ def test_calibration_samples_and_exclusions_are_honoured(tmp_path, fp32_onnx, di
     assert convs and all(n.input[1] not in float_weights for n in convs)  # conv weights are quantized
 
 
-def test_input_mismatch_is_a_quantization_error(tmp_path, fp32_onnx, digits16):
-    with pytest.raises(QuantizationError, match="do not match the model's inputs"):
-        quantize(fp32_onnx, {"images": digits16.train.x[:8]}, QuantConfig(), tmp_path / "o.onnx")
-    with pytest.raises(QuantizationError, match="rank"):
-        quantize(fp32_onnx, {"input": digits16.train.x[:8, 0]}, QuantConfig(), tmp_path / "o.onnx")
+def test_bad_calibration_is_a_quantization_error(tmp_path, fp32_onnx, digits16):
+    x = digits16.train.x[:8]
+    nan = x.copy()
+    nan[0, 0, 0, 0] = np.nan
+    cases = [({"images": x}, "do not match the model's inputs"), ({"input": x[:, 0]}, "rank"),
+             ({"input": x[:0]}, "calibration set is empty"), ({"input": nan}, "NaN or inf"),
+             ({"input": x.astype(np.float64)}, "expects float32"),
+             ({"input": np.zeros((8, 3, 16, 16), np.float32)}, "size 1 on axis 1")]
+    for calibration, message in cases:
+        with pytest.raises(QuantizationError, match=message):
+            quantize(fp32_onnx, calibration, QuantConfig(), tmp_path / "o.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"junk")
     with pytest.raises(QuantizationError, match="junk.onnx"):
-        quantize(tmp_path / "junk.onnx", {"input": digits16.train.x[:8]}, QuantConfig(), tmp_path / "o.onnx")
+        quantize(tmp_path / "junk.onnx", {"input": x}, QuantConfig(), tmp_path / "o.onnx")
     assert not (tmp_path / "o.onnx").exists()
+
+
+def test_an_already_quantized_model_is_refused(tmp_path, fp32_onnx, digits16):
+    calib = {"input": digits16.train.x[:16]}
+    quantize(fp32_onnx, calib, QuantConfig(reduce_range=True), tmp_path / "once.onnx")
+    with pytest.raises(QuantizationError, match="already quantized"):
+        quantize(tmp_path / "once.onnx", calib, QuantConfig(reduce_range=True), tmp_path / "twice.onnx")
+
+
+def test_backend_capabilities_are_enforced(tmp_path, fp32_onnx, trained_cnn, digits16):
+    calib = {"input": digits16.train.x[:16]}
+    with pytest.raises(ConfigError, match="does not support option 'format'"):
+        quantize(ModelSource(fp32_onnx, trained_cnn), calib, QuantConfig(backend="torch-fx", format="qoperator"),
+                 tmp_path / "o.onnx")
+    with pytest.raises(ConfigError, match="does not support option 'calibration_method'"):
+        quantize(fp32_onnx, calib, QuantConfig(backend="ort-dynamic", calibration_method="entropy"), tmp_path / "o.onnx")
+    with pytest.raises(QuantizationError, match="quantizes a torch model"):
+        quantize(fp32_onnx, calib, QuantConfig(backend="torch-fx"), tmp_path / "o.onnx")
+    with pytest.raises(QuantizationError, match="supports engines x86, qnnpack"):
+        quantize(ModelSource(None, trained_cnn), calib, QuantConfig(backend="torch-pt2e", engine="fbgemm"),
+                 tmp_path / "o.onnx")
+
+
+@pytest.mark.parametrize("engine", ["x86", "fbgemm", "qnnpack", "onednn"])
+def test_torch_fx_engines(tmp_path, trained_cnn, digits16, engine):
+    out = tmp_path / f"{engine}.onnx"
+    result = quantize(ModelSource(None, trained_cnn), {"input": digits16.train.x[:64]},
+                      QuantConfig(backend="torch-fx", engine=engine, reduce_range=True), out)
+    assert result.report["engine"] == engine and _ops(out)["QuantizeLinear"] > 0
+
+
+def test_coverage_names_layers_left_in_float(tmp_path, fp32_onnx, digits16):
+    out = tmp_path / "nogemm.onnx"
+    quantize(fp32_onnx, {"input": digits16.train.x[:32]},
+             QuantConfig(exclude_op_types=("Gemm",), reduce_range=True), out)
+    coverage = int8_coverage(out)
+    assert coverage["float_kernels"] == 1 and len(coverage["unfused"]) == 1 and "Gemm" in coverage["unfused"][0]
+    assert coverage["share"] == pytest.approx(coverage["integer_kernels"] / (coverage["integer_kernels"] + 1))
+
+
+def test_fidelity_metrics():
+    ref = np.array([[1.0, 0.0], [0.0, 2.0]])
+    same = fidelity(ref, ref)
+    assert same["sqnr_db"] == float("inf") and same["mean_cosine"] == pytest.approx(1.0)
+    noisy = fidelity(ref, ref + np.array([[0.1, 0.0], [0.0, -0.1]]))
+    assert noisy["max_abs_diff"] == pytest.approx(0.1)
+    assert noisy["sqnr_db"] == pytest.approx(10 * np.log10(1.25 / 0.005))  # mean signal power / mean noise power
+    flipped = fidelity(ref, ref[:, ::-1])
+    assert flipped["top1_agreement"] == 0.0 and flipped["mean_cosine"] == pytest.approx(0.0)
+
+
+def test_saturation_warning():
+    no_vnni = {"machine": "x86_64", "isa": ["avx2"]}
+    assert "reduce_range" in saturation_warning("uint8", "int8", False, no_vnni)
+    assert saturation_warning("uint8", "int8", True, no_vnni) is None
+    assert saturation_warning("uint8", "int8", False, {"machine": "x86_64", "isa": ["avx512_vnni"]}) is None
 
 
 @pytest.mark.parametrize("field, value", [("backend", "tflite"), ("format", "int4"), ("activation_type", "fp8"),

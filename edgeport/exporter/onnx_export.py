@@ -55,7 +55,7 @@ def onnx_predict(path: str | os.PathLike, x: np.ndarray, batch_size: int = 256) 
                            for i in range(0, len(x), batch_size)])
 
 
-def _torch_export(model: nn.Module, example: torch.Tensor, path: Path, exporter: str) -> None:
+def _torch_export(model: nn.Module, example: torch.Tensor, path: Path, exporter: str, input_name: str) -> None:
     with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
         # The exporters print and warn about internals (deprecations, fallbacks) that a user
         # cannot act on; real failures still raise.
@@ -63,31 +63,37 @@ def _torch_export(model: nn.Module, example: torch.Tensor, path: Path, exporter:
         if exporter == "dynamo":
             batch = torch.export.Dim("batch", min=1, max=65536)
             program = torch.onnx.export(model, (example,), None, dynamo=True, opset_version=OPSET,
-                                        input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                        input_names=[input_name], output_names=[OUTPUT_NAME],
                                         dynamic_shapes=({0: batch},), verbose=False)
             program.save(str(path))
         else:
             torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=OPSET,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+                              input_names=[input_name], output_names=[OUTPUT_NAME],
+                              dynamic_axes={input_name: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
 
 
-def export_onnx(model: nn.Module, example_inputs: np.ndarray, path: str | os.PathLike,
-                exporter: str = "dynamo", parity_inputs: np.ndarray | None = None) -> ExportResult:
-    """Export ``model`` (in eval mode) to ``path`` and validate it against PyTorch on ``parity_inputs``."""
+def write_onnx(model: nn.Module, example_inputs: np.ndarray, path: str | os.PathLike,
+               exporter: str = "dynamo", input_name: str = INPUT_NAME) -> Path:
+    """Export ``model`` to ``path`` with a dynamic batch axis and run ``onnx.checker`` on the file."""
     if exporter not in EXPORTERS:
         raise ExportError(f"exporter {exporter!r} is not one of {', '.join(EXPORTERS)}")
     path = Path(path)
-    model = model.eval()
     # Batch 2 so that no exporter can mistake the batch axis for a constant 1.
     example = torch.from_numpy(np.ascontiguousarray(example_inputs[:2]))
     try:
-        _torch_export(model, example, path, exporter)
+        _torch_export(model, example, path, exporter, input_name)
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:  # the exporters raise many unrelated types; wrap them all once, here
         path.unlink(missing_ok=True)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExportError(f"{path}: ONNX export with the {exporter} exporter failed: {first}") from exc
+    return path
+
+
+def export_onnx(model: nn.Module, example_inputs: np.ndarray, path: str | os.PathLike,
+                exporter: str = "dynamo", parity_inputs: np.ndarray | None = None) -> ExportResult:
+    """Export ``model`` (in eval mode) to ``path`` and validate it against PyTorch on ``parity_inputs``."""
+    path = write_onnx(model.eval(), example_inputs, path, exporter)
 
     check = parity_inputs if parity_inputs is not None else example_inputs
     try:

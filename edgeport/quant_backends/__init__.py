@@ -1,17 +1,40 @@
-"""Quantization backends: each turns a fp32 ONNX model into an int8 ONNX artifact."""
+"""Quantization backends: each turns a fp32 model into a verified int8 ONNX artifact."""
 
+from __future__ import annotations
+
+import dataclasses
+
+from edgeport.errors import ConfigError, QuantizationError
 from edgeport.quant_backends.config import QuantConfig
 from edgeport.quant_backends.registry import (QuantBackend, QuantResult, get_backend, list_backends,
                                               register_backend)
+from edgeport.quant_backends.source import ModelSource
 
 
-def quantize(fp32_path, calibration, config: QuantConfig, output_path, progress=None) -> QuantResult:
-    """Quantize with the backend named in ``config``."""
+def check_supported_options(backend: QuantBackend, config: QuantConfig) -> None:
+    """Refuse a setting the backend would silently ignore."""
+    for field in dataclasses.fields(QuantConfig):
+        if field.name == "backend" or field.name in backend.options:
+            continue
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        value = getattr(config, field.name)
+        if value != default:
+            raise ConfigError(f"backend {backend.name!r} does not support option {field.name!r} "
+                              f"(got {value!r}); it supports {', '.join(sorted(backend.options))}")
+
+
+def quantize(source, calibration, config: QuantConfig, output_path, progress=None) -> QuantResult:
+    """Quantize ``source`` (a ModelSource, or a fp32 ONNX path) with the backend named in ``config``."""
     from edgeport.progress import SILENT
 
-    return get_backend(config.backend).quantize(fp32_path, calibration, config, output_path,
-                                                progress or SILENT)
+    backend = get_backend(config.backend)
+    check_supported_options(backend, config)
+    if not isinstance(source, ModelSource):
+        source = ModelSource(onnx_path=source)
+    if backend.needs == "onnx" and source.onnx_path is None:
+        raise QuantizationError(f"backend {backend.name!r} quantizes a fp32 ONNX file; none was given")
+    return backend.quantize(source, calibration, config, output_path, progress or SILENT)
 
 
-__all__ = ["QuantBackend", "QuantConfig", "QuantResult", "get_backend", "list_backends", "quantize",
-           "register_backend"]
+__all__ = ["ModelSource", "QuantBackend", "QuantConfig", "QuantResult", "check_supported_options", "get_backend",
+           "list_backends", "quantize", "register_backend"]

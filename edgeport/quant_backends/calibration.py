@@ -1,29 +1,75 @@
-"""Calibration inputs for ONNX Runtime: a CalibrationDataReader over in-memory arrays."""
+"""Checks on the fp32 model and its calibration inputs, and the reader ORT's calibrator pulls from."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import onnx
+from onnx import helper
 from onnxruntime.quantization import CalibrationDataReader
 
 from edgeport.errors import QuantizationError
 
+# Ops that only appear in a model that is already quantized.
+QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
+                 "ConvInteger", "MatMulInteger", "QGemm", "QLinearAdd", "DynamicQuantizeMatMul",
+                 "MatMulIntegerToFloat"}
 
-def check_inputs(model_inputs: dict[str, tuple], calibration: dict[str, np.ndarray], where: str) -> int:
-    """Check names and ranks of calibration arrays against the model; return the sample count."""
-    missing = sorted(set(model_inputs) - set(calibration))
-    extra = sorted(set(calibration) - set(model_inputs))
+
+def model_inputs(model: onnx.ModelProto) -> dict[str, tuple[tuple, np.dtype]]:
+    """Graph inputs that are not initializers: name -> (shape with symbolic dims as strings, numpy dtype)."""
+    initializers = {i.name for i in model.graph.initializer}
+    found = {}
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        tensor = value.type.tensor_type
+        dims = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param for d in tensor.shape.dim)
+        found[value.name] = (dims, np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type)))
+    return found
+
+
+def load_fp32_onnx(path: str | Path) -> onnx.ModelProto:
+    """Read a model that is to be quantized; refuse unreadable or already-quantized files."""
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError, OSError and others for a bad file
+        raise QuantizationError(f"{path}: cannot read the ONNX model ({exc})") from exc
+    quantized = sorted({n.op_type for n in model.graph.node} & QUANTIZED_OPS)
+    if quantized:
+        raise QuantizationError(f"{path}: the model is already quantized (it has {', '.join(quantized)} nodes); "
+                                "give the fp32 model")
+    return model
+
+
+def check_calibration(inputs: dict[str, tuple[tuple, np.dtype]], calibration: dict[str, np.ndarray],
+                      where: str) -> int:
+    """Check names, dtypes, ranks, fixed dims and finiteness of calibration arrays; return the sample count."""
+    missing = sorted(set(inputs) - set(calibration))
+    extra = sorted(set(calibration) - set(inputs))
     if missing or extra:
         raise QuantizationError(f"{where}: calibration inputs {sorted(calibration)} do not match the model's "
-                                f"inputs {sorted(model_inputs)}")
+                                f"inputs {sorted(inputs)}")
     counts = {len(a) for a in calibration.values()}
-    if len(counts) != 1 or 0 in counts:
-        raise QuantizationError(f"{where}: every calibration array needs the same, non-zero number of samples")
-    for name, shape in model_inputs.items():
-        if len(shape) != calibration[name].ndim:
+    if 0 in counts:
+        raise QuantizationError(f"{where}: the calibration set is empty")
+    if len(counts) != 1:
+        raise QuantizationError(f"{where}: calibration arrays have different sample counts {sorted(counts)}")
+    for name, (shape, dtype) in inputs.items():
+        array = calibration[name]
+        if array.dtype != dtype:
+            raise QuantizationError(f"{where}: input {name!r} expects {dtype}, calibration array is {array.dtype}")
+        if len(shape) != array.ndim:
             raise QuantizationError(f"{where}: input {name!r} has rank {len(shape)} but the calibration "
-                                    f"array has shape {calibration[name].shape}")
+                                    f"array has shape {array.shape}")
+        for axis, dim in enumerate(shape[1:], start=1):
+            if isinstance(dim, int) and dim > 0 and array.shape[axis] != dim:
+                raise QuantizationError(f"{where}: input {name!r} expects size {dim} on axis {axis}, "
+                                        f"calibration array has shape {array.shape}")
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            raise QuantizationError(f"{where}: calibration input {name!r} contains NaN or inf")
     return counts.pop()
 
 

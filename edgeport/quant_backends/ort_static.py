@@ -5,36 +5,24 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 import onnx
 
 from edgeport.errors import QuantizationError
 from edgeport.progress import SILENT, Progress
-from edgeport.quant_backends.calibration import ArrayCalibrationReader, check_inputs
+from edgeport.quant_backends.calibration import (ArrayCalibrationReader, check_calibration, load_fp32_onnx,
+                                                  model_inputs)
 from edgeport.quant_backends.config import QuantConfig
-from edgeport.quant_backends.registry import QuantResult, register_backend
+from edgeport.quant_backends.registry import QuantResult, op_summary, register_backend
 
 _CALIBRATION = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile",
                 "distribution": "Distribution"}
 _TYPES = {"uint8": "QUInt8", "int8": "QInt8"}
 
 
-def model_inputs(model: onnx.ModelProto) -> dict[str, tuple]:
-    """Graph inputs that are not initializers, with their (possibly symbolic) shapes."""
-    initializers = {i.name for i in model.graph.initializer}
-    shapes = {}
-    for value in model.graph.input:
-        if value.name in initializers:
-            continue
-        dims = value.type.tensor_type.shape.dim
-        shapes[value.name] = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims)
-    return shapes
-
-
-def _fixed_batch(shapes: dict[str, tuple]) -> int | None:
-    for shape in shapes.values():
+def _fixed_batch(shapes: dict) -> int | None:
+    for shape, _ in shapes.values():
         if shape and isinstance(shape[0], int) and shape[0] > 0:
             return shape[0]
     return None
@@ -44,21 +32,21 @@ def _fixed_batch(shapes: dict[str, tuple]) -> int | None:
 class OrtStaticBackend:
     """Static (calibrated) int8 in QDQ or QOperator format, per-tensor or per-channel."""
 
-    name = "ort-static"
+    needs = "onnx"
+    options = frozenset({"format", "per_channel", "activation_type", "weight_type", "symmetric_activations",
+                         "symmetric_weights", "reduce_range", "calibration_method", "calibration_samples",
+                         "percentile", "exclude_nodes", "exclude_op_types"})
     calibration_batch = 32
 
-    def quantize(self, fp32_path, calibration, config: QuantConfig, output_path,
+    def quantize(self, source, calibration, config: QuantConfig, output_path,
                  progress: Progress = SILENT) -> QuantResult:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
-        fp32_path, output_path = Path(fp32_path), Path(output_path)
-        try:
-            model = onnx.load(str(fp32_path))
-        except Exception as exc:  # onnx raises DecodeError, OSError and others for a bad file
-            raise QuantizationError(f"{fp32_path}: cannot read the ONNX model ({exc})") from exc
+        fp32_path, output_path = source.onnx_path, Path(output_path)
+        model = load_fp32_onnx(fp32_path)
         inputs = model_inputs(model)
-        available = check_inputs(inputs, calibration, str(fp32_path))
+        available = check_calibration(inputs, calibration, str(fp32_path))
         samples = min(config.calibration_samples, available)
         calibration = {k: v[:samples] for k, v in calibration.items()}
         op_types = None
@@ -95,11 +83,5 @@ class OrtStaticBackend:
                     raise QuantizationError(f"{fp32_path}: ORT static quantization failed ({exc})") from exc
             os.replace(staged, output_path)
         seconds = time.perf_counter() - started
-        ops = Counter(n.op_type for n in onnx.load(str(output_path)).graph.node)
-        report = {"calibration_samples": samples, "calibration_batch": batch,
-                  "quantize_linear_nodes": ops.get("QuantizeLinear", 0),
-                  "dequantize_linear_nodes": ops.get("DequantizeLinear", 0),
-                  "integer_ops": {k: v for k, v in sorted(ops.items()) if k.startswith(("QLinear", "ConvInteger",
-                                                                                           "MatMulInteger"))},
-                  "op_counts": dict(sorted(ops.items()))}
+        report = {"calibration_samples": samples, "calibration_batch": batch, **op_summary(output_path)}
         return QuantResult(output_path, self.name, seconds, report)

@@ -8,9 +8,10 @@ feeds the CLI's choices and the tests' parametrisation.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from edgeport.registry import Registry
 
 if TYPE_CHECKING:
     from edgeport.quant_backends.config import QuantConfig
+    from edgeport.quant_backends.source import ModelSource
 
 
 @dataclass(frozen=True)
@@ -27,16 +29,29 @@ class QuantResult:
     backend: str
     seconds: float
     report: dict = field(default_factory=dict)
+    torch_model: Any = None  # torch backends keep the quantized nn.Module for PyTorch benchmarks
 
 
 class QuantBackend(Protocol):
     name: str
+    needs: str  # "onnx" (reads source.onnx_path) or "torch" (reads source.torch_model)
+    options: frozenset[str]  # QuantConfig fields this backend honours; others must keep their defaults
 
-    def quantize(self, fp32_path: str | os.PathLike, calibration: dict[str, np.ndarray],
+    def quantize(self, source: "ModelSource", calibration: dict[str, np.ndarray],
                  config: "QuantConfig", output_path: str | os.PathLike,
                  progress: Progress = SILENT) -> QuantResult:
         """Write an int8 ONNX model to ``output_path``; ``calibration`` maps input names to arrays."""
         ...
+
+
+def op_summary(path: str | os.PathLike) -> dict:
+    """Counts of the quantization nodes in a written int8 model (for the backend's report)."""
+    import onnx
+
+    ops = Counter(n.op_type for n in onnx.load(str(path)).graph.node)
+    return {"quantize_linear_nodes": ops.get("QuantizeLinear", 0),
+            "dequantize_linear_nodes": ops.get("DequantizeLinear", 0),
+            "op_counts": dict(sorted(ops.items()))}
 
 
 BACKENDS: Registry = Registry("quantization backend")
@@ -51,7 +66,7 @@ def register_backend(name: str) -> Callable:
 
 
 def _load_builtin_backends() -> None:
-    from edgeport.quant_backends import ort_static  # noqa: F401  (registers itself)
+    from edgeport.quant_backends import ort_dynamic, ort_static, torch_fx, torch_pt2e  # noqa: F401  (register)
 
 
 def list_backends() -> list[str]:

@@ -18,3 +18,11 @@ def needs_reduce_range(cpu: dict) -> bool:
     """
     machine = str(cpu.get("machine", "")).lower()
     return machine in X86_MACHINES and not set(cpu.get("isa", ())) & set(INT8_DOT_PRODUCT)
+
+
+def saturation_warning(activation_type: str, weight_type: str, reduce_range: bool, cpu: dict) -> str | None:
+    """A warning when a U8S8 model with full-range weights is built on an x86 CPU without VNNI."""
+    if activation_type == "uint8" and weight_type == "int8" and not reduce_range and needs_reduce_range(cpu):
+        return ("this x86 CPU has no VNNI: u8 x s8 products are summed in saturating int16, which can cost "
+                "accuracy; set reduce_range = true (7-bit weights) or use uint8 weights (U8U8)")
+    return None

@@ -52,6 +52,20 @@ def render_run_report(manifest: dict) -> str:
                   f"on {parity['int8_vs_fp32']['top1_agreement']:.2f}% of top-1 predictions "
                   f"(SQNR {parity['int8_vs_fp32']['sqnr_db']:.1f} dB). fp32 ONNX versus PyTorch: max abs diff "
                   f"{parity['fp32_onnx_vs_torch']['max_abs_diff']:.2e}."]
+    coverage = manifest["verification"]["coverage"]
+    unfused = f" Left in float: {', '.join(coverage['unfused'])}." if coverage["unfused"] else ""
+    reference = manifest["verification"]["reference_runtime"]
+    lines += ["", f"int8 coverage after onnxruntime optimisation: {coverage['integer_kernels']} of "
+                  f"{coverage['integer_kernels'] + coverage['float_kernels']} Conv/Gemm/MatMul layers run as integer "
+                  f"kernels ({', '.join(f'{k} x{v}' for k, v in coverage['integer_ops'].items()) or 'none'}).{unfused}"]
+    if reference.get("samples"):
+        lines.append(f"A second runtime (onnx.reference) agrees with onnxruntime on {reference['top1_agreement']:.0f}% "
+                     f"of top-1 predictions for {reference['samples']} samples (max abs diff "
+                     f"{reference['max_abs_diff']:.3g}).")
+    else:
+        lines.append(f"The second runtime (onnx.reference) could not run the file: {reference.get('error')}.")
+    for warning in manifest.get("warnings", []):
+        lines += ["", f"**Warning:** {warning}"]
     settings = lat["settings"]
     lines += ["", "## Latency (onnxruntime CPU)", "",
               f"Batch {settings['batch']}, {settings['threads']} thread(s), {settings['warmup']} warm-up runs, "

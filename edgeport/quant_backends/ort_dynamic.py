@@ -1,0 +1,51 @@
+"""ONNX Runtime dynamic int8 quantization: int8 weights, activations quantized at run time.
+
+Suits MLPs and transformer-like models (MatMul-heavy, ranges that vary per input);
+needs no calibration data.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from edgeport.errors import QuantizationError
+from edgeport.progress import SILENT, Progress
+from edgeport.quant_backends.calibration import load_fp32_onnx
+from edgeport.quant_backends.config import QuantConfig
+from edgeport.quant_backends.registry import QuantResult, op_summary, register_backend
+
+_TYPES = {"uint8": "QUInt8", "int8": "QInt8"}
+
+
+@register_backend("ort-dynamic")
+class OrtDynamicBackend:
+    needs = "onnx"
+    options = frozenset({"per_channel", "weight_type", "reduce_range", "exclude_nodes", "exclude_op_types",
+                         "calibration_samples"})
+
+    def quantize(self, source, calibration, config: QuantConfig, output_path,
+                 progress: Progress = SILENT) -> QuantResult:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        fp32_path, output_path = source.onnx_path, Path(output_path)
+        model = load_fp32_onnx(fp32_path)
+        op_types = None
+        if config.exclude_op_types:
+            op_types = sorted({n.op_type for n in model.graph.node} - set(config.exclude_op_types))
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".quant-") as tmp:
+            prepared, staged = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
+            try:
+                quant_pre_process(str(fp32_path), str(prepared))
+                quantize_dynamic(str(prepared), str(staged), op_types_to_quantize=op_types,
+                                 per_channel=config.per_channel, reduce_range=config.reduce_range,
+                                 weight_type=getattr(QuantType, _TYPES[config.weight_type]),
+                                 nodes_to_exclude=list(config.exclude_nodes) or None)
+            except Exception as exc:  # ORT raises plain Exceptions
+                raise QuantizationError(f"{fp32_path}: ORT dynamic quantization failed ({exc})") from exc
+            os.replace(staged, output_path)
+        return QuantResult(output_path, self.name, time.perf_counter() - started, op_summary(output_path))

@@ -1,0 +1,113 @@
+"""Proof of an int8 artifact: it is valid ONNX, runs, agrees with the fp32 model, agrees with
+itself in a second runtime, and its compute really runs on integer kernels.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx.version_converter
+
+from edgeport.errors import QuantizationError
+
+# Compute ops whose float form after ORT optimisation means "this layer did not become int8".
+FLOAT_COMPUTE = {"Conv", "Gemm", "MatMul", "FusedConv", "FusedGemm", "FusedMatMul", "NhwcFusedConv"}
+INTEGER_COMPUTE = {"QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger", "QGemm",
+                   "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "NhwcQLinearConv"}
+REFERENCE_SAMPLES = 4
+REFERENCE_MIN_OPSET = 19
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _session(path: str | os.PathLike, optimized_to: str | None = None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # the NCHWc "hardware specific" notice is expected here
+    if optimized_to:
+        options.optimized_model_filepath = optimized_to
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _run(session, inputs: dict[str, np.ndarray], batch: int = 256) -> np.ndarray:
+    count = len(next(iter(inputs.values())))
+    return np.concatenate([session.run(None, {k: v[i:i + batch] for k, v in inputs.items()})[0]
+                           for i in range(0, count, batch)]).astype(np.float64)
+
+
+def int8_coverage(int8_path: str | os.PathLike) -> dict:
+    """Share of Conv/Gemm/MatMul that run as integer kernels after ORT_ENABLE_ALL, unfused ones named."""
+    with tempfile.TemporaryDirectory() as tmp:
+        optimized = os.path.join(tmp, "optimized.onnx")
+        _session(int8_path, optimized)
+        graph = onnx.load(optimized).graph
+    integer = [n for n in graph.node if n.op_type in INTEGER_COMPUTE]
+    floating = [n for n in graph.node if n.op_type in FLOAT_COMPUTE]
+    total = len(integer) + len(floating)
+    return {"integer_kernels": len(integer), "float_kernels": len(floating),
+            "share": len(integer) / total if total else 0.0,
+            "integer_ops": dict(sorted(Counter(n.op_type for n in integer).items())),
+            "unfused": [f"{n.name or '(unnamed)'} ({n.op_type})" for n in floating]}
+
+
+def fidelity(reference: np.ndarray, candidate: np.ndarray) -> dict:
+    """How closely ``candidate`` outputs follow ``reference`` ones (rows are samples)."""
+    ref = reference.reshape(len(reference), -1)
+    cand = candidate.reshape(len(candidate), -1)
+    noise = float(np.mean((cand - ref) ** 2))
+    signal = float(np.mean(ref ** 2))
+    norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
+    cosine = np.where(norms > 0, (ref * cand).sum(1) / np.maximum(norms, 1e-30), 1.0)
+    result = {"max_abs_diff": float(np.abs(cand - ref).max()), "mean_cosine": float(cosine.mean()),
+              "sqnr_db": float(10 * np.log10(signal / noise)) if noise > 0 else float("inf")}
+    if ref.shape[1] > 1:
+        result["top1_agreement"] = float((cand.argmax(1) == ref.argmax(1)).mean() * 100.0)
+    return result
+
+
+def reference_agreement(int8_path: str | os.PathLike, inputs: dict[str, np.ndarray], ort_outputs: np.ndarray,
+                        samples: int = REFERENCE_SAMPLES) -> dict:
+    """Run the int8 file in onnx's reference evaluator (a second, independent runtime)."""
+    from onnx.reference import ReferenceEvaluator
+
+    feeds = {k: v[:samples] for k, v in inputs.items()}
+    try:
+        model = onnx.load(str(int8_path))
+        if _default_opset(model) < REFERENCE_MIN_OPSET:
+            # onnx's reference runtime lacks Q/DQ for opset 18; 19+ means the same for int8 tensors.
+            model = onnx.version_converter.convert_version(model, REFERENCE_MIN_OPSET)
+        evaluator = ReferenceEvaluator(model)
+        outputs = np.asarray(evaluator.run(None, feeds)[0], dtype=np.float64)
+    except Exception as exc:  # unsupported (contrib) ops or reference-runtime limits
+        return {"samples": 0, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+    return {"samples": int(len(outputs)), **fidelity(ort_outputs[:samples], outputs)}
+
+
+def verify_int8(int8_path: str | os.PathLike, fp32_path: str | os.PathLike, inputs: dict[str, np.ndarray],
+                labels: np.ndarray | None = None) -> dict:
+    """Everything the manifest records about an int8 artifact; raises if it is not a working model."""
+    int8_path = Path(int8_path)
+    try:
+        onnx.checker.check_model(str(int8_path), full_check=True)
+        int8_session = _session(int8_path)
+    except Exception as exc:
+        raise QuantizationError(f"{int8_path}: the int8 model is not valid or does not load ({exc})") from exc
+    int8_out = _run(int8_session, inputs)
+    fp32_out = _run(_session(fp32_path), inputs)
+    report = {"checker": "passed", "onnxruntime": "loads", "samples": int(len(int8_out)),
+              "vs_fp32": fidelity(fp32_out, int8_out),
+              "reference_runtime": reference_agreement(int8_path, inputs, int8_out),
+              "coverage": int8_coverage(int8_path)}
+    if labels is not None:
+        report["accuracy"] = {"fp32": float((fp32_out.argmax(1) == labels).mean() * 100),
+                              "int8": float((int8_out.argmax(1) == labels).mean() * 100)}
+    return report

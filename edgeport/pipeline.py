@@ -27,7 +27,7 @@ from edgeport.models import ModelSpec, build_model
 from edgeport.models.checkpoint import count_parameters, load_weights, save_checkpoint
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends import ModelSource, QuantConfig, check_supported_options, get_backend, quantize
-from edgeport.quant_backends.target import needs_reduce_range, saturation_warning
+from edgeport.quant_backends.target import resolve_reduce_range, saturation_warning
 from edgeport.quant_backends.verify import verify_int8
 from edgeport.report.run_report import render_run_report
 from edgeport.versions import package_versions
@@ -58,17 +58,10 @@ def validate(config: RunConfig) -> tuple[ModelSpec, ModelSpec, QuantConfig]:
     if config.teacher.weights is not None and not Path(config.teacher.weights).is_file():
         raise ConfigError(f"{config.teacher.weights}: teacher checkpoint not found")
     quant = config.quantize.model_dump()
-    if quant["reduce_range"] == "auto":
-        quant["reduce_range"] = needs_reduce_range(cpu_fingerprint())
+    quant["reduce_range"], _ = resolve_reduce_range(quant["reduce_range"], cpu_fingerprint())
     quant_config = QuantConfig(**quant)
     check_supported_options(get_backend(quant_config.backend), quant_config)
     return teacher, student, quant_config
-
-
-def reduce_range_reason(config: RunConfig) -> str:
-    if config.quantize.reduce_range != "auto":
-        return "set in the configuration"
-    return "auto: this x86 CPU has no VNNI, where 8-bit weights saturate int16 sums"
 
 
 def run_id_for(config: RunConfig) -> str:
@@ -80,8 +73,10 @@ def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress
                  run_id: str | None = None) -> tuple[Path, dict]:
     """Run every stage; return the committed run folder and its manifest."""
     teacher_spec, student_spec, quant_config = validate(config)
+    cpu = cpu_fingerprint()
+    _, range_reason = resolve_reduce_range(config.quantize.reduce_range, cpu)
     warnings = [w for w in [saturation_warning(quant_config.activation_type, quant_config.weight_type,
-                                               quant_config.reduce_range, cpu_fingerprint())] if w]
+                                               quant_config.reduce_range, cpu)] if w]
     for warning in warnings:
         progress.log(f"warning: {warning}")
     stages = _Stages()
@@ -203,7 +198,7 @@ def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress
                 "teacher_logits_cache_hit": cache_hit,
                 "calibration": {"samples": len(calib_idx), "split": "train",
                                 "indices_sha256": sha256_json(calib_idx.tolist())},
-                "quantization": {**quant_config.describe(), "reduce_range_reason": reduce_range_reason(config),
+                "quantization": {**quant_config.describe(), "reduce_range_reason": range_reason,
                                  "seconds": round(quant.seconds, 3), "report": quant.report},
             },
             "metrics": {"accuracy": accuracies,

@@ -131,13 +131,15 @@ def _check_options(spec: ModelSpec, factory: Factory) -> inspect.Signature | Non
     return signature
 
 
-def build_model(spec: ModelSpec | str, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+def build_model(spec: ModelSpec | str, in_channels: int | None, num_classes: int | None,
+                image_size: int | None) -> nn.Module:
     """Instantiate a model for a dataset with ``in_channels`` channels and ``num_classes`` classes."""
     if isinstance(spec, str):
         spec = ModelSpec.parse(spec)
     factory = _resolve(spec)
     signature = _check_options(spec, factory)
-    data_args = {"in_channels": in_channels, "num_classes": num_classes, "image_size": image_size}
+    data_args = {k: v for k, v in (("in_channels", in_channels), ("num_classes", num_classes),
+                                   ("image_size", image_size)) if v is not None}
     if signature is not None and not any(p.kind is inspect.Parameter.VAR_KEYWORD
                                          for p in signature.parameters.values()):
         data_args = {k: v for k, v in data_args.items() if k in signature.parameters}

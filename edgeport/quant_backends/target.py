@@ -20,6 +20,15 @@ def needs_reduce_range(cpu: dict) -> bool:
     return machine in X86_MACHINES and not set(cpu.get("isa", ())) & set(INT8_DOT_PRODUCT)
 
 
+def resolve_reduce_range(value: bool | str, cpu: dict) -> tuple[bool, str]:
+    """Turn the configured reduce_range (true, false or "auto") into a value and the reason for it."""
+    if value != "auto":
+        return bool(value), "set in the configuration"
+    if needs_reduce_range(cpu):
+        return True, "auto: this x86 CPU has no VNNI, where 8-bit weights saturate int16 sums"
+    return False, "auto: this CPU multiplies int8 without saturation"
+
+
 def saturation_warning(activation_type: str, weight_type: str, reduce_range: bool, cpu: dict) -> str | None:
     """A warning when a U8S8 model with full-range weights is built on an x86 CPU without VNNI."""
     if activation_type == "uint8" and weight_type == "int8" and not reduce_range and needs_reduce_range(cpu):

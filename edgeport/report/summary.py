@@ -27,3 +27,33 @@ def print_summary(manifest: dict, folder: Path, console: Console | None = None) 
     console.print(table)
     console.print(latency_verdict(lat["int8_over_fp32_p50"]), highlight=False)
     console.print(f"run folder: {folder}", highlight=False)
+
+
+def print_quantize_summary(manifest: dict, path: Path, console: Console | None = None) -> None:
+    console = console or Console()
+    verification, quant = manifest["verification"], manifest["lineage"]["quantization"]
+    vs_fp32, coverage = verification["vs_fp32"], verification["coverage"]
+    table = Table(title=f"edgeport quantize: {path}", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    if quant["backend"].startswith("torch-"):
+        settings = f"engine {quant['engine']}"
+    else:
+        settings = (f"{quant['format']}, {quant['activation_type']} activations, {quant['weight_type']} "
+                    f"{'per-channel' if quant['per_channel'] else 'per-tensor'} weights")
+    table.add_row("backend", f"{quant['backend']} ({settings}, reduce_range {quant['reduce_range']})")
+    table.add_row("size", f"{manifest['artifact']['size_bytes'] / 1024:.1f} KiB")
+    table.add_row("int8 coverage", f"{coverage['integer_kernels']} of {coverage['integer_kernels'] + coverage['float_kernels']}"
+                                   f" compute layers" + (f"; float: {', '.join(coverage['unfused'])}" if coverage['unfused'] else ""))
+    if "top1_agreement" in vs_fp32:
+        table.add_row("top-1 agreement with fp32", f"{vs_fp32['top1_agreement']:.2f}%")
+    table.add_row("SQNR / mean cosine vs fp32", f"{vs_fp32['sqnr_db']:.1f} dB / {vs_fp32['mean_cosine']:.4f}")
+    if "accuracy" in verification:
+        acc = verification["accuracy"]
+        table.add_row("accuracy fp32 -> int8", f"{acc['fp32']:.2f}% -> {acc['int8']:.2f}%")
+    reference = verification["reference_runtime"]
+    table.add_row("second runtime (onnx.reference)", f"{reference.get('top1_agreement', 0):.0f}% top-1 agreement"
+                  if reference.get("samples") else f"not run: {reference.get('error')}")
+    console.print(table)
+    for warning in manifest.get("warnings", []):
+        console.print(f"warning: {warning}", highlight=False)

@@ -1,0 +1,127 @@
+"""``edgeport quantize``: an existing fp32 ONNX file or torch model -> verified int8 ONNX + manifest.
+
+Everything is built in a hidden staging folder beside the output and moved into place
+only when the int8 model has been verified and its manifest written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from edgeport.artifacts import atomic_write_json, sha256_file, sha256_json
+from edgeport.benchmarks import cpu_fingerprint
+from edgeport.data.model_inputs import load_model_inputs
+from edgeport.errors import ConfigError
+from edgeport.exporter import write_metadata
+from edgeport.progress import SILENT, Progress
+from edgeport.quant_backends import ModelSource, QuantConfig, check_supported_options, get_backend, quantize
+from edgeport.quant_backends.calibration import load_fp32_onnx, model_inputs
+from edgeport.quant_backends.target import resolve_reduce_range, saturation_warning
+from edgeport.quant_backends.verify import verify_int8
+from edgeport.versions import package_versions
+
+MANIFEST_SCHEMA = 1
+
+
+def manifest_path_for(output: Path) -> Path:
+    name = output.name[:-5] if output.name.endswith(".onnx") else output.name
+    return output.with_name(f"{name}.manifest.json")
+
+
+def _torch_source(spec: str, weights: str, calib_path: Path, num_classes: int | None, staging: Path,
+                  exporter: str) -> tuple[ModelSource, dict]:
+    from edgeport.exporter import write_onnx
+    from edgeport.models import ModelSpec, build_model
+    from edgeport.models.checkpoint import load_weights
+
+    inputs, labels = load_model_inputs(calib_path, ["input"])
+    x = inputs["input"]
+    if num_classes is None and labels is not None:
+        num_classes = int(labels.max()) + 1
+    model_spec = ModelSpec.parse(spec)
+    model = build_model(model_spec, x.shape[1] if x.ndim == 4 else None, num_classes,
+                        x.shape[2] if x.ndim == 4 else None)
+    load_weights(model, weights)
+    model.eval()
+    fp32 = write_onnx(model, x, staging / "fp32.onnx", exporter)
+    lineage = {"torch_model": model_spec.describe(), "weights": str(weights), "weights_sha256": sha256_file(weights),
+               "exported_fp32_sha256": sha256_file(fp32), "exporter": exporter}
+    return ModelSource(fp32, model), lineage
+
+
+def quantize_file(onnx_path: str | None, torch_spec: str | None, weights: str | None, calib: str,
+                  val: str | None, config: dict, output: str | None, num_classes: int | None = None,
+                  exporter: str = "dynamo", progress: Progress = SILENT) -> tuple[Path, dict]:
+    """Quantize, verify and write ``output`` plus ``<output>.manifest.json``; return the path and manifest."""
+    if (onnx_path is None) == (torch_spec is None):
+        raise ConfigError("give either MODEL.onnx or --torch package.module:factory (not both)")
+    if torch_spec is not None and weights is None:
+        raise ConfigError("--torch needs --weights W.safetensors")
+    calib_path = Path(calib)
+    cpu = cpu_fingerprint()
+    reduce_range, range_reason = resolve_reduce_range(config.pop("reduce_range", "auto"), cpu)
+    quant_config = QuantConfig(reduce_range=reduce_range, **config)
+    backend = get_backend(quant_config.backend)
+    check_supported_options(backend, quant_config)
+    if onnx_path is not None:
+        if backend.needs == "torch":
+            raise ConfigError(f"backend {backend.name!r} quantizes torch models: use --torch package.module:factory "
+                              "--weights W.safetensors")
+        if not Path(onnx_path).is_file():
+            raise ConfigError(f"{onnx_path}: model file not found")
+        stem = Path(onnx_path).name.removesuffix(".onnx").removesuffix(".fp32")
+        default_output = Path(onnx_path).with_name(stem + ".int8.onnx")
+    else:
+        default_output = Path(torch_spec.split(":")[-1].split("=")[0] + ".int8.onnx")
+    output = Path(output) if output else default_output
+    if output.suffix != ".onnx":
+        raise ConfigError(f"{output}: the output must be an .onnx file")
+    if not output.parent.is_dir():
+        raise ConfigError(f"{output.parent}: output folder does not exist")
+
+    staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=".edgeport-quantize-"))
+    try:
+        if onnx_path is not None:
+            source = ModelSource(Path(onnx_path))
+            names = list(model_inputs(load_fp32_onnx(source.onnx_path)))
+            lineage = {"onnx_model": str(onnx_path), "onnx_sha256": sha256_file(onnx_path)}
+        else:
+            source, lineage = _torch_source(torch_spec, weights, calib_path, num_classes, staging, exporter)
+            names = ["input"]
+        calibration, _ = load_model_inputs(calib_path, names)
+        val_inputs, val_labels = load_model_inputs(Path(val), names) if val else (calibration, None)
+        staged = staging / "int8.onnx"
+        result = quantize(source, calibration, quant_config, staged, progress)
+        verification = verify_int8(staged, source.onnx_path, val_inputs, val_labels)
+        write_metadata(staged, {"kind": "onnx-int8", "backend": quant_config.backend,
+                                "source_sha256": lineage.get("onnx_sha256") or lineage["weights_sha256"],
+                                "calibration_sha256": sha256_file(calib_path),
+                                "quant": sha256_json(quant_config.describe())[:16]})
+        warning = saturation_warning(quant_config.activation_type, quant_config.weight_type,
+                                     quant_config.reduce_range, cpu)
+        manifest = {
+            "schema_version": MANIFEST_SCHEMA,
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "artifact": {"path": output.name, "kind": "onnx-int8", "sha256": sha256_file(staged),
+                         "size_bytes": staged.stat().st_size},
+            "lineage": {**lineage, "calibration": {"file": str(calib_path), "sha256": sha256_file(calib_path),
+                                                   "samples": result.report.get("calibration_samples")},
+                        "validation": {"file": str(val), "sha256": sha256_file(val)} if val else
+                        {"file": None, "note": "verified on the calibration inputs"},
+                        "quantization": {**quant_config.describe(), "reduce_range_reason": range_reason,
+                                         "seconds": round(result.seconds, 3), "report": result.report}},
+            "verification": verification,
+            "warnings": [warning] if warning else [],
+            "environment": {"cpu": cpu},
+            "versions": package_versions(),
+        }
+        atomic_write_json(staging / "manifest.json", manifest)
+        os.replace(staged, output)
+        os.replace(staging / "manifest.json", manifest_path_for(output))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return output, manifest

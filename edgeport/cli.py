@@ -15,6 +15,7 @@ import click
 from edgeport import __version__
 from edgeport.errors import EdgeportError
 
+EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 
@@ -126,13 +127,20 @@ def _reduce_range(value: str) -> bool | str:
 @click.option("--engine", help="torch backends: x86, fbgemm, qnnpack or onednn.")
 @click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), default="dynamo", show_default=True,
               help="Exporter for the fp32 ONNX of a --torch model.")
+@click.option("--max-accuracy-drop", type=float,
+              help="Fallback: keep sensitive layers in float until top-1 on --val is within this many points.")
+@click.option("--min-cosine", type=float,
+              help="Fallback for models without labels: required mean cosine similarity to the fp32 outputs.")
+@click.option("--fallback-layer", "fallback_layers", multiple=True,
+              help="Only these layers may fall back to float (default: every conv/linear layer).")
 @click.option("-o", "--output", help="Output .onnx (default MODEL.int8.onnx); the manifest goes beside it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def quantize(model, torch_spec, weights, num_classes, calib, val, output, as_json, quiet, exporter, quant_format,
-             reduce_range, **options) -> None:
+             reduce_range, max_accuracy_drop, min_cosine, fallback_layers, **options) -> None:
     """Quantize an fp32 ONNX file or a torch model to a verified int8 ONNX artifact."""
     from edgeport.progress import SILENT, RichProgress
+    from edgeport.quant_backends.fallback import Tolerance
     from edgeport.quantize_job import quantize_file
     from edgeport.report.summary import print_quantize_summary
 
@@ -141,12 +149,18 @@ def quantize(model, torch_spec, weights, num_classes, calib, val, output, as_jso
     if quant_format is not None:
         config["format"] = quant_format
     config["reduce_range"] = _reduce_range(reduce_range)
+    tolerance = None
+    if max_accuracy_drop is not None or min_cosine is not None:
+        tolerance = Tolerance(max_drop=max_accuracy_drop, min_cosine=min_cosine)
     path, manifest = quantize_file(model, torch_spec, weights, calib, val, config, output, num_classes, exporter,
-                                   SILENT if quiet else RichProgress())
+                                   tolerance, list(fallback_layers) or None, SILENT if quiet else RichProgress())
     if as_json:
         click.echo(json.dumps(manifest, indent=2, default=str))
     else:
         print_quantize_summary(manifest, path)
+    fallback = manifest["fallback"]
+    if fallback is not None and not fallback["within_tolerance"]:
+        raise click.exceptions.Exit(EXIT_CHECK_FAILED)
 
 
 @cli.command(name="list")
@@ -166,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        cli.main(args=args, prog_name="edgeport", standalone_mode=False)
+        # Without standalone mode click returns the code of a raised Exit instead of exiting.
+        result = cli.main(args=args, prog_name="edgeport", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.UsageError as exc:
@@ -182,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.Abort:
         click.echo("aborted", err=True)
         return 130
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

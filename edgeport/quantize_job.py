@@ -20,6 +20,7 @@ from edgeport.exporter import write_metadata
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends import ModelSource, QuantConfig, check_supported_options, get_backend, quantize
 from edgeport.quant_backends.calibration import load_fp32_onnx, model_inputs
+from edgeport.quant_backends.fallback import Tolerance, fallback_miss, quantize_with_fallback
 from edgeport.quant_backends.target import resolve_reduce_range, saturation_warning
 from edgeport.quant_backends.verify import verify_int8
 from edgeport.versions import package_versions
@@ -55,7 +56,8 @@ def _torch_source(spec: str, weights: str, calib_path: Path, num_classes: int | 
 
 def quantize_file(onnx_path: str | None, torch_spec: str | None, weights: str | None, calib: str,
                   val: str | None, config: dict, output: str | None, num_classes: int | None = None,
-                  exporter: str = "dynamo", progress: Progress = SILENT) -> tuple[Path, dict]:
+                  exporter: str = "dynamo", tolerance: Tolerance | None = None,
+                  fallback_layers: list[str] | None = None, progress: Progress = SILENT) -> tuple[Path, dict]:
     """Quantize, verify and write ``output`` plus ``<output>.manifest.json``; return the path and manifest."""
     if (onnx_path is None) == (torch_spec is None):
         raise ConfigError("give either MODEL.onnx or --torch package.module:factory (not both)")
@@ -95,14 +97,21 @@ def quantize_file(onnx_path: str | None, torch_spec: str | None, weights: str | 
         calibration, _ = load_model_inputs(calib_path, names)
         val_inputs, val_labels = load_model_inputs(Path(val), names) if val else (calibration, None)
         staged = staging / "int8.onnx"
-        result = quantize(source, calibration, quant_config, staged, progress)
+        fallback = None
+        if tolerance is None:
+            result = quantize(source, calibration, quant_config, staged, progress)
+        else:
+            result, fallback = quantize_with_fallback(source, calibration, quant_config, staged, val_inputs, val_labels,
+                                                      tolerance, progress, fallback_layers)
         verification = verify_int8(staged, source.onnx_path, val_inputs, val_labels)
         write_metadata(staged, {"kind": "onnx-int8", "backend": quant_config.backend,
                                 "source_sha256": lineage.get("onnx_sha256") or lineage["weights_sha256"],
                                 "calibration_sha256": sha256_file(calib_path),
                                 "quant": sha256_json(quant_config.describe())[:16]})
-        warning = saturation_warning(quant_config.activation_type, quant_config.weight_type,
-                                     quant_config.reduce_range, cpu)
+        warnings = [w for w in [saturation_warning(quant_config.activation_type, quant_config.weight_type,
+                                                   quant_config.reduce_range, cpu)] if w]
+        if fallback is not None and not fallback.within_tolerance:
+            warnings.append(fallback_miss(fallback))
         manifest = {
             "schema_version": MANIFEST_SCHEMA,
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -115,7 +124,8 @@ def quantize_file(onnx_path: str | None, torch_spec: str | None, weights: str | 
                         "quantization": {**quant_config.describe(), "reduce_range_reason": range_reason,
                                          "seconds": round(result.seconds, 3), "report": result.report}},
             "verification": verification,
-            "warnings": [warning] if warning else [],
+            "fallback": fallback.describe() if fallback is not None else None,
+            "warnings": warnings,
             "environment": {"cpu": cpu},
             "versions": package_versions(),
         }

@@ -23,3 +23,30 @@ def write_npz(path, n=60, classes=3, size=8, channels=1, seed=0):
     x[:, :, : size // 2] += y[:, None, None, None] * 0.5  # learnable signal: class shifts the top half
     np.savez(path, x=x, y=y)
     return x, y
+
+
+def plant_outlier_channel(src, dst, factor=300.0):
+    """Scale channel 0 of the first conv by ``factor`` and the second conv's matching input by 1/factor.
+
+    ReLU and max-pooling commute with a positive scale, so the fp32 model computes the same
+    function, but per-tensor ranges of the first two layers are now dominated by one channel:
+    the forced damage that accuracy-aware fallback must find and undo.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(src))
+    inits = {i.name: i for i in model.graph.initializer}
+    first, second = [n for n in model.graph.node if n.op_type == "Conv"][:2]
+
+    def rescale(name, index, value):
+        array = numpy_helper.to_array(inits[name]).copy()
+        array[index] *= value
+        inits[name].CopyFrom(numpy_helper.from_array(array, name))
+
+    rescale(first.input[1], 0, factor)
+    if len(first.input) > 2:
+        rescale(first.input[2], 0, factor)
+    rescale(second.input[1], (slice(None), 0), 1.0 / factor)
+    onnx.save(model, str(dst))
+    return first.name, second.name

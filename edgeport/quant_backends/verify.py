@@ -27,7 +27,7 @@ def _default_opset(model: onnx.ModelProto) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
-def _session(path: str | os.PathLike, optimized_to: str | None = None):
+def ort_session(path: str | os.PathLike, optimized_to: str | None = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -38,7 +38,7 @@ def _session(path: str | os.PathLike, optimized_to: str | None = None):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _run(session, inputs: dict[str, np.ndarray], batch: int = 256) -> np.ndarray:
+def run_outputs(session, inputs: dict[str, np.ndarray], batch: int = 256) -> np.ndarray:
     count = len(next(iter(inputs.values())))
     return np.concatenate([session.run(None, {k: v[i:i + batch] for k, v in inputs.items()})[0]
                            for i in range(0, count, batch)]).astype(np.float64)
@@ -48,7 +48,7 @@ def int8_coverage(int8_path: str | os.PathLike) -> dict:
     """Share of Conv/Gemm/MatMul that run as integer kernels after ORT_ENABLE_ALL, unfused ones named."""
     with tempfile.TemporaryDirectory() as tmp:
         optimized = os.path.join(tmp, "optimized.onnx")
-        _session(int8_path, optimized)
+        ort_session(int8_path, optimized)
         graph = onnx.load(optimized).graph
     integer = [n for n in graph.node if n.op_type in INTEGER_COMPUTE]
     floating = [n for n in graph.node if n.op_type in FLOAT_COMPUTE]
@@ -98,11 +98,11 @@ def verify_int8(int8_path: str | os.PathLike, fp32_path: str | os.PathLike, inpu
     int8_path = Path(int8_path)
     try:
         onnx.checker.check_model(str(int8_path), full_check=True)
-        int8_session = _session(int8_path)
+        int8_session = ort_session(int8_path)
     except Exception as exc:
         raise QuantizationError(f"{int8_path}: the int8 model is not valid or does not load ({exc})") from exc
-    int8_out = _run(int8_session, inputs)
-    fp32_out = _run(_session(fp32_path), inputs)
+    int8_out = run_outputs(int8_session, inputs)
+    fp32_out = run_outputs(ort_session(fp32_path), inputs)
     report = {"checker": "passed", "onnxruntime": "loads", "samples": int(len(int8_out)),
               "vs_fp32": fidelity(fp32_out, int8_out),
               "reference_runtime": reference_agreement(int8_path, inputs, int8_out),

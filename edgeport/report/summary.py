@@ -54,6 +54,11 @@ def print_quantize_summary(manifest: dict, path: Path, console: Console | None =
     reference = verification["reference_runtime"]
     table.add_row("second runtime (onnx.reference)", f"{reference.get('top1_agreement', 0):.0f}% top-1 agreement"
                   if reference.get("samples") else f"not run: {reference.get('error')}")
+    fallback = manifest.get("fallback")
+    if fallback:
+        table.add_row("fallback", f"{len(fallback['excluded'])} layer(s) kept in float"
+                      + (f": {', '.join(fallback['excluded'])}" if fallback["excluded"] else "")
+                      + ("" if fallback["within_tolerance"] else " - STILL OUTSIDE TOLERANCE"))
     console.print(table)
     for warning in manifest.get("warnings", []):
         console.print(f"warning: {warning}", highlight=False)

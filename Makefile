@@ -34,6 +34,7 @@ test-all: $(DEV_STAMP)
 
 perf: $(STAMP)
 	$(BIN)/python perf/run_default.py
+	$(BIN)/python perf/backends.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -66,6 +66,9 @@ class QuantizeSection(_Section):
     exclude_nodes: tuple[str, ...] = ()
     exclude_op_types: tuple[str, ...] = ()
     engine: Literal["x86", "fbgemm", "qnnpack", "onednn"] = "x86"
+    # Accuracy-aware fallback: keep sensitive layers in float until int8 top-1 on the validation
+    # split is within this many points of fp32. None: no fallback.
+    max_accuracy_drop: float | None = Field(None, ge=0)
 
 
 class BenchSection(_Section):

@@ -27,6 +27,7 @@ from edgeport.models import ModelSpec, build_model
 from edgeport.models.checkpoint import count_parameters, load_weights, save_checkpoint
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends import ModelSource, QuantConfig, check_supported_options, get_backend, quantize
+from edgeport.quant_backends.fallback import Tolerance, fallback_miss, quantize_with_fallback
 from edgeport.quant_backends.target import resolve_reduce_range, saturation_warning
 from edgeport.quant_backends.verify import verify_int8
 from edgeport.report.run_report import render_run_report
@@ -57,7 +58,7 @@ def validate(config: RunConfig) -> tuple[ModelSpec, ModelSpec, QuantConfig]:
         raise ConfigError("data.val_fraction + data.test_fraction must be < 1")
     if config.teacher.weights is not None and not Path(config.teacher.weights).is_file():
         raise ConfigError(f"{config.teacher.weights}: teacher checkpoint not found")
-    quant = config.quantize.model_dump()
+    quant = config.quantize.model_dump(exclude={"max_accuracy_drop"})
     quant["reduce_range"], _ = resolve_reduce_range(quant["reduce_range"], cpu_fingerprint())
     quant_config = QuantConfig(**quant)
     check_supported_options(get_backend(quant_config.backend), quant_config)
@@ -145,8 +146,17 @@ def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress
         with stages("quantize"):
             calib_idx = calibration_subset(splits.train, config.quantize.calibration_samples, seed)
             int8_path = root / "student.int8.onnx"
-            quant = quantize(ModelSource(fp32_path, student), {"input": splits.train.x[calib_idx]}, quant_config,
-                             int8_path, progress)
+            source, calibration = ModelSource(fp32_path, student), {"input": splits.train.x[calib_idx]}
+            fallback = None
+            if config.quantize.max_accuracy_drop is None:
+                quant = quantize(source, calibration, quant_config, int8_path, progress)
+            else:
+                quant, fallback = quantize_with_fallback(source, calibration, quant_config, int8_path,
+                                                         {"input": splits.val.x}, splits.val.y,
+                                                         Tolerance(max_drop=config.quantize.max_accuracy_drop),
+                                                         progress)
+                if not fallback.within_tolerance:
+                    warnings.append(fallback_miss(fallback))
             verification = verify_int8(int8_path, fp32_path, {"input": splits.val.x}, splits.val.y)
 
         with stages("evaluate"):
@@ -207,6 +217,7 @@ def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress
                         "parity": {"fp32_onnx_vs_torch": export.describe()["parity"],
                                    "int8_vs_fp32": verification["vs_fp32"]}},
             "verification": verification,
+            "fallback": fallback.describe() if fallback is not None else None,
             "warnings": warnings,
             "latency": {"settings": results["fp32"].settings, "fp32": fp32_stats, "int8": int8_stats,
                         "int8_over_fp32_p50": ratio, "int8_faster": ratio < 1.0,

@@ -82,6 +82,19 @@ def test_given_teacher_is_not_retrained_and_its_logits_are_cached(tiny_run, tmp_
     assert second["artifacts"]["student"]["sha256"] == first["artifacts"]["student"]["sha256"]
 
 
+def test_run_with_another_backend_and_fallback(tmp_path):
+    args = ["run", *TINY, "--out", str(tmp_path), "--skip-no-kd", "--backend", "torch-fx",
+            "--max-accuracy-drop", "2", "--json"]
+    proc = subprocess.run([sys.executable, "-m", "edgeport.cli", *args], capture_output=True, text=True, timeout=600)
+    manifest = json.loads(proc.stdout)
+    fallback = manifest["fallback"]
+    assert proc.returncode == (0 if fallback["within_tolerance"] else 1)
+    assert fallback["metric"] == "top1_accuracy" and fallback["steps"][0]["excluded"] == []
+    assert manifest["lineage"]["quantization"]["backend"] == "torch-fx"
+    assert manifest["verification"]["coverage"]["integer_kernels"] > 0
+    assert "Accuracy-aware fallback" in (tmp_path / manifest["run_id"] / "report.md").read_text()
+
+
 @pytest.mark.parametrize("args, message", [
     (["--dataset", "mnist"], "unknown dataset 'mnist'"),
     (["--student", "vgg99"], "unknown model 'vgg99'"),
@@ -93,6 +106,9 @@ def test_given_teacher_is_not_retrained_and_its_logits_are_cached(tiny_run, tmp_
     (["--teacher-weights", "/no/teacher.safetensors"], "teacher checkpoint not found"),
     (["--epochs", "two"], "'two' is not a valid integer"),
     (["--alpha", "2"], "student.alpha"),
+    (["--backend", "tflite"], "quantization backend 'tflite' is not one of"),
+    (["--backend", "ort-dynamic", "--format", "qoperator"], "does not support option 'format'"),
+    (["--max-accuracy-drop", "-1"], "quantize.max_accuracy_drop"),
 ])
 def test_bad_input_exits_2_with_one_line_and_no_folder(tmp_path, capsys, args, message):
     out = tmp_path / "runs"

@@ -71,6 +71,9 @@ class TorchPt2eBackend:
                 quantized = convert_pt2e(prepared)
         except Exception as exc:  # torch.export raises many types for unexportable models
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if "more than one output node" in first:
+                first += ("; torchao's quantizer cannot annotate a module called at several places (for example "
+                          "one ReLU reused in a block, as in torchvision's resnet); use torch-fx or ort-static")
             raise QuantizationError(f"backend 'torch-pt2e' could not quantize the model ({first})") from exc
         export_int8(quantized, samples, Path(output_path), "dynamo", input_name, self.name)
         report = {"calibration_samples": len(samples), "engine": config.engine, **op_summary(output_path)}

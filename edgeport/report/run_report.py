@@ -64,6 +64,12 @@ def render_run_report(manifest: dict) -> str:
                      f"{reference['max_abs_diff']:.3g}).")
     else:
         lines.append(f"The second runtime (onnx.reference) could not run the file: {reference.get('error')}.")
+    fallback = manifest.get("fallback")
+    if fallback:
+        kept = ", ".join(fallback["excluded"]) or "none"
+        lines += ["", f"Accuracy-aware fallback (tolerance {fallback['tolerance']:.2f}% val top-1): layers kept in "
+                      f"float: {kept}; " + "; ".join(f"{len(step['excluded'])} excluded -> {step[fallback['metric']]:.2f}"
+                                                    for step in fallback["steps"]) + "."]
     for warning in manifest.get("warnings", []):
         lines += ["", f"**Warning:** {warning}"]
     settings = lat["settings"]

@@ -31,6 +31,13 @@ def require_torch_model(source, backend: str):
     return source.torch_model.eval()
 
 
+def torch_inputs(source, calibration: dict[str, np.ndarray], calibration_samples: int, backend: str):
+    """The torch model, its input name and the calibration samples a torch backend works from."""
+    model = require_torch_model(source, backend)
+    input_name, samples = single_input(calibration, backend)
+    return model, input_name, samples[:calibration_samples]
+
+
 def calibrate(model, samples: np.ndarray, progress: Progress) -> None:
     """Run the observed model over the calibration samples so its observers record ranges."""
     import torch

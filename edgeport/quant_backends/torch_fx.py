@@ -15,7 +15,7 @@ from edgeport.errors import QuantizationError
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends.config import QuantConfig
 from edgeport.quant_backends.registry import QuantResult, op_summary, register_backend
-from edgeport.quant_backends.torch_common import calibrate, export_int8, require_torch_model, single_input
+from edgeport.quant_backends.torch_common import calibrate, export_int8, torch_inputs
 
 
 def qconfig_mapping(config: QuantConfig):
@@ -45,9 +45,7 @@ class TorchFxBackend:
         import torch
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
-        model = require_torch_model(source, self.name)
-        input_name, samples = single_input(calibration, self.name)
-        samples = samples[:config.calibration_samples]
+        model, input_name, samples = torch_inputs(source, calibration, config.calibration_samples, self.name)
         if config.engine not in torch.backends.quantized.supported_engines:
             raise QuantizationError(f"engine {config.engine!r} is not available in this torch build "
                                     f"(available: {', '.join(torch.backends.quantized.supported_engines)})")

@@ -14,7 +14,7 @@ from edgeport.errors import QuantizationError
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends.config import QuantConfig
 from edgeport.quant_backends.registry import QuantResult, op_summary, register_backend
-from edgeport.quant_backends.torch_common import calibrate, export_int8, require_torch_model, single_input
+from edgeport.quant_backends.torch_common import calibrate, export_int8, torch_inputs
 
 PT2E_ENGINES = ("x86", "qnnpack")
 
@@ -53,9 +53,7 @@ class TorchPt2eBackend:
         except ImportError as exc:
             raise QuantizationError("backend 'torch-pt2e' needs torchao (pip install torchao)") from exc
 
-        model = require_torch_model(source, self.name)
-        input_name, samples = single_input(calibration, self.name)
-        samples = samples[:config.calibration_samples]
+        model, input_name, samples = torch_inputs(source, calibration, config.calibration_samples, self.name)
         quantizer = make_quantizer(config)
         started = time.perf_counter()
         # torch.export specialises the batch size of its example: declare it dynamic so one

@@ -136,6 +136,8 @@ def _reduce_range(value: str) -> bool | str:
 @click.option("--exclude-node", "exclude_nodes", multiple=True, help="Keep this node (torch: module) in float.")
 @click.option("--exclude-op-type", "exclude_op_types", multiple=True, help="Keep all nodes of this op type in float.")
 @click.option("--engine", help="torch backends: x86, fbgemm, qnnpack or onednn.")
+@click.option("--qat-epochs", type=int, help="torch-fx-qat: fine-tuning epochs on the labelled --calib data.")
+@click.option("--qat-lr", type=float, help="torch-fx-qat: learning rate.")
 @click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), default="dynamo", show_default=True,
               help="Exporter for the fp32 ONNX of a --torch model.")
 @click.option("--max-accuracy-drop", type=float,

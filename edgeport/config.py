@@ -66,6 +66,8 @@ class QuantizeSection(_Section):
     exclude_nodes: tuple[str, ...] = ()
     exclude_op_types: tuple[str, ...] = ()
     engine: Literal["x86", "fbgemm", "qnnpack", "onednn"] = "x86"
+    qat_epochs: int = Field(2, gt=0)   # torch-fx-qat: fine-tuning epochs (KD loss kept)
+    qat_lr: float = Field(5e-4, gt=0)
     # Accuracy-aware fallback: keep sensitive layers in float until int8 top-1 on the validation
     # split is within this many points of fp32. None: no fallback.
     max_accuracy_drop: float | None = Field(None, ge=0)

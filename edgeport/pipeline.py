@@ -26,7 +26,7 @@ from edgeport.exporter import export_onnx, onnx_predict, write_metadata
 from edgeport.models import ModelSpec, build_model
 from edgeport.models.checkpoint import count_parameters, load_weights, save_checkpoint
 from edgeport.progress import SILENT, Progress
-from edgeport.quant_backends import ModelSource, QuantConfig, check_supported_options, get_backend, quantize
+from edgeport.quant_backends import ModelSource, QuantConfig, TrainingData, check_supported_options, get_backend, quantize
 from edgeport.quant_backends.fallback import Tolerance, fallback_miss, quantize_with_fallback
 from edgeport.quant_backends.target import resolve_reduce_range, saturation_warning
 from edgeport.quant_backends.verify import verify_int8
@@ -146,7 +146,10 @@ def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress
         with stages("quantize"):
             calib_idx = calibration_subset(splits.train, config.quantize.calibration_samples, seed)
             int8_path = root / "student.int8.onnx"
-            source, calibration = ModelSource(fp32_path, student), {"input": splits.train.x[calib_idx]}
+            training = TrainingData(splits.train.x, splits.train.y, splits.val.x, splits.val.y, t_logits,
+                                    kd.temperature, kd.alpha)
+            source = ModelSource(fp32_path, student, training)
+            calibration = {"input": splits.train.x[calib_idx]}
             fallback = None
             if config.quantize.max_accuracy_drop is None:
                 quant = quantize(source, calibration, quant_config, int8_path, progress)

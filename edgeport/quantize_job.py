@@ -18,7 +18,7 @@ from edgeport.data.model_inputs import load_model_inputs
 from edgeport.errors import ConfigError
 from edgeport.exporter import write_metadata
 from edgeport.progress import SILENT, Progress
-from edgeport.quant_backends import ModelSource, QuantConfig, check_supported_options, get_backend, quantize
+from edgeport.quant_backends import ModelSource, QuantConfig, TrainingData, check_supported_options, get_backend, quantize
 from edgeport.quant_backends.calibration import load_fp32_onnx, model_inputs
 from edgeport.quant_backends.fallback import Tolerance, fallback_miss, quantize_with_fallback
 from edgeport.quant_backends.target import resolve_reduce_range, saturation_warning
@@ -94,8 +94,14 @@ def quantize_file(onnx_path: str | None, torch_spec: str | None, weights: str | 
         else:
             source, lineage = _torch_source(torch_spec, weights, calib_path, num_classes, staging, exporter)
             names = ["input"]
-        calibration, _ = load_model_inputs(calib_path, names)
-        val_inputs, val_labels = load_model_inputs(Path(val), names) if val else (calibration, None)
+        calibration, calib_labels = load_model_inputs(calib_path, names)
+        val_inputs, val_labels = load_model_inputs(Path(val), names) if val else (calibration, calib_labels)
+        if source.torch_model is not None and calib_labels is not None and len(names) == 1:
+            # Labelled calibration images double as fine-tuning data for quantization-aware training.
+            name = names[0]
+            fit_x, fit_y = (val_inputs[name], val_labels) if val_labels is not None else (calibration[name], calib_labels)
+            source = ModelSource(source.onnx_path, source.torch_model,
+                                 TrainingData(calibration[name], calib_labels, fit_x, fit_y))
         staged = staging / "int8.onnx"
         fallback = None
         if tolerance is None:

@@ -83,14 +83,15 @@ def test_given_teacher_is_not_retrained_and_its_logits_are_cached(tiny_run, tmp_
 
 
 def test_run_with_another_backend_and_fallback(tmp_path):
-    args = ["run", *TINY, "--out", str(tmp_path), "--skip-no-kd", "--backend", "torch-fx",
+    args = ["run", *TINY, "--out", str(tmp_path), "--skip-no-kd", "--backend", "torch-fx-qat",
             "--max-accuracy-drop", "2", "--json"]
     proc = subprocess.run([sys.executable, "-m", "edgeport.cli", *args], capture_output=True, text=True, timeout=600)
     manifest = json.loads(proc.stdout)
     fallback = manifest["fallback"]
     assert proc.returncode == (0 if fallback["within_tolerance"] else 1)
     assert fallback["metric"] == "top1_accuracy" and fallback["steps"][0]["excluded"] == []
-    assert manifest["lineage"]["quantization"]["backend"] == "torch-fx"
+    assert manifest["lineage"]["quantization"]["backend"] == "torch-fx-qat"
+    assert manifest["lineage"]["quantization"]["report"]["kd"] is True  # QAT keeps the distillation loss
     assert manifest["verification"]["coverage"]["integer_kernels"] > 0
     assert "Accuracy-aware fallback" in (tmp_path / manifest["run_id"] / "report.md").read_text()
 

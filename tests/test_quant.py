@@ -6,7 +6,7 @@ import pytest
 
 from edgeport.errors import ConfigError, QuantizationError
 from edgeport.exporter import onnx_predict
-from edgeport.quant_backends import ModelSource, QuantConfig, list_backends, quantize
+from edgeport.quant_backends import ModelSource, QuantConfig, TrainingData, list_backends, quantize
 from edgeport.quant_backends.target import needs_reduce_range, saturation_warning
 from edgeport.quant_backends.verify import fidelity, int8_coverage, verify_int8
 
@@ -16,8 +16,9 @@ def _ops(path):
 
 
 @pytest.fixture(scope="module")
-def source(fp32_onnx, trained_cnn):
-    return ModelSource(fp32_onnx, trained_cnn)
+def source(fp32_onnx, trained_cnn, digits16):
+    training = TrainingData(digits16.train.x, digits16.train.y, digits16.val.x, digits16.val.y)
+    return ModelSource(fp32_onnx, trained_cnn, training)
 
 
 @pytest.mark.parametrize("backend", list_backends())
@@ -45,6 +46,23 @@ def test_backend_writes_a_verified_int8_model(tmp_path, source, digits16, backen
     assert not list(tmp_path.glob(".quant-*"))  # temporary files are cleaned up
     if backend.startswith("torch-"):
         assert result.torch_model is not None  # kept for PyTorch benchmarks
+    if backend == "torch-fx-qat":
+        assert len(result.report["history"]) == 2 and result.report["kd"] is False
+
+
+def test_qat_keeps_the_kd_loss_when_given_teacher_logits(tmp_path, trained_cnn, digits16):
+    """Fine-tuning with alpha=1 sees only the teacher: a teacher that answers (label+1) mod 10 drags
+    the quantized student away from the labels, which proves the KD loss is the one being used."""
+    y = digits16.train.y
+    shifted = np.full((len(y), 10), -6.0, np.float32)
+    shifted[np.arange(len(y)), (y + 1) % 10] = 6.0
+    training = TrainingData(digits16.train.x, y, digits16.val.x, digits16.val.y, shifted, temperature=2.0, alpha=1.0)
+    out = tmp_path / "qat.onnx"
+    result = quantize(ModelSource(None, trained_cnn, training), {"input": digits16.train.x[:64]},
+                      QuantConfig(backend="torch-fx-qat", qat_epochs=3, qat_lr=1e-2, reduce_range=True), out)
+    assert result.report["kd"] is True
+    predictions = onnx_predict(out, digits16.val.x).argmax(1)
+    assert (predictions == (digits16.val.y + 1) % 10).mean() > 0.5
 
 
 def test_qoperator_format_uses_integer_kernels(tmp_path, fp32_onnx, digits16):
@@ -112,6 +130,10 @@ def test_backend_capabilities_are_enforced(tmp_path, fp32_onnx, trained_cnn, dig
         quantize(fp32_onnx, calib, QuantConfig(backend="ort-dynamic", calibration_method="entropy"), tmp_path / "o.onnx")
     with pytest.raises(QuantizationError, match="quantizes a torch model"):
         quantize(fp32_onnx, calib, QuantConfig(backend="torch-fx"), tmp_path / "o.onnx")
+    with pytest.raises(QuantizationError, match="needs labelled training data"):
+        quantize(ModelSource(None, trained_cnn), calib, QuantConfig(backend="torch-fx-qat"), tmp_path / "o.onnx")
+    with pytest.raises(ConfigError, match="does not support option 'qat_epochs'"):
+        quantize(ModelSource(None, trained_cnn), calib, QuantConfig(backend="torch-fx", qat_epochs=3), tmp_path / "o.onnx")
     with pytest.raises(QuantizationError, match="supports engines x86, qnnpack"):
         quantize(ModelSource(None, trained_cnn), calib, QuantConfig(backend="torch-pt2e", engine="fbgemm"),
                  tmp_path / "o.onnx")

@@ -59,6 +59,24 @@ def test_quantize_a_torch_model_with_each_torch_backend(files, capsys, trained_c
         assert manifest["lineage"]["torch_model"]["name"] == "cnn"
 
 
+def test_quantization_aware_training_from_labelled_calibration(files, capsys, trained_cnn, digits16):
+    spec = ModelSpec.parse("cnn:width=1,depth=3")
+    save_checkpoint(trained_cnn, files / "w.safetensors", spec, 1, 10, 16)
+    np.savez(files / "labelled.npz", x=digits16.train.x[:300], y=digits16.train.y[:300])
+    code, out, err = _run(capsys, "--torch", "cnn:width=1,depth=3", "--weights", files / "w.safetensors",
+                          "--calib", files / "labelled.npz", "--val", files / "val.npz", "--backend", "torch-fx-qat",
+                          "--qat-epochs", 1, "-o", files / "qat.onnx", "--json")
+    assert code == 0, err
+    manifest = json.loads(out)
+    report = manifest["lineage"]["quantization"]["report"]
+    assert report["qat_epochs"] == 1 and len(report["history"]) == 1 and report["kd"] is False
+    assert manifest["verification"]["accuracy"]["int8"] > 80
+    code, _, err = _run(capsys, "--torch", "cnn:width=1,depth=3", "--weights", files / "w.safetensors",
+                        "--num-classes", 10, "--calib", files / "calib.npz", "--backend", "torch-fx-qat",
+                        "-o", files / "x.onnx")
+    assert code == 2 and "needs labelled training data" in err
+
+
 def _transformer_like(path):
     """Embedding + masked MLP over two int64 inputs, like input_ids / attention_mask."""
     rng = np.random.default_rng(0)

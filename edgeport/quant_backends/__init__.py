@@ -8,7 +8,7 @@ from edgeport.errors import ConfigError, QuantizationError
 from edgeport.quant_backends.config import QuantConfig
 from edgeport.quant_backends.registry import (QuantBackend, QuantResult, get_backend, list_backends,
                                               register_backend)
-from edgeport.quant_backends.source import ModelSource
+from edgeport.quant_backends.source import ModelSource, TrainingData
 
 
 def check_supported_options(backend: QuantBackend, config: QuantConfig) -> None:
@@ -37,4 +37,4 @@ def quantize(source, calibration, config: QuantConfig, output_path, progress=Non
 
 
 __all__ = ["ModelSource", "QuantBackend", "QuantConfig", "QuantResult", "check_supported_options", "get_backend",
-           "list_backends", "quantize", "register_backend"]
+           "list_backends", "quantize", "register_backend", "TrainingData"]

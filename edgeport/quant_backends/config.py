@@ -34,6 +34,8 @@ class QuantConfig:
     exclude_nodes: tuple[str, ...] = field(default=())
     exclude_op_types: tuple[str, ...] = field(default=())
     engine: str = "x86"
+    qat_epochs: int = 2
+    qat_lr: float = 5e-4
 
     def __post_init__(self) -> None:
         from edgeport.quant_backends.registry import list_backends
@@ -52,6 +54,10 @@ class QuantConfig:
         if not isinstance(self.calibration_samples, int) or self.calibration_samples <= 0:
             raise ConfigError(f"quantization calibration_samples must be a positive integer, "
                               f"got {self.calibration_samples!r}")
+        if not isinstance(self.qat_epochs, int) or self.qat_epochs <= 0:
+            raise ConfigError(f"quantization qat_epochs must be a positive integer, got {self.qat_epochs!r}")
+        if not self.qat_lr > 0:
+            raise ConfigError(f"quantization qat_lr must be > 0, got {self.qat_lr!r}")
         if not 50.0 < self.percentile <= 100.0:
             raise ConfigError(f"quantization percentile must be in (50, 100], got {self.percentile!r}")
         for name in ("per_channel", "symmetric_activations", "symmetric_weights", "reduce_range"):

@@ -130,7 +130,7 @@ def _reduce_range(value: str) -> bool | str:
 @click.option("--symmetric-activations/--asymmetric-activations", default=None)
 @click.option("--reduce-range", type=click.Choice(["auto", "true", "false"]), default="auto", show_default=True,
               help="7-bit weights; auto = on x86 CPUs without VNNI.")
-@click.option("--calibration-method", help="minmax, entropy, percentile or distribution (ort-static).")
+@click.option("--calibration-method", help="minmax, entropy or percentile (ort-static).")
 @click.option("--calibration-samples", type=int, help="How many calibration samples to use.")
 @click.option("--percentile", type=float, help="Percentile for --calibration-method percentile.")
 @click.option("--exclude-node", "exclude_nodes", multiple=True, help="Keep this node (torch: module) in float.")

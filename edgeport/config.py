@@ -58,7 +58,7 @@ class QuantizeSection(_Section):
     weight_type: Literal["uint8", "int8"] = "int8"
     # "auto": 7-bit weights on x86 without VNNI, where 8-bit ones saturate (see quant_backends/target.py).
     reduce_range: bool | Literal["auto"] = "auto"
-    calibration_method: Literal["minmax", "entropy", "percentile", "distribution"] = "minmax"
+    calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
     calibration_samples: int = Field(256, gt=0)
     percentile: float = Field(99.999, gt=50, le=100)
     symmetric_activations: bool = False

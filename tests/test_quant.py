@@ -175,7 +175,7 @@ def test_saturation_warning():
 
 
 @pytest.mark.parametrize("field, value", [("backend", "tflite"), ("format", "int4"), ("activation_type", "fp8"),
-                                          ("calibration_method", "magic"), ("calibration_samples", 0),
+                                          ("calibration_method", "magic"), ("calibration_method", "distribution"), ("calibration_samples", 0),
                                           ("percentile", 20.0), ("per_channel", "yes")])
 def test_quant_config_validates(field, value):
     with pytest.raises(ConfigError, match=field):
@@ -187,3 +187,25 @@ def test_reduce_range_default_follows_the_cpu():
     assert not needs_reduce_range({"machine": "x86_64", "isa": ["avx2", "avx512f", "avx512_vnni"]})
     assert not needs_reduce_range({"machine": "x86_64", "isa": ["avx2", "avx_vnni"]})
     assert not needs_reduce_range({"machine": "aarch64", "isa": ["neon", "dotprod"]})
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_ort_static_calibration_methods(tmp_path, fp32_onnx, digits16, method):
+    out = tmp_path / f"{method}.onnx"
+    quantize(fp32_onnx, {"input": digits16.train.x[:64]},
+             QuantConfig(calibration_method=method, percentile=99.9, reduce_range=True), out)
+    report = verify_int8(out, fp32_onnx, {"input": digits16.val.x}, digits16.val.y)
+    assert report["vs_fp32"]["top1_agreement"] >= 95.0
+
+
+def test_pt2e_arm_configuration_uses_signed_activations(tmp_path, trained_cnn, digits16):
+    out = tmp_path / "arm.onnx"
+    quantize(ModelSource(None, trained_cnn), {"input": digits16.train.x[:64]},
+             QuantConfig(backend="torch-pt2e", engine="qnnpack"), out)
+    graph = onnx.load(str(out)).graph
+    inits = {i.name: i for i in graph.initializer}
+    activation_zero_points = [inits[n.input[2]] for n in graph.node
+                              if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits]
+    assert activation_zero_points
+    assert all(z.data_type == onnx.TensorProto.INT8 for z in activation_zero_points)
+    assert verify_int8(out, tmp_path / "arm.onnx", {"input": digits16.val.x[:8]})["checker"] == "passed"

@@ -16,8 +16,7 @@ from edgeport.quant_backends.calibration import (ArrayCalibrationReader, check_c
 from edgeport.quant_backends.config import QuantConfig
 from edgeport.quant_backends.registry import QuantResult, op_summary, register_backend
 
-_CALIBRATION = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile",
-                "distribution": "Distribution"}
+_CALIBRATION = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 _TYPES = {"uint8": "QUInt8", "int8": "QInt8"}
 
 

@@ -174,6 +174,41 @@ def quantize(model, torch_spec, weights, num_classes, calib, val, output, as_jso
     _exit_if_fallback_missed(manifest)
 
 
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--vs", help="A second model measured interleaved with MODEL (A/B comparison).")
+@click.option("--batch", "batches", default="1", show_default=True, help="Batch sizes, e.g. 1,8.")
+@click.option("--threads", "threads", default="1", show_default=True, help="Intra-op thread counts, e.g. 1,2.")
+@click.option("--provider", default="cpu", show_default=True, help="cpu, cuda, tensorrt, openvino or auto.")
+@click.option("--opt-level", default="all", show_default=True, help="Graph optimisation: disable, basic, extended, all.")
+@click.option("--warmup", type=int, default=50, show_default=True, help="Untimed runs before measuring.")
+@click.option("--iterations", type=int, default=1000, show_default=True, help="Timed runs per model and setting.")
+@click.option("--duration", type=float, help="Measure for this many seconds instead of --iterations.")
+@click.option("--rounds", type=int, default=10, show_default=True, help="Interleaving rounds (A/B alternate per round).")
+@click.option("--shape", "shapes", multiple=True, help="Shape of a dynamic input: name=1x3x32x32.")
+@click.option("--inputs", "inputs_path", help=".npz with real inputs (x, or one array per input name).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of synthetic inputs and bootstrap.")
+@click.option("-o", "--output", help="Write the full result (raw samples included) to this JSON file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def bench(model, vs, batches, threads, provider, opt_level, warmup, iterations, duration, rounds, shapes, inputs_path,
+          seed, output, as_json, quiet) -> None:
+    """Measure ONNX latency with onnxruntime: percentiles with 95% intervals, optional A/B."""
+    from edgeport.bench_job import parse_int_list, parse_shapes, run_bench
+    from edgeport.benchmarks import BenchSettings
+    from edgeport.progress import SILENT, RichProgress
+    from edgeport.report.summary import print_bench_summary
+
+    settings = BenchSettings(warmup=warmup, iterations=iterations, rounds=rounds, optimization_level=opt_level,
+                             seed=seed, provider=provider, duration_s=duration)
+    report = run_bench(model, vs, parse_int_list(batches, "--batch"), parse_int_list(threads, "--threads"), settings,
+                       parse_shapes(shapes), inputs_path, output, SILENT if quiet else RichProgress())
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        print_bench_summary(report)
+
+
 @cli.command(name="list")
 def list_registries() -> None:
     """Show the datasets, models and quantization backends edgeport knows."""

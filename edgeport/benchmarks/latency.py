@@ -22,6 +22,11 @@ _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(d
            "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
 
 
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+             "tensorrt": "TensorrtExecutionProvider", "openvino": "OpenVINOExecutionProvider"}
+AUTO_ORDER = ("tensorrt", "cuda", "openvino", "cpu")
+
+
 @dataclass(frozen=True)
 class BenchSettings:
     batch: int = 1
@@ -31,6 +36,8 @@ class BenchSettings:
     rounds: int = 10
     optimization_level: str = "all"
     seed: int = 0
+    provider: str = "cpu"
+    duration_s: float | None = None  # when set, measure for this long instead of a fixed count
 
     def __post_init__(self) -> None:
         from edgeport.errors import ConfigError
@@ -41,6 +48,10 @@ class BenchSettings:
                 raise ConfigError(f"benchmark {name} must be a positive integer, got {value!r}")
         if not isinstance(self.warmup, int) or self.warmup < 0:
             raise ConfigError(f"benchmark warmup must be a non-negative integer, got {self.warmup!r}")
+        if self.provider not in (*PROVIDERS, "auto"):
+            raise ConfigError(f"benchmark provider {self.provider!r} is not one of {', '.join((*PROVIDERS, 'auto'))}")
+        if self.duration_s is not None and not self.duration_s > 0:
+            raise ConfigError(f"benchmark duration must be > 0 seconds, got {self.duration_s!r}")
         if self.optimization_level not in _OPT_LEVELS:
             raise ConfigError(f"benchmark optimization_level {self.optimization_level!r} is not one of "
                               f"{', '.join(_OPT_LEVELS)}")
@@ -55,10 +66,12 @@ class BenchResult:
     samples_ms: list[float]
     stats: dict = field(init=False)
     session_create_ms: float = 0.0
+    first_inference_ms: float = 0.0
+    peak_rss_mb: float = 0.0
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        self.stats = summarize(self.samples_ms)
+        self.stats = summarize(self.samples_ms, batch=self.settings.get("batch", 1))
 
     def to_dict(self, with_samples: bool = True) -> dict:
         data = asdict(self)
@@ -75,9 +88,26 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def resolve_provider(name: str) -> str:
+    """The onnxruntime provider for ``name``; refuses one this machine does not have (no silent fallback)."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if name == "auto":
+        return next(PROVIDERS[p] for p in AUTO_ORDER if PROVIDERS[p] in available)
+    if PROVIDERS[name] not in available:
+        have = ", ".join(k for k, v in PROVIDERS.items() if v in available)
+        raise BenchmarkError(f"provider {name!r} ({PROVIDERS[name]}) is not available in this onnxruntime; "
+                             f"available here: {have}")
+    return PROVIDERS[name]
+
+
 def create_session(path: str | os.PathLike, settings: BenchSettings):
     import onnxruntime as ort
 
+    if not Path(path).is_file():
+        raise BenchmarkError(f"{path}: model file not found")
+    provider = resolve_provider(settings.provider)
     options = ort.SessionOptions()
     options.intra_op_num_threads = settings.threads
     options.inter_op_num_threads = 1
@@ -88,26 +118,41 @@ def create_session(path: str | os.PathLike, settings: BenchSettings):
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[settings.optimization_level]
     try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), options, providers=[provider])
     except Exception as exc:  # ORT raises its own exception types for unreadable or invalid models
         raise BenchmarkError(f"{path}: onnxruntime cannot load the model ({exc})") from exc
 
 
-def synthesize_inputs(session, batch: int, seed: int) -> dict[str, np.ndarray]:
-    """Random inputs matching the model's signature; symbolic batch axes take ``batch``."""
+def synthesize_inputs(session, batch: int, seed: int,
+                      shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
+    """Random inputs matching the model's signature; symbolic batch axes take ``batch``, other
+    dynamic axes come from ``shapes`` (name -> full shape)."""
     rng = np.random.default_rng(seed)
+    shapes = shapes or {}
+    names = {arg.name for arg in session.get_inputs()}
+    unknown = sorted(set(shapes) - names)
+    if unknown:
+        raise BenchmarkError(f"--shape names {', '.join(unknown)} are not model inputs ({', '.join(sorted(names))})")
     feeds = {}
     for arg in session.get_inputs():
         if arg.type not in _DTYPES:
             raise BenchmarkError(f"input {arg.name!r} has type {arg.type}, which cannot be synthesised")
-        shape = []
-        for axis, dim in enumerate(arg.shape):
-            if isinstance(dim, int) and dim > 0:
-                shape.append(dim)
-            elif axis == 0:
-                shape.append(batch)
-            else:
-                raise BenchmarkError(f"input {arg.name!r} has a dynamic axis {axis} ({dim!r}); give real inputs")
+        if arg.name in shapes:
+            shape = list(shapes[arg.name])
+            if len(shape) != len(arg.shape) or any(isinstance(d, int) and d > 0 and d != s
+                                                  for d, s in zip(arg.shape, shape)):
+                raise BenchmarkError(f"--shape {arg.name}={'x'.join(map(str, shape))} does not fit the model's "
+                                     f"shape {list(arg.shape)}")
+        else:
+            shape = []
+            for axis, dim in enumerate(arg.shape):
+                if isinstance(dim, int) and dim > 0:
+                    shape.append(dim)
+                elif axis == 0:
+                    shape.append(batch)
+                else:
+                    raise BenchmarkError(f"input {arg.name!r} has a dynamic axis {axis} ({dim!r}); "
+                                         f"give --shape {arg.name}=... or real inputs")
         dtype = _DTYPES[arg.type]
         if np.issubdtype(dtype, np.floating):
             feeds[arg.name] = rng.standard_normal(shape).astype(dtype)
@@ -116,6 +161,28 @@ def synthesize_inputs(session, batch: int, seed: int) -> dict[str, np.ndarray]:
         else:
             feeds[arg.name] = rng.integers(0, 100, shape).astype(dtype)
     return feeds
+
+
+def check_feeds(session, feeds: dict[str, np.ndarray], where: str) -> None:
+    """Names, dtypes and ranks of given inputs against the model's signature."""
+    expected = {arg.name: arg for arg in session.get_inputs()}
+    if set(feeds) != set(expected):
+        raise BenchmarkError(f"{where}: inputs {sorted(feeds)} do not match the model's inputs {sorted(expected)}")
+    for name, arg in expected.items():
+        array = feeds[name]
+        dtype = _DTYPES.get(arg.type)
+        if dtype is not None and array.dtype != dtype:
+            raise BenchmarkError(f"{where}: input {name!r} is {array.dtype}, the model expects {np.dtype(dtype)}")
+        if array.ndim != len(arg.shape) or any(isinstance(d, int) and d > 0 and d != s
+                                              for d, s in zip(arg.shape[1:], array.shape[1:])):
+            raise BenchmarkError(f"{where}: input {name!r} has shape {array.shape}, the model expects {arg.shape}")
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    # ru_maxrss is KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _timed_runs(session, feeds: dict, count: int) -> list[float]:
@@ -130,7 +197,8 @@ def _timed_runs(session, feeds: dict, count: int) -> list[float]:
 
 def measure_interleaved(models: dict[str, str | os.PathLike], settings: BenchSettings,
                         inputs: dict[str, np.ndarray] | None = None,
-                        on_round: Callable[[int], None] = lambda n: None) -> dict[str, BenchResult]:
+                        on_round: Callable[[int], None] = lambda n: None,
+                        shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, BenchResult]:
     """Measure several models in one process, alternating between them round by round.
 
     Interleaving spreads slow drifts of the machine (frequency, other load) over all
@@ -141,22 +209,35 @@ def measure_interleaved(models: dict[str, str | os.PathLike], settings: BenchSet
         start = time.perf_counter()
         sessions[label] = create_session(path, settings)
         created_ms[label] = (time.perf_counter() - start) * 1e3
-        feeds[label] = inputs if inputs is not None else synthesize_inputs(sessions[label], settings.batch,
-                                                                           settings.seed)
+        if inputs is not None:
+            check_feeds(sessions[label], inputs, str(path))
+            feeds[label] = inputs
+        else:
+            feeds[label] = synthesize_inputs(sessions[label], settings.batch, settings.seed, shapes)
     samples: dict[str, list[float]] = {label: [] for label in models}
+    first_ms: dict[str, float] = {}
     try:
         for label, session in sessions.items():
+            first_ms[label] = _timed_runs(session, feeds[label], 1)[0]
             _timed_runs(session, feeds[label], settings.warmup)
         per_round = max(1, settings.iterations // settings.rounds)
-        for round_index in range(settings.rounds):
-            for label, session in sessions.items():
-                samples[label] += _timed_runs(session, feeds[label], per_round)
+        deadline = time.perf_counter() + settings.duration_s if settings.duration_s else None
+        round_index = 0
+        while (round_index < settings.rounds) if deadline is None else (time.perf_counter() < deadline):
+            # Alternate the order (A B, B A, ...) so that running second in a round favours no model.
+            order = list(sessions) if round_index % 2 == 0 else list(reversed(sessions))
+            for label in order:
+                samples[label] += _timed_runs(sessions[label], feeds[label], per_round)
             on_round(1)
+            round_index += 1
     except Exception as exc:
         raise BenchmarkError(f"inference failed while benchmarking ({exc})") from exc
     environment = environment_fingerprint()
-    return {label: BenchResult(str(path), _sha256(Path(path)), {**asdict(settings), "provider": "cpu"},
-                               environment, samples[label], session_create_ms=created_ms[label])
+    rss = peak_rss_mb()
+    return {label: BenchResult(str(path), _sha256(Path(path)), {**asdict(settings), "rounds_run": round_index,
+                                                              "inputs": "given" if inputs is not None else "synthetic"},
+                               environment, samples[label], session_create_ms=created_ms[label],
+                               first_inference_ms=first_ms[label], peak_rss_mb=rss)
             for label, path in models.items()}
 
 

@@ -16,7 +16,9 @@ def latency_verdict(ratio: float) -> str:
             "larger model or another quantization format.")
 
 
-def _us(ms: float) -> str:
+def _us(ms: float | None) -> str:
+    if ms is None:
+        return "n/a"
     return f"{ms * 1000:.1f} us" if ms < 1 else f"{ms:.3f} ms"
 
 

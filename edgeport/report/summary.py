@@ -62,3 +62,38 @@ def print_quantize_summary(manifest: dict, path: Path, console: Console | None =
     console.print(table)
     for warning in manifest.get("warnings", []):
         console.print(f"warning: {warning}", highlight=False)
+
+
+def _ms(value: float | None, interval: list[float] | None = None) -> str:
+    if value is None:
+        return "n/a"
+    text = f"{value:.3f}"
+    return f"{text} [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else text
+
+
+def print_bench_summary(report: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=f"edgeport bench: A = {report['model']}" + (f", B = {report['vs']}" if report["vs"] else ""))
+    for column in ("model", "batch", "threads", "p50 ms [95% CI]", "p90 ms [95% CI]", "p99 ms", "mean ms", "items/s"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for result in report["results"]:
+        stats, settings = result["stats"], result["settings"]
+        table.add_row(result["model"].upper(), str(settings["batch"]), str(settings["threads"]),
+                      _ms(stats["p50_ms"], stats["p50_ci_ms"]), _ms(stats["p90_ms"], stats["p90_ci_ms"]),
+                      _ms(stats["p99_ms"]), _ms(stats["mean_ms"]), f"{stats['throughput_per_s']:.0f}")
+    console.print(table)
+    for comparison in report["comparisons"]:
+        low, high = comparison["p50_ratio_ci"]
+        console.print(f"batch {comparison['batch']}, {comparison['threads']} thread(s): A/B p50 ratio "
+                      f"{comparison['p50_ratio']:.3f} [{low:.3f}, {high:.3f}], p90 ratio {comparison['p90_ratio']:.3f}, "
+                      f"Mann-Whitney p={comparison['mann_whitney_p']:.2g}: A is {comparison['verdict']}"
+                      if comparison["verdict"] != "no detectable difference" else
+                      f"batch {comparison['batch']}, {comparison['threads']} thread(s): no detectable difference "
+                      f"(p50 ratio {comparison['p50_ratio']:.3f} [{low:.3f}, {high:.3f}], "
+                      f"p={comparison['mann_whitney_p']:.2g})", highlight=False)
+    unsupported = sorted({u for r in report["results"] for u in r["stats"]["unsupported"]})
+    if unsupported:
+        console.print(f"note: {', '.join(unsupported)} not reported: too few iterations for that percentile",
+                      highlight=False)
+    for warning in report["warnings"]:
+        console.print(f"warning: {warning}", highlight=False)

@@ -1,0 +1,80 @@
+"""``edgeport bench``: a sweep over batch sizes and thread counts, optionally A/B against a second model."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from edgeport.artifacts import atomic_write_json
+from edgeport.benchmarks.compare import compare
+from edgeport.benchmarks.latency import SCHEMA_VERSION, BenchSettings, measure_interleaved, resolve_provider
+from edgeport.errors import BenchmarkError, ConfigError
+from edgeport.progress import SILENT, Progress
+
+
+def parse_int_list(text: str, option: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"{option} expects comma-separated integers such as 1,8, got {text!r}") from exc
+    if not values or any(v <= 0 for v in values):
+        raise ConfigError(f"{option} values must be positive integers, got {text!r}")
+    return values
+
+
+def parse_shapes(items: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
+    shapes = {}
+    for item in items:
+        name, sep, dims = item.partition("=")
+        try:
+            shape = tuple(int(d) for d in dims.lower().split("x"))
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape or any(d <= 0 for d in shape):
+            raise ConfigError(f"--shape expects name=1x3x32x32, got {item!r}")
+        shapes[name] = shape
+    return shapes
+
+
+def run_bench(model: str, vs: str | None, batches: list[int], threads: list[int], base: BenchSettings,
+              shapes: dict[str, tuple[int, ...]], inputs_path: str | None, output: str | None,
+              progress: Progress = SILENT) -> dict:
+    models = {"a": Path(model)}
+    if vs:
+        models["b"] = Path(vs)
+    for path in models.values():
+        if not path.is_file():
+            raise BenchmarkError(f"{path}: model file not found")
+    resolve_provider(base.provider)  # refuse a missing provider before any work
+    cores = os.cpu_count() or 1
+    warnings = [f"{t} threads is more than the {cores} logical cores here; latency will suffer from contention"
+                for t in threads if t > cores]
+    feeds = None
+    if inputs_path is not None:
+        from edgeport.data.model_inputs import load_model_inputs
+        from edgeport.benchmarks.latency import create_session
+
+        names = [arg.name for arg in create_session(models["a"], base).get_inputs()]
+        feeds, _ = load_model_inputs(inputs_path, names)
+        batches = [len(next(iter(feeds.values())))]  # real inputs fix the batch size
+    results, comparisons = [], []
+    for batch in batches:
+        for thread_count in threads:
+            settings = dataclasses.replace(base, batch=batch, threads=thread_count)
+            with progress.task(f"batch {batch}, {thread_count} thread(s)", total=settings.rounds) as advance:
+                measured = measure_interleaved({k: str(v) for k, v in models.items()}, settings, feeds, advance,
+                                               shapes={k: (batch, *v[1:]) for k, v in shapes.items()})
+            results.append({"model": "a", **measured["a"].to_dict()})
+            if "b" in measured:
+                results.append({"model": "b", **measured["b"].to_dict()})
+                comparisons.append({"batch": batch, "threads": thread_count,
+                                    **compare(measured["a"].samples_ms, measured["b"].samples_ms, base.seed)})
+    report = {"schema_version": SCHEMA_VERSION, "model": str(models["a"]), "vs": str(models.get("b")) if vs else None,
+              "results": results, "comparisons": comparisons, "warnings": warnings}
+    if output:
+        out = Path(output)
+        if not out.parent.is_dir():
+            raise ConfigError(f"{out.parent}: output folder does not exist")
+        atomic_write_json(out, report)
+    return report

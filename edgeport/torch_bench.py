@@ -1,0 +1,53 @@
+"""PyTorch latency with the same statistics as the onnxruntime runner, so the two compare.
+
+Lives outside ``edgeport.benchmarks`` because it needs torch; torch.ao-quantized models run
+with the quantized engine they were built for (``torch.backends.quantized.engine``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+import numpy as np
+
+from edgeport.benchmarks.fingerprint import environment_fingerprint
+from edgeport.benchmarks.latency import BenchResult, BenchSettings, peak_rss_mb
+from edgeport.errors import BenchmarkError
+
+
+def measure_torch(model, inputs: np.ndarray, settings: BenchSettings = BenchSettings(), engine: str | None = None,
+                  label: str = "torch model") -> BenchResult:
+    """Latency of ``model(inputs)`` in PyTorch on the CPU, ``settings.threads`` intra-op threads."""
+    import torch
+
+    if engine is not None:
+        if engine not in torch.backends.quantized.supported_engines:
+            raise BenchmarkError(f"quantized engine {engine!r} is not available "
+                                 f"({', '.join(torch.backends.quantized.supported_engines)})")
+        torch.backends.quantized.engine = engine
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)
+    x = torch.from_numpy(np.ascontiguousarray(inputs))
+    samples: list[float] = []
+    try:
+        with torch.inference_mode():
+            start = time.perf_counter_ns()
+            model(x)
+            first_ms = (time.perf_counter_ns() - start) / 1e6
+            for _ in range(settings.warmup):
+                model(x)
+            count = max(1, settings.iterations // settings.rounds) * settings.rounds
+            for _ in range(count):
+                start = time.perf_counter_ns()
+                model(x)
+                samples.append((time.perf_counter_ns() - start) / 1e6)
+    except Exception as exc:  # a model that fails at run time
+        raise BenchmarkError(f"{label}: PyTorch inference failed ({exc})") from exc
+    finally:
+        torch.set_num_threads(previous_threads)
+    environment = {**environment_fingerprint(), "torch": torch.__version__}
+    settings_used = {**asdict(settings), "provider": "pytorch-cpu", "engine": engine,
+                     "inputs": "given"}
+    return BenchResult(label, "", settings_used, environment, samples, first_inference_ms=first_ms,
+                       peak_rss_mb=peak_rss_mb())

@@ -1,0 +1,157 @@
+"""Statistics, A/B comparison and `edgeport bench`, as a user runs it."""
+
+import json
+
+import numpy as np
+import pytest
+
+from edgeport.benchmarks.compare import compare
+from edgeport.benchmarks.stats import summarize
+from edgeport.cli import main
+
+
+def test_summary_intervals_cover_the_estimate_and_p99_needs_100_samples():
+    x = np.random.default_rng(0).lognormal(0, 0.3, 500)
+    s = summarize(x, batch=4)
+    assert s["p50_ci_ms"][0] <= s["p50_ms"] <= s["p50_ci_ms"][1]
+    assert s["p90_ci_ms"][0] <= s["p90_ms"] <= s["p90_ci_ms"][1]
+    assert s["throughput_per_s"] == pytest.approx(4000 / x.mean())
+    assert s["p95_ms"] == pytest.approx(np.percentile(x, 95))
+    small = summarize(x[:50])
+    assert small["p99_ms"] is None and small["unsupported"] == ["p99"]
+
+
+def test_p50_interval_has_about_95_percent_coverage():
+    rng = np.random.default_rng(1)
+    true_median = 1.0  # lognormal(0, s) has median exp(0)
+    hits = sum(lo <= true_median <= hi
+               for lo, hi in (summarize(rng.lognormal(0, 0.3, 300), seed=i)["p50_ci_ms"] for i in range(100)))
+    assert 88 <= hits <= 100
+
+
+def test_a_a_comparisons_rarely_raise_false_alarms():
+    rng = np.random.default_rng(2)
+    verdicts = [compare(rng.lognormal(0, 0.25, 400), rng.lognormal(0, 0.25, 400), seed=i) for i in range(200)]
+    false_alarms = sum(v["verdict"] != "no detectable difference" for v in verdicts)
+    contains_one = sum(v["p50_ratio_ci"][0] <= 1.0 <= v["p50_ratio_ci"][1] for v in verdicts)
+    assert false_alarms <= 4  # 2% of 200
+    assert contains_one >= 180
+
+
+def test_a_real_speedup_is_detected_in_both_directions():
+    rng = np.random.default_rng(3)
+    slow, fast = rng.lognormal(0, 0.25, 400), rng.lognormal(np.log(0.85), 0.25, 400)
+    assert compare(fast, slow)["verdict"] == "faster"
+    assert compare(slow, fast)["verdict"] == "slower"
+    detected = sum(compare(rng.lognormal(np.log(0.85), 0.25, 400), rng.lognormal(0, 0.25, 400), seed=i)["verdict"]
+                   == "faster" for i in range(100))
+    assert detected >= 95
+
+
+@pytest.fixture(scope="module")
+def student_pair(tmp_path_factory):
+    """The default digits student architecture (random weights) in fp32 and ORT static int8."""
+    import torch
+
+    from edgeport.exporter import write_onnx
+    from edgeport.models import build_model
+    from edgeport.quant_backends import QuantConfig, quantize
+
+    folder = tmp_path_factory.mktemp("bench")
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).standard_normal((32, 1, 32, 32)).astype(np.float32)
+    fp32 = write_onnx(build_model("cnn:width=2,depth=4", 1, 10, 32).eval(), x, folder / "fp32.onnx", "torchscript")
+    quantize(fp32, {"input": x}, QuantConfig(reduce_range=True), folder / "int8.onnx")
+    np.savez(folder / "inputs.npz", x=x[:4])
+    return folder
+
+
+def _bench(capsys, *args):
+    code = main(["bench", "--quiet", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_bench_sweep_writes_result_json(student_pair, capsys):
+    out = student_pair / "result.json"
+    code, stdout, err = _bench(capsys, student_pair / "fp32.onnx", "--batch", "1,4", "--threads", "1",
+                               "--iterations", 200, "--warmup", 5, "-o", out)
+    assert code == 0, err
+    assert "p50 ms" in stdout
+    report = json.loads(out.read_text())
+    assert [r["settings"]["batch"] for r in report["results"]] == [1, 4]
+    first = report["results"][0]
+    assert len(first["samples_ms"]) == 200 and first["stats"]["p50_ms"] == pytest.approx(
+        float(np.percentile(first["samples_ms"], 50)))
+    assert first["environment"]["cpu"]["logical_cores"] >= 1 and first["schema_version"] == 1
+    assert first["session_create_ms"] > 0 and first["first_inference_ms"] > 0 and first["peak_rss_mb"] > 0
+
+
+def test_bench_fp32_versus_int8_student(student_pair, capsys):
+    code, stdout, err = _bench(capsys, student_pair / "int8.onnx", "--vs", student_pair / "fp32.onnx",
+                               "--iterations", 2000, "--json")
+    assert code == 0, err
+    comparison = json.loads(stdout)["comparisons"][0]
+    assert comparison["verdict"] == "faster" and comparison["p50_ratio_ci"][1] < 1.0
+
+
+def test_bench_real_inputs_and_shapes(student_pair, capsys):
+    code, stdout, err = _bench(capsys, student_pair / "fp32.onnx", "--inputs", student_pair / "inputs.npz",
+                               "--iterations", 20, "--json")
+    assert code == 0, err
+    result = json.loads(stdout)["results"][0]
+    assert result["settings"]["batch"] == 4 and result["settings"]["inputs"] == "given"
+    assert result["stats"]["p99_ms"] is None and "p99" in result["stats"]["unsupported"]
+    code, stdout, _ = _bench(capsys, student_pair / "fp32.onnx", "--shape", "input=3x1x32x32", "--iterations", 20,
+                             "--json")
+    assert code == 0 and json.loads(stdout)["results"][0]["settings"]["batch"] == 1
+
+
+def test_bench_bad_input_exits_2(student_pair, tmp_path, capsys):
+    (tmp_path / "text.onnx").write_text("not onnx")
+    np.savez(tmp_path / "wrong.npz", images=np.zeros((1, 1, 32, 32), np.float32))
+    np.savez(tmp_path / "f64.npz", x=np.zeros((1, 1, 32, 32)))
+    np.savez(tmp_path / "shape.npz", x=np.zeros((1, 3, 32, 32), np.float32))
+    model = student_pair / "fp32.onnx"
+    cases = [([tmp_path / "absent.onnx"], "model file not found"),
+             ([tmp_path / "text.onnx"], "onnxruntime cannot load the model"),
+             ([model, "--provider", "cuda"], "provider 'cuda'"),
+             ([model, "--provider", "tpu"], "provider 'tpu' is not one of"),
+             ([model, "--iterations", 0], "iterations must be a positive integer"),
+             ([model, "--batch", "1,x"], "--batch expects comma-separated integers"),
+             ([model, "--shape", "input=1x1"], "does not fit the model's shape"),
+             ([model, "--shape", "pixels=1x1x32x32"], "not model inputs"),
+             ([model, "--inputs", tmp_path / "wrong.npz"], "expected arrays named 'input'"),
+             ([model, "--inputs", tmp_path / "f64.npz"], "the model expects float32"),
+             ([model, "--inputs", tmp_path / "shape.npz"], "the model expects"),
+             ]
+    for args, message in cases:
+        code, _, err = _bench(capsys, *args)
+        assert code == 2, (args, err)
+        assert err.startswith("error: ") and err.count("\n") == 1 and message in err, (message, err)
+
+
+def test_threads_above_core_count_warn(student_pair, capsys):
+    import os
+
+    code, stdout, _ = _bench(capsys, student_pair / "fp32.onnx", "--threads", (os.cpu_count() or 1) + 1,
+                             "--iterations", 20, "--json")
+    assert code == 0 and "more than the" in json.loads(stdout)["warnings"][0]
+
+
+def test_pytorch_runner_measures_fp32_and_quantized_models(tmp_path, trained_cnn, digits16):
+    from edgeport.benchmarks import BenchSettings
+    from edgeport.quant_backends import ModelSource, QuantConfig, quantize
+    from edgeport.torch_bench import measure_torch
+
+    settings = BenchSettings(warmup=3, iterations=50, rounds=5)
+    x = digits16.val.x[:1]
+    fp32 = measure_torch(trained_cnn, x, settings, label="fp32")
+    result = quantize(ModelSource(None, trained_cnn), {"input": digits16.train.x[:32]},
+                      QuantConfig(backend="torch-fx", engine="fbgemm", reduce_range=True),
+                      tmp_path / "q.onnx")
+    int8 = measure_torch(result.torch_model, x, settings, engine="fbgemm", label="torch-fx int8")
+    for measured in (fp32, int8):
+        assert len(measured.samples_ms) == 50 and measured.stats["p50_ms"] > 0
+        assert measured.environment["torch"]
+    assert int8.settings["engine"] == "fbgemm" and int8.settings["provider"] == "pytorch-cpu"

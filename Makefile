@@ -35,6 +35,7 @@ test-all: $(DEV_STAMP)
 perf: $(STAMP)
 	$(BIN)/python perf/run_default.py
 	$(BIN)/python perf/backends.py
+	$(BIN)/python perf/bench_overhead.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

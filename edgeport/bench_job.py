@@ -37,9 +37,23 @@ def parse_shapes(items: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def _measure_remote(models: dict[str, Path], settings: BenchSettings, feeds, shapes, remote) -> dict:
+    """Each model on the device in turn, with inputs made here (the device needs no model parsing)."""
+    from edgeport.benchmarks.latency import create_session, synthesize_inputs
+    from edgeport.benchmarks.remote import measure_remote
+
+    measured = {}
+    for label, path in models.items():
+        inputs = feeds if feeds is not None else synthesize_inputs(create_session(path, settings), settings.batch,
+                                                                   settings.seed, shapes)
+        measured[label] = measure_remote(path, remote, settings, inputs)
+    return measured
+
+
 def run_bench(model: str, vs: str | None, batches: list[int], threads: list[int], base: BenchSettings,
               shapes: dict[str, tuple[int, ...]], inputs_path: str | None, output: str | None,
-              progress: Progress = SILENT) -> dict:
+              progress: Progress = SILENT, remote=None) -> dict:
+    """``remote``: a RemoteTarget to measure on instead of this machine."""
     models = {"a": Path(model)}
     if vs:
         models["b"] = Path(vs)
@@ -48,7 +62,7 @@ def run_bench(model: str, vs: str | None, batches: list[int], threads: list[int]
             raise BenchmarkError(f"{path}: model file not found")
     resolve_provider(base.provider)  # refuse a missing provider before any work
     cores = os.cpu_count() or 1
-    warnings = [f"{t} threads is more than the {cores} logical cores here; latency will suffer from contention"
+    warnings = [] if remote is not None else [f"{t} threads is more than the {cores} logical cores here; latency will suffer from contention"
                 for t in threads if t > cores]
     feeds = None
     if inputs_path is not None:
@@ -62,9 +76,14 @@ def run_bench(model: str, vs: str | None, batches: list[int], threads: list[int]
     for batch in batches:
         for thread_count in threads:
             settings = dataclasses.replace(base, batch=batch, threads=thread_count)
-            with progress.task(f"batch {batch}, {thread_count} thread(s)", total=settings.rounds) as advance:
-                measured = measure_interleaved({k: str(v) for k, v in models.items()}, settings, feeds, advance,
-                                               shapes={k: (batch, *v[1:]) for k, v in shapes.items()})
+            batch_shapes = {k: (batch, *v[1:]) for k, v in shapes.items()}
+            if remote is not None:
+                progress.log(f"measuring on {remote.destination}: batch {batch}, {thread_count} thread(s)")
+                measured = _measure_remote(models, settings, feeds, batch_shapes, remote)
+            else:
+                with progress.task(f"batch {batch}, {thread_count} thread(s)", total=settings.rounds) as advance:
+                    measured = measure_interleaved({k: str(v) for k, v in models.items()}, settings, feeds, advance,
+                                                   shapes=batch_shapes)
             results.append({"model": "a", **measured["a"].to_dict()})
             if "b" in measured:
                 results.append({"model": "b", **measured["b"].to_dict()})

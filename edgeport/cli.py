@@ -188,21 +188,30 @@ def quantize(model, torch_spec, weights, num_classes, calib, val, output, as_jso
 @click.option("--shape", "shapes", multiple=True, help="Shape of a dynamic input: name=1x3x32x32.")
 @click.option("--inputs", "inputs_path", help=".npz with real inputs (x, or one array per input name).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of synthetic inputs and bootstrap.")
+@click.option("--remote", help="Measure on an edge device: ssh://user@host[:port] (numpy + onnxruntime there).")
+@click.option("--remote-python", default="python3", show_default=True, help="Python on the device.")
+@click.option("--ssh-option", "ssh_options", multiple=True,
+              help="Extra ssh -o KEY=VALUE, e.g. IdentityFile=~/.ssh/board or UserKnownHostsFile=...")
 @click.option("-o", "--output", help="Write the full result (raw samples included) to this JSON file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def bench(model, vs, batches, threads, provider, opt_level, warmup, iterations, duration, rounds, shapes, inputs_path,
-          seed, output, as_json, quiet) -> None:
+          seed, remote, remote_python, ssh_options, output, as_json, quiet) -> None:
     """Measure ONNX latency with onnxruntime: percentiles with 95% intervals, optional A/B."""
     from edgeport.bench_job import parse_int_list, parse_shapes, run_bench
     from edgeport.benchmarks import BenchSettings
     from edgeport.progress import SILENT, RichProgress
     from edgeport.report.summary import print_bench_summary
 
+    from edgeport.benchmarks.remote import RemoteTarget
+
     settings = BenchSettings(warmup=warmup, iterations=iterations, rounds=rounds, optimization_level=opt_level,
                              seed=seed, provider=provider, duration_s=duration)
+    target = RemoteTarget.parse(remote, remote_python, ssh_options) if remote else None
+    if target is not None and duration is not None:
+        raise click.BadParameter("--duration is not supported with --remote; use --iterations", param_hint="--duration")
     report = run_bench(model, vs, parse_int_list(batches, "--batch"), parse_int_list(threads, "--threads"), settings,
-                       parse_shapes(shapes), inputs_path, output, SILENT if quiet else RichProgress())
+                       parse_shapes(shapes), inputs_path, output, SILENT if quiet else RichProgress(), target)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
     else:

@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from edgeport.benchmarks.fingerprint import environment_fingerprint
+from edgeport.benchmarks.remote_runner import peak_rss_mb, timed_runs
 from edgeport.benchmarks.stats import summarize
 from edgeport.errors import BenchmarkError
 
@@ -80,7 +81,7 @@ class BenchResult:
         return data
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -178,23 +179,6 @@ def check_feeds(session, feeds: dict[str, np.ndarray], where: str) -> None:
             raise BenchmarkError(f"{where}: input {name!r} has shape {array.shape}, the model expects {arg.shape}")
 
 
-def peak_rss_mb() -> float:
-    import resource
-
-    # ru_maxrss is KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _timed_runs(session, feeds: dict, count: int) -> list[float]:
-    run, samples = session.run, []
-    clock = time.perf_counter_ns
-    for _ in range(count):
-        start = clock()
-        run(None, feeds)
-        samples.append((clock() - start) / 1e6)
-    return samples
-
-
 def measure_interleaved(models: dict[str, str | os.PathLike], settings: BenchSettings,
                         inputs: dict[str, np.ndarray] | None = None,
                         on_round: Callable[[int], None] = lambda n: None,
@@ -218,8 +202,8 @@ def measure_interleaved(models: dict[str, str | os.PathLike], settings: BenchSet
     first_ms: dict[str, float] = {}
     try:
         for label, session in sessions.items():
-            first_ms[label] = _timed_runs(session, feeds[label], 1)[0]
-            _timed_runs(session, feeds[label], settings.warmup)
+            first_ms[label] = timed_runs(session, feeds[label], 1)[0]
+            timed_runs(session, feeds[label], settings.warmup)
         per_round = max(1, settings.iterations // settings.rounds)
         deadline = time.perf_counter() + settings.duration_s if settings.duration_s else None
         round_index = 0
@@ -227,14 +211,14 @@ def measure_interleaved(models: dict[str, str | os.PathLike], settings: BenchSet
             # Alternate the order (A B, B A, ...) so that running second in a round favours no model.
             order = list(sessions) if round_index % 2 == 0 else list(reversed(sessions))
             for label in order:
-                samples[label] += _timed_runs(sessions[label], feeds[label], per_round)
+                samples[label] += timed_runs(sessions[label], feeds[label], per_round)
             on_round(1)
             round_index += 1
     except Exception as exc:
         raise BenchmarkError(f"inference failed while benchmarking ({exc})") from exc
     environment = environment_fingerprint()
     rss = peak_rss_mb()
-    return {label: BenchResult(str(path), _sha256(Path(path)), {**asdict(settings), "rounds_run": round_index,
+    return {label: BenchResult(str(path), file_sha256(Path(path)), {**asdict(settings), "rounds_run": round_index,
                                                               "inputs": "given" if inputs is not None else "synthetic"},
                                environment, samples[label], session_create_ms=created_ms[label],
                                first_inference_ms=first_ms[label], peak_rss_mb=rss)

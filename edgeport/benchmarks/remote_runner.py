@@ -1,0 +1,137 @@
+"""edgeport's single-file latency runner for edge devices: needs only Python 3, numpy and onnxruntime.
+
+It is copied to the device by `edgeport bench --remote` and run there as
+
+    python3 remote_runner.py MODEL.onnx SETTINGS.json INPUTS.npz
+
+It prints one JSON object: the raw per-iteration samples, timings and the device's fingerprint.
+The host computes every statistic. The host's own fingerprint comes from this file too, so host
+and device describe themselves the same way. Exit codes: 0 ok, 3 a package is missing, 4 the
+benchmark failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+# /proc/cpuinfo flag -> name in the fingerprint (x86 and ARM spell them differently).
+ISA_FLAGS = {"avx2": "avx2", "avx512f": "avx512f", "avx512_vnni": "avx512_vnni", "avx_vnni": "avx_vnni",
+             "avx512_bf16": "avx512_bf16", "amx_tile": "amx_tile", "amx_int8": "amx_int8",
+             "asimd": "neon", "asimddp": "dotprod", "i8mm": "i8mm", "sve": "sve"}
+
+
+def _cpuinfo() -> tuple[str, set[str]]:
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return model, flags
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("model name", "hardware", "cpu model") and value.strip():
+            model = value.strip()
+        elif key in ("flags", "features"):
+            flags.update(value.split())
+    return model, flags
+
+
+def _physical_cores() -> int | None:
+    try:
+        pairs = set()
+        text = Path("/proc/cpuinfo").read_text()
+        for block in text.split("\n\n"):
+            fields = dict((k.strip(), v.strip()) for k, _, v in (ln.partition(":") for ln in block.splitlines()))
+            if "core id" in fields:
+                pairs.add((fields.get("physical id", "0"), fields["core id"]))
+        return len(pairs) or None
+    except OSError:
+        return None
+
+
+def cpu_fingerprint() -> dict:
+    model, flags = _cpuinfo()
+    return {"model": model, "machine": platform.machine(), "logical_cores": os.cpu_count(),
+            "physical_cores": _physical_cores(),
+            "isa": sorted({name for flag, name in ISA_FLAGS.items() if flag in flags})}
+
+
+def environment_fingerprint() -> dict:
+    import numpy
+    import onnxruntime
+
+    return {"cpu": cpu_fingerprint(), "os": f"{platform.system()} {platform.release()}",
+            "python": sys.version.split()[0], "numpy": numpy.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            "providers": onnxruntime.get_available_providers()}
+
+
+def timed_runs(session, feeds: dict, count: int) -> list:
+    """Milliseconds of ``count`` calls of ``session.run`` on ``feeds``."""
+    run, samples = session.run, []
+    clock = time.perf_counter_ns
+    for _ in range(count):
+        start = clock()
+        run(None, feeds)
+        samples.append((clock() - start) / 1e6)
+    return samples
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def run(model: str, settings: dict, inputs_path: str) -> dict:
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = settings["threads"]
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, {
+        "disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+        "all": "ORT_ENABLE_ALL"}[settings["optimization_level"]])
+    start = time.perf_counter()
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    created_ms = (time.perf_counter() - start) * 1e3
+    with np.load(inputs_path, allow_pickle=False) as archive:
+        feeds = {name: archive[name] for name in archive.files}
+    first_ms = timed_runs(session, feeds, 1)[0]
+    timed_runs(session, feeds, settings["warmup"])
+    per_round = max(1, settings["iterations"] // settings["rounds"])
+    samples = []
+    for _ in range(settings["rounds"]):
+        samples += timed_runs(session, feeds, per_round)
+    return {"samples_ms": samples, "session_create_ms": created_ms, "first_inference_ms": first_ms,
+            "peak_rss_mb": peak_rss_mb(), "environment": environment_fingerprint()}
+
+
+def main(argv: list) -> int:
+    if len(argv) != 3:
+        print("usage: remote_runner.py MODEL.onnx SETTINGS.json INPUTS.npz", file=sys.stderr)
+        return 2
+    for package in ("numpy", "onnxruntime"):
+        try:
+            __import__(package)
+        except ImportError:
+            print(f"missing package on the device: {package} (pip install {package})", file=sys.stderr)
+            return 3
+    try:
+        result = run(argv[0], json.loads(Path(argv[1]).read_text()), argv[2])
+    except Exception as exc:  # report any failure as one line for the host
+        print(f"benchmark failed on the device: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 4
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -181,7 +181,8 @@ def quantize(model, torch_spec, weights, num_classes, calib, val, output, as_jso
 @click.option("--threads", "threads", default="1", show_default=True, help="Intra-op thread counts, e.g. 1,2.")
 @click.option("--provider", default="cpu", show_default=True, help="cpu, cuda, tensorrt, openvino or auto.")
 @click.option("--opt-level", default="all", show_default=True, help="Graph optimisation: disable, basic, extended, all.")
-@click.option("--warmup", type=int, default=50, show_default=True, help="Untimed runs before measuring.")
+@click.option("--warmup", default="50", show_default=True,
+              help="Untimed runs before measuring: a count (50) or seconds (2s).")
 @click.option("--iterations", type=int, default=1000, show_default=True, help="Timed runs per model and setting.")
 @click.option("--duration", type=float, help="Measure for this many seconds instead of --iterations.")
 @click.option("--rounds", type=int, default=10, show_default=True, help="Interleaving rounds (A/B alternate per round).")
@@ -205,11 +206,16 @@ def bench(model, vs, batches, threads, provider, opt_level, warmup, iterations, 
 
     from edgeport.benchmarks.remote import RemoteTarget
 
-    settings = BenchSettings(warmup=warmup, iterations=iterations, rounds=rounds, optimization_level=opt_level,
-                             seed=seed, provider=provider, duration_s=duration)
+    try:
+        warmup_runs, warmup_s = (0, float(warmup[:-1])) if warmup.endswith("s") else (int(warmup), None)
+    except ValueError:
+        raise click.BadParameter(f"expected a count such as 50 or seconds such as 2s, got {warmup!r}",
+                                 param_hint="--warmup") from None
+    settings = BenchSettings(warmup=warmup_runs, iterations=iterations, rounds=rounds, optimization_level=opt_level,
+                             seed=seed, provider=provider, duration_s=duration, warmup_s=warmup_s)
     target = RemoteTarget.parse(remote, remote_python, ssh_options) if remote else None
-    if target is not None and duration is not None:
-        raise click.BadParameter("--duration is not supported with --remote; use --iterations", param_hint="--duration")
+    if target is not None and (duration is not None or warmup_s is not None):
+        raise click.BadParameter("--remote takes counts: use --iterations and a --warmup count", param_hint="--remote")
     report = run_bench(model, vs, parse_int_list(batches, "--batch"), parse_int_list(threads, "--threads"), settings,
                        parse_shapes(shapes), inputs_path, output, SILENT if quiet else RichProgress(), target)
     if as_json:

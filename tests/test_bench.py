@@ -105,6 +105,9 @@ def test_bench_real_inputs_and_shapes(student_pair, capsys):
     code, stdout, _ = _bench(capsys, student_pair / "fp32.onnx", "--shape", "input=3x1x32x32", "--iterations", 20,
                              "--json")
     assert code == 0 and json.loads(stdout)["results"][0]["settings"]["batch"] == 1
+    code, stdout, _ = _bench(capsys, student_pair / "fp32.onnx", "--warmup", "0.2s", "--duration", "0.5", "--json")
+    settings = json.loads(stdout)["results"][0]["settings"]
+    assert code == 0 and settings["warmup_s"] == 0.2 and settings["rounds_run"] >= 1
 
 
 def test_bench_bad_input_exits_2(student_pair, tmp_path, capsys):
@@ -119,6 +122,7 @@ def test_bench_bad_input_exits_2(student_pair, tmp_path, capsys):
              ([model, "--provider", "tpu"], "provider 'tpu' is not one of"),
              ([model, "--iterations", 0], "iterations must be a positive integer"),
              ([model, "--batch", "1,x"], "--batch expects comma-separated integers"),
+             ([model, "--warmup", "fast"], "expected a count such as 50"),
              ([model, "--shape", "input=1x1"], "does not fit the model's shape"),
              ([model, "--shape", "pixels=1x1x32x32"], "not model inputs"),
              ([model, "--inputs", tmp_path / "wrong.npz"], "expected arrays named 'input'"),

@@ -39,6 +39,7 @@ class BenchSettings:
     seed: int = 0
     provider: str = "cpu"
     duration_s: float | None = None  # when set, measure for this long instead of a fixed count
+    warmup_s: float | None = None  # when set, warm up for this long instead of ``warmup`` runs
 
     def __post_init__(self) -> None:
         from edgeport.errors import ConfigError
@@ -51,6 +52,8 @@ class BenchSettings:
             raise ConfigError(f"benchmark warmup must be a non-negative integer, got {self.warmup!r}")
         if self.provider not in (*PROVIDERS, "auto"):
             raise ConfigError(f"benchmark provider {self.provider!r} is not one of {', '.join((*PROVIDERS, 'auto'))}")
+        if self.warmup_s is not None and not self.warmup_s > 0:
+            raise ConfigError(f"benchmark warm-up must be > 0 seconds, got {self.warmup_s!r}")
         if self.duration_s is not None and not self.duration_s > 0:
             raise ConfigError(f"benchmark duration must be > 0 seconds, got {self.duration_s!r}")
         if self.optimization_level not in _OPT_LEVELS:
@@ -203,7 +206,12 @@ def measure_interleaved(models: dict[str, str | os.PathLike], settings: BenchSet
     try:
         for label, session in sessions.items():
             first_ms[label] = timed_runs(session, feeds[label], 1)[0]
-            timed_runs(session, feeds[label], settings.warmup)
+            if settings.warmup_s:
+                until = time.perf_counter() + settings.warmup_s
+                while time.perf_counter() < until:
+                    timed_runs(session, feeds[label], 10)
+            else:
+                timed_runs(session, feeds[label], settings.warmup)
         per_round = max(1, settings.iterations // settings.rounds)
         deadline = time.perf_counter() + settings.duration_s if settings.duration_s else None
         round_index = 0

@@ -16,6 +16,21 @@ def latency_verdict(ratio: float) -> str:
             "larger model or another quantization format.")
 
 
+def describe_quantization(quant: dict) -> str:
+    """One line for a quantization config as recorded in a manifest."""
+    layout = "per-channel" if quant["per_channel"] else "per-tensor"
+    if quant["backend"].startswith("torch-"):
+        text = f"{quant['backend']}, engine {quant['engine']}, {layout} weights"
+    else:
+        text = (f"{quant['backend']} {quant['format'].upper()}, {quant['activation_type']} activations, "
+                f"{quant['weight_type']} {layout} weights")
+        if quant["backend"] == "ort-static":
+            text += f", {quant['calibration_method']} calibration"
+    if quant["reduce_range"]:
+        text += f", 7-bit weight range (reduce_range: {quant.get('reduce_range_reason', 'set')})"
+    return text
+
+
 def _us(ms: float | None) -> str:
     if ms is None:
         return "n/a"
@@ -43,13 +58,8 @@ def render_run_report(manifest: dict) -> str:
                       "student trained with plain cross-entropy (same seed)."]
     delta = acc["int8_onnx"]["test"] - acc["fp32_onnx"]["test"]
     quant = manifest["lineage"]["quantization"]
-    weights = f"{quant['weight_type']} {'per-channel' if quant['per_channel'] else 'per-tensor'} weights"
-    if quant["reduce_range"]:
-        weights += f" in a 7-bit range (reduce_range, {quant['reduce_range_reason']})"
-    lines += ["", f"Quantization: {quant['backend']} {quant['format'].upper()}, {quant['activation_type']} activations, "
-                  f"{weights}, "
-                  f"{quant['calibration_method']} calibration on {manifest['lineage']['calibration']['samples']} "
-                  "training images.",
+    lines += ["", f"Quantization: {describe_quantization(quant)}; calibration on "
+                  f"{manifest['lineage']['calibration']['samples']} training images.",
               "", f"int8 versus fp32 ONNX on test: {round(delta, 2) + 0.0:+.2f} points; on val the int8 model agrees with fp32 "
                   f"on {parity['int8_vs_fp32']['top1_agreement']:.2f}% of top-1 predictions "
                   f"(SQNR {parity['int8_vs_fp32']['sqnr_db']:.1f} dB). fp32 ONNX versus PyTorch: max abs diff "

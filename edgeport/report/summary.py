@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from edgeport.report.run_report import ROWS, latency_verdict
+from edgeport.report.run_report import ROWS, describe_quantization, latency_verdict
 
 
 def print_summary(manifest: dict, folder: Path, console: Console | None = None) -> None:
@@ -36,12 +36,7 @@ def print_quantize_summary(manifest: dict, path: Path, console: Console | None =
     table = Table(title=f"edgeport quantize: {path}", show_header=False)
     table.add_column("what")
     table.add_column("value")
-    if quant["backend"].startswith("torch-"):
-        settings = f"engine {quant['engine']}"
-    else:
-        settings = (f"{quant['format']}, {quant['activation_type']} activations, {quant['weight_type']} "
-                    f"{'per-channel' if quant['per_channel'] else 'per-tensor'} weights")
-    table.add_row("backend", f"{quant['backend']} ({settings}, reduce_range {quant['reduce_range']})")
+    table.add_row("backend", describe_quantization(quant))
     table.add_row("size", f"{manifest['artifact']['size_bytes'] / 1024:.1f} KiB")
     table.add_row("int8 coverage", f"{coverage['integer_kernels']} of {coverage['integer_kernels'] + coverage['float_kernels']}"
                                    f" compute layers" + (f"; float: {', '.join(coverage['unfused'])}" if coverage['unfused'] else ""))

@@ -26,9 +26,9 @@ from edgeport.exporter import export_onnx, onnx_predict, write_metadata
 from edgeport.models import ModelSpec, build_model
 from edgeport.models.checkpoint import count_parameters, load_weights, save_checkpoint
 from edgeport.progress import SILENT, Progress
-from edgeport.quant_backends import ModelSource, QuantConfig, TrainingData, check_supported_options, get_backend, quantize
+from edgeport.quant_backends import ModelSource, QuantConfig, TrainingData, build_quant_config, quantize
 from edgeport.quant_backends.fallback import Tolerance, fallback_miss, quantize_with_fallback
-from edgeport.quant_backends.target import resolve_reduce_range, saturation_warning
+from edgeport.quant_backends.target import saturation_warning
 from edgeport.quant_backends.verify import verify_int8
 from edgeport.report.run_report import render_run_report
 from edgeport.versions import package_versions
@@ -49,7 +49,7 @@ class _Stages:
         self.seconds[name] = round(time.perf_counter() - start, 3)
 
 
-def validate(config: RunConfig) -> tuple[ModelSpec, ModelSpec, QuantConfig]:
+def validate(config: RunConfig, cpu: dict) -> tuple[ModelSpec, ModelSpec, QuantConfig, str]:
     """Cheap checks before any folder is made or any data is read."""
     teacher, student = ModelSpec.parse(config.teacher.model), ModelSpec.parse(config.student.model)
     teacher.validate()
@@ -58,11 +58,8 @@ def validate(config: RunConfig) -> tuple[ModelSpec, ModelSpec, QuantConfig]:
         raise ConfigError("data.val_fraction + data.test_fraction must be < 1")
     if config.teacher.weights is not None and not Path(config.teacher.weights).is_file():
         raise ConfigError(f"{config.teacher.weights}: teacher checkpoint not found")
-    quant = config.quantize.model_dump(exclude={"max_accuracy_drop"})
-    quant["reduce_range"], _ = resolve_reduce_range(quant["reduce_range"], cpu_fingerprint())
-    quant_config = QuantConfig(**quant)
-    check_supported_options(get_backend(quant_config.backend), quant_config)
-    return teacher, student, quant_config
+    quant_config, range_reason = build_quant_config(config.quantize.model_dump(exclude={"max_accuracy_drop"}), cpu)
+    return teacher, student, quant_config, range_reason
 
 
 def run_id_for(config: RunConfig) -> str:
@@ -73,9 +70,8 @@ def run_id_for(config: RunConfig) -> str:
 def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress = SILENT,
                  run_id: str | None = None) -> tuple[Path, dict]:
     """Run every stage; return the committed run folder and its manifest."""
-    teacher_spec, student_spec, quant_config = validate(config)
     cpu = cpu_fingerprint()
-    _, range_reason = resolve_reduce_range(config.quantize.reduce_range, cpu)
+    teacher_spec, student_spec, quant_config, range_reason = validate(config, cpu)
     warnings = [w for w in [saturation_warning(quant_config.activation_type, quant_config.weight_type,
                                                quant_config.reduce_range, cpu)] if w]
     for warning in warnings:

@@ -18,10 +18,10 @@ from edgeport.data.model_inputs import load_model_inputs
 from edgeport.errors import ConfigError
 from edgeport.exporter import write_metadata
 from edgeport.progress import SILENT, Progress
-from edgeport.quant_backends import ModelSource, QuantConfig, TrainingData, check_supported_options, get_backend, quantize
+from edgeport.quant_backends import ModelSource, TrainingData, build_quant_config, get_backend, quantize
 from edgeport.quant_backends.calibration import load_fp32_onnx, model_inputs
 from edgeport.quant_backends.fallback import Tolerance, fallback_miss, quantize_with_fallback
-from edgeport.quant_backends.target import resolve_reduce_range, saturation_warning
+from edgeport.quant_backends.target import saturation_warning
 from edgeport.quant_backends.verify import verify_int8
 from edgeport.versions import package_versions
 
@@ -65,10 +65,8 @@ def quantize_file(onnx_path: str | None, torch_spec: str | None, weights: str | 
         raise ConfigError("--torch needs --weights W.safetensors")
     calib_path = Path(calib)
     cpu = cpu_fingerprint()
-    reduce_range, range_reason = resolve_reduce_range(config.pop("reduce_range", "auto"), cpu)
-    quant_config = QuantConfig(reduce_range=reduce_range, **config)
+    quant_config, range_reason = build_quant_config(config, cpu)
     backend = get_backend(quant_config.backend)
-    check_supported_options(backend, quant_config)
     if onnx_path is not None:
         if backend.needs == "torch":
             raise ConfigError(f"backend {backend.name!r} quantizes torch models: use --torch package.module:factory "

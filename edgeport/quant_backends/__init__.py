@@ -23,6 +23,20 @@ def check_supported_options(backend: QuantBackend, config: QuantConfig) -> None:
                               f"(got {value!r}); it supports {', '.join(sorted(backend.options))}")
 
 
+def build_quant_config(options: dict, cpu: dict) -> tuple[QuantConfig, str]:
+    """A validated QuantConfig from user options; ``reduce_range`` may be "auto" (decided by ``cpu``).
+
+    Returns the config and why reduce_range has its value; refuses options the backend ignores.
+    """
+    from edgeport.quant_backends.target import resolve_reduce_range
+
+    options = dict(options)
+    options["reduce_range"], reason = resolve_reduce_range(options.get("reduce_range", "auto"), cpu)
+    config = QuantConfig(**options)
+    check_supported_options(get_backend(config.backend), config)
+    return config, reason
+
+
 def quantize(source, calibration, config: QuantConfig, output_path, progress=None) -> QuantResult:
     """Quantize ``source`` (a ModelSource, or a fp32 ONNX path) with the backend named in ``config``."""
     from edgeport.progress import SILENT
@@ -36,5 +50,5 @@ def quantize(source, calibration, config: QuantConfig, output_path, progress=Non
     return backend.quantize(source, calibration, config, output_path, progress or SILENT)
 
 
-__all__ = ["ModelSource", "QuantBackend", "QuantConfig", "QuantResult", "check_supported_options", "get_backend",
+__all__ = ["build_quant_config", "ModelSource", "QuantBackend", "QuantConfig", "QuantResult", "check_supported_options", "get_backend",
            "list_backends", "quantize", "register_backend", "TrainingData"]

@@ -6,6 +6,8 @@ import dataclasses
 import os
 from pathlib import Path
 
+import numpy as np
+
 from edgeport.artifacts import atomic_write_json
 from edgeport.benchmarks.compare import compare
 from edgeport.benchmarks.latency import SCHEMA_VERSION, BenchSettings, measure_interleaved, resolve_provider
@@ -96,4 +98,38 @@ def run_bench(model: str, vs: str | None, batches: list[int], threads: list[int]
         if not out.parent.is_dir():
             raise ConfigError(f"{out.parent}: output folder does not exist")
         atomic_write_json(out, report)
+    return report
+
+
+def run_torch_bench(spec: str, weights: str, num_classes: int | None, engine: str | None, batches: list[int],
+                    threads: list[int], base: BenchSettings, shapes: dict[str, tuple[int, ...]],
+                    inputs_path: str | None, output: str | None) -> dict:
+    """The same sweep for a PyTorch model (fp32 weights from safetensors), with the same statistics."""
+    from edgeport.data.model_inputs import load_model_inputs
+    from edgeport.models import ModelSpec, build_model
+    from edgeport.models.checkpoint import load_weights
+    from edgeport.torch_bench import measure_torch
+
+    if inputs_path is not None:
+        x = load_model_inputs(inputs_path, ["input"])[0]["input"]
+        batches = [len(x)]
+    elif set(shapes) == {"input"}:
+        x = np.random.default_rng(base.seed).standard_normal(shapes["input"]).astype(np.float32)
+    else:
+        raise ConfigError("a torch model needs its input: --shape input=1x3x32x32 or --inputs data.npz")
+    model = build_model(ModelSpec.parse(spec), x.shape[1] if x.ndim == 4 else None, num_classes,
+                        x.shape[2] if x.ndim == 4 else None)
+    load_weights(model, weights)
+    model.eval()
+    results = []
+    for batch in batches:
+        feed = x if inputs_path is not None else np.resize(x, (batch, *x.shape[1:]))
+        for thread_count in threads:
+            settings = dataclasses.replace(base, batch=batch, threads=thread_count)
+            measured = measure_torch(model, feed, settings, engine=engine, label=spec)
+            results.append({"model": "a", **measured.to_dict()})
+    report = {"schema_version": SCHEMA_VERSION, "model": f"torch {spec} ({weights})", "vs": None,
+              "results": results, "comparisons": [], "warnings": []}
+    if output:
+        atomic_write_json(Path(output), report)
     return report

@@ -175,8 +175,12 @@ def quantize(model, torch_spec, weights, num_classes, calib, val, output, as_jso
 
 
 @cli.command()
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model", type=click.Path(dir_okay=False), required=False)
 @click.option("--vs", help="A second model measured interleaved with MODEL (A/B comparison).")
+@click.option("--torch", "torch_spec", help="Measure a PyTorch model instead (spec or package.module:factory).")
+@click.option("--weights", help="safetensors weights for --torch.")
+@click.option("--num-classes", type=int, help="num_classes for --torch factories that need it.")
+@click.option("--engine", help="torch quantized engine to select for --torch (x86, fbgemm, qnnpack, onednn).")
 @click.option("--batch", "batches", default="1", show_default=True, help="Batch sizes, e.g. 1,8.")
 @click.option("--threads", "threads", default="1", show_default=True, help="Intra-op thread counts, e.g. 1,2.")
 @click.option("--provider", default="cpu", show_default=True, help="cpu, cuda, tensorrt, openvino or auto.")
@@ -196,7 +200,7 @@ def quantize(model, torch_spec, weights, num_classes, calib, val, output, as_jso
 @click.option("-o", "--output", help="Write the full result (raw samples included) to this JSON file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def bench(model, vs, batches, threads, provider, opt_level, warmup, iterations, duration, rounds, shapes, inputs_path,
+def bench(model, vs, torch_spec, weights, num_classes, engine, batches, threads, provider, opt_level, warmup, iterations, duration, rounds, shapes, inputs_path,
           seed, remote, remote_python, ssh_options, output, as_json, quiet) -> None:
     """Measure ONNX latency with onnxruntime: percentiles with 95% intervals, optional A/B."""
     from edgeport.bench_job import parse_int_list, parse_shapes, run_bench
@@ -213,6 +217,21 @@ def bench(model, vs, batches, threads, provider, opt_level, warmup, iterations, 
                                  param_hint="--warmup") from None
     settings = BenchSettings(warmup=warmup_runs, iterations=iterations, rounds=rounds, optimization_level=opt_level,
                              seed=seed, provider=provider, duration_s=duration, warmup_s=warmup_s)
+    if torch_spec is not None:
+        from edgeport.bench_job import run_torch_bench
+
+        if model or vs or remote or weights is None:
+            raise click.UsageError("--torch takes --weights and no MODEL.onnx, --vs or --remote")
+        report = run_torch_bench(torch_spec, weights, num_classes, engine, parse_int_list(batches, "--batch"),
+                                 parse_int_list(threads, "--threads"), settings, parse_shapes(shapes), inputs_path,
+                                 output)
+        if as_json:
+            click.echo(json.dumps(report, indent=2, default=str))
+        else:
+            print_bench_summary(report)
+        return
+    if model is None:
+        raise click.UsageError("give MODEL.onnx (or --torch SPEC --weights W.safetensors)")
     target = RemoteTarget.parse(remote, remote_python, ssh_options) if remote else None
     if target is not None and (duration is not None or warmup_s is not None):
         raise click.BadParameter("--remote takes counts: use --iterations and a --warmup count", param_hint="--remote")

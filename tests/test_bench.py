@@ -159,3 +159,19 @@ def test_pytorch_runner_measures_fp32_and_quantized_models(tmp_path, trained_cnn
         assert len(measured.samples_ms) == 50 and measured.stats["p50_ms"] > 0
         assert measured.environment["torch"]
     assert int8.settings["engine"] == "fbgemm" and int8.settings["provider"] == "pytorch-cpu"
+
+
+def test_bench_a_pytorch_model_from_the_cli(tmp_path, capsys, trained_cnn):
+    from edgeport.models import ModelSpec
+    from edgeport.models.checkpoint import save_checkpoint
+
+    save_checkpoint(trained_cnn, tmp_path / "w.safetensors", ModelSpec.parse("cnn:width=1,depth=3"), 1, 10, 16)
+    code, stdout, err = _bench(capsys, "--torch", "cnn:width=1,depth=3", "--weights", tmp_path / "w.safetensors",
+                               "--num-classes", 10, "--shape", "input=1x1x16x16", "--batch", "1,2",
+                               "--iterations", 30, "--warmup", 2, "--json")
+    assert code == 0, err
+    results = json.loads(stdout)["results"]
+    assert [r["settings"]["batch"] for r in results] == [1, 2]
+    assert all(r["settings"]["provider"] == "pytorch-cpu" and len(r["samples_ms"]) == 30 for r in results)
+    code, _, err = _bench(capsys, "--torch", "cnn", "--weights", tmp_path / "w.safetensors")
+    assert code == 2 and "needs its input" in err

@@ -33,14 +33,13 @@ def manifest_path_for(output: Path) -> Path:
     return output.with_name(f"{name}.manifest.json")
 
 
-def _torch_source(spec: str, weights: str, calib_path: Path, num_classes: int | None, staging: Path,
+def _torch_source(spec: str, weights: str, x, labels, num_classes: int | None, staging: Path,
                   exporter: str) -> tuple[ModelSource, dict]:
+    """Build the torch model (input shape from the calibration images ``x``) and export its fp32 ONNX."""
     from edgeport.exporter import write_onnx
     from edgeport.models import ModelSpec, build_model
     from edgeport.models.checkpoint import load_weights
 
-    inputs, labels = load_model_inputs(calib_path, ["input"])
-    x = inputs["input"]
     if num_classes is None and labels is not None:
         num_classes = int(labels.max()) + 1
     model_spec = ModelSpec.parse(spec)
@@ -89,10 +88,12 @@ def quantize_file(onnx_path: str | None, torch_spec: str | None, weights: str | 
             source = ModelSource(Path(onnx_path))
             names = list(model_inputs(load_fp32_onnx(source.onnx_path)))
             lineage = {"onnx_model": str(onnx_path), "onnx_sha256": sha256_file(onnx_path)}
+            calibration, calib_labels = load_model_inputs(calib_path, names)
         else:
-            source, lineage = _torch_source(torch_spec, weights, calib_path, num_classes, staging, exporter)
             names = ["input"]
-        calibration, calib_labels = load_model_inputs(calib_path, names)
+            calibration, calib_labels = load_model_inputs(calib_path, names)
+            source, lineage = _torch_source(torch_spec, weights, calibration["input"], calib_labels, num_classes,
+                                            staging, exporter)
         val_inputs, val_labels = load_model_inputs(Path(val), names) if val else (calibration, calib_labels)
         if source.torch_model is not None and calib_labels is not None and len(names) == 1:
             # Labelled calibration images double as fine-tuning data for quantization-aware training.

@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeport.cli import main
-from edgeport.models import ModelSpec, build_model
+from edgeport.models import ModelSpec
 from edgeport.models.checkpoint import save_checkpoint
 
 

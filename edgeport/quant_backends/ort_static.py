@@ -7,7 +7,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import onnx
 
 from edgeport.errors import QuantizationError
 from edgeport.progress import SILENT, Progress

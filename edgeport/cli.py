@@ -243,6 +243,48 @@ def bench(model, vs, torch_spec, weights, num_classes, engine, batches, threads,
         print_bench_summary(report)
 
 
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Project file with [run] (the base settings) and [search] (strategy, policy, space).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True,
+              help="Folder that receives the search folder runs/search-<id>/ (and the shared stage cache).")
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path),
+              help="Continue an interrupted search in this folder (with --config: a space that only adds candidates).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Run build stages in local processes or as Ray tasks.")
+@click.option("--ray-address", help="Ray cluster address (host:port); default: start a local Ray instance.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Build stages in parallel (processes or Ray CPUs); benchmarks always run alone.")
+@click.option("--max-trials", type=int, help="At most this many candidates (a larger grid needs --allow-large-grid).")
+@click.option("--allow-large-grid", is_flag=True, help="Run the first --max-trials candidates of a larger space.")
+@click.option("--time-budget", help="Stop starting new trials after this long (90s, 30m, 1h30m).")
+@click.option("--remote", help="Measure latency on an edge device: ssh://user@host[:port].")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
+              help="Stage cache folder (default: OUT/.cache/stages, shared by searches in OUT).")
+@click.option("--seed", type=int, help="Override [run] seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the search summary as JSON on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+def search(config_path, out, resume, executor, ray_address, workers, max_trials, allow_large_grid, time_budget,
+           remote, cache, seed, as_json, quiet) -> None:
+    """Search students, KD, quantization and target settings for the best accuracy within a latency budget."""
+    from edgeport.progress import SILENT, RichProgress
+    from edgeport.report.summary import print_search_summary
+    from edgeport.search import SearchOptions, run_search
+
+    if max_trials is not None and max_trials < 1:
+        raise click.BadParameter(f"must be at least 1, got {max_trials}", param_hint="--max-trials")
+    options = SearchOptions(out=out, resume=resume, executor=executor, workers=workers, ray_address=ray_address,
+                            max_trials=max_trials, allow_large_grid=allow_large_grid, time_budget=time_budget,
+                            remote=remote, cache=cache, overrides={"seed": seed} if seed is not None else {})
+    folder, summary = run_search(config_path, options, SILENT if quiet else RichProgress())
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+    else:
+        print_search_summary(summary, folder)
+    if summary["chosen"] is None:
+        raise click.exceptions.Exit(EXIT_CHECK_FAILED)
+
+
 @cli.command(name="list")
 def list_registries() -> None:
     """Show the datasets, models and quantization backends edgeport knows."""

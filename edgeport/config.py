@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from edgeport.errors import ConfigError
 
@@ -63,8 +63,9 @@ class QuantizeSection(_Section):
     percentile: float = Field(99.999, gt=50, le=100)
     symmetric_activations: bool = False
     symmetric_weights: bool = True
-    exclude_nodes: tuple[str, ...] = ()
-    exclude_op_types: tuple[str, ...] = ()
+    # TOML and JSON give lists: accept them for these tuples despite the model's strict mode.
+    exclude_nodes: Annotated[tuple[str, ...], Strict(False)] = ()
+    exclude_op_types: Annotated[tuple[str, ...], Strict(False)] = ()
     engine: Literal["x86", "fbgemm", "qnnpack", "onednn"] = "x86"
     qat_epochs: int = Field(2, gt=0)   # torch-fx-qat: fine-tuning epochs (KD loss kept)
     qat_lr: float = Field(5e-4, gt=0)
@@ -74,6 +75,7 @@ class QuantizeSection(_Section):
 
 
 class BenchSection(_Section):
+    batch: int = Field(1, gt=0)
     threads: int = Field(1, gt=0)
     warmup: int = Field(100, ge=0)
     iterations: int = Field(2000, gt=0)
@@ -111,6 +113,22 @@ def _merge(base: dict, override: dict) -> dict:
     return merged
 
 
+PROJECT_TABLES = ("run", "search")  # [search] is read by edgeport.search.settings
+
+
+def read_project_file(path: str | Path) -> dict[str, Any]:
+    """The parsed TOML document, or a ConfigError naming the file."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Defaults, then the project file's ``[run]`` settings, then ``overrides`` (nested dicts)."""
     data: dict[str, Any] = {}
@@ -118,17 +136,10 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     if path is not None:
         path = Path(path)
         source = str(path)
-        try:
-            document = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{path}: config file not found") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read config file ({exc})") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-        unknown = sorted(set(document) - {"run"})
+        document = read_project_file(path)
+        unknown = sorted(set(document) - set(PROJECT_TABLES))
         if unknown:
-            raise ConfigError(f"{path}: unknown table(s) {', '.join(unknown)}; expected [run]")
+            raise ConfigError(f"{path}: unknown table(s) {', '.join(unknown)}; expected {', '.join(PROJECT_TABLES)}")
         data = document.get("run", {})
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: 'run' must be a table")

@@ -14,23 +14,22 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
-
 from edgeport.artifacts import Artifact, RunFolder, atomic_write_json, atomic_write_text, sha256_json
-from edgeport.benchmarks import BenchSettings, cpu_fingerprint, measure_interleaved
+from edgeport.benchmarks import cpu_fingerprint, measure_interleaved
 from edgeport.config import RunConfig
-from edgeport.data import Normalizer, Splits, calibration_subset, load_dataset, split_dataset
-from edgeport.distill import KDConfig, TrainConfig, accuracy, predict_logits, teacher_logits, train
+from edgeport.distill import KDConfig, accuracy, predict_logits, teacher_logits
 from edgeport.errors import ConfigError
 from edgeport.exporter import export_onnx, onnx_predict, write_metadata
-from edgeport.models import ModelSpec, build_model
+from edgeport.models import ModelSpec
 from edgeport.models.checkpoint import count_parameters, load_weights, save_checkpoint
 from edgeport.progress import SILENT, Progress
-from edgeport.quant_backends import ModelSource, QuantConfig, TrainingData, build_quant_config, quantize
-from edgeport.quant_backends.fallback import Tolerance, fallback_miss, quantize_with_fallback
+from edgeport.quant_backends import QuantConfig, build_quant_config
+from edgeport.quant_backends.fallback import fallback_miss
 from edgeport.quant_backends.target import saturation_warning
 from edgeport.quant_backends.verify import verify_int8
 from edgeport.report.run_report import render_run_report
+from edgeport.stages import fit as fit_section
+from edgeport.stages import batch_of, bench_settings, prepare_data, quantize_student, seeded_model
 from edgeport.versions import package_versions
 
 MANIFEST_SCHEMA = 1
@@ -81,24 +80,17 @@ def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress
     with RunFolder(out, run_id or run_id_for(config)) as folder:
         root = folder.path
         with stages("data"):
-            data = load_dataset(config.data.name, config.data.path, config.data.image_size, config.data.channels)
-            splits = split_dataset(data, config.data.val_fraction, config.data.test_fraction, seed)
-            norm = Normalizer.fit(splits.train.x)
-            splits = Splits(*(part.with_x(norm(part.x)) for part in (splits.train, splits.val, splits.test)))
-        channels, classes, size = data.channels, data.num_classes, data.image_size[0]
+            prepared = prepare_data(config.data, seed)
+        data, splits, norm = prepared.data, prepared.splits, prepared.norm
+        channels, classes, size = prepared.shape
         progress.log(f"data: {data.name} {len(data.y)} images {data.x.shape[1:]} {classes} classes "
                      f"(train {len(splits.train.y)} / val {len(splits.val.y)} / test {len(splits.test.y)})")
 
         def new_model(spec):
-            # Seed right before construction: a model's initial weights then depend only on the
-            # seed, not on which stages ran before (the KD and no-KD students start identical).
-            torch.manual_seed(seed)
-            return build_model(spec, channels, classes, size)
+            return seeded_model(spec, seed, prepared)
 
         def fit(model, section, description, kd=None, t_logits=None):
-            cfg = TrainConfig(epochs=section.epochs, batch_size=section.batch_size, lr=section.lr, seed=seed)
-            return train(model, splits.train.x, splits.train.y, splits.val.x, splits.val.y, cfg, kd=kd,
-                         teacher_logits=t_logits, progress=progress, description=description)
+            return fit_section(model, section, prepared, seed, progress, description, kd, t_logits)
 
         # Teacher: load the user's checkpoint or train one.
         with stages("teacher"):
@@ -140,22 +132,12 @@ def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress
                                  parity_inputs=splits.val.x)
 
         with stages("quantize"):
-            calib_idx = calibration_subset(splits.train, config.quantize.calibration_samples, seed)
             int8_path = root / "student.int8.onnx"
-            training = TrainingData(splits.train.x, splits.train.y, splits.val.x, splits.val.y, t_logits,
-                                    kd.temperature, kd.alpha)
-            source = ModelSource(fp32_path, student, training)
-            calibration = {"input": splits.train.x[calib_idx]}
-            fallback = None
-            if config.quantize.max_accuracy_drop is None:
-                quant = quantize(source, calibration, quant_config, int8_path, progress)
-            else:
-                quant, fallback = quantize_with_fallback(source, calibration, quant_config, int8_path,
-                                                         {"input": splits.val.x}, splits.val.y,
-                                                         Tolerance(max_drop=config.quantize.max_accuracy_drop),
-                                                         progress)
-                if not fallback.within_tolerance:
-                    warnings.append(fallback_miss(fallback))
+            quantized = quantize_student(fp32_path, student, prepared, t_logits, kd, config.quantize, quant_config,
+                                         int8_path, seed, progress)
+            quant, fallback, calib_idx = quantized.result, quantized.fallback, quantized.calibration_indices
+            if fallback is not None and not fallback.within_tolerance:
+                warnings.append(fallback_miss(fallback))
             verification = verify_int8(int8_path, fp32_path, {"input": splits.val.x}, splits.val.y)
 
         with stages("evaluate"):
@@ -178,9 +160,8 @@ def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress
         int8_art = Artifact.from_file(int8_path, "onnx-int8", backend=quant.backend)
 
         with stages("benchmark"):
-            bench = BenchSettings(batch=1, threads=config.bench.threads, warmup=config.bench.warmup,
-                                  iterations=config.bench.iterations, rounds=config.bench.rounds, seed=seed)
-            sample = {"input": splits.test.x[:1]}
+            bench = bench_settings(config.bench, seed)
+            sample = {"input": batch_of(splits.test.x, bench.batch)}
             with progress.task("benchmark fp32 vs int8", total=bench.rounds) as advance:
                 results = measure_interleaved({"fp32": fp32_path, "int8": int8_path}, bench, sample, advance)
             atomic_write_json(root / "latency.json", {k: r.to_dict() for k, r in results.items()})

@@ -22,7 +22,7 @@ def test_file_then_overrides(tmp_path):
     ("[run.student]\nepochs = 0\n", "field 'student.epochs'.*greater than 0.*got 0"),
     ("[run.student]\nepochs = '3'\n", "student.epochs"),
     ("[run.quantize]\nformat = 'int4'\n", "quantize.format"),
-    ("[search]\n", "unknown table"),
+    ("[deploy]\n", "unknown table"),
     ("[run\n", "not valid TOML"),
 ])
 def test_bad_files_name_file_and_field(tmp_path, text, message):

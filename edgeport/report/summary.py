@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rich.console import Console
@@ -92,3 +93,32 @@ def print_bench_summary(report: dict, console: Console | None = None) -> None:
                       highlight=False)
     for warning in report["warnings"]:
         console.print(f"warning: {warning}", highlight=False)
+
+
+def _pct(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "-"
+
+
+def print_search_summary(summary: dict, folder: Path, console: Console | None = None) -> None:
+    console = console or Console()
+    trials = json.loads((folder / "trials.json").read_text())
+    metric = summary["selection"]["latency_metric"]
+    table = Table(title=f"edgeport search {folder.name}")
+    for column in ("trial", "status", "parameters", "val %", "test %", f"{metric} ms", ""):
+        table.add_column(column)
+    for trial in trials:
+        m = trial.get("metrics", {})
+        lat = (m.get("latency") or {}).get(f"{metric}_ms")
+        params = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in trial["params"].items() if v is not None)
+        mark = "chosen" if trial.get("chosen") else ("pareto" if trial.get("pareto") else "")
+        if trial["status"] == "failed":
+            mark = (trial.get("error") or "")[:60]
+        table.add_row(trial["id"][:8], trial["status"], params, _pct(m.get("val_accuracy")),
+                      _pct(m.get("test_accuracy")), f"{lat:.4f}" if lat is not None else "-", mark)
+    console.print(table)
+    console.print(summary["stage_summary"])
+    if summary["chosen"]:
+        console.print(f"chosen: {summary['chosen'][:8]} ({summary['chosen_because']}) -> {folder / 'best' / 'model.onnx'}")
+    else:
+        console.print(f"[red]no candidate chosen:[/red] {summary['chosen_because']}")
+    console.print(f"report: {folder / 'report.html'}")

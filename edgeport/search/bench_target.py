@@ -1,0 +1,38 @@
+"""Where a search measures latency: this host, or a remote device over ssh (``--remote``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeport.benchmarks import BenchSettings, cpu_fingerprint, measure_latency
+from edgeport.benchmarks.latency import BenchResult
+from edgeport.benchmarks.remote import RemoteTarget, measure_remote
+
+
+@dataclass(frozen=True)
+class BenchTarget:
+    remote: RemoteTarget | None
+    url: str | None
+
+    @classmethod
+    def create(cls, url: str | None, ssh_options: tuple[str, ...] = ()) -> "BenchTarget":
+        return cls(RemoteTarget.parse(url, options=ssh_options) if url else None, url)
+
+    def identity(self) -> dict:
+        """What a cached latency depends on besides the model and the settings."""
+        if self.remote is not None:
+            return {"remote": self.url}
+        import onnxruntime
+
+        return {"cpu": cpu_fingerprint(), "onnxruntime": onnxruntime.__version__}
+
+    def measure(self, model: str | Path, settings: BenchSettings, inputs: dict[str, np.ndarray]) -> BenchResult:
+        if self.remote is not None:
+            return measure_remote(model, self.remote, settings, inputs)
+        return measure_latency(model, settings, inputs)
+
+    def describe(self) -> str:
+        return self.url if self.url else f"this host ({cpu_fingerprint()['model']})"

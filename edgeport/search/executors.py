@@ -1,0 +1,141 @@
+"""Where build stages run: in this process, in a pool of local processes, or as Ray tasks.
+
+All three take ``submit(task) -> handle`` and ``wait(handles) -> finished handles`` and return the
+dict that ``edgeport.search.tasks.execute`` returns. Latency is never measured here: the search
+runs benchmarks itself, alone, when no build is running.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
+from concurrent.futures import wait as wait_futures
+from multiprocessing import get_context
+
+from edgeport.errors import ConfigError
+from edgeport.search.tasks import execute
+
+EXECUTORS = ("local", "ray")
+
+
+def threads_per_worker(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+class InlineExecutor:
+    """One worker: each stage runs in this process when submitted."""
+
+    name = "local"
+    workers = 1
+
+    def submit(self, task: dict) -> Future:
+        future: Future = Future()
+        future.set_result(execute({**task, "threads": threads_per_worker(1)}))
+        return future
+
+    def wait(self, handles: list) -> list:
+        return [h for h in handles if h.done()]
+
+    def result(self, handle) -> dict:
+        return handle.result()
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessExecutor(InlineExecutor):
+    """``workers`` spawned processes (spawn, not fork: torch and onnxruntime keep threads)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+
+    def submit(self, task: dict) -> Future:
+        return self.pool.submit(execute, {**task, "threads": threads_per_worker(self.workers)})
+
+    def wait(self, handles: list) -> list:
+        done, _ = wait_futures(handles, return_when=FIRST_COMPLETED)
+        return list(done)
+
+    def result(self, handle) -> dict:
+        try:
+            return handle.result()
+        except Exception as exc:  # a worker died (killed, out of memory): the stage failed
+            return {"ok": False, "error": f"worker process failed: {type(exc).__name__}: {exc}"}
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast with a clear message instead of Ray's long retry loop on a dead address."""
+    hostport = address.split("://", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"Ray address {address!r} is not host:port (or 'auto', or ray://host:port)")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ConfigError(f"Ray address {address!r} is unreachable ({exc.strerror or exc})") from exc
+
+
+class RayExecutor:
+    """Stages as Ray tasks. Without an address a local Ray instance is started (and stopped after).
+
+    Workers read and write the stage cache by path: on a multi-node cluster the run folder and the
+    cache must be on a filesystem every node mounts.
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None, workers: int) -> None:
+        try:
+            import ray
+        except ImportError as exc:
+            raise ConfigError("--executor ray needs Ray: pip install 'edgeport[ray]'") from exc
+        if address not in (None, "auto"):
+            _check_reachable(address)
+        self.ray = ray
+        self.workers = workers
+        os.environ.setdefault("RAY_ACCEPT_CLUSTER_MODE_FOR_LOCAL", "1")
+        try:
+            if address is None:
+                self.started_here = True
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                         configure_logging=False)
+            else:
+                self.started_here = False
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ... for a bad cluster
+            raise ConfigError(f"cannot start or join Ray at {address or 'a local instance'}: {exc}") from exc
+        self.remote_execute = ray.remote(num_cpus=1)(execute)
+
+    def submit(self, task: dict):
+        return self.remote_execute.remote({**task, "threads": threads_per_worker(self.workers)})
+
+    def wait(self, handles: list) -> list:
+        done, _ = self.ray.wait(list(handles), num_returns=1)
+        return done
+
+    def result(self, handle) -> dict:
+        try:
+            return self.ray.get(handle)
+        except Exception as exc:  # the task's worker died
+            return {"ok": False, "error": f"Ray task failed: {type(exc).__name__}: {exc}"}
+
+    def close(self) -> None:
+        if self.started_here:
+            self.ray.shutdown()
+
+
+def make_executor(name: str, workers: int, ray_address: str | None):
+    if name not in EXECUTORS:
+        raise ConfigError(f"executor {name!r} is not one of {', '.join(EXECUTORS)}")
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    if ray_address is not None and name != "ray":
+        raise ConfigError("--ray-address needs --executor ray")
+    if name == "ray":
+        return RayExecutor(ray_address, workers)
+    return InlineExecutor() if workers == 1 else ProcessExecutor(workers)

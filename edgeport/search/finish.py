@@ -1,0 +1,136 @@
+"""The end of a search: Pareto front, the chosen candidate, test accuracy, best/ and every output file.
+
+Test accuracy is measured here, after the choice, and only for the chosen and Pareto candidates,
+so the test split never influences which model is picked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from edgeport.artifacts import atomic_write_json, atomic_write_text, sha256_file
+from edgeport.distill import accuracy
+from edgeport.exporter import onnx_predict
+from edgeport.report.search_report import (plot_pareto, render_html, render_markdown, trials_csv)
+from edgeport.search.objective import choose, pareto_front, violations
+from edgeport.search.space import Candidate
+from edgeport.search.store import TrialStore
+from edgeport.search.tasks import prepared_data
+from edgeport.versions import package_versions
+
+SEARCH_SCHEMA = 1
+
+
+def _measure_test_accuracy(trials: list[dict], wanted: set[str], candidates: dict[str, Candidate],
+                           store: TrialStore) -> None:
+    for trial in trials:
+        if trial["id"] in wanted and trial["status"] == "ok" and "test_accuracy" not in trial["metrics"]:
+            test = prepared_data(candidates[trial["id"]].config).splits.test
+            trial["metrics"]["test_accuracy"] = accuracy(onnx_predict(trial["artifacts"]["model"], test.x), test.y)
+            store.update_metrics(trial["id"], trial["metrics"])
+
+
+def _stage_line(counts: dict, trials: int) -> str:
+    def n(stage: str, what: str) -> int:
+        return counts.get(stage, {}).get(what, 0)
+
+    built = (f"{n('teacher', 'built')} teacher training(s), {n('student', 'built')} student training(s), "
+             f"{n('export', 'built')} export(s), {n('quantize', 'built')} quantization(s), "
+             f"{n('benchmark', 'built')} benchmark(s)")
+    reused = sum(c["reused"] for c in counts.values())
+    return f"{trials} trials; stages run: {built}; stage results reused from the cache: {reused}"
+
+
+def _write_best(folder: Path, trial: dict, candidate: Candidate, definition, reason: str) -> dict:
+    """best/model.onnx and best/manifest.json, swapped in whole (a resumed search may replace them)."""
+    bench = json.loads(Path(trial["artifacts"]["benchmark"]).read_text())
+    prepared = prepared_data(candidate.config)
+    staging = Path(tempfile.mkdtemp(dir=folder, prefix=".best-partial-"))
+    try:
+        model = staging / "model.onnx"
+        shutil.copyfile(trial["artifacts"]["model"], model)
+        sha = sha256_file(model)
+        if sha != trial["artifacts"]["model_sha256"]:
+            raise RuntimeError(f"{trial['artifacts']['model']} changed since its trial was recorded")
+        manifest = {
+            "schema_version": SEARCH_SCHEMA,
+            "kind": trial["metrics"]["kind"], "path": "model.onnx", "sha256": sha, "size_bytes": model.stat().st_size,
+            "trial": trial["id"], "params": trial["params"], "chosen_because": reason,
+            "seed": candidate.config.seed, "config": candidate.config.model_dump(mode="json"),
+            "dataset": {**prepared.data.describe(), "splits": prepared.splits.describe(),
+                        "normalization": prepared.norm.describe(), "input_name": "input"},
+            "lineage": {"teacher": {"model": candidate.config.teacher.model,
+                                    "sha256": sha256_file(trial["artifacts"]["teacher"])},
+                        "student": {"model": candidate.config.student.model,
+                                    "sha256": sha256_file(trial["artifacts"]["student"]),
+                                    "temperature": candidate.config.student.temperature,
+                                    "alpha": candidate.config.student.alpha,
+                                    "epochs": candidate.config.student.epochs},
+                        "fp32_onnx_sha256": sha256_file(trial["artifacts"]["fp32_onnx"]),
+                        "quantization": (candidate.quant_config.describe() | {"reduce_range_reason":
+                                                                              candidate.reduce_range_reason}
+                                         if candidate.quant_config else None),
+                        "stage_keys": trial["artifacts"]["stage_keys"]},
+            "metrics": trial["metrics"],
+            "latency": {"settings": bench["settings"], "stats": bench["stats"], "environment": bench["environment"]},
+            "versions": package_versions(),
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        atomic_write_json(staging / "manifest.json", manifest)
+        best = folder / "best"
+        old = folder / ".best-old"
+        if best.exists():
+            os.replace(best, old)
+        os.replace(staging, best)
+        shutil.rmtree(old, ignore_errors=True)
+        return manifest
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def finish_search(folder: Path, store: TrialStore, definition, candidates: list[Candidate], prepared,
+                  expansion: dict, run_info: dict) -> tuple[Path, dict]:
+    by_id = {c.id: c for c in candidates}
+    trials = [t for t in store.trials() if t["id"] in by_id]
+    selection = definition.settings.selection()
+    metric = selection["latency_metric"]
+    front = pareto_front(trials, metric)
+    chosen, reason = choose(trials, selection)
+    _measure_test_accuracy(trials, set(front) | ({chosen} if chosen else set()), by_id, store)
+    for trial in trials:
+        trial["pareto"] = trial["id"] in front
+        trial["chosen"] = trial["id"] == chosen
+        trial["violations"] = violations(trial, selection) if trial["status"] == "ok" else []
+    counts = store.stage_counts()
+    statuses = {s: sum(t["status"] == s for t in trials) for s in ("ok", "failed", "pruned")}
+    summary = {
+        "schema_version": SEARCH_SCHEMA, "folder": str(folder), "source": definition.source,
+        "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "candidates": len(candidates), "trials_recorded": len(trials), "status_counts": statuses,
+        "complete": len(trials) == len(candidates),
+        "expansion": expansion, "selection": selection, "chosen": chosen, "chosen_because": reason,
+        "pareto": front, "stage_counts": counts, "stage_summary": _stage_line(counts, len(candidates)),
+        "run": run_info, "versions": package_versions(),
+    }
+    if chosen:
+        best = _write_best(folder, next(t for t in trials if t["id"] == chosen), by_id[chosen], definition, reason)
+        summary["best"] = {"path": "best/model.onnx", "sha256": best["sha256"], "metrics": best["metrics"]}
+    atomic_write_json(folder / "trials.json", trials)
+    atomic_write_text(folder / "trials.csv", trials_csv(trials, metric))
+    atomic_write_json(folder / "pareto.json", {
+        "objective": {"maximize": "val_accuracy", "minimize": f"latency {metric}_ms"}, "selection": selection,
+        "front": [{"id": t["id"], "params": t["params"], "val_accuracy": t["metrics"]["val_accuracy"],
+                   "test_accuracy": t["metrics"].get("test_accuracy"), f"{metric}_ms": t["metrics"]["latency"][f"{metric}_ms"]}
+                  for t in trials if t["pareto"]],
+        "chosen": chosen, "chosen_because": reason})
+    plot_pareto(folder / "pareto.png", trials, metric, selection.get("latency_budget_ms"))
+    atomic_write_text(folder / "report.md", render_markdown(summary, trials))
+    atomic_write_text(folder / "report.html", render_html(summary, trials, folder / "pareto.png"))
+    atomic_write_json(folder / "manifest.json", summary)  # last: a search folder is complete once it exists
+    return folder, summary

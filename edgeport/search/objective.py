@@ -1,0 +1,82 @@
+"""Pareto front over (validation accuracy up, latency down) and the choice of one candidate.
+
+Policies:
+- ``max-accuracy`` (default): the most accurate candidate within the latency budget whose accuracy
+  is at most ``max_accuracy_drop`` points below its reference (its own fp32 student, or the teacher);
+- ``min-latency``: the fastest candidate with accuracy at or above ``accuracy_floor``;
+- ``weighted``: the highest ``accuracy - latency_weight * latency_ms``, within the latency budget.
+Ties go to the faster, then the earlier candidate. Only validation accuracy is used to choose.
+"""
+
+from __future__ import annotations
+
+
+def latency_of(trial: dict, metric: str) -> float:
+    return trial["metrics"]["latency"][f"{metric}_ms"]
+
+
+def pareto_front(trials: list[dict], metric: str) -> list[str]:
+    """Ids of the ok trials no other ok trial beats on both accuracy and latency."""
+    ok = [t for t in trials if t["status"] == "ok"]
+    front = []
+    for trial in ok:
+        acc, lat = trial["metrics"]["val_accuracy"], latency_of(trial, metric)
+        dominated = any(o["metrics"]["val_accuracy"] >= acc and latency_of(o, metric) <= lat
+                        and (o["metrics"]["val_accuracy"] > acc or latency_of(o, metric) < lat) for o in ok)
+        if not dominated:
+            front.append(trial["id"])
+    return front
+
+
+def accuracy_drop(trial: dict, reference: str) -> float:
+    metrics = trial["metrics"]
+    base = metrics["teacher_val_accuracy"] if reference == "teacher" else metrics["fp32_val_accuracy"]
+    return base - metrics["val_accuracy"]
+
+
+def violations(trial: dict, selection: dict) -> list[str]:
+    """Why a trial cannot be chosen under ``selection`` (empty: it is feasible)."""
+    metric = selection["latency_metric"]
+    why = []
+    budget = selection.get("latency_budget_ms")
+    if budget is not None and latency_of(trial, metric) > budget:
+        why.append(f"{metric} {latency_of(trial, metric):.4g} ms > budget {budget:g} ms")
+    if selection["policy"] == "max-accuracy" and selection.get("max_accuracy_drop") is not None:
+        drop = accuracy_drop(trial, selection["accuracy_reference"])
+        if drop > selection["max_accuracy_drop"] + 1e-9:
+            why.append(f"accuracy drop {drop:.2f} points vs {selection['accuracy_reference']} "
+                       f"> {selection['max_accuracy_drop']:g}")
+    if selection["policy"] == "min-latency" and trial["metrics"]["val_accuracy"] < selection["accuracy_floor"]:
+        why.append(f"accuracy {trial['metrics']['val_accuracy']:.2f}% < floor {selection['accuracy_floor']:g}%")
+    fallback_ok = trial["metrics"].get("within_tolerance")
+    if fallback_ok is False:
+        why.append("fallback could not bring int8 within its tolerance")
+    return why
+
+
+def score(trial: dict, selection: dict) -> float:
+    return trial["metrics"]["val_accuracy"] - selection["latency_weight"] * latency_of(trial, selection["latency_metric"])
+
+
+def choose(trials: list[dict], selection: dict) -> tuple[str | None, str]:
+    """The chosen trial id (None when nothing is feasible) and a one-line reason."""
+    metric = selection["latency_metric"]
+    ok = [t for t in trials if t["status"] == "ok"]
+    if not ok:
+        return None, "no trial finished"
+    feasible = [t for t in ok if not violations(t, selection)]
+    if not feasible:
+        return None, f"none of {len(ok)} finished trials meets the constraints ({'; '.join(violations(ok[0], selection))} ...)"
+    policy = selection["policy"]
+    if policy == "max-accuracy":
+        best = min(feasible, key=lambda t: (-t["metrics"]["val_accuracy"], latency_of(t, metric), t["position"]))
+        reason = f"highest validation accuracy among {len(feasible)} feasible of {len(ok)} finished trials"
+    elif policy == "min-latency":
+        best = min(feasible, key=lambda t: (latency_of(t, metric), -t["metrics"]["val_accuracy"], t["position"]))
+        reason = (f"lowest {metric} latency among {len(feasible)} trials with accuracy >= "
+                  f"{selection['accuracy_floor']:g}%")
+    else:
+        best = min(feasible, key=lambda t: (-score(t, selection), latency_of(t, metric), t["position"]))
+        reason = (f"highest score (accuracy - {selection['latency_weight']:g} x {metric} ms) among "
+                  f"{len(feasible)} feasible trials")
+    return best["id"], reason

@@ -1,0 +1,170 @@
+"""Expand the search space into candidates: one full ``RunConfig`` per point, with a stable id.
+
+Grid points come from scikit-learn's ``ParameterGrid`` (every combination, sorted keys), random
+points from ``ParameterSampler`` (seeded, without replacement). A quantization option the chosen
+backend does not use (``per_channel`` for ``backend = "none"``, ``calibration_method`` for
+``ort-dynamic``) is shown as None in that candidate, and points that become identical are merged.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from sklearn.model_selection import ParameterGrid, ParameterSampler
+
+from edgeport.artifacts import sha256_json
+from edgeport.config import QuantizeSection, RunConfig, _one_line
+from edgeport.errors import ConfigError, EdgeportError
+from edgeport.models import ModelSpec
+from edgeport.quant_backends import QuantConfig, build_quant_config, get_backend, list_backends
+from edgeport.search.settings import NO_QUANTIZATION, SearchSettings, searchable_parameters
+
+MODEL_OPTION_PREFIX = "student.model."
+# Quantization settings every backend honours: the fallback tolerance runs around any of them.
+_ALWAYS_USED = {"backend", "max_accuracy_drop"}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: str
+    index: int
+    params: dict[str, Any]
+    config: RunConfig
+    quant_config: QuantConfig | None = None  # None: the fp32 model is the candidate
+    reduce_range_reason: str = ""
+    ignored: tuple[str, ...] = field(default=())
+
+
+def _grids(settings: SearchSettings) -> list[dict[str, list]]:
+    tables = settings.space if isinstance(settings.space, list) else [settings.space]
+    if not tables or all(not table for table in tables):
+        raise ConfigError("search.space is empty: give at least one parameter with a list of values")
+    known = set(searchable_parameters())
+    grids = []
+    for table in tables:
+        if not table:
+            raise ConfigError("search.space: an empty [[search.space]] table")
+        grid = {}
+        for name, values in table.items():
+            if name not in known and not (name.startswith(MODEL_OPTION_PREFIX) and len(name) > len(MODEL_OPTION_PREFIX)):
+                raise ConfigError(f"search.space: unknown parameter {name!r}; searchable: "
+                                  f"{', '.join(sorted(known))}, or student.model.<option>")
+            values = values if isinstance(values, list) else [values]
+            if not values:
+                raise ConfigError(f"search.space.{name}: empty list; give at least one value")
+            grid[name] = values
+        grids.append(grid)
+    return grids
+
+
+def _set(config: dict, dotted: str, value: Any) -> None:
+    *sections, leaf = dotted.split(".")
+    target = config
+    for section in sections:
+        target = target.setdefault(section, {})
+    target[leaf] = value
+
+
+def _check_values(grids: list[dict[str, list]], base: RunConfig) -> None:
+    """Refuse a value of the wrong type before any combination is built."""
+    for grid in grids:
+        for name, values in grid.items():
+            for value in values:
+                if name.startswith(MODEL_OPTION_PREFIX):
+                    if not isinstance(value, (bool, int, float, str)):
+                        raise ConfigError(f"search.space.{name}: value {value!r} is not a number, string or boolean")
+                    continue
+                if name == "quantize.backend" and value != NO_QUANTIZATION and value not in list_backends():
+                    raise ConfigError(f"search.space.quantize.backend: unknown backend {value!r}; expected "
+                                      f"{NO_QUANTIZATION!r} or one of {', '.join(list_backends())}")
+                trial = base.model_dump()
+                _set(trial, name, value)
+                try:
+                    RunConfig.model_validate(trial)
+                except ValidationError as exc:
+                    raise ConfigError(_one_line(exc, f"search.space.{name}").replace(
+                        f"search.space.{name}: field '{name}': ", f"search.space.{name}: ")) from exc
+
+
+def _apply(base: RunConfig, params: dict[str, Any]) -> dict:
+    config = copy.deepcopy(base.model_dump())
+    for name, value in params.items():
+        if not name.startswith(MODEL_OPTION_PREFIX):
+            _set(config, name, value)
+    options = {name[len(MODEL_OPTION_PREFIX):]: value for name, value in params.items()
+               if name.startswith(MODEL_OPTION_PREFIX)}
+    if options:
+        spec = ModelSpec.parse(config["student"]["model"])
+        config["student"]["model"] = str(ModelSpec(spec.name, {**spec.options, **options}))
+    return config
+
+
+def _normalize_quantize(config: dict, params: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Reset quantization options the backend ignores; return the candidate's shown params."""
+    quant = config["quantize"]
+    defaults = QuantizeSection().model_dump()
+    if quant["backend"] == NO_QUANTIZATION:
+        used: set[str] = {"backend"}
+    else:
+        used = set(get_backend(quant["backend"]).options) | _ALWAYS_USED
+    ignored = tuple(sorted(k for k in quant if k not in used))
+    for key in ignored:
+        quant[key] = defaults[key]
+    shown = {name: (None if name.startswith("quantize.") and name.split(".", 1)[1] in ignored else value)
+             for name, value in params.items()}
+    return shown, tuple(f"quantize.{k}" for k in ignored if f"quantize.{k}" in params)
+
+
+def candidate_id(params: dict[str, Any]) -> str:
+    return sha256_json(params)[:12]
+
+
+def grid_size(settings: SearchSettings) -> int:
+    return len(ParameterGrid(_grids(settings)))
+
+
+def expand(settings: SearchSettings, base: RunConfig, cpu: dict) -> tuple[list[Candidate], dict]:
+    """Every candidate of the space, in order, validated; and what the expansion did."""
+    grids = _grids(settings)
+    _check_values(grids, base)
+    total = len(ParameterGrid(grids))
+    if settings.strategy == "grid":
+        points = list(ParameterGrid(grids))
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # n_iter above the grid size: the whole grid
+            points = list(ParameterSampler(grids, n_iter=settings.n_iter, random_state=settings.seed))
+    candidates: list[Candidate] = []
+    seen: set[str] = set()
+    merged = 0
+    specs_checked: set[str] = set()
+    for params in points:
+        config_dict = _apply(base, params)
+        shown, ignored = _normalize_quantize(config_dict, params)
+        cid = candidate_id(shown)
+        if cid in seen:
+            merged += 1
+            continue
+        seen.add(cid)
+        try:
+            config = RunConfig.model_validate(config_dict)
+        except ValidationError as exc:
+            raise ConfigError(_one_line(exc, f"search candidate {shown}")) from exc
+        try:
+            if config.student.model not in specs_checked:
+                ModelSpec.parse(config.student.model).validate()
+                specs_checked.add(config.student.model)
+            quant_config, reason = None, ""
+            if config.quantize.backend != NO_QUANTIZATION:
+                quant_config, reason = build_quant_config(
+                    config.quantize.model_dump(exclude={"max_accuracy_drop"}), cpu)
+        except EdgeportError as exc:
+            raise ConfigError(f"search candidate {shown}: {exc}") from exc
+        candidates.append(Candidate(cid, len(candidates), shown, config, quant_config, reason, ignored))
+    info = {"strategy": settings.strategy, "space_size": total, "points_drawn": len(points),
+            "merged_duplicates": merged, "candidates": len(candidates)}
+    return candidates, info

@@ -259,13 +259,15 @@ def bench(model, vs, torch_spec, weights, num_classes, engine, batches, threads,
 @click.option("--allow-large-grid", is_flag=True, help="Run the first --max-trials candidates of a larger space.")
 @click.option("--time-budget", help="Stop starting new trials after this long (90s, 30m, 1h30m).")
 @click.option("--remote", help="Measure latency on an edge device: ssh://user@host[:port].")
+@click.option("--remote-python", default="python3", show_default=True, help="Python on the device (--remote).")
+@click.option("--ssh-option", "ssh_options", multiple=True, help="Extra ssh -o KEY=VALUE for --remote (repeatable).")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
               help="Stage cache folder (default: OUT/.cache/stages, shared by searches in OUT).")
 @click.option("--seed", type=int, help="Override [run] seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the search summary as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def search(config_path, out, resume, executor, ray_address, workers, max_trials, allow_large_grid, time_budget,
-           remote, cache, seed, as_json, quiet) -> None:
+           remote, remote_python, ssh_options, cache, seed, as_json, quiet) -> None:
     """Search students, KD, quantization and target settings for the best accuracy within a latency budget."""
     from edgeport.progress import SILENT, RichProgress
     from edgeport.report.summary import print_search_summary
@@ -275,7 +277,8 @@ def search(config_path, out, resume, executor, ray_address, workers, max_trials,
         raise click.BadParameter(f"must be at least 1, got {max_trials}", param_hint="--max-trials")
     options = SearchOptions(out=out, resume=resume, executor=executor, workers=workers, ray_address=ray_address,
                             max_trials=max_trials, allow_large_grid=allow_large_grid, time_budget=time_budget,
-                            remote=remote, cache=cache, overrides={"seed": seed} if seed is not None else {})
+                            remote=remote, remote_python=remote_python, ssh_options=tuple(ssh_options), cache=cache,
+                            overrides={"seed": seed} if seed is not None else {})
     folder, summary = run_search(config_path, options, SILENT if quiet else RichProgress())
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))

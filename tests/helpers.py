@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from torch import nn
 
@@ -50,3 +52,33 @@ def plant_outlier_channel(src, dst, factor=300.0):
     rescale(second.input[1], (slice(None), 0), 1.0 / factor)
     onnx.save(model, str(dst))
     return first.name, second.name
+
+
+# A search small enough for tests: 16x16 digits, 2-epoch models, short benchmarks.
+TINY_RUN = """
+[run]
+seed = 0
+[run.data]
+image_size = 16
+[run.teacher]
+model = "cnn:width=1,depth=3"
+epochs = 2
+[run.student]
+model = "cnn:depth=3"
+epochs = {student_epochs}
+[run.quantize]
+calibration_samples = 64
+[run.bench]
+warmup = 20
+iterations = 240
+rounds = 4
+"""
+
+
+def tiny_config(tmp_path: Path, space: str, search: str = "", student_epochs: int = 2, name: str = "search.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(TINY_RUN.format(student_epochs=student_epochs) + f"\n[search]\n{search}\n[search.space]\n{space}\n")
+    return path
+
+
+TINY_SPACE = '"student.model.width" = [0.5, 1]\n"quantize.backend" = ["none", "ort-static"]\n'

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgeport.cli import main
+from tests.helpers import tiny_config
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -105,3 +106,24 @@ def test_remote_failures_are_clear_and_exit_2(sshd, capsys, fp32_onnx, tmp_path)
         assert code == 2, (args, err)
         assert err.startswith("error: ") and err.count("\n") == 1 and message in err, (message, err)
     assert folder.exists()
+
+
+def test_search_measures_latency_on_the_remote_device(sshd, tmp_path, capsys):
+    config = tiny_config(tmp_path, '"quantize.backend" = ["none", "ort-dynamic"]')
+    out = tmp_path / "out"
+    bare = _python_without_onnxruntime()
+    if bare:  # a device without onnxruntime is refused before any work
+        code = main(["search", "--config", str(config), "--out", str(out), "--quiet", "--remote-python", bare,
+                     *_args(sshd)])
+        assert code == 2 and "missing package on the device: onnxruntime" in capsys.readouterr().err
+        assert not out.exists() or not list(out.glob("search-*"))
+
+    code = main(["search", "--config", str(config), "--out", str(out), "--quiet", "--json",
+                 "--remote-python", sys.executable, *_args(sshd)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out[-3000:] + captured.err
+    summary = json.loads(captured.out)
+    assert summary["run"]["bench_target"].startswith("ssh://")
+    folder = next((tmp_path / "out").glob("search-*"))
+    manifest = json.loads((folder / "best" / "manifest.json").read_text())
+    assert manifest["latency"]["settings"]["remote"].startswith("ssh://")

@@ -128,3 +128,21 @@ def measure_remote(model: str | Path, target: RemoteTarget, settings: BenchSetti
                        {**asdict(settings), "inputs": "given", "remote": f"ssh://{target.destination}:{target.port}"},
                        data["environment"], data["samples_ms"], session_create_ms=data["session_create_ms"],
                        first_inference_ms=data["first_inference_ms"], peak_rss_mb=data["peak_rss_mb"])
+
+
+def probe_remote(target: RemoteTarget) -> None:
+    """Fail early, before any work, when the device is unreachable or lacks numpy/onnxruntime."""
+    check = "import importlib.util as u, sys; m = [p for p in ('numpy', 'onnxruntime') if u.find_spec(p) is None]; " \
+            "print(*m, file=sys.stderr) if m else None; sys.exit(3 if m else 0)"
+    result = target.ssh(f"{shlex.quote(target.python)} -c {shlex.quote(check)}", timeout=CONNECT_TIMEOUT_S * 3)
+    if result.returncode == 255:
+        raise BenchmarkError(f"cannot reach {target.destination} over ssh (port {target.port}): "
+                             f"{_last_line(result.stderr)}")
+    if result.returncode == 127:
+        raise BenchmarkError(f"{target.destination}: {target.python!r} not found on the device")
+    if result.returncode == 3:
+        missing = result.stderr.strip().split()
+        raise BenchmarkError(f"{target.destination}: missing package on the device: {', '.join(missing)} "
+                             f"(pip install {' '.join(missing)})")
+    if result.returncode != 0:
+        raise BenchmarkError(f"{target.destination}: {_last_line(result.stderr)}")

@@ -67,6 +67,8 @@ def plot_pareto(path: Path, trials: list[dict], metric: str, budget_ms: float | 
                    linewidths=2, label="chosen", zorder=4)
     if budget_ms is not None:
         ax.axvline(budget_ms, color="tab:red", linestyle="--", linewidth=1, label=f"budget {budget_ms:g} ms")
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, min(high, 100.5))
     ax.set_xlabel(f"latency {metric} (ms)")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title("edgeport search: accuracy vs latency")

@@ -9,7 +9,7 @@ import numpy as np
 
 from edgeport.benchmarks import BenchSettings, cpu_fingerprint, measure_latency
 from edgeport.benchmarks.latency import BenchResult
-from edgeport.benchmarks.remote import RemoteTarget, measure_remote
+from edgeport.benchmarks.remote import RemoteTarget, measure_remote, probe_remote
 
 
 @dataclass(frozen=True)
@@ -18,8 +18,13 @@ class BenchTarget:
     url: str | None
 
     @classmethod
-    def create(cls, url: str | None, ssh_options: tuple[str, ...] = ()) -> "BenchTarget":
-        return cls(RemoteTarget.parse(url, options=ssh_options) if url else None, url)
+    def create(cls, url: str | None, python: str = "python3", ssh_options: tuple[str, ...] = ()) -> "BenchTarget":
+        return cls(RemoteTarget.parse(url, python, tuple(ssh_options)) if url else None, url)
+
+    def check(self) -> None:
+        """Refuse a remote device that cannot run the benchmark before the search starts."""
+        if self.remote is not None:
+            probe_remote(self.remote)
 
     def identity(self) -> dict:
         """What a cached latency depends on besides the model and the settings."""

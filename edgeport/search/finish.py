@@ -43,7 +43,8 @@ def _stage_line(counts: dict, trials: int) -> str:
              f"{n('export', 'built')} export(s), {n('quantize', 'built')} quantization(s), "
              f"{n('benchmark', 'built')} benchmark(s)")
     reused = sum(c["reused"] for c in counts.values())
-    return f"{trials} trials; stages run: {built}; stage results reused from the cache: {reused}"
+    return (f"{trials} trials; stages run: {built}; stage results found in the cache from earlier searches "
+            f"or sessions: {reused}")
 
 
 def _write_best(folder: Path, trial: dict, candidate: Candidate, definition, reason: str) -> dict:

@@ -45,6 +45,8 @@ class SearchOptions:
     allow_large_grid: bool = False
     time_budget: str | None = None
     remote: str | None = None
+    remote_python: str = "python3"
+    ssh_options: tuple[str, ...] = ()
     cache: Path | None = None
     overrides: dict = field(default_factory=dict)
 
@@ -304,7 +306,8 @@ def run_search(config_path: Path | None, options: SearchOptions, progress: Progr
             raise ConfigError(f"{options.resume}: the new space drops {len(missing)} candidate(s) of the earlier search; "
                               "a resumed search may only add candidates")
     candidates, budget_s = _budgets(candidates, definition.settings, options)
-    bench = BenchTarget.create(options.remote)
+    bench = BenchTarget.create(options.remote, options.remote_python, options.ssh_options)
+    bench.check()
     executor = make_executor(options.executor, options.workers, options.ray_address)
     try:
         if stored is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,10 +28,12 @@ def bench_trial(plan: TrialPlan, entries: dict, cache: StageCache, target) -> tu
     if found is not None:
         return found, True
     inputs = {"input": batch_of(prepared_data(config).splits.val.x, settings.batch)}
+    started = time.time()
     result = target.measure(artifact["paths"]["model.onnx"], settings, inputs)
+    window = [started, time.time()]
     build_dir = cache.new_build_dir("benchmark", key)
     try:
-        return cache.commit("benchmark", key, build_dir, result.to_dict()), False
+        return cache.commit("benchmark", key, build_dir, {**result.to_dict(), "measure_window": window}), False
     except BaseException:
         import shutil
 
@@ -67,5 +70,7 @@ def trial_record(plan: TrialPlan, entries: dict, bench: dict, latency_metric: st
                  "benchmark": str(Path(bench["folder"]) / "result.json"),
                  "stage_keys": {task.stage: task.key for task in plan.chain} | {"benchmark": bench["key"]}}
     timings = {stage: entry.get("build_seconds") for stage, entry in entries.items()}
+    timings["windows"] = {**{stage: entry.get("build_window") for stage, entry in entries.items()},
+                          "benchmark": bench.get("measure_window")}
     return {"id": candidate.id, "position": candidate.index, "params": candidate.params, "status": "ok",
             "metrics": metrics, "artifacts": artifacts, "timings": timings}

@@ -1,0 +1,297 @@
+"""`edgeport search` end to end: the shipped example grid, stage reuse, resume after SIGKILL, workers,
+Ray, halving, budgets, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgeport.artifacts import sha256_file
+from edgeport.cli import main
+from edgeport.search.cache import RESULT, StageCache
+from tests.helpers import TINY_SPACE, tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "search-digits.toml"
+
+def search_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgeport.cli", "search", *args, "--quiet"],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def search_folder(out: Path) -> Path:
+    folders = [p for p in out.iterdir() if p.name.startswith("search-")]
+    assert len(folders) == 1, folders
+    return folders[0]
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+# -- the shipped example: 2 students x 3 quantization choices ---------------------------------------
+
+@pytest.fixture(scope="module")
+def example_search(tmp_path_factory):
+    out = tmp_path_factory.mktemp("search")
+    proc = search_cli("--config", str(EXAMPLE), "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    return out, search_folder(out), json.loads(proc.stdout)
+
+
+def test_example_grid_runs_every_candidate_and_writes_every_output(example_search):
+    out, folder, summary = example_search
+    assert {"trials.csv", "trials.json", "pareto.json", "pareto.png", "report.md", "report.html", "manifest.json",
+            "search.db", "search.json", "best"} <= {p.name for p in folder.iterdir()}
+    rows = read_csv(folder / "trials.csv")
+    assert len(rows) == 6 and {r["status"] for r in rows} == {"ok"}
+    assert {(r["student.model.width"], r["quantize.backend"]) for r in rows} == {
+        (w, b) for w in ("1", "2") for b in ("none", "ort-static", "torch-fx")}
+    assert summary["complete"] and summary["candidates"] == 6
+    assert (folder / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "data:image/png;base64," in (folder / "report.html").read_text()
+
+
+def test_pareto_front_and_choice_agree_with_the_trials_table(example_search):
+    _, folder, summary = example_search
+    rows = read_csv(folder / "trials.csv")
+    points = {r["id"]: (float(r["val_accuracy"]), float(r["p90_ms"])) for r in rows}
+    front = {i for i, (a, lat) in points.items()
+             if not any((a2 >= a and l2 <= lat) and (a2 > a or l2 < lat) for a2, l2 in points.values())}
+    assert front == {r["id"] for r in rows if r["pareto"] == "1"}
+    assert front == {p["id"] for p in json.loads((folder / "pareto.json").read_text())["front"]}
+    # max-accuracy with max_accuracy_drop = 1 point vs the trial's own fp32 student
+    feasible = {r["id"] for r in rows if float(r["fp32_val_accuracy"]) - float(r["val_accuracy"]) <= 1.0}
+    best_acc = max(points[i][0] for i in feasible)
+    expected = min((i for i in feasible if points[i][0] == best_acc), key=lambda i: points[i][1])
+    assert summary["chosen"] == expected
+    assert [r["id"] for r in rows if r["chosen"] == "1"] == [expected]
+    # test accuracy only for the chosen and Pareto candidates
+    assert {r["id"] for r in rows if r["test_accuracy"]} == front | {expected}
+
+
+def test_best_holds_the_chosen_artifact_with_its_manifest(example_search):
+    _, folder, summary = example_search
+    trials = {t["id"]: t for t in json.loads((folder / "trials.json").read_text())}
+    chosen = trials[summary["chosen"]]
+    manifest = json.loads((folder / "best" / "manifest.json").read_text())
+    assert manifest["sha256"] == sha256_file(folder / "best" / "model.onnx") == chosen["artifacts"]["model_sha256"]
+    assert manifest["trial"] == chosen["id"] and manifest["params"] == chosen["params"]
+    assert manifest["seed"] == 0 and manifest["latency"]["environment"]["cpu"]["logical_cores"] >= 1
+    assert manifest["lineage"]["teacher"]["sha256"] == sha256_file(chosen["artifacts"]["teacher"])
+
+
+def test_report_states_how_many_stages_ran(example_search):
+    _, folder, summary = example_search
+    counts = summary["stage_counts"]
+    assert {s: counts[s]["built"] for s in counts} == {"teacher": 1, "student": 2, "export": 2, "quantize": 4,
+                                                       "benchmark": 6}
+    assert ("1 teacher training(s), 2 student training(s), 2 export(s), 4 quantization(s), 6 benchmark(s)"
+            in (folder / "report.md").read_text())
+
+
+def test_a_second_search_reuses_every_stage_from_the_cache(example_search):
+    out, first, summary = example_search
+    proc = search_cli("--config", str(EXAMPLE), "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    again = json.loads(proc.stdout)
+    assert all(c["built"] == 0 for c in again["stage_counts"].values())
+    assert again["chosen"] == summary["chosen"]
+
+
+# -- resume after SIGKILL ---------------------------------------------------------------------------
+
+def _trial_rows(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def _accuracies(folder: Path) -> dict:
+    return {t["id"]: (t["status"], t["metrics"].get("val_accuracy"), t["metrics"].get("fp32_val_accuracy"))
+            for t in json.loads((folder / "trials.json").read_text())}
+
+
+def test_sigkill_then_resume_gives_the_same_trials_as_an_uninterrupted_run(tmp_path):
+    config = tiny_config(tmp_path, TINY_SPACE)
+    straight = tmp_path / "straight"
+    proc = search_cli("--config", str(config), "--out", str(straight))
+    assert proc.returncode == 0, proc.stderr
+
+    killed = tmp_path / "killed"
+    child = subprocess.Popen([sys.executable, "-m", "edgeport.cli", "search", "--config", str(config),
+                              "--out", str(killed), "--quiet"], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        folders = list(killed.glob("search-*")) if killed.exists() else []
+        if folders and _trial_rows(folders[0] / "search.db") >= 1:
+            break
+        assert child.poll() is None, "the search ended before it could be killed"
+        time.sleep(0.2)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    folder = search_folder(killed)
+    assert not (folder / "manifest.json").exists()
+    done_before = _trial_rows(folder / "search.db")
+    assert 1 <= done_before < 4
+
+    # Whatever the kill left in the cache is either complete and intact or absent.
+    cache = StageCache(killed / ".cache" / "stages")
+    for entry in (p for stage in cache.root.iterdir() if stage.name != ".tmp" for p in stage.iterdir()):
+        assert cache.lookup(entry.parent.name, entry.name) is not None, entry
+
+    proc = search_cli("--resume", str(folder))
+    assert proc.returncode == 0, proc.stderr
+    assert _accuracies(folder) == _accuracies(search_folder(straight))
+    summary = json.loads((folder / "manifest.json").read_text())
+    assert summary["complete"] and summary["run"]["finished"] == 4 - done_before
+    assert not list((cache.root / ".tmp").iterdir())
+
+
+def test_resume_accepts_a_wider_space_and_refuses_a_narrower_one(tmp_path):
+    out = tmp_path / "out"
+    narrow = tiny_config(tmp_path, '"quantize.backend" = ["none"]', name="narrow.toml")
+    assert search_cli("--config", str(narrow), "--out", str(out)).returncode == 0
+    folder = search_folder(out)
+    wider = tiny_config(tmp_path, '"quantize.backend" = ["none", "ort-dynamic"]', name="wider.toml")
+    proc = search_cli("--resume", str(folder), "--config", str(wider), "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["candidates"] == 2 and summary["run"]["finished"] == 1
+    assert summary["stage_counts"]["student"]["built"] == 1  # the student of the first session was reused
+
+    other = tiny_config(tmp_path, '"quantize.backend" = ["ort-dynamic"]', name="other.toml")
+    proc = search_cli("--resume", str(folder), "--config", str(other))
+    assert proc.returncode == 2 and "may only add candidates" in proc.stderr
+
+
+# -- executors ---------------------------------------------------------------------------------------
+
+def test_local_workers_build_in_parallel_processes(tmp_path):
+    config = tiny_config(tmp_path, TINY_SPACE)
+    proc = search_cli("--config", str(config), "--out", str(tmp_path / "out"), "--workers", "2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["status_counts"] == {"ok": 4, "failed": 0, "pruned": 0}
+    assert summary["run"]["workers"] == 2
+    assert {s: c["built"] for s, c in summary["stage_counts"].items()} == {
+        "teacher": 1, "student": 2, "export": 2, "quantize": 2, "benchmark": 4}
+    # Latency is measured alone: no build ran while any benchmark was measuring.
+    trials = json.loads((search_folder(tmp_path / "out") / "trials.json").read_text())
+    windows = [t["timings"]["windows"] for t in trials]
+    builds = {tuple(w[s]) for w in windows for s in ("teacher", "student", "export", "quantize") if w.get(s)}
+    benches = [w["benchmark"] for w in windows]
+    assert len(builds) == 7 and len(benches) == 4
+    for start, end in benches:
+        assert not [b for b in builds if b[0] < end and b[1] > start], (start, end)
+
+
+def test_ray_executor_runs_the_search_on_a_local_ray_instance(tmp_path):
+    pytest.importorskip("ray", reason="Ray is the optional extra edgeport[ray]")
+    config = tiny_config(tmp_path, TINY_SPACE)
+    proc = search_cli("--config", str(config), "--out", str(tmp_path / "out"), "--executor", "ray",
+                      "--workers", "2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["run"]["executor"] == "ray"
+    assert summary["status_counts"]["ok"] == 4 and summary["chosen"] is not None
+    assert summary["stage_counts"]["student"]["built"] == 2
+
+
+# -- halving and budgets -----------------------------------------------------------------------------
+
+def test_successive_halving_prunes_the_weakest_students_early(tmp_path):
+    space = '"student.model.width" = [0.25, 0.5, 1]\n"quantize.backend" = ["none"]\n'
+    config = tiny_config(tmp_path, space, "halving = true\nhalving_factor = 3\n", student_epochs=3)
+    proc = search_cli("--config", str(config), "--out", str(tmp_path / "out"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    trials = json.loads((search_folder(tmp_path / "out") / "trials.json").read_text())
+    pruned = [t for t in trials if t["status"] == "pruned"]
+    kept = [t for t in trials if t["status"] == "ok"]
+    assert len(pruned) == 2 and len(kept) == 1
+    rung = summary["run"]["halving"]["rungs"][0]
+    assert rung["epochs"] == 1 and rung["kept"] == 1
+    kept_rung_acc = max(rung["val_accuracy"].values())
+    assert all(t["metrics"]["pruned_at_epochs"] == 1 and t["metrics"]["rung_val_accuracy"] <= kept_rung_acc
+               for t in pruned)
+    # students: three 1-epoch rung trainings, then the survivor's full 3-epoch training
+    assert summary["stage_counts"]["student"]["built"] == 4
+
+
+def test_time_budget_stops_launching_trials_and_returns_the_best_so_far(tmp_path):
+    config = tiny_config(tmp_path, TINY_SPACE)
+    proc = search_cli("--config", str(config), "--out", str(tmp_path / "out"), "--time-budget", "1s", "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["run"]["finished"] == 1 and summary["run"]["skipped_by_time_budget"] == 3
+    assert not summary["complete"] and summary["chosen"] is not None
+
+
+def test_max_trials_with_allow_large_grid_runs_the_first_candidates(tmp_path):
+    config = tiny_config(tmp_path, '"quantize.backend" = ["none", "ort-dynamic", "ort-static"]')
+    proc = search_cli("--config", str(config), "--out", str(tmp_path / "out"), "--max-trials", "2",
+                      "--allow-large-grid", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["candidates"] == 2
+
+
+# -- bad input ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("space, search, args, message", [
+    ("", "", [], "search.space is empty"),
+    ('"student.colour" = [1]', "", [], "unknown parameter 'student.colour'"),
+    ('"student.epochs" = ["ten"]', "", [], "search.space.student.epochs"),
+    ('"quantize.backend" = ["tensorrt-int4"]', "", [], "unknown backend 'tensorrt-int4'"),
+    ('"student.temperature" = []', "", [], "empty list"),
+    ('"quantize.backend" = ["none", "ort-static", "ort-dynamic"]', "", ["--max-trials", "2"],
+     "3 candidates, more than max_trials 2"),
+    ('"quantize.backend" = ["none"]', 'strategy = "random"', [], "needs search.n_iter"),
+    ('"quantize.backend" = ["none"]', 'policy = "min-latency"', [], "accuracy_floor"),
+    ('"quantize.backend" = ["none"]', 'time_budget = "soon"', [], "not a duration"),
+    ('"quantize.backend" = ["none"]', "", ["--executor", "ray", "--ray-address", "127.0.0.1:9"], "unreachable"),
+    ('"quantize.backend" = ["none"]', "", ["--ray-address", "127.0.0.1:9"], "needs --executor ray"),
+])
+def test_bad_input_exits_2_with_one_line_and_no_folder(tmp_path, capsys, space, search, args, message):
+    config = tiny_config(tmp_path, space, search)
+    out = tmp_path / "out"
+    code = main(["search", "--config", str(config), "--out", str(out), "--quiet", *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and err.startswith("error: ") and err.count("\n") == 1
+    assert not out.exists() or not list(out.glob("search-*"))
+
+
+def test_missing_search_table_and_bad_resume_folder_exit_2(tmp_path, capsys):
+    plain = tmp_path / "plain.toml"
+    plain.write_text("[run]\nseed = 1\n")
+    assert main(["search", "--config", str(plain), "--quiet"]) == 2
+    assert "no [search] table" in capsys.readouterr().err
+    assert main(["search", "--resume", str(tmp_path), "--quiet"]) == 2
+    assert "not a search folder" in capsys.readouterr().err
+    assert main(["search", "--quiet"]) == 2
+    assert "--config" in capsys.readouterr().err
+
+
+def test_cache_rebuilds_an_entry_whose_file_was_damaged(tmp_path):
+    cache = StageCache(tmp_path / "cache")
+    build = cache.new_build_dir("export", "k1")
+    (build / "model.onnx").write_bytes(b"model")
+    stored = cache.commit("export", "k1", build, {"val_accuracy": 1.0})
+    assert stored["files"]["model.onnx"] == sha256_file(Path(stored["paths"]["model.onnx"]))
+    assert (cache.entry("export", "k1") / RESULT).is_file()
+    Path(stored["paths"]["model.onnx"]).write_bytes(b"damaged")
+    assert cache.lookup("export", "k1") is None and not cache.entry("export", "k1").exists()

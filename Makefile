@@ -36,6 +36,7 @@ perf: $(STAMP)
 	$(BIN)/python perf/run_default.py
 	$(BIN)/python perf/backends.py
 	$(BIN)/python perf/bench_overhead.py
+	$(BIN)/python perf/search.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

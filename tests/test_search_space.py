@@ -1,0 +1,111 @@
+"""Search space expansion, selection policies and halving schedules, without training anything."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgeport.benchmarks import cpu_fingerprint
+from edgeport.config import RunConfig
+from edgeport.errors import ConfigError
+from edgeport.search.halving import rung_epochs
+from edgeport.search.objective import choose, pareto_front, violations
+from edgeport.search.settings import SearchSettings, parse_duration
+from edgeport.search.space import expand
+
+CPU = cpu_fingerprint()
+
+
+def settings(space, **kw) -> SearchSettings:
+    return SearchSettings.model_validate({"space": space, **kw})
+
+
+def test_grid_expands_every_combination_and_merges_options_the_backend_ignores():
+    space = {"student.model.width": [1, 2], "quantize.backend": ["none", "ort-static"],
+             "quantize.per_channel": [True, False]}
+    candidates, info = expand(settings(space), RunConfig(), CPU)
+    assert info["space_size"] == 8
+    # "none" ignores per_channel: its two points per width collapse into one
+    assert info["merged_duplicates"] == 2 and len(candidates) == 6
+    none = [c for c in candidates if c.params["quantize.backend"] == "none"]
+    assert all(c.params["quantize.per_channel"] is None and c.quant_config is None for c in none)
+    assert {c.config.student.model for c in candidates} == {"cnn:depth=4,width=1", "cnn:depth=4,width=2"}
+    per_tensor = [c for c in candidates if c.params["quantize.per_channel"] is False]
+    assert all(c.quant_config.per_channel is False for c in per_tensor)
+    assert len({c.id for c in candidates}) == len(candidates)
+
+
+def test_random_strategy_draws_n_iter_distinct_candidates_reproducibly():
+    space = {"student.temperature": [1.0, 2.0, 4.0, 8.0], "student.alpha": [0.5, 0.7, 0.9]}
+    first, _ = expand(settings(space, strategy="random", n_iter=5, seed=3), RunConfig(), CPU)
+    again, _ = expand(settings(space, strategy="random", n_iter=5, seed=3), RunConfig(), CPU)
+    other, _ = expand(settings(space, strategy="random", n_iter=5, seed=4), RunConfig(), CPU)
+    assert [c.id for c in first] == [c.id for c in again]
+    assert len({c.id for c in first}) == 5 and [c.id for c in first] != [c.id for c in other]
+
+
+def test_sub_grids_and_a_backend_option_combination_that_is_not_supported():
+    space = [{"quantize.backend": ["ort-static"], "quantize.calibration_method": ["minmax", "entropy"]},
+             {"quantize.backend": ["ort-dynamic"]}]
+    candidates, _ = expand(settings(space), RunConfig(), CPU)
+    assert sorted((c.params["quantize.backend"], c.params.get("quantize.calibration_method")) for c in candidates) == [
+        ("ort-dynamic", None), ("ort-static", "entropy"), ("ort-static", "minmax")]
+
+
+@pytest.mark.parametrize("space, message", [
+    ({}, "search.space is empty"),
+    ({"teacher.colour": [1]}, "unknown parameter"),
+    ({"student.model.width": [[1]]}, "not a number"),
+    ({"student.model.depthh": [2]}, "unknown option"),
+    ({"bench.threads": [0]}, "bench.threads"),
+])
+def test_bad_spaces_are_refused(space, message):
+    with pytest.raises(ConfigError, match=message):
+        expand(settings(space), RunConfig(), CPU)
+
+
+def _trial(tid, acc, p90, fp32=None, teacher=99.0, position=0, status="ok"):
+    return {"id": tid, "position": position, "status": status,
+            "metrics": {"val_accuracy": acc, "fp32_val_accuracy": fp32 if fp32 is not None else acc,
+                        "teacher_val_accuracy": teacher, "latency": {"p90_ms": p90, "p50_ms": p90 / 2}}}
+
+
+SELECTION = {"policy": "max-accuracy", "latency_metric": "p90", "latency_budget_ms": None, "max_accuracy_drop": None,
+             "accuracy_reference": "student", "accuracy_floor": None, "latency_weight": 1.0}
+
+
+def test_pareto_front_keeps_only_undominated_trials():
+    trials = [_trial("a", 98, 0.3), _trial("b", 97, 0.2), _trial("c", 96, 0.25), _trial("d", 98, 0.4),
+              _trial("e", 99, 0.9), _trial("f", 50, 0.1, status="failed")]
+    assert pareto_front(trials, "p90") == ["a", "b", "e"]
+
+
+def test_policies_choose_as_documented():
+    trials = [_trial("fast", 95, 0.1, fp32=97, position=0), _trial("mid", 97, 0.3, fp32=97.5, position=1),
+              _trial("slow", 99, 0.9, fp32=99, position=2)]
+    assert choose(trials, SELECTION)[0] == "slow"
+    assert choose(trials, {**SELECTION, "latency_budget_ms": 0.5})[0] == "mid"
+    # "fast" lost 2 points to quantization: out with max_accuracy_drop 1
+    assert violations(trials[0], {**SELECTION, "max_accuracy_drop": 1.0})
+    assert choose(trials, {**SELECTION, "max_accuracy_drop": 1.0, "latency_budget_ms": 0.2})[0] is None
+    assert choose(trials, {**SELECTION, "max_accuracy_drop": 2.0, "accuracy_reference": "teacher"})[0] == "slow"
+    assert choose(trials, {**SELECTION, "policy": "min-latency", "accuracy_floor": 96.0})[0] == "mid"
+    assert choose(trials, {**SELECTION, "policy": "weighted", "latency_weight": 5.0})[0] == "mid"
+    assert choose(trials, {**SELECTION, "policy": "weighted", "latency_weight": 1.0})[0] == "slow"
+
+
+def test_halving_schedule():
+    assert rung_epochs(9, 1, 3, 9) == [1, 3]
+    assert rung_epochs(9, 1, 3, 3) == [3]
+    assert rung_epochs(3, 1, 3, 3) == [1]
+    assert rung_epochs(12, 1, 2, 4) == [3, 6]
+    assert rung_epochs(2, 2, 3, 9) == [] and rung_epochs(9, 1, 3, 1) == []
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("30m", 1800), ("1h30m", 5400), (45, 45), ("1.5h", 5400)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_bad_duration():
+    with pytest.raises(ConfigError, match="not a duration"):
+        parse_duration("tomorrow")

@@ -84,9 +84,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--seed", type=int, help="Seed for splits, initialisation, shuffling and calibration.")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
               show_default=True, help="Folder that receives the run folder runs/<id>/.")
+@click.option("--budget", type=click.Path(dir_okay=False, path_type=Path),
+              help="budgets.toml: gate the int8 artifact against a target and exit with the gate's verdict.")
+@click.option("--target", "budget_target", help="Target in the --budget file (optional when it defines one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def run(config_path, out, as_json, quiet, **options) -> None:
+def run(config_path, out, budget, budget_target, as_json, quiet, **options) -> None:
     """Distil a student from a teacher, export it to ONNX, quantize it to int8 and measure both."""
     from edgeport.config import load_config
     from edgeport.pipeline import run_pipeline
@@ -94,13 +97,36 @@ def run(config_path, out, as_json, quiet, **options) -> None:
     from edgeport.report.summary import print_summary
 
     config = load_config(config_path, _overrides(**options))
+    if budget_target and not budget:
+        raise click.UsageError("--target needs --budget")
+    gate_target = None
+    if budget:
+        from edgeport.gate.run_gate import target_for_settings
+
+        gate_target = target_for_settings(budget, budget_target, config.bench.batch, config.bench.threads, "this run")[0]
     progress = SILENT if quiet else RichProgress()
     folder, manifest = run_pipeline(config, out, progress)
+    report = _gate_run_folder(folder, budget, gate_target) if budget else None
     if as_json:
-        click.echo(json.dumps(manifest, indent=2, default=str))
+        click.echo(json.dumps({**manifest, "gate": report} if report else manifest, indent=2, default=str))
     else:
         print_summary(manifest, folder)
+        if report:
+            _emit_gate(report, None, False, False)
     _exit_if_fallback_missed(manifest)
+    if report and not report["passed"]:
+        raise click.exceptions.Exit(EXIT_CHECK_FAILED)
+
+
+def _gate_run_folder(folder: Path, budget: Path, target: str) -> dict:
+    """Gate a finished run's int8 artifact with its own measurement and manifest; keep the verdict as gate.json."""
+    from edgeport.artifacts import atomic_write_json
+    from edgeport.gate import GateRequest, run_gate
+
+    report = run_gate(GateRequest(budget=budget, target=target, result=folder / "latency.json",
+                                  artifact=folder / "student.int8.onnx", manifest=folder / "manifest.json"))
+    atomic_write_json(folder / "gate.json", report)
+    return report
 
 
 def _exit_if_fallback_missed(manifest: dict) -> None:
@@ -264,28 +290,88 @@ def bench(model, vs, torch_spec, weights, num_classes, engine, batches, threads,
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
               help="Stage cache folder (default: OUT/.cache/stages, shared by searches in OUT).")
 @click.option("--seed", type=int, help="Override [run] seed.")
+@click.option("--budget", type=click.Path(dir_okay=False, path_type=Path),
+              help="budgets.toml: gate the chosen artifact against a target and exit with the gate's verdict.")
+@click.option("--target", "budget_target", help="Target in the --budget file (optional when it defines one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the search summary as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def search(config_path, out, resume, executor, ray_address, workers, max_trials, allow_large_grid, time_budget,
-           remote, remote_python, ssh_options, cache, seed, as_json, quiet) -> None:
+           remote, remote_python, ssh_options, cache, seed, budget, budget_target, as_json, quiet) -> None:
     """Search students, KD, quantization and target settings for the best accuracy within a latency budget."""
     from edgeport.progress import SILENT, RichProgress
     from edgeport.report.summary import print_search_summary
     from edgeport.search import SearchOptions, run_search
 
+    if budget_target and not budget:
+        raise click.UsageError("--target needs --budget")
     if max_trials is not None and max_trials < 1:
         raise click.BadParameter(f"must be at least 1, got {max_trials}", param_hint="--max-trials")
     options = SearchOptions(out=out, resume=resume, executor=executor, workers=workers, ray_address=ray_address,
                             max_trials=max_trials, allow_large_grid=allow_large_grid, time_budget=time_budget,
                             remote=remote, remote_python=remote_python, ssh_options=tuple(ssh_options), cache=cache,
-                            overrides={"seed": seed} if seed is not None else {})
+                            budget=budget, budget_target=budget_target, overrides={"seed": seed} if seed is not None else {})
     folder, summary = run_search(config_path, options, SILENT if quiet else RichProgress())
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
     else:
         print_search_summary(summary, folder)
-    if summary["chosen"] is None:
+        if summary.get("gate"):
+            _emit_gate(summary["gate"], None, False, False)
+    if summary["chosen"] is None or (summary.get("gate") and not summary["gate"]["passed"]):
         raise click.exceptions.Exit(EXIT_CHECK_FAILED)
+
+
+@cli.command()
+@click.option("--budget", "budget", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="budgets.toml with one [targets.NAME] table per target.")
+@click.option("--target", help="Target name in the budget file (optional when it defines one).")
+@click.option("--result", type=click.Path(dir_okay=False, path_type=Path),
+              help="Benchmark result to judge: edgeport bench -o, a run's latency.json, a search benchmark.")
+@click.option("--artifact", type=click.Path(dir_okay=False, path_type=Path),
+              help="The ONNX artifact: checked against the result's sha256, or measured here when no --result.")
+@click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path),
+              help="The artifact's manifest (accuracy, size); found beside the result or artifact when omitted.")
+@click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path),
+              help="A previous result of the same target, for max_regression.")
+@click.option("--reference", type=click.Path(dir_okay=False, path_type=Path),
+              help="fp32 ONNX measured beside --artifact, for min_speedup.")
+@click.option("--mode", type=click.Choice(["ci", "point"]), default="ci", show_default=True,
+              help="ci: a latency budget passes when its 95% interval is within budget; point: the estimate.")
+@click.option("--allow-inconclusive", is_flag=True, help="Pass when a check stays inconclusive.")
+@click.option("--max-extra-measurements", type=click.IntRange(min=0), default=3, show_default=True,
+              help="With --artifact: measure again this many times while a latency check is inconclusive.")
+@click.option("--iterations", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="With --artifact: timed runs per measurement.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML (one testcase per check).")
+@click.option("--github", is_flag=True, help="Append a summary to $GITHUB_STEP_SUMMARY and print ::error annotations.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON instead of the table.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def gate(budget, target, result, artifact, manifest, baseline, reference, mode, allow_inconclusive,
+         max_extra_measurements, iterations, junit, github, as_json, quiet) -> None:
+    """Check an artifact against a target's latency, accuracy and size budget (exit 0 pass, 1 fail, 2 bad input)."""
+    from edgeport.gate import GateRequest, run_gate
+    from edgeport.progress import SILENT, RichProgress
+
+    request = GateRequest(budget=budget, target=target, result=result, artifact=artifact, manifest=manifest,
+                          baseline=baseline, reference=reference, mode=mode, allow_inconclusive=allow_inconclusive,
+                          max_extra_measurements=max_extra_measurements, iterations=iterations)
+    report = run_gate(request, SILENT if quiet or as_json else RichProgress())
+    _emit_gate(report, junit, github, as_json)
+    if not report["passed"]:
+        raise click.exceptions.Exit(EXIT_CHECK_FAILED)
+
+
+def _emit_gate(report: dict, junit, github: bool, as_json: bool) -> None:
+    from edgeport.gate.reporters import emit_github, print_table, write_junit
+
+    if junit:
+        write_junit(report, junit)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        print_table(report)
+    if github:
+        emit_github(report, click.echo)
 
 
 @cli.command(name="list")

@@ -96,7 +96,8 @@ def _write_best(folder: Path, trial: dict, candidate: Candidate, definition, rea
 
 
 def finish_search(folder: Path, store: TrialStore, definition, candidates: list[Candidate], prepared,
-                  expansion: dict, run_info: dict) -> tuple[Path, dict]:
+                  expansion: dict, run_info: dict, gate=None) -> tuple[Path, dict]:
+    """``gate(folder, trials, chosen)``, when given, judges best/ and its verdict goes into the summary."""
     by_id = {c.id: c for c in candidates}
     trials = [t for t in store.trials() if t["id"] in by_id]
     selection = definition.settings.selection()
@@ -133,5 +134,7 @@ def finish_search(folder: Path, store: TrialStore, definition, candidates: list[
     plot_pareto(folder / "pareto.png", trials, metric, selection.get("latency_budget_ms"))
     atomic_write_text(folder / "report.md", render_markdown(summary, trials))
     atomic_write_text(folder / "report.html", render_html(summary, trials, folder / "pareto.png"))
+    if gate is not None:
+        summary["gate"] = gate(folder, trials, chosen)
     atomic_write_json(folder / "manifest.json", summary)  # last: a search folder is complete once it exists
     return folder, summary

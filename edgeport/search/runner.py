@@ -48,6 +48,8 @@ class SearchOptions:
     remote_python: str = "python3"
     ssh_options: tuple[str, ...] = ()
     cache: Path | None = None
+    budget: Path | None = None          # gate the chosen artifact against a target of this budget file
+    budget_target: str | None = None
     overrides: dict = field(default_factory=dict)
 
 
@@ -292,6 +294,35 @@ class Scheduler:
                 f"{latency_of(trial, self.selection['latency_metric']):.3g}ms")
 
 
+def _gate_target(candidates: list[Candidate], options: SearchOptions) -> str | None:
+    """With --budget, every candidate must be measured at the target's batch and threads."""
+    if options.budget is None:
+        return None
+    from edgeport.gate.run_gate import target_for_settings
+
+    settings = {(c.config.bench.batch, c.config.bench.threads) for c in candidates}
+    if len(settings) > 1:
+        raise ConfigError(f"--budget gates one target, but the space varies bench batch/threads {sorted(settings)}")
+    batch, threads = settings.pop()
+    return target_for_settings(options.budget, options.budget_target, batch, threads, "this search")[0]
+
+
+def gate_chosen(folder: Path, trials: list[dict], chosen: str | None, budget: Path, target: str) -> dict | None:
+    """Gate best/ with the chosen trial's own benchmark; the fp32 trial of the same student is the reference."""
+    from edgeport.gate import GateRequest, run_gate
+
+    if chosen is None:
+        return None
+    trial = next(t for t in trials if t["id"] == chosen)
+    fp32 = next((t for t in trials if t["status"] == "ok" and t["metrics"]["kind"] == "onnx-fp32"
+                 and t["artifacts"]["fp32_onnx"] == trial["artifacts"]["fp32_onnx"]), None)
+    report = run_gate(GateRequest(budget=budget, target=target, result=Path(trial["artifacts"]["benchmark"]),
+                                  artifact=folder / "best" / "model.onnx", manifest=folder / "best" / "manifest.json",
+                                  reference_result=Path(fp32["artifacts"]["benchmark"]) if fp32 else None))
+    atomic_write_json(folder / "gate.json", report)
+    return report
+
+
 def run_search(config_path: Path | None, options: SearchOptions, progress: Progress = SILENT) -> tuple[Path, dict]:
     """Run (or resume) a search; return its folder and summary (also written as manifest.json)."""
     from edgeport.search.bench_target import BenchTarget
@@ -306,6 +337,7 @@ def run_search(config_path: Path | None, options: SearchOptions, progress: Progr
             raise ConfigError(f"{options.resume}: the new space drops {len(missing)} candidate(s) of the earlier search; "
                               "a resumed search may only add candidates")
     candidates, budget_s = _budgets(candidates, definition.settings, options)
+    gate_target = _gate_target(candidates, options)
     bench = BenchTarget.create(options.remote, options.remote_python, options.ssh_options)
     bench.check()
     executor = make_executor(options.executor, options.workers, options.ray_address)
@@ -337,10 +369,12 @@ def run_search(config_path: Path | None, options: SearchOptions, progress: Progr
             progress.log(f"search: {len(candidates)} candidates ({len(candidates) - len(todo)} already done), "
                          f"executor {executor.name} x{executor.workers}, latency on {bench.describe()}")
             counts = scheduler.run_trials(todo, clock, len(candidates), len(candidates) - len(todo))
+            gate = (lambda f, trials, chosen: gate_chosen(f, trials, chosen, options.budget, gate_target)) \
+                if gate_target else None
             return finish_search(folder, store, definition, candidates, prepared, expansion,
                                  {**counts, "elapsed_s": round(clock.elapsed, 1), "time_budget_s": budget_s,
                                   "halving": halving_report, "executor": executor.name, "workers": executor.workers,
-                                  "bench_target": bench.describe(), "cache": str(cache.root)})
+                                  "bench_target": bench.describe(), "cache": str(cache.root)}, gate)
         finally:
             store.close()
     finally:

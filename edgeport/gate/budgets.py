@@ -1,0 +1,96 @@
+"""The budget file (budgets.toml): one table per target, strict.
+
+```toml
+[targets.x86-avx2]
+batch = 1
+threads = 1
+p90_ms = 1.0
+max_accuracy_drop = 1.0
+[targets.x86-avx2.hardware]
+isa = ["avx2"]
+cpu_model = "*EPYC*"
+```
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edgeport.errors import ConfigError
+
+PERCENTILE_BUDGETS = ("p50_ms", "p90_ms", "p99_ms")
+CHECKS = (*PERCENTILE_BUDGETS, "max_accuracy_drop", "min_accuracy", "max_size_mb", "min_speedup", "max_regression")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Hardware(_Strict):
+    """What the target's results must have been measured on."""
+
+    isa: list[str] = []                 # flags that must be present, e.g. ["avx2", "avx512_vnni"]
+    cpu_model: str | None = None        # fnmatch pattern on the CPU model, e.g. "*Cortex-A72*"
+    machine: str | None = None          # platform.machine(): x86_64, aarch64, ...
+    min_logical_cores: int | None = Field(None, gt=0)
+
+
+class TargetBudget(_Strict):
+    description: str | None = None
+    batch: int = Field(1, gt=0)
+    threads: int = Field(1, gt=0)
+    p50_ms: float | None = Field(None, gt=0)
+    p90_ms: float | None = Field(None, gt=0)
+    p99_ms: float | None = Field(None, gt=0)
+    max_accuracy_drop: float | None = Field(None, ge=0, le=100)  # points below the fp32 reference
+    min_accuracy: float | None = Field(None, gt=0, le=100)       # percent
+    max_size_mb: float | None = Field(None, gt=0)                # 1 MB = 10^6 bytes
+    min_speedup: float | None = Field(None, gt=0)                # fp32 p50 / artifact p50
+    max_regression: float | None = Field(None, gt=0, lt=10)      # relative slowdown vs a baseline: 0.10 = 10%
+    hardware: Hardware = Hardware()
+
+    def checks(self) -> list[str]:
+        return [name for name in CHECKS if getattr(self, name) is not None]
+
+
+class BudgetFile(_Strict):
+    targets: dict[str, TargetBudget]
+
+
+def load_budgets(path: str | Path) -> dict[str, TargetBudget]:
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: budget file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read budget file ({exc})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    try:
+        budgets = BudgetFile.model_validate(document)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        shown = f" (got {err['input']!r})" if err["type"] != "extra_forbidden" and "input" in err else ""
+        raise ConfigError(f"{path}: field '{field}': {message}{shown}") from exc
+    if not budgets.targets:
+        raise ConfigError(f"{path}: no targets; add a [targets.NAME] table")
+    for name, target in budgets.targets.items():
+        if not target.checks():
+            raise ConfigError(f"{path}: target {name!r} has no budget; give at least one of {', '.join(CHECKS)}")
+    return budgets.targets
+
+
+def select_target(targets: dict[str, TargetBudget], name: str | None, path: str | Path) -> tuple[str, TargetBudget]:
+    if name is None:
+        if len(targets) == 1:
+            return next(iter(targets.items()))
+        raise ConfigError(f"{path}: several targets ({', '.join(targets)}); choose one with --target")
+    if name not in targets:
+        raise ConfigError(f"{path}: unknown target {name!r}; the file defines {', '.join(targets)}")
+    return name, targets[name]

@@ -1,0 +1,103 @@
+"""The gate's verdict for people (table), scripts (JSON), CI test reports (JUnit XML) and GitHub Actions."""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from edgeport.artifacts import atomic_write_bytes
+
+
+def _measured(check: dict) -> str:
+    value = check["measured"]
+    if value is None:
+        return "-"
+    return f"{value:.4g} {check['unit']}"
+
+
+def _interval(check: dict) -> str:
+    interval = check["interval"]
+    return f"{interval[0]:.4g} - {interval[1]:.4g}" if interval else "-"
+
+
+def rows(report: dict) -> list[list[str]]:
+    return [[c["name"], c["budget"], _measured(c), _interval(c), c["verdict"].upper(), c["reason"]]
+            for c in report["checks"]]
+
+
+HEADER = ["check", "budget", "measured", "95% interval", "verdict", "why"]
+
+
+def print_table(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"edgeport gate: target {report['target']} ({report['mode']} mode)")
+    for column in HEADER:
+        table.add_column(column)
+    colours = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
+    for row, check in zip(rows(report), report["checks"]):
+        row[4] = f"[{colours[check['verdict']]}]{row[4]}[/]"
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"artifact sha256 {report['artifact']['sha256'][:16]}..., {report['samples']} latency samples"
+                  + (f" ({report['extra_measurements']} extra measurement(s))" if report["extra_measurements"] else ""))
+    verdict = report["verdict"].upper()
+    note = " (allowed by --allow-inconclusive)" if report["verdict"] == "inconclusive" and report["passed"] else ""
+    console.print(f"[bold]gate {verdict}{note}[/bold]")
+
+
+def junit_xml(report: dict) -> bytes:
+    """One testsuite, one testcase per check; a failed or inconclusive check is a <failure>."""
+    failures = sum(c["verdict"] != "pass" for c in report["checks"])
+    suite = ET.Element("testsuite", name=f"edgeport gate {report['target']}", tests=str(len(report["checks"])),
+                       failures=str(failures), errors="0", skipped="0")
+    for check in report["checks"]:
+        case = ET.SubElement(suite, "testcase", classname=f"edgeport.gate.{report['target']}", name=check["name"])
+        if check["verdict"] != "pass":
+            message = f"{check['verdict']}: measured {_measured(check)}, budget {check['budget']}: {check['reason']}"
+            failure = ET.SubElement(case, "failure", message=message, type=check["verdict"])
+            failure.text = f"interval {_interval(check)}"
+    root = ET.Element("testsuites", name="edgeport gate", tests=suite.get("tests"), failures=suite.get("failures"))
+    root.append(suite)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def write_junit(report: dict, path: str | Path) -> None:
+    path = Path(path)
+    if not path.parent.is_dir():
+        from edgeport.errors import ConfigError
+
+        raise ConfigError(f"{path.parent}: folder for --junit does not exist")
+    atomic_write_bytes(path, junit_xml(report))
+
+
+def github_markdown(report: dict) -> str:
+    lines = [f"### edgeport gate: {report['target']} — {report['verdict'].upper()}", "",
+             "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows(report)]
+    lines += ["", f"Artifact `{report['artifact']['sha256'][:16]}`, {report['samples']} samples, mode {report['mode']}.", ""]
+    return "\n".join(lines)
+
+
+def github_annotations(report: dict) -> list[str]:
+    """`::error` workflow commands for checks that did not pass (GitHub shows them on the run)."""
+    def escape(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    return [f"::error title=edgeport gate {report['target']} {c['name']}::"
+            + escape(f"{c['verdict']}: measured {_measured(c)}, budget {c['budget']} ({c['reason']})")
+            for c in report["checks"] if c["verdict"] != "pass"]
+
+
+def emit_github(report: dict, echo) -> None:
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(github_markdown(report) + "\n")
+    else:
+        echo("note: GITHUB_STEP_SUMMARY is not set; printing annotations only", err=True)
+    for line in github_annotations(report):
+        echo(line)

@@ -1,0 +1,305 @@
+"""`edgeport gate`: budgets, noise-aware decisions, integrity, hardware, reporters; the statistics on
+synthetic latency distributions; and the gate without torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from edgeport.artifacts import sha256_file
+from edgeport.benchmarks import environment_fingerprint
+from edgeport.benchmarks.latency import BenchResult
+from edgeport.cli import main
+from edgeport.gate import run_gate
+from edgeport.gate.decide import percentile_check, regression_check
+from edgeport.gate.run_gate import GateRequest, _Measurer
+from tests.test_benchmarks import BLOCK_TORCH
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- synthetic latency: a main mode, a 30% slow mode and rare long spikes, like a busy shared CPU ------
+
+def draw(rng, n: int = 2000, scale: float = 1.0) -> np.ndarray:
+    base = 0.35 * rng.lognormal(0.0, 0.15, n)
+    slow_mode = rng.random(n) < 0.3
+    spikes = rng.random(n) < 0.03
+    return (base * np.where(slow_mode, 1.3, 1.0) + spikes * rng.exponential(0.5, n)) * scale
+
+
+def test_a_a_regression_checks_rarely_raise_false_alarms():
+    """200 A/A comparisons at the gate's default size (2,000 samples each): at most 2% not passing."""
+    rng = np.random.default_rng(7)
+    alarms = sum(regression_check(draw(rng), draw(rng), 0.10, "ci", seed=i).verdict != "pass" for i in range(200))
+    assert alarms <= 4
+
+
+def test_a_15_percent_slowdown_is_detected_in_95_percent_of_trials():
+    rng = np.random.default_rng(8)
+    detected = sum(regression_check(draw(rng, scale=1.15), draw(rng), 0.10, "ci", seed=i).verdict == "fail"
+                   for i in range(200))
+    assert detected >= 190
+
+
+def test_a_slowdown_at_the_limit_is_inconclusive_not_a_coin_flip():
+    rng = np.random.default_rng(9)
+    verdicts = [regression_check(draw(rng, scale=1.10), draw(rng), 0.10, "ci", seed=i).verdict for i in range(20)]
+    assert verdicts.count("fail") <= 1 and verdicts.count("inconclusive") >= 10
+
+
+def test_percentile_budget_uses_the_upper_bound_in_ci_mode_and_the_estimate_in_point_mode():
+    rng = np.random.default_rng(10)
+    samples = draw(rng)
+    p90 = float(np.percentile(samples, 90))
+    assert percentile_check("p90_ms", p90 * 1.2, samples, "ci").verdict == "pass"
+    assert percentile_check("p90_ms", p90 * 0.8, samples, "ci").verdict == "fail"
+    at = percentile_check("p90_ms", p90 * 1.001, samples, "ci")
+    assert at.verdict == "inconclusive" and at.interval[0] < p90 * 1.001 < at.interval[1]
+    assert percentile_check("p90_ms", p90 * 1.001, samples, "point").verdict == "pass"
+
+
+# -- files a gate reads ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    """A real (tiny) ONNX model: y = relu(x W)."""
+    weight = helper.make_tensor("W", TensorProto.FLOAT, [8, 4], np.random.default_rng(0).standard_normal(32).tolist())
+    graph = helper.make_graph([helper.make_node("MatMul", ["input", "W"], ["h"]), helper.make_node("Relu", ["h"], ["logits"])],
+                              "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])], [weight])
+    path = tmp_path_factory.mktemp("gate") / "model.int8.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    return path
+
+
+def write_result(path: Path, model: Path, samples, batch: int = 1, threads: int = 1, environment=None,
+                 reference=None) -> Path:
+    def entry(samples_ms):
+        return BenchResult(str(model), sha256_file(model), {"batch": batch, "threads": threads},
+                           environment or environment_fingerprint(), [float(s) for s in samples_ms]).to_dict()
+
+    data = entry(samples) if reference is None else {"int8": entry(samples), "fp32": entry(reference)}
+    path.write_text(json.dumps(data))
+    return path
+
+
+def write_manifest(model: Path, int8: float = 98.0, fp32: float = 98.5, sha: str | None = None) -> Path:
+    path = model.with_name(model.name[:-5] + ".manifest.json")
+    path.write_text(json.dumps({"artifact": {"path": model.name, "sha256": sha or sha256_file(model),
+                                             "size_bytes": model.stat().st_size},
+                                "verification": {"accuracy": {"int8": int8, "fp32": fp32}}}))
+    return path
+
+
+def write_budget(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "budgets.toml"
+    path.write_text(text)
+    return path
+
+
+def gate(capsys, *args) -> tuple[int, str, str]:
+    code = main(["gate", "--quiet", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+BUDGET = """
+[targets.cpu]
+batch = 1
+threads = 1
+p90_ms = {p90}
+max_accuracy_drop = 1.0
+min_accuracy = 90.0
+max_size_mb = 1.0
+[targets.cpu.hardware]
+machine = "{machine}"
+"""
+
+
+def budget_for(tmp_path, p90: float) -> Path:
+    return write_budget(tmp_path, BUDGET.format(p90=p90, machine=environment_fingerprint()["cpu"]["machine"]))
+
+
+# -- CLI: pass, fail, inconclusive, JSON, JUnit, GitHub ---------------------------------------------------
+
+def test_pass_and_fail_with_exit_codes_and_json(tmp_path, capsys, model):
+    write_manifest(model)
+    samples = draw(np.random.default_rng(1))
+    result = write_result(tmp_path / "r.json", model, samples)
+    p90 = float(np.percentile(samples, 90))
+    code, out, _ = gate(capsys, "--budget", budget_for(tmp_path, p90 * 1.3), "--result", result, "--json")
+    report = json.loads(out)
+    assert code == 0 and report["verdict"] == "pass" and report["passed"]
+    assert {c["name"] for c in report["checks"]} == {"p90_ms", "max_accuracy_drop", "min_accuracy", "max_size_mb"}
+    assert report["artifact"]["sha256"] == sha256_file(model)
+    code, out, _ = gate(capsys, "--budget", budget_for(tmp_path, p90 * 0.7), "--result", result, "--json")
+    report = json.loads(out)
+    assert code == 1 and report["verdict"] == "fail"
+    assert [c["verdict"] for c in report["checks"] if c["name"] == "p90_ms"] == ["fail"]
+
+
+def test_inconclusive_fails_unless_allowed(tmp_path, capsys, model):
+    write_manifest(model)
+    samples = draw(np.random.default_rng(2))
+    result = write_result(tmp_path / "r.json", model, samples)
+    budget = budget_for(tmp_path, float(np.percentile(samples, 90)) * 1.001)
+    code, out, _ = gate(capsys, "--budget", budget, "--result", result)
+    assert code == 1 and "INCONCLUSIVE" in out
+    code, out, _ = gate(capsys, "--budget", budget, "--result", result, "--allow-inconclusive")
+    assert code == 0 and "allowed by --allow-inconclusive" in out
+    code, _, _ = gate(capsys, "--budget", budget, "--result", result, "--mode", "point")
+    assert code == 0
+
+
+def test_junit_xml_is_accepted_by_a_junit_parser(tmp_path, capsys, model):
+    junitparser = pytest.importorskip("junitparser")
+    write_manifest(model, int8=95.0, fp32=98.0)  # a 3-point drop: that check fails
+    samples = draw(np.random.default_rng(3))
+    result = write_result(tmp_path / "r.json", model, samples)
+    xml = tmp_path / "gate.xml"
+    code, _, _ = gate(capsys, "--budget", budget_for(tmp_path, 100.0), "--result", result, "--junit", xml)
+    assert code == 1
+    suites = junitparser.JUnitXml.fromfile(str(xml))
+    cases = {case.name: case for suite in suites for case in suite}
+    assert set(cases) == {"p90_ms", "max_accuracy_drop", "min_accuracy", "max_size_mb"}
+    assert cases["p90_ms"].is_passed and not cases["max_accuracy_drop"].is_passed
+    assert "drop" in cases["max_accuracy_drop"].result[0].message or "3" in cases["max_accuracy_drop"].result[0].message
+    assert sum(suite.failures for suite in suites) == 1
+
+
+def test_github_writes_a_step_summary_and_error_annotations(tmp_path, capsys, model, monkeypatch):
+    write_manifest(model)
+    samples = draw(np.random.default_rng(4))
+    result = write_result(tmp_path / "r.json", model, samples)
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    code, out, _ = gate(capsys, "--budget", budget_for(tmp_path, 0.01), "--result", result, "--github")
+    assert code == 1
+    assert "| p90_ms |" in summary.read_text() and "FAIL" in summary.read_text()
+    assert any(line.startswith("::error title=edgeport gate cpu p90_ms::fail") for line in out.splitlines())
+
+
+def test_regression_against_a_baseline(tmp_path, capsys, model):
+    rng = np.random.default_rng(5)
+    budget = write_budget(tmp_path, "[targets.cpu]\nmax_regression = 0.10\n")
+    baseline = write_result(tmp_path / "base.json", model, draw(rng))
+    same = write_result(tmp_path / "same.json", model, draw(rng))
+    slower = write_result(tmp_path / "slower.json", model, draw(rng, scale=1.2))
+    assert gate(capsys, "--budget", budget, "--result", same, "--baseline", baseline)[0] == 0
+    code, out, _ = gate(capsys, "--budget", budget, "--result", slower, "--baseline", baseline, "--json")
+    check = json.loads(out)["checks"][0]
+    assert code == 1 and check["verdict"] == "fail" and check["interval"][0] > 1.1
+
+
+def test_speedup_from_a_runs_latency_json(tmp_path, capsys, model):
+    rng = np.random.default_rng(6)
+    write_manifest(model)
+    latency = write_result(tmp_path / "latency.json", model, draw(rng), reference=draw(rng, scale=1.5))
+    budget = write_budget(tmp_path, "[targets.cpu]\nmin_speedup = 1.2\n")
+    code, out, _ = gate(capsys, "--budget", budget, "--result", latency, "--manifest", write_manifest(model), "--json")
+    check = json.loads(out)["checks"][0]
+    assert code == 0 and check["name"] == "min_speedup" and 1.4 < check["measured"] < 1.6
+
+
+def test_artifact_mode_measures_here_and_extra_measurements_settle_inconclusive_checks(tmp_path, capsys, model,
+                                                                                         monkeypatch):
+    write_manifest(model)
+    code, out, _ = gate(capsys, "--budget", budget_for(tmp_path, 100.0), "--artifact", model, "--iterations", "300",
+                        "--json")
+    report = json.loads(out)
+    assert code == 0 and report["samples"] == 300 and report["extra_measurements"] == 0
+
+    # Control flow of re-measuring, with synthetic samples standing in for the machine.
+    rng = np.random.default_rng(11)
+    first = draw(rng, n=300)
+    budget = budget_for(tmp_path, float(np.percentile(first, 90)) * 1.0005)
+    calls = []
+    real_measure = _Measurer.measure
+
+    def measure(self):
+        measured = real_measure(self)
+        calls.append(1)
+        samples = first if len(calls) == 1 else draw(rng, n=300, scale=0.5)  # later runs are clearly faster
+        measured["artifact"].samples_ms = samples
+        return measured
+
+    monkeypatch.setattr(_Measurer, "measure", measure)
+    report = run_gate(GateRequest(budget=budget, artifact=model, iterations=300, max_extra_measurements=3))
+    assert len(calls) >= 2 and report["extra_measurements"] == len(calls) - 1
+    assert report["samples"] == 300 * len(calls)
+
+
+# -- integrity, hardware and bad input ------------------------------------------------------------------
+
+def test_a_result_of_another_file_is_refused(tmp_path, capsys, model):
+    result = write_result(tmp_path / "r.json", model, draw(np.random.default_rng(12)))
+    other = tmp_path / "other.onnx"
+    other.write_bytes(model.read_bytes() + b"\0")
+    code, _, err = gate(capsys, "--budget", budget_for(tmp_path, 10), "--result", result, "--artifact", other)
+    assert code == 2 and "measured a different file" in err
+    manifest = write_manifest(model, sha="0" * 64)
+    code, _, err = gate(capsys, "--budget", budget_for(tmp_path, 10), "--result", result, "--manifest", manifest)
+    assert code == 2 and "refusing to gate a different file" in err
+    write_manifest(model)
+
+
+def test_hardware_mismatch_names_the_flag(tmp_path, capsys, model):
+    environment = environment_fingerprint()
+    environment["cpu"] = {**environment["cpu"], "isa": ["avx2"]}
+    result = write_result(tmp_path / "r.json", model, draw(np.random.default_rng(13)), environment=environment)
+    budget = write_budget(tmp_path, '[targets.vnni]\np50_ms = 1.0\n[targets.vnni.hardware]\nisa = ["avx512_vnni"]\n')
+    code, _, err = gate(capsys, "--budget", budget, "--result", result)
+    assert code == 2 and "without avx512_vnni" in err and "'vnni'" in err
+
+
+@pytest.mark.parametrize("budget_text, extra, message", [
+    (None, [], "budget file not found"),
+    ("[targets.cpu\n", [], "not valid TOML"),
+    ("[targets.cpu]\np90_ms = -1.0\n", [], "greater than 0"),
+    ("[targets.cpu]\np90_ms = 0\n", [], "greater than 0"),
+    ("[targets.cpu]\np90ms = 1.0\n", [], "unknown key"),
+    ("[targets.cpu]\nbatch = 1\n", [], "has no budget"),
+    ("[targets.cpu]\np90_ms = 1.0\n", ["--target", "gpu"], "unknown target 'gpu'"),
+    ("[targets.cpu]\np99_ms = 1.0\n", [], "cannot support a p99 budget"),
+    ("[targets.cpu]\nbatch = 8\np90_ms = 1.0\n", [], "no measurement at batch 8"),
+    ("[targets.cpu]\nmax_regression = 0.1\n", [], "give --baseline"),
+    ("[targets.cpu]\nmin_speedup = 1.1\n", [], "needs the fp32 latency"),
+])
+def test_bad_input_exits_2(tmp_path, capsys, model, budget_text, extra, message):
+    result = write_result(tmp_path / "r.json", model, draw(np.random.default_rng(14), n=60))
+    budget = tmp_path / "missing.toml" if budget_text is None else write_budget(tmp_path, budget_text)
+    code, _, err = gate(capsys, "--budget", budget, "--result", result, *extra)
+    assert code == 2 and message in err and err.startswith("error: ") and err.count("\n") == 1, err
+
+
+def test_result_file_problems_exit_2(tmp_path, capsys, model):
+    budget = budget_for(tmp_path, 1.0)
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "other.json").write_text(json.dumps({"hello": 1}))
+    for args, message in [(["--result", tmp_path / "missing.json"], "not found"),
+                          (["--result", tmp_path / "bad.json"], "not readable JSON"),
+                          (["--result", tmp_path / "other.json"], "not an edgeport benchmark result"),
+                          ([], "needs --result"),
+                          (["--artifact", tmp_path / "none.onnx"], "artifact not found")]:
+        code, _, err = gate(capsys, "--budget", budget, *args)
+        assert code == 2 and message in err, (args, err)
+
+
+def test_gate_runs_without_torch(tmp_path, model):
+    write_manifest(model)
+    result = write_result(tmp_path / "r.json", model, draw(np.random.default_rng(15)))
+    budget = budget_for(tmp_path, 100.0)
+    code = (BLOCK_TORCH + "import edgeport.gate\nfrom edgeport.cli import main\n"
+            f"rc = main(['gate', '--budget', {str(budget)!r}, '--result', {str(result)!r}, '--json'])\n"
+            "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules)\n"
+            "sys.exit(rc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["verdict"] == "pass"

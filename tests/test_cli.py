@@ -144,3 +144,18 @@ def test_console_script_help_and_list():
     assert proc.returncode == 0 and "--teacher-weights" in proc.stdout
     proc = subprocess.run([str(exe), "frobnicate"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("error: No such command")
+
+
+def test_run_with_a_budget_finishes_with_the_gate_verdict(tmp_path, capsys):
+    budget = tmp_path / "budgets.toml"
+    budget.write_text("[targets.cpu]\nbatch = 1\nthreads = 1\np90_ms = 0.001\nmax_accuracy_drop = 50.0\n"
+                      "[targets.other]\nthreads = 2\np90_ms = 1.0\n")
+    out = tmp_path / "runs"
+    code = main(["run", *TINY, "--out", str(out), "--budget", str(budget), "--target", "other"])
+    err = capsys.readouterr().err
+    assert code == 2 and "target 'other' is for batch 1, 2 thread(s)" in err and not out.exists()
+    code = main(["run", *TINY, "--out", str(out), "--budget", str(budget), "--target", "cpu", "--json"])
+    manifest = json.loads(capsys.readouterr().out)
+    assert code == 1 and manifest["gate"]["verdict"] == "fail"
+    gate = json.loads((out / manifest["run_id"] / "gate.json").read_text())
+    assert {c["name"]: c["verdict"] for c in gate["checks"]} == {"p90_ms": "fail", "max_accuracy_drop": "pass"}

@@ -1,11 +1,14 @@
 """The `make run` job itself (default settings); slow, so only `make test-all` runs it."""
 
 import json
+from pathlib import Path
 
 import onnxruntime as ort
 import pytest
 
 from edgeport.cli import main
+
+BUDGETS = str(Path(__file__).resolve().parents[1] / "examples" / "budgets.toml")
 
 
 @pytest.mark.slow
@@ -17,3 +20,16 @@ def test_default_run_meets_the_accuracy_promise(tmp_path, capsys):
     acc = manifest["metrics"]["accuracy"]
     assert acc["fp32_onnx"]["test"] - acc["int8_onnx"]["test"] <= 1.0
     assert acc["student"]["test"] > 95.0 and acc["teacher"]["test"] > 95.0
+
+
+@pytest.mark.slow
+def test_default_run_meets_the_example_x86_budget_and_misses_the_tight_one(tmp_path, capsys):
+    """examples/budgets.toml promises: `make run`'s artifact passes x86-avx2 here and fails tight-edge."""
+    code = main(["run", "--quiet", "--json", "--out", str(tmp_path), "--budget", BUDGETS, "--target", "x86-avx2"])
+    manifest = json.loads(capsys.readouterr().out)
+    assert code == 0 and manifest["gate"]["verdict"] == "pass"
+    folder = tmp_path / manifest["run_id"]
+    assert json.loads((folder / "gate.json").read_text())["verdict"] == "pass"
+    code = main(["gate", "--quiet", "--budget", BUDGETS, "--target", "tight-edge",
+                 "--result", str(folder / "latency.json")])
+    assert code == 1

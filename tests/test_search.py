@@ -249,6 +249,19 @@ def test_max_trials_with_allow_large_grid_runs_the_first_candidates(tmp_path):
     assert json.loads(proc.stdout)["candidates"] == 2
 
 
+def test_search_with_a_budget_gates_the_chosen_artifact(tmp_path):
+    config = tiny_config(tmp_path, '"quantize.backend" = ["none", "ort-dynamic"]')
+    budget = tmp_path / "budgets.toml"
+    budget.write_text("[targets.cpu]\np90_ms = 100.0\nmin_speedup = 0.01\nmax_size_mb = 10.0\n")
+    proc = search_cli("--config", str(config), "--out", str(tmp_path / "out"), "--budget", str(budget), "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["gate"]["verdict"] == "pass"
+    assert {c["name"] for c in summary["gate"]["checks"]} == {"p90_ms", "min_speedup", "max_size_mb"}
+    folder = search_folder(tmp_path / "out")
+    assert json.loads((folder / "gate.json").read_text())["artifact"]["sha256"] == sha256_file(folder / "best" / "model.onnx")
+
+
 # -- bad input ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("space, search, args, message", [

@@ -36,7 +36,7 @@ def print_table(report: dict) -> None:
     console = Console()
     table = Table(title=f"edgeport gate: target {report['target']} ({report['mode']} mode)")
     for column in HEADER:
-        table.add_column(column)
+        table.add_column(column, no_wrap=column != "why")
     colours = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
     for row, check in zip(rows(report), report["checks"]):
         row[4] = f"[{colours[check['verdict']]}]{row[4]}[/]"

@@ -4,8 +4,9 @@
   bootstrap interval is within budget, fail when its lower end is over budget, otherwise
   inconclusive. Mode "point" compares the estimate alone.
 - Regression versus a baseline: "regressed" only when a one-sided Mann-Whitney U test says the
-  current samples are slower (p < ALPHA) AND the whole 95% interval of the p50 ratio lies beyond
-  1 + max_regression; pass when the interval's upper end is within 1 + max_regression.
+  current round medians are slower (p < ALPHA) AND the whole 95% interval of the p50 ratio lies
+  beyond 1 + max_regression; pass when the interval's upper end is within 1 + max_regression.
+Intervals resample whole measurement rounds (gate/rounds.py), so bursts of machine noise widen them.
 - Speed-up versus fp32: pass when the interval of fp32 p50 / artifact p50 is at or above the
   minimum, fail when it is wholly below.
 - Accuracy and size: deterministic numbers compared with their budget.
@@ -16,10 +17,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats as sps
 
-from edgeport.benchmarks.compare import ratio_ci
-from edgeport.benchmarks.stats import MIN_SAMPLES, percentile_ci
+from edgeport.benchmarks.stats import MIN_SAMPLES
+from edgeport.gate.rounds import percentile_interval, ratio_interval, slower_p_value
 
 ALPHA = 0.01
 VERDICTS = ("pass", "fail", "inconclusive")
@@ -48,10 +48,11 @@ def _three_way(low: float, high: float, estimate: float, limit: float, mode: str
     return "pass" if low >= limit else ("fail" if high < limit else "inconclusive")
 
 
-def percentile_check(name: str, budget_ms: float, samples: np.ndarray, mode: str, seed: int = 0) -> Check:
+def percentile_check(name: str, budget_ms: float, rounds: np.ndarray, mode: str, seed: int = 0) -> Check:
+    """``rounds``: the measurement as (rounds, samples per round), see gate/rounds.py."""
     q = float(name[1:3])
-    estimate = float(np.percentile(samples, q))
-    interval = percentile_ci(samples, q, seed)
+    estimate = float(np.percentile(rounds, q))
+    interval = percentile_interval(rounds, q, seed)
     verdict = _three_way(interval[0], interval[1], estimate, budget_ms, mode, lower_is_better=True)
     reason = {"pass": f"{name[:3]} {'estimate' if mode == 'point' else '95% upper bound'} within budget",
               "fail": f"{name[:3]} {'estimate' if mode == 'point' else 'is over budget even at the 95% lower bound'}"
@@ -63,8 +64,8 @@ def percentile_check(name: str, budget_ms: float, samples: np.ndarray, mode: str
 def regression_check(current: np.ndarray, baseline: np.ndarray, max_regression: float, mode: str,
                      seed: int = 0) -> Check:
     ratio = float(np.percentile(current, 50) / np.percentile(baseline, 50))
-    interval = ratio_ci(current, baseline, 50, seed)
-    p_value = float(sps.mannwhitneyu(current, baseline, alternative="greater").pvalue)
+    interval = ratio_interval(current, baseline, 50, seed)
+    p_value = slower_p_value(current, baseline)
     limit = 1.0 + max_regression
     if mode == "point":
         verdict = "pass" if ratio <= limit else "fail"
@@ -83,7 +84,7 @@ def regression_check(current: np.ndarray, baseline: np.ndarray, max_regression: 
 
 def speedup_check(artifact: np.ndarray, fp32: np.ndarray, min_speedup: float, mode: str, seed: int = 0) -> Check:
     speedup = float(np.percentile(fp32, 50) / np.percentile(artifact, 50))
-    interval = ratio_ci(fp32, artifact, 50, seed)
+    interval = ratio_interval(fp32, artifact, 50, seed)
     verdict = _three_way(interval[0], interval[1], speedup, min_speedup, mode, lower_is_better=False)
     reason = {"pass": "fp32 p50 / artifact p50 at or above the minimum",
               "fail": "the artifact is not that much faster than fp32",

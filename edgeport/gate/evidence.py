@@ -15,20 +15,27 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.errors import ConfigError
+from edgeport.gate.rounds import rounds_of
 
 
 @dataclass
 class Measurement:
-    samples_ms: np.ndarray
+    rounds: np.ndarray  # (rounds, samples per round) in milliseconds, in measurement order
     settings: dict
     environment: dict
     model_sha256: str
     model_path: str
     source: str
 
-    def extended(self, more_ms) -> "Measurement":
-        return Measurement(np.concatenate([self.samples_ms, np.asarray(more_ms, dtype=np.float64)]), self.settings,
-                           self.environment, self.model_sha256, self.model_path, self.source)
+    @property
+    def samples_ms(self) -> np.ndarray:
+        return self.rounds.ravel()
+
+    def extended(self, more: "Measurement") -> "Measurement":
+        """This measurement followed by ``more`` (another measurement of the same model, same round size)."""
+        width, extra = self.rounds.shape[1], more.samples_ms
+        rounds = np.vstack([self.rounds, extra[:extra.size - extra.size % width].reshape(-1, width)])
+        return Measurement(rounds, self.settings, self.environment, self.model_sha256, self.model_path, self.source)
 
 
 @dataclass
@@ -57,13 +64,13 @@ def read_json(path: str | Path, what: str) -> dict:
 def _measurement(entry: dict, source: str) -> Measurement:
     try:
         samples = np.asarray(entry["samples_ms"], dtype=np.float64)
-        measurement = Measurement(samples, dict(entry["settings"]), dict(entry["environment"]), str(entry["model_sha256"]),
-                                  str(entry.get("model_path", "")), source)
+        settings = dict(entry["settings"])
+        measurement = (settings, dict(entry["environment"]), str(entry["model_sha256"]), str(entry.get("model_path", "")))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: not an edgeport benchmark result (missing or bad {exc})") from exc
     if samples.ndim != 1 or samples.size == 0 or not np.all(np.isfinite(samples)) or np.any(samples <= 0):
         raise ConfigError(f"{source}: samples_ms must be a non-empty list of positive latencies")
-    return measurement
+    return Measurement(rounds_of(samples, settings), *measurement, source)
 
 
 def _matches(entry: dict, batch: int, threads: int) -> bool:

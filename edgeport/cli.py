@@ -333,6 +333,8 @@ def search(config_path, out, resume, executor, ray_address, workers, max_trials,
               help="The artifact's manifest (accuracy, size); found beside the result or artifact when omitted.")
 @click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path),
               help="A previous result of the same target, for max_regression.")
+@click.option("--baseline-artifact", type=click.Path(dir_okay=False, path_type=Path),
+              help="The previous release's ONNX, measured interleaved with --artifact, for max_regression.")
 @click.option("--reference", type=click.Path(dir_okay=False, path_type=Path),
               help="fp32 ONNX measured beside --artifact, for min_speedup.")
 @click.option("--mode", type=click.Choice(["ci", "point"]), default="ci", show_default=True,
@@ -346,14 +348,14 @@ def search(config_path, out, resume, executor, ray_address, workers, max_trials,
 @click.option("--github", is_flag=True, help="Append a summary to $GITHUB_STEP_SUMMARY and print ::error annotations.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON instead of the table.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def gate(budget, target, result, artifact, manifest, baseline, reference, mode, allow_inconclusive,
+def gate(budget, target, result, artifact, manifest, baseline, baseline_artifact, reference, mode, allow_inconclusive,
          max_extra_measurements, iterations, junit, github, as_json, quiet) -> None:
     """Check an artifact against a target's latency, accuracy and size budget (exit 0 pass, 1 fail, 2 bad input)."""
     from edgeport.gate import GateRequest, run_gate
     from edgeport.progress import SILENT, RichProgress
 
     request = GateRequest(budget=budget, target=target, result=result, artifact=artifact, manifest=manifest,
-                          baseline=baseline, reference=reference, mode=mode, allow_inconclusive=allow_inconclusive,
+                          baseline=baseline, baseline_artifact=baseline_artifact, reference=reference, mode=mode, allow_inconclusive=allow_inconclusive,
                           max_extra_measurements=max_extra_measurements, iterations=iterations)
     report = run_gate(request, SILENT if quiet or as_json else RichProgress())
     _emit_gate(report, junit, github, as_json)

@@ -53,6 +53,21 @@ def test_a_15_percent_slowdown_is_detected_in_95_percent_of_trials():
     assert detected >= 190
 
 
+def test_interleaved_measurements_cancel_drift_shared_by_a_round():
+    """Measured interleaved (--baseline-artifact), both models see each round's drift; the paired
+    analysis keeps A/A false alarms at zero and still catches a 15% slowdown."""
+    rng = np.random.default_rng(13)
+
+    def pair(scale):
+        drift = rng.lognormal(0.0, 0.08, (10, 1))  # the machine's speed in each round
+        return rounds(rng, scale) * drift, rounds(rng) * drift
+
+    assert sum(regression_check(*pair(1.0), 0.10, "ci", seed=i, paired=True).verdict != "pass"
+               for i in range(100)) <= 2
+    assert sum(regression_check(*pair(1.15), 0.10, "ci", seed=i, paired=True).verdict == "fail"
+               for i in range(100)) >= 95
+
+
 def test_a_slowdown_at_the_limit_is_inconclusive_not_a_coin_flip():
     rng = np.random.default_rng(9)
     verdicts = [regression_check(rounds(rng, 1.10), rounds(rng), 0.10, "ci", seed=i).verdict for i in range(20)]
@@ -94,6 +109,22 @@ def model(tmp_path_factory) -> Path:
                               "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])], [weight])
     path = tmp_path_factory.mktemp("gate") / "model.int8.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def heavy_model(tmp_path_factory) -> Path:
+    """Same signature as ``model`` with ~500x the arithmetic: a real, large slowdown."""
+    rng = np.random.default_rng(1)
+    w1 = helper.make_tensor("W1", TensorProto.FLOAT, [8, 2048], rng.standard_normal(8 * 2048).tolist())
+    w2 = helper.make_tensor("W2", TensorProto.FLOAT, [2048, 2048], rng.standard_normal(2048 * 2048).tolist())
+    w3 = helper.make_tensor("W3", TensorProto.FLOAT, [2048, 4], rng.standard_normal(2048 * 4).tolist())
+    nodes = [helper.make_node("MatMul", ["input", "W1"], ["a"]), helper.make_node("MatMul", ["a", "W2"], ["b"]),
+             helper.make_node("MatMul", ["b", "W3"], ["logits"])]
+    graph = helper.make_graph(nodes, "heavy", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])], [w1, w2, w3])
+    path = tmp_path_factory.mktemp("gate-heavy") / "heavy.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
     return path
 
@@ -217,6 +248,20 @@ def test_regression_against_a_baseline(tmp_path, capsys, model):
     assert code == 1 and check["verdict"] == "fail" and check["interval"][0] > 1.1
 
 
+def test_regression_against_a_baseline_artifact_measured_interleaved(tmp_path, capsys, model, heavy_model):
+    budget = write_budget(tmp_path, "[targets.cpu]\nmax_regression = 0.25\n")
+    code, out, _ = gate(capsys, "--budget", budget, "--artifact", model, "--baseline-artifact", model,
+                        "--iterations", "1000", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["sources"]["baseline_interleaved"], report["checks"]
+    assert "Wilcoxon" not in report["checks"][0]["reason"] or report["checks"][0]["verdict"] == "pass"
+    code, out, _ = gate(capsys, "--budget", budget, "--artifact", heavy_model, "--baseline-artifact", model,
+                        "--iterations", "400", "--json")
+    check = json.loads(out)["checks"][0]
+    assert code == 1 and check["verdict"] == "fail" and "Wilcoxon, interleaved" in check["reason"]
+    assert check["measured"] > 2.0
+
+
 def test_speedup_from_a_runs_latency_json(tmp_path, capsys, model):
     rng = np.random.default_rng(6)
     write_manifest(model)
@@ -289,6 +334,7 @@ def test_hardware_mismatch_names_the_flag(tmp_path, capsys, model):
     ("[targets.cpu]\np99_ms = 1.0\n", [], "cannot support a p99 budget"),
     ("[targets.cpu]\nbatch = 8\np90_ms = 1.0\n", [], "no measurement at batch 8"),
     ("[targets.cpu]\nmax_regression = 0.1\n", [], "give --baseline"),
+    ("[targets.cpu]\nmax_regression = 0.1\n", ["--baseline-artifact", "x.onnx"], "use it without --result"),
     ("[targets.cpu]\nmin_speedup = 1.1\n", [], "needs the fp32 latency"),
 ])
 def test_bad_input_exits_2(tmp_path, capsys, model, budget_text, extra, message):

@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from edgeport.benchmarks.stats import MIN_SAMPLES
-from edgeport.gate.rounds import percentile_interval, ratio_interval, slower_p_value
+from edgeport.gate.rounds import (paired_ratio_interval, paired_slower_p_value, percentile_interval, ratio_interval,
+                                  slower_p_value)
 
 ALPHA = 0.01
 VERDICTS = ("pass", "fail", "inconclusive")
@@ -62,11 +63,18 @@ def percentile_check(name: str, budget_ms: float, rounds: np.ndarray, mode: str,
 
 
 def regression_check(current: np.ndarray, baseline: np.ndarray, max_regression: float, mode: str,
-                     seed: int = 0) -> Check:
+                     seed: int = 0, paired: bool = False) -> Check:
+    """``paired``: both were measured interleaved, round by round (Wilcoxon signed-rank on round medians
+    and a paired round bootstrap); otherwise two independent measurements (Mann-Whitney U)."""
     ratio = float(np.percentile(current, 50) / np.percentile(baseline, 50))
-    interval = ratio_interval(current, baseline, 50, seed)
-    p_value = slower_p_value(current, baseline)
+    if paired:
+        interval = paired_ratio_interval(current, baseline, 50, seed)
+        p_value = paired_slower_p_value(current, baseline)
+    else:
+        interval = ratio_interval(current, baseline, 50, seed)
+        p_value = slower_p_value(current, baseline)
     limit = 1.0 + max_regression
+    test = "Wilcoxon, interleaved" if paired else "Mann-Whitney"
     if mode == "point":
         verdict = "pass" if ratio <= limit else "fail"
     elif p_value < ALPHA and interval[0] > limit:
@@ -76,9 +84,9 @@ def regression_check(current: np.ndarray, baseline: np.ndarray, max_regression: 
     else:
         verdict = "inconclusive"
     reason = {"pass": f"p50 is at most {max_regression:.0%} slower than the baseline",
-              "fail": f"regressed: p50 {ratio:.3f}x the baseline (Mann-Whitney p={p_value:.2g})",
+              "fail": f"regressed: p50 {ratio:.3f}x the baseline ({test} p={p_value:.2g})",
               "inconclusive": f"cannot tell whether p50 is more than {max_regression:.0%} slower "
-                              f"(ratio interval {interval[0]:.3f}-{interval[1]:.3f}, Mann-Whitney p={p_value:.2g})"}[verdict]
+                              f"(ratio interval {interval[0]:.3f}-{interval[1]:.3f}, {test} p={p_value:.2g})"}[verdict]
     return Check("max_regression", f"p50 ratio <= {limit:.3g}", ratio, "x baseline", interval, verdict, reason)
 
 

@@ -62,3 +62,22 @@ def slower_p_value(current: np.ndarray, baseline: np.ndarray) -> float:
         warnings.simplefilter("ignore")
         return float(sps.mannwhitneyu(np.median(current, axis=1), np.median(baseline, axis=1),
                                       alternative="greater").pvalue)
+
+
+def paired_ratio_interval(a: np.ndarray, b: np.ndarray, q: float, seed: int = 0) -> list[float]:
+    """As ratio_interval, for two models measured interleaved: round i of a ran beside round i of b,
+    so the same rounds are drawn for both and drift common to a round cancels in the ratio."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, a.shape[0], size=(RESAMPLES, a.shape[0]))
+    return _interval(np.percentile(a[picks].reshape(RESAMPLES, -1), q, axis=1)
+                     / np.percentile(b[picks].reshape(RESAMPLES, -1), q, axis=1))
+
+
+def paired_slower_p_value(current: np.ndarray, baseline: np.ndarray) -> float:
+    """One-sided Wilcoxon signed-rank p-value that current's round medians exceed baseline's, round by round."""
+    diff = np.log(np.median(current, axis=1)) - np.log(np.median(baseline, axis=1))
+    if not np.any(diff):
+        return 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(sps.wilcoxon(diff, alternative="greater").pvalue)

@@ -35,6 +35,7 @@ class GateRequest:
     artifact: Path | None = None
     manifest: Path | None = None
     baseline: Path | None = None
+    baseline_artifact: Path | None = None  # the previous release's ONNX, measured interleaved with --artifact
     reference: Path | None = None      # fp32 ONNX to measure beside --artifact for min_speedup
     reference_result: Path | None = None  # or a result file whose measurement is the fp32 reference
     mode: str = "ci"
@@ -79,7 +80,8 @@ class _Measurer:
 
     def __init__(self, artifact: Path, reference: Path | None, target: TargetBudget, request: GateRequest,
                  progress: Progress) -> None:
-        self.models = {"artifact": str(artifact)} | ({"reference": str(reference)} if reference else {})
+        self.models = {"artifact": str(artifact)} | ({"reference": str(reference)} if reference else {}) \
+            | ({"baseline": str(request.baseline_artifact)} if request.baseline_artifact else {})
         self.settings = BenchSettings(batch=target.batch, threads=target.threads, warmup=request.warmup,
                                       iterations=request.iterations, rounds=request.rounds, seed=request.seed)
         self.progress = progress
@@ -104,7 +106,8 @@ def _accuracy_split(facts: ArtifactFacts, need_fp32: bool) -> tuple[str, dict] |
 
 
 def _evaluate(target: TargetBudget, current: Measurement, reference: Measurement | None, baseline: Measurement | None,
-              facts: ArtifactFacts | None, size_bytes: int | None, mode: str, seed: int) -> list[Check]:
+              facts: ArtifactFacts | None, size_bytes: int | None, mode: str, seed: int,
+              paired: bool = False) -> list[Check]:
     checks: list[Check] = []
     for name in PERCENTILE_BUDGETS:
         if getattr(target, name) is not None:
@@ -112,7 +115,7 @@ def _evaluate(target: TargetBudget, current: Measurement, reference: Measurement
     if target.min_speedup is not None:
         checks.append(speedup_check(current.rounds, reference.rounds, target.min_speedup, mode, seed))
     if target.max_regression is not None:
-        checks.append(regression_check(current.rounds, baseline.rounds, target.max_regression, mode, seed))
+        checks.append(regression_check(current.rounds, baseline.rounds, target.max_regression, mode, seed, paired))
     if target.max_accuracy_drop is not None:
         split, entry = _accuracy_split(facts, need_fp32=True)
         checks.append(accuracy_drop_check(entry["artifact"], entry["fp32"], split, target.max_accuracy_drop))
@@ -125,8 +128,9 @@ def _evaluate(target: TargetBudget, current: Measurement, reference: Measurement
 
 
 def _require_inputs(name: str, target: TargetBudget, request: GateRequest, reference, facts, size_bytes) -> None:
-    if target.max_regression is not None and request.baseline is None:
-        raise ConfigError(f"target {name!r} has max_regression: give --baseline previous-result.json")
+    if target.max_regression is not None and request.baseline is None and request.baseline_artifact is None:
+        raise ConfigError(f"target {name!r} has max_regression: give --baseline previous-result.json "
+                          "(or --baseline-artifact previous.onnx with --artifact)")
     if target.min_speedup is not None and reference is None:
         raise ConfigError(f"target {name!r} has min_speedup: it needs the fp32 latency (a run's latency.json, an "
                           "`edgeport bench A --vs FP32` result, or --reference fp32.onnx with --artifact)")
@@ -150,6 +154,12 @@ def run_gate(request: GateRequest, progress: Progress = SILENT) -> dict:
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, got {request.mode!r}")
     if request.result is None and request.artifact is None:
         raise ConfigError("edgeport gate needs --result RESULT.json or --artifact MODEL.onnx")
+    if request.baseline_artifact is not None:
+        if request.result is not None or request.baseline is not None:
+            raise ConfigError("--baseline-artifact is measured here beside --artifact: use it without --result "
+                              "and --baseline")
+        if not Path(request.baseline_artifact).is_file():
+            raise ConfigError(f"{request.baseline_artifact}: baseline artifact not found")
     name, target = select_target(load_budgets(request.budget), request.target, request.budget)
     artifact_sha = None
     if request.artifact is not None:
@@ -167,6 +177,7 @@ def run_gate(request: GateRequest, progress: Progress = SILENT) -> dict:
                              target, request, progress)
         measured = measurer.measure()
         current, reference = measured["artifact"], measured.get("reference")
+        baseline = measured.get("baseline")
 
     if reference is None and request.reference_result is not None:
         reference = read_result(request.reference_result, target.batch, target.threads)[0]
@@ -185,20 +196,24 @@ def run_gate(request: GateRequest, progress: Progress = SILENT) -> dict:
         if getattr(target, budget) is not None and current.samples_ms.size < needed_samples(budget):
             raise ConfigError(f"{current.source}: {current.samples_ms.size} samples cannot support a {budget[:3]} "
                               f"budget (needs at least {needed_samples(budget)}); measure more iterations")
-    baseline = None
+    paired = request.baseline_artifact is not None
+    if not paired:
+        baseline = None
     if request.baseline is not None:
         baseline = read_result(request.baseline, target.batch, target.threads)[0]
         _same_machine(current, baseline)
 
-    checks = _evaluate(target, current, reference, baseline, facts, size_bytes, request.mode, request.seed)
+    checks = _evaluate(target, current, reference, baseline, facts, size_bytes, request.mode, request.seed, paired)
     extra = 0
     while measurer is not None and extra < request.max_extra_measurements and _needs_more(checks, extra):
         more = measurer.measure()
         current = current.extended(more["artifact"])
         if reference is not None:
             reference = reference.extended(more["reference"])
+        if paired:
+            baseline = baseline.extended(more["baseline"])
         extra += 1
-        checks = _evaluate(target, current, reference, baseline, facts, size_bytes, request.mode, request.seed)
+        checks = _evaluate(target, current, reference, baseline, facts, size_bytes, request.mode, request.seed, paired)
 
     verdicts = {c.verdict for c in checks}
     verdict = "fail" if "fail" in verdicts else ("inconclusive" if "inconclusive" in verdicts else "pass")
@@ -211,7 +226,8 @@ def run_gate(request: GateRequest, progress: Progress = SILENT) -> dict:
             "samples": int(current.samples_ms.size), "extra_measurements": extra,
             "settings": {"batch": target.batch, "threads": target.threads},
             "sources": {"result": str(request.result) if request.result else "measured now",
-                        "baseline": str(request.baseline) if request.baseline else None,
+                        "baseline": str(request.baseline or request.baseline_artifact or "") or None,
+                        "baseline_interleaved": paired,
                         "budget": str(request.budget)},
             "environment": current.environment}
 

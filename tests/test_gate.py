@@ -251,10 +251,11 @@ def test_regression_against_a_baseline(tmp_path, capsys, model):
 def test_regression_against_a_baseline_artifact_measured_interleaved(tmp_path, capsys, model, heavy_model):
     budget = write_budget(tmp_path, "[targets.cpu]\nmax_regression = 0.25\n")
     code, out, _ = gate(capsys, "--budget", budget, "--artifact", model, "--baseline-artifact", model,
-                        "--iterations", "1000", "--json")
+                        "--iterations", "1000", "--allow-inconclusive", "--json")
     report = json.loads(out)
+    # A/A on real timing: never a declared regression (inconclusive is possible on a very noisy machine)
     assert code == 0 and report["sources"]["baseline_interleaved"], report["checks"]
-    assert "Wilcoxon" not in report["checks"][0]["reason"] or report["checks"][0]["verdict"] == "pass"
+    assert report["checks"][0]["verdict"] in ("pass", "inconclusive")
     code, out, _ = gate(capsys, "--budget", budget, "--artifact", heavy_model, "--baseline-artifact", model,
                         "--iterations", "400", "--json")
     check = json.loads(out)["checks"][0]

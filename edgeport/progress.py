@@ -25,32 +25,49 @@ class Progress:
 
 
 class RichProgress(Progress):
-    """Progress bars on stderr, one per task, kept on screen when finished."""
+    """Progress bars on stderr. Top-level tasks stay on screen when finished; a task started inside
+    another (a training epoch bar inside a search trial) shares the same display and is removed
+    when it ends."""
 
     def __init__(self) -> None:
         from rich.console import Console
 
         self.console = Console(stderr=True)
+        self._bar = None
+        self._depth = 0
 
-    @contextmanager
-    def task(self, description: str, total: int) -> Iterator[Advance]:
+    def _display(self):
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichBar, TextColumn,
                                    TimeElapsedColumn)
 
-        with RichBar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                     TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
-                     console=self.console, transient=False) as bar:
-            task_id = bar.add_task(description, total=total, info="")
+        return RichBar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       TextColumn("{task.fields[info]}"), console=self.console, transient=False)
 
-            def advance(steps: int = 1, **info) -> None:
-                text = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                 for k, v in info.items())
-                bar.update(task_id, advance=steps, info=text)
+    @contextmanager
+    def task(self, description: str, total: int) -> Iterator[Advance]:
+        if self._bar is None:
+            self._bar = self._display()
+            self._bar.start()
+        bar, nested = self._bar, self._depth > 0
+        self._depth += 1
+        task_id = bar.add_task(description, total=total, info="")
 
+        def advance(steps: int = 1, **info) -> None:
+            text = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items())
+            bar.update(task_id, advance=steps, info=text)
+
+        try:
             yield advance
+        finally:
+            self._depth -= 1
+            if nested:
+                bar.remove_task(task_id)
+            if self._depth == 0:
+                bar.stop()
+                self._bar = None
 
     def log(self, message: str) -> None:
-        self.console.print(message, highlight=False)
+        (self._bar.console if self._bar is not None else self.console).print(message, highlight=False)
 
 
 SILENT = Progress()

@@ -14,6 +14,7 @@ from concurrent.futures import wait as wait_futures
 from multiprocessing import get_context
 
 from edgeport.errors import ConfigError
+from edgeport.progress import SILENT, Progress
 from edgeport.search.tasks import execute
 
 EXECUTORS = ("local", "ray")
@@ -24,14 +25,17 @@ def threads_per_worker(workers: int) -> int:
 
 
 class InlineExecutor:
-    """One worker: each stage runs in this process when submitted."""
+    """One worker: each stage runs in this process when submitted (and can show its own progress)."""
 
     name = "local"
     workers = 1
 
+    def __init__(self, progress: Progress = SILENT) -> None:
+        self.progress = progress
+
     def submit(self, task: dict) -> Future:
         future: Future = Future()
-        future.set_result(execute({**task, "threads": threads_per_worker(1)}))
+        future.set_result(execute({**task, "threads": threads_per_worker(1)}, self.progress))
         return future
 
     def wait(self, handles: list) -> list:
@@ -129,7 +133,7 @@ class RayExecutor:
             self.ray.shutdown()
 
 
-def make_executor(name: str, workers: int, ray_address: str | None):
+def make_executor(name: str, workers: int, ray_address: str | None, progress: Progress = SILENT):
     if name not in EXECUTORS:
         raise ConfigError(f"executor {name!r} is not one of {', '.join(EXECUTORS)}")
     if workers < 1:
@@ -138,4 +142,4 @@ def make_executor(name: str, workers: int, ray_address: str | None):
         raise ConfigError("--ray-address needs --executor ray")
     if name == "ray":
         return RayExecutor(ray_address, workers)
-    return InlineExecutor() if workers == 1 else ProcessExecutor(workers)
+    return InlineExecutor(progress) if workers == 1 else ProcessExecutor(workers)

@@ -340,7 +340,7 @@ def run_search(config_path: Path | None, options: SearchOptions, progress: Progr
     gate_target = _gate_target(candidates, options)
     bench = BenchTarget.create(options.remote, options.remote_python, options.ssh_options)
     bench.check()
-    executor = make_executor(options.executor, options.workers, options.ray_address)
+    executor = make_executor(options.executor, options.workers, options.ray_address, progress)
     try:
         if stored is None:
             folder = _new_folder(Path(options.out), definition)

@@ -18,6 +18,7 @@ from pathlib import Path
 from edgeport.artifacts import sha256_file, sha256_json
 from edgeport.config import DataSection, RunConfig
 from edgeport.errors import EdgeportError
+from edgeport.progress import SILENT, Progress
 from edgeport.search.cache import StageCache
 
 BUILD_STAGES = ("teacher", "student", "export", "quantize")
@@ -51,7 +52,7 @@ def _teacher_logits(teacher_entry: dict, config: RunConfig, prepared, logits_cac
     return logits
 
 
-def _build_teacher(config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path) -> dict:
+def _build_teacher(config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress: Progress) -> dict:
     from edgeport.distill import accuracy, predict_logits, teacher_logits
     from edgeport.models import ModelSpec
     from edgeport.models.checkpoint import count_parameters, load_weights, save_checkpoint
@@ -63,7 +64,7 @@ def _build_teacher(config: RunConfig, prepared, out: Path, inputs: dict, logits_
     if config.teacher.weights:
         load_weights(model, config.teacher.weights)
     else:
-        history = fit(model, config.teacher, prepared, config.seed, description="teacher").history
+        history = fit(model, config.teacher, prepared, config.seed, progress, description="teacher").history
     model.eval()
     path = save_checkpoint(model, out / "model.safetensors", spec, *prepared.shape)
     teacher_logits(model, sha256_file(path), prepared.splits.train.x, logits_cache)  # computed once, here
@@ -72,7 +73,7 @@ def _build_teacher(config: RunConfig, prepared, out: Path, inputs: dict, logits_
             "parameters": count_parameters(model), "model": config.teacher.model, "weights": config.teacher.weights}
 
 
-def _build_student(config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path) -> dict:
+def _build_student(config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress: Progress) -> dict:
     from edgeport.distill import KDConfig
     from edgeport.models import ModelSpec
     from edgeport.models.checkpoint import count_parameters, save_checkpoint
@@ -82,13 +83,14 @@ def _build_student(config: RunConfig, prepared, out: Path, inputs: dict, logits_
     spec = ModelSpec.parse(config.student.model)
     model = seeded_model(spec, config.seed, prepared)
     kd = KDConfig(temperature=config.student.temperature, alpha=config.student.alpha)
-    result = fit(model, config.student, prepared, config.seed, description="student", kd=kd, t_logits=t_logits)
+    result = fit(model, config.student, prepared, config.seed, progress,
+                 description=f"student {config.student.model} ({config.student.epochs} epochs)", kd=kd, t_logits=t_logits)
     save_checkpoint(model, out / "model.safetensors", spec, *prepared.shape)
     return {"val_accuracy": result.final_val_accuracy, "history": result.history, "epochs": config.student.epochs,
             "parameters": count_parameters(model), "model": config.student.model, "kd": kd.describe()}
 
 
-def _build_export(config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path) -> dict:
+def _build_export(config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress: Progress) -> dict:
     from edgeport.distill import accuracy
     from edgeport.exporter import export_onnx, onnx_predict, write_metadata
 
@@ -103,7 +105,7 @@ def _build_export(config: RunConfig, prepared, out: Path, inputs: dict, logits_c
     return {"val_accuracy": accuracy(onnx_predict(path, val.x), val.y), **export.describe()}
 
 
-def _build_quantize(config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path,
+def _build_quantize(config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress: Progress,
                     quant_config: dict) -> dict:
     from edgeport.distill import KDConfig, accuracy
     from edgeport.exporter import onnx_predict, write_metadata
@@ -119,7 +121,7 @@ def _build_quantize(config: RunConfig, prepared, out: Path, inputs: dict, logits
     fp32 = Path(inputs["export"]["paths"]["model.onnx"])
     path = out / "model.onnx"
     started = time.perf_counter()
-    quantized = quantize_student(fp32, student, prepared, t_logits, kd, config.quantize, qc, path, config.seed)
+    quantized = quantize_student(fp32, student, prepared, t_logits, kd, config.quantize, qc, path, config.seed, progress)
     seconds = time.perf_counter() - started
     for leftover in out.iterdir():  # backends may leave helper files (e.g. augmented models) beside the output
         if leftover.name != "model.onnx":
@@ -144,8 +146,8 @@ _BUILDERS = {"teacher": _build_teacher, "student": _build_student, "export": _bu
              "quantize": _build_quantize}
 
 
-def execute(task: dict) -> dict:
-    """Build one stage into the cache (or find it there); never raises."""
+def execute(task: dict, progress: Progress = SILENT) -> dict:
+    """Build one stage into the cache (or find it there); never raises. ``progress`` only in-process."""
     stage, key = task["stage"], task["key"]
     try:
         if task.get("threads"):
@@ -169,7 +171,7 @@ def execute(task: dict) -> dict:
         try:
             started, wall = time.perf_counter(), time.time()
             extra = {"quant_config": task["quant_config"]} if stage == "quantize" else {}
-            result = _BUILDERS[stage](config, prepared, build_dir, inputs, Path(task["logits_cache"]), **extra)
+            result = _BUILDERS[stage](config, prepared, build_dir, inputs, Path(task["logits_cache"]), progress, **extra)
             result["build_seconds"] = round(time.perf_counter() - started, 3)
             result["build_window"] = [wall, time.time()]  # wall clock, to show builds never overlap benchmarks
             return {"ok": True, "result": cache.commit(stage, key, build_dir, result), "reused": False}

@@ -354,6 +354,10 @@ def gate(budget, target, result, artifact, manifest, baseline, baseline_artifact
     from edgeport.gate import GateRequest, run_gate
     from edgeport.progress import SILENT, RichProgress
 
+    if junit:
+        from edgeport.gate.reporters import check_junit_path
+
+        check_junit_path(junit)
     request = GateRequest(budget=budget, target=target, result=result, artifact=artifact, manifest=manifest,
                           baseline=baseline, baseline_artifact=baseline_artifact, reference=reference, mode=mode, allow_inconclusive=allow_inconclusive,
                           max_extra_measurements=max_extra_measurements, iterations=iterations)
@@ -373,7 +377,7 @@ def _emit_gate(report: dict, junit, github: bool, as_json: bool) -> None:
     else:
         print_table(report)
     if github:
-        emit_github(report, click.echo)
+        emit_github(report, click.echo, to_stderr=as_json)
 
 
 @cli.command(name="list")

@@ -369,3 +369,48 @@ def test_gate_runs_without_torch(tmp_path, model):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["verdict"] == "pass"
+
+
+def test_malformed_evidence_and_names_exit_2_with_one_line(tmp_path, capsys, model):
+    budget = budget_for(tmp_path, 1.0)
+    good = json.loads(write_result(tmp_path / "r.json", model, draw(np.random.default_rng(16))).read_text())
+    cases = {"strings.json": {**good, "samples_ms": ["0.4"] * 20}, "nosettings.json": {**good, "settings": None},
+             "badcpu.json": {**good, "environment": {"cpu": {"logical_cores": "2"}}},
+             "badlist.json": {"results": ["x"]}}
+    for name, data in cases.items():
+        (tmp_path / name).write_text(json.dumps(data))
+        code, _, err = gate(capsys, "--budget", budget, "--result", tmp_path / name)
+        assert code == 2 and "not an edgeport benchmark result" in err and err.count("\n") == 1, (name, err)
+    (tmp_path / "m.json").write_text(json.dumps({"artifact": {"sha256": sha256_file(model), "size_bytes": "big"}}))
+    code, _, err = gate(capsys, "--budget", budget, "--result", tmp_path / "r.json", "--manifest", tmp_path / "m.json")
+    assert code == 2 and "size_bytes" in err
+    named = write_budget(tmp_path, '[targets."a,b:c"]\np50_ms = 1.0\n')
+    code, _, err = gate(capsys, "--budget", named, "--result", tmp_path / "r.json")
+    assert code == 2 and "target name" in err
+
+
+def test_json_with_github_keeps_stdout_parseable_and_allowed_inconclusive_is_a_warning(tmp_path, capsys, model,
+                                                                                        monkeypatch):
+    junitparser = pytest.importorskip("junitparser")
+    write_manifest(model)
+    samples = draw(np.random.default_rng(17))
+    result = write_result(tmp_path / "r.json", model, samples)
+    budget = budget_for(tmp_path, float(np.percentile(samples, 90)) * 1.001)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    code, out, err = gate(capsys, "--budget", budget, "--result", result, "--allow-inconclusive", "--json", "--github",
+                          "--junit", tmp_path / "g.xml")
+    assert code == 0 and json.loads(out)["verdict"] == "inconclusive"
+    assert "::warning title=edgeport gate cpu p90_ms::inconclusive" in err and "::error" not in err
+    suites = junitparser.JUnitXml.fromfile(str(tmp_path / "g.xml"))
+    assert sum(s.failures for s in suites) == 0 and sum(s.skipped for s in suites) == 1
+
+
+def test_min_speedup_against_another_fp32_model_is_refused(tmp_path, capsys, model):
+    rng = np.random.default_rng(18)
+    latency = write_result(tmp_path / "latency.json", model, draw(rng), reference=draw(rng, scale=1.5))
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"artifacts": {"int8_onnx": {"sha256": sha256_file(model), "size_bytes": 1},
+                                                  "fp32_onnx": {"sha256": "f" * 64}}}))
+    budget = write_budget(tmp_path, "[targets.cpu]\nmin_speedup = 1.2\n")
+    code, _, err = gate(capsys, "--budget", budget, "--result", latency, "--manifest", manifest)
+    assert code == 2 and "is not the fp32 model" in err

@@ -14,6 +14,7 @@ cpu_model = "*EPYC*"
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgeport.errors import ConfigError
 
 PERCENTILE_BUDGETS = ("p50_ms", "p90_ms", "p99_ms")
+TARGET_NAME = re.compile(r"^[A-Za-z0-9._-]+$")  # names appear in JUnit XML, GitHub annotations and file names
 CHECKS = (*PERCENTILE_BUDGETS, "max_accuracy_drop", "min_accuracy", "max_size_mb", "min_speedup", "max_regression")
 
 
@@ -80,6 +82,9 @@ def load_budgets(path: str | Path) -> dict[str, TargetBudget]:
         raise ConfigError(f"{path}: field '{field}': {message}{shown}") from exc
     if not budgets.targets:
         raise ConfigError(f"{path}: no targets; add a [targets.NAME] table")
+    for name in budgets.targets:
+        if not TARGET_NAME.match(name):
+            raise ConfigError(f"{path}: target name {name!r} may only hold letters, digits, '.', '_' and '-'")
     for name, target in budgets.targets.items():
         if not target.checks():
             raise ConfigError(f"{path}: target {name!r} has no budget; give at least one of {', '.join(CHECKS)}")

@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from edgeport.benchmarks.stats import MIN_SAMPLES
-from edgeport.gate.rounds import (paired_ratio_interval, paired_slower_p_value, percentile_interval, ratio_interval,
-                                  slower_p_value)
+from edgeport.benchmarks.stats import CONFIDENCE
+from edgeport.gate.rounds import (can_pair, paired_ratio_interval, paired_slower_p_value, percentile_interval,
+                                  ratio_interval, slower_p_value)
 
 ALPHA = 0.01
 VERDICTS = ("pass", "fail", "inconclusive")
@@ -49,11 +50,12 @@ def _three_way(low: float, high: float, estimate: float, limit: float, mode: str
     return "pass" if low >= limit else ("fail" if high < limit else "inconclusive")
 
 
-def percentile_check(name: str, budget_ms: float, rounds: np.ndarray, mode: str, seed: int = 0) -> Check:
+def percentile_check(name: str, budget_ms: float, rounds: np.ndarray, mode: str, seed: int = 0,
+                     confidence: float = CONFIDENCE) -> Check:
     """``rounds``: the measurement as (rounds, samples per round), see gate/rounds.py."""
     q = float(name[1:3])
     estimate = float(np.percentile(rounds, q))
-    interval = percentile_interval(rounds, q, seed)
+    interval = percentile_interval(rounds, q, seed, confidence)
     verdict = _three_way(interval[0], interval[1], estimate, budget_ms, mode, lower_is_better=True)
     reason = {"pass": f"{name[:3]} {'estimate' if mode == 'point' else '95% upper bound'} within budget",
               "fail": f"{name[:3]} {'estimate' if mode == 'point' else 'is over budget even at the 95% lower bound'}"
@@ -63,15 +65,15 @@ def percentile_check(name: str, budget_ms: float, rounds: np.ndarray, mode: str,
 
 
 def regression_check(current: np.ndarray, baseline: np.ndarray, max_regression: float, mode: str,
-                     seed: int = 0, paired: bool = False) -> Check:
+                     seed: int = 0, paired: bool = False, confidence: float = CONFIDENCE) -> Check:
     """``paired``: both were measured interleaved, round by round (Wilcoxon signed-rank on round medians
     and a paired round bootstrap); otherwise two independent measurements (Mann-Whitney U)."""
     ratio = float(np.percentile(current, 50) / np.percentile(baseline, 50))
     if paired:
-        interval = paired_ratio_interval(current, baseline, 50, seed)
+        interval = paired_ratio_interval(current, baseline, 50, seed, confidence)
         p_value = paired_slower_p_value(current, baseline)
     else:
-        interval = ratio_interval(current, baseline, 50, seed)
+        interval = ratio_interval(current, baseline, 50, seed, confidence)
         p_value = slower_p_value(current, baseline)
     limit = 1.0 + max_regression
     test = "Wilcoxon, interleaved" if paired else "Mann-Whitney"
@@ -90,9 +92,12 @@ def regression_check(current: np.ndarray, baseline: np.ndarray, max_regression: 
     return Check("max_regression", f"p50 ratio <= {limit:.3g}", ratio, "x baseline", interval, verdict, reason)
 
 
-def speedup_check(artifact: np.ndarray, fp32: np.ndarray, min_speedup: float, mode: str, seed: int = 0) -> Check:
+def speedup_check(artifact: np.ndarray, fp32: np.ndarray, min_speedup: float, mode: str, seed: int = 0,
+                  paired: bool = False, confidence: float = CONFIDENCE) -> Check:
+    """``paired``: fp32 and the artifact were measured interleaved (a run's latency.json, bench --vs)."""
     speedup = float(np.percentile(fp32, 50) / np.percentile(artifact, 50))
-    interval = ratio_interval(fp32, artifact, 50, seed)
+    interval = (paired_ratio_interval(fp32, artifact, 50, seed, confidence) if paired and can_pair(fp32, artifact)
+                else ratio_interval(fp32, artifact, 50, seed, confidence))
     verdict = _three_way(interval[0], interval[1], speedup, min_speedup, mode, lower_is_better=False)
     reason = {"pass": "fp32 p50 / artifact p50 at or above the minimum",
               "fail": "the artifact is not that much faster than fp32",

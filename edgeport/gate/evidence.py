@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeport.errors import ConfigError
 from edgeport.gate.rounds import rounds_of
@@ -44,6 +45,7 @@ class ArtifactFacts:
 
     sha256: str | None = None
     size_bytes: int | None = None
+    fp32_sha256: str | None = None  # the fp32 model the artifact came from, when the manifest records it
     accuracy: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> {"artifact": x, "fp32": y}
     source: str | None = None
 
@@ -61,21 +63,54 @@ def read_json(path: str | Path, what: str) -> dict:
     return data
 
 
-def _measurement(entry: dict, source: str) -> Measurement:
+class _Cpu(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    model: str = ""
+    machine: str | None = None
+    logical_cores: int | None = None
+    isa: list[str] = []
+
+
+class _Environment(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    cpu: _Cpu = _Cpu()
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    batch: int
+    threads: int
+    rounds: int | None = None
+    rounds_run: int | None = None
+
+
+class _Entry(BaseModel):
+    """One benchmark result as edgeport writes it; strict, so strings or booleans are not latencies."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    samples_ms: list[float] = Field(min_length=1)
+    settings: _Settings
+    environment: _Environment
+    model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    model_path: str = ""
+
+
+def _entry(entry, source: str) -> _Entry:
     try:
-        samples = np.asarray(entry["samples_ms"], dtype=np.float64)
-        settings = dict(entry["settings"])
-        measurement = (settings, dict(entry["environment"]), str(entry["model_sha256"]), str(entry.get("model_path", "")))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{source}: not an edgeport benchmark result (missing or bad {exc})") from exc
-    if samples.ndim != 1 or samples.size == 0 or not np.all(np.isfinite(samples)) or np.any(samples <= 0):
-        raise ConfigError(f"{source}: samples_ms must be a non-empty list of positive latencies")
-    return Measurement(rounds_of(samples, settings), *measurement, source)
+        return _Entry.model_validate(entry)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(entry)"
+        raise ConfigError(f"{source}: not an edgeport benchmark result (field '{field}': {err['msg']})") from exc
 
 
-def _matches(entry: dict, batch: int, threads: int) -> bool:
-    settings = entry.get("settings", {})
-    return settings.get("batch") == batch and settings.get("threads") == threads
+def _measurement(entry: _Entry, source: str) -> Measurement:
+    samples = np.asarray(entry.samples_ms, dtype=np.float64)
+    if not np.all(np.isfinite(samples)) or np.any(samples <= 0):
+        raise ConfigError(f"{source}: samples_ms must be positive, finite latencies")
+    settings = entry.settings.model_dump()
+    return Measurement(rounds_of(samples, settings), settings, entry.environment.model_dump(), entry.model_sha256,
+                       entry.model_path, source)
 
 
 def read_result(path: str | Path, batch: int, threads: int) -> tuple[Measurement, Measurement | None]:
@@ -85,47 +120,84 @@ def read_result(path: str | Path, batch: int, threads: int) -> tuple[Measurement
     if "samples_ms" in data:
         candidates = [("artifact", data)]
     elif isinstance(data.get("results"), list):
-        candidates = [("artifact" if e.get("model") == "a" else "reference", e) for e in data["results"]]
+        candidates = [("artifact" if isinstance(e, dict) and e.get("model") == "a" else "reference", e)
+                      for e in data["results"]]
     elif isinstance(data.get("int8"), dict) and isinstance(data.get("fp32"), dict):
         candidates = [("artifact", data["int8"]), ("reference", data["fp32"])]
     else:
         raise ConfigError(f"{source}: not an edgeport benchmark result (expected samples_ms, results, or int8/fp32)")
-    found = {role: entry for role, entry in candidates if _matches(entry, batch, threads)}
+    entries = [(role, _entry(e, source)) for role, e in candidates]
+    found = {role: e for role, e in entries if (e.settings.batch, e.settings.threads) == (batch, threads)}
     if "artifact" not in found:
-        have = sorted({(e.get("settings", {}).get("batch"), e.get("settings", {}).get("threads"))
-                       for _, e in candidates if isinstance(e, dict)})
+        have = sorted({(e.settings.batch, e.settings.threads) for _, e in entries})
         raise ConfigError(f"{source}: no measurement at batch {batch}, {threads} thread(s), which the target's budget "
                           f"is for; the file has (batch, threads) {have}")
     reference = _measurement(found["reference"], source) if "reference" in found else None
     return _measurement(found["artifact"], source), reference
 
 
+def _number(value, what: str, source: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{source}: {what} must be a number, got {value!r}")
+    return float(value)
+
+
+def _sha(value, what: str, source: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise ConfigError(f"{source}: {what} must be a sha256 hex digest, got {value!r}")
+    return value
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def read_manifest(path: str | Path) -> ArtifactFacts:
     source = str(path)
     data = read_json(path, "manifest")
     facts = ArtifactFacts(source=source)
-    if isinstance(data.get("artifacts"), dict) and "int8_onnx" in data["artifacts"]:  # edgeport run
-        art = data["artifacts"]["int8_onnx"]
-        facts.sha256, facts.size_bytes = art.get("sha256"), art.get("size_bytes")
-        acc = data.get("metrics", {}).get("accuracy", {})
+
+    def accuracy(split: str, artifact, fp32) -> None:
+        facts.accuracy[split] = {"artifact": _number(artifact, f"{split} accuracy", source),
+                                 "fp32": _number(fp32, f"{split} fp32 accuracy", source)}
+
+    artifacts = _dict(data.get("artifacts"))
+    if "int8_onnx" in artifacts:  # edgeport run
+        art = _dict(artifacts["int8_onnx"])
+        sha, size = art.get("sha256"), art.get("size_bytes")
+        facts.fp32_sha256 = _sha(_dict(artifacts.get("fp32_onnx")).get("sha256"), "fp32_onnx sha256", source)
+        acc = _dict(_dict(data.get("metrics")).get("accuracy"))
+        int8, fp32 = _dict(acc.get("int8_onnx")), _dict(acc.get("fp32_onnx"))
         for split in ("test", "val"):
-            if split in acc.get("int8_onnx", {}) and split in acc.get("fp32_onnx", {}):
-                facts.accuracy[split] = {"artifact": acc["int8_onnx"][split], "fp32": acc["fp32_onnx"][split]}
+            if split in int8 and split in fp32:
+                accuracy(split, int8[split], fp32[split])
     elif isinstance(data.get("artifact"), dict):  # edgeport quantize
-        facts.sha256, facts.size_bytes = data["artifact"].get("sha256"), data["artifact"].get("size_bytes")
-        acc = (data.get("verification") or {}).get("accuracy")
-        if acc:
-            facts.accuracy["validation file"] = {"artifact": acc["int8"], "fp32": acc["fp32"]}
+        sha, size = data["artifact"].get("sha256"), data["artifact"].get("size_bytes")
+        lineage = _dict(data.get("lineage"))
+        facts.fp32_sha256 = _sha(lineage.get("onnx_sha256") or lineage.get("exported_fp32_sha256"), "fp32 sha256",
+                                 source)
+        acc = _dict(_dict(data.get("verification")).get("accuracy"))
+        if "int8" in acc:
+            accuracy("validation file", acc["int8"], acc.get("fp32"))
     elif "sha256" in data and "trial" in data:  # edgeport search: best/manifest.json
-        facts.sha256, facts.size_bytes = data["sha256"], data.get("size_bytes")
-        metrics = data.get("metrics", {})
-        facts.accuracy["val"] = {"artifact": metrics.get("val_accuracy"), "fp32": metrics.get("fp32_val_accuracy")}
+        sha, size = data["sha256"], data.get("size_bytes")
+        facts.fp32_sha256 = _sha(_dict(data.get("lineage")).get("fp32_onnx_sha256"), "fp32_onnx_sha256", source)
+        metrics = _dict(data.get("metrics"))
+        accuracy("val", metrics.get("val_accuracy"), metrics.get("fp32_val_accuracy"))
         if metrics.get("test_accuracy") is not None:
-            facts.accuracy["test"] = {"artifact": metrics["test_accuracy"], "fp32": None}
+            accuracy("test", metrics["test_accuracy"], None)
     else:
         raise ConfigError(f"{source}: not an edgeport manifest (from run, quantize or search)")
+    facts.sha256 = _sha(sha, "artifact sha256", source)
     if not facts.sha256:
         raise ConfigError(f"{source}: the manifest records no artifact sha256")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise ConfigError(f"{source}: artifact size_bytes must be a non-negative integer, got {size!r}")
+    facts.size_bytes = size
     return facts
 
 

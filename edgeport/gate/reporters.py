@@ -34,11 +34,14 @@ def print_table(report: dict) -> None:
     from rich.table import Table
 
     console = Console()
-    table = Table(title=f"edgeport gate: target {report['target']} ({report['mode']} mode)")
+    table = Table(title=f"edgeport gate: target {report['target']} ({report['mode']} mode)", title_style=None)
     for column in HEADER:
         table.add_column(column, no_wrap=column != "why")
     colours = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
+    from rich.markup import escape
+
     for row, check in zip(rows(report), report["checks"]):
+        row = [escape(cell) for cell in row]
         row[4] = f"[{colours[check['verdict']]}]{row[4]}[/]"
         table.add_row(*row)
     console.print(table)
@@ -49,28 +52,41 @@ def print_table(report: dict) -> None:
     console.print(f"[bold]gate {verdict}{note}[/bold]")
 
 
+def _tolerated(report: dict, check: dict) -> bool:
+    """An inconclusive check that --allow-inconclusive lets through."""
+    return check["verdict"] == "inconclusive" and report["allow_inconclusive"]
+
+
 def junit_xml(report: dict) -> bytes:
-    """One testsuite, one testcase per check; a failed or inconclusive check is a <failure>."""
-    failures = sum(c["verdict"] != "pass" for c in report["checks"])
+    """One testsuite, one testcase per check: a failed check is a <failure>; an inconclusive one too,
+    unless --allow-inconclusive let it through, then it is <skipped> with the reason."""
+    failures = sum(c["verdict"] != "pass" and not _tolerated(report, c) for c in report["checks"])
+    skipped = sum(_tolerated(report, c) for c in report["checks"])
     suite = ET.Element("testsuite", name=f"edgeport gate {report['target']}", tests=str(len(report["checks"])),
-                       failures=str(failures), errors="0", skipped="0")
+                       failures=str(failures), errors="0", skipped=str(skipped))
     for check in report["checks"]:
         case = ET.SubElement(suite, "testcase", classname=f"edgeport.gate.{report['target']}", name=check["name"])
         if check["verdict"] != "pass":
             message = f"{check['verdict']}: measured {_measured(check)}, budget {check['budget']}: {check['reason']}"
-            failure = ET.SubElement(case, "failure", message=message, type=check["verdict"])
-            failure.text = f"interval {_interval(check)}"
+            tag = "skipped" if _tolerated(report, check) else "failure"
+            element = ET.SubElement(case, tag, message=message, **({} if tag == "skipped" else {"type": check["verdict"]}))
+            element.text = f"interval {_interval(check)}"
     root = ET.Element("testsuites", name="edgeport gate", tests=suite.get("tests"), failures=suite.get("failures"))
     root.append(suite)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-def write_junit(report: dict, path: str | Path) -> None:
+def check_junit_path(path: str | Path) -> None:
+    """Refuse an unwritable --junit location before the gate measures anything."""
     path = Path(path)
     if not path.parent.is_dir():
         from edgeport.errors import ConfigError
 
         raise ConfigError(f"{path.parent}: folder for --junit does not exist")
+
+
+def write_junit(report: dict, path: str | Path) -> None:
+    check_junit_path(path)
     atomic_write_bytes(path, junit_xml(report))
 
 
@@ -82,17 +98,30 @@ def github_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
 def github_annotations(report: dict) -> list[str]:
-    """`::error` workflow commands for checks that did not pass (GitHub shows them on the run)."""
-    def escape(text: str) -> str:
-        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """Workflow commands GitHub shows on the run: `::error` for failed checks, `::warning` for an
+    inconclusive check that --allow-inconclusive let through."""
+    lines = []
+    for c in report["checks"]:
+        if c["verdict"] == "pass":
+            continue
+        level = "warning" if _tolerated(report, c) else "error"
+        title = _escape_property(f"edgeport gate {report['target']} {c['name']}")
+        lines.append(f"::{level} title={title}::"
+                     + _escape_data(f"{c['verdict']}: measured {_measured(c)}, budget {c['budget']} ({c['reason']})"))
+    return lines
 
-    return [f"::error title=edgeport gate {report['target']} {c['name']}::"
-            + escape(f"{c['verdict']}: measured {_measured(c)}, budget {c['budget']} ({c['reason']})")
-            for c in report["checks"] if c["verdict"] != "pass"]
 
-
-def emit_github(report: dict, echo) -> None:
+def emit_github(report: dict, echo, to_stderr: bool = False) -> None:
+    """``to_stderr``: when stdout carries JSON (the runner reads workflow commands from both streams)."""
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
@@ -100,4 +129,4 @@ def emit_github(report: dict, echo) -> None:
     else:
         echo("note: GITHUB_STEP_SUMMARY is not set; printing annotations only", err=True)
     for line in github_annotations(report):
-        echo(line)
+        echo(line, err=to_stderr)

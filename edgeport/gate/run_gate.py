@@ -15,6 +15,7 @@ import numpy as np
 
 from edgeport.artifacts import sha256_file
 from edgeport.benchmarks.latency import BenchSettings, measure_interleaved
+from edgeport.benchmarks.stats import CONFIDENCE
 from edgeport.errors import ArtifactError, ConfigError
 from edgeport.gate.budgets import PERCENTILE_BUDGETS, Hardware, TargetBudget, load_budgets, select_target
 from edgeport.gate.decide import (Check, accuracy_drop_check, min_accuracy_check, needed_samples, percentile_check,
@@ -54,17 +55,18 @@ def check_hardware(name: str, expected: Hardware, environment: dict, source: str
     missing = [flag for flag in expected.isa if flag.lower() not in have]
     if missing:
         raise ConfigError(f"{source}: measured on a CPU without {', '.join(missing)} (it has {', '.join(sorted(have)) or 'none'}), "
-                          f"but target {name!r} expects {', '.join(expected.isa)}")
+                          f"but target {name!r} expects hardware.isa {', '.join(expected.isa)}")
     model = str(cpu.get("model", ""))
     if expected.cpu_model and not fnmatch.fnmatch(model.lower(), expected.cpu_model.lower()):
-        raise ConfigError(f"{source}: measured on CPU {model!r}, but target {name!r} expects cpu_model {expected.cpu_model!r}")
+        raise ConfigError(f"{source}: measured on CPU {model!r}, but target {name!r} expects hardware.cpu_model "
+                          f"{expected.cpu_model!r}")
     if expected.machine and cpu.get("machine") != expected.machine:
         raise ConfigError(f"{source}: measured on machine {cpu.get('machine')!r}, but target {name!r} expects "
-                          f"{expected.machine!r}")
+                          f"hardware.machine {expected.machine!r}")
     cores = cpu.get("logical_cores")
     if expected.min_logical_cores and (cores is None or cores < expected.min_logical_cores):
-        raise ConfigError(f"{source}: measured with {cores} logical cores, but target {name!r} expects at least "
-                          f"{expected.min_logical_cores}")
+        raise ConfigError(f"{source}: measured with {cores} logical cores, but target {name!r} expects "
+                          f"hardware.min_logical_cores {expected.min_logical_cores}")
 
 
 def _same_machine(current: Measurement, baseline: Measurement) -> None:
@@ -105,17 +107,29 @@ def _accuracy_split(facts: ArtifactFacts, need_fp32: bool) -> tuple[str, dict] |
     return None
 
 
-def _evaluate(target: TargetBudget, current: Measurement, reference: Measurement | None, baseline: Measurement | None,
-              facts: ArtifactFacts | None, size_bytes: int | None, mode: str, seed: int,
-              paired: bool = False) -> list[Check]:
+@dataclass
+class _Evidence:
+    current: Measurement
+    reference: Measurement | None
+    reference_paired: bool   # measured interleaved with the artifact
+    baseline: Measurement | None
+    baseline_paired: bool
+    facts: ArtifactFacts | None
+    size_bytes: int | None
+
+
+def _evaluate(target: TargetBudget, ev: _Evidence, mode: str, seed: int, confidence: float) -> list[Check]:
     checks: list[Check] = []
     for name in PERCENTILE_BUDGETS:
         if getattr(target, name) is not None:
-            checks.append(percentile_check(name, getattr(target, name), current.rounds, mode, seed))
+            checks.append(percentile_check(name, getattr(target, name), ev.current.rounds, mode, seed, confidence))
     if target.min_speedup is not None:
-        checks.append(speedup_check(current.rounds, reference.rounds, target.min_speedup, mode, seed))
+        checks.append(speedup_check(ev.current.rounds, ev.reference.rounds, target.min_speedup, mode, seed,
+                                    ev.reference_paired, confidence))
     if target.max_regression is not None:
-        checks.append(regression_check(current.rounds, baseline.rounds, target.max_regression, mode, seed, paired))
+        checks.append(regression_check(ev.current.rounds, ev.baseline.rounds, target.max_regression, mode, seed,
+                                       ev.baseline_paired, confidence))
+    facts, size_bytes = ev.facts, ev.size_bytes
     if target.max_accuracy_drop is not None:
         split, entry = _accuracy_split(facts, need_fp32=True)
         checks.append(accuracy_drop_check(entry["artifact"], entry["fp32"], split, target.max_accuracy_drop))
@@ -169,18 +183,26 @@ def run_gate(request: GateRequest, progress: Progress = SILENT) -> dict:
     if request.reference is not None and not Path(request.reference).is_file():
         raise ConfigError(f"{request.reference}: reference model not found")
 
+    if request.reference is not None and request.result is not None:
+        raise ConfigError("--reference is measured here beside --artifact; with --result the fp32 reference comes "
+                          "from the result file (a run's latency.json or `edgeport bench A --vs FP32`)")
+
     measurer = None
+    baseline = None
     if request.result is not None:
         current, reference = read_result(request.result, target.batch, target.threads)
+        reference_paired = reference is not None  # the same file measured both, interleaved
     else:
         measurer = _Measurer(request.artifact, request.reference if target.min_speedup is not None else None,
                              target, request, progress)
         measured = measurer.measure()
         current, reference = measured["artifact"], measured.get("reference")
+        reference_paired = reference is not None
         baseline = measured.get("baseline")
-
     if reference is None and request.reference_result is not None:
         reference = read_result(request.reference_result, target.batch, target.threads)[0]
+        reference_paired = False
+
     if artifact_sha is not None and current.model_sha256 != artifact_sha:
         raise ArtifactError(f"{request.result}: measured a different file (sha256 {current.model_sha256[:12]}...) than "
                             f"{request.artifact} (sha256 {artifact_sha[:12]}...); refusing to gate it")
@@ -189,37 +211,48 @@ def run_gate(request: GateRequest, progress: Progress = SILENT) -> dict:
     if facts is not None and facts.sha256 != current.model_sha256:
         raise ArtifactError(f"{manifest_path}: describes an artifact with sha256 {facts.sha256[:12]}..., but the result "
                             f"measured sha256 {current.model_sha256[:12]}...; refusing to gate a different file")
+    if target.min_speedup is not None and reference is not None and facts is not None and facts.fp32_sha256 \
+            and reference.model_sha256 != facts.fp32_sha256:
+        raise ArtifactError(f"the fp32 reference measured (sha256 {reference.model_sha256[:12]}...) is not the fp32 model "
+                            f"{manifest_path} records (sha256 {facts.fp32_sha256[:12]}...); min_speedup must compare "
+                            "the artifact with its own fp32 model")
     size_bytes = Path(request.artifact).stat().st_size if request.artifact else (facts.size_bytes if facts else None)
     _require_inputs(name, target, request, reference, facts, size_bytes)
     check_hardware(name, target.hardware, current.environment, str(request.result or "this machine"))
+    if reference is not None and target.min_speedup is not None:
+        _same_machine(current, reference)
     for budget in PERCENTILE_BUDGETS:
         if getattr(target, budget) is not None and current.samples_ms.size < needed_samples(budget):
             raise ConfigError(f"{current.source}: {current.samples_ms.size} samples cannot support a {budget[:3]} "
                               f"budget (needs at least {needed_samples(budget)}); measure more iterations")
-    paired = request.baseline_artifact is not None
-    if not paired:
-        baseline = None
     if request.baseline is not None:
         baseline = read_result(request.baseline, target.batch, target.threads)[0]
         _same_machine(current, baseline)
 
-    checks = _evaluate(target, current, reference, baseline, facts, size_bytes, request.mode, request.seed, paired)
+    ev = _Evidence(current, reference, reference_paired, baseline, request.baseline_artifact is not None, facts,
+                   size_bytes)
+    # The gate may look up to 1 + max_extra_measurements times when it measures itself; splitting the
+    # 5% error over those looks (Bonferroni) keeps re-measuring from passing a borderline budget by chance.
+    looks = 1 + request.max_extra_measurements if measurer is not None else 1
+    confidence = 1 - (1 - CONFIDENCE) / looks
+    checks = _evaluate(target, ev, request.mode, request.seed, confidence)
     extra = 0
     while measurer is not None and extra < request.max_extra_measurements and _needs_more(checks, extra):
         more = measurer.measure()
-        current = current.extended(more["artifact"])
-        if reference is not None:
-            reference = reference.extended(more["reference"])
-        if paired:
-            baseline = baseline.extended(more["baseline"])
+        ev.current = ev.current.extended(more["artifact"])
+        if "reference" in more:
+            ev.reference = ev.reference.extended(more["reference"])
+        if "baseline" in more:
+            ev.baseline = ev.baseline.extended(more["baseline"])
         extra += 1
-        checks = _evaluate(target, current, reference, baseline, facts, size_bytes, request.mode, request.seed, paired)
+        checks = _evaluate(target, ev, request.mode, request.seed, confidence)
+    current = ev.current
 
     verdicts = {c.verdict for c in checks}
     verdict = "fail" if "fail" in verdicts else ("inconclusive" if "inconclusive" in verdicts else "pass")
     passed = verdict == "pass" or (verdict == "inconclusive" and request.allow_inconclusive)
     return {"target": name, "description": target.description, "verdict": verdict, "passed": passed,
-            "mode": request.mode, "allow_inconclusive": request.allow_inconclusive,
+            "mode": request.mode, "allow_inconclusive": request.allow_inconclusive, "confidence": confidence,
             "checks": [c.describe() for c in checks],
             "artifact": {"sha256": current.model_sha256, "path": str(request.artifact or current.model_path),
                          "size_bytes": size_bytes, "manifest": str(manifest_path) if manifest_path else None},
@@ -227,15 +260,23 @@ def run_gate(request: GateRequest, progress: Progress = SILENT) -> dict:
             "settings": {"batch": target.batch, "threads": target.threads},
             "sources": {"result": str(request.result) if request.result else "measured now",
                         "baseline": str(request.baseline or request.baseline_artifact or "") or None,
-                        "baseline_interleaved": paired,
+                        "baseline_interleaved": ev.baseline_paired,
                         "budget": str(request.budget)},
             "environment": current.environment}
 
 
-def target_for_settings(budget: Path, name: str | None, batch: int, threads: int, where: str) -> tuple[str, TargetBudget]:
+def target_for_settings(budget: Path, name: str | None, batch: int, threads: int, where: str,
+                        remote: str | None = None) -> tuple[str, TargetBudget]:
     """The target a run or search will be gated against, refused up front when it measures other settings."""
     name, target = select_target(load_budgets(budget), name, budget)
     if (target.batch, target.threads) != (batch, threads):
         raise ConfigError(f"{budget}: target {name!r} is for batch {target.batch}, {target.threads} thread(s), but {where} "
                           f"measures batch {batch}, {threads} thread(s); set [run.bench] batch/threads to match")
+    if target.max_regression is not None:
+        raise ConfigError(f"{budget}: target {name!r} has max_regression, which needs a baseline; gate it afterwards "
+                          "with `edgeport gate --baseline ...` or `--baseline-artifact ...`")
+    if remote is None:
+        from edgeport.benchmarks.fingerprint import environment_fingerprint
+
+        check_hardware(name, target.hardware, environment_fingerprint(), "this machine")
     return name, target

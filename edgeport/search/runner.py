@@ -304,7 +304,7 @@ def _gate_target(candidates: list[Candidate], options: SearchOptions) -> str | N
     if len(settings) > 1:
         raise ConfigError(f"--budget gates one target, but the space varies bench batch/threads {sorted(settings)}")
     batch, threads = settings.pop()
-    return target_for_settings(options.budget, options.budget_target, batch, threads, "this search")[0]
+    return target_for_settings(options.budget, options.budget_target, batch, threads, "this search", options.remote)[0]
 
 
 def gate_chosen(folder: Path, trials: list[dict], chosen: str | None, budget: Path, target: str) -> dict | None:

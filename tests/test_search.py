@@ -150,7 +150,7 @@ def test_sigkill_then_resume_gives_the_same_trials_as_an_uninterrupted_run(tmp_p
 
     # Whatever the kill left in the cache is either complete and intact or absent.
     cache = StageCache(killed / ".cache" / "stages")
-    for entry in (p for stage in cache.root.iterdir() if stage.name != ".tmp" for p in stage.iterdir()):
+    for entry in (p for stage in cache.root.iterdir() if not stage.name.startswith(".") for p in stage.iterdir()):
         assert cache.lookup(entry.parent.name, entry.name) is not None, entry
 
     proc = search_cli("--resume", str(folder))
@@ -232,6 +232,21 @@ def test_successive_halving_prunes_the_weakest_students_early(tmp_path):
     assert summary["stage_counts"]["student"]["built"] == 4
 
 
+def test_a_resumed_halving_search_keeps_its_survivors(tmp_path):
+    space = '"student.model.width" = [0.25, 0.5, 1]\n"quantize.backend" = ["none", "ort-dynamic"]\n'
+    config = tiny_config(tmp_path, space, "halving = true\nhalving_factor = 3\n", student_epochs=3)
+    out = tmp_path / "out"
+    proc = search_cli("--config", str(config), "--out", str(out), "--time-budget", "1s", "--json")
+    assert proc.returncode == 0, proc.stderr
+    first = json.loads(proc.stdout)
+    assert first["status_counts"]["pruned"] == 4 and first["run"]["skipped_by_time_budget"] == 1
+    proc = search_cli("--resume", str(search_folder(out)), "--json")
+    assert proc.returncode == 0, proc.stderr
+    second = json.loads(proc.stdout)
+    assert second["status_counts"] == {"ok": 2, "failed": 0, "pruned": 4} and second["complete"]
+    assert second["stage_counts"]["student"]["built"] == 4  # the rungs did not run again
+
+
 def test_time_budget_stops_launching_trials_and_returns_the_best_so_far(tmp_path):
     config = tiny_config(tmp_path, TINY_SPACE)
     proc = search_cli("--config", str(config), "--out", str(tmp_path / "out"), "--time-budget", "1s", "--json")
@@ -271,12 +286,15 @@ def test_search_with_a_budget_gates_the_chosen_artifact(tmp_path):
     ('"quantize.backend" = ["tensorrt-int4"]', "", [], "unknown backend 'tensorrt-int4'"),
     ('"student.temperature" = []', "", [], "empty list"),
     ('"quantize.backend" = ["none", "ort-static", "ort-dynamic"]', "", ["--max-trials", "2"],
-     "3 candidates, more than max_trials 2"),
+     "3 grid points, more than max_trials 2"),
     ('"quantize.backend" = ["none"]', 'strategy = "random"', [], "needs search.n_iter"),
     ('"quantize.backend" = ["none"]', 'policy = "min-latency"', [], "accuracy_floor"),
     ('"quantize.backend" = ["none"]', 'time_budget = "soon"', [], "not a duration"),
     ('"quantize.backend" = ["none"]', "", ["--executor", "ray", "--ray-address", "127.0.0.1:9"], "unreachable"),
     ('"quantize.backend" = ["none"]', "", ["--ray-address", "127.0.0.1:9"], "needs --executor ray"),
+    ('"teacher.model" = ["nosuch"]', "", [], "unknown model 'nosuch'"),
+    ('"data.name" = ["nosuch"]', "", [], "nosuch"),
+    ('"student.epochs" = [1, 2]', "halving = true", [], "halving uses student.epochs"),
 ])
 def test_bad_input_exits_2_with_one_line_and_no_folder(tmp_path, capsys, space, search, args, message):
     config = tiny_config(tmp_path, space, search)
@@ -286,6 +304,15 @@ def test_bad_input_exits_2_with_one_line_and_no_folder(tmp_path, capsys, space, 
     assert code == 2
     assert message in err and err.startswith("error: ") and err.count("\n") == 1
     assert not out.exists() or not list(out.glob("search-*"))
+
+
+def test_resume_with_a_damaged_definition_exits_2(tmp_path, capsys):
+    folder = tmp_path / "search-x"
+    folder.mkdir()
+    (folder / "search.db").write_bytes(b"")
+    (folder / "search.json").write_text('{"run": "{}"}')
+    assert main(["search", "--resume", str(folder), "--quiet"]) == 2
+    assert "damaged search definition" in capsys.readouterr().err
 
 
 def test_missing_search_table_and_bad_resume_folder_exit_2(tmp_path, capsys):

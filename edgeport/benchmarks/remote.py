@@ -130,10 +130,14 @@ def measure_remote(model: str | Path, target: RemoteTarget, settings: BenchSetti
                        first_inference_ms=data["first_inference_ms"], peak_rss_mb=data["peak_rss_mb"])
 
 
-def probe_remote(target: RemoteTarget) -> None:
-    """Fail early, before any work, when the device is unreachable or lacks numpy/onnxruntime."""
-    check = "import importlib.util as u, sys; m = [p for p in ('numpy', 'onnxruntime') if u.find_spec(p) is None]; " \
-            "print(*m, file=sys.stderr) if m else None; sys.exit(3 if m else 0)"
+def probe_remote(target: RemoteTarget) -> str:
+    """Fail early, before any work, when the device is unreachable or lacks numpy/onnxruntime.
+
+    Returns a line identifying the device's software and machine (onnxruntime version, machine, CPU).
+    """
+    check = ("import importlib.util as u, sys, platform; m = [p for p in ('numpy', 'onnxruntime') "
+             "if u.find_spec(p) is None]; print(*m, file=sys.stderr) if m else None; m and sys.exit(3); "
+             "import onnxruntime; print(onnxruntime.__version__, platform.machine(), platform.processor())")
     result = target.ssh(f"{shlex.quote(target.python)} -c {shlex.quote(check)}", timeout=CONNECT_TIMEOUT_S * 3)
     if result.returncode == 255:
         raise BenchmarkError(f"cannot reach {target.destination} over ssh (port {target.port}): "
@@ -146,3 +150,4 @@ def probe_remote(target: RemoteTarget) -> None:
                              f"(pip install {' '.join(missing)})")
     if result.returncode != 0:
         raise BenchmarkError(f"{target.destination}: {_last_line(result.stderr)}")
+    return result.stdout.strip()

@@ -21,12 +21,15 @@ def _param_names(trials: list[dict]) -> list[str]:
 def _row(trial: dict, metric: str) -> dict:
     m = trial.get("metrics", {})
     lat = m.get("latency") or {}
-    ci = lat.get(f"{metric}_ci_ms") if metric in ("p50", "p90") else None
-    return {"val_accuracy": m.get("val_accuracy"), "test_accuracy": m.get("test_accuracy"),
-            "fp32_val_accuracy": m.get("fp32_val_accuracy"), "teacher_val_accuracy": m.get("teacher_val_accuracy"),
-            "p50_ms": lat.get("p50_ms"), "p90_ms": lat.get("p90_ms"),
-            f"{metric}_ci_low_ms": ci[0] if ci else None, f"{metric}_ci_high_ms": ci[1] if ci else None,
-            "size_bytes": m.get("size_bytes"), "kind": m.get("kind")}
+    row = {"val_accuracy": m.get("val_accuracy"), "test_accuracy": m.get("test_accuracy"),
+           "fp32_val_accuracy": m.get("fp32_val_accuracy"), "teacher_val_accuracy": m.get("teacher_val_accuracy"),
+           "p50_ms": lat.get("p50_ms"), "p90_ms": lat.get("p90_ms")}
+    if metric in ("p50", "p90"):  # the statistics with a bootstrap interval
+        ci = lat.get(f"{metric}_ci_ms")
+        row.update({f"{metric}_ci_low_ms": ci[0] if ci else None, f"{metric}_ci_high_ms": ci[1] if ci else None})
+    else:
+        row[f"{metric}_ms"] = lat.get(f"{metric}_ms")
+    return {**row, "size_bytes": m.get("size_bytes"), "kind": m.get("kind")}
 
 
 def trials_csv(trials: list[dict], metric: str) -> str:

@@ -12,10 +12,11 @@ from edgeport.benchmarks.latency import BenchResult
 from edgeport.benchmarks.remote import RemoteTarget, measure_remote, probe_remote
 
 
-@dataclass(frozen=True)
+@dataclass
 class BenchTarget:
     remote: RemoteTarget | None
     url: str | None
+    device: str | None = None  # what the remote probe reported: onnxruntime version, machine, CPU
 
     @classmethod
     def create(cls, url: str | None, python: str = "python3", ssh_options: tuple[str, ...] = ()) -> "BenchTarget":
@@ -24,12 +25,12 @@ class BenchTarget:
     def check(self) -> None:
         """Refuse a remote device that cannot run the benchmark before the search starts."""
         if self.remote is not None:
-            probe_remote(self.remote)
+            self.device = probe_remote(self.remote)
 
     def identity(self) -> dict:
         """What a cached latency depends on besides the model and the settings."""
         if self.remote is not None:
-            return {"remote": self.url}
+            return {"remote": self.url, "python": self.remote.python, "device": self.device}
         import onnxruntime
 
         return {"cpu": cpu_fingerprint(), "onnxruntime": onnxruntime.__version__}

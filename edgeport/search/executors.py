@@ -11,6 +11,7 @@ import os
 import socket
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 
 from edgeport.errors import ConfigError
@@ -53,10 +54,19 @@ class ProcessExecutor(InlineExecutor):
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"))
 
     def submit(self, task: dict) -> Future:
-        return self.pool.submit(execute, {**task, "threads": threads_per_worker(self.workers)})
+        payload = {**task, "threads": threads_per_worker(self.workers)}
+        try:
+            return self.pool.submit(execute, payload)
+        except BrokenProcessPool:  # a worker died (killed, out of memory): the pool cannot be used again
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = self._new_pool()
+            return self.pool.submit(execute, payload)
 
     def wait(self, handles: list) -> list:
         done, _ = wait_futures(handles, return_when=FIRST_COMPLETED)

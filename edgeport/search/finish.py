@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edgeport.artifacts import atomic_write_json, atomic_write_text, sha256_file
+from edgeport.errors import ArtifactError
 from edgeport.distill import accuracy
 from edgeport.exporter import onnx_predict
 from edgeport.report.search_report import (plot_pareto, render_html, render_markdown, trials_csv)
@@ -30,6 +31,7 @@ def _measure_test_accuracy(trials: list[dict], wanted: set[str], candidates: dic
                            store: TrialStore) -> None:
     for trial in trials:
         if trial["id"] in wanted and trial["status"] == "ok" and "test_accuracy" not in trial["metrics"]:
+            _require_files(trial)
             test = prepared_data(candidates[trial["id"]].config).splits.test
             trial["metrics"]["test_accuracy"] = accuracy(onnx_predict(trial["artifacts"]["model"], test.x), test.y)
             store.update_metrics(trial["id"], trial["metrics"])
@@ -47,8 +49,16 @@ def _stage_line(counts: dict, trials: int) -> str:
             f"or sessions: {reused}")
 
 
+def _require_files(trial: dict) -> None:
+    for key in ("model", "teacher", "student", "fp32_onnx", "benchmark"):
+        if not Path(trial["artifacts"][key]).is_file():
+            raise ArtifactError(f"trial {trial['id'][:8]}: {trial['artifacts'][key]} is gone from the stage cache; "
+                                "delete the trial's row or start a new search (it rebuilds what is missing)")
+
+
 def _write_best(folder: Path, trial: dict, candidate: Candidate, definition, reason: str) -> dict:
     """best/model.onnx and best/manifest.json, swapped in whole (a resumed search may replace them)."""
+    _require_files(trial)
     bench = json.loads(Path(trial["artifacts"]["benchmark"]).read_text())
     prepared = prepared_data(candidate.config)
     staging = Path(tempfile.mkdtemp(dir=folder, prefix=".best-partial-"))
@@ -57,7 +67,7 @@ def _write_best(folder: Path, trial: dict, candidate: Candidate, definition, rea
         shutil.copyfile(trial["artifacts"]["model"], model)
         sha = sha256_file(model)
         if sha != trial["artifacts"]["model_sha256"]:
-            raise RuntimeError(f"{trial['artifacts']['model']} changed since its trial was recorded")
+            raise ArtifactError(f"{trial['artifacts']['model']} changed since its trial was recorded")
         manifest = {
             "schema_version": SEARCH_SCHEMA,
             "kind": trial["metrics"]["kind"], "path": "model.onnx", "sha256": sha, "size_bytes": model.stat().st_size,
@@ -85,6 +95,7 @@ def _write_best(folder: Path, trial: dict, candidate: Candidate, definition, rea
         atomic_write_json(staging / "manifest.json", manifest)
         best = folder / "best"
         old = folder / ".best-old"
+        shutil.rmtree(old, ignore_errors=True)  # left by a process killed mid-swap
         if best.exists():
             os.replace(best, old)
         os.replace(staging, best)
@@ -115,7 +126,8 @@ def finish_search(folder: Path, store: TrialStore, definition, candidates: list[
         "schema_version": SEARCH_SCHEMA, "folder": str(folder), "source": definition.source,
         "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "candidates": len(candidates), "trials_recorded": len(trials), "status_counts": statuses,
-        "complete": len(trials) == len(candidates),
+        # complete: every candidate of the space has a trial (not so when --max-trials or the time budget cut it)
+        "complete": len(trials) == expansion["candidates"],
         "expansion": expansion, "selection": selection, "chosen": chosen, "chosen_because": reason,
         "pareto": front, "stage_counts": counts, "stage_summary": _stage_line(counts, len(candidates)),
         "run": run_info, "versions": package_versions(),

@@ -95,8 +95,14 @@ def resolve_definition(config_path: Path | None, options: SearchOptions) -> tupl
             raise ConfigError("edgeport search needs --config FILE (with a [search] table) or --resume RUN_DIR")
         return _from_file(config_path, options.overrides), None
     stored = _stored(Path(options.resume))
-    old = Definition(RunConfig.model_validate_json(stored["run"]), SearchSettings.model_validate_json(stored["search"]),
-                     str(options.resume))
+    try:
+        old = Definition(RunConfig.model_validate_json(stored["run"]),
+                         SearchSettings.model_validate_json(stored["search"]), str(options.resume))
+        if not isinstance(stored["candidates"], list) or not isinstance(stored["cache"], str):
+            raise TypeError("candidates and cache")
+    except (KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        raise ConfigError(f"{Path(options.resume) / DEFINITION}: damaged search definition ({exc.__class__.__name__}: "
+                          f"{str(exc).splitlines()[0]})") from exc
     if config_path is None:
         return old, stored
     new = _from_file(config_path, options.overrides)
@@ -229,7 +235,8 @@ class Scheduler:
                         eta=_fmt_seconds(eta) if eta is not None else "?", best=best)
 
             while pending or active or bench_queue or self.running:
-                if pending and clock.over_budget():
+                # Over the time budget: start nothing new, but always run one trial, so there is a result.
+                if pending and clock.over_budget() and (finished or active or bench_queue):
                     skipped += len(pending)
                     pending.clear()
                 while pending and len(active) < window:
@@ -323,34 +330,85 @@ def gate_chosen(folder: Path, trials: list[dict], chosen: str | None, budget: Pa
     return report
 
 
+def _validate_candidates(candidates: list[Candidate]) -> None:
+    """What `edgeport run` checks before any work, for every distinct setting a candidate uses."""
+    from edgeport.models import ModelSpec
+
+    seen: set[str] = set()
+    for candidate in candidates:
+        config = candidate.config
+        for what, value in (("teacher", config.teacher.model_dump_json()), ("data", config.data.model_dump_json())):
+            if (what + value) in seen:
+                continue
+            seen.add(what + value)
+            try:
+                if what == "teacher":
+                    ModelSpec.parse(config.teacher.model).validate()
+                    if config.teacher.weights is not None and not Path(config.teacher.weights).is_file():
+                        raise ConfigError(f"{config.teacher.weights}: teacher checkpoint not found")
+                elif config.data.val_fraction + config.data.test_fraction >= 1:
+                    raise ConfigError("data.val_fraction + data.test_fraction must be < 1")
+            except EdgeportError as exc:
+                raise ConfigError(f"search candidate {candidate.params}: {exc}") from exc
+
+
+def _halving_plans(todo: list[TrialPlan], settings: SearchSettings, scheduler: "Scheduler", store: TrialStore):
+    """Run the halving rungs once; a resumed search reuses the survivors it recorded."""
+    recorded = store.get_meta("halving")
+    if recorded is None:
+        todo, report = halving.run_rungs(todo, settings, scheduler, store)
+        store.set_meta("halving", {"survivors": sorted({p.student_task().key for p in todo}), "report": report})
+        return todo, report
+    survivors = set(recorded["survivors"])
+    new = [p for p in todo if p.student_task().key not in survivors]
+    if new and recorded["report"].get("rungs"):
+        raise ConfigError("a search with successive halving cannot be widened on resume: its rungs already chose "
+                          "the students; start a new search for the wider space")
+    return [p for p in todo if p.student_task().key in survivors] + new, recorded["report"]
+
+
 def run_search(config_path: Path | None, options: SearchOptions, progress: Progress = SILENT) -> tuple[Path, dict]:
-    """Run (or resume) a search; return its folder and summary (also written as manifest.json)."""
+    """Run (or resume) a search; return its folder and summary (also written as manifest.json).
+
+    Everything that can be refused is checked before the folder is created (or, on resume, before
+    the stored definition is touched): the space, the data, the budgets, the cache, the executor.
+    """
     from edgeport.search.bench_target import BenchTarget
     from edgeport.search.finish import finish_search
+    from edgeport.search.space import check_size
 
+    if options.resume is not None and config_path is None and options.overrides:
+        raise ConfigError("--seed with --resume needs --config: a resumed search keeps the settings it was started with")
     definition, stored = resolve_definition(config_path, options)
     cpu = cpu_fingerprint()
-    candidates, expansion = expand(definition.settings, definition.base, cpu)
+    max_trials = options.max_trials or definition.settings.max_trials
+    check_size(definition.settings, max_trials, options.allow_large_grid)
+    candidates, expansion = expand(definition.settings, definition.base, cpu,
+                                   limit=max_trials + 1 if options.allow_large_grid and max_trials else None)
+    _validate_candidates(candidates)
     if stored is not None:
         missing = [c for c in stored["candidates"] if c not in {cand.id for cand in candidates}]
         if missing:
             raise ConfigError(f"{options.resume}: the new space drops {len(missing)} candidate(s) of the earlier search; "
                               "a resumed search may only add candidates")
     candidates, budget_s = _budgets(candidates, definition.settings, options)
+    if definition.settings.halving and len({c.config.student.epochs for c in candidates}) > 1:
+        raise ConfigError("search.halving uses student.epochs as its resource; do not also search over student.epochs")
     gate_target = _gate_target(candidates, options)
     bench = BenchTarget.create(options.remote, options.remote_python, options.ssh_options)
     bench.check()
+    if stored is None:
+        cache_root = Path(options.cache) if options.cache else Path(options.out) / ".cache" / "stages"
+    else:
+        cache_root = Path(options.cache) if options.cache else Path(stored["cache"])
+    cache = StageCache(cache_root)
+    logits_cache = cache.root / ".teacher-logits"
+    prepared = prepared_data(definition.base)
+    plans = [plan_trial(c, prepared_data(c.config).data.fingerprint()) for c in candidates]
     executor = make_executor(options.executor, options.workers, options.ray_address, progress)
     try:
-        if stored is None:
-            folder = _new_folder(Path(options.out), definition)
-            cache_root = Path(options.cache) if options.cache else Path(options.out) / ".cache" / "stages"
-        else:
-            folder = Path(options.resume)
-            cache_root = Path(options.cache) if options.cache else Path(stored["cache"])
-        cache = StageCache(cache_root)
+        folder = _new_folder(Path(options.out), definition) if stored is None else Path(options.resume)
         cache.remove_stale_builds()
-        logits_cache = cache.root.parent / "teacher-logits"
         atomic_write_json(folder / DEFINITION, {
             "run": definition.base.model_dump_json(), "search": definition.settings.model_dump_json(),
             "candidates": [c.id for c in candidates], "cache": str(cache.root.resolve()), "source": definition.source})
@@ -358,14 +416,13 @@ def run_search(config_path: Path | None, options: SearchOptions, progress: Progr
         try:
             done = store.done_ids()
             clock = _Clock(budget_s)
-            prepared = prepared_data(definition.base)
-            plans = [plan_trial(c, prepared_data(c.config).data.fingerprint()) for c in candidates]
             selection = definition.settings.selection()
             scheduler = Scheduler(executor, cache, logits_cache, store, bench, selection, progress)
             todo = [p for p in plans if p.candidate.id not in done]
             halving_report = None
             if definition.settings.halving and todo:
-                todo, halving_report = halving.run_rungs(todo, definition.settings, scheduler, store)
+                todo, halving_report = _halving_plans(todo, definition.settings, scheduler, store)
+                done = store.done_ids()
             progress.log(f"search: {len(candidates)} candidates ({len(candidates) - len(todo)} already done), "
                          f"executor {executor.name} x{executor.workers}, latency on {bench.describe()}")
             counts = scheduler.run_trials(todo, clock, len(candidates), len(candidates) - len(todo))

@@ -42,6 +42,8 @@ def parse_duration(text: str | int | float) -> float:
     """Seconds from ``90``, ``"90s"``, ``"30m"``, ``"1h30m"``."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         seconds = float(text)
+    elif re.fullmatch(r"\s*\d+(\.\d+)?\s*", str(text)):  # "90" on the command line: seconds
+        seconds = float(text)
     else:
         match = _DURATION.match(str(text))
         if not match or not any(match.groups()):

@@ -127,13 +127,25 @@ def grid_size(settings: SearchSettings) -> int:
     return len(ParameterGrid(_grids(settings)))
 
 
-def expand(settings: SearchSettings, base: RunConfig, cpu: dict) -> tuple[list[Candidate], dict]:
-    """Every candidate of the space, in order, validated; and what the expansion did."""
+def check_size(settings: SearchSettings, max_trials: int | None, allow_large_grid: bool) -> None:
+    """Refuse a grid larger than max_trials before building any of its points."""
+    if settings.strategy != "grid" or max_trials is None or allow_large_grid:
+        return
+    size = len(ParameterGrid(_grids(settings)))
+    if size > max_trials:
+        raise ConfigError(f"the search space has {size} grid points, more than max_trials {max_trials}; "
+                          "pass --allow-large-grid to run the first max_trials of them, or shrink the space")
+
+
+def expand(settings: SearchSettings, base: RunConfig, cpu: dict,
+           limit: int | None = None) -> tuple[list[Candidate], dict]:
+    """Every candidate of the space (the first ``limit`` of them), in order, validated; and what the
+    expansion did."""
     grids = _grids(settings)
     _check_values(grids, base)
     total = len(ParameterGrid(grids))
     if settings.strategy == "grid":
-        points = list(ParameterGrid(grids))
+        points = iter(ParameterGrid(grids))  # lazily: a huge grid cut by --max-trials is never built whole
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # n_iter above the grid size: the whole grid
@@ -142,7 +154,11 @@ def expand(settings: SearchSettings, base: RunConfig, cpu: dict) -> tuple[list[C
     seen: set[str] = set()
     merged = 0
     specs_checked: set[str] = set()
+    drawn = 0
     for params in points:
+        if limit is not None and len(candidates) >= limit:
+            break
+        drawn += 1
         config_dict = _apply(base, params)
         shown, ignored = _normalize_quantize(config_dict, params)
         cid = candidate_id(shown)
@@ -165,6 +181,6 @@ def expand(settings: SearchSettings, base: RunConfig, cpu: dict) -> tuple[list[C
         except EdgeportError as exc:
             raise ConfigError(f"search candidate {shown}: {exc}") from exc
         candidates.append(Candidate(cid, len(candidates), shown, config, quant_config, reason, ignored))
-    info = {"strategy": settings.strategy, "space_size": total, "points_drawn": len(points),
+    info = {"strategy": settings.strategy, "space_size": total, "points_drawn": drawn,
             "merged_duplicates": merged, "candidates": len(candidates)}
     return candidates, info

@@ -81,7 +81,8 @@ class TrialStore:
                  "timings": json.loads(r[7]), "finished_utc": r[8]} for r in rows]
 
     def done_ids(self) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT id FROM trials")}
+        """Trials a resumed search does not run again: failed ones are retried (the cause may be gone)."""
+        return {r[0] for r in self.db.execute("SELECT id FROM trials WHERE status != 'failed'")}
 
     def count_stage(self, stage: str, built: bool) -> None:
         column = "built" if built else "reused"

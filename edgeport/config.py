@@ -92,7 +92,8 @@ class RunConfig(_Section):
     bench: BenchSection = BenchSection()
 
 
-def _one_line(exc: ValidationError, source: str) -> str:
+def validation_message(exc: ValidationError, source: str) -> str:
+    """A pydantic error as one line naming the file or section, the field and what was expected."""
     err = exc.errors()[0]
     field = ".".join(str(p) for p in err["loc"]) or "(top level)"
     message = err["msg"]
@@ -116,15 +117,15 @@ def _merge(base: dict, override: dict) -> dict:
 PROJECT_TABLES = ("run", "search")  # [search] is read by edgeport.search.settings
 
 
-def read_project_file(path: str | Path) -> dict[str, Any]:
+def read_project_file(path: str | Path, what: str = "config file") -> dict[str, Any]:
     """The parsed TOML document, or a ConfigError naming the file."""
     path = Path(path)
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: config file not found") from exc
+        raise ConfigError(f"{path}: {what} not found") from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc})") from exc
+        raise ConfigError(f"{path}: cannot read {what} ({exc})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
 
@@ -148,4 +149,4 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_one_line(exc, source)) from exc
+        raise ConfigError(validation_message(exc, source)) from exc

@@ -15,11 +15,11 @@ cpu_model = "*EPYC*"
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edgeport.config import read_project_file, validation_message
 from edgeport.errors import ConfigError
 
 PERCENTILE_BUDGETS = ("p50_ms", "p90_ms", "p99_ms")
@@ -64,22 +64,11 @@ class BudgetFile(_Strict):
 
 def load_budgets(path: str | Path) -> dict[str, TargetBudget]:
     path = Path(path)
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: budget file not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read budget file ({exc})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    document = read_project_file(path, "budget file")
     try:
         budgets = BudgetFile.model_validate(document)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        shown = f" (got {err['input']!r})" if err["type"] != "extra_forbidden" and "input" in err else ""
-        raise ConfigError(f"{path}: field '{field}': {message}{shown}") from exc
+        raise ConfigError(validation_message(exc, str(path))) from exc
     if not budgets.targets:
         raise ConfigError(f"{path}: no targets; add a [targets.NAME] table")
     for name in budgets.targets:

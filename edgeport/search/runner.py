@@ -225,6 +225,7 @@ class Scheduler:
         window = max(1, 2 * self.executor.workers) if self.executor.workers > 1 else 1
         finished = skipped = 0
         best = "-"
+        recorded = self.store.trials()  # read once; this session's trials are appended as they finish
         with self.progress.task("search trials", total=total) as advance:
             advance(done_before)
 
@@ -264,9 +265,10 @@ class Scheduler:
                     show(f"benchmark {plan.candidate.id[:8]}")
                     record = self._bench(plan)
                     self.store.add_trial(record)
+                    recorded.append(record)
                     finished += 1
                     if record["status"] == "ok":
-                        best = self._best_so_far()
+                        best = self._best_so_far(recorded)
                     advance(1)
                     show("")
                     continue
@@ -289,10 +291,9 @@ class Scheduler:
             return {"id": plan.candidate.id, "position": plan.candidate.index, "params": plan.candidate.params,
                     "status": "failed", "error": f"benchmark: {exc}"}
 
-    def _best_so_far(self) -> str:
+    def _best_so_far(self, trials: list[dict]) -> str:
         from edgeport.search.objective import choose, latency_of
 
-        trials = self.store.trials()
         chosen, _ = choose(trials, self.selection)
         if chosen is None:
             return "none feasible"

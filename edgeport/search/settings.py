@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from edgeport.config import RunConfig, _one_line
+from edgeport.config import RunConfig, validation_message
 from edgeport.errors import ConfigError
 
 NO_QUANTIZATION = "none"
@@ -104,7 +104,7 @@ def load_search_settings(document: dict, source: str) -> SearchSettings:
     try:
         settings = SearchSettings.model_validate(table)
     except ValidationError as exc:
-        raise ConfigError(_one_line(exc, source).replace("field '", "field 'search.", 1)) from exc
+        raise ConfigError(validation_message(exc, source).replace("field '", "field 'search.", 1)) from exc
     if settings.strategy == "random" and settings.n_iter is None:
         raise ConfigError(f"{source}: search.strategy 'random' needs search.n_iter (how many candidates to draw)")
     if settings.strategy == "grid" and settings.n_iter is not None:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 
 from edgeport.artifacts import sha256_json
-from edgeport.config import QuantizeSection, RunConfig, _one_line
+from edgeport.config import QuantizeSection, RunConfig, validation_message
 from edgeport.errors import ConfigError, EdgeportError
 from edgeport.models import ModelSpec
 from edgeport.quant_backends import QuantConfig, build_quant_config, get_backend, list_backends
@@ -86,7 +86,7 @@ def _check_values(grids: list[dict[str, list]], base: RunConfig) -> None:
                 try:
                     RunConfig.model_validate(trial)
                 except ValidationError as exc:
-                    raise ConfigError(_one_line(exc, f"search.space.{name}").replace(
+                    raise ConfigError(validation_message(exc, f"search.space.{name}").replace(
                         f"search.space.{name}: field '{name}': ", f"search.space.{name}: ")) from exc
 
 
@@ -169,7 +169,7 @@ def expand(settings: SearchSettings, base: RunConfig, cpu: dict,
         try:
             config = RunConfig.model_validate(config_dict)
         except ValidationError as exc:
-            raise ConfigError(_one_line(exc, f"search candidate {shown}")) from exc
+            raise ConfigError(validation_message(exc, f"search candidate {shown}")) from exc
         try:
             if config.student.model not in specs_checked:
                 ModelSpec.parse(config.student.model).validate()

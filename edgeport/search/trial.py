@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -35,8 +36,6 @@ def bench_trial(plan: TrialPlan, entries: dict, cache: StageCache, target) -> tu
     try:
         return cache.commit("benchmark", key, build_dir, {**result.to_dict(), "measure_window": window}), False
     except BaseException:
-        import shutil
-
         shutil.rmtree(build_dir, ignore_errors=True)
         raise
 

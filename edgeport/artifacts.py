@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +108,98 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
     return path
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` name one file (links and relative paths resolved)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): compare where they would be
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def _probe_writable(folder: Path) -> None:
+    # os.access answers for the real uid and ignores read-only mounts; creating a file is the proof.
+    try:
+        tempfile.NamedTemporaryFile(dir=folder, prefix=".edgeport-probe-", delete=True).close()
+    except OSError as exc:
+        raise ArtifactError(f"{folder}: folder is not writable ({exc.strerror or exc})") from exc
+
+
+def check_output_file(path: str | os.PathLike, inputs: tuple = (), what: str = "output") -> Path:
+    """Refuse, before any work, an output file that is one of the command's ``inputs``, a folder,
+    in a missing or unwritable folder, or read-only."""
+    path = Path(path)
+    if path.is_dir():
+        raise ArtifactError(f"{path}: the {what} is a folder; give a file name")
+    for source in inputs:
+        if source is not None and Path(source).exists() and same_file(path, source):
+            raise ArtifactError(f"{path}: the {what} is the input file {source}; write it to another path")
+    folder = path.parent
+    if not folder.is_dir():
+        raise ArtifactError(f"{folder}: folder for the {what} does not exist")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ArtifactError(f"{path}: the {what} exists and is read-only")
+    _probe_writable(folder)
+    return path
+
+
+# Hidden folders a command builds in and renames (or deletes) when done. Their names carry the host
+# and pid of the process that made them, so a later command can tell what a killed process left.
+STAGING_KINDS = ("partial", "edgeport-quantize")
+
+
+def _host_tag() -> str:
+    host = socket.gethostname() or "host"
+    return "".join(c if c.isalnum() else "_" for c in host)[:40]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by another user
+        return True
+    return True
+
+
+def make_staging_dir(parent: Path, kind: str, label: str = "") -> Path:
+    """A fresh hidden folder ``.<kind>-[<label>-]<host>@<pid>-XXXX`` in ``parent``."""
+    if kind not in STAGING_KINDS:
+        raise ValueError(f"unknown staging kind {kind!r}")
+    prefix = f".{kind}-{label + '-' if label else ''}{_host_tag()}@{os.getpid()}-"
+    try:
+        path = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+        os.chmod(path, 0o777 & ~_umask())
+    except OSError as exc:
+        raise ArtifactError(f"cannot create a staging folder in {str(parent)!r}: {exc.strerror or exc}") from exc
+    return path
+
+
+_STAGING_NAME = re.compile(r"^\.(?:%s)-(?:.*-)?(?P<host>[A-Za-z0-9_]+)@(?P<pid>\d+)-[^-]+$" % "|".join(STAGING_KINDS))
+
+
+def remove_stale_staging(parent: str | os.PathLike) -> list[Path]:
+    """Delete staging folders in ``parent`` whose process (on this host) no longer runs; return them.
+
+    A folder of a process on another host (a shared file system) or of a live process is kept.
+    """
+    parent = Path(parent)
+    removed = []
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return removed
+    host = _host_tag()
+    for entry in entries:
+        match = _STAGING_NAME.match(entry.name)
+        if match is None or not entry.is_dir() or match["host"] != host or pid_alive(int(match["pid"])):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        if not entry.exists():
+            removed.append(entry)
+    return removed
+
+
 class RunFolder:
     """A run folder that becomes visible under its final name only when committed.
 
@@ -114,16 +208,14 @@ class RunFolder:
     """
 
     def __init__(self, parent: str | os.PathLike, run_id: str) -> None:
+        self.created_parent = not Path(parent).exists()  # removed again if the run fails and leaves it empty
         self.parent = ensure_writable_dir(parent)
         self.run_id = run_id
         self.final = self.parent / run_id
         if self.final.exists():
             raise ArtifactError(f"run folder {str(self.final)!r} already exists")
-        try:
-            self.path = Path(tempfile.mkdtemp(dir=self.parent, prefix=f".partial-{run_id}-"))
-            os.chmod(self.path, 0o777 & ~_umask())
-        except OSError as exc:
-            raise ArtifactError(f"cannot create a run folder in {str(self.parent)!r}: {exc}") from exc
+        self.stale_removed = remove_stale_staging(self.parent)
+        self.path = make_staging_dir(self.parent, "partial", run_id)
         self.committed = False
 
     def __enter__(self) -> "RunFolder":
@@ -132,6 +224,11 @@ class RunFolder:
     def __exit__(self, exc_type, exc, tb) -> None:
         if not self.committed:
             shutil.rmtree(self.path, ignore_errors=True)
+            if self.created_parent:
+                try:
+                    self.parent.rmdir()  # only when empty: a cache or other runs keep it
+                except OSError:
+                    pass
 
     def commit(self) -> Path:
         if not (self.path / "manifest.json").exists():

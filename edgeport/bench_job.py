@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeport.artifacts import atomic_write_json
+from edgeport.artifacts import atomic_write_json, check_output_file
 from edgeport.benchmarks.compare import compare
 from edgeport.benchmarks.latency import SCHEMA_VERSION, BenchSettings, measure_interleaved, resolve_provider
 from edgeport.errors import BenchmarkError, ConfigError
@@ -54,14 +54,16 @@ def _measure_remote(models: dict[str, Path], settings: BenchSettings, feeds, sha
 
 def run_bench(model: str, vs: str | None, batches: list[int], threads: list[int], base: BenchSettings,
               shapes: dict[str, tuple[int, ...]], inputs_path: str | None, output: str | None,
-              progress: Progress = SILENT, remote=None) -> dict:
-    """``remote``: a RemoteTarget to measure on instead of this machine."""
+              progress: Progress = SILENT, remote=None, margin: float = 0.0) -> dict:
+    """``remote``: a RemoteTarget to measure on instead of this machine. ``margin``: see compare()."""
     models = {"a": Path(model)}
     if vs:
         models["b"] = Path(vs)
     for path in models.values():
         if not path.is_file():
             raise BenchmarkError(f"{path}: model file not found")
+    if output:
+        check_output_file(output, (model, vs, inputs_path), "result file")  # before minutes of measuring
     resolve_provider(base.provider)  # refuse a missing provider before any work
     cores = os.cpu_count() or 1
     warnings = [] if remote is not None else [f"{t} threads is more than the {cores} logical cores here; latency will suffer from contention"
@@ -72,7 +74,7 @@ def run_bench(model: str, vs: str | None, batches: list[int], threads: list[int]
         from edgeport.benchmarks.latency import create_session
 
         names = [arg.name for arg in create_session(models["a"], base).get_inputs()]
-        feeds, _ = load_model_inputs(inputs_path, names)
+        feeds, _ = load_model_inputs(inputs_path, names, "benchmark")
         batches = [len(next(iter(feeds.values())))]  # real inputs fix the batch size
     results, comparisons = [], []
     for batch in batches:
@@ -90,14 +92,14 @@ def run_bench(model: str, vs: str | None, batches: list[int], threads: list[int]
             if "b" in measured:
                 results.append({"model": "b", **measured["b"].to_dict()})
                 comparisons.append({"batch": batch, "threads": thread_count,
-                                    **compare(measured["a"].samples_ms, measured["b"].samples_ms, base.seed)})
+                                    # round by round on this machine; a remote device runs A, then B
+                                    **compare(measured["a"].samples_ms, measured["b"].samples_ms,
+                                              measured["a"].settings, measured["b"].settings,
+                                              paired=remote is None, seed=base.seed, margin=margin)})
     report = {"schema_version": SCHEMA_VERSION, "model": str(models["a"]), "vs": str(models.get("b")) if vs else None,
               "results": results, "comparisons": comparisons, "warnings": warnings}
     if output:
-        out = Path(output)
-        if not out.parent.is_dir():
-            raise ConfigError(f"{out.parent}: output folder does not exist")
-        atomic_write_json(out, report)
+        atomic_write_json(Path(output), report)
     return report
 
 
@@ -110,8 +112,10 @@ def run_torch_bench(spec: str, weights: str, num_classes: int | None, engine: st
     from edgeport.models.checkpoint import load_weights
     from edgeport.torch_bench import measure_torch
 
+    if output:
+        check_output_file(output, (weights, inputs_path), "result file")
     if inputs_path is not None:
-        x = load_model_inputs(inputs_path, ["input"])[0]["input"]
+        x = load_model_inputs(inputs_path, ["input"], "benchmark")[0]["input"]
         batches = [len(x)]
     elif set(shapes) == {"input"}:
         x = np.random.default_rng(base.seed).standard_normal(shapes["input"]).astype(np.float32)

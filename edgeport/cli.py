@@ -7,16 +7,39 @@ are one line on stderr; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
 import click
 
 from edgeport import __version__
+from edgeport.config import MAX_SEED
 from edgeport.errors import EdgeportError
 
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
+
+
+class FiniteFloat(click.ParamType):
+    """A float option that refuses NaN and Inf (click's FLOAT accepts "nan" and "inf")."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) and math.isfinite(value):
+            return value
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"expected a number, got {value!r}", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"expected a finite number, got {value!r}", param, ctx)
+        return number
+
+
+FINITE = FiniteFloat()
+SEED = click.IntRange(0, MAX_SEED)  # numpy and scikit-learn take 32-bit unsigned seeds
 
 
 def _overrides(**values) -> dict:
@@ -67,8 +90,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--epochs", type=int, help="Training epochs for both teacher and student.")
 @click.option("--teacher-epochs", type=int, help="Teacher training epochs.")
 @click.option("--student-epochs", type=int, help="Student training epochs (KD and no-KD).")
-@click.option("--temperature", type=float, help="KD temperature T.")
-@click.option("--alpha", type=float, help="KD weight of the soft loss (0..1).")
+@click.option("--temperature", type=FINITE, help="KD temperature T.")
+@click.option("--alpha", type=FINITE, help="KD weight of the soft loss (0..1).")
 @click.option("--no-kd/--skip-no-kd", "no_kd", default=None,
               help="Also train the same student without KD as a baseline (default: on).")
 @click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), help="torch.onnx exporter.")
@@ -77,11 +100,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--engine", help="Engine of the torch backends: x86, fbgemm, qnnpack, onednn.")
 @click.option("--format", "quant_format", help="ort-static format: qdq or qoperator.")
 @click.option("--per-channel/--per-tensor", "per_channel", default=None, help="Weight ranges per output channel.")
-@click.option("--max-accuracy-drop", type=float,
+@click.option("--max-accuracy-drop", type=FINITE,
               help="Fallback: keep sensitive layers in float until int8 is within this many top-1 points (val).")
 @click.option("--iterations", type=int, help="Timed inferences per model in the latency benchmark.")
 @click.option("--threads", type=int, help="onnxruntime intra-op threads for the benchmark.")
-@click.option("--seed", type=int, help="Seed for splits, initialisation, shuffling and calibration.")
+@click.option("--seed", type=SEED, help="Seed for splits, initialisation, shuffling and calibration.")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
               show_default=True, help="Folder that receives the run folder runs/<id>/.")
 @click.option("--budget", type=click.Path(dir_okay=False, path_type=Path),
@@ -144,7 +167,7 @@ def _reduce_range(value: str) -> bool | str:
 @click.argument("model", required=False, type=click.Path(dir_okay=False))
 @click.option("--torch", "torch_spec", help="Quantize a torch model: package.module:factory or a registered spec.")
 @click.option("--weights", help="safetensors weights for --torch.")
-@click.option("--num-classes", type=int, help="num_classes for --torch factories (default: from labels y).")
+@click.option("--num-classes", type=click.IntRange(min=2), help="num_classes for --torch factories (default: from labels y).")
 @click.option("--calib", required=True, help=".npz with calibration inputs: x, or one array per input name.")
 @click.option("--val", help=".npz used to verify the int8 model (and measure accuracy if it has y).")
 @click.option("--backend", default="ort-static", show_default=True,
@@ -158,17 +181,17 @@ def _reduce_range(value: str) -> bool | str:
               help="7-bit weights; auto = on x86 CPUs without VNNI.")
 @click.option("--calibration-method", help="minmax, entropy or percentile (ort-static).")
 @click.option("--calibration-samples", type=int, help="How many calibration samples to use.")
-@click.option("--percentile", type=float, help="Percentile for --calibration-method percentile.")
+@click.option("--percentile", type=FINITE, help="Percentile for --calibration-method percentile.")
 @click.option("--exclude-node", "exclude_nodes", multiple=True, help="Keep this node (torch: module) in float.")
 @click.option("--exclude-op-type", "exclude_op_types", multiple=True, help="Keep all nodes of this op type in float.")
 @click.option("--engine", help="torch backends: x86, fbgemm, qnnpack or onednn.")
 @click.option("--qat-epochs", type=int, help="torch-fx-qat: fine-tuning epochs on the labelled --calib data.")
-@click.option("--qat-lr", type=float, help="torch-fx-qat: learning rate.")
+@click.option("--qat-lr", type=FINITE, help="torch-fx-qat: learning rate.")
 @click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), default="dynamo", show_default=True,
               help="Exporter for the fp32 ONNX of a --torch model.")
-@click.option("--max-accuracy-drop", type=float,
+@click.option("--max-accuracy-drop", type=FINITE,
               help="Fallback: keep sensitive layers in float until top-1 on --val is within this many points.")
-@click.option("--min-cosine", type=float,
+@click.option("--min-cosine", type=FINITE,
               help="Fallback for models without labels: required mean cosine similarity to the fp32 outputs.")
 @click.option("--fallback-layer", "fallback_layers", multiple=True,
               help="Only these layers may fall back to float (default: every conv/linear layer).")
@@ -214,11 +237,13 @@ def quantize(model, torch_spec, weights, num_classes, calib, val, output, as_jso
 @click.option("--warmup", default="50", show_default=True,
               help="Untimed runs before measuring: a count (50) or seconds (2s).")
 @click.option("--iterations", type=int, default=1000, show_default=True, help="Timed runs per model and setting.")
-@click.option("--duration", type=float, help="Measure for this many seconds instead of --iterations.")
+@click.option("--duration", type=FINITE, help="Measure for this many seconds instead of --iterations.")
 @click.option("--rounds", type=int, default=10, show_default=True, help="Interleaving rounds (A/B alternate per round).")
+@click.option("--margin", type=FINITE, default=0.0, show_default=True,
+              help="With --vs: call A faster/slower only beyond this relative difference (0.02 = 2%).")
 @click.option("--shape", "shapes", multiple=True, help="Shape of a dynamic input: name=1x3x32x32.")
 @click.option("--inputs", "inputs_path", help=".npz with real inputs (x, or one array per input name).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of synthetic inputs and bootstrap.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of synthetic inputs and bootstrap.")
 @click.option("--remote", help="Measure on an edge device: ssh://user@host[:port] (numpy + onnxruntime there).")
 @click.option("--remote-python", default="python3", show_default=True, help="Python on the device.")
 @click.option("--ssh-option", "ssh_options", multiple=True,
@@ -226,7 +251,7 @@ def quantize(model, torch_spec, weights, num_classes, calib, val, output, as_jso
 @click.option("-o", "--output", help="Write the full result (raw samples included) to this JSON file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def bench(model, vs, torch_spec, weights, num_classes, engine, batches, threads, provider, opt_level, warmup, iterations, duration, rounds, shapes, inputs_path,
+def bench(model, vs, torch_spec, weights, num_classes, engine, batches, threads, provider, opt_level, warmup, iterations, duration, rounds, margin, shapes, inputs_path,
           seed, remote, remote_python, ssh_options, output, as_json, quiet) -> None:
     """Measure ONNX latency with onnxruntime: percentiles with 95% intervals, optional A/B."""
     from edgeport.bench_job import parse_int_list, parse_shapes, run_bench
@@ -243,6 +268,14 @@ def bench(model, vs, torch_spec, weights, num_classes, engine, batches, threads,
                                  param_hint="--warmup") from None
     settings = BenchSettings(warmup=warmup_runs, iterations=iterations, rounds=rounds, optimization_level=opt_level,
                              seed=seed, provider=provider, duration_s=duration, warmup_s=warmup_s)
+    from edgeport.benchmarks.compare import MIN_COMPARE_SAMPLES, check_margin
+
+    check_margin(margin)
+    if margin and not vs:
+        raise click.UsageError("--margin applies to an A/B comparison: give --vs OTHER.onnx")
+    if vs and duration is None and iterations < MIN_COMPARE_SAMPLES:  # refuse before measuring, not after
+        raise click.BadParameter(f"an A/B comparison needs at least {MIN_COMPARE_SAMPLES} iterations per model, "
+                                 f"got {iterations}", param_hint="--iterations")
     if torch_spec is not None:
         from edgeport.bench_job import run_torch_bench
 
@@ -262,7 +295,8 @@ def bench(model, vs, torch_spec, weights, num_classes, engine, batches, threads,
     if target is not None and (duration is not None or warmup_s is not None):
         raise click.BadParameter("--remote takes counts: use --iterations and a --warmup count", param_hint="--remote")
     report = run_bench(model, vs, parse_int_list(batches, "--batch"), parse_int_list(threads, "--threads"), settings,
-                       parse_shapes(shapes), inputs_path, output, SILENT if quiet else RichProgress(), target)
+                       parse_shapes(shapes), inputs_path, output, SILENT if quiet else RichProgress(), target,
+                       margin=margin)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
     else:
@@ -282,14 +316,15 @@ def bench(model, vs, torch_spec, weights, num_classes, engine, batches, threads,
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Build stages in parallel (processes or Ray CPUs); benchmarks always run alone.")
 @click.option("--max-trials", type=int, help="At most this many candidates (a larger grid needs --allow-large-grid).")
-@click.option("--allow-large-grid", is_flag=True, help="Run the first --max-trials candidates of a larger space.")
+@click.option("--allow-large-grid", is_flag=True,
+              help="Run the first --max-trials candidates of a larger space (without --max-trials: a space of more than 1,000).")
 @click.option("--time-budget", help="Stop starting new trials after this long (90s, 30m, 1h30m).")
 @click.option("--remote", help="Measure latency on an edge device: ssh://user@host[:port].")
 @click.option("--remote-python", default="python3", show_default=True, help="Python on the device (--remote).")
 @click.option("--ssh-option", "ssh_options", multiple=True, help="Extra ssh -o KEY=VALUE for --remote (repeatable).")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
               help="Stage cache folder (default: OUT/.cache/stages, shared by searches in OUT).")
-@click.option("--seed", type=int, help="Override [run] seed.")
+@click.option("--seed", type=SEED, help="Override [run] seed.")
 @click.option("--budget", type=click.Path(dir_okay=False, path_type=Path),
               help="budgets.toml: gate the chosen artifact against a target and exit with the gate's verdict.")
 @click.option("--target", "budget_target", help="Target in the --budget file (optional when it defines one).")
@@ -352,15 +387,14 @@ def gate(budget, target, result, artifact, manifest, baseline, baseline_artifact
          max_extra_measurements, iterations, junit, github, as_json, quiet) -> None:
     """Check an artifact against a target's latency, accuracy and size budget (exit 0 pass, 1 fail, 2 bad input)."""
     from edgeport.gate import GateRequest, run_gate
+    from edgeport.gate.reporters import step_summary_path
     from edgeport.progress import SILENT, RichProgress
 
-    if junit:
-        from edgeport.gate.reporters import check_junit_path
-
-        check_junit_path(junit)
+    # --junit and the step summary are checked (not an input, writable) before anything is measured
     request = GateRequest(budget=budget, target=target, result=result, artifact=artifact, manifest=manifest,
                           baseline=baseline, baseline_artifact=baseline_artifact, reference=reference, mode=mode, allow_inconclusive=allow_inconclusive,
-                          max_extra_measurements=max_extra_measurements, iterations=iterations)
+                          max_extra_measurements=max_extra_measurements, iterations=iterations, junit=junit,
+                          step_summary=step_summary_path() if github else None)
     report = run_gate(request, SILENT if quiet or as_json else RichProgress())
     _emit_gate(report, junit, github, as_json)
     if not report["passed"]:
@@ -368,16 +402,11 @@ def gate(budget, target, result, artifact, manifest, baseline, baseline_artifact
 
 
 def _emit_gate(report: dict, junit, github: bool, as_json: bool) -> None:
-    from edgeport.gate.reporters import emit_github, print_table, write_junit
+    """The verdict, then the reports; a report that cannot be written is exit 2 after the verdict is shown."""
+    from edgeport.gate.reporters import emit
 
-    if junit:
-        write_junit(report, junit)
-    if as_json:
-        click.echo(json.dumps(report, indent=2, default=str))
-    else:
-        print_table(report)
-    if github:
-        emit_github(report, click.echo, to_stderr=as_json)
+    emit(report, junit, github, as_json, click.echo,
+         lambda verdict: click.echo(json.dumps(verdict, indent=2, default=str)))
 
 
 @cli.command(name="list")
@@ -410,6 +439,14 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except OSError as exc:
+        # The file system refused something the up-front checks could not foresee (a disk that
+        # filled, a folder made read-only meanwhile): still one line that names the file.
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"error: {where}{exc.strerror or exc}", err=True)
         return EXIT_BAD_INPUT
     except click.Abort:
         click.echo("aborted", err=True)

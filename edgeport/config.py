@@ -15,8 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 from edgeport.errors import ConfigError
 
 
+# Seeds feed numpy and scikit-learn, which take 32-bit unsigned seeds.
+MAX_SEED = 2**32 - 1
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # NaN and Inf are no settings: TOML accepts `nan` and `inf`, and a NaN tolerance passes every check.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class DataSection(_Section):
@@ -83,7 +88,7 @@ class BenchSection(_Section):
 
 
 class RunConfig(_Section):
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     data: DataSection = DataSection()
     teacher: TeacherSection = TeacherSection()
     student: StudentSection = StudentSection()

@@ -11,6 +11,8 @@ with ``raise XError(...) from exc`` so the original traceback survives under
 class EdgeportError(Exception):
     """Base class of every error edgeport raises on purpose."""
 
+    exit_code = 2  # bad input or usage
+
 
 class ConfigError(EdgeportError):
     """A setting, option or project file is invalid."""
@@ -42,3 +44,12 @@ class BenchmarkError(EdgeportError):
 
 class ArtifactError(EdgeportError):
     """An output folder or artifact cannot be written or read."""
+
+
+class CheckFailedError(EdgeportError):
+    """The work ran, but its result fails a check (for example, nothing in the model was quantized).
+
+    Exit code 1, like a failed gate: the input was acceptable, the outcome is not.
+    """
+
+    exit_code = 1

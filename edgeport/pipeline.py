@@ -78,6 +78,8 @@ def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress
     stages = _Stages()
     seed = config.seed
     with RunFolder(out, run_id or run_id_for(config)) as folder:
+        for stale in folder.stale_removed:
+            progress.log(f"removed {stale}: a run that was killed left it unfinished")
         root = folder.path
         with stages("data"):
             prepared = prepare_data(config.data, seed)
@@ -85,6 +87,11 @@ def run_pipeline(config: RunConfig, out: str | Path = "runs", progress: Progress
         channels, classes, size = prepared.shape
         progress.log(f"data: {data.name} {len(data.y)} images {data.x.shape[1:]} {classes} classes "
                      f"(train {len(splits.train.y)} / val {len(splits.val.y)} / test {len(splits.test.y)})")
+        if data.label_values:
+            shown = ", ".join(map(str, data.label_values[:6])) + (", ..." if len(data.label_values) > 6 else "")
+            warnings.append(f"{data.source}: labels {shown} are not 0..{classes - 1}; they were mapped to class "
+                            f"indices 0..{classes - 1} in sorted order (manifest dataset.label_values)")
+            progress.log(f"warning: {warnings[-1]}")
 
         def new_model(spec):
             return seeded_model(spec, seed, prepared)

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from edgeport.artifacts import atomic_write_json, sha256_file, sha256_json
+from edgeport.artifacts import (atomic_write_json, check_output_file, make_staging_dir, remove_stale_staging,
+                                sha256_file, sha256_json)
 from edgeport.benchmarks import cpu_fingerprint
-from edgeport.data.model_inputs import load_model_inputs
-from edgeport.errors import ConfigError
+from edgeport.data.model_inputs import check_labels_fit, load_model_inputs
+from edgeport.errors import ConfigError, QuantizationError
 from edgeport.exporter import write_metadata
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends import ModelSource, TrainingData, build_quant_config, get_backend, quantize
-from edgeport.quant_backends.calibration import load_fp32_onnx, model_inputs
+from edgeport.quant_backends.model_check import check_fp32_model, check_inputs_fit
 from edgeport.quant_backends.fallback import Tolerance, fallback_miss, quantize_with_fallback
 from edgeport.quant_backends.target import saturation_warning
 from edgeport.quant_backends.verify import verify_int8
@@ -53,25 +53,42 @@ def _torch_source(spec: str, weights: str, x, labels, num_classes: int | None, s
     return ModelSource(fp32, model), lineage
 
 
+def _first_output_shape(onnx_path: Path, inputs: dict) -> tuple:
+    from edgeport.quant_backends.verify import ort_session, run_outputs
+
+    one = {k: v[:1] for k, v in inputs.items()}
+    try:
+        return run_outputs(ort_session(onnx_path), one).shape
+    except Exception as exc:  # ORT's own types: the inputs do not fit the model
+        text = " ".join(str(exc).split())[:300]
+        raise QuantizationError(f"{onnx_path}: the fp32 model does not run on the given inputs ({text})") from exc
+
+
 def quantize_file(onnx_path: str | None, torch_spec: str | None, weights: str | None, calib: str,
                   val: str | None, config: dict, output: str | None, num_classes: int | None = None,
                   exporter: str = "dynamo", tolerance: Tolerance | None = None,
                   fallback_layers: list[str] | None = None, progress: Progress = SILENT) -> tuple[Path, dict]:
-    """Quantize, verify and write ``output`` plus ``<output>.manifest.json``; return the path and manifest."""
+    """Quantize, verify and write ``output`` plus ``<output>.manifest.json``; return the path and manifest.
+
+    Everything a user can get wrong (the model, the data files, the output path) is checked before
+    the staging folder exists, so a refused command leaves nothing behind.
+    """
     if (onnx_path is None) == (torch_spec is None):
         raise ConfigError("give either MODEL.onnx or --torch package.module:factory (not both)")
     if torch_spec is not None and weights is None:
         raise ConfigError("--torch needs --weights W.safetensors")
+    if weights is not None and not Path(weights).is_file():
+        raise ConfigError(f"{weights}: weights file not found")
     calib_path = Path(calib)
     cpu = cpu_fingerprint()
     quant_config, range_reason = build_quant_config(config, cpu)
     backend = get_backend(quant_config.backend)
+    facts = None
     if onnx_path is not None:
         if backend.needs == "torch":
             raise ConfigError(f"backend {backend.name!r} quantizes torch models: use --torch package.module:factory "
                               "--weights W.safetensors")
-        if not Path(onnx_path).is_file():
-            raise ConfigError(f"{onnx_path}: model file not found")
+        facts = check_fp32_model(onnx_path)
         stem = Path(onnx_path).name.removesuffix(".onnx").removesuffix(".fp32")
         default_output = Path(onnx_path).with_name(stem + ".int8.onnx")
     else:
@@ -79,22 +96,32 @@ def quantize_file(onnx_path: str | None, torch_spec: str | None, weights: str | 
     output = Path(output) if output else default_output
     if output.suffix != ".onnx":
         raise ConfigError(f"{output}: the output must be an .onnx file")
-    if not output.parent.is_dir():
-        raise ConfigError(f"{output.parent}: output folder does not exist")
+    inputs = (onnx_path, calib, val, weights)
+    check_output_file(output, inputs, "output model")
+    check_output_file(manifest_path_for(output), inputs, "output manifest")
 
-    staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=".edgeport-quantize-"))
+    names = facts.input_names if facts is not None else ["input"]
+    calibration, calib_labels = load_model_inputs(calib_path, names, "calibration")
+    val_inputs, val_labels = load_model_inputs(Path(val), names, "validation") if val else (calibration, calib_labels)
+    if facts is not None:
+        check_inputs_fit(facts, calibration, calib_path, "calibration")
+        if val:
+            check_inputs_fit(facts, val_inputs, val, "validation")
+
+    for stale in remove_stale_staging(output.parent):
+        progress.log(f"removed {stale}: a quantization that was killed left it unfinished")
+    staging = make_staging_dir(output.parent, "edgeport-quantize")
     try:
         if onnx_path is not None:
             source = ModelSource(Path(onnx_path))
-            names = list(model_inputs(load_fp32_onnx(source.onnx_path)))
             lineage = {"onnx_model": str(onnx_path), "onnx_sha256": sha256_file(onnx_path)}
-            calibration, calib_labels = load_model_inputs(calib_path, names)
         else:
-            names = ["input"]
-            calibration, calib_labels = load_model_inputs(calib_path, names)
             source, lineage = _torch_source(torch_spec, weights, calibration["input"], calib_labels, num_classes,
                                             staging, exporter)
-        val_inputs, val_labels = load_model_inputs(Path(val), names) if val else (calibration, calib_labels)
+        output_shape = _first_output_shape(source.onnx_path, val_inputs)
+        for labels, where in ((val_labels, val or calib_path), (calib_labels, calib_path)):
+            if labels is not None:
+                check_labels_fit(where, labels, output_shape)
         if source.torch_model is not None and calib_labels is not None and len(names) == 1:
             # Labelled calibration images double as fine-tuning data for quantization-aware training.
             name = names[0]

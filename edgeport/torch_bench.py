@@ -13,6 +13,7 @@ import numpy as np
 
 from edgeport.benchmarks.fingerprint import environment_fingerprint
 from edgeport.benchmarks.latency import BenchResult, BenchSettings, peak_rss_mb
+from edgeport.benchmarks.rounds import split_counts
 from edgeport.errors import BenchmarkError
 
 
@@ -37,8 +38,7 @@ def measure_torch(model, inputs: np.ndarray, settings: BenchSettings = BenchSett
             first_ms = (time.perf_counter_ns() - start) / 1e6
             for _ in range(settings.warmup):
                 model(x)
-            count = max(1, settings.iterations // settings.rounds) * settings.rounds
-            for _ in range(count):
+            for _ in range(settings.iterations):  # exactly the count asked for
                 start = time.perf_counter_ns()
                 model(x)
                 samples.append((time.perf_counter_ns() - start) / 1e6)
@@ -47,7 +47,8 @@ def measure_torch(model, inputs: np.ndarray, settings: BenchSettings = BenchSett
     finally:
         torch.set_num_threads(previous_threads)
     environment = {**environment_fingerprint(), "torch": torch.__version__}
-    settings_used = {**asdict(settings), "provider": "pytorch-cpu", "engine": engine,
-                     "inputs": "given"}
+    sizes = split_counts(settings.iterations, settings.rounds)  # the rounds the statistics resample
+    settings_used = {**asdict(settings), "provider": "pytorch-cpu", "engine": engine, "inputs": "given",
+                     "rounds_run": len(sizes), "round_sizes": sizes}
     return BenchResult(label, "", settings_used, environment, samples, first_inference_ms=first_ms,
                        peak_rss_mb=peak_rss_mb())

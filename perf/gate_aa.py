@@ -24,7 +24,7 @@ from edgeport.benchmarks import BenchSettings, measure_latency
 from edgeport.exporter import write_onnx
 from edgeport.gate import GateRequest, run_gate
 from edgeport.gate.decide import regression_check
-from edgeport.gate.rounds import rounds_of
+from edgeport.benchmarks.rounds import rounds_of
 from edgeport.models import build_model
 
 PAIRS = 20

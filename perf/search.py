@@ -2,7 +2,7 @@
 
 Runs `edgeport search --config examples/search-digits.toml` three times into fresh folders:
 cold with 1 worker, cold with 2 workers (each with an empty stage cache), then warm (cache of the
-first run). Goals: the cold 6-trial grid under 3 minutes on this machine, and the warm rerun builds
+first run). Goals: the cold 12-trial grid under 3 minutes on this machine, and the warm rerun builds
 nothing. Appends a table to perf/RESULTS.md; exits 1 when a goal is missed.
 """
 

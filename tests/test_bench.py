@@ -29,23 +29,36 @@ def test_p50_interval_has_about_95_percent_coverage():
     assert 88 <= hits <= 100
 
 
+# As `edgeport bench --vs --iterations 400` records them: 10 interleaved rounds of 40 runs.
+BENCH_SETTINGS = {"iterations": 400, "rounds": 10, "round_sizes": [40] * 10, "rounds_run": 10}
+
+
 def test_a_a_comparisons_rarely_raise_false_alarms():
     rng = np.random.default_rng(2)
-    verdicts = [compare(rng.lognormal(0, 0.25, 400), rng.lognormal(0, 0.25, 400), seed=i) for i in range(200)]
+    verdicts = [compare(rng.lognormal(0, 0.25, 400), rng.lognormal(0, 0.25, 400), BENCH_SETTINGS, seed=i)
+                for i in range(200)]
     false_alarms = sum(v["verdict"] != "no detectable difference" for v in verdicts)
     contains_one = sum(v["p50_ratio_ci"][0] <= 1.0 <= v["p50_ratio_ci"][1] for v in verdicts)
     assert false_alarms <= 4  # 2% of 200
-    assert contains_one >= 180
+    assert 180 <= contains_one <= 199  # a 95% interval: neither too narrow nor uselessly wide
 
 
 def test_a_real_speedup_is_detected_in_both_directions():
     rng = np.random.default_rng(3)
     slow, fast = rng.lognormal(0, 0.25, 400), rng.lognormal(np.log(0.85), 0.25, 400)
-    assert compare(fast, slow)["verdict"] == "faster"
-    assert compare(slow, fast)["verdict"] == "slower"
-    detected = sum(compare(rng.lognormal(np.log(0.85), 0.25, 400), rng.lognormal(0, 0.25, 400), seed=i)["verdict"]
-                   == "faster" for i in range(100))
+    assert compare(fast, slow, BENCH_SETTINGS)["verdict"] == "faster"
+    assert compare(slow, fast, BENCH_SETTINGS)["verdict"] == "slower"
+    detected = sum(compare(rng.lognormal(np.log(0.85), 0.25, 400), rng.lognormal(0, 0.25, 400), BENCH_SETTINGS,
+                           seed=i)["verdict"] == "faster" for i in range(100))
     assert detected >= 95
+
+
+def test_measurements_that_were_not_interleaved_are_compared_unpaired():
+    rng = np.random.default_rng(4)
+    slow, fast = rng.lognormal(0, 0.25, 400), rng.lognormal(np.log(0.7), 0.25, 400)
+    result = compare(fast, slow, BENCH_SETTINGS, paired=False)
+    assert result["test"] == "mann-whitney-rounds" and result["verdict"] == "faster"
+    assert compare(fast, slow, BENCH_SETTINGS)["test"] == "wilcoxon-paired-rounds"
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +111,8 @@ def test_bench_fp32_versus_int8_student(student_pair, capsys):
         comparison = json.loads(stdout)["comparisons"][0]
         verdicts.append(comparison["verdict"])
         if comparison["verdict"] == "faster":
-            assert comparison["p50_ratio_ci"][1] < 1.0
+            assert comparison["p50_ratio_ci"][1] < 1.0 and comparison["p_value"] < comparison["alpha"]
+            assert comparison["test"] == "wilcoxon-paired-rounds" and comparison["margin"] == 0.0
             break
     assert "faster" in verdicts and "slower" not in verdicts, verdicts
 

@@ -24,6 +24,7 @@ BLOCK_TORCH = (
 def test_benchmarks_import_without_torch():
     code = (BLOCK_TORCH +
             "import edgeport.benchmarks, edgeport.benchmarks.latency, edgeport.benchmarks.compare\n"
+            "import edgeport.benchmarks.rounds, edgeport.benchmarks.remote_runner\n"
             "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules)\n"
             "print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -59,7 +60,7 @@ def test_interleaved_measures_each_model(fp32_onnx, digits16):
     results = measure_interleaved({"a": fp32_onnx, "b": fp32_onnx}, settings, {"input": digits16.val.x[:1]},
                                   on_round=rounds.append)
     assert set(results) == {"a", "b"} and len(rounds) == 3
-    assert all(len(r.samples_ms) == 30 for r in results.values())
+    assert all(len(r.samples_ms) == 30 and r.settings["round_sizes"] == [10, 10, 10] for r in results.values())
 
 
 def test_synthesized_inputs_follow_the_signature(fp32_onnx):

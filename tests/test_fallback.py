@@ -81,7 +81,7 @@ def test_unknown_fallback_layer_is_refused(tmp_path, damaged, digits16):
 def test_tolerance_validation():
     with pytest.raises(ConfigError, match="exactly one"):
         Tolerance()
-    with pytest.raises(ConfigError, match="max_accuracy_drop must be >= 0"):
+    with pytest.raises(ConfigError, match="max_accuracy_drop must be between 0 and 100"):
         Tolerance(max_drop=-1)
     with pytest.raises(ConfigError, match="min_cosine"):
         Tolerance(min_cosine=2)

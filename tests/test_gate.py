@@ -142,7 +142,7 @@ def write_result(path: Path, model: Path, samples, batch: int = 1, threads: int 
 
 def write_manifest(model: Path, int8: float = 98.0, fp32: float = 98.5, sha: str | None = None) -> Path:
     path = model.with_name(model.name[:-5] + ".manifest.json")
-    path.write_text(json.dumps({"artifact": {"path": model.name, "sha256": sha or sha256_file(model),
+    path.write_text(json.dumps({"schema_version": 1, "artifact": {"path": model.name, "sha256": sha or sha256_file(model),
                                              "size_bytes": model.stat().st_size},
                                 "verification": {"accuracy": {"int8": int8, "fp32": fp32}}}))
     return path
@@ -381,7 +381,7 @@ def test_malformed_evidence_and_names_exit_2_with_one_line(tmp_path, capsys, mod
         (tmp_path / name).write_text(json.dumps(data))
         code, _, err = gate(capsys, "--budget", budget, "--result", tmp_path / name)
         assert code == 2 and "not an edgeport benchmark result" in err and err.count("\n") == 1, (name, err)
-    (tmp_path / "m.json").write_text(json.dumps({"artifact": {"sha256": sha256_file(model), "size_bytes": "big"}}))
+    (tmp_path / "m.json").write_text(json.dumps({"schema_version": 1, "artifact": {"sha256": sha256_file(model), "size_bytes": "big"}}))
     code, _, err = gate(capsys, "--budget", budget, "--result", tmp_path / "r.json", "--manifest", tmp_path / "m.json")
     assert code == 2 and "size_bytes" in err
     named = write_budget(tmp_path, '[targets."a,b:c"]\np50_ms = 1.0\n')
@@ -409,7 +409,7 @@ def test_min_speedup_against_another_fp32_model_is_refused(tmp_path, capsys, mod
     rng = np.random.default_rng(18)
     latency = write_result(tmp_path / "latency.json", model, draw(rng), reference=draw(rng, scale=1.5))
     manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"artifacts": {"int8_onnx": {"sha256": sha256_file(model), "size_bytes": 1},
+    manifest.write_text(json.dumps({"schema_version": 1, "artifacts": {"int8_onnx": {"sha256": sha256_file(model), "size_bytes": 1},
                                                   "fp32_onnx": {"sha256": "f" * 64}}}))
     budget = write_budget(tmp_path, "[targets.cpu]\nmin_speedup = 1.2\n")
     code, _, err = gate(capsys, "--budget", budget, "--result", latency, "--manifest", manifest)

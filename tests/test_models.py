@@ -48,7 +48,8 @@ def test_user_factory():
 @pytest.mark.parametrize("spec, message", [
     ("vgg", "unknown model 'vgg'"),
     ("cnn:colour=red", "unknown option"),
-    ("cnn:width", "not key=value"),
+    ("cnn:width", "options are written key=value"),
+    ("cnn:width=2,depth", "not key=value"),
     ("cnn:depth=99", "depth must be"),
     ("resnet-cifar:depth=10", "6n\\+2"),
     ("no_such_pkg.mod:factory", "cannot import"),

@@ -124,12 +124,12 @@ def test_bad_input_exits_2(files, tmp_path, capsys):
     np.savez(tmp_path / "nan.npz", x=nan)
     np.savez(tmp_path / "empty.npz", x=nan[:0])
     np.savez(tmp_path / "named.npz", images=nan)
-    np.savez(tmp_path / "f64.npz", x=nan.astype(np.float64))
+    np.savez(tmp_path / "f64.npz", x=np.load(calib)["x"].astype(np.float64))
     _run(capsys, model, "--calib", calib, "--reduce-range", "true", "-o", tmp_path / "q.onnx")
     cases = [
         ([tmp_path / "q.onnx", "--calib", calib], "already quantized"),
-        ([model, "--calib", tmp_path / "empty.npz"], "calibration set is empty"),
-        ([model, "--calib", tmp_path / "nan.npz"], "NaN or inf"),
+        ([model, "--calib", tmp_path / "empty.npz"], "calibration set has no samples"),
+        ([model, "--calib", tmp_path / "nan.npz"], "NaN or Inf"),
         ([model, "--calib", tmp_path / "named.npz"], "expected arrays named 'input' (or x)"),
         ([model, "--calib", tmp_path / "f64.npz"], "expects float32"),
         ([model, "--calib", tmp_path / "absent.npz"], "absent.npz: no such file"),

@@ -39,7 +39,7 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-# -- the shipped example: 2 students x 3 quantization choices ---------------------------------------
+# -- the shipped example: 4 students x 3 quantization choices ---------------------------------------
 
 @pytest.fixture(scope="module")
 def example_search(tmp_path_factory):
@@ -54,10 +54,10 @@ def test_example_grid_runs_every_candidate_and_writes_every_output(example_searc
     assert {"trials.csv", "trials.json", "pareto.json", "pareto.png", "report.md", "report.html", "manifest.json",
             "search.db", "search.json", "best"} <= {p.name for p in folder.iterdir()}
     rows = read_csv(folder / "trials.csv")
-    assert len(rows) == 6 and {r["status"] for r in rows} == {"ok"}
-    assert {(r["student.model.width"], r["quantize.backend"]) for r in rows} == {
-        (w, b) for w in ("1", "2") for b in ("none", "ort-static", "torch-fx")}
-    assert summary["complete"] and summary["candidates"] == 6
+    assert len(rows) == 12 and {r["status"] for r in rows} == {"ok"}
+    assert {(r["student.model.width"], r["student.model.depth"], r["quantize.backend"]) for r in rows} == {
+        (w, d, b) for w in ("0.5", "2") for d in ("2", "3") for b in ("none", "ort-static", "torch-fx")}
+    assert summary["complete"] and summary["candidates"] == 12
     assert (folder / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "data:image/png;base64," in (folder / "report.html").read_text()
 
@@ -80,6 +80,18 @@ def test_pareto_front_and_choice_agree_with_the_trials_table(example_search):
     assert {r["id"] for r in rows if r["test_accuracy"]} == front | {expected}
 
 
+def test_example_shows_a_trade_off(example_search):
+    """The shipped example is there to show what a search is for: accuracy and latency both move, and
+    the Pareto front holds several candidates (it once gave six trials at the same 98.52%)."""
+    _, folder, _ = example_search
+    rows = read_csv(folder / "trials.csv")
+    accuracy = [float(r["val_accuracy"]) for r in rows]
+    latency = [float(r["p90_ms"]) for r in rows]
+    assert max(accuracy) - min(accuracy) >= 20, accuracy
+    assert max(latency) / min(latency) >= 2, latency
+    assert sum(r["pareto"] == "1" for r in rows) >= 3
+
+
 def test_best_holds_the_chosen_artifact_with_its_manifest(example_search):
     _, folder, summary = example_search
     trials = {t["id"]: t for t in json.loads((folder / "trials.json").read_text())}
@@ -94,9 +106,9 @@ def test_best_holds_the_chosen_artifact_with_its_manifest(example_search):
 def test_report_states_how_many_stages_ran(example_search):
     _, folder, summary = example_search
     counts = summary["stage_counts"]
-    assert {s: counts[s]["built"] for s in counts} == {"teacher": 1, "student": 2, "export": 2, "quantize": 4,
-                                                       "benchmark": 6}
-    assert ("1 teacher training(s), 2 student training(s), 2 export(s), 4 quantization(s), 6 benchmark(s)"
+    assert {s: counts[s]["built"] for s in counts} == {"teacher": 1, "student": 4, "export": 4, "quantize": 8,
+                                                       "benchmark": 12}
+    assert ("1 teacher training(s), 4 student training(s), 4 export(s), 8 quantization(s), 12 benchmark(s)"
             in (folder / "report.md").read_text())
 
 

@@ -1,53 +1,82 @@
-"""A/B latency comparison from interleaved samples: ratios with bootstrap intervals and a
-Mann-Whitney U test, turned into "faster", "slower" or "no detectable difference"."""
+"""A/B latency comparison with round-level statistics (benchmarks/rounds.py): p50 and p90 ratios with
+bootstrap intervals over whole measurement rounds and a test on round medians, turned into
+"faster", "slower" or "no detectable difference".
+
+Why rounds, not single runs: noise comes in bursts, so thousands of runs are far from thousands of
+independent observations. The earlier sample-level bootstrap and Mann-Whitney test on single runs
+gave `bench A --vs A` intervals like 1.018 [1.017, 1.019] (p = 1e-48) that excluded 1.0 in 7 of 10
+runs, hidden only behind a fixed 2% margin. With `--vs` the two models are measured interleaved,
+round by round, so round i of A and round i of B share the machine's state: the interval resamples
+the same rounds for both (paired) and the test is a Wilcoxon signed-rank test on the log ratios of
+round medians. Measurements that were not interleaved (a remote device runs A, then B) use an
+independent round bootstrap and a Mann-Whitney U test on round medians.
+"""
 
 from __future__ import annotations
 
-import warnings
+import math
 
 import numpy as np
-from scipy import stats as sps
 
-from edgeport.benchmarks.stats import CONFIDENCE, RESAMPLES
+from edgeport.benchmarks.rounds import (can_pair, paired_slower_p_value, ratio_intervals, slower_p_value,
+                                        smallest_p_value, split_rounds)
+from edgeport.benchmarks.stats import CONFIDENCE, MIN_SAMPLES
+from edgeport.errors import BenchmarkError, ConfigError
 
 ALPHA = 0.01
-# Two sessions of the very same file differ by up to ~1-2% here (memory placement, cache state), and
-# thousands of samples make that "significant"; a verdict needs the whole interval past this margin.
-MIN_EFFECT = 0.02
+MIN_COMPARE_SAMPLES = MIN_SAMPLES["p90"]  # the p90 ratio needs at least this many samples per model
+TESTS = {"wilcoxon-paired-rounds": "Wilcoxon signed-rank on paired round medians",
+         "mann-whitney-rounds": "Mann-Whitney U on round medians"}
 
 
-def ratio_ci(a: np.ndarray, b: np.ndarray, q: float, seed: int = 0) -> list[float]:
-    """95% bootstrap interval of percentile_q(a) / percentile_q(b), resampling a and b independently."""
-    def statistic(x, y, axis=-1):
-        return np.percentile(x, q, axis=axis) / np.percentile(y, q, axis=axis)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = sps.bootstrap((a, b), statistic, n_resamples=RESAMPLES, confidence_level=CONFIDENCE,
-                               method="percentile", vectorized=True, paired=False, rng=np.random.default_rng(seed))
-    return [float(result.confidence_interval.low), float(result.confidence_interval.high)]
+def check_margin(margin: float) -> float:
+    """The relative margin a verdict must clear (0.02 = 2%): finite, at least 0, below 1."""
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin) \
+            or not 0 <= margin < 1:
+        raise ConfigError(f"--margin must be a finite fraction >= 0 and < 1 (0.02 = 2%), got {margin!r}")
+    return float(margin)
 
 
-def compare(a_ms, b_ms, seed: int = 0, min_effect: float = MIN_EFFECT) -> dict:
+def compare(a_ms, b_ms, a_settings: dict | None = None, b_settings: dict | None = None, *, paired: bool = True,
+            seed: int = 0, margin: float = 0.0) -> dict:
     """How A's latency relates to B's. Ratios are A / B: below 1 means A is faster.
 
-    A difference is declared only when the Mann-Whitney U test rejects "same distribution" at
-    ALPHA and the whole p50 ratio interval lies beyond 1 -/+ ``min_effect``; otherwise the answer
-    is "no detectable difference".
+    ``a_settings`` / ``b_settings``: the settings each measurement recorded (BenchResult.settings); they
+    give the round boundaries (``round_sizes``, else iterations and rounds). ``b_settings`` defaults to
+    ``a_settings``. ``paired``: A and B were measured interleaved, round by round (measure_interleaved).
+
+    A difference is declared only when the test rejects "same latency" at ALPHA AND the whole 95% p50
+    ratio interval lies beyond 1 -/+ ``margin``; otherwise "no detectable difference".
     """
-    a, b = np.asarray(a_ms, dtype=np.float64), np.asarray(b_ms, dtype=np.float64)
-    if a.size < 10 or b.size < 10:
-        raise ValueError("an A/B comparison needs at least 10 samples per model")
-    p_value = float(sps.mannwhitneyu(a, b, alternative="two-sided").pvalue)
-    result = {"p50_ratio": float(np.percentile(a, 50) / np.percentile(b, 50)),
-              "p50_ratio_ci": ratio_ci(a, b, 50, seed),
-              "p90_ratio": float(np.percentile(a, 90) / np.percentile(b, 90)),
-              "p90_ratio_ci": ratio_ci(a, b, 90, seed),
-              "mann_whitney_p": p_value, "alpha": ALPHA, "confidence": CONFIDENCE, "min_effect": min_effect}
-    low, high = result["p50_ratio_ci"]
-    if p_value < ALPHA and high < 1.0 - min_effect:
+    margin = check_margin(margin)
+    a_settings = a_settings or {}
+    b_settings = a_settings if b_settings is None else b_settings
+    a_rounds, b_rounds = split_rounds(a_ms, a_settings), split_rounds(b_ms, b_settings)
+    for label, rounds in (("A", a_rounds), ("B", b_rounds)):
+        count = sum(r.size for r in rounds)
+        if count < MIN_COMPARE_SAMPLES:
+            raise BenchmarkError(f"an A/B comparison needs at least {MIN_COMPARE_SAMPLES} samples per model; "
+                                 f"{label} has {count}: raise --iterations")
+    paired = paired and can_pair(a_rounds, b_rounds)
+    (p50_ci, p90_ci) = ratio_intervals(a_rounds, b_rounds, [50, 90], seed, CONFIDENCE, paired=paired)
+    if paired:
+        test, p_value = "wilcoxon-paired-rounds", paired_slower_p_value(a_rounds, b_rounds, "two-sided")
+    else:
+        test, p_value = "mann-whitney-rounds", slower_p_value(a_rounds, b_rounds, "two-sided")
+    a, b = np.concatenate(a_rounds), np.concatenate(b_rounds)
+    result = {"p50_ratio": float(np.percentile(a, 50) / np.percentile(b, 50)), "p50_ratio_ci": p50_ci,
+              "p90_ratio": float(np.percentile(a, 90) / np.percentile(b, 90)), "p90_ratio_ci": p90_ci,
+              "test": test, "p_value": p_value, "rounds": [len(a_rounds), len(b_rounds)], "alpha": ALPHA,
+              "confidence": CONFIDENCE, "margin": margin, "note": None}
+    if smallest_p_value(len(a_rounds), len(b_rounds), paired) >= ALPHA:
+        # Say so rather than let "no detectable difference" read as evidence of equal speed.
+        need = "8 or more rounds (--rounds)" if paired else "5 or more rounds per model"
+        result["note"] = (f"with {len(a_rounds)} rounds the {TESTS[test]} test cannot reach p < {ALPHA:g}, "
+                          f"so no difference can be declared; measure {need}")
+    low, high = p50_ci
+    if p_value < ALPHA and high < 1.0 - margin:
         result["verdict"] = "faster"
-    elif p_value < ALPHA and low > 1.0 + min_effect:
+    elif p_value < ALPHA and low > 1.0 + margin:
         result["verdict"] = "slower"
     else:
         result["verdict"] = "no detectable difference"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -13,6 +14,7 @@ import numpy as np
 
 from edgeport.benchmarks.fingerprint import environment_fingerprint
 from edgeport.benchmarks.remote_runner import peak_rss_mb, timed_runs
+from edgeport.benchmarks.rounds import round_sizes, split_counts
 from edgeport.benchmarks.stats import summarize
 from edgeport.errors import BenchmarkError
 
@@ -52,10 +54,11 @@ class BenchSettings:
             raise ConfigError(f"benchmark warmup must be a non-negative integer, got {self.warmup!r}")
         if self.provider not in (*PROVIDERS, "auto"):
             raise ConfigError(f"benchmark provider {self.provider!r} is not one of {', '.join((*PROVIDERS, 'auto'))}")
-        if self.warmup_s is not None and not self.warmup_s > 0:
-            raise ConfigError(f"benchmark warm-up must be > 0 seconds, got {self.warmup_s!r}")
-        if self.duration_s is not None and not self.duration_s > 0:
-            raise ConfigError(f"benchmark duration must be > 0 seconds, got {self.duration_s!r}")
+        # `not 0 < x < inf` also refuses NaN: "--duration nan" would otherwise measure nothing, "inf" forever.
+        if self.warmup_s is not None and not 0 < self.warmup_s < float("inf"):
+            raise ConfigError(f"benchmark warm-up must be a positive, finite number of seconds, got {self.warmup_s!r}")
+        if self.duration_s is not None and not 0 < self.duration_s < float("inf"):
+            raise ConfigError(f"benchmark duration must be a positive, finite number of seconds, got {self.duration_s!r}")
         if self.optimization_level not in _OPT_LEVELS:
             raise ConfigError(f"benchmark optimization_level {self.optimization_level!r} is not one of "
                               f"{', '.join(_OPT_LEVELS)}")
@@ -75,7 +78,9 @@ class BenchResult:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        self.stats = summarize(self.samples_ms, batch=self.settings.get("batch", 1))
+        # Intervals resample whole rounds (benchmarks/rounds.py), as bench --vs and the gate do.
+        self.stats = summarize(self.samples_ms, batch=self.settings.get("batch", 1),
+                               round_sizes=round_sizes(self.settings, len(self.samples_ms)))
 
     def to_dict(self, with_samples: bool = True) -> dict:
         data = asdict(self)
@@ -203,30 +208,58 @@ def measure_interleaved(models: dict[str, str | os.PathLike], settings: BenchSet
             feeds[label] = synthesize_inputs(sessions[label], settings.batch, settings.seed, shapes)
     samples: dict[str, list[float]] = {label: [] for label in models}
     first_ms: dict[str, float] = {}
+
+    def warm_up(label: str, share: float) -> None:
+        if settings.warmup_s:
+            until = time.perf_counter() + settings.warmup_s * share
+            while time.perf_counter() < until:
+                timed_runs(sessions[label], feeds[label], 10)
+        else:
+            timed_runs(sessions[label], feeds[label], math.ceil(settings.warmup * share))
+
+    # Two sessions of the very same file can differ by 5-10% for as long as they live (where weights and
+    # buffers landed in memory): `bench A --vs A-copy` on a 15 us model gave p50 ratios from 0.88 to 1.11
+    # across runs, each run consistent over all its rounds, so no resampling of one session pair can see
+    # it (perf/bench_aa.py: the 95% interval contained 1.0 in 3 of 40 runs with one session per model, in
+    # 38 of 40 with fresh sessions). A comparison on the CPU therefore takes fresh sessions every round,
+    # each warmed up with its share of --warmup: the placement then varies between rounds, which the round
+    # statistics account for. Not for other providers, where building a session can take minutes (TensorRT).
+    fresh_sessions = len(models) > 1 and resolve_provider(settings.provider) == PROVIDERS["cpu"]
     try:
-        for label, session in sessions.items():
-            first_ms[label] = timed_runs(session, feeds[label], 1)[0]
-            if settings.warmup_s:
-                until = time.perf_counter() + settings.warmup_s
-                while time.perf_counter() < until:
-                    timed_runs(session, feeds[label], 10)
-            else:
-                timed_runs(session, feeds[label], settings.warmup)
-        per_round = max(1, settings.iterations // settings.rounds)
+        for label in sessions:
+            first_ms[label] = timed_runs(sessions[label], feeds[label], 1)[0]
+            warm_up(label, 1.0)
+        # A fixed count is honoured exactly: fewer runs than rounds make that many rounds of one run, else
+        # rounds at most one run apart. --duration repeats equal rounds until the time is up.
         deadline = time.perf_counter() + settings.duration_s if settings.duration_s else None
-        round_index = 0
-        while (round_index < settings.rounds) if deadline is None else (time.perf_counter() < deadline):
+        planned = split_counts(settings.iterations, settings.rounds) if deadline is None else []
+        per_round = max(1, settings.iterations // settings.rounds)
+        sizes_run: list[int] = []
+        while (len(sizes_run) < len(planned)) if deadline is None else (time.perf_counter() < deadline):
+            round_index = len(sizes_run)
+            count = planned[round_index] if deadline is None else per_round
             # Alternate the order (A B, B A, ...) so that running second in a round favours no model.
             order = list(sessions) if round_index % 2 == 0 else list(reversed(sessions))
+            if fresh_sessions and round_index:
+                for label in order:
+                    sessions[label] = None  # release the old session's memory before the new one takes its own
+                    sessions[label] = create_session(models[label], settings)
+                    timed_runs(sessions[label], feeds[label], 1)  # the first run of a session allocates
+                    warm_up(label, 1.0 / settings.rounds)
             for label in order:
-                samples[label] += timed_runs(sessions[label], feeds[label], per_round)
+                samples[label] += timed_runs(sessions[label], feeds[label], count)
+            sizes_run.append(count)
             on_round(1)
-            round_index += 1
+    except BenchmarkError:
+        raise
     except Exception as exc:
         raise BenchmarkError(f"inference failed while benchmarking ({exc})") from exc
     environment = environment_fingerprint()
     rss = peak_rss_mb()
-    return {label: BenchResult(str(path), file_sha256(Path(path)), {**asdict(settings), "rounds_run": round_index,
+    return {label: BenchResult(str(path), file_sha256(Path(path)), {**asdict(settings), "rounds_run": len(sizes_run),
+                                                              # where the round statistics cut the samples
+                                                              "round_sizes": sizes_run,
+                                                              "fresh_session_per_round": fresh_sessions,
                                                               "inputs": "given" if inputs is not None else "synthetic"},
                                environment, samples[label], session_create_ms=created_ms[label],
                                first_inference_ms=first_ms[label], peak_rss_mb=rss)

@@ -106,12 +106,17 @@ def run(model: str, settings: dict, inputs_path: str) -> dict:
         feeds = {name: archive[name] for name in archive.files}
     first_ms = timed_runs(session, feeds, 1)[0]
     timed_runs(session, feeds, settings["warmup"])
-    per_round = max(1, settings["iterations"] // settings["rounds"])
+    # Exactly ``iterations`` runs: min(iterations, rounds) rounds at most one run apart, the larger first.
+    # The same split as edgeport.benchmarks.rounds.split_counts, which the host uses to find the round
+    # boundaries again (this file runs on the device without edgeport, so it cannot import it).
+    rounds = min(settings["iterations"], settings["rounds"])
+    base, extra = divmod(settings["iterations"], rounds)
+    round_sizes = [base + 1] * extra + [base] * (rounds - extra)
     samples = []
-    for _ in range(settings["rounds"]):
-        samples += timed_runs(session, feeds, per_round)
-    return {"samples_ms": samples, "session_create_ms": created_ms, "first_inference_ms": first_ms,
-            "peak_rss_mb": peak_rss_mb(), "environment": environment_fingerprint()}
+    for count in round_sizes:
+        samples += timed_runs(session, feeds, count)
+    return {"samples_ms": samples, "round_sizes": round_sizes, "session_create_ms": created_ms,
+            "first_inference_ms": first_ms, "peak_rss_mb": peak_rss_mb(), "environment": environment_fingerprint()}
 
 
 def main(argv: list) -> int:

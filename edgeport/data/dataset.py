@@ -20,6 +20,8 @@ class Dataset:
     num_classes: int
     source: str
     class_names: tuple[str, ...] = field(default=())
+    # When the file's labels were not 0..K-1: label_values[i] is the original label of class i.
+    label_values: tuple[int, ...] = field(default=())
 
     def __post_init__(self) -> None:
         if self.x.ndim != 4:
@@ -28,6 +30,16 @@ class Dataset:
             raise DataError(f"{self.source}: {len(self.x)} images but labels of shape {self.y.shape}")
         if len(self.x) == 0:
             raise DataError(f"{self.source}: the dataset is empty")
+        if not np.isfinite(self.x).all():
+            bad = int(self.x.size - np.isfinite(self.x).sum())
+            raise DataError(f"{self.source}: {bad} pixel value(s) are NaN or Inf; training would diverge")
+        if self.y.min() < 0 or self.y.max() >= self.num_classes:
+            raise DataError(f"{self.source}: labels must be class indices in 0..{self.num_classes - 1}, found "
+                            f"{int(self.y.min())}..{int(self.y.max())}")
+        present = np.unique(self.y)
+        if len(present) < 2:
+            raise DataError(f"{self.source}: every sample has label {int(present[0])}; a classifier needs at least "
+                            "2 classes")
 
     @property
     def channels(self) -> int:
@@ -39,11 +51,11 @@ class Dataset:
 
     def subset(self, indices: np.ndarray) -> "Dataset":
         return Dataset(self.name, self.x[indices], self.y[indices], self.num_classes,
-                       self.source, self.class_names)
+                       self.source, self.class_names, self.label_values)
 
     def with_x(self, x: np.ndarray) -> "Dataset":
         """The same samples and labels with transformed images (for example, normalised)."""
-        return Dataset(self.name, x, self.y, self.num_classes, self.source, self.class_names)
+        return Dataset(self.name, x, self.y, self.num_classes, self.source, self.class_names, self.label_values)
 
     def fingerprint(self) -> str:
         """sha256 over the pixel values, labels and shape: identical data gives an identical id."""
@@ -54,9 +66,12 @@ class Dataset:
         return digest.hexdigest()
 
     def describe(self) -> dict:
-        return {"name": self.name, "source": self.source, "samples": len(self.x),
-                "shape": list(self.x.shape[1:]), "num_classes": self.num_classes,
-                "sha256": self.fingerprint()}
+        described = {"name": self.name, "source": self.source, "samples": len(self.x),
+                     "shape": list(self.x.shape[1:]), "num_classes": self.num_classes,
+                     "sha256": self.fingerprint()}
+        if self.label_values:
+            described["label_values"] = list(self.label_values)
+        return described
 
 
 @dataclass(frozen=True)

@@ -183,9 +183,23 @@ def load_npz(path=None, image_size=None, channels=None) -> Dataset:
         raise DataError(f"{file}: 'x' has {len(x)} samples but 'y' has {len(y)} labels")
     if len(y) and y.min() < 0:
         raise DataError(f"{file}: labels must be >= 0, found {y.min()}")
+    if len(y) == 0:
+        raise DataError(f"{file}: the dataset is empty")
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        bad = int(x.size - np.isfinite(x).sum())
+        raise DataError(f"{file}: {bad} pixel value(s) in 'x' are NaN or Inf; training would diverge")
+    values = np.unique(y)
+    if len(values) < 2:
+        raise DataError(f"{file}: every sample has label {int(values[0])}; a classifier needs at least 2 classes")
+    label_values: tuple[int, ...] = ()
+    if values[-1] != len(values) - 1:
+        # Labels such as {0, 1e6, 2e6} would make a model with 2,000,001 outputs: map the K labels
+        # found to class indices 0..K-1 (in sorted order) and record the mapping.
+        label_values = tuple(int(v) for v in values)
+        y = np.searchsorted(values, y)
     x = to_unit_float(x)
     if image_size is not None:
         x = resize_batch(x, image_size)
     x = _match_channels(x, channels, str(file))
-    num_classes = int(y.max()) + 1 if len(y) else 0
-    return Dataset("npz", x, y.astype(np.int64), num_classes, str(file))
+    return Dataset("npz", x, y.astype(np.int64), len(values), str(file),
+                   tuple(str(v) for v in label_values), label_values)

@@ -1,4 +1,10 @@
-"""Model inputs from an .npz file: one array per input name, or ``x`` for a single-input model."""
+"""Model inputs from an .npz file: one array per input name, or ``x`` for a single-input model.
+
+The arrays are checked here, where the file is known, so every complaint names the file: no
+samples, unequal sample counts, NaN or Inf, and (for calibration data) a float input that never
+varies, which calibrates every range to nothing and gives an int8 model that looks fine and is not
+(measured: an all-zero calibration set took a digits CNN from 87.9% to 14.4% with exit 0).
+"""
 
 from __future__ import annotations
 
@@ -8,16 +14,51 @@ import numpy as np
 
 from edgeport.errors import DataError
 
+ROLES = ("calibration", "validation", "benchmark")
 
-def load_model_inputs(path: str | Path, input_names: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """Return ``{input name: array}`` and the optional integer labels ``y``."""
+
+def _check_arrays(path: Path, inputs: dict[str, np.ndarray], role: str) -> int:
+    counts = {name: (len(a) if a.ndim else None) for name, a in inputs.items()}
+    if None in counts.values():
+        scalar = next(name for name, count in counts.items() if count is None)
+        raise DataError(f"{path}: {role} input {scalar!r} is a scalar; arrays hold samples on the first axis")
+    if len(set(counts.values())) != 1:
+        shown = ", ".join(f"{name} {count}" for name, count in counts.items())
+        raise DataError(f"{path}: {role} input arrays have different sample counts ({shown})")
+    count = next(iter(counts.values()))
+    if count == 0:
+        raise DataError(f"{path}: the {role} set has no samples")
+    for name, array in inputs.items():
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+            raise DataError(f"{path}: {role} input {name!r} must be numeric, got dtype {array.dtype}")
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            bad = int(np.size(array) - np.isfinite(array).sum())
+            raise DataError(f"{path}: {role} input {name!r} contains {bad} NaN or Inf value(s)")
+    if role == "calibration":
+        for name, array in inputs.items():
+            # A float input that never varies gives zero ranges (scale 0): refuse it rather than
+            # calibrate on nothing. Integer inputs (token ids, masks) may legitimately be constant.
+            if np.issubdtype(array.dtype, np.floating) and array.size and np.ptp(array) == 0:
+                value = float(array.flat[0])
+                raise DataError(f"{path}: calibration input {name!r} is constant ({'all zero' if value == 0 else f'every value {value:g}'}); "
+                                "calibrate on real samples of what the model will see")
+    return count
+
+
+def load_model_inputs(path: str | Path, input_names: list[str],
+                      role: str = "calibration") -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Return ``{input name: array}`` and the optional integer labels ``y`` (checked: >= 0)."""
+    if role not in ROLES:
+        raise ValueError(f"role {role!r} is not one of {ROLES}")
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    if not input_names:
+        raise DataError(f"{path}: the model has no inputs to feed")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
         raise DataError(f"{path}: not a readable .npz file ({exc})") from exc
     if all(name in arrays for name in input_names):
         inputs = {name: arrays[name] for name in input_names}
@@ -26,14 +67,25 @@ def load_model_inputs(path: str | Path, input_names: list[str]) -> tuple[dict[st
     else:
         raise DataError(f"{path}: expected arrays named {', '.join(repr(n) for n in input_names)}"
                         f"{' (or x)' if len(input_names) == 1 else ''}, found {', '.join(sorted(arrays)) or 'none'}")
-    counts = {len(a) for a in inputs.values()}
-    if len(counts) != 1:
-        raise DataError(f"{path}: input arrays have different sample counts {sorted(counts)}")
+    count = _check_arrays(path, inputs, role)
     labels = arrays.get("y")
     if labels is not None:
         if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
             raise DataError(f"{path}: 'y' must be a 1-D integer array, got shape {labels.shape} dtype {labels.dtype}")
-        if len(labels) != counts.pop():
-            raise DataError(f"{path}: 'y' has {len(labels)} labels for {len(next(iter(inputs.values())))} samples")
+        if len(labels) != count:
+            raise DataError(f"{path}: 'y' has {len(labels)} labels for {count} samples")
+        if labels.min() < 0:
+            raise DataError(f"{path}: labels 'y' must be class indices >= 0, found {int(labels.min())}")
         labels = labels.astype(np.int64)
     return inputs, labels
+
+
+def check_labels_fit(path: str | Path, labels: np.ndarray, output_shape: tuple) -> None:
+    """Labels are class indices into the model's (N, classes) output: refuse any that cannot be."""
+    if len(output_shape) != 2:
+        raise DataError(f"{path}: has labels 'y', but the model's first output has shape {tuple(output_shape)}, "
+                        "not (samples, classes); remove y or give a classifier")
+    classes = int(output_shape[1])
+    if labels.max() >= classes:
+        raise DataError(f"{path}: labels 'y' must be in 0..{classes - 1} (the model has {classes} outputs), "
+                        f"found {int(labels.max())}")

@@ -6,20 +6,25 @@ import os
 
 import onnx
 
+from edgeport.exporter.scrub import save_atomic, scrub_model
+
 PREFIX = "edgeport."
 
 
 def write_metadata(path: str | os.PathLike, values: dict[str, str]) -> None:
-    """Set ``edgeport.*`` metadata_props in place (the file's sha256 changes, so do this before hashing)."""
-    model = onnx.load(str(path))
+    """Set ``edgeport.*`` metadata_props in place (the file's sha256 changes, so do this before hashing).
+
+    Every ONNX file edgeport ships passes through here last, so the file is also scrubbed of tools'
+    debug metadata (paths of this machine; see :mod:`edgeport.exporter.scrub`), whichever tool wrote it.
+    """
+    model = onnx.load(str(path), load_external_data=False)
+    scrub_model(model)
     kept = [p for p in model.metadata_props if not p.key.startswith(PREFIX)]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
     for key, value in sorted(values.items()):
         model.metadata_props.add(key=PREFIX + key, value=str(value))
-    tmp = f"{path}.tmp"
-    onnx.save(model, tmp)
-    os.replace(tmp, path)
+    save_atomic(model, path)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -2,6 +2,9 @@
 
 Proof: ``onnx.checker`` passes, onnxruntime loads it, and its outputs on real
 inputs match PyTorch's (max abs difference and top-1 agreement are recorded).
+
+Every file written here is scrubbed of the exporters' debug metadata (stack traces with absolute
+paths, FX node text, ...) right after export; see :mod:`edgeport.exporter.scrub` for the rule.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from torch import nn
 
 from edgeport.distill.evaluate import predict_logits
 from edgeport.errors import ExportError
+from edgeport.exporter.scrub import scrub_onnx
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -74,7 +78,11 @@ def _torch_export(model: nn.Module, example: torch.Tensor, path: Path, exporter:
 
 def write_onnx(model: nn.Module, example_inputs: np.ndarray, path: str | os.PathLike,
                exporter: str = "dynamo", input_name: str = INPUT_NAME) -> Path:
-    """Export ``model`` to ``path`` with a dynamic batch axis and run ``onnx.checker`` on the file."""
+    """Export ``model`` to ``path`` with a dynamic batch axis, scrub it and run ``onnx.checker`` on the file.
+
+    Scrubbing (:func:`edgeport.exporter.scrub.scrub_onnx`) removes the exporter's debug annotations,
+    which hold absolute paths of this machine and make same-seed builds differ byte for byte.
+    """
     if exporter not in EXPORTERS:
         raise ExportError(f"exporter {exporter!r} is not one of {', '.join(EXPORTERS)}")
     path = Path(path)
@@ -82,6 +90,7 @@ def write_onnx(model: nn.Module, example_inputs: np.ndarray, path: str | os.Path
     example = torch.from_numpy(np.ascontiguousarray(example_inputs[:2]))
     try:
         _torch_export(model, example, path, exporter, input_name)
+        scrub_onnx(path)
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:  # the exporters raise many unrelated types; wrap them all once, here
         path.unlink(missing_ok=True)

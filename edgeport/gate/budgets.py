@@ -14,7 +14,9 @@ cpu_model = "*EPYC*"
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -28,7 +30,8 @@ CHECKS = (*PERCENTILE_BUDGETS, "max_accuracy_drop", "min_accuracy", "max_size_mb
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # allow_inf_nan=False: TOML has `inf` and `nan` literals, and `p50_ms = inf` must not pass every result
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class Hardware(_Strict):
@@ -64,6 +67,7 @@ class BudgetFile(_Strict):
 
 def load_budgets(path: str | Path) -> dict[str, TargetBudget]:
     path = Path(path)
+    refuse_special_file(path, "budget file")
     document = read_project_file(path, "budget file")
     try:
         budgets = BudgetFile.model_validate(document)
@@ -78,6 +82,20 @@ def load_budgets(path: str | Path) -> dict[str, TargetBudget]:
         if not target.checks():
             raise ConfigError(f"{path}: target {name!r} has no budget; give at least one of {', '.join(CHECKS)}")
     return budgets.targets
+
+
+def refuse_special_file(path: Path, what: str) -> None:
+    """Refuse a folder or a device (``/dev/zero`` would be read forever); pipes and regular files are read."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return  # the reader says "not found"
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror or exc})") from exc
+    if stat.S_ISDIR(mode):
+        raise ConfigError(f"{path}: the {what} is a folder; give a file")
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        raise ConfigError(f"{path}: the {what} is a device, not a file")
 
 
 def select_target(targets: dict[str, TargetBudget], name: str | None, path: str | Path) -> tuple[str, TargetBudget]:

@@ -6,7 +6,7 @@
 - Regression versus a baseline: "regressed" only when a one-sided Mann-Whitney U test says the
   current round medians are slower (p < ALPHA) AND the whole 95% interval of the p50 ratio lies
   beyond 1 + max_regression; pass when the interval's upper end is within 1 + max_regression.
-Intervals resample whole measurement rounds (gate/rounds.py), so bursts of machine noise widen them.
+Intervals resample whole measurement rounds (benchmarks/rounds.py), so bursts of machine noise widen them.
 - Speed-up versus fp32: pass when the interval of fp32 p50 / artifact p50 is at or above the
   minimum, fail when it is wholly below.
 - Accuracy and size: deterministic numbers compared with their budget.
@@ -20,8 +20,8 @@ import numpy as np
 
 from edgeport.benchmarks.stats import MIN_SAMPLES
 from edgeport.benchmarks.stats import CONFIDENCE
-from edgeport.gate.rounds import (can_pair, paired_ratio_interval, paired_slower_p_value, percentile_interval,
-                                  ratio_interval, slower_p_value)
+from edgeport.benchmarks.rounds import (can_pair, paired_ratio_interval, paired_slower_p_value, percentile_interval,
+                                       ratio_interval, slower_p_value)
 
 ALPHA = 0.01
 VERDICTS = ("pass", "fail", "inconclusive")
@@ -52,7 +52,7 @@ def _three_way(low: float, high: float, estimate: float, limit: float, mode: str
 
 def percentile_check(name: str, budget_ms: float, rounds: np.ndarray, mode: str, seed: int = 0,
                      confidence: float = CONFIDENCE) -> Check:
-    """``rounds``: the measurement as (rounds, samples per round), see gate/rounds.py."""
+    """``rounds``: the measurement as (rounds, samples per round), see benchmarks/rounds.py."""
     q = float(name[1:3])
     estimate = float(np.percentile(rounds, q))
     interval = percentile_interval(rounds, q, seed, confidence)

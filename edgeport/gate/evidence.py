@@ -4,19 +4,32 @@ Result files: a single BenchResult (`edgeport search`'s benchmark entries), an `
 report (A is the artifact; B, when measured with --vs, is the fp32 reference for min_speedup),
 or a run folder's latency.json (int8 is the artifact, fp32 the reference). Manifests: a run
 folder's manifest.json, `edgeport quantize`'s X.manifest.json, or a search's best/manifest.json.
+Every one carries the schema_version edgeport wrote it with; a file without one, or with a version
+this edgeport does not know, is refused rather than read by guesswork.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edgeport.benchmarks.latency import SCHEMA_VERSION
 from edgeport.errors import ConfigError
-from edgeport.gate.rounds import rounds_of
+from edgeport.gate.budgets import refuse_special_file
+from edgeport.benchmarks.rounds import rounds_of
+
+
+# The manifest schema versions edgeport writes: edgeport.pipeline.MANIFEST_SCHEMA (run),
+# edgeport.quantize_job.MANIFEST_SCHEMA (quantize), edgeport.search.finish.SEARCH_SCHEMA (search's
+# best/manifest.json). Not imported: those modules import torch, and the gate must not.
+MANIFEST_SCHEMA_VERSIONS = {"run": 1, "quantize": 1, "search": 1}
+RESULT_SCHEMA_VERSIONS = (SCHEMA_VERSION,)
 
 
 @dataclass
@@ -52,12 +65,15 @@ class ArtifactFacts:
 
 def read_json(path: str | Path, what: str) -> dict:
     path = Path(path)
+    refuse_special_file(path, what)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: {what} not found") from exc
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ConfigError(f"{path}: {what} is not readable JSON ({exc})") from exc
+    except RecursionError as exc:  # json gives up on very deep nesting this way
+        raise ConfigError(f"{path}: {what} is not readable JSON (nested too deeply)") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: {what} must be a JSON object")
     return data
@@ -95,7 +111,20 @@ class _Entry(BaseModel):
     model_path: str = ""
 
 
+def _check_schema(data: dict, source: str, accepted, what: str) -> None:
+    """Refuse a file edgeport did not write (no schema_version) or wrote in a format this version cannot read."""
+    known = ", ".join(str(v) for v in sorted(set(accepted)))
+    if "schema_version" not in data:
+        raise ConfigError(f"{source}: not an edgeport {what} (no schema_version; this edgeport reads schema_version "
+                          f"{known})")
+    version = data["schema_version"]
+    if type(version) is not int or version not in accepted:  # type(): True == 1 in Python
+        raise ConfigError(f"{source}: schema_version {version!r} is not one this edgeport reads ({known})")
+
+
 def _entry(entry, source: str) -> _Entry:
+    if isinstance(entry, dict):
+        _check_schema(entry, source, RESULT_SCHEMA_VERSIONS, "benchmark result")
     try:
         return _Entry.model_validate(entry)
     except ValidationError as exc:
@@ -120,6 +149,7 @@ def read_result(path: str | Path, batch: int, threads: int) -> tuple[Measurement
     if "samples_ms" in data:
         candidates = [("artifact", data)]
     elif isinstance(data.get("results"), list):
+        _check_schema(data, source, RESULT_SCHEMA_VERSIONS, "benchmark result")  # `edgeport bench -o`
         candidates = [("artifact" if isinstance(e, dict) and e.get("model") == "a" else "reference", e)
                       for e in data["results"]]
     elif isinstance(data.get("int8"), dict) and isinstance(data.get("fp32"), dict):
@@ -141,6 +171,8 @@ def _number(value, what: str, source: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{source}: {what} must be a number, got {value!r}")
+    if not math.isfinite(value) or not 0 <= value <= 100:
+        raise ConfigError(f"{source}: {what} must be a percentage from 0 to 100, got {value!r}")
     return float(value)
 
 
@@ -159,6 +191,7 @@ def _dict(value) -> dict:
 def read_manifest(path: str | Path) -> ArtifactFacts:
     source = str(path)
     data = read_json(path, "manifest")
+    _check_schema(data, source, set(MANIFEST_SCHEMA_VERSIONS.values()), "manifest")
     facts = ArtifactFacts(source=source)
 
     def accuracy(split: str, artifact, fp32) -> None:
@@ -210,4 +243,5 @@ def find_manifest(result_path: Path | None, model_path: str | None) -> Path | No
         model = Path(model_path)
         places += [model.with_suffix(".manifest.json"), model.parent / f"{model.stem}.manifest.json",
                    model.parent / "manifest.json"]
-    return next((p for p in places if p.is_file()), None)
+    # os.path.isfile: False, not PermissionError, for a model_path in a folder this user cannot enter
+    return next((p for p in places if os.path.isfile(p)), None)

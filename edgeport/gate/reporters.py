@@ -1,4 +1,9 @@
-"""The gate's verdict for people (table), scripts (JSON), CI test reports (JUnit XML) and GitHub Actions."""
+"""The gate's verdict for people (table), scripts (JSON), CI test reports (JUnit XML) and GitHub Actions.
+
+The files written here (--junit, $GITHUB_STEP_SUMMARY) are checked before the gate reads or measures
+anything (``check_outputs``); a write that still fails afterwards is an ArtifactError naming the file
+and the verdict, raised only after the verdict has been printed.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,11 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from edgeport.artifacts import atomic_write_bytes
+from edgeport.artifacts import atomic_write_bytes, check_output_file, same_file
+from edgeport.errors import ArtifactError, EdgeportError
+
+JUNIT = "--junit report"
+SUMMARY = "GITHUB_STEP_SUMMARY file"
 
 
 def _measured(check: dict) -> str:
@@ -30,10 +39,11 @@ HEADER = ["check", "budget", "measured", "95% interval", "verdict", "why"]
 
 
 def print_table(report: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from edgeport.console import make_console
+
+    console = make_console()  # off a terminal (a CI log) wide enough that no cell is cut
     table = Table(title=f"edgeport gate: target {report['target']} ({report['mode']} mode)", title_style=None)
     for column in HEADER:
         table.add_column(column, no_wrap=column != "why")
@@ -76,18 +86,52 @@ def junit_xml(report: dict) -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-def check_junit_path(path: str | Path) -> None:
-    """Refuse an unwritable --junit location before the gate measures anything."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        from edgeport.errors import ConfigError
+def step_summary_path() -> Path | None:
+    """$GITHUB_STEP_SUMMARY, when set to something."""
+    value = os.environ.get("GITHUB_STEP_SUMMARY")
+    return Path(value) if value else None
 
-        raise ConfigError(f"{path.parent}: folder for --junit does not exist")
+
+def _check_summary(path: Path, inputs: list[tuple[str, Path]]) -> None:
+    """The step summary is appended to: an existing file must be writable (its folder need not be)."""
+    if not path.exists():
+        check_output_file(path, tuple(p for _, p in inputs), what=SUMMARY)
+        return
+    if path.is_dir():
+        raise ArtifactError(f"{path}: the {SUMMARY} is a folder")
+    for what, source in inputs:
+        if same_file(path, source):
+            raise ArtifactError(f"{path}: the {SUMMARY} is the gate's input {what}; point it at another file")
+    if not os.access(path, os.W_OK):
+        raise ArtifactError(f"{path}: the {SUMMARY} exists and is read-only")
+
+
+def check_outputs(junit: str | Path | None, summary: str | Path | None, inputs: list[tuple[str, Path]]) -> None:
+    """Refuse, before the gate reads or measures anything, a --junit report or step summary that is one of
+    the gate's ``inputs`` (``(what, path)``; same file after resolving links) or cannot be written."""
+    try:
+        if junit is not None:
+            junit = Path(junit)
+            for what, source in inputs:
+                if source.exists() and same_file(junit, source):
+                    raise ArtifactError(f"{junit}: the {JUNIT} is the gate's input {what} ({source}); "
+                                        "write it to another path")
+            check_output_file(junit, tuple(p for _, p in inputs), what=JUNIT)
+        if summary is not None:
+            summary = Path(summary)
+            if junit is not None and same_file(junit, summary):
+                raise ArtifactError(f"{junit}: the {JUNIT} is also the {SUMMARY}; write it to another path")
+            _check_summary(summary, inputs)
+    except OSError as exc:  # e.g. a path inside a folder this user may not enter
+        raise ArtifactError(f"{exc.filename or junit or summary}: cannot check the output "
+                            f"({exc.strerror or exc})") from exc
 
 
 def write_junit(report: dict, path: str | Path) -> None:
-    check_junit_path(path)
-    atomic_write_bytes(path, junit_xml(report))
+    try:
+        atomic_write_bytes(path, junit_xml(report))
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot write the {JUNIT} ({exc.strerror or exc})") from exc
 
 
 def github_markdown(report: dict) -> str:
@@ -121,12 +165,42 @@ def github_annotations(report: dict) -> list[str]:
 
 
 def emit_github(report: dict, echo, to_stderr: bool = False) -> None:
-    """``to_stderr``: when stdout carries JSON (the runner reads workflow commands from both streams)."""
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    """``to_stderr``: when stdout carries JSON (the runner reads workflow commands from both streams).
+    The annotations are printed even when the summary cannot be written; that failure is raised after them."""
+    summary = step_summary_path()
+    error = None
     if summary:
-        with open(summary, "a", encoding="utf-8") as handle:
-            handle.write(github_markdown(report) + "\n")
+        try:
+            with open(summary, "a", encoding="utf-8") as handle:
+                handle.write(github_markdown(report) + "\n")
+        except OSError as exc:
+            error = ArtifactError(f"{summary}: cannot append to the {SUMMARY} ({exc.strerror or exc})")
     else:
         echo("note: GITHUB_STEP_SUMMARY is not set; printing annotations only", err=True)
     for line in github_annotations(report):
         echo(line, err=to_stderr)
+    if error is not None:
+        raise error
+
+
+def emit(report: dict, junit, github: bool, as_json: bool, echo, print_json) -> None:
+    """Every output of a verdict. A report that cannot be written never hides or changes the verdict: the
+    verdict is printed and the other reports written first, then one ArtifactError names what failed."""
+    errors: list[str] = []
+    if junit:
+        try:
+            write_junit(report, junit)
+        except EdgeportError as exc:
+            errors.append(str(exc))
+    if as_json:
+        print_json(report)
+    else:
+        print_table(report)
+    if github:
+        try:
+            emit_github(report, echo, to_stderr=as_json)
+        except EdgeportError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise ArtifactError(f"{'; '.join(errors)}; the verdict was {report['verdict'].upper()} "
+                            f"but the report could not be written")

@@ -8,6 +8,8 @@ more rounds, up to ``max_extra_measurements`` times, before reporting "inconclus
 from __future__ import annotations
 
 import fnmatch
+import os
+import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from edgeport.gate.budgets import PERCENTILE_BUDGETS, Hardware, TargetBudget, lo
 from edgeport.gate.decide import (Check, accuracy_drop_check, min_accuracy_check, needed_samples, percentile_check,
                                   regression_check, size_check, speedup_check)
 from edgeport.gate.evidence import ArtifactFacts, Measurement, find_manifest, read_manifest, read_result
-from edgeport.gate.rounds import rounds_of
+from edgeport.benchmarks.rounds import rounds_of
 from edgeport.progress import SILENT, Progress
 
 MODES = ("ci", "point")
@@ -46,6 +48,17 @@ class GateRequest:
     iterations: int = 2000
     rounds: int = 10
     seed: int = 0
+    # Files the caller writes after the verdict: refused before anything is read or measured when one is
+    # an input of the gate (same file after resolving links) or cannot be written.
+    junit: Path | None = None
+    step_summary: Path | None = None   # $GITHUB_STEP_SUMMARY with --github (appended to)
+
+    def inputs(self) -> list[tuple[str, Path]]:
+        named = [("--budget", self.budget), ("--result", self.result), ("--artifact", self.artifact),
+                 ("--manifest", self.manifest), ("--baseline", self.baseline),
+                 ("--baseline-artifact", self.baseline_artifact), ("--reference", self.reference),
+                 ("the reference result", self.reference_result)]
+        return [(what, Path(path)) for what, path in named if path is not None]
 
 
 def check_hardware(name: str, expected: Hardware, environment: dict, source: str) -> None:
@@ -69,12 +82,33 @@ def check_hardware(name: str, expected: Hardware, environment: dict, source: str
                           f"hardware.min_logical_cores {expected.min_logical_cores}")
 
 
-def _same_machine(current: Measurement, baseline: Measurement) -> None:
-    a, b = current.environment.get("cpu", {}), baseline.environment.get("cpu", {})
+def _same_machine(environment: dict, other: Measurement, role: str = "baseline",
+                  check: str = "a regression check") -> None:
+    """``environment``: where the current measurement was (or is about to be) taken."""
+    a, b = environment.get("cpu", {}), other.environment.get("cpu", {})
     for key in ("model", "machine", "logical_cores"):
         if a.get(key) != b.get(key):
-            raise ConfigError(f"{baseline.source}: the baseline was measured on another machine ({key} {b.get(key)!r} "
-                              f"vs {a.get(key)!r}); a regression check needs both on the same hardware")
+            raise ConfigError(f"{other.source}: the {role} was measured on another machine ({key} {b.get(key)!r} "
+                              f"vs {a.get(key)!r}); {check} needs both on the same hardware")
+
+
+def _require_file(path: Path, what: str) -> None:
+    """A regular file this user can see, or a one-line ConfigError (never a PermissionError traceback)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: {what} not found") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from exc
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{path}: the {what} is not a regular file")
+
+
+def _sha256(path: Path, what: str) -> str:
+    try:
+        return sha256_file(path)
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from exc
 
 
 class _Measurer:
@@ -141,11 +175,13 @@ def _evaluate(target: TargetBudget, ev: _Evidence, mode: str, seed: int, confide
     return checks
 
 
-def _require_inputs(name: str, target: TargetBudget, request: GateRequest, reference, facts, size_bytes) -> None:
+def _require_inputs(name: str, target: TargetBudget, request: GateRequest, has_reference: bool, facts,
+                    size_bytes) -> None:
+    """Refuse, before any measurement, a check whose evidence will not be there."""
     if target.max_regression is not None and request.baseline is None and request.baseline_artifact is None:
         raise ConfigError(f"target {name!r} has max_regression: give --baseline previous-result.json "
                           "(or --baseline-artifact previous.onnx with --artifact)")
-    if target.min_speedup is not None and reference is None:
+    if target.min_speedup is not None and not has_reference:
         raise ConfigError(f"target {name!r} has min_speedup: it needs the fp32 latency (a run's latency.json, an "
                           "`edgeport bench A --vs FP32` result, or --reference fp32.onnx with --artifact)")
     for check, need_fp32 in (("max_accuracy_drop", True), ("min_accuracy", False)):
@@ -156,6 +192,13 @@ def _require_inputs(name: str, target: TargetBudget, request: GateRequest, refer
         raise ConfigError(f"target {name!r} has max_size_mb: give --artifact or the artifact's manifest")
 
 
+def _require_samples(target: TargetBudget, count: int, source: str, remedy: str) -> None:
+    for budget in PERCENTILE_BUDGETS:
+        if getattr(target, budget) is not None and count < needed_samples(budget):
+            raise ConfigError(f"{source}: {count} samples cannot support a {budget[:3]} budget (needs at least "
+                              f"{needed_samples(budget)}); {remedy}")
+
+
 def _needs_more(checks: list[Check], extra: int) -> bool:
     """Measure again while a latency check is inconclusive; confirm a failed one once (a burst of noise
     can cover a whole measurement, a real slowdown shows again)."""
@@ -164,70 +207,100 @@ def _needs_more(checks: list[Check], extra: int) -> bool:
 
 
 def run_gate(request: GateRequest, progress: Progress = SILENT) -> dict:
+    """Everything that can be refused is refused before the measurement (seconds to minutes) starts."""
+    from edgeport.gate.reporters import check_outputs
+
     if request.mode not in MODES:
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, got {request.mode!r}")
     if request.result is None and request.artifact is None:
         raise ConfigError("edgeport gate needs --result RESULT.json or --artifact MODEL.onnx")
+    check_outputs(request.junit, request.step_summary, request.inputs())
     if request.baseline_artifact is not None:
         if request.result is not None or request.baseline is not None:
             raise ConfigError("--baseline-artifact is measured here beside --artifact: use it without --result "
                               "and --baseline")
-        if not Path(request.baseline_artifact).is_file():
-            raise ConfigError(f"{request.baseline_artifact}: baseline artifact not found")
+        _require_file(request.baseline_artifact, "baseline artifact")
     name, target = select_target(load_budgets(request.budget), request.target, request.budget)
     artifact_sha = None
     if request.artifact is not None:
-        if not Path(request.artifact).is_file():
-            raise ConfigError(f"{request.artifact}: artifact not found")
-        artifact_sha = sha256_file(request.artifact)
-    if request.reference is not None and not Path(request.reference).is_file():
-        raise ConfigError(f"{request.reference}: reference model not found")
+        _require_file(request.artifact, "artifact")
+        artifact_sha = _sha256(request.artifact, "artifact")
+    if request.reference is not None:
+        _require_file(request.reference, "reference model")
 
     if request.reference is not None and request.result is not None:
         raise ConfigError("--reference is measured here beside --artifact; with --result the fp32 reference comes "
                           "from the result file (a run's latency.json or `edgeport bench A --vs FP32`)")
 
-    measurer = None
-    baseline = None
-    if request.result is not None:
+    measuring = request.result is None
+    measure_reference = measuring and request.reference is not None and target.min_speedup is not None
+    current = reference = baseline = None
+    reference_paired = False
+    if not measuring:
         current, reference = read_result(request.result, target.batch, target.threads)
         reference_paired = reference is not None  # the same file measured both, interleaved
-    else:
-        measurer = _Measurer(request.artifact, request.reference if target.min_speedup is not None else None,
-                             target, request, progress)
-        measured = measurer.measure()
-        current, reference = measured["artifact"], measured.get("reference")
-        reference_paired = reference is not None
-        baseline = measured.get("baseline")
-    if reference is None and request.reference_result is not None:
+    if reference is None and request.reference_result is not None and not measure_reference:
         reference = read_result(request.reference_result, target.batch, target.threads)[0]
         reference_paired = False
 
-    if artifact_sha is not None and current.model_sha256 != artifact_sha:
+    if current is not None and artifact_sha is not None and current.model_sha256 != artifact_sha:
         raise ArtifactError(f"{request.result}: measured a different file (sha256 {current.model_sha256[:12]}...) than "
                             f"{request.artifact} (sha256 {artifact_sha[:12]}...); refusing to gate it")
-    manifest_path = request.manifest or find_manifest(request.result, str(request.artifact or current.model_path))
+    model_sha = current.model_sha256 if current is not None else artifact_sha
+    manifest_path = request.manifest or find_manifest(request.result,
+                                                      str(request.artifact or current.model_path))
+    if request.manifest is None and manifest_path is not None:  # found beside the result: an input too
+        check_outputs(request.junit, request.step_summary, [("the manifest", manifest_path)])
     facts = read_manifest(manifest_path) if manifest_path is not None else None
-    if facts is not None and facts.sha256 != current.model_sha256:
-        raise ArtifactError(f"{manifest_path}: describes an artifact with sha256 {facts.sha256[:12]}..., but the result "
-                            f"measured sha256 {current.model_sha256[:12]}...; refusing to gate a different file")
-    if target.min_speedup is not None and reference is not None and facts is not None and facts.fp32_sha256 \
-            and reference.model_sha256 != facts.fp32_sha256:
-        raise ArtifactError(f"the fp32 reference measured (sha256 {reference.model_sha256[:12]}...) is not the fp32 model "
-                            f"{manifest_path} records (sha256 {facts.fp32_sha256[:12]}...); min_speedup must compare "
-                            "the artifact with its own fp32 model")
+    if facts is not None and facts.sha256 != model_sha:
+        measured_by = "the result measured" if current is not None else f"{request.artifact} has"
+        raise ArtifactError(f"{manifest_path}: describes an artifact with sha256 {facts.sha256[:12]}..., but "
+                            f"{measured_by} sha256 {model_sha[:12]}...; refusing to gate a different file")
+    reference_sha = reference.model_sha256 if reference is not None else (
+        _sha256(request.reference, "reference model") if measure_reference else None)
+    if target.min_speedup is not None and reference_sha is not None and facts is not None and facts.fp32_sha256 \
+            and reference_sha != facts.fp32_sha256:
+        raise ArtifactError(f"the fp32 reference {'measured' if reference is not None else 'given'} (sha256 "
+                            f"{reference_sha[:12]}...) is not the fp32 model {manifest_path} records (sha256 "
+                            f"{facts.fp32_sha256[:12]}...); min_speedup must compare the artifact with its own fp32 "
+                            "model")
     size_bytes = Path(request.artifact).stat().st_size if request.artifact else (facts.size_bytes if facts else None)
-    _require_inputs(name, target, request, reference, facts, size_bytes)
-    check_hardware(name, target.hardware, current.environment, str(request.result or "this machine"))
+    _require_inputs(name, target, request, reference is not None or measure_reference, facts, size_bytes)
+    if current is not None:
+        environment = current.environment
+    else:
+        from edgeport.benchmarks.fingerprint import environment_fingerprint
+
+        environment = environment_fingerprint()  # the machine about to measure
+    check_hardware(name, target.hardware, environment, str(request.result or "this machine"))
     if reference is not None and target.min_speedup is not None:
-        _same_machine(current, reference)
-    for budget in PERCENTILE_BUDGETS:
-        if getattr(target, budget) is not None and current.samples_ms.size < needed_samples(budget):
-            raise ConfigError(f"{current.source}: {current.samples_ms.size} samples cannot support a {budget[:3]} "
-                              f"budget (needs at least {needed_samples(budget)}); measure more iterations")
+        _same_machine(environment, reference, "fp32 reference", "min_speedup")
+    measurer = None
+    if current is not None:
+        _require_samples(target, current.samples_ms.size, current.source, "measure more iterations")
+    else:
+        measurer = _Measurer(request.artifact, request.reference if measure_reference else None,
+                             target, request, progress)  # validates the benchmark settings
+        settings = measurer.settings
+        planned = max(1, settings.iterations // settings.rounds) * settings.rounds
+        _require_samples(target, planned, f"--iterations {request.iterations}", "raise --iterations")
     if request.baseline is not None:
         baseline = read_result(request.baseline, target.batch, target.threads)[0]
-        _same_machine(current, baseline)
+        _same_machine(environment, baseline)
+        if current is not None and np.array_equal(current.samples_ms, baseline.samples_ms):
+            raise ConfigError(f"{request.baseline}: the baseline is the same measurement as {request.result}; "
+                              "max_regression needs the previous release's result")
+
+    if measurer is not None:
+        measured = measurer.measure()
+        current = measured["artifact"]
+        if "reference" in measured:
+            reference, reference_paired = measured["reference"], True
+        baseline = measured.get("baseline", baseline)
+        if current.model_sha256 != artifact_sha:
+            raise ArtifactError(f"{request.artifact}: the file changed while it was measured (sha256 "
+                                f"{artifact_sha[:12]}... before, {current.model_sha256[:12]}... after); gate it again")
+        _require_samples(target, current.samples_ms.size, current.source, "measure more iterations")
 
     ev = _Evidence(current, reference, reference_paired, baseline, request.baseline_artifact is not None, facts,
                    size_bytes)

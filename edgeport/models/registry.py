@@ -1,8 +1,9 @@
 """Model registry and model specs.
 
 A model is named by a spec string: ``cnn`` or ``cnn:width=2,depth=4`` for a
-registered architecture, or ``package.module:factory`` (optionally followed by
-``:key=value,...``) for a user's own factory. Factories are called with the
+registered architecture, or ``module:factory`` / ``package.module:factory`` (optionally
+followed by ``:key=value,...``) for a user's own factory, importable from the working
+folder or the Python path. Factories are called with the
 dataset's ``in_channels``, ``num_classes`` and ``image_size`` plus the spec's
 options, and must return a ``torch.nn.Module``.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -69,9 +72,16 @@ class ModelSpec:
         if not spec:
             raise ModelError("model spec is empty; expected a name such as 'cnn' or 'pkg.module:factory'")
         parts = spec.split(":")
-        if "." in parts[0]:  # user factory: pkg.module:factory[:options]
-            if len(parts) < 2 or not parts[1]:
-                raise ModelError(f"model spec {spec!r}: a user model is written 'package.module:factory'")
+        # The grammar: `name[:k=v,...]` for a registered model, `module:factory[:k=v,...]` for a user's
+        # factory. What follows the first colon tells them apart: options always hold '=', a factory
+        # is a Python name. So `mymodel:build` (a top-level module) and `pkg.mod:build` are factories.
+        is_factory = len(parts) > 1 and parts[1].isidentifier()
+        if "." in parts[0] and not is_factory:
+            raise ModelError(f"model spec {spec!r}: a user model is written 'module:factory' or "
+                             "'package.module:factory'")
+        if is_factory:
+            if not all(piece.isidentifier() for piece in parts[0].split(".")):
+                raise ModelError(f"model spec {spec!r}: {parts[0]!r} is not an importable module name")
             options = _parse_options(":".join(parts[2:]), spec) if len(parts) > 2 else {}
             return cls(f"{parts[0]}:{parts[1]}", options)
         options = _parse_options(":".join(parts[1:]), spec) if len(parts) > 1 else {}
@@ -95,12 +105,30 @@ class ModelSpec:
         _check_options(self, _resolve(self))
 
 
+def _import_user_module(name: str):
+    """Import ``name`` as Python would from the user's folder: the ``edgeport`` console script's
+    sys.path starts at its own bin folder, not at the working folder where a mymodel.py sits."""
+    cwd = os.getcwd()
+    if cwd in sys.path or "" in sys.path:
+        return importlib.import_module(name)
+    sys.path.append(cwd)  # last: a module in the working folder never shadows an installed one
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(cwd)
+
+
 def _resolve(spec: ModelSpec) -> Factory:
     if spec.is_user_factory:
         module_name, _, attr = spec.name.partition(":")
         try:
-            module = importlib.import_module(module_name)
+            module = _import_user_module(module_name)
         except ImportError as exc:
+            _load_builtin_models()
+            if module_name in MODELS:
+                raise ModelError(f"model {spec.name!r}: {module_name!r} is a registered model, whose options are "
+                                 f"written key=value ('{module_name}:{attr}=...'); no module {module_name!r} to "
+                                 "import a factory from") from exc
             raise ModelError(f"model {spec.name!r}: cannot import module {module_name!r} ({exc})") from exc
         factory = getattr(module, attr, None)
         if factory is None or not callable(factory):
@@ -109,7 +137,7 @@ def _resolve(spec: ModelSpec) -> Factory:
     _load_builtin_models()
     if spec.name not in MODELS:
         raise ModelError(f"unknown model {spec.name!r}; expected one of {', '.join(sorted(MODELS))} "
-                         "or 'package.module:factory'")
+                         "or 'module:factory'")
     return MODELS[spec.name]
 
 

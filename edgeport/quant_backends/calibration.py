@@ -44,9 +44,28 @@ def load_fp32_onnx(path: str | Path) -> onnx.ModelProto:
     return model
 
 
+def check_arrays_fit(inputs: dict[str, tuple[tuple, np.dtype]], arrays: dict[str, np.ndarray], source: str,
+                     role: str, model: str) -> None:
+    """Dtypes, ranks and fixed dimensions (after the batch axis) of ``arrays`` against the model's inputs."""
+    for name, (shape, dtype) in inputs.items():
+        array = arrays[name]
+        if array.dtype != dtype:
+            raise QuantizationError(f"{source}: {role} input {name!r} is {array.dtype}, the model {model} expects "
+                                    f"{dtype}")
+        if array.ndim != len(shape):
+            raise QuantizationError(f"{source}: {role} input {name!r} has shape {array.shape}, the model {model} "
+                                    f"expects rank {len(shape)} {tuple(shape)}")
+        for axis, dim in enumerate(shape[1:], start=1):
+            if isinstance(dim, int) and dim > 0 and array.shape[axis] != dim:
+                raise QuantizationError(f"{source}: {role} input {name!r} has shape {array.shape}, the model "
+                                        f"{model} expects size {dim} on axis {axis} {tuple(shape)}")
+
+
 def check_calibration(inputs: dict[str, tuple[tuple, np.dtype]], calibration: dict[str, np.ndarray],
                       where: str) -> int:
-    """Check names, dtypes, ranks, fixed dims and finiteness of calibration arrays; return the sample count."""
+    """Check names, dtypes, ranks, fixed dims and finiteness of calibration arrays; return the sample count.
+
+    The library-level guard of the ORT backends; the CLI checks the .npz file first (data/model_inputs.py)."""
     missing = sorted(set(inputs) - set(calibration))
     extra = sorted(set(calibration) - set(inputs))
     if missing or extra:
@@ -57,17 +76,8 @@ def check_calibration(inputs: dict[str, tuple[tuple, np.dtype]], calibration: di
         raise QuantizationError(f"{where}: the calibration set is empty")
     if len(counts) != 1:
         raise QuantizationError(f"{where}: calibration arrays have different sample counts {sorted(counts)}")
-    for name, (shape, dtype) in inputs.items():
-        array = calibration[name]
-        if array.dtype != dtype:
-            raise QuantizationError(f"{where}: input {name!r} expects {dtype}, calibration array is {array.dtype}")
-        if len(shape) != array.ndim:
-            raise QuantizationError(f"{where}: input {name!r} has rank {len(shape)} but the calibration "
-                                    f"array has shape {array.shape}")
-        for axis, dim in enumerate(shape[1:], start=1):
-            if isinstance(dim, int) and dim > 0 and array.shape[axis] != dim:
-                raise QuantizationError(f"{where}: input {name!r} expects size {dim} on axis {axis}, "
-                                        f"calibration array has shape {array.shape}")
+    check_arrays_fit(inputs, calibration, where, "calibration", Path(where).name)
+    for name, array in calibration.items():
         if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
             raise QuantizationError(f"{where}: calibration input {name!r} contains NaN or inf")
     return counts.pop()
@@ -77,10 +87,13 @@ class ArrayCalibrationReader(CalibrationDataReader):
     """Feeds ``calibration`` to ORT's calibrator in batches, reporting each batch."""
 
     def __init__(self, calibration: dict[str, np.ndarray], batch_size: int,
-                 on_batch: Callable[[int], None] = lambda n: None) -> None:
+                 on_batch: Callable[[int], None] = lambda n: None, pad: bool = False) -> None:
+        """``pad``: the model fixes its batch size, so a short last batch is filled up with repeats of
+        its final sample (repeats change no min/max range)."""
         self.calibration = calibration
         self.batch_size = batch_size
         self.on_batch = on_batch
+        self.pad = pad
         self.total = len(next(iter(calibration.values())))
         self.position = 0
 
@@ -89,6 +102,9 @@ class ArrayCalibrationReader(CalibrationDataReader):
             return None
         end = min(self.position + self.batch_size, self.total)
         batch = {name: np.ascontiguousarray(a[self.position:end]) for name, a in self.calibration.items()}
+        short = self.batch_size - (end - self.position)
+        if self.pad and short > 0:
+            batch = {name: np.concatenate([a, np.repeat(a[-1:], short, axis=0)]) for name, a in batch.items()}
         self.on_batch(end - self.position)
         self.position = end
         return batch

@@ -37,8 +37,8 @@ class Tolerance:
     def __post_init__(self) -> None:
         if (self.max_drop is None) == (self.min_cosine is None):
             raise ConfigError("fallback needs exactly one of max_accuracy_drop (with labels) or min_cosine")
-        if self.max_drop is not None and self.max_drop < 0:
-            raise ConfigError(f"max_accuracy_drop must be >= 0 points, got {self.max_drop!r}")
+        if self.max_drop is not None and not 0 <= self.max_drop <= 100:  # also refuses NaN
+            raise ConfigError(f"max_accuracy_drop must be between 0 and 100 points, got {self.max_drop!r}")
         if self.min_cosine is not None and not -1.0 <= self.min_cosine <= 1.0:
             raise ConfigError(f"min_cosine must be in [-1, 1], got {self.min_cosine!r}")
 
@@ -73,7 +73,10 @@ def quantize_with_fallback(source: ModelSource, calibration: dict[str, np.ndarra
                            tolerance: Tolerance, progress: Progress = SILENT,
                            allowed: list[str] | None = None) -> tuple[QuantResult, FallbackReport]:
     """``allowed`` limits which layers may fall back to float (default: every conv/linear layer)."""
+    from edgeport.quant_backends import check_exclusions
+
     backend = get_backend(config.backend)
+    check_exclusions(source, config)
     known = layer_candidates(source, backend.needs)
     unknown = sorted(set(allowed or ()) - set(known))
     if unknown:

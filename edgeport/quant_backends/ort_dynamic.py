@@ -15,6 +15,7 @@ from edgeport.errors import QuantizationError
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends.calibration import load_fp32_onnx
 from edgeport.quant_backends.config import QuantConfig
+from edgeport.quant_backends.ort_prepare import pre_process
 from edgeport.quant_backends.registry import QuantResult, op_summary, register_backend
 
 _TYPES = {"uint8": "QUInt8", "int8": "QInt8"}
@@ -29,7 +30,6 @@ class OrtDynamicBackend:
     def quantize(self, source, calibration, config: QuantConfig, output_path,
                  progress: Progress = SILENT) -> QuantResult:
         from onnxruntime.quantization import QuantType, quantize_dynamic
-        from onnxruntime.quantization.shape_inference import quant_pre_process
 
         fp32_path, output_path = source.onnx_path, Path(output_path)
         model = load_fp32_onnx(fp32_path)
@@ -39,8 +39,8 @@ class OrtDynamicBackend:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".quant-") as tmp:
             prepared, staged = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
+            pre_process(fp32_path, prepared)
             try:
-                quant_pre_process(str(fp32_path), str(prepared))
                 quantize_dynamic(str(prepared), str(staged), op_types_to_quantize=op_types,
                                  per_channel=config.per_channel, reduce_range=config.reduce_range,
                                  weight_type=getattr(QuantType, _TYPES[config.weight_type]),

@@ -13,6 +13,7 @@ from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends.calibration import (ArrayCalibrationReader, check_calibration, load_fp32_onnx,
                                                   model_inputs)
 from edgeport.quant_backends.config import QuantConfig
+from edgeport.quant_backends.ort_prepare import pre_process
 from edgeport.quant_backends.registry import QuantResult, op_summary, register_backend
 
 _CALIBRATION = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
@@ -39,7 +40,6 @@ class OrtStaticBackend:
     def quantize(self, source, calibration, config: QuantConfig, output_path,
                  progress: Progress = SILENT) -> QuantResult:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-        from onnxruntime.quantization.shape_inference import quant_pre_process
 
         fp32_path, output_path = source.onnx_path, Path(output_path)
         model = load_fp32_onnx(fp32_path)
@@ -56,13 +56,11 @@ class OrtStaticBackend:
         with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".quant-") as tmp:
             prepared = Path(tmp) / "prepared.onnx"
             staged = Path(tmp) / "int8.onnx"
-            try:
-                quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=False)
-            except Exception as exc:  # ORT raises plain Exceptions from its shape inference
-                raise QuantizationError(f"{fp32_path}: ORT quantization pre-processing failed ({exc})") from exc
-            batch = _fixed_batch(inputs) or self.calibration_batch
+            pre_process(fp32_path, prepared)
+            fixed = _fixed_batch(inputs)
+            batch = fixed or self.calibration_batch
             with progress.task("calibrate", total=samples) as advance:
-                reader = ArrayCalibrationReader(calibration, batch, on_batch=advance)
+                reader = ArrayCalibrationReader(calibration, batch, on_batch=advance, pad=fixed is not None)
                 try:
                     quantize_static(
                         str(prepared), str(staged), reader,

@@ -48,7 +48,9 @@ def op_summary(path: str | os.PathLike) -> dict:
     """Counts of the quantization nodes in a written int8 model (for the backend's report)."""
     import onnx
 
-    ops = Counter(n.op_type for n in onnx.load(str(path)).graph.node)
+    from edgeport.quant_backends.graph import iter_nodes
+
+    ops = Counter(n.op_type for n, _ in iter_nodes(onnx.load(str(path)).graph))
     return {"quantize_linear_nodes": ops.get("QuantizeLinear", 0),
             "dequantize_linear_nodes": ops.get("DequantizeLinear", 0),
             "op_counts": dict(sorted(ops.items()))}

@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 import onnx.version_converter
 
-from edgeport.errors import QuantizationError
+from edgeport.errors import CheckFailedError, QuantizationError
 
 # Compute ops whose float form after ORT optimisation means "this layer did not become int8".
 FLOAT_COMPUTE = {"Conv", "Gemm", "MatMul", "FusedConv", "FusedGemm", "FusedMatMul", "NhwcFusedConv"}
@@ -38,25 +38,68 @@ def ort_session(path: str | os.PathLike, optimized_to: str | None = None):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def fixed_batch(session) -> int | None:
+    """The batch size the model's first input fixes, or None when its batch axis is dynamic."""
+    first = session.get_inputs()[0].shape
+    return first[0] if first and isinstance(first[0], int) and first[0] > 0 else None
+
+
 def run_outputs(session, inputs: dict[str, np.ndarray], batch: int = 256) -> np.ndarray:
+    """The first output on every sample, in chunks; a model with a fixed batch size gets chunks of
+    exactly that size (the last one padded with repeats of its final sample, whose outputs are dropped)."""
+    fixed = fixed_batch(session)
+    step = fixed or batch
     count = len(next(iter(inputs.values())))
-    return np.concatenate([session.run(None, {k: v[i:i + batch] for k, v in inputs.items()})[0]
-                           for i in range(0, count, batch)]).astype(np.float64)
+    outputs = []
+    for start in range(0, count, step):
+        chunk = {k: v[start:start + step] for k, v in inputs.items()}
+        real = len(next(iter(chunk.values())))
+        if fixed and real < fixed:
+            chunk = {k: np.concatenate([v, np.repeat(v[-1:], fixed - real, axis=0)]) for k, v in chunk.items()}
+        outputs.append(session.run(None, chunk)[0][:real])
+    return np.concatenate(outputs).astype(np.float64)
 
 
 def int8_coverage(int8_path: str | os.PathLike) -> dict:
-    """Share of Conv/Gemm/MatMul that run as integer kernels after ORT_ENABLE_ALL, unfused ones named."""
+    """Share of Conv/Gemm/MatMul that run as integer kernels after ORT_ENABLE_ALL, unfused ones named.
+
+    Layers inside If/Loop/Scan subgraphs count too (``in_subgraphs`` says how many sat there).
+    """
+    from edgeport.quant_backends.graph import iter_nodes
+
     with tempfile.TemporaryDirectory() as tmp:
         optimized = os.path.join(tmp, "optimized.onnx")
         ort_session(int8_path, optimized)
         graph = onnx.load(optimized).graph
-    integer = [n for n in graph.node if n.op_type in INTEGER_COMPUTE]
-    floating = [n for n in graph.node if n.op_type in FLOAT_COMPUTE]
+    nodes = list(iter_nodes(graph))
+    integer = [n for n, _ in nodes if n.op_type in INTEGER_COMPUTE]
+    floating = [n for n, _ in nodes if n.op_type in FLOAT_COMPUTE]
+    nested = sum(1 for n, depth in nodes if depth > 0 and n.op_type in INTEGER_COMPUTE | FLOAT_COMPUTE)
     total = len(integer) + len(floating)
     return {"integer_kernels": len(integer), "float_kernels": len(floating),
-            "share": len(integer) / total if total else 0.0,
+            "share": len(integer) / total if total else 0.0, "in_subgraphs": nested,
             "integer_ops": dict(sorted(Counter(n.op_type for n in integer).items())),
             "unfused": [f"{n.name or '(unnamed)'} ({n.op_type})" for n in floating]}
+
+
+def quantized_node_count(path: str | os.PathLike) -> int:
+    """Nodes anywhere in the model (subgraphs too) that exist only in a quantized model."""
+    from edgeport.quant_backends.calibration import QUANTIZED_OPS
+    from edgeport.quant_backends.graph import iter_nodes
+
+    return sum(1 for n, _ in iter_nodes(onnx.load(str(path)).graph) if n.op_type in QUANTIZED_OPS)
+
+
+def require_quantized(int8_path: str | os.PathLike, coverage: dict) -> None:
+    """An "int8" file in which nothing was quantized is a failed check, never a success."""
+    if quantized_node_count(int8_path) or coverage["integer_kernels"]:
+        return
+    layers = coverage["float_kernels"]
+    where = (f"; {coverage['in_subgraphs']} of its {layers} Conv/Gemm/MatMul layer(s) sit inside If/Loop/Scan "
+             "subgraphs, which the quantizer does not enter" if coverage["in_subgraphs"] else
+             f" (it has {layers} Conv/Gemm/MatMul layer(s))")
+    raise CheckFailedError(f"nothing was quantized: the output has no QuantizeLinear/DequantizeLinear or integer "
+                           f"nodes{where}")
 
 
 def fidelity(reference: np.ndarray, candidate: np.ndarray) -> dict:
@@ -101,12 +144,14 @@ def verify_int8(int8_path: str | os.PathLike, fp32_path: str | os.PathLike, inpu
         int8_session = ort_session(int8_path)
     except Exception as exc:
         raise QuantizationError(f"{int8_path}: the int8 model is not valid or does not load ({exc})") from exc
+    coverage = int8_coverage(int8_path)
+    require_quantized(int8_path, coverage)
     int8_out = run_outputs(int8_session, inputs)
     fp32_out = run_outputs(ort_session(fp32_path), inputs)
     report = {"checker": "passed", "onnxruntime": "loads", "samples": int(len(int8_out)),
               "vs_fp32": fidelity(fp32_out, int8_out),
               "reference_runtime": reference_agreement(int8_path, inputs, int8_out),
-              "coverage": int8_coverage(int8_path)}
+              "coverage": coverage}
     if labels is not None:
         report["accuracy"] = {"fp32": float((fp32_out.argmax(1) == labels).mean() * 100),
                               "int8": float((int8_out.argmax(1) == labels).mean() * 100)}

@@ -21,6 +21,8 @@ def describe_quantization(quant: dict) -> str:
     layout = "per-channel" if quant["per_channel"] else "per-tensor"
     if quant["backend"].startswith("torch-"):
         text = f"{quant['backend']}, engine {quant['engine']}, {layout} weights"
+    elif quant["backend"] == "ort-dynamic":  # no format or activation type: activations quantize at run time
+        text = f"ort-dynamic, {quant['weight_type']} {layout} weights, activations quantized at run time"
     else:
         text = (f"{quant['backend']} {quant['format'].upper()}, {quant['activation_type']} activations, "
                 f"{quant['weight_type']} {layout} weights")

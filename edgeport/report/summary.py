@@ -8,11 +8,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from edgeport.console import make_console
 from edgeport.report.run_report import ROWS, describe_quantization, latency_verdict
 
 
 def print_summary(manifest: dict, folder: Path, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or make_console()
     acc, lat = manifest["metrics"]["accuracy"], manifest["latency"]
     table = Table(title=f"edgeport run {manifest['run_id']}")
     for column in ("model", "val top-1 %", "test top-1 %", "p50", "p90"):
@@ -31,12 +32,13 @@ def print_summary(manifest: dict, folder: Path, console: Console | None = None) 
 
 
 def print_quantize_summary(manifest: dict, path: Path, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or make_console()
     verification, quant = manifest["verification"], manifest["lineage"]["quantization"]
     vs_fp32, coverage = verification["vs_fp32"], verification["coverage"]
-    table = Table(title=f"edgeport quantize: {path}", show_header=False)
+    table = Table(title="edgeport quantize", show_header=False)
     table.add_column("what")
     table.add_column("value")
+    table.add_row("artifact", str(path))  # a row, not the title: a title wraps at the table's width
     table.add_row("backend", describe_quantization(quant))
     table.add_row("size", f"{manifest['artifact']['size_bytes'] / 1024:.1f} KiB")
     table.add_row("int8 coverage", f"{coverage['integer_kernels']} of {coverage['integer_kernels'] + coverage['float_kernels']}"
@@ -68,7 +70,9 @@ def _ms(value: float | None, interval: list[float] | None = None) -> str:
 
 
 def print_bench_summary(report: dict, console: Console | None = None) -> None:
-    console = console or Console()
+    from edgeport.benchmarks.compare import TESTS
+
+    console = console or make_console()
     table = Table(title=f"edgeport bench: A = {report['model']}" + (f", B = {report['vs']}" if report["vs"] else ""))
     for column in ("model", "batch", "threads", "p50 ms [95% CI]", "p90 ms [95% CI]", "p99 ms", "mean ms", "items/s"):
         table.add_column(column, justify="left" if column == "model" else "right")
@@ -80,13 +84,20 @@ def print_bench_summary(report: dict, console: Console | None = None) -> None:
     console.print(table)
     for comparison in report["comparisons"]:
         low, high = comparison["p50_ratio_ci"]
-        console.print(f"batch {comparison['batch']}, {comparison['threads']} thread(s): A/B p50 ratio "
-                      f"{comparison['p50_ratio']:.3f} [{low:.3f}, {high:.3f}], p90 ratio {comparison['p90_ratio']:.3f}, "
-                      f"Mann-Whitney p={comparison['mann_whitney_p']:.2g}: A is {comparison['verdict']}"
-                      if comparison["verdict"] != "no detectable difference" else
-                      f"batch {comparison['batch']}, {comparison['threads']} thread(s): no detectable difference "
-                      f"(p50 ratio {comparison['p50_ratio']:.3f} [{low:.3f}, {high:.3f}], "
-                      f"p={comparison['mann_whitney_p']:.2g})", highlight=False)
+        p90 = comparison["p90_ratio_ci"]
+        # Reports written before the round-level comparison name neither the test nor the margin.
+        test = TESTS.get(comparison.get("test"), "Mann-Whitney U")
+        p_value = comparison.get("p_value", comparison.get("mann_whitney_p"))
+        margin = comparison.get("margin", comparison.get("min_effect")) or 0.0
+        verdict = comparison["verdict"] if comparison["verdict"] == "no detectable difference" \
+            else f"A is {comparison['verdict']}"
+        console.print(f"batch {comparison['batch']}, {comparison['threads']} thread(s): {verdict}"
+                      + (f" (margin {margin * 100:g}%)" if margin else "")
+                      + f": A/B p50 ratio {comparison['p50_ratio']:.3f} [{low:.3f}, {high:.3f}], p90 ratio "
+                      f"{comparison['p90_ratio']:.3f} [{p90[0]:.3f}, {p90[1]:.3f}], {test} p={p_value:.2g}",
+                      highlight=False)
+        if comparison.get("note"):
+            console.print(f"note: {comparison['note']}", highlight=False)
     unsupported = sorted({u for r in report["results"] for u in r["stats"]["unsupported"]})
     if unsupported:
         console.print(f"note: {', '.join(unsupported)} not reported: too few iterations for that percentile",
@@ -100,7 +111,7 @@ def _pct(value: float | None) -> str:
 
 
 def print_search_summary(summary: dict, folder: Path, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or make_console()
     trials = json.loads((folder / "trials.json").read_text())
     metric = summary["selection"]["latency_metric"]
     table = Table(title=f"edgeport search {folder.name}")

@@ -30,7 +30,9 @@ class BenchTarget:
     def identity(self) -> dict:
         """What a cached latency depends on besides the model and the settings."""
         if self.remote is not None:
-            return {"remote": self.url, "python": self.remote.python, "device": self.device}
+            # The resolved ssh://user@host:port, not the --remote text: `--ssh-option Port=...` or
+            # `User=...` reach another device (or account) under the same URL.
+            return {"remote": self.remote.url, "python": self.remote.python, "device": self.device}
         import onnxruntime
 
         return {"cpu": cpu_fingerprint(), "onnxruntime": onnxruntime.__version__}

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from edgeport.artifacts import atomic_write_json, ensure_writable_dir, sha256_file, sha256_json
+from edgeport.artifacts import atomic_write_json, ensure_writable_dir, pid_alive, sha256_file, sha256_json
 from edgeport.errors import ArtifactError
 
 RESULT = "result.json"
@@ -22,16 +22,6 @@ RESULT = "result.json"
 
 def stage_key(stage: str, **parts) -> str:
     return sha256_json({"stage": stage, **parts})[:20]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class StageCache:
@@ -87,7 +77,7 @@ class StageCache:
         for folder in self.tmp.iterdir():
             parts = folder.name.split("-")
             pid = int(parts[2]) if len(parts) > 3 and parts[2].isdigit() else None
-            if pid is not None and not _pid_alive(pid):
+            if pid is not None and not pid_alive(pid):
                 shutil.rmtree(folder, ignore_errors=True)
                 removed += 1
         return removed

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from edgeport.config import RunConfig, validation_message
+from edgeport.config import MAX_SEED, RunConfig, validation_message
 from edgeport.errors import ConfigError
 
 NO_QUANTIZATION = "none"
@@ -50,17 +50,17 @@ def parse_duration(text: str | int | float) -> float:
             raise ConfigError(f"time budget {text!r} is not a duration such as '90s', '30m' or '1h30m'")
         hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
         seconds = hours * 3600 + minutes * 60 + secs
-    if seconds <= 0:
-        raise ConfigError(f"time budget must be positive, got {text!r}")
+    if not 0 < seconds < float("inf"):  # NaN fails both comparisons
+        raise ConfigError(f"time budget must be a positive, finite duration, got {text!r}")
     return seconds
 
 
 class SearchSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     strategy: Literal["grid", "random"] = "grid"
     n_iter: int | None = Field(None, gt=0)          # random: how many candidates to draw
-    seed: int = Field(0, ge=0)                      # random: the sampler's seed
+    seed: int = Field(0, ge=0, le=MAX_SEED)         # random: the sampler's seed
     # Successive halving with training epochs as the resource: each rung trains the surviving
     # students for more epochs and keeps the best 1/halving_factor by validation accuracy.
     halving: bool = False

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test test-all perf install install-dev clean
+.PHONY: run test test-all lint perf install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ run: $(STAMP)
 
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# ruff (lint, import order, format) on everything; mypy on the torch-free parts ([tool.mypy] files)
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check edgeport tests perf
+	$(BIN)/ruff format --check edgeport tests perf
+	$(BIN)/mypy
 
 test-all: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q

@@ -52,7 +52,7 @@ class Artifact:
             raise ArtifactError(f"artifact kind {self.kind!r} is not one of {', '.join(ARTIFACT_KINDS)}")
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, kind: str, **meta: Any) -> "Artifact":
+    def from_file(cls, path: str | os.PathLike, kind: str, **meta: Any) -> Artifact:
         path = Path(path)
         return cls(path=path, kind=kind, sha256=sha256_file(path), meta=dict(meta))
 
@@ -62,8 +62,13 @@ class Artifact:
 
     def describe(self, relative_to: Path | None = None) -> dict[str, Any]:
         shown = self.path.relative_to(relative_to) if relative_to else self.path
-        return {"path": str(shown), "kind": self.kind, "sha256": self.sha256,
-                "size_bytes": self.size_bytes, **self.meta}
+        return {
+            "path": str(shown),
+            "kind": self.kind,
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
+            **self.meta,
+        }
 
 
 def _umask() -> int:
@@ -175,7 +180,8 @@ def make_staging_dir(parent: Path, kind: str, label: str = "") -> Path:
     return path
 
 
-_STAGING_NAME = re.compile(r"^\.(?:%s)-(?:.*-)?(?P<host>[A-Za-z0-9_]+)@(?P<pid>\d+)-[^-]+$" % "|".join(STAGING_KINDS))
+_KINDS = "|".join(STAGING_KINDS)
+_STAGING_NAME = re.compile(rf"^\.(?:{_KINDS})-(?:.*-)?(?P<host>[A-Za-z0-9_]+)@(?P<pid>\d+)-[^-]+$")
 
 
 def remove_stale_staging(parent: str | os.PathLike) -> list[Path]:
@@ -184,7 +190,7 @@ def remove_stale_staging(parent: str | os.PathLike) -> list[Path]:
     A folder of a process on another host (a shared file system) or of a live process is kept.
     """
     parent = Path(parent)
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(parent.iterdir())
     except OSError:
@@ -218,7 +224,7 @@ class RunFolder:
         self.path = make_staging_dir(self.parent, "partial", run_id)
         self.committed = False
 
-    def __enter__(self) -> "RunFolder":
+    def __enter__(self) -> RunFolder:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -46,15 +46,28 @@ def _measure_remote(models: dict[str, Path], settings: BenchSettings, feeds, sha
 
     measured = {}
     for label, path in models.items():
-        inputs = feeds if feeds is not None else synthesize_inputs(create_session(path, settings), settings.batch,
-                                                                   settings.seed, shapes)
+        inputs = (
+            feeds
+            if feeds is not None
+            else synthesize_inputs(create_session(path, settings), settings.batch, settings.seed, shapes)
+        )
         measured[label] = measure_remote(path, remote, settings, inputs)
     return measured
 
 
-def run_bench(model: str, vs: str | None, batches: list[int], threads: list[int], base: BenchSettings,
-              shapes: dict[str, tuple[int, ...]], inputs_path: str | None, output: str | None,
-              progress: Progress = SILENT, remote=None, margin: float = 0.0) -> dict:
+def run_bench(
+    model: str,
+    vs: str | None,
+    batches: list[int],
+    threads: list[int],
+    base: BenchSettings,
+    shapes: dict[str, tuple[int, ...]],
+    inputs_path: str | None,
+    output: str | None,
+    progress: Progress = SILENT,
+    remote=None,
+    margin: float = 0.0,
+) -> dict:
     """``remote``: a RemoteTarget to measure on instead of this machine. ``margin``: see compare()."""
     models = {"a": Path(model)}
     if vs:
@@ -66,12 +79,19 @@ def run_bench(model: str, vs: str | None, batches: list[int], threads: list[int]
         check_output_file(output, (model, vs, inputs_path), "result file")  # before minutes of measuring
     resolve_provider(base.provider)  # refuse a missing provider before any work
     cores = os.cpu_count() or 1
-    warnings = [] if remote is not None else [f"{t} threads is more than the {cores} logical cores here; latency will suffer from contention"
-                for t in threads if t > cores]
+    warnings = (
+        []
+        if remote is not None
+        else [
+            f"{t} threads is more than the {cores} logical cores here; latency will suffer from contention"
+            for t in threads
+            if t > cores
+        ]
+    )
     feeds = None
     if inputs_path is not None:
-        from edgeport.data.model_inputs import load_model_inputs
         from edgeport.benchmarks.latency import create_session
+        from edgeport.data.model_inputs import load_model_inputs
 
         names = [arg.name for arg in create_session(models["a"], base).get_inputs()]
         feeds, _ = load_model_inputs(inputs_path, names, "benchmark")
@@ -86,26 +106,53 @@ def run_bench(model: str, vs: str | None, batches: list[int], threads: list[int]
                 measured = _measure_remote(models, settings, feeds, batch_shapes, remote)
             else:
                 with progress.task(f"batch {batch}, {thread_count} thread(s)", total=settings.rounds) as advance:
-                    measured = measure_interleaved({k: str(v) for k, v in models.items()}, settings, feeds, advance,
-                                                   shapes=batch_shapes)
+                    measured = measure_interleaved(
+                        {k: str(v) for k, v in models.items()}, settings, feeds, advance, shapes=batch_shapes
+                    )
             results.append({"model": "a", **measured["a"].to_dict()})
             if "b" in measured:
                 results.append({"model": "b", **measured["b"].to_dict()})
-                comparisons.append({"batch": batch, "threads": thread_count,
-                                    # round by round on this machine; a remote device runs A, then B
-                                    **compare(measured["a"].samples_ms, measured["b"].samples_ms,
-                                              measured["a"].settings, measured["b"].settings,
-                                              paired=remote is None, seed=base.seed, margin=margin)})
-    report = {"schema_version": SCHEMA_VERSION, "model": str(models["a"]), "vs": str(models.get("b")) if vs else None,
-              "results": results, "comparisons": comparisons, "warnings": warnings}
+                comparisons.append(
+                    {
+                        "batch": batch,
+                        "threads": thread_count,
+                        # round by round on this machine; a remote device runs A, then B
+                        **compare(
+                            measured["a"].samples_ms,
+                            measured["b"].samples_ms,
+                            measured["a"].settings,
+                            measured["b"].settings,
+                            paired=remote is None,
+                            seed=base.seed,
+                            margin=margin,
+                        ),
+                    }
+                )
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "model": str(models["a"]),
+        "vs": str(models.get("b")) if vs else None,
+        "results": results,
+        "comparisons": comparisons,
+        "warnings": warnings,
+    }
     if output:
         atomic_write_json(Path(output), report)
     return report
 
 
-def run_torch_bench(spec: str, weights: str, num_classes: int | None, engine: str | None, batches: list[int],
-                    threads: list[int], base: BenchSettings, shapes: dict[str, tuple[int, ...]],
-                    inputs_path: str | None, output: str | None) -> dict:
+def run_torch_bench(
+    spec: str,
+    weights: str,
+    num_classes: int | None,
+    engine: str | None,
+    batches: list[int],
+    threads: list[int],
+    base: BenchSettings,
+    shapes: dict[str, tuple[int, ...]],
+    inputs_path: str | None,
+    output: str | None,
+) -> dict:
     """The same sweep for a PyTorch model (fp32 weights from safetensors), with the same statistics."""
     from edgeport.data.model_inputs import load_model_inputs
     from edgeport.models import ModelSpec, build_model
@@ -121,8 +168,9 @@ def run_torch_bench(spec: str, weights: str, num_classes: int | None, engine: st
         x = np.random.default_rng(base.seed).standard_normal(shapes["input"]).astype(np.float32)
     else:
         raise ConfigError("a torch model needs its input: --shape input=1x3x32x32 or --inputs data.npz")
-    model = build_model(ModelSpec.parse(spec), x.shape[1] if x.ndim == 4 else None, num_classes,
-                        x.shape[2] if x.ndim == 4 else None)
+    model = build_model(
+        ModelSpec.parse(spec), x.shape[1] if x.ndim == 4 else None, num_classes, x.shape[2] if x.ndim == 4 else None
+    )
     load_weights(model, weights)
     model.eval()
     results = []
@@ -132,8 +180,14 @@ def run_torch_bench(spec: str, weights: str, num_classes: int | None, engine: st
             settings = dataclasses.replace(base, batch=batch, threads=thread_count)
             measured = measure_torch(model, feed, settings, engine=engine, label=spec)
             results.append({"model": "a", **measured.to_dict()})
-    report = {"schema_version": SCHEMA_VERSION, "model": f"torch {spec} ({weights})", "vs": None,
-              "results": results, "comparisons": [], "warnings": []}
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "model": f"torch {spec} ({weights})",
+        "vs": None,
+        "results": results,
+        "comparisons": [],
+        "warnings": [],
+    }
     if output:
         atomic_write_json(Path(output), report)
     return report

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from edgeport.errors import ConfigError
 
-
 # Seeds feed numpy and scikit-learn, which take 32-bit unsigned seeds.
 MAX_SEED = 2**32 - 1
 
@@ -72,7 +71,7 @@ class QuantizeSection(_Section):
     exclude_nodes: Annotated[tuple[str, ...], Strict(False)] = ()
     exclude_op_types: Annotated[tuple[str, ...], Strict(False)] = ()
     engine: Literal["x86", "fbgemm", "qnnpack", "onednn"] = "x86"
-    qat_epochs: int = Field(2, gt=0)   # torch-fx-qat: fine-tuning epochs (KD loss kept)
+    qat_epochs: int = Field(2, gt=0)  # torch-fx-qat: fine-tuning epochs (KD loss kept)
     qat_lr: float = Field(5e-4, gt=0)
     # Accuracy-aware fallback: keep sensitive layers in float until int8 top-1 on the validation
     # split is within this many points of fp32. None: no fallback.

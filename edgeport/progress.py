@@ -7,8 +7,9 @@ and library users get the silent default.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Any
 
 Advance = Callable[..., None]
 
@@ -33,15 +34,22 @@ class RichProgress(Progress):
         from rich.console import Console
 
         self.console = Console(stderr=True)
-        self._bar = None
+        self._bar: Any = None  # a rich Progress while a task is open
         self._depth = 0
 
     def _display(self):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichBar, TextColumn,
-                                   TimeElapsedColumn)
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichBar
 
-        return RichBar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                       TextColumn("{task.fields[info]}"), console=self.console, transient=False)
+        return RichBar(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=self.console,
+            transient=False,
+        )
 
     @contextmanager
     def task(self, description: str, total: int) -> Iterator[Advance]:

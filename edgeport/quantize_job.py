@@ -8,19 +8,25 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from edgeport.artifacts import (atomic_write_json, check_output_file, make_staging_dir, remove_stale_staging,
-                                sha256_file, sha256_json)
+from edgeport.artifacts import (
+    atomic_write_json,
+    check_output_file,
+    make_staging_dir,
+    remove_stale_staging,
+    sha256_file,
+    sha256_json,
+)
 from edgeport.benchmarks import cpu_fingerprint
 from edgeport.data.model_inputs import check_labels_fit, load_model_inputs
 from edgeport.errors import ConfigError, QuantizationError
 from edgeport.exporter import write_metadata
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends import ModelSource, TrainingData, build_quant_config, get_backend, quantize
-from edgeport.quant_backends.model_check import check_fp32_model, check_inputs_fit
 from edgeport.quant_backends.fallback import Tolerance, fallback_miss, quantize_with_fallback
+from edgeport.quant_backends.model_check import check_fp32_model, check_inputs_fit
 from edgeport.quant_backends.target import saturation_warning
 from edgeport.quant_backends.verify import verify_int8
 from edgeport.versions import package_versions
@@ -33,8 +39,9 @@ def manifest_path_for(output: Path) -> Path:
     return output.with_name(f"{name}.manifest.json")
 
 
-def _torch_source(spec: str, weights: str, x, labels, num_classes: int | None, staging: Path,
-                  exporter: str) -> tuple[ModelSource, dict]:
+def _torch_source(
+    spec: str, weights: str, x, labels, num_classes: int | None, staging: Path, exporter: str
+) -> tuple[ModelSource, dict]:
     """Build the torch model (input shape from the calibration images ``x``) and export its fp32 ONNX."""
     from edgeport.exporter import write_onnx
     from edgeport.models import ModelSpec, build_model
@@ -43,13 +50,19 @@ def _torch_source(spec: str, weights: str, x, labels, num_classes: int | None, s
     if num_classes is None and labels is not None:
         num_classes = int(labels.max()) + 1
     model_spec = ModelSpec.parse(spec)
-    model = build_model(model_spec, x.shape[1] if x.ndim == 4 else None, num_classes,
-                        x.shape[2] if x.ndim == 4 else None)
+    model = build_model(
+        model_spec, x.shape[1] if x.ndim == 4 else None, num_classes, x.shape[2] if x.ndim == 4 else None
+    )
     load_weights(model, weights)
     model.eval()
     fp32 = write_onnx(model, x, staging / "fp32.onnx", exporter)
-    lineage = {"torch_model": model_spec.describe(), "weights": str(weights), "weights_sha256": sha256_file(weights),
-               "exported_fp32_sha256": sha256_file(fp32), "exporter": exporter}
+    lineage = {
+        "torch_model": model_spec.describe(),
+        "weights": str(weights),
+        "weights_sha256": sha256_file(weights),
+        "exported_fp32_sha256": sha256_file(fp32),
+        "exporter": exporter,
+    }
     return ModelSource(fp32, model), lineage
 
 
@@ -64,10 +77,20 @@ def _first_output_shape(onnx_path: Path, inputs: dict) -> tuple:
         raise QuantizationError(f"{onnx_path}: the fp32 model does not run on the given inputs ({text})") from exc
 
 
-def quantize_file(onnx_path: str | None, torch_spec: str | None, weights: str | None, calib: str,
-                  val: str | None, config: dict, output: str | None, num_classes: int | None = None,
-                  exporter: str = "dynamo", tolerance: Tolerance | None = None,
-                  fallback_layers: list[str] | None = None, progress: Progress = SILENT) -> tuple[Path, dict]:
+def quantize_file(
+    onnx_path: str | None,
+    torch_spec: str | None,
+    weights: str | None,
+    calib: str,
+    val: str | None,
+    config: dict,
+    output: str | None,
+    num_classes: int | None = None,
+    exporter: str = "dynamo",
+    tolerance: Tolerance | None = None,
+    fallback_layers: list[str] | None = None,
+    progress: Progress = SILENT,
+) -> tuple[Path, dict]:
     """Quantize, verify and write ``output`` plus ``<output>.manifest.json``; return the path and manifest.
 
     Everything a user can get wrong (the model, the data files, the output path) is checked before
@@ -86,8 +109,10 @@ def quantize_file(onnx_path: str | None, torch_spec: str | None, weights: str | 
     facts = None
     if onnx_path is not None:
         if backend.needs == "torch":
-            raise ConfigError(f"backend {backend.name!r} quantizes torch models: use --torch package.module:factory "
-                              "--weights W.safetensors")
+            raise ConfigError(
+                f"backend {backend.name!r} quantizes torch models: use --torch package.module:factory "
+                "--weights W.safetensors"
+            )
         facts = check_fp32_model(onnx_path)
         stem = Path(onnx_path).name.removesuffix(".onnx").removesuffix(".fp32")
         default_output = Path(onnx_path).with_name(stem + ".int8.onnx")
@@ -116,8 +141,9 @@ def quantize_file(onnx_path: str | None, torch_spec: str | None, weights: str | 
             source = ModelSource(Path(onnx_path))
             lineage = {"onnx_model": str(onnx_path), "onnx_sha256": sha256_file(onnx_path)}
         else:
-            source, lineage = _torch_source(torch_spec, weights, calibration["input"], calib_labels, num_classes,
-                                            staging, exporter)
+            source, lineage = _torch_source(
+                torch_spec, weights, calibration["input"], calib_labels, num_classes, staging, exporter
+            )
         output_shape = _first_output_shape(source.onnx_path, val_inputs)
         for labels, where in ((val_labels, val or calib_path), (calib_labels, calib_path)):
             if labels is not None:
@@ -125,36 +151,68 @@ def quantize_file(onnx_path: str | None, torch_spec: str | None, weights: str | 
         if source.torch_model is not None and calib_labels is not None and len(names) == 1:
             # Labelled calibration images double as fine-tuning data for quantization-aware training.
             name = names[0]
-            fit_x, fit_y = (val_inputs[name], val_labels) if val_labels is not None else (calibration[name], calib_labels)
-            source = ModelSource(source.onnx_path, source.torch_model,
-                                 TrainingData(calibration[name], calib_labels, fit_x, fit_y))
+            fit_x, fit_y = (
+                (val_inputs[name], val_labels) if val_labels is not None else (calibration[name], calib_labels)
+            )
+            source = ModelSource(
+                source.onnx_path, source.torch_model, TrainingData(calibration[name], calib_labels, fit_x, fit_y)
+            )
         staged = staging / "int8.onnx"
         fallback = None
         if tolerance is None:
             result = quantize(source, calibration, quant_config, staged, progress)
         else:
-            result, fallback = quantize_with_fallback(source, calibration, quant_config, staged, val_inputs, val_labels,
-                                                      tolerance, progress, fallback_layers)
+            result, fallback = quantize_with_fallback(
+                source, calibration, quant_config, staged, val_inputs, val_labels, tolerance, progress, fallback_layers
+            )
         verification = verify_int8(staged, source.onnx_path, val_inputs, val_labels)
-        write_metadata(staged, {"kind": "onnx-int8", "backend": quant_config.backend,
-                                "source_sha256": lineage.get("onnx_sha256") or lineage["weights_sha256"],
-                                "calibration_sha256": sha256_file(calib_path),
-                                "quant": sha256_json(quant_config.describe())[:16]})
-        warnings = [w for w in [saturation_warning(quant_config.activation_type, quant_config.weight_type,
-                                                   quant_config.reduce_range, cpu)] if w]
+        write_metadata(
+            staged,
+            {
+                "kind": "onnx-int8",
+                "backend": quant_config.backend,
+                "source_sha256": lineage.get("onnx_sha256") or lineage["weights_sha256"],
+                "calibration_sha256": sha256_file(calib_path),
+                "quant": sha256_json(quant_config.describe())[:16],
+            },
+        )
+        warnings = [
+            w
+            for w in [
+                saturation_warning(
+                    quant_config.activation_type, quant_config.weight_type, quant_config.reduce_range, cpu
+                )
+            ]
+            if w
+        ]
         if fallback is not None and not fallback.within_tolerance:
             warnings.append(fallback_miss(fallback))
         manifest = {
             "schema_version": MANIFEST_SCHEMA,
-            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "artifact": {"path": output.name, "kind": "onnx-int8", "sha256": sha256_file(staged),
-                         "size_bytes": staged.stat().st_size},
-            "lineage": {**lineage, "calibration": {"file": str(calib_path), "sha256": sha256_file(calib_path),
-                                                   "samples": result.report.get("calibration_samples")},
-                        "validation": {"file": str(val), "sha256": sha256_file(val)} if val else
-                        {"file": None, "note": "verified on the calibration inputs"},
-                        "quantization": {**quant_config.describe(), "reduce_range_reason": range_reason,
-                                         "seconds": round(result.seconds, 3), "report": result.report}},
+            "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+            "artifact": {
+                "path": output.name,
+                "kind": "onnx-int8",
+                "sha256": sha256_file(staged),
+                "size_bytes": staged.stat().st_size,
+            },
+            "lineage": {
+                **lineage,
+                "calibration": {
+                    "file": str(calib_path),
+                    "sha256": sha256_file(calib_path),
+                    "samples": result.report.get("calibration_samples"),
+                },
+                "validation": {"file": str(val), "sha256": sha256_file(val)}
+                if val
+                else {"file": None, "note": "verified on the calibration inputs"},
+                "quantization": {
+                    **quant_config.describe(),
+                    "reduce_range_reason": range_reason,
+                    "seconds": round(result.seconds, 3),
+                    "report": result.report,
+                },
+            },
             "verification": verification,
             "fallback": fallback.describe() if fallback is not None else None,
             "warnings": warnings,

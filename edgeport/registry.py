@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -20,4 +21,5 @@ class Registry(dict):
                 raise ValueError(f"{self.kind} {name!r} is already registered")
             self[name] = entry
             return entry
+
         return decorate

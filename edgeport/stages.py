@@ -53,14 +53,31 @@ def seeded_model(spec: ModelSpec, seed: int, prepared: PreparedData) -> nn.Modul
     return build_model(spec, channels, classes, size)
 
 
-def fit(model: nn.Module, section, prepared: PreparedData, seed: int, progress: Progress = SILENT,
-        description: str = "train", kd: KDConfig | None = None,
-        t_logits: np.ndarray | None = None) -> TrainResult:
+def fit(
+    model: nn.Module,
+    section,
+    prepared: PreparedData,
+    seed: int,
+    progress: Progress = SILENT,
+    description: str = "train",
+    kd: KDConfig | None = None,
+    t_logits: np.ndarray | None = None,
+) -> TrainResult:
     """Train ``model`` with a teacher or student section's epochs, batch size and learning rate."""
     splits = prepared.splits
     cfg = TrainConfig(epochs=section.epochs, batch_size=section.batch_size, lr=section.lr, seed=seed)
-    return train(model, splits.train.x, splits.train.y, splits.val.x, splits.val.y, cfg, kd=kd,
-                 teacher_logits=t_logits, progress=progress, description=description)
+    return train(
+        model,
+        splits.train.x,
+        splits.train.y,
+        splits.val.x,
+        splits.val.y,
+        cfg,
+        kd=kd,
+        teacher_logits=t_logits,
+        progress=progress,
+        description=description,
+    )
 
 
 @dataclass
@@ -70,27 +87,50 @@ class QuantizedStudent:
     calibration_indices: np.ndarray
 
 
-def quantize_student(fp32_path: Path, student: nn.Module, prepared: PreparedData, t_logits: np.ndarray,
-                     kd: KDConfig, section: QuantizeSection, quant_config: QuantConfig, out_path: Path,
-                     seed: int, progress: Progress = SILENT) -> QuantizedStudent:
+def quantize_student(
+    fp32_path: Path,
+    student: nn.Module,
+    prepared: PreparedData,
+    t_logits: np.ndarray,
+    kd: KDConfig,
+    section: QuantizeSection,
+    quant_config: QuantConfig,
+    out_path: Path,
+    seed: int,
+    progress: Progress = SILENT,
+) -> QuantizedStudent:
     """Calibrate on seeded training images; with ``section.max_accuracy_drop``, fall back layer by layer."""
     splits = prepared.splits
     calib_idx = calibration_subset(splits.train, section.calibration_samples, seed)
-    training = TrainingData(splits.train.x, splits.train.y, splits.val.x, splits.val.y, t_logits,
-                            kd.temperature, kd.alpha)
+    training = TrainingData(
+        splits.train.x, splits.train.y, splits.val.x, splits.val.y, t_logits, kd.temperature, kd.alpha
+    )
     source = ModelSource(fp32_path, student, training)
     calibration = {"input": splits.train.x[calib_idx]}
     if section.max_accuracy_drop is None:
         return QuantizedStudent(quantize(source, calibration, quant_config, out_path, progress), None, calib_idx)
-    result, fallback = quantize_with_fallback(source, calibration, quant_config, out_path,
-                                              {"input": splits.val.x}, splits.val.y,
-                                              Tolerance(max_drop=section.max_accuracy_drop), progress)
+    result, fallback = quantize_with_fallback(
+        source,
+        calibration,
+        quant_config,
+        out_path,
+        {"input": splits.val.x},
+        splits.val.y,
+        Tolerance(max_drop=section.max_accuracy_drop),
+        progress,
+    )
     return QuantizedStudent(result, fallback, calib_idx)
 
 
 def bench_settings(section: BenchSection, seed: int) -> BenchSettings:
-    return BenchSettings(batch=section.batch, threads=section.threads, warmup=section.warmup,
-                         iterations=section.iterations, rounds=section.rounds, seed=seed)
+    return BenchSettings(
+        batch=section.batch,
+        threads=section.threads,
+        warmup=section.warmup,
+        iterations=section.iterations,
+        rounds=section.rounds,
+        seed=seed,
+    )
 
 
 def batch_of(x: np.ndarray, batch: int) -> np.ndarray:

@@ -17,15 +17,23 @@ from edgeport.benchmarks.rounds import split_counts
 from edgeport.errors import BenchmarkError
 
 
-def measure_torch(model, inputs: np.ndarray, settings: BenchSettings = BenchSettings(), engine: str | None = None,
-                  label: str = "torch model") -> BenchResult:
+def measure_torch(
+    model,
+    inputs: np.ndarray,
+    settings: BenchSettings | None = None,
+    engine: str | None = None,
+    label: str = "torch model",
+) -> BenchResult:
     """Latency of ``model(inputs)`` in PyTorch on the CPU, ``settings.threads`` intra-op threads."""
     import torch
 
+    settings = settings or BenchSettings()
     if engine is not None:
         if engine not in torch.backends.quantized.supported_engines:
-            raise BenchmarkError(f"quantized engine {engine!r} is not available "
-                                 f"({', '.join(torch.backends.quantized.supported_engines)})")
+            raise BenchmarkError(
+                f"quantized engine {engine!r} is not available "
+                f"({', '.join(torch.backends.quantized.supported_engines)})"
+            )
         torch.backends.quantized.engine = engine
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
@@ -48,7 +56,14 @@ def measure_torch(model, inputs: np.ndarray, settings: BenchSettings = BenchSett
         torch.set_num_threads(previous_threads)
     environment = {**environment_fingerprint(), "torch": torch.__version__}
     sizes = split_counts(settings.iterations, settings.rounds)  # the rounds the statistics resample
-    settings_used = {**asdict(settings), "provider": "pytorch-cpu", "engine": engine, "inputs": "given",
-                     "rounds_run": len(sizes), "round_sizes": sizes}
-    return BenchResult(label, "", settings_used, environment, samples, first_inference_ms=first_ms,
-                       peak_rss_mb=peak_rss_mb())
+    settings_used = {
+        **asdict(settings),
+        "provider": "pytorch-cpu",
+        "engine": engine,
+        "inputs": "given",
+        "rounds_run": len(sizes),
+        "round_sizes": sizes,
+    }
+    return BenchResult(
+        label, "", settings_used, environment, samples, first_inference_ms=first_ms, peak_rss_mb=peak_rss_mb()
+    )

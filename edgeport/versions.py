@@ -6,8 +6,7 @@ import platform
 import sys
 from importlib import metadata
 
-PACKAGES = ("torch", "torchvision", "onnx", "onnxruntime", "onnxscript", "numpy", "scikit-learn",
-            "safetensors")
+PACKAGES = ("torch", "torchvision", "onnx", "onnxruntime", "onnxscript", "numpy", "scikit-learn", "safetensors")
 
 
 def package_versions() -> dict[str, str]:

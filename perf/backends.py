@@ -16,13 +16,13 @@ import numpy as np
 import torch
 
 from edgeport.benchmarks import BenchSettings, measure_interleaved
+from edgeport.benchmarks.fingerprint import cpu_fingerprint
+from edgeport.errors import QuantizationError
 from edgeport.exporter import write_onnx
 from edgeport.models import build_model
 from edgeport.quant_backends import ModelSource, QuantConfig, list_backends, quantize
 from edgeport.quant_backends.target import needs_reduce_range
 from edgeport.quant_backends.verify import int8_coverage
-from edgeport.benchmarks.fingerprint import cpu_fingerprint
-from edgeport.errors import QuantizationError
 
 
 def measure(name: str, model, shape: tuple, iterations: int, folder: Path) -> list[str]:
@@ -33,7 +33,9 @@ def measure(name: str, model, shape: tuple, iterations: int, folder: Path) -> li
     rows = []
     for backend in list_backends():
         int8 = folder / f"{name}.{backend}.onnx"
-        config = QuantConfig(backend=backend, reduce_range=needs_reduce_range(cpu_fingerprint()), calibration_samples=32)
+        config = QuantConfig(
+            backend=backend, reduce_range=needs_reduce_range(cpu_fingerprint()), calibration_samples=32
+        )
         try:
             quantize(source, {"input": calib}, config, int8)
         except QuantizationError as exc:
@@ -44,8 +46,10 @@ def measure(name: str, model, shape: tuple, iterations: int, folder: Path) -> li
         results = measure_interleaved({"fp32": fp32, "int8": int8}, settings, {"input": calib[:1]})
         fp, q = results["fp32"].stats["p50_ms"], results["int8"].stats["p50_ms"]
         cov = int8_coverage(int8)
-        rows.append(f"| {name} | {backend} | {fp:.3f} | {q:.3f} | {q / fp:.2f} | "
-                    f"{cov['integer_kernels']}/{cov['integer_kernels'] + cov['float_kernels']} |")
+        rows.append(
+            f"| {name} | {backend} | {fp:.3f} | {q:.3f} | {q / fp:.2f} | "
+            f"{cov['integer_kernels']}/{cov['integer_kernels'] + cov['float_kernels']} |"
+        )
         print(rows[-1], flush=True)
     return rows
 
@@ -54,12 +58,19 @@ def main() -> int:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        rows = measure("digits student", build_model("cnn:width=2,depth=4", 1, 10, 32).eval(), (1, 32, 32), 2000,
-                       folder)
+        rows = measure(
+            "digits student", build_model("cnn:width=2,depth=4", 1, 10, 32).eval(), (1, 32, 32), 2000, folder
+        )
         rows += measure("resnet18 224", build_model("resnet18", 3, 1000, 224).eval(), (3, 224, 224), 100, folder)
-    text = ["", "## int8 / fp32 p50 by backend (batch 1, 1 thread, `python perf/backends.py`)", "",
-            "| model | backend | fp32 p50 ms | int8 p50 ms | ratio | int8 coverage |", "|---|---|---:|---:|---:|---:|",
-            *rows, ""]
+    text = [
+        "",
+        "## int8 / fp32 p50 by backend (batch 1, 1 thread, `python perf/backends.py`)",
+        "",
+        "| model | backend | fp32 p50 ms | int8 p50 ms | ratio | int8 coverage |",
+        "|---|---|---:|---:|---:|---:|",
+        *rows,
+        "",
+    ]
     with open(Path(__file__).parent / "RESULTS.md", "a") as handle:
         handle.write("\n".join(text))
     return 0

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -40,11 +40,17 @@ def build_model(path: Path) -> None:
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    weights = [numpy_helper.from_array((rng.standard_normal((256, 256)) / 16).astype(np.float32), f"w{i}")
-               for i in range(4)]
+    weights = [
+        numpy_helper.from_array((rng.standard_normal((256, 256)) / 16).astype(np.float32), f"w{i}") for i in range(4)
+    ]
     nodes = [helper.make_node("MatMul", ["x" if i == 0 else f"h{i - 1}", f"w{i}"], [f"h{i}"]) for i in range(4)]
-    graph = helper.make_graph(nodes, "aa", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 256])],
-                              [helper.make_tensor_value_info("h3", TensorProto.FLOAT, [1, 256])], weights)
+    graph = helper.make_graph(
+        nodes,
+        "aa",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 256])],
+        [helper.make_tensor_value_info("h3", TensorProto.FLOAT, [1, 256])],
+        weights,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, path)
@@ -53,8 +59,9 @@ def build_model(path: Path) -> None:
 def sample_level_interval(a: np.ndarray, b: np.ndarray, seed: int) -> tuple[float, float]:
     """The interval bench --vs reported before: single runs of A and B resampled independently."""
     rng = np.random.default_rng(seed)
-    ratios = (np.percentile(a[rng.integers(0, a.size, (1000, a.size))], 50, axis=1)
-              / np.percentile(b[rng.integers(0, b.size, (1000, b.size))], 50, axis=1))
+    ratios = np.percentile(a[rng.integers(0, a.size, (1000, a.size))], 50, axis=1) / np.percentile(
+        b[rng.integers(0, b.size, (1000, b.size))], 50, axis=1
+    )
     low, high = np.percentile(ratios, [2.5, 97.5])
     return float(low), float(high)
 
@@ -71,7 +78,7 @@ def one_session_each(a: Path, b: Path, seed: int) -> dict:
     for session in sessions.values():
         timed_runs(session, feeds, settings.warmup)
     for r in range(ROUNDS):
-        for label in (("a", "b") if r % 2 == 0 else ("b", "a")):
+        for label in ("a", "b") if r % 2 == 0 else ("b", "a"):
             samples[label] += timed_runs(sessions[label], feeds, ITERATIONS // ROUNDS)
     return compare(samples["a"], samples["b"], {"round_sizes": [ITERATIONS // ROUNDS] * ROUNDS}, seed=seed)
 
@@ -97,8 +104,24 @@ def main() -> int:
         build_model(a)
         shutil.copyfile(a, b)
         for i in range(runs):
-            command = [sys.executable, "-m", "edgeport.cli", "bench", str(a), "--vs", str(b), "--iterations",
-                       str(ITERATIONS), "--rounds", str(ROUNDS), "--seed", str(i), "-o", str(out), "--quiet"]
+            command = [
+                sys.executable,
+                "-m",
+                "edgeport.cli",
+                "bench",
+                str(a),
+                "--vs",
+                str(b),
+                "--iterations",
+                str(ITERATIONS),
+                "--rounds",
+                str(ROUNDS),
+                "--seed",
+                str(i),
+                "-o",
+                str(out),
+                "--quiet",
+            ]
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:
                 print(done.stderr, file=sys.stderr)
@@ -114,23 +137,28 @@ def main() -> int:
             single = one_session_each(a, b, i)
             single_hits += contains_one(single["p50_ratio_ci"])
             single_alarms += single["verdict"] != "no detectable difference"
-            print(f"run {i + 1}/{runs}: p50 ratio {comparison['p50_ratio']:.3f} "
-                  f"[{comparison['p50_ratio_ci'][0]:.3f}, {comparison['p50_ratio_ci'][1]:.3f}] "
-                  f"p={comparison['p_value']:.2g} {comparison['verdict']}", flush=True)
+            print(
+                f"run {i + 1}/{runs}: p50 ratio {comparison['p50_ratio']:.3f} "
+                f"[{comparison['p50_ratio_ci'][0]:.3f}, {comparison['p50_ratio_ci'][1]:.3f}] "
+                f"p={comparison['p_value']:.2g} {comparison['verdict']}",
+                flush=True,
+            )
         latency_us = float(np.median(samples["a"])) * 1e3
     ok = new_hits >= MIN_COVERAGE * runs and alarms <= MAX_ALARMS * runs
     counts = ", ".join(f"{v} {verdicts.count(v)}" for v in sorted(set(verdicts)))
-    line = (f"\n## `bench A --vs A-copy`, real A/A timing (`python perf/bench_aa.py {runs}`, "
-            f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)\n\n"
-            f"CPU {cpu_model()}. Four 256x256 MatMuls (p50 {latency_us:.0f} us), batch 1, 1 thread, {runs} runs of "
-            f"`edgeport bench A.onnx --vs A-copy.onnx --iterations {ITERATIONS} --rounds {ROUNDS}` "
-            f"({time.perf_counter() - started:.0f} s in all): the 95% p50-ratio interval (paired rounds, fresh "
-            f"sessions each round) contains 1.0 in {new_hits}/{runs}; verdicts {counts}; false alarms "
-            f"{alarms}/{runs}; p50 ratios {min(ratios):.3f}-{max(ratios):.3f}. On the same samples the old "
-            f"sample-level interval contains 1.0 in {old_hits}/{runs}. Measured with one session per model for "
-            f"the whole run (as before), the round-level interval contains 1.0 in {single_hits}/{runs}, false "
-            f"alarms {single_alarms}/{runs}. Goal: >= {MIN_COVERAGE:.0%} contain 1.0, <= {MAX_ALARMS:.0%} false "
-            f"alarms: {'pass' if ok else 'FAIL'}\n")
+    line = (
+        f"\n## `bench A --vs A-copy`, real A/A timing (`python perf/bench_aa.py {runs}`, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n\n"
+        f"CPU {cpu_model()}. Four 256x256 MatMuls (p50 {latency_us:.0f} us), batch 1, 1 thread, {runs} runs of "
+        f"`edgeport bench A.onnx --vs A-copy.onnx --iterations {ITERATIONS} --rounds {ROUNDS}` "
+        f"({time.perf_counter() - started:.0f} s in all): the 95% p50-ratio interval (paired rounds, fresh "
+        f"sessions each round) contains 1.0 in {new_hits}/{runs}; verdicts {counts}; false alarms "
+        f"{alarms}/{runs}; p50 ratios {min(ratios):.3f}-{max(ratios):.3f}. On the same samples the old "
+        f"sample-level interval contains 1.0 in {old_hits}/{runs}. Measured with one session per model for "
+        f"the whole run (as before), the round-level interval contains 1.0 in {single_hits}/{runs}, false "
+        f"alarms {single_alarms}/{runs}. Goal: >= {MIN_COVERAGE:.0%} contain 1.0, <= {MAX_ALARMS:.0%} false "
+        f"alarms: {'pass' if ok else 'FAIL'}\n"
+    )
     with open(Path(__file__).parent / "RESULTS.md", "a") as handle:
         handle.write(line)
     print(line)

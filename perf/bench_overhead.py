@@ -43,10 +43,12 @@ def main() -> int:
             bare.append(float(np.percentile(samples, 50)))
             harness.append(measure_latency(path, settings, feeds).stats["p50_ms"])
     gap = abs(np.median(harness) / np.median(bare) - 1)
-    line = (f"\n## bench harness vs bare session.run loop (`python perf/bench_overhead.py`)\n\n"
-            f"digits student fp32, batch 1, 1 thread, 5 alternating blocks of 2,000 runs: bare p50 "
-            f"{np.median(bare) * 1000:.1f} us, edgeport p50 {np.median(harness) * 1000:.1f} us, gap {gap * 100:.2f}% "
-            f"(goal <= {GOAL * 100:.0f}%): {'pass' if gap <= GOAL else 'FAIL'}\n")
+    line = (
+        f"\n## bench harness vs bare session.run loop (`python perf/bench_overhead.py`)\n\n"
+        f"digits student fp32, batch 1, 1 thread, 5 alternating blocks of 2,000 runs: bare p50 "
+        f"{np.median(bare) * 1000:.1f} us, edgeport p50 {np.median(harness) * 1000:.1f} us, gap {gap * 100:.2f}% "
+        f"(goal <= {GOAL * 100:.0f}%): {'pass' if gap <= GOAL else 'FAIL'}\n"
+    )
     with open(Path(__file__).parent / "RESULTS.md", "a") as handle:
         handle.write(line)
     print(line)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +21,10 @@ import torch
 
 from edgeport.artifacts import atomic_write_json
 from edgeport.benchmarks import BenchSettings, measure_latency
+from edgeport.benchmarks.rounds import rounds_of
 from edgeport.exporter import write_onnx
 from edgeport.gate import GateRequest, run_gate
 from edgeport.gate.decide import regression_check
-from edgeport.benchmarks.rounds import rounds_of
 from edgeport.models import build_model
 
 PAIRS = 20
@@ -46,28 +46,36 @@ def main() -> int:
             baseline = measure_latency(path, settings, feeds)
             atomic_write_json(Path(tmp) / "baseline.json", baseline.to_dict())
             current = measure_latency(path, settings, feeds)
-            check = regression_check(rounds_of(np.asarray(current.samples_ms), current.settings),
-                                     rounds_of(np.asarray(baseline.samples_ms), baseline.settings),
-                                     MAX_REGRESSION, "ci", seed=i)
+            check = regression_check(
+                rounds_of(np.asarray(current.samples_ms), current.settings),
+                rounds_of(np.asarray(baseline.samples_ms), baseline.settings),
+                MAX_REGRESSION,
+                "ci",
+                seed=i,
+            )
             single.append(check.verdict)
             ratios.append(check.measured)
             report = run_gate(GateRequest(budget=budget, artifact=path, baseline=Path(tmp) / "baseline.json", seed=i))
             verdicts.append(report["verdict"])
             extra += report["extra_measurements"]
-        interleaved = [run_gate(GateRequest(budget=budget, artifact=path, baseline_artifact=path, seed=i))["verdict"]
-                       for i in range(PAIRS)]
+        interleaved = [
+            run_gate(GateRequest(budget=budget, artifact=path, baseline_artifact=path, seed=i))["verdict"]
+            for i in range(PAIRS)
+        ]
     alarms = sum(v != "pass" for v in interleaved)
-    line = (f"\n## gate regression check, real A/A timing (`python perf/gate_aa.py`, "
-            f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)\n\n"
-            f"digits student fp32, batch 1, 1 thread, {PAIRS} back-to-back pairs of 2,000-run measurements, "
-            f"max_regression {MAX_REGRESSION:.0%}. One back-to-back comparison: p50 ratios {min(ratios):.3f}-"
-            f"{max(ratios):.3f} (median {np.median(ratios):.3f}), verdicts "
-            f"{', '.join(f'{v} {single.count(v)}' for v in sorted(set(single)))}. `edgeport gate --artifact` against "
-            f"the same baselines ({extra} extra measurements in all): verdicts "
-            f"{', '.join(f'{v} {verdicts.count(v)}' for v in sorted(set(verdicts)))}. "
-            f"`edgeport gate --artifact M --baseline-artifact M` (interleaved, paired rounds): verdicts "
-            f"{', '.join(f'{v} {interleaved.count(v)}' for v in sorted(set(interleaved)))}; "
-            f"false alarms {alarms}/{PAIRS} (goal <= {GOAL}): {'pass' if alarms <= GOAL else 'FAIL'}\n")
+    line = (
+        f"\n## gate regression check, real A/A timing (`python perf/gate_aa.py`, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n\n"
+        f"digits student fp32, batch 1, 1 thread, {PAIRS} back-to-back pairs of 2,000-run measurements, "
+        f"max_regression {MAX_REGRESSION:.0%}. One back-to-back comparison: p50 ratios {min(ratios):.3f}-"
+        f"{max(ratios):.3f} (median {np.median(ratios):.3f}), verdicts "
+        f"{', '.join(f'{v} {single.count(v)}' for v in sorted(set(single)))}. `edgeport gate --artifact` against "
+        f"the same baselines ({extra} extra measurements in all): verdicts "
+        f"{', '.join(f'{v} {verdicts.count(v)}' for v in sorted(set(verdicts)))}. "
+        f"`edgeport gate --artifact M --baseline-artifact M` (interleaved, paired rounds): verdicts "
+        f"{', '.join(f'{v} {interleaved.count(v)}' for v in sorted(set(interleaved)))}; "
+        f"false alarms {alarms}/{PAIRS} (goal <= {GOAL}): {'pass' if alarms <= GOAL else 'FAIL'}\n"
+    )
     with open(Path(__file__).parent / "RESULTS.md", "a") as handle:
         handle.write(line)
     print(line)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,8 +23,24 @@ COLD_GOAL_S = 180
 
 def search(out: Path, *args: str) -> tuple[float, dict]:
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "edgeport.cli", "search", "--config", str(EXAMPLE), "--out", str(out),
-                           "--quiet", "--json", *args], capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgeport.cli",
+            "search",
+            "--config",
+            str(EXAMPLE),
+            "--out",
+            str(out),
+            "--quiet",
+            "--json",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     seconds = time.perf_counter() - start
     if proc.returncode not in (0, 1):
         raise SystemExit(f"search failed: {proc.stderr}")
@@ -43,17 +59,23 @@ def main() -> int:
     warm_builds = sum(c["built"] for c in warm["stage_counts"].values())
     ok = cold_s < COLD_GOAL_S and warm_builds == 0
     chosen = cold["best"]["metrics"] if cold.get("best") else None
-    lines = [f"\n## `edgeport search` on examples/search-digits.toml (`python perf/search.py`, "
-             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)\n",
-             "| run | wall | stages built | verdict |", "|---|---:|---|---|",
-             f"| cold, 1 worker | {cold_s:.0f} s | {built(cold)} | {'pass' if cold_s < COLD_GOAL_S else 'FAIL'} "
-             f"(goal < {COLD_GOAL_S} s) |",
-             f"| cold, --workers 2 | {workers_s:.0f} s | {built(workers)} | |",
-             f"| warm (same --out, cache reused) | {warm_s:.0f} s | {built(warm)} | "
-             f"{'pass' if warm_builds == 0 else 'FAIL'} (goal: nothing rebuilt) |", ""]
+    lines = [
+        f"\n## `edgeport search` on examples/search-digits.toml (`python perf/search.py`, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n",
+        "| run | wall | stages built | verdict |",
+        "|---|---:|---|---|",
+        f"| cold, 1 worker | {cold_s:.0f} s | {built(cold)} | {'pass' if cold_s < COLD_GOAL_S else 'FAIL'} "
+        f"(goal < {COLD_GOAL_S} s) |",
+        f"| cold, --workers 2 | {workers_s:.0f} s | {built(workers)} | |",
+        f"| warm (same --out, cache reused) | {warm_s:.0f} s | {built(warm)} | "
+        f"{'pass' if warm_builds == 0 else 'FAIL'} (goal: nothing rebuilt) |",
+        "",
+    ]
     if chosen:
-        lines.append(f"Chosen: {cold['chosen'][:8]} ({chosen['kind']}), val {chosen['val_accuracy']:.2f}%, "
-                     f"test {chosen['test_accuracy']:.2f}%, p90 {chosen['latency']['p90_ms'] * 1000:.0f} us.\n")
+        lines.append(
+            f"Chosen: {cold['chosen'][:8]} ({chosen['kind']}), val {chosen['val_accuracy']:.2f}%, "
+            f"test {chosen['test_accuracy']:.2f}%, p90 {chosen['latency']['p90_ms'] * 1000:.0f} us.\n"
+        )
     text = "\n".join(lines)
     with open(Path(__file__).parent / "RESULTS.md", "a") as handle:
         handle.write(text)

@@ -22,7 +22,14 @@ def trained_cnn(digits16):
     from edgeport.models import build_model
 
     model = build_model("cnn:width=1,depth=3", 1, 10, 16)
-    train(model, digits16.train.x, digits16.train.y, digits16.val.x, digits16.val.y, TrainConfig(epochs=4, lr=1e-2, seed=0))
+    train(
+        model,
+        digits16.train.x,
+        digits16.train.y,
+        digits16.val.x,
+        digits16.val.y,
+        TrainConfig(epochs=4, lr=1e-2, seed=0),
+    )
     return model
 
 

@@ -10,8 +10,13 @@ from torch import nn
 
 def tiny_factory(in_channels: int, num_classes: int, hidden: int = 8) -> nn.Module:
     """A user model reachable as 'tests.helpers:tiny_factory'."""
-    return nn.Sequential(nn.Conv2d(in_channels, hidden, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Linear(hidden, num_classes))
+    return nn.Sequential(
+        nn.Conv2d(in_channels, hidden, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(hidden, num_classes),
+    )
 
 
 def not_a_module(in_channels: int, num_classes: int):
@@ -75,7 +80,9 @@ rounds = 4
 """
 
 
-def tiny_config(tmp_path: Path, space: str, search: str = "", student_epochs: int = 2, name: str = "search.toml") -> Path:
+def tiny_config(
+    tmp_path: Path, space: str, search: str = "", student_epochs: int = 2, name: str = "search.toml"
+) -> Path:
     path = tmp_path / name
     path.write_text(TINY_RUN.format(student_epochs=student_epochs) + f"\n[search]\n{search}\n[search.space]\n{space}\n")
     return path

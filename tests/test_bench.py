@@ -24,8 +24,10 @@ def test_summary_intervals_cover_the_estimate_and_p99_needs_100_samples():
 def test_p50_interval_has_about_95_percent_coverage():
     rng = np.random.default_rng(1)
     true_median = 1.0  # lognormal(0, s) has median exp(0)
-    hits = sum(lo <= true_median <= hi
-               for lo, hi in (summarize(rng.lognormal(0, 0.3, 300), seed=i)["p50_ci_ms"] for i in range(100)))
+    hits = sum(
+        lo <= true_median <= hi
+        for lo, hi in (summarize(rng.lognormal(0, 0.3, 300), seed=i)["p50_ci_ms"] for i in range(100))
+    )
     assert 88 <= hits <= 100
 
 
@@ -35,8 +37,9 @@ BENCH_SETTINGS = {"iterations": 400, "rounds": 10, "round_sizes": [40] * 10, "ro
 
 def test_a_a_comparisons_rarely_raise_false_alarms():
     rng = np.random.default_rng(2)
-    verdicts = [compare(rng.lognormal(0, 0.25, 400), rng.lognormal(0, 0.25, 400), BENCH_SETTINGS, seed=i)
-                for i in range(200)]
+    verdicts = [
+        compare(rng.lognormal(0, 0.25, 400), rng.lognormal(0, 0.25, 400), BENCH_SETTINGS, seed=i) for i in range(200)
+    ]
     false_alarms = sum(v["verdict"] != "no detectable difference" for v in verdicts)
     contains_one = sum(v["p50_ratio_ci"][0] <= 1.0 <= v["p50_ratio_ci"][1] for v in verdicts)
     assert false_alarms <= 4  # 2% of 200
@@ -48,8 +51,11 @@ def test_a_real_speedup_is_detected_in_both_directions():
     slow, fast = rng.lognormal(0, 0.25, 400), rng.lognormal(np.log(0.85), 0.25, 400)
     assert compare(fast, slow, BENCH_SETTINGS)["verdict"] == "faster"
     assert compare(slow, fast, BENCH_SETTINGS)["verdict"] == "slower"
-    detected = sum(compare(rng.lognormal(np.log(0.85), 0.25, 400), rng.lognormal(0, 0.25, 400), BENCH_SETTINGS,
-                           seed=i)["verdict"] == "faster" for i in range(100))
+    detected = sum(
+        compare(rng.lognormal(np.log(0.85), 0.25, 400), rng.lognormal(0, 0.25, 400), BENCH_SETTINGS, seed=i)["verdict"]
+        == "faster"
+        for i in range(100)
+    )
     assert detected >= 95
 
 
@@ -87,15 +93,28 @@ def _bench(capsys, *args):
 
 def test_bench_sweep_writes_result_json(student_pair, capsys):
     out = student_pair / "result.json"
-    code, stdout, err = _bench(capsys, student_pair / "fp32.onnx", "--batch", "1,4", "--threads", "1",
-                               "--iterations", 200, "--warmup", 5, "-o", out)
+    code, stdout, err = _bench(
+        capsys,
+        student_pair / "fp32.onnx",
+        "--batch",
+        "1,4",
+        "--threads",
+        "1",
+        "--iterations",
+        200,
+        "--warmup",
+        5,
+        "-o",
+        out,
+    )
     assert code == 0, err
     assert "p50 ms" in stdout
     report = json.loads(out.read_text())
     assert [r["settings"]["batch"] for r in report["results"]] == [1, 4]
     first = report["results"][0]
     assert len(first["samples_ms"]) == 200 and first["stats"]["p50_ms"] == pytest.approx(
-        float(np.percentile(first["samples_ms"], 50)))
+        float(np.percentile(first["samples_ms"], 50))
+    )
     assert first["environment"]["cpu"]["logical_cores"] >= 1 and first["schema_version"] == 1
     assert first["session_create_ms"] > 0 and first["first_inference_ms"] > 0 and first["peak_rss_mb"] > 0
 
@@ -105,8 +124,9 @@ def test_bench_fp32_versus_int8_student(student_pair, capsys):
     # difference"; measuring again is what a user would do. It must never come out "slower".
     verdicts = []
     for _ in range(3):
-        code, stdout, err = _bench(capsys, student_pair / "int8.onnx", "--vs", student_pair / "fp32.onnx",
-                                   "--iterations", 2000, "--json")
+        code, stdout, err = _bench(
+            capsys, student_pair / "int8.onnx", "--vs", student_pair / "fp32.onnx", "--iterations", 2000, "--json"
+        )
         assert code == 0, err
         comparison = json.loads(stdout)["comparisons"][0]
         verdicts.append(comparison["verdict"])
@@ -118,14 +138,16 @@ def test_bench_fp32_versus_int8_student(student_pair, capsys):
 
 
 def test_bench_real_inputs_and_shapes(student_pair, capsys):
-    code, stdout, err = _bench(capsys, student_pair / "fp32.onnx", "--inputs", student_pair / "inputs.npz",
-                               "--iterations", 20, "--json")
+    code, stdout, err = _bench(
+        capsys, student_pair / "fp32.onnx", "--inputs", student_pair / "inputs.npz", "--iterations", 20, "--json"
+    )
     assert code == 0, err
     result = json.loads(stdout)["results"][0]
     assert result["settings"]["batch"] == 4 and result["settings"]["inputs"] == "given"
     assert result["stats"]["p99_ms"] is None and "p99" in result["stats"]["unsupported"]
-    code, stdout, _ = _bench(capsys, student_pair / "fp32.onnx", "--shape", "input=3x1x32x32", "--iterations", 20,
-                             "--json")
+    code, stdout, _ = _bench(
+        capsys, student_pair / "fp32.onnx", "--shape", "input=3x1x32x32", "--iterations", 20, "--json"
+    )
     assert code == 0 and json.loads(stdout)["results"][0]["settings"]["batch"] == 1
     code, stdout, _ = _bench(capsys, student_pair / "fp32.onnx", "--warmup", "0.2s", "--duration", "0.5", "--json")
     settings = json.loads(stdout)["results"][0]["settings"]
@@ -138,19 +160,20 @@ def test_bench_bad_input_exits_2(student_pair, tmp_path, capsys):
     np.savez(tmp_path / "f64.npz", x=np.zeros((1, 1, 32, 32)))
     np.savez(tmp_path / "shape.npz", x=np.zeros((1, 3, 32, 32), np.float32))
     model = student_pair / "fp32.onnx"
-    cases = [([tmp_path / "absent.onnx"], "model file not found"),
-             ([tmp_path / "text.onnx"], "onnxruntime cannot load the model"),
-             ([model, "--provider", "cuda"], "provider 'cuda'"),
-             ([model, "--provider", "tpu"], "provider 'tpu' is not one of"),
-             ([model, "--iterations", 0], "iterations must be a positive integer"),
-             ([model, "--batch", "1,x"], "--batch expects comma-separated integers"),
-             ([model, "--warmup", "fast"], "expected a count such as 50"),
-             ([model, "--shape", "input=1x1"], "does not fit the model's shape"),
-             ([model, "--shape", "pixels=1x1x32x32"], "not model inputs"),
-             ([model, "--inputs", tmp_path / "wrong.npz"], "expected arrays named 'input'"),
-             ([model, "--inputs", tmp_path / "f64.npz"], "the model expects float32"),
-             ([model, "--inputs", tmp_path / "shape.npz"], "the model expects"),
-             ]
+    cases = [
+        ([tmp_path / "absent.onnx"], "model file not found"),
+        ([tmp_path / "text.onnx"], "onnxruntime cannot load the model"),
+        ([model, "--provider", "cuda"], "provider 'cuda'"),
+        ([model, "--provider", "tpu"], "provider 'tpu' is not one of"),
+        ([model, "--iterations", 0], "iterations must be a positive integer"),
+        ([model, "--batch", "1,x"], "--batch expects comma-separated integers"),
+        ([model, "--warmup", "fast"], "expected a count such as 50"),
+        ([model, "--shape", "input=1x1"], "does not fit the model's shape"),
+        ([model, "--shape", "pixels=1x1x32x32"], "not model inputs"),
+        ([model, "--inputs", tmp_path / "wrong.npz"], "expected arrays named 'input'"),
+        ([model, "--inputs", tmp_path / "f64.npz"], "the model expects float32"),
+        ([model, "--inputs", tmp_path / "shape.npz"], "the model expects"),
+    ]
     for args, message in cases:
         code, _, err = _bench(capsys, *args)
         assert code == 2, (args, err)
@@ -160,8 +183,9 @@ def test_bench_bad_input_exits_2(student_pair, tmp_path, capsys):
 def test_threads_above_core_count_warn(student_pair, capsys):
     import os
 
-    code, stdout, _ = _bench(capsys, student_pair / "fp32.onnx", "--threads", (os.cpu_count() or 1) + 1,
-                             "--iterations", 20, "--json")
+    code, stdout, _ = _bench(
+        capsys, student_pair / "fp32.onnx", "--threads", (os.cpu_count() or 1) + 1, "--iterations", 20, "--json"
+    )
     assert code == 0 and "more than the" in json.loads(stdout)["warnings"][0]
 
 
@@ -173,9 +197,12 @@ def test_pytorch_runner_measures_fp32_and_quantized_models(tmp_path, trained_cnn
     settings = BenchSettings(warmup=3, iterations=50, rounds=5)
     x = digits16.val.x[:1]
     fp32 = measure_torch(trained_cnn, x, settings, label="fp32")
-    result = quantize(ModelSource(None, trained_cnn), {"input": digits16.train.x[:32]},
-                      QuantConfig(backend="torch-fx", engine="fbgemm", reduce_range=True),
-                      tmp_path / "q.onnx")
+    result = quantize(
+        ModelSource(None, trained_cnn),
+        {"input": digits16.train.x[:32]},
+        QuantConfig(backend="torch-fx", engine="fbgemm", reduce_range=True),
+        tmp_path / "q.onnx",
+    )
     int8 = measure_torch(result.torch_model, x, settings, engine="fbgemm", label="torch-fx int8")
     for measured in (fp32, int8):
         assert len(measured.samples_ms) == 50 and measured.stats["p50_ms"] > 0
@@ -188,9 +215,24 @@ def test_bench_a_pytorch_model_from_the_cli(tmp_path, capsys, trained_cnn):
     from edgeport.models.checkpoint import save_checkpoint
 
     save_checkpoint(trained_cnn, tmp_path / "w.safetensors", ModelSpec.parse("cnn:width=1,depth=3"), 1, 10, 16)
-    code, stdout, err = _bench(capsys, "--torch", "cnn:width=1,depth=3", "--weights", tmp_path / "w.safetensors",
-                               "--num-classes", 10, "--shape", "input=1x1x16x16", "--batch", "1,2",
-                               "--iterations", 30, "--warmup", 2, "--json")
+    code, stdout, err = _bench(
+        capsys,
+        "--torch",
+        "cnn:width=1,depth=3",
+        "--weights",
+        tmp_path / "w.safetensors",
+        "--num-classes",
+        10,
+        "--shape",
+        "input=1x1x16x16",
+        "--batch",
+        "1,2",
+        "--iterations",
+        30,
+        "--warmup",
+        2,
+        "--json",
+    )
     assert code == 0, err
     results = json.loads(stdout)["results"]
     assert [r["settings"]["batch"] for r in results] == [1, 2]

@@ -5,11 +5,16 @@ import sys
 import numpy as np
 import pytest
 
-from edgeport.benchmarks import BenchSettings, cpu_fingerprint, environment_fingerprint, measure_interleaved, \
-    measure_latency, summarize
-from edgeport.benchmarks.latency import synthesize_inputs, create_session
+from edgeport.benchmarks import (
+    BenchSettings,
+    cpu_fingerprint,
+    environment_fingerprint,
+    measure_interleaved,
+    measure_latency,
+    summarize,
+)
+from edgeport.benchmarks.latency import create_session, synthesize_inputs
 from edgeport.errors import BenchmarkError, ConfigError
-
 
 # As on an edge board without torch: any import of torch fails like a missing package.
 BLOCK_TORCH = (
@@ -18,15 +23,17 @@ BLOCK_TORCH = (
     "    def find_spec(self, name, path=None, target=None):\n"
     "        if name == 'torch' or name.startswith('torch.'):\n"
     "            raise ModuleNotFoundError(\"No module named 'torch'\")\n"
-    "sys.meta_path.insert(0, NoTorch())\n")
+    "sys.meta_path.insert(0, NoTorch())\n"
+)
 
 
 def test_benchmarks_import_without_torch():
-    code = (BLOCK_TORCH +
-            "import edgeport.benchmarks, edgeport.benchmarks.latency, edgeport.benchmarks.compare\n"
-            "import edgeport.benchmarks.rounds, edgeport.benchmarks.remote_runner\n"
-            "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules)\n"
-            "print('ok')")
+    code = (
+        BLOCK_TORCH + "import edgeport.benchmarks, edgeport.benchmarks.latency, edgeport.benchmarks.compare\n"
+        "import edgeport.benchmarks.rounds, edgeport.benchmarks.remote_runner\n"
+        "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules)\n"
+        "print('ok')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
@@ -57,8 +64,9 @@ def test_latency_keeps_raw_samples_and_fingerprint(fp32_onnx):
 def test_interleaved_measures_each_model(fp32_onnx, digits16):
     settings = BenchSettings(warmup=2, iterations=30, rounds=3)
     rounds = []
-    results = measure_interleaved({"a": fp32_onnx, "b": fp32_onnx}, settings, {"input": digits16.val.x[:1]},
-                                  on_round=rounds.append)
+    results = measure_interleaved(
+        {"a": fp32_onnx, "b": fp32_onnx}, settings, {"input": digits16.val.x[:1]}, on_round=rounds.append
+    )
     assert set(results) == {"a", "b"} and len(rounds) == 3
     assert all(len(r.samples_ms) == 30 and r.settings["round_sizes"] == [10, 10, 10] for r in results.values())
 

@@ -8,23 +8,48 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgeport.artifacts import sha256_file
 from edgeport.benchmarks import summarize
 from edgeport.cli import main
 from edgeport.data import Normalizer, load_dataset, split_dataset
 from edgeport.exporter import onnx_predict, read_metadata
-from edgeport.artifacts import sha256_file
 
-TINY = ["--image-size", "16", "--epochs", "2", "--teacher", "cnn:width=1,depth=3",
-        "--student", "cnn:width=0.5,depth=3", "--iterations", "200", "--calibration-samples", "64", "--quiet"]
-FILES = {"teacher.safetensors", "student.safetensors", "student-nokd.safetensors", "student.fp32.onnx",
-         "student.int8.onnx", "manifest.json", "report.md", "latency.json"}
+TINY = [
+    "--image-size",
+    "16",
+    "--epochs",
+    "2",
+    "--teacher",
+    "cnn:width=1,depth=3",
+    "--student",
+    "cnn:width=0.5,depth=3",
+    "--iterations",
+    "200",
+    "--calibration-samples",
+    "64",
+    "--quiet",
+]
+FILES = {
+    "teacher.safetensors",
+    "student.safetensors",
+    "student-nokd.safetensors",
+    "student.fp32.onnx",
+    "student.int8.onnx",
+    "manifest.json",
+    "report.md",
+    "latency.json",
+}
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    proc = subprocess.run([sys.executable, "-m", "edgeport.cli", "run", *TINY, "--out", str(out), "--json"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeport.cli", "run", *TINY, "--out", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads(proc.stdout)
     return out, out / manifest["run_id"], manifest
@@ -57,8 +82,9 @@ def test_run_numbers_come_from_the_run(tiny_run):
     samples = json.loads((folder / "latency.json").read_text())
     for key in ("fp32", "int8"):
         assert len(samples[key]["samples_ms"]) == 200
-        assert manifest["latency"][key] == summarize(samples[key]["samples_ms"],
-                                                     round_sizes=samples[key]["settings"]["round_sizes"])
+        assert manifest["latency"][key] == summarize(
+            samples[key]["samples_ms"], round_sizes=samples[key]["settings"]["round_sizes"]
+        )
     ratio = manifest["latency"]["int8"]["p50_ms"] / manifest["latency"]["fp32"]["p50_ms"]
     assert manifest["latency"]["int8_over_fp32_p50"] == pytest.approx(ratio)
     report = (folder / "report.md").read_text()
@@ -70,8 +96,18 @@ def test_run_numbers_come_from_the_run(tiny_run):
 
 def test_given_teacher_is_not_retrained_and_its_logits_are_cached(tiny_run, tmp_path):
     out, folder, first = tiny_run
-    args = ["run", *TINY, "--out", str(out), "--teacher-weights", str(folder / "teacher.safetensors"),
-            "--skip-no-kd", "--seed", "0", "--json"]
+    args = [
+        "run",
+        *TINY,
+        "--out",
+        str(out),
+        "--teacher-weights",
+        str(folder / "teacher.safetensors"),
+        "--skip-no-kd",
+        "--seed",
+        "0",
+        "--json",
+    ]
     proc = subprocess.run([sys.executable, "-m", "edgeport.cli", *args], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     second = json.loads(proc.stdout)
@@ -84,8 +120,18 @@ def test_given_teacher_is_not_retrained_and_its_logits_are_cached(tiny_run, tmp_
 
 
 def test_run_with_another_backend_and_fallback(tmp_path):
-    args = ["run", *TINY, "--out", str(tmp_path), "--skip-no-kd", "--backend", "torch-fx-qat",
-            "--max-accuracy-drop", "2", "--json"]
+    args = [
+        "run",
+        *TINY,
+        "--out",
+        str(tmp_path),
+        "--skip-no-kd",
+        "--backend",
+        "torch-fx-qat",
+        "--max-accuracy-drop",
+        "2",
+        "--json",
+    ]
     proc = subprocess.run([sys.executable, "-m", "edgeport.cli", *args], capture_output=True, text=True, timeout=600)
     manifest = json.loads(proc.stdout)
     fallback = manifest["fallback"]
@@ -97,21 +143,24 @@ def test_run_with_another_backend_and_fallback(tmp_path):
     assert "Accuracy-aware fallback" in (tmp_path / manifest["run_id"] / "report.md").read_text()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--dataset", "mnist"], "unknown dataset 'mnist'"),
-    (["--student", "vgg99"], "unknown model 'vgg99'"),
-    (["--teacher", "cnn:depth=0"], "depth must be"),
-    (["--dataset", "npz", "--data-path", "/no/such/file.npz"], "/no/such/file.npz: no such file"),
-    (["--dataset", "npz"], "needs a data path"),
-    (["--epochs", "0"], "field 'teacher.epochs'"),
-    (["--student-epochs", "-3"], "field 'student.epochs'"),
-    (["--teacher-weights", "/no/teacher.safetensors"], "teacher checkpoint not found"),
-    (["--epochs", "two"], "'two' is not a valid integer"),
-    (["--alpha", "2"], "student.alpha"),
-    (["--backend", "tflite"], "quantization backend 'tflite' is not one of"),
-    (["--backend", "ort-dynamic", "--format", "qoperator"], "does not support option 'format'"),
-    (["--max-accuracy-drop", "-1"], "quantize.max_accuracy_drop"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "mnist"], "unknown dataset 'mnist'"),
+        (["--student", "vgg99"], "unknown model 'vgg99'"),
+        (["--teacher", "cnn:depth=0"], "depth must be"),
+        (["--dataset", "npz", "--data-path", "/no/such/file.npz"], "/no/such/file.npz: no such file"),
+        (["--dataset", "npz"], "needs a data path"),
+        (["--epochs", "0"], "field 'teacher.epochs'"),
+        (["--student-epochs", "-3"], "field 'student.epochs'"),
+        (["--teacher-weights", "/no/teacher.safetensors"], "teacher checkpoint not found"),
+        (["--epochs", "two"], "'two' is not a valid integer"),
+        (["--alpha", "2"], "student.alpha"),
+        (["--backend", "tflite"], "quantization backend 'tflite' is not one of"),
+        (["--backend", "ort-dynamic", "--format", "qoperator"], "does not support option 'format'"),
+        (["--max-accuracy-drop", "-1"], "quantize.max_accuracy_drop"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line_and_no_folder(tmp_path, capsys, args, message):
     out = tmp_path / "runs"
     code = main(["run", "--quiet", "--out", str(out), *args])
@@ -149,8 +198,10 @@ def test_console_script_help_and_list():
 
 def test_run_with_a_budget_finishes_with_the_gate_verdict(tmp_path, capsys):
     budget = tmp_path / "budgets.toml"
-    budget.write_text("[targets.cpu]\nbatch = 1\nthreads = 1\np90_ms = 0.001\nmax_accuracy_drop = 50.0\n"
-                      "[targets.other]\nthreads = 2\np90_ms = 1.0\n")
+    budget.write_text(
+        "[targets.cpu]\nbatch = 1\nthreads = 1\np90_ms = 0.001\nmax_accuracy_drop = 50.0\n"
+        "[targets.other]\nthreads = 2\np90_ms = 1.0\n"
+    )
     out = tmp_path / "runs"
     code = main(["run", *TINY, "--out", str(out), "--budget", str(budget), "--target", "other"])
     err = capsys.readouterr().err

@@ -12,19 +12,22 @@ def test_defaults():
 
 def test_file_then_overrides(tmp_path):
     path = tmp_path / "edgeport.toml"
-    path.write_text('[run]\nseed = 3\n[run.student]\nepochs = 2\ntemperature = 2.5\n')
+    path.write_text("[run]\nseed = 3\n[run.student]\nepochs = 2\ntemperature = 2.5\n")
     config = load_config(path, {"student": {"epochs": 5}})
     assert config.seed == 3 and config.student.epochs == 5 and config.student.temperature == 2.5
 
 
-@pytest.mark.parametrize("text, message", [
-    ("[run]\nsed = 3\n", "field 'sed': unknown key"),
-    ("[run.student]\nepochs = 0\n", "field 'student.epochs'.*greater than 0.*got 0"),
-    ("[run.student]\nepochs = '3'\n", "student.epochs"),
-    ("[run.quantize]\nformat = 'int4'\n", "quantize.format"),
-    ("[deploy]\n", "unknown table"),
-    ("[run\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[run]\nsed = 3\n", "field 'sed': unknown key"),
+        ("[run.student]\nepochs = 0\n", "field 'student.epochs'.*greater than 0.*got 0"),
+        ("[run.student]\nepochs = '3'\n", "student.epochs"),
+        ("[run.quantize]\nformat = 'int4'\n", "quantize.format"),
+        ("[deploy]\n", "unknown table"),
+        ("[run\n", "not valid TOML"),
+    ],
+)
 def test_bad_files_name_file_and_field(tmp_path, text, message):
     path = tmp_path / "edgeport.toml"
     path.write_text(text)

@@ -71,13 +71,16 @@ def test_npz_uint8_hw_images_get_a_channel_and_unit_range(tmp_path):
     assert data.x.shape == (4, 1, 5, 5) and data.x.max() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("arrays, message", [
-    ({"x": np.zeros((4, 1, 4, 4))}, "expected arrays 'x' and 'y'"),
-    ({"x": np.zeros((4, 1, 4, 4)), "y": np.zeros(3, int)}, "4 samples but 'y' has 3"),
-    ({"x": np.zeros((4, 1, 4, 4)), "y": np.zeros(4)}, "integer array"),
-    ({"x": np.zeros((4, 4)), "y": np.zeros(4, int)}, "must have shape"),
-    ({"x": np.zeros((2, 1, 4, 4)), "y": np.array([0, -1])}, "labels must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"x": np.zeros((4, 1, 4, 4))}, "expected arrays 'x' and 'y'"),
+        ({"x": np.zeros((4, 1, 4, 4)), "y": np.zeros(3, int)}, "4 samples but 'y' has 3"),
+        ({"x": np.zeros((4, 1, 4, 4)), "y": np.zeros(4)}, "integer array"),
+        ({"x": np.zeros((4, 4)), "y": np.zeros(4, int)}, "must have shape"),
+        ({"x": np.zeros((2, 1, 4, 4)), "y": np.array([0, -1])}, "labels must be >= 0"),
+    ],
+)
 def test_npz_errors_name_the_file(tmp_path, arrays, message):
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)
@@ -102,8 +105,10 @@ def _write_cifar(folder, per_batch=20, seed=0):
     rng = np.random.default_rng(seed)
     folder.mkdir()
     for name in ("data_batch_1", "data_batch_2", "test_batch"):
-        batch = {b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-                 b"labels": list(rng.integers(0, 10, per_batch))}
+        batch = {
+            b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+            b"labels": list(rng.integers(0, 10, per_batch)),
+        }
         with open(folder / name, "wb") as handle:
             pickle.dump(batch, handle)
 

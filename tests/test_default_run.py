@@ -30,6 +30,7 @@ def test_default_run_meets_the_example_x86_budget_and_misses_the_tight_one(tmp_p
     assert code == 0 and manifest["gate"]["verdict"] == "pass"
     folder = tmp_path / manifest["run_id"]
     assert json.loads((folder / "gate.json").read_text())["verdict"] == "pass"
-    code = main(["gate", "--quiet", "--budget", BUDGETS, "--target", "tight-edge",
-                 "--result", str(folder / "latency.json")])
+    code = main(
+        ["gate", "--quiet", "--budget", BUDGETS, "--target", "tight-edge", "--result", str(folder / "latency.json")]
+    )
     assert code == 1

@@ -32,8 +32,14 @@ def test_configs_validate():
 
 def test_training_learns_digits(digits16):
     model = build_model("cnn:width=1,depth=3", 1, 10, 16)
-    result = train(model, digits16.train.x, digits16.train.y, digits16.val.x, digits16.val.y,
-                   TrainConfig(epochs=4, lr=1e-2, seed=0))
+    result = train(
+        model,
+        digits16.train.x,
+        digits16.train.y,
+        digits16.val.x,
+        digits16.val.y,
+        TrainConfig(epochs=4, lr=1e-2, seed=0),
+    )
     assert len(result.history) == 4
     assert result.final_val_accuracy > 80.0
 
@@ -42,8 +48,14 @@ def test_training_is_deterministic_by_seed(digits16):
     def run(seed):
         torch.manual_seed(seed)
         model = build_model("cnn:width=0.5,depth=2", 1, 10, 16)
-        train(model, digits16.train.x[:200], digits16.train.y[:200], digits16.val.x, digits16.val.y,
-              TrainConfig(epochs=1, seed=seed))
+        train(
+            model,
+            digits16.train.x[:200],
+            digits16.train.y[:200],
+            digits16.val.x,
+            digits16.val.y,
+            TrainConfig(epochs=1, seed=seed),
+        )
         return predict_logits(model, digits16.val.x[:20])
 
     assert np.array_equal(run(1), run(1))
@@ -61,8 +73,16 @@ def test_student_learns_from_the_teachers_soft_outputs(digits16):
     fake_teacher = np.full((len(y), 10), -4.0, np.float32)
     fake_teacher[np.arange(len(y)), shifted] = 4.0
     student = build_model("cnn:width=1,depth=3", 1, 10, 16)
-    train(student, x, y, digits16.val.x, digits16.val.y, TrainConfig(epochs=4, lr=1e-2, seed=0),
-          kd=KDConfig(temperature=2.0, alpha=1.0), teacher_logits=fake_teacher)
+    train(
+        student,
+        x,
+        y,
+        digits16.val.x,
+        digits16.val.y,
+        TrainConfig(epochs=4, lr=1e-2, seed=0),
+        kd=KDConfig(temperature=2.0, alpha=1.0),
+        teacher_logits=fake_teacher,
+    )
     predictions = predict_logits(student, digits16.val.x).argmax(1)
     assert (predictions == (digits16.val.y + 1) % 10).mean() > 0.8
     assert accuracy(predict_logits(student, digits16.val.x), digits16.val.y) < 20.0
@@ -71,11 +91,26 @@ def test_student_learns_from_the_teachers_soft_outputs(digits16):
 def test_training_rejects_inconsistent_kd_inputs(digits16):
     model = build_model("cnn:width=0.5,depth=2", 1, 10, 16)
     with pytest.raises(TrainingError, match="both"):
-        train(model, digits16.train.x, digits16.train.y, digits16.val.x, digits16.val.y, TrainConfig(epochs=1),
-              kd=KDConfig())
+        train(
+            model,
+            digits16.train.x,
+            digits16.train.y,
+            digits16.val.x,
+            digits16.val.y,
+            TrainConfig(epochs=1),
+            kd=KDConfig(),
+        )
     with pytest.raises(TrainingError, match="teacher logits for"):
-        train(model, digits16.train.x, digits16.train.y, digits16.val.x, digits16.val.y, TrainConfig(epochs=1),
-              kd=KDConfig(), teacher_logits=np.zeros((3, 10), np.float32))
+        train(
+            model,
+            digits16.train.x,
+            digits16.train.y,
+            digits16.val.x,
+            digits16.val.y,
+            TrainConfig(epochs=1),
+            kd=KDConfig(),
+            teacher_logits=np.zeros((3, 10), np.float32),
+        )
 
 
 def test_nan_loss_is_a_training_error(digits16):

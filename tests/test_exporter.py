@@ -117,8 +117,14 @@ def _annotated_model() -> onnx.ModelProto:
     annotate(zero, "zero")
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
     annotate(x, "x")
-    graph = helper.make_graph([cond, branch, call], "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-                              [zero], doc_string="graph doc /home/alice/project/model.py")
+    graph = helper.make_graph(
+        [cond, branch, call],
+        "g",
+        [x],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        [zero],
+        doc_string="graph doc /home/alice/project/model.py",
+    )
     graph.metadata_props.add(key="pkg.torch.export.ExportedProgram.graph_signature", value="x: USER_INPUT")
     graph.value_info.append(helper.make_tensor_value_info("y0", TensorProto.FLOAT, [1]))
     annotate(graph.value_info[0], "y0")
@@ -126,13 +132,23 @@ def _annotated_model() -> onnx.ModelProto:
     annotate(add, "function")
     function = helper.make_function("local", "Double", ["a"], ["b"], [add], [helper.make_opsetid("", 18)])
     function.doc_string = "/home/alice/src/function.py"
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("local", 1)],
-                              functions=[function], doc_string="A tiny test model.")
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("local", 1)],
+        functions=[function],
+        doc_string="A tiny test model.",
+    )
     model.ir_version = 10
-    for key, value in [("edgeport.kind", "onnx-fp32"), ("license", "MIT, see https://example.com/license/x"),
-                       ("pkg.torch.onnx.exporter", "dynamo"), ("source", "/home/alice/project/model.py"),
-                       ("windows", r"built in C:\Users\alice\proj"), ("uri", "file:///home/alice/m.onnx"),
-                       ("home", "~/models/m.onnx"), ("onnx.infer", "onnxruntime.quant")]:
+    for key, value in [
+        ("edgeport.kind", "onnx-fp32"),
+        ("license", "MIT, see https://example.com/license/x"),
+        ("pkg.torch.onnx.exporter", "dynamo"),
+        ("source", "/home/alice/project/model.py"),
+        ("windows", r"built in C:\Users\alice\proj"),
+        ("uri", "file:///home/alice/m.onnx"),
+        ("home", "~/models/m.onnx"),
+        ("onnx.infer", "onnxruntime.quant"),
+    ]:
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model)
     return model
@@ -152,8 +168,10 @@ def test_scrub_rule_drops_debug_entries_everywhere_and_keeps_meaningful_model_pr
     assert model.functions[0].doc_string == ""
     assert model.doc_string == "A tiny test model."
     assert [(p.key, p.value) for p in model.metadata_props] == [
-        ("edgeport.kind", "onnx-fp32"), ("license", "MIT, see https://example.com/license/x"),
-        ("onnx.infer", "onnxruntime.quant")]
+        ("edgeport.kind", "onnx-fp32"),
+        ("license", "MIT, see https://example.com/license/x"),
+        ("onnx.infer", "onnxruntime.quant"),
+    ]
     assert b"/home/alice" not in path.read_bytes() and b"alice" not in path.read_bytes()
     onnx.checker.check_model(str(path), full_check=True)
     assert np.array_equal(before, onnx_predict(path, x)) and before[0] == 4.0

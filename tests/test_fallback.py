@@ -33,8 +33,9 @@ def test_fallback_finds_and_excludes_the_damaged_layers(tmp_path, damaged, digit
     # ...but plain per-tensor int8 collapses
     quantize(path, calib, PER_TENSOR, tmp_path / "plain.onnx")
     assert _accuracy(tmp_path / "plain.onnx", digits16) < fp32 - 20
-    result, report = quantize_with_fallback(ModelSource(path), calib, PER_TENSOR, tmp_path / "fb.onnx", val,
-                                            digits16.val.y, Tolerance(max_drop=1.0))
+    result, report = quantize_with_fallback(
+        ModelSource(path), calib, PER_TENSOR, tmp_path / "fb.onnx", val, digits16.val.y, Tolerance(max_drop=1.0)
+    )
     assert report.within_tolerance
     assert first in report.excluded
     assert report.steps[0]["excluded"] == [] and report.steps[0]["top1_accuracy"] < fp32 - 20
@@ -47,9 +48,15 @@ def test_fallback_finds_and_excludes_the_damaged_layers(tmp_path, damaged, digit
 
 def test_fallback_on_output_fidelity_without_labels(tmp_path, damaged, digits16):
     path, (first, _) = damaged
-    _, report = quantize_with_fallback(ModelSource(path), {"input": digits16.train.x[:128]}, PER_TENSOR,
-                                       tmp_path / "fb.onnx", {"input": digits16.val.x}, None,
-                                       Tolerance(min_cosine=0.99))
+    _, report = quantize_with_fallback(
+        ModelSource(path),
+        {"input": digits16.train.x[:128]},
+        PER_TENSOR,
+        tmp_path / "fb.onnx",
+        {"input": digits16.val.x},
+        None,
+        Tolerance(min_cosine=0.99),
+    )
     assert report.metric == "mean_cosine" and report.within_tolerance
     assert report.steps[0]["mean_cosine"] < 0.99 <= report.steps[-1]["mean_cosine"]
     assert first in report.excluded
@@ -59,10 +66,25 @@ def test_fallback_that_cannot_reach_tolerance_says_so(tmp_path, damaged, digits1
     path, (first, _) = damaged
     np.savez(tmp_path / "calib.npz", x=digits16.train.x[:128])
     np.savez(tmp_path / "val.npz", x=digits16.val.x, y=digits16.val.y)
-    args = ["quantize", str(path), "--calib", str(tmp_path / "calib.npz"), "--val", str(tmp_path / "val.npz"),
-            "--per-tensor", "--reduce-range", "true", "--max-accuracy-drop", "1", "--json", "--quiet",
-            "-o", str(tmp_path / "out.onnx"),
-            "--fallback-layer", first]  # the second conv, also damaged, may not fall back
+    args = [
+        "quantize",
+        str(path),
+        "--calib",
+        str(tmp_path / "calib.npz"),
+        "--val",
+        str(tmp_path / "val.npz"),
+        "--per-tensor",
+        "--reduce-range",
+        "true",
+        "--max-accuracy-drop",
+        "1",
+        "--json",
+        "--quiet",
+        "-o",
+        str(tmp_path / "out.onnx"),
+        "--fallback-layer",
+        first,
+    ]  # the second conv, also damaged, may not fall back
     assert main(args) == 1
     manifest = json.loads(capsys.readouterr().out)
     assert manifest["fallback"]["within_tolerance"] is False
@@ -74,8 +96,16 @@ def test_fallback_that_cannot_reach_tolerance_says_so(tmp_path, damaged, digits1
 def test_unknown_fallback_layer_is_refused(tmp_path, damaged, digits16):
     path, _ = damaged
     with pytest.raises(ConfigError, match="fallback layer\\(s\\) conv9 not found"):
-        quantize_with_fallback(ModelSource(path), {"input": digits16.train.x[:8]}, PER_TENSOR, tmp_path / "o.onnx",
-                               {"input": digits16.val.x}, digits16.val.y, Tolerance(max_drop=1), allowed=["conv9"])
+        quantize_with_fallback(
+            ModelSource(path),
+            {"input": digits16.train.x[:8]},
+            PER_TENSOR,
+            tmp_path / "o.onnx",
+            {"input": digits16.val.x},
+            digits16.val.y,
+            Tolerance(max_drop=1),
+            allowed=["conv9"],
+        )
 
 
 def test_tolerance_validation():

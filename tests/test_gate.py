@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # -- synthetic latency: a main mode, a 30% slow mode and rare long spikes, like a busy shared CPU ------
 
+
 def draw(rng, n: int = 2000, scale: float = 1.0) -> np.ndarray:
     base = 0.35 * rng.lognormal(0.0, 0.15, n)
     slow_mode = rng.random(n) < 0.3
@@ -48,8 +49,9 @@ def test_a_a_regression_checks_rarely_raise_false_alarms():
 
 def test_a_15_percent_slowdown_is_detected_in_95_percent_of_trials():
     rng = np.random.default_rng(8)
-    detected = sum(regression_check(rounds(rng, 1.15), rounds(rng), 0.10, "ci", seed=i).verdict == "fail"
-                   for i in range(200))
+    detected = sum(
+        regression_check(rounds(rng, 1.15), rounds(rng), 0.10, "ci", seed=i).verdict == "fail" for i in range(200)
+    )
     assert detected >= 190
 
 
@@ -62,10 +64,10 @@ def test_interleaved_measurements_cancel_drift_shared_by_a_round():
         drift = rng.lognormal(0.0, 0.08, (10, 1))  # the machine's speed in each round
         return rounds(rng, scale) * drift, rounds(rng) * drift
 
-    assert sum(regression_check(*pair(1.0), 0.10, "ci", seed=i, paired=True).verdict != "pass"
-               for i in range(100)) <= 2
-    assert sum(regression_check(*pair(1.15), 0.10, "ci", seed=i, paired=True).verdict == "fail"
-               for i in range(100)) >= 95
+    assert sum(regression_check(*pair(1.0), 0.10, "ci", seed=i, paired=True).verdict != "pass" for i in range(100)) <= 2
+    assert (
+        sum(regression_check(*pair(1.15), 0.10, "ci", seed=i, paired=True).verdict == "fail" for i in range(100)) >= 95
+    )
 
 
 def test_a_slowdown_at_the_limit_is_inconclusive_not_a_coin_flip():
@@ -101,13 +103,18 @@ def test_percentile_budget_uses_the_upper_bound_in_ci_mode_and_the_estimate_in_p
 
 # -- files a gate reads ---------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
     """A real (tiny) ONNX model: y = relu(x W)."""
     weight = helper.make_tensor("W", TensorProto.FLOAT, [8, 4], np.random.default_rng(0).standard_normal(32).tolist())
-    graph = helper.make_graph([helper.make_node("MatMul", ["input", "W"], ["h"]), helper.make_node("Relu", ["h"], ["logits"])],
-                              "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])], [weight])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["input", "W"], ["h"]), helper.make_node("Relu", ["h"], ["logits"])],
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])],
+        [weight],
+    )
     path = tmp_path_factory.mktemp("gate") / "model.int8.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
     return path
@@ -120,20 +127,34 @@ def heavy_model(tmp_path_factory) -> Path:
     w1 = helper.make_tensor("W1", TensorProto.FLOAT, [8, 2048], rng.standard_normal(8 * 2048).tolist())
     w2 = helper.make_tensor("W2", TensorProto.FLOAT, [2048, 2048], rng.standard_normal(2048 * 2048).tolist())
     w3 = helper.make_tensor("W3", TensorProto.FLOAT, [2048, 4], rng.standard_normal(2048 * 4).tolist())
-    nodes = [helper.make_node("MatMul", ["input", "W1"], ["a"]), helper.make_node("MatMul", ["a", "W2"], ["b"]),
-             helper.make_node("MatMul", ["b", "W3"], ["logits"])]
-    graph = helper.make_graph(nodes, "heavy", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])], [w1, w2, w3])
+    nodes = [
+        helper.make_node("MatMul", ["input", "W1"], ["a"]),
+        helper.make_node("MatMul", ["a", "W2"], ["b"]),
+        helper.make_node("MatMul", ["b", "W3"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "heavy",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])],
+        [w1, w2, w3],
+    )
     path = tmp_path_factory.mktemp("gate-heavy") / "heavy.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
     return path
 
 
-def write_result(path: Path, model: Path, samples, batch: int = 1, threads: int = 1, environment=None,
-                 reference=None) -> Path:
+def write_result(
+    path: Path, model: Path, samples, batch: int = 1, threads: int = 1, environment=None, reference=None
+) -> Path:
     def entry(samples_ms):
-        return BenchResult(str(model), sha256_file(model), {"batch": batch, "threads": threads, "rounds": 10},
-                           environment or environment_fingerprint(), [float(s) for s in samples_ms]).to_dict()
+        return BenchResult(
+            str(model),
+            sha256_file(model),
+            {"batch": batch, "threads": threads, "rounds": 10},
+            environment or environment_fingerprint(),
+            [float(s) for s in samples_ms],
+        ).to_dict()
 
     data = entry(samples) if reference is None else {"int8": entry(samples), "fp32": entry(reference)}
     path.write_text(json.dumps(data))
@@ -142,9 +163,19 @@ def write_result(path: Path, model: Path, samples, batch: int = 1, threads: int 
 
 def write_manifest(model: Path, int8: float = 98.0, fp32: float = 98.5, sha: str | None = None) -> Path:
     path = model.with_name(model.name[:-5] + ".manifest.json")
-    path.write_text(json.dumps({"schema_version": 1, "artifact": {"path": model.name, "sha256": sha or sha256_file(model),
-                                             "size_bytes": model.stat().st_size},
-                                "verification": {"accuracy": {"int8": int8, "fp32": fp32}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "schema_version": 1,
+                "artifact": {
+                    "path": model.name,
+                    "sha256": sha or sha256_file(model),
+                    "size_bytes": model.stat().st_size,
+                },
+                "verification": {"accuracy": {"int8": int8, "fp32": fp32}},
+            }
+        )
+    )
     return path
 
 
@@ -178,6 +209,7 @@ def budget_for(tmp_path, p90: float) -> Path:
 
 
 # -- CLI: pass, fail, inconclusive, JSON, JUnit, GitHub ---------------------------------------------------
+
 
 def test_pass_and_fail_with_exit_codes_and_json(tmp_path, capsys, model):
     write_manifest(model)
@@ -250,14 +282,35 @@ def test_regression_against_a_baseline(tmp_path, capsys, model):
 
 def test_regression_against_a_baseline_artifact_measured_interleaved(tmp_path, capsys, model, heavy_model):
     budget = write_budget(tmp_path, "[targets.cpu]\nmax_regression = 0.25\n")
-    code, out, _ = gate(capsys, "--budget", budget, "--artifact", model, "--baseline-artifact", model,
-                        "--iterations", "1000", "--allow-inconclusive", "--json")
+    code, out, _ = gate(
+        capsys,
+        "--budget",
+        budget,
+        "--artifact",
+        model,
+        "--baseline-artifact",
+        model,
+        "--iterations",
+        "1000",
+        "--allow-inconclusive",
+        "--json",
+    )
     report = json.loads(out)
     # A/A on real timing: never a declared regression (inconclusive is possible on a very noisy machine)
     assert code == 0 and report["sources"]["baseline_interleaved"], report["checks"]
     assert report["checks"][0]["verdict"] in ("pass", "inconclusive")
-    code, out, _ = gate(capsys, "--budget", budget, "--artifact", heavy_model, "--baseline-artifact", model,
-                        "--iterations", "400", "--json")
+    code, out, _ = gate(
+        capsys,
+        "--budget",
+        budget,
+        "--artifact",
+        heavy_model,
+        "--baseline-artifact",
+        model,
+        "--iterations",
+        "400",
+        "--json",
+    )
     check = json.loads(out)["checks"][0]
     assert code == 1 and check["verdict"] == "fail" and "Wilcoxon, interleaved" in check["reason"]
     assert check["measured"] > 2.0
@@ -273,11 +326,13 @@ def test_speedup_from_a_runs_latency_json(tmp_path, capsys, model):
     assert code == 0 and check["name"] == "min_speedup" and 1.4 < check["measured"] < 1.6
 
 
-def test_artifact_mode_measures_here_and_extra_measurements_settle_inconclusive_checks(tmp_path, capsys, model,
-                                                                                         monkeypatch):
+def test_artifact_mode_measures_here_and_extra_measurements_settle_inconclusive_checks(
+    tmp_path, capsys, model, monkeypatch
+):
     write_manifest(model)
-    code, out, _ = gate(capsys, "--budget", budget_for(tmp_path, 100.0), "--artifact", model, "--iterations", "300",
-                        "--json")
+    code, out, _ = gate(
+        capsys, "--budget", budget_for(tmp_path, 100.0), "--artifact", model, "--iterations", "300", "--json"
+    )
     report = json.loads(out)
     assert code == 0 and report["samples"] == 300 and report["extra_measurements"] == 0
 
@@ -303,6 +358,7 @@ def test_artifact_mode_measures_here_and_extra_measurements_settle_inconclusive_
 
 # -- integrity, hardware and bad input ------------------------------------------------------------------
 
+
 def test_a_result_of_another_file_is_refused(tmp_path, capsys, model):
     result = write_result(tmp_path / "r.json", model, draw(np.random.default_rng(12)))
     other = tmp_path / "other.onnx"
@@ -324,20 +380,23 @@ def test_hardware_mismatch_names_the_flag(tmp_path, capsys, model):
     assert code == 2 and "without avx512_vnni" in err and "'vnni'" in err
 
 
-@pytest.mark.parametrize("budget_text, extra, message", [
-    (None, [], "budget file not found"),
-    ("[targets.cpu\n", [], "not valid TOML"),
-    ("[targets.cpu]\np90_ms = -1.0\n", [], "greater than 0"),
-    ("[targets.cpu]\np90_ms = 0\n", [], "greater than 0"),
-    ("[targets.cpu]\np90ms = 1.0\n", [], "unknown key"),
-    ("[targets.cpu]\nbatch = 1\n", [], "has no budget"),
-    ("[targets.cpu]\np90_ms = 1.0\n", ["--target", "gpu"], "unknown target 'gpu'"),
-    ("[targets.cpu]\np99_ms = 1.0\n", [], "cannot support a p99 budget"),
-    ("[targets.cpu]\nbatch = 8\np90_ms = 1.0\n", [], "no measurement at batch 8"),
-    ("[targets.cpu]\nmax_regression = 0.1\n", [], "give --baseline"),
-    ("[targets.cpu]\nmax_regression = 0.1\n", ["--baseline-artifact", "x.onnx"], "use it without --result"),
-    ("[targets.cpu]\nmin_speedup = 1.1\n", [], "needs the fp32 latency"),
-])
+@pytest.mark.parametrize(
+    "budget_text, extra, message",
+    [
+        (None, [], "budget file not found"),
+        ("[targets.cpu\n", [], "not valid TOML"),
+        ("[targets.cpu]\np90_ms = -1.0\n", [], "greater than 0"),
+        ("[targets.cpu]\np90_ms = 0\n", [], "greater than 0"),
+        ("[targets.cpu]\np90ms = 1.0\n", [], "unknown key"),
+        ("[targets.cpu]\nbatch = 1\n", [], "has no budget"),
+        ("[targets.cpu]\np90_ms = 1.0\n", ["--target", "gpu"], "unknown target 'gpu'"),
+        ("[targets.cpu]\np99_ms = 1.0\n", [], "cannot support a p99 budget"),
+        ("[targets.cpu]\nbatch = 8\np90_ms = 1.0\n", [], "no measurement at batch 8"),
+        ("[targets.cpu]\nmax_regression = 0.1\n", [], "give --baseline"),
+        ("[targets.cpu]\nmax_regression = 0.1\n", ["--baseline-artifact", "x.onnx"], "use it without --result"),
+        ("[targets.cpu]\nmin_speedup = 1.1\n", [], "needs the fp32 latency"),
+    ],
+)
 def test_bad_input_exits_2(tmp_path, capsys, model, budget_text, extra, message):
     result = write_result(tmp_path / "r.json", model, draw(np.random.default_rng(14), n=60))
     budget = tmp_path / "missing.toml" if budget_text is None else write_budget(tmp_path, budget_text)
@@ -349,11 +408,13 @@ def test_result_file_problems_exit_2(tmp_path, capsys, model):
     budget = budget_for(tmp_path, 1.0)
     (tmp_path / "bad.json").write_text("{not json")
     (tmp_path / "other.json").write_text(json.dumps({"hello": 1}))
-    for args, message in [(["--result", tmp_path / "missing.json"], "not found"),
-                          (["--result", tmp_path / "bad.json"], "not readable JSON"),
-                          (["--result", tmp_path / "other.json"], "not an edgeport benchmark result"),
-                          ([], "needs --result"),
-                          (["--artifact", tmp_path / "none.onnx"], "artifact not found")]:
+    for args, message in [
+        (["--result", tmp_path / "missing.json"], "not found"),
+        (["--result", tmp_path / "bad.json"], "not readable JSON"),
+        (["--result", tmp_path / "other.json"], "not an edgeport benchmark result"),
+        ([], "needs --result"),
+        (["--artifact", tmp_path / "none.onnx"], "artifact not found"),
+    ]:
         code, _, err = gate(capsys, "--budget", budget, *args)
         assert code == 2 and message in err, (args, err)
 
@@ -362,10 +423,12 @@ def test_gate_runs_without_torch(tmp_path, model):
     write_manifest(model)
     result = write_result(tmp_path / "r.json", model, draw(np.random.default_rng(15)))
     budget = budget_for(tmp_path, 100.0)
-    code = (BLOCK_TORCH + "import edgeport.gate\nfrom edgeport.cli import main\n"
-            f"rc = main(['gate', '--budget', {str(budget)!r}, '--result', {str(result)!r}, '--json'])\n"
-            "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules)\n"
-            "sys.exit(rc)\n")
+    code = (
+        BLOCK_TORCH + "import edgeport.gate\nfrom edgeport.cli import main\n"
+        f"rc = main(['gate', '--budget', {str(budget)!r}, '--result', {str(result)!r}, '--json'])\n"
+        "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules)\n"
+        "sys.exit(rc)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["verdict"] == "pass"
@@ -374,14 +437,19 @@ def test_gate_runs_without_torch(tmp_path, model):
 def test_malformed_evidence_and_names_exit_2_with_one_line(tmp_path, capsys, model):
     budget = budget_for(tmp_path, 1.0)
     good = json.loads(write_result(tmp_path / "r.json", model, draw(np.random.default_rng(16))).read_text())
-    cases = {"strings.json": {**good, "samples_ms": ["0.4"] * 20}, "nosettings.json": {**good, "settings": None},
-             "badcpu.json": {**good, "environment": {"cpu": {"logical_cores": "2"}}},
-             "badlist.json": {"results": ["x"]}}
+    cases = {
+        "strings.json": {**good, "samples_ms": ["0.4"] * 20},
+        "nosettings.json": {**good, "settings": None},
+        "badcpu.json": {**good, "environment": {"cpu": {"logical_cores": "2"}}},
+        "badlist.json": {"results": ["x"]},
+    }
     for name, data in cases.items():
         (tmp_path / name).write_text(json.dumps(data))
         code, _, err = gate(capsys, "--budget", budget, "--result", tmp_path / name)
         assert code == 2 and "not an edgeport benchmark result" in err and err.count("\n") == 1, (name, err)
-    (tmp_path / "m.json").write_text(json.dumps({"schema_version": 1, "artifact": {"sha256": sha256_file(model), "size_bytes": "big"}}))
+    (tmp_path / "m.json").write_text(
+        json.dumps({"schema_version": 1, "artifact": {"sha256": sha256_file(model), "size_bytes": "big"}})
+    )
     code, _, err = gate(capsys, "--budget", budget, "--result", tmp_path / "r.json", "--manifest", tmp_path / "m.json")
     assert code == 2 and "size_bytes" in err
     named = write_budget(tmp_path, '[targets."a,b:c"]\np50_ms = 1.0\n')
@@ -389,16 +457,27 @@ def test_malformed_evidence_and_names_exit_2_with_one_line(tmp_path, capsys, mod
     assert code == 2 and "target name" in err
 
 
-def test_json_with_github_keeps_stdout_parseable_and_allowed_inconclusive_is_a_warning(tmp_path, capsys, model,
-                                                                                        monkeypatch):
+def test_json_with_github_keeps_stdout_parseable_and_allowed_inconclusive_is_a_warning(
+    tmp_path, capsys, model, monkeypatch
+):
     junitparser = pytest.importorskip("junitparser")
     write_manifest(model)
     samples = draw(np.random.default_rng(17))
     result = write_result(tmp_path / "r.json", model, samples)
     budget = budget_for(tmp_path, float(np.percentile(samples, 90)) * 1.001)
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    code, out, err = gate(capsys, "--budget", budget, "--result", result, "--allow-inconclusive", "--json", "--github",
-                          "--junit", tmp_path / "g.xml")
+    code, out, err = gate(
+        capsys,
+        "--budget",
+        budget,
+        "--result",
+        result,
+        "--allow-inconclusive",
+        "--json",
+        "--github",
+        "--junit",
+        tmp_path / "g.xml",
+    )
     assert code == 0 and json.loads(out)["verdict"] == "inconclusive"
     assert "::warning title=edgeport gate cpu p90_ms::inconclusive" in err and "::error" not in err
     suites = junitparser.JUnitXml.fromfile(str(tmp_path / "g.xml"))
@@ -409,8 +488,17 @@ def test_min_speedup_against_another_fp32_model_is_refused(tmp_path, capsys, mod
     rng = np.random.default_rng(18)
     latency = write_result(tmp_path / "latency.json", model, draw(rng), reference=draw(rng, scale=1.5))
     manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"schema_version": 1, "artifacts": {"int8_onnx": {"sha256": sha256_file(model), "size_bytes": 1},
-                                                  "fp32_onnx": {"sha256": "f" * 64}}}))
+    manifest.write_text(
+        json.dumps(
+            {
+                "schema_version": 1,
+                "artifacts": {
+                    "int8_onnx": {"sha256": sha256_file(model), "size_bytes": 1},
+                    "fp32_onnx": {"sha256": "f" * 64},
+                },
+            }
+        )
+    )
     budget = write_budget(tmp_path, "[targets.cpu]\nmin_speedup = 1.2\n")
     code, _, err = gate(capsys, "--budget", budget, "--result", latency, "--manifest", manifest)
     assert code == 2 and "is not the fp32 model" in err

@@ -45,18 +45,21 @@ def test_user_factory():
     assert model(torch.randn(1, 1, 16, 16)).shape == (1, 3)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("vgg", "unknown model 'vgg'"),
-    ("cnn:colour=red", "unknown option"),
-    ("cnn:width", "options are written key=value"),
-    ("cnn:width=2,depth", "not key=value"),
-    ("cnn:depth=99", "depth must be"),
-    ("resnet-cifar:depth=10", "6n\\+2"),
-    ("no_such_pkg.mod:factory", "cannot import"),
-    ("tests.helpers:missing", "no callable"),
-    ("tests.helpers:not_a_module", "expected torch.nn.Module"),
-    ("", "empty"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("vgg", "unknown model 'vgg'"),
+        ("cnn:colour=red", "unknown option"),
+        ("cnn:width", "options are written key=value"),
+        ("cnn:width=2,depth", "not key=value"),
+        ("cnn:depth=99", "depth must be"),
+        ("resnet-cifar:depth=10", "6n\\+2"),
+        ("no_such_pkg.mod:factory", "cannot import"),
+        ("tests.helpers:missing", "no callable"),
+        ("tests.helpers:not_a_module", "expected torch.nn.Module"),
+        ("", "empty"),
+    ],
+)
 def test_bad_specs_raise_model_error(spec, message):
     with pytest.raises(ModelError, match=message):
         build_model(spec, 1, 10, 32)

@@ -58,8 +58,12 @@ def test_qat_keeps_the_kd_loss_when_given_teacher_logits(tmp_path, trained_cnn, 
     shifted[np.arange(len(y)), (y + 1) % 10] = 6.0
     training = TrainingData(digits16.train.x, y, digits16.val.x, digits16.val.y, shifted, temperature=2.0, alpha=1.0)
     out = tmp_path / "qat.onnx"
-    result = quantize(ModelSource(None, trained_cnn, training), {"input": digits16.train.x[:64]},
-                      QuantConfig(backend="torch-fx-qat", qat_epochs=3, qat_lr=1e-2, reduce_range=True), out)
+    result = quantize(
+        ModelSource(None, trained_cnn, training),
+        {"input": digits16.train.x[:64]},
+        QuantConfig(backend="torch-fx-qat", qat_epochs=3, qat_lr=1e-2, reduce_range=True),
+        out,
+    )
     assert result.report["kd"] is True
     predictions = onnx_predict(out, digits16.val.x).argmax(1)
     assert (predictions == (digits16.val.y + 1) % 10).mean() > 0.5
@@ -86,8 +90,12 @@ def test_per_channel_gives_one_scale_per_output_channel(tmp_path, fp32_onnx, dig
 
 def test_calibration_samples_and_exclusions_are_honoured(tmp_path, fp32_onnx, digits16):
     out = tmp_path / "x.onnx"
-    result = quantize(fp32_onnx, {"input": digits16.train.x[:100]},
-                      QuantConfig(calibration_samples=10, exclude_op_types=("Gemm",), reduce_range=True), out)
+    result = quantize(
+        fp32_onnx,
+        {"input": digits16.train.x[:100]},
+        QuantConfig(calibration_samples=10, exclude_op_types=("Gemm",), reduce_range=True),
+        out,
+    )
     assert result.report["calibration_samples"] == 10
     graph = onnx.load(str(out)).graph
     float_weights = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
@@ -101,10 +109,14 @@ def test_bad_calibration_is_a_quantization_error(tmp_path, fp32_onnx, digits16):
     x = digits16.train.x[:8]
     nan = x.copy()
     nan[0, 0, 0, 0] = np.nan
-    cases = [({"images": x}, "do not match the model's inputs"), ({"input": x[:, 0]}, "rank"),
-             ({"input": x[:0]}, "calibration set is empty"), ({"input": nan}, "NaN or inf"),
-             ({"input": x.astype(np.float64)}, "expects float32"),
-             ({"input": np.zeros((8, 3, 16, 16), np.float32)}, "size 1 on axis 1")]
+    cases = [
+        ({"images": x}, "do not match the model's inputs"),
+        ({"input": x[:, 0]}, "rank"),
+        ({"input": x[:0]}, "calibration set is empty"),
+        ({"input": nan}, "NaN or inf"),
+        ({"input": x.astype(np.float64)}, "expects float32"),
+        ({"input": np.zeros((8, 3, 16, 16), np.float32)}, "size 1 on axis 1"),
+    ]
     for calibration, message in cases:
         with pytest.raises(QuantizationError, match=message):
             quantize(fp32_onnx, calibration, QuantConfig(), tmp_path / "o.onnx")
@@ -124,33 +136,50 @@ def test_an_already_quantized_model_is_refused(tmp_path, fp32_onnx, digits16):
 def test_backend_capabilities_are_enforced(tmp_path, fp32_onnx, trained_cnn, digits16):
     calib = {"input": digits16.train.x[:16]}
     with pytest.raises(ConfigError, match="does not support option 'format'"):
-        quantize(ModelSource(fp32_onnx, trained_cnn), calib, QuantConfig(backend="torch-fx", format="qoperator"),
-                 tmp_path / "o.onnx")
+        quantize(
+            ModelSource(fp32_onnx, trained_cnn),
+            calib,
+            QuantConfig(backend="torch-fx", format="qoperator"),
+            tmp_path / "o.onnx",
+        )
     with pytest.raises(ConfigError, match="does not support option 'calibration_method'"):
-        quantize(fp32_onnx, calib, QuantConfig(backend="ort-dynamic", calibration_method="entropy"), tmp_path / "o.onnx")
+        quantize(
+            fp32_onnx, calib, QuantConfig(backend="ort-dynamic", calibration_method="entropy"), tmp_path / "o.onnx"
+        )
     with pytest.raises(QuantizationError, match="quantizes a torch model"):
         quantize(fp32_onnx, calib, QuantConfig(backend="torch-fx"), tmp_path / "o.onnx")
     with pytest.raises(QuantizationError, match="needs labelled training data"):
         quantize(ModelSource(None, trained_cnn), calib, QuantConfig(backend="torch-fx-qat"), tmp_path / "o.onnx")
     with pytest.raises(ConfigError, match="does not support option 'qat_epochs'"):
-        quantize(ModelSource(None, trained_cnn), calib, QuantConfig(backend="torch-fx", qat_epochs=3), tmp_path / "o.onnx")
+        quantize(
+            ModelSource(None, trained_cnn), calib, QuantConfig(backend="torch-fx", qat_epochs=3), tmp_path / "o.onnx"
+        )
     with pytest.raises(QuantizationError, match="supports engines x86, qnnpack"):
-        quantize(ModelSource(None, trained_cnn), calib, QuantConfig(backend="torch-pt2e", engine="fbgemm"),
-                 tmp_path / "o.onnx")
+        quantize(
+            ModelSource(None, trained_cnn),
+            calib,
+            QuantConfig(backend="torch-pt2e", engine="fbgemm"),
+            tmp_path / "o.onnx",
+        )
 
 
 @pytest.mark.parametrize("engine", ["x86", "fbgemm", "qnnpack", "onednn"])
 def test_torch_fx_engines(tmp_path, trained_cnn, digits16, engine):
     out = tmp_path / f"{engine}.onnx"
-    result = quantize(ModelSource(None, trained_cnn), {"input": digits16.train.x[:64]},
-                      QuantConfig(backend="torch-fx", engine=engine, reduce_range=True), out)
+    result = quantize(
+        ModelSource(None, trained_cnn),
+        {"input": digits16.train.x[:64]},
+        QuantConfig(backend="torch-fx", engine=engine, reduce_range=True),
+        out,
+    )
     assert result.report["engine"] == engine and _ops(out)["QuantizeLinear"] > 0
 
 
 def test_coverage_names_layers_left_in_float(tmp_path, fp32_onnx, digits16):
     out = tmp_path / "nogemm.onnx"
-    quantize(fp32_onnx, {"input": digits16.train.x[:32]},
-             QuantConfig(exclude_op_types=("Gemm",), reduce_range=True), out)
+    quantize(
+        fp32_onnx, {"input": digits16.train.x[:32]}, QuantConfig(exclude_op_types=("Gemm",), reduce_range=True), out
+    )
     coverage = int8_coverage(out)
     assert coverage["float_kernels"] == 1 and len(coverage["unfused"]) == 1 and "Gemm" in coverage["unfused"][0]
     assert coverage["share"] == pytest.approx(coverage["integer_kernels"] / (coverage["integer_kernels"] + 1))
@@ -174,9 +203,19 @@ def test_saturation_warning():
     assert saturation_warning("uint8", "int8", False, {"machine": "x86_64", "isa": ["avx512_vnni"]}) is None
 
 
-@pytest.mark.parametrize("field, value", [("backend", "tflite"), ("format", "int4"), ("activation_type", "fp8"),
-                                          ("calibration_method", "magic"), ("calibration_method", "distribution"), ("calibration_samples", 0),
-                                          ("percentile", 20.0), ("per_channel", "yes")])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("backend", "tflite"),
+        ("format", "int4"),
+        ("activation_type", "fp8"),
+        ("calibration_method", "magic"),
+        ("calibration_method", "distribution"),
+        ("calibration_samples", 0),
+        ("percentile", 20.0),
+        ("per_channel", "yes"),
+    ],
+)
 def test_quant_config_validates(field, value):
     with pytest.raises(ConfigError, match=field):
         QuantConfig(**{field: value})
@@ -192,20 +231,31 @@ def test_reduce_range_default_follows_the_cpu():
 @pytest.mark.parametrize("method", ["entropy", "percentile"])
 def test_ort_static_calibration_methods(tmp_path, fp32_onnx, digits16, method):
     out = tmp_path / f"{method}.onnx"
-    quantize(fp32_onnx, {"input": digits16.train.x[:64]},
-             QuantConfig(calibration_method=method, percentile=99.9, reduce_range=True), out)
+    quantize(
+        fp32_onnx,
+        {"input": digits16.train.x[:64]},
+        QuantConfig(calibration_method=method, percentile=99.9, reduce_range=True),
+        out,
+    )
     report = verify_int8(out, fp32_onnx, {"input": digits16.val.x}, digits16.val.y)
     assert report["vs_fp32"]["top1_agreement"] >= 95.0
 
 
 def test_pt2e_arm_configuration_uses_signed_activations(tmp_path, trained_cnn, digits16):
     out = tmp_path / "arm.onnx"
-    quantize(ModelSource(None, trained_cnn), {"input": digits16.train.x[:64]},
-             QuantConfig(backend="torch-pt2e", engine="qnnpack"), out)
+    quantize(
+        ModelSource(None, trained_cnn),
+        {"input": digits16.train.x[:64]},
+        QuantConfig(backend="torch-pt2e", engine="qnnpack"),
+        out,
+    )
     graph = onnx.load(str(out)).graph
     inits = {i.name: i for i in graph.initializer}
-    activation_zero_points = [inits[n.input[2]] for n in graph.node
-                              if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits]
+    activation_zero_points = [
+        inits[n.input[2]]
+        for n in graph.node
+        if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits
+    ]
     assert activation_zero_points
     assert all(z.data_type == onnx.TensorProto.INT8 for z in activation_zero_points)
     assert verify_int8(out, tmp_path / "arm.onnx", {"input": digits16.val.x[:8]})["checker"] == "passed"

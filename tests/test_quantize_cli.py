@@ -29,8 +29,9 @@ def _run(capsys, *args):
 
 
 def test_quantize_an_onnx_file(files, capsys):
-    code, out, err = _run(capsys, files / "model.fp32.onnx", "--calib", files / "calib.npz", "--val",
-                          files / "val.npz", "--json")
+    code, out, err = _run(
+        capsys, files / "model.fp32.onnx", "--calib", files / "calib.npz", "--val", files / "val.npz", "--json"
+    )
     assert code == 0, err
     manifest = json.loads(out)
     int8 = files / "model.int8.onnx"
@@ -50,9 +51,23 @@ def test_quantize_a_torch_model_with_each_torch_backend(files, capsys, trained_c
     save_checkpoint(trained_cnn, files / "w.safetensors", spec, 1, 10, 16)
     for backend in ("torch-fx", "torch-pt2e", "ort-static"):
         out = files / f"{backend}.onnx"
-        code, _, err = _run(capsys, "--torch", "cnn:width=1,depth=3", "--weights", files / "w.safetensors",
-                            "--num-classes", 10, "--calib", files / "calib.npz", "--val", files / "val.npz",
-                            "--backend", backend, "-o", out)
+        code, _, err = _run(
+            capsys,
+            "--torch",
+            "cnn:width=1,depth=3",
+            "--weights",
+            files / "w.safetensors",
+            "--num-classes",
+            10,
+            "--calib",
+            files / "calib.npz",
+            "--val",
+            files / "val.npz",
+            "--backend",
+            backend,
+            "-o",
+            out,
+        )
         assert code == 0, err
         manifest = json.loads((files / f"{backend}.manifest.json").read_text())
         assert manifest["verification"]["vs_fp32"]["top1_agreement"] >= 97
@@ -63,40 +78,77 @@ def test_quantization_aware_training_from_labelled_calibration(files, capsys, tr
     spec = ModelSpec.parse("cnn:width=1,depth=3")
     save_checkpoint(trained_cnn, files / "w.safetensors", spec, 1, 10, 16)
     np.savez(files / "labelled.npz", x=digits16.train.x[:300], y=digits16.train.y[:300])
-    code, out, err = _run(capsys, "--torch", "cnn:width=1,depth=3", "--weights", files / "w.safetensors",
-                          "--calib", files / "labelled.npz", "--val", files / "val.npz", "--backend", "torch-fx-qat",
-                          "--qat-epochs", 1, "-o", files / "qat.onnx", "--json")
+    code, out, err = _run(
+        capsys,
+        "--torch",
+        "cnn:width=1,depth=3",
+        "--weights",
+        files / "w.safetensors",
+        "--calib",
+        files / "labelled.npz",
+        "--val",
+        files / "val.npz",
+        "--backend",
+        "torch-fx-qat",
+        "--qat-epochs",
+        1,
+        "-o",
+        files / "qat.onnx",
+        "--json",
+    )
     assert code == 0, err
     manifest = json.loads(out)
     report = manifest["lineage"]["quantization"]["report"]
     assert report["qat_epochs"] == 1 and len(report["history"]) == 1 and report["kd"] is False
     assert manifest["verification"]["accuracy"]["int8"] > 80
-    code, _, err = _run(capsys, "--torch", "cnn:width=1,depth=3", "--weights", files / "w.safetensors",
-                        "--num-classes", 10, "--calib", files / "calib.npz", "--backend", "torch-fx-qat",
-                        "-o", files / "x.onnx")
+    code, _, err = _run(
+        capsys,
+        "--torch",
+        "cnn:width=1,depth=3",
+        "--weights",
+        files / "w.safetensors",
+        "--num-classes",
+        10,
+        "--calib",
+        files / "calib.npz",
+        "--backend",
+        "torch-fx-qat",
+        "-o",
+        files / "x.onnx",
+    )
     assert code == 2 and "needs labelled training data" in err
 
 
 def _transformer_like(path):
     """Embedding + masked MLP over two int64 inputs, like input_ids / attention_mask."""
     rng = np.random.default_rng(0)
-    inits = [numpy_helper.from_array(rng.standard_normal((50, 16)).astype(np.float32), "emb"),
-             numpy_helper.from_array(rng.standard_normal((16, 32)).astype(np.float32), "w1"),
-             numpy_helper.from_array(rng.standard_normal((32, 4)).astype(np.float32), "w2"),
-             numpy_helper.from_array(np.array([2], np.int64), "axis2"),
-             numpy_helper.from_array(np.array([1], np.int64), "axis1")]
-    nodes = [helper.make_node("Gather", ["emb", "input_ids"], ["e"]),
-             helper.make_node("Cast", ["attention_mask"], ["m"], to=TensorProto.FLOAT),
-             helper.make_node("Unsqueeze", ["m", "axis2"], ["m3"]),
-             helper.make_node("Mul", ["e", "m3"], ["masked"]),
-             helper.make_node("MatMul", ["masked", "w1"], ["h"], name="mlp_in"),
-             helper.make_node("Relu", ["h"], ["r"]),
-             helper.make_node("MatMul", ["r", "w2"], ["o"], name="mlp_out"),
-             helper.make_node("ReduceMean", ["o", "axis1"], ["embedding"], keepdims=0)]
-    graph = helper.make_graph(nodes, "tiny", [
-        helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", 8]),
-        helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", 8])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 4])], inits)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((50, 16)).astype(np.float32), "emb"),
+        numpy_helper.from_array(rng.standard_normal((16, 32)).astype(np.float32), "w1"),
+        numpy_helper.from_array(rng.standard_normal((32, 4)).astype(np.float32), "w2"),
+        numpy_helper.from_array(np.array([2], np.int64), "axis2"),
+        numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["emb", "input_ids"], ["e"]),
+        helper.make_node("Cast", ["attention_mask"], ["m"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["m", "axis2"], ["m3"]),
+        helper.make_node("Mul", ["e", "m3"], ["masked"]),
+        helper.make_node("MatMul", ["masked", "w1"], ["h"], name="mlp_in"),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("MatMul", ["r", "w2"], ["o"], name="mlp_out"),
+        helper.make_node("ReduceMean", ["o", "axis1"], ["embedding"], keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", 8]),
+            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", 8]),
+        ],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 4])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     onnx.save(model, path)
     ids = rng.integers(0, 50, (40, 8)).astype(np.int64)
@@ -108,8 +160,9 @@ def _transformer_like(path):
 def test_multi_input_int64_model(tmp_path, capsys, backend):
     ids, mask = _transformer_like(tmp_path / "enc.onnx")
     np.savez(tmp_path / "calib.npz", input_ids=ids, attention_mask=mask)
-    code, out, err = _run(capsys, tmp_path / "enc.onnx", "--calib", tmp_path / "calib.npz", "--backend", backend,
-                          "--json")
+    code, out, err = _run(
+        capsys, tmp_path / "enc.onnx", "--calib", tmp_path / "calib.npz", "--backend", backend, "--json"
+    )
     assert code == 0, err
     verification = json.loads(out)["verification"]
     assert "accuracy" not in verification  # no labels: fidelity only
@@ -134,9 +187,14 @@ def test_bad_input_exits_2(files, tmp_path, capsys):
         ([model, "--calib", tmp_path / "f64.npz"], "expects float32"),
         ([model, "--calib", tmp_path / "absent.npz"], "absent.npz: no such file"),
         ([model, "--calib", calib, "--backend", "tensorrt"], "quantization backend 'tensorrt' is not one of"),
-        ([model, "--calib", calib, "--backend", "ort-static", "--engine", "arm"], "quantization engine 'arm' is not one of"),
-        ([model, "--calib", calib, "--backend", "ort-dynamic", "--calibration-method", "entropy"],
-         "does not support option 'calibration_method'"),
+        (
+            [model, "--calib", calib, "--backend", "ort-static", "--engine", "arm"],
+            "quantization engine 'arm' is not one of",
+        ),
+        (
+            [model, "--calib", calib, "--backend", "ort-dynamic", "--calibration-method", "entropy"],
+            "does not support option 'calibration_method'",
+        ),
         ([model, "--calib", calib, "--backend", "torch-fx"], "quantizes torch models"),
         (["--torch", "cnn", "--calib", calib], "--torch needs --weights"),
         ([tmp_path / "absent.onnx", "--calib", calib], "model file not found"),

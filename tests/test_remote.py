@@ -32,10 +32,12 @@ def sshd(tmp_path_factory):
     (folder / "authorized_keys").write_text((folder / "user_key.pub").read_text())
     port = _free_port()
     config = folder / "sshd_config"
-    config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {folder / 'host_key'}\n"
-                      f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPidFile {folder / 'sshd.pid'}\n"
-                      "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-                      "PermitRootLogin yes\nStrictModes no\nUsePAM no\n")
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {folder / 'host_key'}\n"
+        f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPidFile {folder / 'sshd.pid'}\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+        "PermitRootLogin yes\nStrictModes no\nUsePAM no\n"
+    )
     Path("/run/sshd").mkdir(exist_ok=True)  # privilege-separation directory sshd insists on
     process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
     deadline = time.time() + 10
@@ -49,18 +51,27 @@ def sshd(tmp_path_factory):
             time.sleep(0.1)
     host_key = (folder / "host_key.pub").read_text().split()
     (folder / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
-    yield {"port": port, "folder": folder, "user": subprocess.run(["id", "-un"], capture_output=True,
-                                                                  text=True).stdout.strip()}
+    yield {
+        "port": port,
+        "folder": folder,
+        "user": subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip(),
+    }
     process.terminate()
     process.wait(timeout=10)
 
 
 def _args(sshd, *, known_hosts=None, key="user_key", port=None):
     folder = sshd["folder"]
-    return ["--remote", f"ssh://{sshd['user']}@127.0.0.1:{port or sshd['port']}",
-            "--ssh-option", f"IdentityFile={folder / key}",
-            "--ssh-option", f"UserKnownHostsFile={known_hosts or folder / 'known_hosts'}",
-            "--ssh-option", "IdentitiesOnly=yes"]
+    return [
+        "--remote",
+        f"ssh://{sshd['user']}@127.0.0.1:{port or sshd['port']}",
+        "--ssh-option",
+        f"IdentityFile={folder / key}",
+        "--ssh-option",
+        f"UserKnownHostsFile={known_hosts or folder / 'known_hosts'}",
+        "--ssh-option",
+        "IdentitiesOnly=yes",
+    ]
 
 
 def _bench(capsys, *args):
@@ -70,8 +81,9 @@ def _bench(capsys, *args):
 
 
 def test_remote_benchmark_end_to_end(sshd, capsys, fp32_onnx):
-    code, out, err = _bench(capsys, fp32_onnx, *_args(sshd), "--remote-python", sys.executable,
-                            "--iterations", 100, "--warmup", 5, "--json")
+    code, out, err = _bench(
+        capsys, fp32_onnx, *_args(sshd), "--remote-python", sys.executable, "--iterations", 100, "--warmup", 5, "--json"
+    )
     assert code == 0, err
     result = json.loads(out)["results"][0]
     assert len(result["samples_ms"]) == 100 and result["stats"]["p50_ms"] > 0
@@ -113,14 +125,27 @@ def test_search_measures_latency_on_the_remote_device(sshd, tmp_path, capsys):
     out = tmp_path / "out"
     bare = _python_without_onnxruntime()
     if bare:  # a device without onnxruntime is refused before any work
-        code = main(["search", "--config", str(config), "--out", str(out), "--quiet", "--remote-python", bare,
-                     *_args(sshd)])
+        code = main(
+            ["search", "--config", str(config), "--out", str(out), "--quiet", "--remote-python", bare, *_args(sshd)]
+        )
         err = capsys.readouterr().err
         assert code == 2 and "missing package on the device:" in err and "onnxruntime" in err
         assert not out.exists() or not list(out.glob("search-*"))
 
-    code = main(["search", "--config", str(config), "--out", str(out), "--quiet", "--json",
-                 "--remote-python", sys.executable, *_args(sshd)])
+    code = main(
+        [
+            "search",
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+            "--quiet",
+            "--json",
+            "--remote-python",
+            sys.executable,
+            *_args(sshd),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.out[-3000:] + captured.err
     summary = json.loads(captured.out)

@@ -23,9 +23,15 @@ from tests.helpers import TINY_SPACE, tiny_config
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "search-digits.toml"
 
+
 def search_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgeport.cli", "search", *args, "--quiet"],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "edgeport.cli", "search", *args, "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def search_folder(out: Path) -> Path:
@@ -41,6 +47,7 @@ def read_csv(path: Path) -> list[dict]:
 
 # -- the shipped example: 4 students x 3 quantization choices ---------------------------------------
 
+
 @pytest.fixture(scope="module")
 def example_search(tmp_path_factory):
     out = tmp_path_factory.mktemp("search")
@@ -51,12 +58,23 @@ def example_search(tmp_path_factory):
 
 def test_example_grid_runs_every_candidate_and_writes_every_output(example_search):
     out, folder, summary = example_search
-    assert {"trials.csv", "trials.json", "pareto.json", "pareto.png", "report.md", "report.html", "manifest.json",
-            "search.db", "search.json", "best"} <= {p.name for p in folder.iterdir()}
+    assert {
+        "trials.csv",
+        "trials.json",
+        "pareto.json",
+        "pareto.png",
+        "report.md",
+        "report.html",
+        "manifest.json",
+        "search.db",
+        "search.json",
+        "best",
+    } <= {p.name for p in folder.iterdir()}
     rows = read_csv(folder / "trials.csv")
     assert len(rows) == 12 and {r["status"] for r in rows} == {"ok"}
     assert {(r["student.model.width"], r["student.model.depth"], r["quantize.backend"]) for r in rows} == {
-        (w, d, b) for w in ("0.5", "2") for d in ("2", "3") for b in ("none", "ort-static", "torch-fx")}
+        (w, d, b) for w in ("0.5", "2") for d in ("2", "3") for b in ("none", "ort-static", "torch-fx")
+    }
     assert summary["complete"] and summary["candidates"] == 12
     assert (folder / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "data:image/png;base64," in (folder / "report.html").read_text()
@@ -66,8 +84,11 @@ def test_pareto_front_and_choice_agree_with_the_trials_table(example_search):
     _, folder, summary = example_search
     rows = read_csv(folder / "trials.csv")
     points = {r["id"]: (float(r["val_accuracy"]), float(r["p90_ms"])) for r in rows}
-    front = {i for i, (a, lat) in points.items()
-             if not any((a2 >= a and l2 <= lat) and (a2 > a or l2 < lat) for a2, l2 in points.values())}
+    front = {
+        i
+        for i, (a, lat) in points.items()
+        if not any((a2 >= a and l2 <= lat) and (a2 > a or l2 < lat) for a2, l2 in points.values())
+    }
     assert front == {r["id"] for r in rows if r["pareto"] == "1"}
     assert front == {p["id"] for p in json.loads((folder / "pareto.json").read_text())["front"]}
     # max-accuracy with max_accuracy_drop = 1 point vs the trial's own fp32 student
@@ -106,10 +127,17 @@ def test_best_holds_the_chosen_artifact_with_its_manifest(example_search):
 def test_report_states_how_many_stages_ran(example_search):
     _, folder, summary = example_search
     counts = summary["stage_counts"]
-    assert {s: counts[s]["built"] for s in counts} == {"teacher": 1, "student": 4, "export": 4, "quantize": 8,
-                                                       "benchmark": 12}
-    assert ("1 teacher training(s), 4 student training(s), 4 export(s), 8 quantization(s), 12 benchmark(s)"
-            in (folder / "report.md").read_text())
+    assert {s: counts[s]["built"] for s in counts} == {
+        "teacher": 1,
+        "student": 4,
+        "export": 4,
+        "quantize": 8,
+        "benchmark": 12,
+    }
+    assert (
+        "1 teacher training(s), 4 student training(s), 4 export(s), 8 quantization(s), 12 benchmark(s)"
+        in (folder / "report.md").read_text()
+    )
 
 
 def test_a_second_search_reuses_every_stage_from_the_cache(example_search):
@@ -123,6 +151,7 @@ def test_a_second_search_reuses_every_stage_from_the_cache(example_search):
 
 # -- resume after SIGKILL ---------------------------------------------------------------------------
 
+
 def _trial_rows(db: Path) -> int:
     try:
         with sqlite3.connect(db) as conn:
@@ -132,8 +161,10 @@ def _trial_rows(db: Path) -> int:
 
 
 def _accuracies(folder: Path) -> dict:
-    return {t["id"]: (t["status"], t["metrics"].get("val_accuracy"), t["metrics"].get("fp32_val_accuracy"))
-            for t in json.loads((folder / "trials.json").read_text())}
+    return {
+        t["id"]: (t["status"], t["metrics"].get("val_accuracy"), t["metrics"].get("fp32_val_accuracy"))
+        for t in json.loads((folder / "trials.json").read_text())
+    }
 
 
 def test_sigkill_then_resume_gives_the_same_trials_as_an_uninterrupted_run(tmp_path):
@@ -143,9 +174,12 @@ def test_sigkill_then_resume_gives_the_same_trials_as_an_uninterrupted_run(tmp_p
     assert proc.returncode == 0, proc.stderr
 
     killed = tmp_path / "killed"
-    child = subprocess.Popen([sys.executable, "-m", "edgeport.cli", "search", "--config", str(config),
-                              "--out", str(killed), "--quiet"], cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "edgeport.cli", "search", "--config", str(config), "--out", str(killed), "--quiet"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         folders = list(killed.glob("search-*")) if killed.exists() else []
@@ -192,6 +226,7 @@ def test_resume_accepts_a_wider_space_and_refuses_a_narrower_one(tmp_path):
 
 # -- executors ---------------------------------------------------------------------------------------
 
+
 def test_local_workers_build_in_parallel_processes(tmp_path):
     config = tiny_config(tmp_path, TINY_SPACE)
     proc = search_cli("--config", str(config), "--out", str(tmp_path / "out"), "--workers", "2", "--json")
@@ -200,7 +235,12 @@ def test_local_workers_build_in_parallel_processes(tmp_path):
     assert summary["status_counts"] == {"ok": 4, "failed": 0, "pruned": 0}
     assert summary["run"]["workers"] == 2
     assert {s: c["built"] for s, c in summary["stage_counts"].items()} == {
-        "teacher": 1, "student": 2, "export": 2, "quantize": 2, "benchmark": 4}
+        "teacher": 1,
+        "student": 2,
+        "export": 2,
+        "quantize": 2,
+        "benchmark": 4,
+    }
     # Latency is measured alone: no build ran while any benchmark was measuring.
     trials = json.loads((search_folder(tmp_path / "out") / "trials.json").read_text())
     windows = [t["timings"]["windows"] for t in trials]
@@ -214,8 +254,9 @@ def test_local_workers_build_in_parallel_processes(tmp_path):
 def test_ray_executor_runs_the_search_on_a_local_ray_instance(tmp_path):
     pytest.importorskip("ray", reason="Ray is the optional extra edgeport[ray]")
     config = tiny_config(tmp_path, TINY_SPACE)
-    proc = search_cli("--config", str(config), "--out", str(tmp_path / "out"), "--executor", "ray",
-                      "--workers", "2", "--json")
+    proc = search_cli(
+        "--config", str(config), "--out", str(tmp_path / "out"), "--executor", "ray", "--workers", "2", "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["run"]["executor"] == "ray"
@@ -224,6 +265,7 @@ def test_ray_executor_runs_the_search_on_a_local_ray_instance(tmp_path):
 
 
 # -- halving and budgets -----------------------------------------------------------------------------
+
 
 def test_successive_halving_prunes_the_weakest_students_early(tmp_path):
     space = '"student.model.width" = [0.25, 0.5, 1]\n"quantize.backend" = ["none"]\n'
@@ -238,8 +280,9 @@ def test_successive_halving_prunes_the_weakest_students_early(tmp_path):
     rung = summary["run"]["halving"]["rungs"][0]
     assert rung["epochs"] == 1 and rung["kept"] == 1
     kept_rung_acc = max(rung["val_accuracy"].values())
-    assert all(t["metrics"]["pruned_at_epochs"] == 1 and t["metrics"]["rung_val_accuracy"] <= kept_rung_acc
-               for t in pruned)
+    assert all(
+        t["metrics"]["pruned_at_epochs"] == 1 and t["metrics"]["rung_val_accuracy"] <= kept_rung_acc for t in pruned
+    )
     # students: three 1-epoch rung trainings, then the survivor's full 3-epoch training
     assert summary["stage_counts"]["student"]["built"] == 4
 
@@ -270,8 +313,9 @@ def test_time_budget_stops_launching_trials_and_returns_the_best_so_far(tmp_path
 
 def test_max_trials_with_allow_large_grid_runs_the_first_candidates(tmp_path):
     config = tiny_config(tmp_path, '"quantize.backend" = ["none", "ort-dynamic", "ort-static"]')
-    proc = search_cli("--config", str(config), "--out", str(tmp_path / "out"), "--max-trials", "2",
-                      "--allow-large-grid", "--json")
+    proc = search_cli(
+        "--config", str(config), "--out", str(tmp_path / "out"), "--max-trials", "2", "--allow-large-grid", "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["candidates"] == 2
 
@@ -286,28 +330,38 @@ def test_search_with_a_budget_gates_the_chosen_artifact(tmp_path):
     assert summary["gate"]["verdict"] == "pass"
     assert {c["name"] for c in summary["gate"]["checks"]} == {"p90_ms", "min_speedup", "max_size_mb"}
     folder = search_folder(tmp_path / "out")
-    assert json.loads((folder / "gate.json").read_text())["artifact"]["sha256"] == sha256_file(folder / "best" / "model.onnx")
+    assert json.loads((folder / "gate.json").read_text())["artifact"]["sha256"] == sha256_file(
+        folder / "best" / "model.onnx"
+    )
 
 
 # -- bad input ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("space, search, args, message", [
-    ("", "", [], "search.space is empty"),
-    ('"student.colour" = [1]', "", [], "unknown parameter 'student.colour'"),
-    ('"student.epochs" = ["ten"]', "", [], "search.space.student.epochs"),
-    ('"quantize.backend" = ["tensorrt-int4"]', "", [], "unknown backend 'tensorrt-int4'"),
-    ('"student.temperature" = []', "", [], "empty list"),
-    ('"quantize.backend" = ["none", "ort-static", "ort-dynamic"]', "", ["--max-trials", "2"],
-     "3 grid points, more than max_trials 2"),
-    ('"quantize.backend" = ["none"]', 'strategy = "random"', [], "needs search.n_iter"),
-    ('"quantize.backend" = ["none"]', 'policy = "min-latency"', [], "accuracy_floor"),
-    ('"quantize.backend" = ["none"]', 'time_budget = "soon"', [], "not a duration"),
-    ('"quantize.backend" = ["none"]', "", ["--executor", "ray", "--ray-address", "127.0.0.1:9"], "unreachable"),
-    ('"quantize.backend" = ["none"]', "", ["--ray-address", "127.0.0.1:9"], "needs --executor ray"),
-    ('"teacher.model" = ["nosuch"]', "", [], "unknown model 'nosuch'"),
-    ('"data.name" = ["nosuch"]', "", [], "nosuch"),
-    ('"student.epochs" = [1, 2]', "halving = true", [], "halving uses student.epochs"),
-])
+
+@pytest.mark.parametrize(
+    "space, search, args, message",
+    [
+        ("", "", [], "search.space is empty"),
+        ('"student.colour" = [1]', "", [], "unknown parameter 'student.colour'"),
+        ('"student.epochs" = ["ten"]', "", [], "search.space.student.epochs"),
+        ('"quantize.backend" = ["tensorrt-int4"]', "", [], "unknown backend 'tensorrt-int4'"),
+        ('"student.temperature" = []', "", [], "empty list"),
+        (
+            '"quantize.backend" = ["none", "ort-static", "ort-dynamic"]',
+            "",
+            ["--max-trials", "2"],
+            "3 grid points, more than max_trials 2",
+        ),
+        ('"quantize.backend" = ["none"]', 'strategy = "random"', [], "needs search.n_iter"),
+        ('"quantize.backend" = ["none"]', 'policy = "min-latency"', [], "accuracy_floor"),
+        ('"quantize.backend" = ["none"]', 'time_budget = "soon"', [], "not a duration"),
+        ('"quantize.backend" = ["none"]', "", ["--executor", "ray", "--ray-address", "127.0.0.1:9"], "unreachable"),
+        ('"quantize.backend" = ["none"]', "", ["--ray-address", "127.0.0.1:9"], "needs --executor ray"),
+        ('"teacher.model" = ["nosuch"]', "", [], "unknown model 'nosuch'"),
+        ('"data.name" = ["nosuch"]', "", [], "nosuch"),
+        ('"student.epochs" = [1, 2]', "halving = true", [], "halving uses student.epochs"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line_and_no_folder(tmp_path, capsys, space, search, args, message):
     config = tiny_config(tmp_path, space, search)
     out = tmp_path / "out"

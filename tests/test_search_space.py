@@ -20,8 +20,11 @@ def settings(space, **kw) -> SearchSettings:
 
 
 def test_grid_expands_every_combination_and_merges_options_the_backend_ignores():
-    space = {"student.model.width": [1, 2], "quantize.backend": ["none", "ort-static"],
-             "quantize.per_channel": [True, False]}
+    space = {
+        "student.model.width": [1, 2],
+        "quantize.backend": ["none", "ort-static"],
+        "quantize.per_channel": [True, False],
+    }
     candidates, info = expand(settings(space), RunConfig(), CPU)
     assert info["space_size"] == 8
     # "none" ignores per_channel: its two points per width collapse into one
@@ -44,44 +47,76 @@ def test_random_strategy_draws_n_iter_distinct_candidates_reproducibly():
 
 
 def test_sub_grids_and_a_backend_option_combination_that_is_not_supported():
-    space = [{"quantize.backend": ["ort-static"], "quantize.calibration_method": ["minmax", "entropy"]},
-             {"quantize.backend": ["ort-dynamic"]}]
+    space = [
+        {"quantize.backend": ["ort-static"], "quantize.calibration_method": ["minmax", "entropy"]},
+        {"quantize.backend": ["ort-dynamic"]},
+    ]
     candidates, _ = expand(settings(space), RunConfig(), CPU)
     assert sorted((c.params["quantize.backend"], c.params.get("quantize.calibration_method")) for c in candidates) == [
-        ("ort-dynamic", None), ("ort-static", "entropy"), ("ort-static", "minmax")]
+        ("ort-dynamic", None),
+        ("ort-static", "entropy"),
+        ("ort-static", "minmax"),
+    ]
 
 
-@pytest.mark.parametrize("space, message", [
-    ({}, "search.space is empty"),
-    ({"teacher.colour": [1]}, "unknown parameter"),
-    ({"student.model.width": [[1]]}, "not a number"),
-    ({"student.model.depthh": [2]}, "unknown option"),
-    ({"bench.threads": [0]}, "bench.threads"),
-])
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ({}, "search.space is empty"),
+        ({"teacher.colour": [1]}, "unknown parameter"),
+        ({"student.model.width": [[1]]}, "not a number"),
+        ({"student.model.depthh": [2]}, "unknown option"),
+        ({"bench.threads": [0]}, "bench.threads"),
+    ],
+)
 def test_bad_spaces_are_refused(space, message):
     with pytest.raises(ConfigError, match=message):
         expand(settings(space), RunConfig(), CPU)
 
 
 def _trial(tid, acc, p90, fp32=None, teacher=99.0, position=0, status="ok"):
-    return {"id": tid, "position": position, "status": status,
-            "metrics": {"val_accuracy": acc, "fp32_val_accuracy": fp32 if fp32 is not None else acc,
-                        "teacher_val_accuracy": teacher, "latency": {"p90_ms": p90, "p50_ms": p90 / 2}}}
+    return {
+        "id": tid,
+        "position": position,
+        "status": status,
+        "metrics": {
+            "val_accuracy": acc,
+            "fp32_val_accuracy": fp32 if fp32 is not None else acc,
+            "teacher_val_accuracy": teacher,
+            "latency": {"p90_ms": p90, "p50_ms": p90 / 2},
+        },
+    }
 
 
-SELECTION = {"policy": "max-accuracy", "latency_metric": "p90", "latency_budget_ms": None, "max_accuracy_drop": None,
-             "accuracy_reference": "student", "accuracy_floor": None, "latency_weight": 1.0}
+SELECTION = {
+    "policy": "max-accuracy",
+    "latency_metric": "p90",
+    "latency_budget_ms": None,
+    "max_accuracy_drop": None,
+    "accuracy_reference": "student",
+    "accuracy_floor": None,
+    "latency_weight": 1.0,
+}
 
 
 def test_pareto_front_keeps_only_undominated_trials():
-    trials = [_trial("a", 98, 0.3), _trial("b", 97, 0.2), _trial("c", 96, 0.25), _trial("d", 98, 0.4),
-              _trial("e", 99, 0.9), _trial("f", 50, 0.1, status="failed")]
+    trials = [
+        _trial("a", 98, 0.3),
+        _trial("b", 97, 0.2),
+        _trial("c", 96, 0.25),
+        _trial("d", 98, 0.4),
+        _trial("e", 99, 0.9),
+        _trial("f", 50, 0.1, status="failed"),
+    ]
     assert pareto_front(trials, "p90") == ["a", "b", "e"]
 
 
 def test_policies_choose_as_documented():
-    trials = [_trial("fast", 95, 0.1, fp32=97, position=0), _trial("mid", 97, 0.3, fp32=97.5, position=1),
-              _trial("slow", 99, 0.9, fp32=99, position=2)]
+    trials = [
+        _trial("fast", 95, 0.1, fp32=97, position=0),
+        _trial("mid", 97, 0.3, fp32=97.5, position=1),
+        _trial("slow", 99, 0.9, fp32=99, position=2),
+    ]
     assert choose(trials, SELECTION)[0] == "slow"
     assert choose(trials, {**SELECTION, "latency_budget_ms": 0.5})[0] == "mid"
     # "fast" lost 2 points to quantization: out with max_accuracy_drop 1

@@ -5,5 +5,11 @@ from edgeport.benchmarks.fingerprint import cpu_fingerprint, environment_fingerp
 from edgeport.benchmarks.latency import BenchSettings, measure_interleaved, measure_latency
 from edgeport.benchmarks.stats import summarize
 
-__all__ = ["BenchSettings", "cpu_fingerprint", "environment_fingerprint", "measure_interleaved",
-           "measure_latency", "summarize"]
+__all__ = [
+    "BenchSettings",
+    "cpu_fingerprint",
+    "environment_fingerprint",
+    "measure_interleaved",
+    "measure_latency",
+    "summarize",
+]

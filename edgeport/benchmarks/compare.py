@@ -18,27 +18,47 @@ import math
 
 import numpy as np
 
-from edgeport.benchmarks.rounds import (can_pair, paired_slower_p_value, ratio_intervals, slower_p_value,
-                                        smallest_p_value, split_rounds)
+from edgeport.benchmarks.rounds import (
+    can_pair,
+    paired_slower_p_value,
+    ratio_intervals,
+    slower_p_value,
+    smallest_p_value,
+    split_rounds,
+)
 from edgeport.benchmarks.stats import CONFIDENCE, MIN_SAMPLES
 from edgeport.errors import BenchmarkError, ConfigError
 
 ALPHA = 0.01
 MIN_COMPARE_SAMPLES = MIN_SAMPLES["p90"]  # the p90 ratio needs at least this many samples per model
-TESTS = {"wilcoxon-paired-rounds": "Wilcoxon signed-rank on paired round medians",
-         "mann-whitney-rounds": "Mann-Whitney U on round medians"}
+TESTS = {
+    "wilcoxon-paired-rounds": "Wilcoxon signed-rank on paired round medians",
+    "mann-whitney-rounds": "Mann-Whitney U on round medians",
+}
 
 
 def check_margin(margin: float) -> float:
     """The relative margin a verdict must clear (0.02 = 2%): finite, at least 0, below 1."""
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin) \
-            or not 0 <= margin < 1:
+    if (
+        isinstance(margin, bool)
+        or not isinstance(margin, (int, float))
+        or not math.isfinite(margin)
+        or not 0 <= margin < 1
+    ):
         raise ConfigError(f"--margin must be a finite fraction >= 0 and < 1 (0.02 = 2%), got {margin!r}")
     return float(margin)
 
 
-def compare(a_ms, b_ms, a_settings: dict | None = None, b_settings: dict | None = None, *, paired: bool = True,
-            seed: int = 0, margin: float = 0.0) -> dict:
+def compare(
+    a_ms,
+    b_ms,
+    a_settings: dict | None = None,
+    b_settings: dict | None = None,
+    *,
+    paired: bool = True,
+    seed: int = 0,
+    margin: float = 0.0,
+) -> dict:
     """How A's latency relates to B's. Ratios are A / B: below 1 means A is faster.
 
     ``a_settings`` / ``b_settings``: the settings each measurement recorded (BenchResult.settings); they
@@ -55,8 +75,10 @@ def compare(a_ms, b_ms, a_settings: dict | None = None, b_settings: dict | None 
     for label, rounds in (("A", a_rounds), ("B", b_rounds)):
         count = sum(r.size for r in rounds)
         if count < MIN_COMPARE_SAMPLES:
-            raise BenchmarkError(f"an A/B comparison needs at least {MIN_COMPARE_SAMPLES} samples per model; "
-                                 f"{label} has {count}: raise --iterations")
+            raise BenchmarkError(
+                f"an A/B comparison needs at least {MIN_COMPARE_SAMPLES} samples per model; "
+                f"{label} has {count}: raise --iterations"
+            )
     paired = paired and can_pair(a_rounds, b_rounds)
     (p50_ci, p90_ci) = ratio_intervals(a_rounds, b_rounds, [50, 90], seed, CONFIDENCE, paired=paired)
     if paired:
@@ -64,15 +86,26 @@ def compare(a_ms, b_ms, a_settings: dict | None = None, b_settings: dict | None 
     else:
         test, p_value = "mann-whitney-rounds", slower_p_value(a_rounds, b_rounds, "two-sided")
     a, b = np.concatenate(a_rounds), np.concatenate(b_rounds)
-    result = {"p50_ratio": float(np.percentile(a, 50) / np.percentile(b, 50)), "p50_ratio_ci": p50_ci,
-              "p90_ratio": float(np.percentile(a, 90) / np.percentile(b, 90)), "p90_ratio_ci": p90_ci,
-              "test": test, "p_value": p_value, "rounds": [len(a_rounds), len(b_rounds)], "alpha": ALPHA,
-              "confidence": CONFIDENCE, "margin": margin, "note": None}
+    result = {
+        "p50_ratio": float(np.percentile(a, 50) / np.percentile(b, 50)),
+        "p50_ratio_ci": p50_ci,
+        "p90_ratio": float(np.percentile(a, 90) / np.percentile(b, 90)),
+        "p90_ratio_ci": p90_ci,
+        "test": test,
+        "p_value": p_value,
+        "rounds": [len(a_rounds), len(b_rounds)],
+        "alpha": ALPHA,
+        "confidence": CONFIDENCE,
+        "margin": margin,
+        "note": None,
+    }
     if smallest_p_value(len(a_rounds), len(b_rounds), paired) >= ALPHA:
         # Say so rather than let "no detectable difference" read as evidence of equal speed.
         need = "8 or more rounds (--rounds)" if paired else "5 or more rounds per model"
-        result["note"] = (f"with {len(a_rounds)} rounds the {TESTS[test]} test cannot reach p < {ALPHA:g}, "
-                          f"so no difference can be declared; measure {need}")
+        result["note"] = (
+            f"with {len(a_rounds)} rounds the {TESTS[test]} test cannot reach p < {ALPHA:g}, "
+            f"so no difference can be declared; measure {need}"
+        )
     low, high = p50_ci
     if p_value < ALPHA and high < 1.0 - margin:
         result["verdict"] = "faster"

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from edgeport.artifacts import sha256_file
 from edgeport.benchmarks.fingerprint import environment_fingerprint
 from edgeport.benchmarks.remote_runner import peak_rss_mb, timed_runs
 from edgeport.benchmarks.rounds import round_sizes, split_counts
@@ -20,13 +20,24 @@ from edgeport.errors import BenchmarkError
 
 SCHEMA_VERSION = 1
 _OPT_LEVELS = ("disable", "basic", "extended", "all")
-_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-           "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
-           "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
+_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}
 
 
-PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
-             "tensorrt": "TensorrtExecutionProvider", "openvino": "OpenVINOExecutionProvider"}
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+}
 AUTO_ORDER = ("tensorrt", "cuda", "openvino", "cpu")
 
 
@@ -58,10 +69,13 @@ class BenchSettings:
         if self.warmup_s is not None and not 0 < self.warmup_s < float("inf"):
             raise ConfigError(f"benchmark warm-up must be a positive, finite number of seconds, got {self.warmup_s!r}")
         if self.duration_s is not None and not 0 < self.duration_s < float("inf"):
-            raise ConfigError(f"benchmark duration must be a positive, finite number of seconds, got {self.duration_s!r}")
+            raise ConfigError(
+                f"benchmark duration must be a positive, finite number of seconds, got {self.duration_s!r}"
+            )
         if self.optimization_level not in _OPT_LEVELS:
-            raise ConfigError(f"benchmark optimization_level {self.optimization_level!r} is not one of "
-                              f"{', '.join(_OPT_LEVELS)}")
+            raise ConfigError(
+                f"benchmark optimization_level {self.optimization_level!r} is not one of {', '.join(_OPT_LEVELS)}"
+            )
 
 
 @dataclass
@@ -79,22 +93,17 @@ class BenchResult:
 
     def __post_init__(self) -> None:
         # Intervals resample whole rounds (benchmarks/rounds.py), as bench --vs and the gate do.
-        self.stats = summarize(self.samples_ms, batch=self.settings.get("batch", 1),
-                               round_sizes=round_sizes(self.settings, len(self.samples_ms)))
+        self.stats = summarize(
+            self.samples_ms,
+            batch=self.settings.get("batch", 1),
+            round_sizes=round_sizes(self.settings, len(self.samples_ms)),
+        )
 
     def to_dict(self, with_samples: bool = True) -> dict:
         data = asdict(self)
         if not with_samples:
             data.pop("samples_ms")
         return data
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def resolve_provider(name: str) -> str:
@@ -106,8 +115,9 @@ def resolve_provider(name: str) -> str:
         return next(PROVIDERS[p] for p in AUTO_ORDER if PROVIDERS[p] in available)
     if PROVIDERS[name] not in available:
         have = ", ".join(k for k, v in PROVIDERS.items() if v in available)
-        raise BenchmarkError(f"provider {name!r} ({PROVIDERS[name]}) is not available in this onnxruntime; "
-                             f"available here: {have}")
+        raise BenchmarkError(
+            f"provider {name!r} ({PROVIDERS[name]}) is not available in this onnxruntime; available here: {have}"
+        )
     return PROVIDERS[name]
 
 
@@ -125,15 +135,17 @@ def create_session(path: str | os.PathLike, settings: BenchSettings):
         "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[settings.optimization_level]
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[settings.optimization_level]
     try:
         return ort.InferenceSession(str(path), options, providers=[provider])
     except Exception as exc:  # ORT raises its own exception types for unreadable or invalid models
         raise BenchmarkError(f"{path}: onnxruntime cannot load the model ({exc})") from exc
 
 
-def synthesize_inputs(session, batch: int, seed: int,
-                      shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
+def synthesize_inputs(
+    session, batch: int, seed: int, shapes: dict[str, tuple[int, ...]] | None = None
+) -> dict[str, np.ndarray]:
     """Random inputs matching the model's signature; symbolic batch axes take ``batch``, other
     dynamic axes come from ``shapes`` (name -> full shape)."""
     rng = np.random.default_rng(seed)
@@ -142,16 +154,18 @@ def synthesize_inputs(session, batch: int, seed: int,
     unknown = sorted(set(shapes) - names)
     if unknown:
         raise BenchmarkError(f"--shape names {', '.join(unknown)} are not model inputs ({', '.join(sorted(names))})")
-    feeds = {}
+    feeds: dict[str, np.ndarray] = {}
     for arg in session.get_inputs():
         if arg.type not in _DTYPES:
             raise BenchmarkError(f"input {arg.name!r} has type {arg.type}, which cannot be synthesised")
         if arg.name in shapes:
             shape = list(shapes[arg.name])
-            if len(shape) != len(arg.shape) or any(isinstance(d, int) and d > 0 and d != s
-                                                  for d, s in zip(arg.shape, shape)):
-                raise BenchmarkError(f"--shape {arg.name}={'x'.join(map(str, shape))} does not fit the model's "
-                                     f"shape {list(arg.shape)}")
+            if len(shape) != len(arg.shape) or any(
+                isinstance(d, int) and d > 0 and d != s for d, s in zip(arg.shape, shape, strict=True)
+            ):
+                raise BenchmarkError(
+                    f"--shape {arg.name}={'x'.join(map(str, shape))} does not fit the model's shape {list(arg.shape)}"
+                )
         else:
             shape = []
             for axis, dim in enumerate(arg.shape):
@@ -160,8 +174,10 @@ def synthesize_inputs(session, batch: int, seed: int,
                 elif axis == 0:
                     shape.append(batch)
                 else:
-                    raise BenchmarkError(f"input {arg.name!r} has a dynamic axis {axis} ({dim!r}); "
-                                         f"give --shape {arg.name}=... or real inputs")
+                    raise BenchmarkError(
+                        f"input {arg.name!r} has a dynamic axis {axis} ({dim!r}); "
+                        f"give --shape {arg.name}=... or real inputs"
+                    )
         dtype = _DTYPES[arg.type]
         if np.issubdtype(dtype, np.floating):
             feeds[arg.name] = rng.standard_normal(shape).astype(dtype)
@@ -182,15 +198,19 @@ def check_feeds(session, feeds: dict[str, np.ndarray], where: str) -> None:
         dtype = _DTYPES.get(arg.type)
         if dtype is not None and array.dtype != dtype:
             raise BenchmarkError(f"{where}: input {name!r} is {array.dtype}, the model expects {np.dtype(dtype)}")
-        if array.ndim != len(arg.shape) or any(isinstance(d, int) and d > 0 and d != s
-                                              for d, s in zip(arg.shape[1:], array.shape[1:])):
+        if array.ndim != len(arg.shape) or any(
+            isinstance(d, int) and d > 0 and d != s for d, s in zip(arg.shape[1:], array.shape[1:], strict=True)
+        ):
             raise BenchmarkError(f"{where}: input {name!r} has shape {array.shape}, the model expects {arg.shape}")
 
 
-def measure_interleaved(models: dict[str, str | os.PathLike], settings: BenchSettings,
-                        inputs: dict[str, np.ndarray] | None = None,
-                        on_round: Callable[[int], None] = lambda n: None,
-                        shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, BenchResult]:
+def measure_interleaved(
+    models: Mapping[str, str | os.PathLike],
+    settings: BenchSettings,
+    inputs: dict[str, np.ndarray] | None = None,
+    on_round: Callable[[int], None] = lambda n: None,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+) -> dict[str, BenchResult]:
     """Measure several models in one process, alternating between them round by round.
 
     Interleaving spreads slow drifts of the machine (frequency, other load) over all
@@ -256,16 +276,29 @@ def measure_interleaved(models: dict[str, str | os.PathLike], settings: BenchSet
         raise BenchmarkError(f"inference failed while benchmarking ({exc})") from exc
     environment = environment_fingerprint()
     rss = peak_rss_mb()
-    return {label: BenchResult(str(path), file_sha256(Path(path)), {**asdict(settings), "rounds_run": len(sizes_run),
-                                                              # where the round statistics cut the samples
-                                                              "round_sizes": sizes_run,
-                                                              "fresh_session_per_round": fresh_sessions,
-                                                              "inputs": "given" if inputs is not None else "synthetic"},
-                               environment, samples[label], session_create_ms=created_ms[label],
-                               first_inference_ms=first_ms[label], peak_rss_mb=rss)
-            for label, path in models.items()}
+    return {
+        label: BenchResult(
+            str(path),
+            sha256_file(path),
+            {
+                **asdict(settings),
+                "rounds_run": len(sizes_run),
+                # where the round statistics cut the samples
+                "round_sizes": sizes_run,
+                "fresh_session_per_round": fresh_sessions,
+                "inputs": "given" if inputs is not None else "synthetic",
+            },
+            environment,
+            samples[label],
+            session_create_ms=created_ms[label],
+            first_inference_ms=first_ms[label],
+            peak_rss_mb=rss,
+        )
+        for label, path in models.items()
+    }
 
 
-def measure_latency(path: str | os.PathLike, settings: BenchSettings = BenchSettings(),
-                    inputs: dict[str, np.ndarray] | None = None) -> BenchResult:
+def measure_latency(
+    path: str | os.PathLike, settings: BenchSettings = BenchSettings(), inputs: dict[str, np.ndarray] | None = None
+) -> BenchResult:
     return measure_interleaved({"model": path}, settings, inputs)["model"]

@@ -27,8 +27,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from edgeport.artifacts import sha256_file
 from edgeport.benchmarks import remote_runner
-from edgeport.benchmarks.latency import BenchResult, BenchSettings, file_sha256
+from edgeport.benchmarks.latency import BenchResult, BenchSettings
 from edgeport.errors import BenchmarkError, ConfigError
 
 CONNECT_TIMEOUT_S = 10
@@ -60,7 +61,7 @@ def _jump_host(spec: str) -> str | None:
     ssh turns ProxyJump into a nested `ssh ... host` command line run through the local shell, so
     each part must be a plain name: no leading '-', no quotes, spaces or other shell syntax.
     """
-    rest = spec[len("ssh://"):] if spec.startswith("ssh://") else spec
+    rest = spec[len("ssh://") :] if spec.startswith("ssh://") else spec
     user, _, hostport = rest.rpartition("@")
     if user and not _NAME.fullmatch(user):
         return f"bad user {user!r}"
@@ -86,12 +87,14 @@ def _check_path(value: str) -> str | None:
 def _check_choice(*choices: str):
     def check(value: str) -> str | None:
         return None if value.lower() in choices else f"expects one of {', '.join(choices)}"
+
     return check
 
 
 def _check_count(minimum: int):
     def check(value: str) -> str | None:
         return None if _DIGITS.fullmatch(value) and int(value) >= minimum else f"expects a whole number >= {minimum}"
+
     return check
 
 
@@ -122,21 +125,20 @@ def _check_jump(value: str) -> str | None:
 # PermitLocalCommand, KnownHostsCommand, Match (exec), Include, ControlMaster/ControlPath (local
 # sockets), LocalForward/DynamicForward, SendEnv... and every key not listed here.
 ALLOWED_SSH_OPTIONS = {
-    "Port": _check_port,                       # another port (same as ssh://host:PORT)
-    "User": _check_user,                       # another user (same as ssh://USER@host)
-    "IdentityFile": _check_path,               # the key to log in with (read only)
+    "Port": _check_port,  # another port (same as ssh://host:PORT)
+    "User": _check_user,  # another user (same as ssh://USER@host)
+    "IdentityFile": _check_path,  # the key to log in with (read only)
     "IdentitiesOnly": _check_choice("yes", "no"),  # offer only that key, not the agent's
-    "ConnectTimeout": _check_count(1),         # seconds to wait for a slow board
-    "UserKnownHostsFile": _check_path,         # the known_hosts file(s) to check the host key against
+    "ConnectTimeout": _check_count(1),  # seconds to wait for a slow board
+    "UserKnownHostsFile": _check_path,  # the known_hosts file(s) to check the host key against
     "StrictHostKeyChecking": _check_choice("yes", "no", "ask", "accept-new", "off"),
-    "ProxyJump": _check_jump,                  # reach the board through a bastion (names checked above)
-    "HostKeyAlias": _check_host,               # the name to look up in known_hosts (boards behind NAT)
-    "ServerAliveInterval": _check_count(0),    # keepalive during long benchmarks
+    "ProxyJump": _check_jump,  # reach the board through a bastion (names checked above)
+    "HostKeyAlias": _check_host,  # the name to look up in known_hosts (boards behind NAT)
+    "ServerAliveInterval": _check_count(0),  # keepalive during long benchmarks
     "ServerAliveCountMax": _check_count(0),
-    "ConnectionAttempts": _check_count(1),     # retry a board that is still booting
+    "ConnectionAttempts": _check_count(1),  # retry a board that is still booting
     "Compression": _check_choice("yes", "no"),  # faster model upload on slow links
-    "LogLevel": _check_choice("quiet", "fatal", "error", "info", "verbose", "debug", "debug1", "debug2",
-                              "debug3"),
+    "LogLevel": _check_choice("quiet", "fatal", "error", "info", "verbose", "debug", "debug1", "debug2", "debug3"),
 }
 _ALLOWED_BY_LOWER = {key.lower(): key for key in ALLOWED_SSH_OPTIONS}
 _OPTION = re.compile(r"([A-Za-z]+)=(.*)", re.ASCII | re.DOTALL)
@@ -152,18 +154,26 @@ def check_ssh_option(option: str) -> tuple[str, str]:
     key = leading.group(0) if leading else ""
     canonical = _ALLOWED_BY_LOWER.get(key.lower())
     if key and canonical is None:
-        raise ConfigError(f"--ssh-option {key}: not allowed (keys that run local commands, such as ProxyCommand, "
-                          f"are refused); allowed keys: {allowed}")
+        raise ConfigError(
+            f"--ssh-option {key}: not allowed (keys that run local commands, such as ProxyCommand, "
+            f"are refused); allowed keys: {allowed}"
+        )
     match = _OPTION.fullmatch(option)
     if match is None:
         # ssh also reads `KEY VALUE` and `KEY = VALUE`: accepting only KEY=VALUE with a key of letters
         # keeps the key we check the key ssh uses.
-        raise ConfigError(f"--ssh-option {key or 'KEY'}: expects KEY=VALUE with a key of letters and no spaces "
-                          f"around '=' (allowed keys: {allowed}), got {option!r}")
+        raise ConfigError(
+            f"--ssh-option {key or 'KEY'}: expects KEY=VALUE with a key of letters and no spaces "
+            f"around '=' (allowed keys: {allowed}), got {option!r}"
+        )
     value = match.group(2)
+    if canonical is None:  # a match always has a key, and unknown keys were refused above
+        raise ConfigError(f"--ssh-option {key!r}: not an allowed key; allowed keys: {allowed}")
     if _CONTROL.search(value):
-        raise ConfigError(f"--ssh-option {canonical}: the value must not contain a newline, NUL or other control "
-                          f"character, got {value!r}")
+        raise ConfigError(
+            f"--ssh-option {canonical}: the value must not contain a newline, NUL or other control "
+            f"character, got {value!r}"
+        )
     if canonical not in _MAY_HAVE_SPACES and (value != value.strip() or " " in value):
         raise ConfigError(f"--ssh-option {canonical}: the value must be one word, got {value!r}")
     problem = ALLOWED_SSH_OPTIONS[canonical](value)
@@ -179,18 +189,29 @@ def _parse_url(url: str) -> tuple[str | None, str, int | None]:
     if _CONTROL.search(url):
         raise ConfigError(f"--remote must not contain a newline, NUL or other control character, got {url!r}")
     parsed = urlsplit(url)
-    if parsed.scheme != "ssh" or not parsed.netloc or parsed.path not in ("", "/") or parsed.query \
-            or parsed.fragment or "?" in url or "#" in url:
+    if (
+        parsed.scheme != "ssh"
+        or not parsed.netloc
+        or parsed.path not in ("", "/")
+        or parsed.query
+        or parsed.fragment
+        or "?" in url
+        or "#" in url
+    ):
         raise ConfigError(expected)
     userinfo, at, hostport = parsed.netloc.rpartition("@")
     user = None
     if at:
         if ":" in userinfo:
-            raise ConfigError(f"--remote {url!r}: a password in the URL is never used (ssh runs with BatchMode=yes); "
-                              "log in with a key: --ssh-option IdentityFile=...")
+            raise ConfigError(
+                f"--remote {url!r}: a password in the URL is never used (ssh runs with BatchMode=yes); "
+                "log in with a key: --ssh-option IdentityFile=..."
+            )
         if not _NAME.fullmatch(userinfo):
-            raise ConfigError(f"--remote {url!r}: the user must be letters, digits, '.', '_' or '-' and must not "
-                              f"start with '-', got {userinfo!r}")
+            raise ConfigError(
+                f"--remote {url!r}: the user must be letters, digits, '.', '_' or '-' and must not "
+                f"start with '-', got {userinfo!r}"
+            )
         user = userinfo
     if hostport.startswith("["):
         host, bracket, tail = hostport[1:].partition("]")
@@ -203,8 +224,10 @@ def _parse_url(url: str) -> tuple[str | None, str, int | None]:
         if not host:
             raise ConfigError(expected)
         if not _NAME.fullmatch(host):
-            raise ConfigError(f"--remote {url!r}: the host must be letters, digits, '.', '_' or '-' and must not "
-                              f"start with '-', got {host!r}")
+            raise ConfigError(
+                f"--remote {url!r}: the host must be letters, digits, '.', '_' or '-' and must not "
+                f"start with '-', got {host!r}"
+            )
     port = None
     if port_text is not None:
         port = _port(port_text)
@@ -220,8 +243,10 @@ def check_remote_python(python: str) -> str:
     if _CONTROL.search(python):
         raise ConfigError(f"--remote-python must not contain a newline, NUL or other control character, got {python!r}")
     if python.startswith("-"):
-        raise ConfigError(f"--remote-python must be a path or name such as python3 or /usr/bin/python3, "
-                          f"not start with '-', got {python!r}")
+        raise ConfigError(
+            f"--remote-python must be a path or name such as python3 or /usr/bin/python3, "
+            f"not start with '-', got {python!r}"
+        )
     return python
 
 
@@ -234,7 +259,7 @@ class RemoteTarget:
     options: tuple[str, ...] = ()  # extra, allowlisted `-o KEY=VALUE` for ssh (IdentityFile, UserKnownHostsFile, ...)
 
     @classmethod
-    def parse(cls, url: str, python: str = "python3", options: tuple[str, ...] = ()) -> "RemoteTarget":
+    def parse(cls, url: str, python: str = "python3", options: tuple[str, ...] = ()) -> RemoteTarget:
         user, host, port = _parse_url(url)
         python = check_remote_python(python)
         kept = []
@@ -297,8 +322,7 @@ class RemoteTarget:
             target = shlex.quote(f"{folder}/{file.name}")
             result = self.ssh(f"cat > {target}", stdin=file.read_bytes())
             if result.returncode != 0:
-                raise BenchmarkError(f"copying {file.name} to {self.destination} failed: "
-                                     f"{_last_line(result.stderr)}")
+                raise BenchmarkError(f"copying {file.name} to {self.destination} failed: {_last_line(result.stderr)}")
 
 
 def _last_line(text: str) -> str:
@@ -309,24 +333,27 @@ def _last_line(text: str) -> str:
 def _call(args: list[str], timeout: float, target: RemoteTarget, stdin: bytes | None = None):
     try:
         done = subprocess.run(args, capture_output=True, timeout=timeout, input=stdin if stdin is not None else b"")
-        return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(errors="replace"),
-                                           done.stderr.decode(errors="replace"))
+        return subprocess.CompletedProcess(
+            done.args, done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
+        )
     except FileNotFoundError as exc:
         raise BenchmarkError(f"{args[0]} not found: install the OpenSSH client") from exc
     except subprocess.TimeoutExpired as exc:
         raise BenchmarkError(f"{target.destination}: no answer within {timeout:.0f} s") from exc
 
 
-def measure_remote(model: str | Path, target: RemoteTarget, settings: BenchSettings,
-                   inputs: dict[str, np.ndarray]) -> BenchResult:
+def measure_remote(
+    model: str | Path, target: RemoteTarget, settings: BenchSettings, inputs: dict[str, np.ndarray]
+) -> BenchResult:
     """Run the benchmark on ``target`` and return a BenchResult with the device's fingerprint."""
     if settings.provider != "cpu":
         raise ConfigError("remote benchmarks use the device's CPU provider; --provider must be cpu")
     model = Path(model)
     probe = target.ssh("mktemp -d", timeout=target.connect_timeout * 3)
     if probe.returncode != 0:
-        raise BenchmarkError(f"cannot reach {target.destination} over ssh (port {target.port}): "
-                             f"{_last_line(probe.stderr)}")
+        raise BenchmarkError(
+            f"cannot reach {target.destination} over ssh (port {target.port}): {_last_line(probe.stderr)}"
+        )
     folder = probe.stdout.strip()
     # The folder is pasted (quoted) into the next commands: an answer that is not one absolute path
     # would put the files, and the final rm -rf, somewhere else.
@@ -336,16 +363,23 @@ def measure_remote(model: str | Path, target: RemoteTarget, settings: BenchSetti
         with tempfile.TemporaryDirectory() as tmp:
             tmp_path = Path(tmp)
             buffer = io.BytesIO()
-            np.savez(buffer, **inputs)
+            np.savez(buffer, **inputs)  # type: ignore[arg-type]  # numpy's stub types **kwds as its own options
             (tmp_path / "inputs.npz").write_bytes(buffer.getvalue())
             (tmp_path / "settings.json").write_text(json.dumps(asdict(settings)))
             runner = tmp_path / "edgeport_runner.py"
             runner.write_text(Path(remote_runner.__file__).read_text())
             target.copy([model, runner, tmp_path / "inputs.npz", tmp_path / "settings.json"], folder)
         remote_model = f"{folder}/{model.name}"
-        command = " ".join(shlex.quote(part) for part in (
-            target.python, f"{folder}/edgeport_runner.py", remote_model, f"{folder}/settings.json",
-            f"{folder}/inputs.npz"))
+        command = " ".join(
+            shlex.quote(part)
+            for part in (
+                target.python,
+                f"{folder}/edgeport_runner.py",
+                remote_model,
+                f"{folder}/settings.json",
+                f"{folder}/inputs.npz",
+            )
+        )
         result = target.ssh(command)
     finally:
         target.ssh(f"rm -rf -- {shlex.quote(folder)}", timeout=target.connect_timeout * 3)
@@ -357,12 +391,22 @@ def measure_remote(model: str | Path, target: RemoteTarget, settings: BenchSetti
         data = json.loads(result.stdout)
     except json.JSONDecodeError as exc:
         raise BenchmarkError(f"{target.destination}: the runner's answer is not JSON ({exc})") from exc
-    return BenchResult(str(model), file_sha256(model),
-                       {**asdict(settings), "inputs": "given", "remote": target.url,
-                        # checked against the sample count where used (rounds.round_sizes)
-                        "round_sizes": data.get("round_sizes")},
-                       data["environment"], data["samples_ms"], session_create_ms=data["session_create_ms"],
-                       first_inference_ms=data["first_inference_ms"], peak_rss_mb=data["peak_rss_mb"])
+    return BenchResult(
+        str(model),
+        sha256_file(model),
+        {
+            **asdict(settings),
+            "inputs": "given",
+            "remote": target.url,
+            # checked against the sample count where used (rounds.round_sizes)
+            "round_sizes": data.get("round_sizes"),
+        },
+        data["environment"],
+        data["samples_ms"],
+        session_create_ms=data["session_create_ms"],
+        first_inference_ms=data["first_inference_ms"],
+        peak_rss_mb=data["peak_rss_mb"],
+    )
 
 
 def probe_remote(target: RemoteTarget) -> str:
@@ -370,19 +414,24 @@ def probe_remote(target: RemoteTarget) -> str:
 
     Returns a line identifying the device's software and machine (onnxruntime version, machine, CPU).
     """
-    check = ("import importlib.util as u, sys, platform; m = [p for p in ('numpy', 'onnxruntime') "
-             "if u.find_spec(p) is None]; print(*m, file=sys.stderr) if m else None; m and sys.exit(3); "
-             "import onnxruntime; print(onnxruntime.__version__, platform.machine(), platform.processor())")
+    check = (
+        "import importlib.util as u, sys, platform; m = [p for p in ('numpy', 'onnxruntime') "
+        "if u.find_spec(p) is None]; print(*m, file=sys.stderr) if m else None; m and sys.exit(3); "
+        "import onnxruntime; print(onnxruntime.__version__, platform.machine(), platform.processor())"
+    )
     result = target.ssh(f"{shlex.quote(target.python)} -c {shlex.quote(check)}", timeout=target.connect_timeout * 3)
     if result.returncode == 255:
-        raise BenchmarkError(f"cannot reach {target.destination} over ssh (port {target.port}): "
-                             f"{_last_line(result.stderr)}")
+        raise BenchmarkError(
+            f"cannot reach {target.destination} over ssh (port {target.port}): {_last_line(result.stderr)}"
+        )
     if result.returncode == 127:
         raise BenchmarkError(f"{target.destination}: {target.python!r} not found on the device")
     if result.returncode == 3:
         missing = result.stderr.strip().split()
-        raise BenchmarkError(f"{target.destination}: missing package on the device: {', '.join(missing)} "
-                             f"(pip install {' '.join(missing)})")
+        raise BenchmarkError(
+            f"{target.destination}: missing package on the device: {', '.join(missing)} "
+            f"(pip install {' '.join(missing)})"
+        )
     if result.returncode != 0:
         raise BenchmarkError(f"{target.destination}: {_last_line(result.stderr)}")
     return result.stdout.strip()

@@ -20,13 +20,23 @@ import time
 from pathlib import Path
 
 # /proc/cpuinfo flag -> name in the fingerprint (x86 and ARM spell them differently).
-ISA_FLAGS = {"avx2": "avx2", "avx512f": "avx512f", "avx512_vnni": "avx512_vnni", "avx_vnni": "avx_vnni",
-             "avx512_bf16": "avx512_bf16", "amx_tile": "amx_tile", "amx_int8": "amx_int8",
-             "asimd": "neon", "asimddp": "dotprod", "i8mm": "i8mm", "sve": "sve"}
+ISA_FLAGS = {
+    "avx2": "avx2",
+    "avx512f": "avx512f",
+    "avx512_vnni": "avx512_vnni",
+    "avx_vnni": "avx_vnni",
+    "avx512_bf16": "avx512_bf16",
+    "amx_tile": "amx_tile",
+    "amx_int8": "amx_int8",
+    "asimd": "neon",
+    "asimddp": "dotprod",
+    "i8mm": "i8mm",
+    "sve": "sve",
+}
 
 
 def _cpuinfo() -> tuple[str, set[str]]:
-    model, flags = platform.processor() or platform.machine(), set()
+    model, flags = platform.processor() or platform.machine(), set[str]()
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -56,19 +66,27 @@ def _physical_cores() -> int | None:
 
 def cpu_fingerprint() -> dict:
     model, flags = _cpuinfo()
-    return {"model": model, "machine": platform.machine(), "logical_cores": os.cpu_count(),
-            "physical_cores": _physical_cores(),
-            "isa": sorted({name for flag, name in ISA_FLAGS.items() if flag in flags})}
+    return {
+        "model": model,
+        "machine": platform.machine(),
+        "logical_cores": os.cpu_count(),
+        "physical_cores": _physical_cores(),
+        "isa": sorted({name for flag, name in ISA_FLAGS.items() if flag in flags}),
+    }
 
 
 def environment_fingerprint() -> dict:
     import numpy
     import onnxruntime
 
-    return {"cpu": cpu_fingerprint(), "os": f"{platform.system()} {platform.release()}",
-            "python": sys.version.split()[0], "numpy": numpy.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "providers": onnxruntime.get_available_providers()}
+    return {
+        "cpu": cpu_fingerprint(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": sys.version.split()[0],
+        "numpy": numpy.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "providers": onnxruntime.get_available_providers(),
+    }
 
 
 def timed_runs(session, feeds: dict, count: int) -> list:
@@ -96,9 +114,15 @@ def run(model: str, settings: dict, inputs_path: str) -> dict:
     options.intra_op_num_threads = settings["threads"]
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, {
-        "disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
-        "all": "ORT_ENABLE_ALL"}[settings["optimization_level"]])
+    options.graph_optimization_level = getattr(
+        ort.GraphOptimizationLevel,
+        {
+            "disable": "ORT_DISABLE_ALL",
+            "basic": "ORT_ENABLE_BASIC",
+            "extended": "ORT_ENABLE_EXTENDED",
+            "all": "ORT_ENABLE_ALL",
+        }[settings["optimization_level"]],
+    )
     start = time.perf_counter()
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     created_ms = (time.perf_counter() - start) * 1e3
@@ -115,8 +139,14 @@ def run(model: str, settings: dict, inputs_path: str) -> dict:
     samples = []
     for count in round_sizes:
         samples += timed_runs(session, feeds, count)
-    return {"samples_ms": samples, "round_sizes": round_sizes, "session_create_ms": created_ms,
-            "first_inference_ms": first_ms, "peak_rss_mb": peak_rss_mb(), "environment": environment_fingerprint()}
+    return {
+        "samples_ms": samples,
+        "round_sizes": round_sizes,
+        "session_create_ms": created_ms,
+        "first_inference_ms": first_ms,
+        "peak_rss_mb": peak_rss_mb(),
+        "environment": environment_fingerprint(),
+    }
 
 
 def main(argv: list) -> int:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats as sps
@@ -34,7 +34,7 @@ MIN_ROUNDS = 5  # fewer blocks cannot show drift; split each round into parts to
 # and 1,000 resamples of it at once would need gigabytes.
 _CHUNK_ELEMENTS = 8_000_000
 
-Rounds = Union[np.ndarray, Sequence[np.ndarray]]
+Rounds = np.ndarray | Sequence[np.ndarray]
 
 
 def split_counts(total: int, rounds: int) -> list[int]:
@@ -54,8 +54,12 @@ def round_sizes(settings: dict, count: int) -> list[int]:
     and torch runners) are rebuilt from iterations and rounds, else split evenly over the rounds run.
     """
     recorded = settings.get("round_sizes")
-    if isinstance(recorded, list) and recorded and all(isinstance(s, int) and s > 0 for s in recorded) \
-            and sum(recorded) == count:
+    if (
+        isinstance(recorded, list)
+        and recorded
+        and all(isinstance(s, int) and s > 0 for s in recorded)
+        and sum(recorded) == count
+    ):
         return list(recorded)
     iterations, rounds = settings.get("iterations"), settings.get("rounds")
     # A fixed count ran split_counts(iterations, rounds); compared before splitting, so that a result
@@ -117,16 +121,16 @@ def _resampled_percentiles(blocks: list[np.ndarray], picks: np.ndarray, qs: Sequ
     if np.all(sizes == sizes[0]):
         stacked = np.stack(blocks)
         for start in range(0, picks.shape[0], rows_per_chunk):
-            chunk = picks[start:start + rows_per_chunk]
+            chunk = picks[start : start + rows_per_chunk]
             out.append(np.percentile(stacked[chunk].reshape(chunk.shape[0], -1), qs, axis=1).reshape(len(qs), -1))
         return np.concatenate(out, axis=1)
     # Unequal rounds: pad with NaN (sorted last), then interpolate each row at its own length exactly as
     # np.percentile's default (linear) method does on the row without padding.
     padded = np.full((len(blocks), sizes.max()), np.nan)
     for i, block in enumerate(blocks):
-        padded[i, :block.size] = block
+        padded[i, : block.size] = block
     for start in range(0, picks.shape[0], rows_per_chunk):
-        chunk = picks[start:start + rows_per_chunk]
+        chunk = picks[start : start + rows_per_chunk]
         rows = np.sort(padded[chunk].reshape(chunk.shape[0], -1), axis=1)
         n = sizes[chunk].sum(axis=1)
         values = []
@@ -162,12 +166,13 @@ def _interval(values: np.ndarray, estimate: float, rounds: int, confidence: floa
 def _resampleable(blocks: list[np.ndarray]) -> list[np.ndarray]:
     """One block cannot be resampled: fall back to single samples as blocks (the sample bootstrap)."""
     if len(blocks) == 1 and blocks[0].size > 1:
-        return [blocks[0][i:i + 1] for i in range(blocks[0].size)]
+        return [blocks[0][i : i + 1] for i in range(blocks[0].size)]
     return blocks
 
 
-def percentile_intervals(rounds: Rounds, qs: Sequence[float], seed: int = 0,
-                         confidence: float = CONFIDENCE) -> list[list[float] | None]:
+def percentile_intervals(
+    rounds: Rounds, qs: Sequence[float], seed: int = 0, confidence: float = CONFIDENCE
+) -> list[list[float] | None]:
     """Intervals of several percentiles from one round bootstrap; None for a single sample."""
     blocks = _resampleable(_blocks(rounds))
     pooled = _pooled(blocks)
@@ -193,8 +198,9 @@ def _ratio_inputs(a: Rounds, b: Rounds) -> tuple[list[np.ndarray], list[np.ndarr
     return a_blocks, b_blocks
 
 
-def ratio_intervals(a: Rounds, b: Rounds, qs: Sequence[float], seed: int = 0, confidence: float = CONFIDENCE,
-                    paired: bool = False) -> list[list[float]]:
+def ratio_intervals(
+    a: Rounds, b: Rounds, qs: Sequence[float], seed: int = 0, confidence: float = CONFIDENCE, paired: bool = False
+) -> list[list[float]]:
     """Intervals of percentile_q(a) / percentile_q(b) for each q.
 
     ``paired``: a and b were measured interleaved (round i of a ran beside round i of b), so the same
@@ -212,8 +218,9 @@ def ratio_intervals(a: Rounds, b: Rounds, qs: Sequence[float], seed: int = 0, co
         rounds = len(a_blocks)
     else:
         a_blocks, b_blocks = _resampleable(a_blocks), _resampleable(b_blocks)
-        values = (_resampled_percentiles(a_blocks, _picks(rng, len(a_blocks)), qs)
-                  / _resampled_percentiles(b_blocks, _picks(rng, len(b_blocks)), qs))
+        values = _resampled_percentiles(a_blocks, _picks(rng, len(a_blocks)), qs) / _resampled_percentiles(
+            b_blocks, _picks(rng, len(b_blocks)), qs
+        )
         rounds = min(len(a_blocks), len(b_blocks))
     return [_interval(values[i], estimates[i], rounds, confidence) for i in range(len(qs))]
 
@@ -242,8 +249,9 @@ def slower_p_value(current: Rounds, baseline: Rounds, alternative: str = "greate
     """Mann-Whitney U p-value on round medians (default one-sided: current's are larger)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return float(sps.mannwhitneyu(_round_medians(current), _round_medians(baseline),
-                                      alternative=alternative).pvalue)
+        return float(
+            sps.mannwhitneyu(_round_medians(current), _round_medians(baseline), alternative=alternative).pvalue
+        )
 
 
 def paired_slower_p_value(current: Rounds, baseline: Rounds, alternative: str = "greater") -> float:
@@ -261,5 +269,5 @@ def smallest_p_value(a_rounds: int, b_rounds: int, paired: bool) -> float:
     """The smallest two-sided p-value the round-median test can reach with this many rounds: below some
     round count no difference, however large, can reach a small alpha (Wilcoxon needs 8 rounds for 0.01)."""
     if paired:
-        return 2.0 / 2.0 ** a_rounds if a_rounds > 0 else 1.0
+        return 2.0 / 2.0**a_rounds if a_rounds > 0 else 1.0
     return min(1.0, 2.0 / math.comb(a_rounds + b_rounds, a_rounds)) if a_rounds and b_rounds else 1.0

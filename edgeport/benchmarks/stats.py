@@ -7,6 +7,7 @@ bootstrap (scipy.stats.bootstrap, percentile method), never from a normal approx
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 from scipy import stats as sps
@@ -22,6 +23,7 @@ _REPORTED_FROM = {**MIN_SAMPLES, "p50": 1}
 def _percentile_statistic(q: float):
     def statistic(x, axis=-1):
         return np.percentile(x, q, axis=axis)
+
     return statistic
 
 
@@ -31,14 +33,21 @@ def percentile_ci(samples: np.ndarray, q: float, seed: int = 0, resamples: int =
         return None if samples.size < 2 else [float(samples[0])] * 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # degenerate resamples of discrete timers
-        result = sps.bootstrap((samples,), _percentile_statistic(q), n_resamples=resamples,
-                               confidence_level=CONFIDENCE, method="percentile", vectorized=True,
-                               rng=np.random.default_rng(seed))
+        result = sps.bootstrap(
+            (samples,),
+            _percentile_statistic(q),
+            n_resamples=resamples,
+            confidence_level=CONFIDENCE,
+            method="percentile",
+            vectorized=True,
+            rng=np.random.default_rng(seed),
+        )
     return [float(result.confidence_interval.low), float(result.confidence_interval.high)]
 
 
-def summarize(samples_ms: np.ndarray | list[float], batch: int = 1, seed: int = 0,
-              round_sizes: list[int] | None = None) -> dict:
+def summarize(
+    samples_ms: np.ndarray | list[float], batch: int = 1, seed: int = 0, round_sizes: list[int] | None = None
+) -> dict:
     """min, mean, std, p50/p90/p95/p99, max, throughput and 95% intervals for p50 and p90.
 
     A percentile that the sample count cannot support is reported as None, and named in
@@ -49,8 +58,12 @@ def summarize(samples_ms: np.ndarray | list[float], batch: int = 1, seed: int = 
     samples = np.asarray(samples_ms, dtype=np.float64)
     if samples.size == 0:
         raise ValueError("no latency samples to summarize")
-    summary = {"count": int(samples.size), "min_ms": float(samples.min()), "mean_ms": float(samples.mean()),
-               "std_ms": float(samples.std(ddof=1)) if samples.size > 1 else 0.0}
+    summary: dict[str, Any] = {
+        "count": int(samples.size),
+        "min_ms": float(samples.min()),
+        "mean_ms": float(samples.mean()),
+        "std_ms": float(samples.std(ddof=1)) if samples.size > 1 else 0.0,
+    }
     unsupported = []
     for name, need in _REPORTED_FROM.items():
         if samples.size >= need:
@@ -65,7 +78,7 @@ def summarize(samples_ms: np.ndarray | list[float], batch: int = 1, seed: int = 
         from edgeport.benchmarks.rounds import percentile_intervals, split_rounds  # rounds imports this module
 
         blocks = split_rounds(samples, {"round_sizes": list(round_sizes)})
-        intervals = dict(zip(wanted, percentile_intervals(blocks, [float(n[1:]) for n in wanted], seed)))
+        intervals = dict(zip(wanted, percentile_intervals(blocks, [float(n[1:]) for n in wanted], seed), strict=True))
     else:
         intervals = {name: percentile_ci(samples, float(name[1:]), seed) for name in wanted}
     for name in ("p50", "p90"):

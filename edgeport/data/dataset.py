@@ -34,12 +34,15 @@ class Dataset:
             bad = int(self.x.size - np.isfinite(self.x).sum())
             raise DataError(f"{self.source}: {bad} pixel value(s) are NaN or Inf; training would diverge")
         if self.y.min() < 0 or self.y.max() >= self.num_classes:
-            raise DataError(f"{self.source}: labels must be class indices in 0..{self.num_classes - 1}, found "
-                            f"{int(self.y.min())}..{int(self.y.max())}")
+            raise DataError(
+                f"{self.source}: labels must be class indices in 0..{self.num_classes - 1}, found "
+                f"{int(self.y.min())}..{int(self.y.max())}"
+            )
         present = np.unique(self.y)
         if len(present) < 2:
-            raise DataError(f"{self.source}: every sample has label {int(present[0])}; a classifier needs at least "
-                            "2 classes")
+            raise DataError(
+                f"{self.source}: every sample has label {int(present[0])}; a classifier needs at least 2 classes"
+            )
 
     @property
     def channels(self) -> int:
@@ -49,11 +52,18 @@ class Dataset:
     def image_size(self) -> tuple[int, int]:
         return int(self.x.shape[2]), int(self.x.shape[3])
 
-    def subset(self, indices: np.ndarray) -> "Dataset":
-        return Dataset(self.name, self.x[indices], self.y[indices], self.num_classes,
-                       self.source, self.class_names, self.label_values)
+    def subset(self, indices: np.ndarray) -> Dataset:
+        return Dataset(
+            self.name,
+            self.x[indices],
+            self.y[indices],
+            self.num_classes,
+            self.source,
+            self.class_names,
+            self.label_values,
+        )
 
-    def with_x(self, x: np.ndarray) -> "Dataset":
+    def with_x(self, x: np.ndarray) -> Dataset:
         """The same samples and labels with transformed images (for example, normalised)."""
         return Dataset(self.name, x, self.y, self.num_classes, self.source, self.class_names, self.label_values)
 
@@ -66,9 +76,14 @@ class Dataset:
         return digest.hexdigest()
 
     def describe(self) -> dict:
-        described = {"name": self.name, "source": self.source, "samples": len(self.x),
-                     "shape": list(self.x.shape[1:]), "num_classes": self.num_classes,
-                     "sha256": self.fingerprint()}
+        described = {
+            "name": self.name,
+            "source": self.source,
+            "samples": len(self.x),
+            "shape": list(self.x.shape[1:]),
+            "num_classes": self.num_classes,
+            "sha256": self.fingerprint(),
+        }
         if self.label_values:
             described["label_values"] = list(self.label_values)
         return described
@@ -86,7 +101,7 @@ class Normalizer:
     std: tuple[float, ...]
 
     @classmethod
-    def fit(cls, x: np.ndarray) -> "Normalizer":
+    def fit(cls, x: np.ndarray) -> Normalizer:
         mean = x.mean(axis=(0, 2, 3), dtype=np.float64)
         std = x.std(axis=(0, 2, 3), dtype=np.float64)
         std = np.where(std < 1e-6, 1.0, std)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+
 import numpy as np
 
 from edgeport.data.dataset import Dataset
@@ -25,8 +26,9 @@ def list_datasets() -> list[str]:
     return sorted(DATASETS)
 
 
-def load_dataset(name: str, path: str | Path | None = None, image_size: int | None = None,
-                 channels: int | None = None) -> Dataset:
+def load_dataset(
+    name: str, path: str | Path | None = None, image_size: int | None = None, channels: int | None = None
+) -> Dataset:
     """Load a dataset by registry name; ``path`` is required for all but ``digits``."""
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; expected one of {', '.join(list_datasets())}")
@@ -75,9 +77,14 @@ def load_digits(path=None, image_size=None, channels=None) -> Dataset:
 class _ArrayOnlyUnpickler(pickle.Unpickler):
     """CIFAR-10's python format is a pickle; allow only what a CIFAR batch contains."""
 
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-                ("numpy._core.multiarray", "scalar")}
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    }
 
     def find_class(self, module, name):
         if (module, name) in self._ALLOWED:
@@ -153,8 +160,7 @@ def load_imagefolder(path=None, image_size=None, channels=None) -> Dataset:
     if empty:
         raise DataError(f"{root}: class folder(s) without images: {', '.join(empty)}")
     x = to_unit_float(np.stack(images))
-    return Dataset("imagefolder", x, np.asarray(labels, dtype=np.int64), len(classes), str(root),
-                   tuple(classes))
+    return Dataset("imagefolder", x, np.asarray(labels, dtype=np.int64), len(classes), str(root), tuple(classes))
 
 
 @register_dataset("npz")
@@ -201,5 +207,6 @@ def load_npz(path=None, image_size=None, channels=None) -> Dataset:
     if image_size is not None:
         x = resize_batch(x, image_size)
     x = _match_channels(x, channels, str(file))
-    return Dataset("npz", x, y.astype(np.int64), len(values), str(file),
-                   tuple(str(v) for v in label_values), label_values)
+    return Dataset(
+        "npz", x, y.astype(np.int64), len(values), str(file), tuple(str(v) for v in label_values), label_values
+    )

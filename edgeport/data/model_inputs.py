@@ -40,13 +40,17 @@ def _check_arrays(path: Path, inputs: dict[str, np.ndarray], role: str) -> int:
             # calibrate on nothing. Integer inputs (token ids, masks) may legitimately be constant.
             if np.issubdtype(array.dtype, np.floating) and array.size and np.ptp(array) == 0:
                 value = float(array.flat[0])
-                raise DataError(f"{path}: calibration input {name!r} is constant ({'all zero' if value == 0 else f'every value {value:g}'}); "
-                                "calibrate on real samples of what the model will see")
+                shown = "all zero" if value == 0 else f"every value {value:g}"
+                raise DataError(
+                    f"{path}: calibration input {name!r} is constant ({shown}); "
+                    "calibrate on real samples of what the model will see"
+                )
     return count
 
 
-def load_model_inputs(path: str | Path, input_names: list[str],
-                      role: str = "calibration") -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+def load_model_inputs(
+    path: str | Path, input_names: list[str], role: str = "calibration"
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Return ``{input name: array}`` and the optional integer labels ``y`` (checked: >= 0)."""
     if role not in ROLES:
         raise ValueError(f"role {role!r} is not one of {ROLES}")
@@ -65,8 +69,10 @@ def load_model_inputs(path: str | Path, input_names: list[str],
     elif len(input_names) == 1 and "x" in arrays:
         inputs = {input_names[0]: arrays["x"]}
     else:
-        raise DataError(f"{path}: expected arrays named {', '.join(repr(n) for n in input_names)}"
-                        f"{' (or x)' if len(input_names) == 1 else ''}, found {', '.join(sorted(arrays)) or 'none'}")
+        raise DataError(
+            f"{path}: expected arrays named {', '.join(repr(n) for n in input_names)}"
+            f"{' (or x)' if len(input_names) == 1 else ''}, found {', '.join(sorted(arrays)) or 'none'}"
+        )
     count = _check_arrays(path, inputs, role)
     labels = arrays.get("y")
     if labels is not None:
@@ -83,9 +89,13 @@ def load_model_inputs(path: str | Path, input_names: list[str],
 def check_labels_fit(path: str | Path, labels: np.ndarray, output_shape: tuple) -> None:
     """Labels are class indices into the model's (N, classes) output: refuse any that cannot be."""
     if len(output_shape) != 2:
-        raise DataError(f"{path}: has labels 'y', but the model's first output has shape {tuple(output_shape)}, "
-                        "not (samples, classes); remove y or give a classifier")
+        raise DataError(
+            f"{path}: has labels 'y', but the model's first output has shape {tuple(output_shape)}, "
+            "not (samples, classes); remove y or give a classifier"
+        )
     classes = int(output_shape[1])
     if labels.max() >= classes:
-        raise DataError(f"{path}: labels 'y' must be in 0..{classes - 1} (the model has {classes} outputs), "
-                        f"found {int(labels.max())}")
+        raise DataError(
+            f"{path}: labels 'y' must be in 0..{classes - 1} (the model has {classes} outputs), "
+            f"found {int(labels.max())}"
+        )

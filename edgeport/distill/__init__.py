@@ -6,5 +6,4 @@ from edgeport.distill.loss import kd_loss
 from edgeport.distill.teacher_cache import teacher_logits
 from edgeport.distill.trainer import TrainResult, train
 
-__all__ = ["KDConfig", "TrainConfig", "TrainResult", "accuracy", "kd_loss", "predict_logits",
-           "teacher_logits", "train"]
+__all__ = ["KDConfig", "TrainConfig", "TrainResult", "accuracy", "kd_loss", "predict_logits", "teacher_logits", "train"]

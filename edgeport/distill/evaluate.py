@@ -10,8 +10,7 @@ from torch import nn
 @torch.inference_mode()
 def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     model.eval()
-    outputs = [model(torch.from_numpy(x[i:i + batch_size])).float().numpy()
-               for i in range(0, len(x), batch_size)]
+    outputs = [model(torch.from_numpy(x[i : i + batch_size])).float().numpy() for i in range(0, len(x), batch_size)]
     return np.concatenate(outputs)
 
 

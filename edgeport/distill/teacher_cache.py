@@ -20,8 +20,9 @@ def cache_key(teacher_sha256: str, inputs: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def teacher_logits(teacher: nn.Module, teacher_sha256: str, inputs: np.ndarray,
-                   cache_dir: Path | None) -> tuple[np.ndarray, bool]:
+def teacher_logits(
+    teacher: nn.Module, teacher_sha256: str, inputs: np.ndarray, cache_dir: Path | None
+) -> tuple[np.ndarray, bool]:
     """Return the teacher's logits for ``inputs`` and whether they came from the cache.
 
     The key covers the teacher checkpoint's sha256 and the exact input tensor, so a

@@ -30,13 +30,21 @@ class TrainResult:
 
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
-    np.random.seed(seed % 2 ** 32)
+    np.random.seed(seed % 2**32)
 
 
-def train(model: nn.Module, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
-          val_y: np.ndarray, config: TrainConfig, kd: KDConfig | None = None,
-          teacher_logits: np.ndarray | None = None, progress: Progress = SILENT,
-          description: str = "train") -> TrainResult:
+def train(
+    model: nn.Module,
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    config: TrainConfig,
+    kd: KDConfig | None = None,
+    teacher_logits: np.ndarray | None = None,
+    progress: Progress = SILENT,
+    description: str = "train",
+) -> TrainResult:
     """Train ``model`` in place. With ``kd`` and ``teacher_logits`` the loss is the KD loss.
 
     Teacher logits are indexed like ``train_x``; there is no augmentation, so the
@@ -52,8 +60,9 @@ def train(model: nn.Module, train_x: np.ndarray, train_y: np.ndarray, val_x: np.
     t_logits = torch.from_numpy(teacher_logits) if teacher_logits is not None else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(x) / config.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr,
-                                                    total_steps=config.epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch
+    )
     generator = torch.Generator().manual_seed(config.seed)
     result = TrainResult()
     started = time.perf_counter()
@@ -63,15 +72,16 @@ def train(model: nn.Module, train_x: np.ndarray, train_y: np.ndarray, val_x: np.
             order = torch.randperm(len(x), generator=generator)
             total_loss = 0.0
             for start in range(0, len(x), config.batch_size):
-                idx = order[start:start + config.batch_size]
+                idx = order[start : start + config.batch_size]
                 logits = model(x[idx])
                 if t_logits is not None:
                     loss = kd_loss(logits, t_logits[idx], y[idx], kd.temperature, kd.alpha)
                 else:
                     loss = F.cross_entropy(logits, y[idx])
                 if not torch.isfinite(loss):
-                    raise TrainingError(f"{description}: loss became {loss.item()} in epoch {epoch}; "
-                                        "lower the learning rate")
+                    raise TrainingError(
+                        f"{description}: loss became {loss.item()} in epoch {epoch}; lower the learning rate"
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -29,4 +29,4 @@ def write_metadata(path: str | os.PathLike, values: dict[str, str]) -> None:
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     model = onnx.load(str(path), load_external_data=False)
-    return {p.key[len(PREFIX):]: p.value for p in model.metadata_props if p.key.startswith(PREFIX)}
+    return {p.key[len(PREFIX) :]: p.value for p in model.metadata_props if p.key.startswith(PREFIX)}

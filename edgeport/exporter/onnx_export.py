@@ -44,9 +44,15 @@ class ExportResult:
     parity_samples: int
 
     def describe(self) -> dict:
-        return {"exporter": self.exporter, "opset": self.opset,
-                "parity": {"max_abs_diff": self.max_abs_diff, "top1_agreement": self.top1_agreement,
-                           "samples": self.parity_samples}}
+        return {
+            "exporter": self.exporter,
+            "opset": self.opset,
+            "parity": {
+                "max_abs_diff": self.max_abs_diff,
+                "top1_agreement": self.top1_agreement,
+                "samples": self.parity_samples,
+            },
+        }
 
 
 def onnx_predict(path: str | os.PathLike, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -55,8 +61,7 @@ def onnx_predict(path: str | os.PathLike, x: np.ndarray, batch_size: int = 256) 
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: x[i:i + batch_size]})[0]
-                           for i in range(0, len(x), batch_size)])
+    return np.concatenate([session.run(None, {name: x[i : i + batch_size]})[0] for i in range(0, len(x), batch_size)])
 
 
 def _torch_export(model: nn.Module, example: torch.Tensor, path: Path, exporter: str, input_name: str) -> None:
@@ -66,18 +71,38 @@ def _torch_export(model: nn.Module, example: torch.Tensor, path: Path, exporter:
         warnings.simplefilter("ignore")
         if exporter == "dynamo":
             batch = torch.export.Dim("batch", min=1, max=65536)
-            program = torch.onnx.export(model, (example,), None, dynamo=True, opset_version=OPSET,
-                                        input_names=[input_name], output_names=[OUTPUT_NAME],
-                                        dynamic_shapes=({0: batch},), verbose=False)
+            program = torch.onnx.export(
+                model,
+                (example,),
+                None,
+                dynamo=True,
+                opset_version=OPSET,
+                input_names=[input_name],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: batch},),
+                verbose=False,
+            )
             program.save(str(path))
         else:
-            torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=OPSET,
-                              input_names=[input_name], output_names=[OUTPUT_NAME],
-                              dynamic_axes={input_name: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=[input_name],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={input_name: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            )
 
 
-def write_onnx(model: nn.Module, example_inputs: np.ndarray, path: str | os.PathLike,
-               exporter: str = "dynamo", input_name: str = INPUT_NAME) -> Path:
+def write_onnx(
+    model: nn.Module,
+    example_inputs: np.ndarray,
+    path: str | os.PathLike,
+    exporter: str = "dynamo",
+    input_name: str = INPUT_NAME,
+) -> Path:
     """Export ``model`` to ``path`` with a dynamic batch axis, scrub it and run ``onnx.checker`` on the file.
 
     Scrubbing (:func:`edgeport.exporter.scrub.scrub_onnx`) removes the exporter's debug annotations,
@@ -99,8 +124,13 @@ def write_onnx(model: nn.Module, example_inputs: np.ndarray, path: str | os.Path
     return path
 
 
-def export_onnx(model: nn.Module, example_inputs: np.ndarray, path: str | os.PathLike,
-                exporter: str = "dynamo", parity_inputs: np.ndarray | None = None) -> ExportResult:
+def export_onnx(
+    model: nn.Module,
+    example_inputs: np.ndarray,
+    path: str | os.PathLike,
+    exporter: str = "dynamo",
+    parity_inputs: np.ndarray | None = None,
+) -> ExportResult:
     """Export ``model`` (in eval mode) to ``path`` and validate it against PyTorch on ``parity_inputs``."""
     path = write_onnx(model.eval(), example_inputs, path, exporter)
 
@@ -115,6 +145,8 @@ def export_onnx(model: nn.Module, example_inputs: np.ndarray, path: str | os.Pat
     agreement = float((onnx_logits.argmax(1) == torch_logits.argmax(1)).mean() * 100.0)
     if not np.isfinite(max_abs) or max_abs > PARITY_ATOL * max(1.0, float(np.abs(torch_logits).max())):
         path.unlink(missing_ok=True)
-        raise ExportError(f"{path}: ONNX outputs differ from PyTorch by {max_abs:.3g} (tolerance "
-                          f"{PARITY_ATOL:g} relative to the largest logit); the export is wrong")
+        raise ExportError(
+            f"{path}: ONNX outputs differ from PyTorch by {max_abs:.3g} (tolerance "
+            f"{PARITY_ATOL:g} relative to the largest logit); the export is wrong"
+        )
     return ExportResult(path, exporter, OPSET, max_abs, agreement, len(check))

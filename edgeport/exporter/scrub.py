@@ -49,8 +49,11 @@ DEBUG_PREFIXES = ("pkg.torch.", "pkg.onnxscript.")
 
 # An absolute POSIX path with at least two components (/home/u, /tmp/x), a Windows drive or UNC path,
 # a home-relative path or a file: URI, at the start of the value or after a separator.
-_PATH = re.compile(r"""(?:^|[\s"'`(\[{=,:;])(?:/[^/\s"'`]+/[^/\s"'`]|~[/\\]|[A-Za-z]:[\\/]|\\\\[^\\\s]+\\)"""
-                   r"""|file:/""", re.IGNORECASE)
+_PATH = re.compile(
+    r"""(?:^|[\s"'`(\[{=,:;])(?:/[^/\s"'`]+/[^/\s"'`]|~[/\\]|[A-Za-z]:[\\/]|\\\\[^\\\s]+\\)"""
+    r"""|file:/""",
+    re.IGNORECASE,
+)
 
 
 def looks_like_path(value: str) -> bool:

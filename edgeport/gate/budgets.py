@@ -37,9 +37,9 @@ class _Strict(BaseModel):
 class Hardware(_Strict):
     """What the target's results must have been measured on."""
 
-    isa: list[str] = []                 # flags that must be present, e.g. ["avx2", "avx512_vnni"]
-    cpu_model: str | None = None        # fnmatch pattern on the CPU model, e.g. "*Cortex-A72*"
-    machine: str | None = None          # platform.machine(): x86_64, aarch64, ...
+    isa: list[str] = []  # flags that must be present, e.g. ["avx2", "avx512_vnni"]
+    cpu_model: str | None = None  # fnmatch pattern on the CPU model, e.g. "*Cortex-A72*"
+    machine: str | None = None  # platform.machine(): x86_64, aarch64, ...
     min_logical_cores: int | None = Field(None, gt=0)
 
 
@@ -51,10 +51,10 @@ class TargetBudget(_Strict):
     p90_ms: float | None = Field(None, gt=0)
     p99_ms: float | None = Field(None, gt=0)
     max_accuracy_drop: float | None = Field(None, ge=0, le=100)  # points below the fp32 reference
-    min_accuracy: float | None = Field(None, gt=0, le=100)       # percent
-    max_size_mb: float | None = Field(None, gt=0)                # 1 MB = 10^6 bytes
-    min_speedup: float | None = Field(None, gt=0)                # fp32 p50 / artifact p50
-    max_regression: float | None = Field(None, gt=0, lt=10)      # relative slowdown vs a baseline: 0.10 = 10%
+    min_accuracy: float | None = Field(None, gt=0, le=100)  # percent
+    max_size_mb: float | None = Field(None, gt=0)  # 1 MB = 10^6 bytes
+    min_speedup: float | None = Field(None, gt=0)  # fp32 p50 / artifact p50
+    max_regression: float | None = Field(None, gt=0, lt=10)  # relative slowdown vs a baseline: 0.10 = 10%
     hardware: Hardware = Hardware()
 
     def checks(self) -> list[str]:

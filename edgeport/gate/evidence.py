@@ -20,10 +20,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeport.benchmarks.latency import SCHEMA_VERSION
+from edgeport.benchmarks.rounds import rounds_of
 from edgeport.errors import ConfigError
 from edgeport.gate.budgets import refuse_special_file
-from edgeport.benchmarks.rounds import rounds_of
-
 
 # The manifest schema versions edgeport writes: edgeport.pipeline.MANIFEST_SCHEMA (run),
 # edgeport.quantize_job.MANIFEST_SCHEMA (quantize), edgeport.search.finish.SEARCH_SCHEMA (search's
@@ -45,10 +44,10 @@ class Measurement:
     def samples_ms(self) -> np.ndarray:
         return self.rounds.ravel()
 
-    def extended(self, more: "Measurement") -> "Measurement":
+    def extended(self, more: Measurement) -> Measurement:
         """This measurement followed by ``more`` (another measurement of the same model, same round size)."""
         width, extra = self.rounds.shape[1], more.samples_ms
-        rounds = np.vstack([self.rounds, extra[:extra.size - extra.size % width].reshape(-1, width)])
+        rounds = np.vstack([self.rounds, extra[: extra.size - extra.size % width].reshape(-1, width)])
         return Measurement(rounds, self.settings, self.environment, self.model_sha256, self.model_path, self.source)
 
 
@@ -59,7 +58,7 @@ class ArtifactFacts:
     sha256: str | None = None
     size_bytes: int | None = None
     fp32_sha256: str | None = None  # the fp32 model the artifact came from, when the manifest records it
-    accuracy: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> {"artifact": x, "fp32": y}
+    accuracy: dict[str, dict[str, float | None]] = field(default_factory=dict)  # split -> {"artifact": x, "fp32": y}
     source: str | None = None
 
 
@@ -115,8 +114,9 @@ def _check_schema(data: dict, source: str, accepted, what: str) -> None:
     """Refuse a file edgeport did not write (no schema_version) or wrote in a format this version cannot read."""
     known = ", ".join(str(v) for v in sorted(set(accepted)))
     if "schema_version" not in data:
-        raise ConfigError(f"{source}: not an edgeport {what} (no schema_version; this edgeport reads schema_version "
-                          f"{known})")
+        raise ConfigError(
+            f"{source}: not an edgeport {what} (no schema_version; this edgeport reads schema_version {known})"
+        )
     version = data["schema_version"]
     if type(version) is not int or version not in accepted:  # type(): True == 1 in Python
         raise ConfigError(f"{source}: schema_version {version!r} is not one this edgeport reads ({known})")
@@ -138,8 +138,14 @@ def _measurement(entry: _Entry, source: str) -> Measurement:
     if not np.all(np.isfinite(samples)) or np.any(samples <= 0):
         raise ConfigError(f"{source}: samples_ms must be positive, finite latencies")
     settings = entry.settings.model_dump()
-    return Measurement(rounds_of(samples, settings), settings, entry.environment.model_dump(), entry.model_sha256,
-                       entry.model_path, source)
+    return Measurement(
+        rounds_of(samples, settings),
+        settings,
+        entry.environment.model_dump(),
+        entry.model_sha256,
+        entry.model_path,
+        source,
+    )
 
 
 def read_result(path: str | Path, batch: int, threads: int) -> tuple[Measurement, Measurement | None]:
@@ -150,8 +156,9 @@ def read_result(path: str | Path, batch: int, threads: int) -> tuple[Measurement
         candidates = [("artifact", data)]
     elif isinstance(data.get("results"), list):
         _check_schema(data, source, RESULT_SCHEMA_VERSIONS, "benchmark result")  # `edgeport bench -o`
-        candidates = [("artifact" if isinstance(e, dict) and e.get("model") == "a" else "reference", e)
-                      for e in data["results"]]
+        candidates = [
+            ("artifact" if isinstance(e, dict) and e.get("model") == "a" else "reference", e) for e in data["results"]
+        ]
     elif isinstance(data.get("int8"), dict) and isinstance(data.get("fp32"), dict):
         candidates = [("artifact", data["int8"]), ("reference", data["fp32"])]
     else:
@@ -160,8 +167,10 @@ def read_result(path: str | Path, batch: int, threads: int) -> tuple[Measurement
     found = {role: e for role, e in entries if (e.settings.batch, e.settings.threads) == (batch, threads)}
     if "artifact" not in found:
         have = sorted({(e.settings.batch, e.settings.threads) for _, e in entries})
-        raise ConfigError(f"{source}: no measurement at batch {batch}, {threads} thread(s), which the target's budget "
-                          f"is for; the file has (batch, threads) {have}")
+        raise ConfigError(
+            f"{source}: no measurement at batch {batch}, {threads} thread(s), which the target's budget "
+            f"is for; the file has (batch, threads) {have}"
+        )
     reference = _measurement(found["reference"], source) if "reference" in found else None
     return _measurement(found["artifact"], source), reference
 
@@ -195,8 +204,10 @@ def read_manifest(path: str | Path) -> ArtifactFacts:
     facts = ArtifactFacts(source=source)
 
     def accuracy(split: str, artifact, fp32) -> None:
-        facts.accuracy[split] = {"artifact": _number(artifact, f"{split} accuracy", source),
-                                 "fp32": _number(fp32, f"{split} fp32 accuracy", source)}
+        facts.accuracy[split] = {
+            "artifact": _number(artifact, f"{split} accuracy", source),
+            "fp32": _number(fp32, f"{split} fp32 accuracy", source),
+        }
 
     artifacts = _dict(data.get("artifacts"))
     if "int8_onnx" in artifacts:  # edgeport run
@@ -211,8 +222,9 @@ def read_manifest(path: str | Path) -> ArtifactFacts:
     elif isinstance(data.get("artifact"), dict):  # edgeport quantize
         sha, size = data["artifact"].get("sha256"), data["artifact"].get("size_bytes")
         lineage = _dict(data.get("lineage"))
-        facts.fp32_sha256 = _sha(lineage.get("onnx_sha256") or lineage.get("exported_fp32_sha256"), "fp32 sha256",
-                                 source)
+        facts.fp32_sha256 = _sha(
+            lineage.get("onnx_sha256") or lineage.get("exported_fp32_sha256"), "fp32 sha256", source
+        )
         acc = _dict(_dict(data.get("verification")).get("accuracy"))
         if "int8" in acc:
             accuracy("validation file", acc["int8"], acc.get("fp32"))
@@ -241,7 +253,10 @@ def find_manifest(result_path: Path | None, model_path: str | None) -> Path | No
         places.append(Path(result_path).parent / "manifest.json")  # run folder: latency.json beside it
     if model_path:
         model = Path(model_path)
-        places += [model.with_suffix(".manifest.json"), model.parent / f"{model.stem}.manifest.json",
-                   model.parent / "manifest.json"]
+        places += [
+            model.with_suffix(".manifest.json"),
+            model.parent / f"{model.stem}.manifest.json",
+            model.parent / "manifest.json",
+        ]
     # os.path.isfile: False, not PermissionError, for a model_path in a folder this user cannot enter
     return next((p for p in places if os.path.isfile(p)), None)

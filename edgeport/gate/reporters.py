@@ -31,8 +31,10 @@ def _interval(check: dict) -> str:
 
 
 def rows(report: dict) -> list[list[str]]:
-    return [[c["name"], c["budget"], _measured(c), _interval(c), c["verdict"].upper(), c["reason"]]
-            for c in report["checks"]]
+    return [
+        [c["name"], c["budget"], _measured(c), _interval(c), c["verdict"].upper(), c["reason"]]
+        for c in report["checks"]
+    ]
 
 
 HEADER = ["check", "budget", "measured", "95% interval", "verdict", "why"]
@@ -50,13 +52,15 @@ def print_table(report: dict) -> None:
     colours = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
     from rich.markup import escape
 
-    for row, check in zip(rows(report), report["checks"]):
+    for row, check in zip(rows(report), report["checks"], strict=True):
         row = [escape(cell) for cell in row]
         row[4] = f"[{colours[check['verdict']]}]{row[4]}[/]"
         table.add_row(*row)
     console.print(table)
-    console.print(f"artifact sha256 {report['artifact']['sha256'][:16]}..., {report['samples']} latency samples"
-                  + (f" ({report['extra_measurements']} extra measurement(s))" if report["extra_measurements"] else ""))
+    console.print(
+        f"artifact sha256 {report['artifact']['sha256'][:16]}..., {report['samples']} latency samples"
+        + (f" ({report['extra_measurements']} extra measurement(s))" if report["extra_measurements"] else "")
+    )
     verdict = report["verdict"].upper()
     note = " (allowed by --allow-inconclusive)" if report["verdict"] == "inconclusive" and report["passed"] else ""
     console.print(f"[bold]gate {verdict}{note}[/bold]")
@@ -72,16 +76,24 @@ def junit_xml(report: dict) -> bytes:
     unless --allow-inconclusive let it through, then it is <skipped> with the reason."""
     failures = sum(c["verdict"] != "pass" and not _tolerated(report, c) for c in report["checks"])
     skipped = sum(_tolerated(report, c) for c in report["checks"])
-    suite = ET.Element("testsuite", name=f"edgeport gate {report['target']}", tests=str(len(report["checks"])),
-                       failures=str(failures), errors="0", skipped=str(skipped))
+    suite = ET.Element(
+        "testsuite",
+        name=f"edgeport gate {report['target']}",
+        tests=str(len(report["checks"])),
+        failures=str(failures),
+        errors="0",
+        skipped=str(skipped),
+    )
     for check in report["checks"]:
         case = ET.SubElement(suite, "testcase", classname=f"edgeport.gate.{report['target']}", name=check["name"])
         if check["verdict"] != "pass":
             message = f"{check['verdict']}: measured {_measured(check)}, budget {check['budget']}: {check['reason']}"
             tag = "skipped" if _tolerated(report, check) else "failure"
-            element = ET.SubElement(case, tag, message=message, **({} if tag == "skipped" else {"type": check["verdict"]}))
+            element = ET.SubElement(
+                case, tag, message=message, **({} if tag == "skipped" else {"type": check["verdict"]})
+            )
             element.text = f"interval {_interval(check)}"
-    root = ET.Element("testsuites", name="edgeport gate", tests=suite.get("tests"), failures=suite.get("failures"))
+    root = ET.Element("testsuites", name="edgeport gate", tests=str(len(report["checks"])), failures=str(failures))
     root.append(suite)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
@@ -114,8 +126,9 @@ def check_outputs(junit: str | Path | None, summary: str | Path | None, inputs: 
             junit = Path(junit)
             for what, source in inputs:
                 if source.exists() and same_file(junit, source):
-                    raise ArtifactError(f"{junit}: the {JUNIT} is the gate's input {what} ({source}); "
-                                        "write it to another path")
+                    raise ArtifactError(
+                        f"{junit}: the {JUNIT} is the gate's input {what} ({source}); write it to another path"
+                    )
             check_output_file(junit, tuple(p for _, p in inputs), what=JUNIT)
         if summary is not None:
             summary = Path(summary)
@@ -123,8 +136,9 @@ def check_outputs(junit: str | Path | None, summary: str | Path | None, inputs: 
                 raise ArtifactError(f"{junit}: the {JUNIT} is also the {SUMMARY}; write it to another path")
             _check_summary(summary, inputs)
     except OSError as exc:  # e.g. a path inside a folder this user may not enter
-        raise ArtifactError(f"{exc.filename or junit or summary}: cannot check the output "
-                            f"({exc.strerror or exc})") from exc
+        raise ArtifactError(
+            f"{exc.filename or junit or summary}: cannot check the output ({exc.strerror or exc})"
+        ) from exc
 
 
 def write_junit(report: dict, path: str | Path) -> None:
@@ -135,10 +149,18 @@ def write_junit(report: dict, path: str | Path) -> None:
 
 
 def github_markdown(report: dict) -> str:
-    lines = [f"### edgeport gate: {report['target']} — {report['verdict'].upper()}", "",
-             "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines = [
+        f"### edgeport gate: {report['target']} — {report['verdict'].upper()}",
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "---|" * len(HEADER),
+    ]
     lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows(report)]
-    lines += ["", f"Artifact `{report['artifact']['sha256'][:16]}`, {report['samples']} samples, mode {report['mode']}.", ""]
+    lines += [
+        "",
+        f"Artifact `{report['artifact']['sha256'][:16]}`, {report['samples']} samples, mode {report['mode']}.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -159,8 +181,10 @@ def github_annotations(report: dict) -> list[str]:
             continue
         level = "warning" if _tolerated(report, c) else "error"
         title = _escape_property(f"edgeport gate {report['target']} {c['name']}")
-        lines.append(f"::{level} title={title}::"
-                     + _escape_data(f"{c['verdict']}: measured {_measured(c)}, budget {c['budget']} ({c['reason']})"))
+        lines.append(
+            f"::{level} title={title}::"
+            + _escape_data(f"{c['verdict']}: measured {_measured(c)}, budget {c['budget']} ({c['reason']})")
+        )
     return lines
 
 
@@ -202,5 +226,6 @@ def emit(report: dict, junit, github: bool, as_json: bool, echo, print_json) -> 
         except EdgeportError as exc:
             errors.append(str(exc))
     if errors:
-        raise ArtifactError(f"{'; '.join(errors)}; the verdict was {report['verdict'].upper()} "
-                            f"but the report could not be written")
+        raise ArtifactError(
+            f"{'; '.join(errors)}; the verdict was {report['verdict'].upper()} but the report could not be written"
+        )

@@ -15,15 +15,20 @@ from edgeport.errors import ModelError
 from edgeport.models.registry import ModelSpec, build_model
 
 
-def save_checkpoint(model: nn.Module, path: str | os.PathLike, spec: ModelSpec,
-                    in_channels: int, num_classes: int, image_size: int) -> Path:
+def save_checkpoint(
+    model: nn.Module, path: str | os.PathLike, spec: ModelSpec, in_channels: int, num_classes: int, image_size: int
+) -> Path:
     """Write ``model``'s weights; the metadata is enough to rebuild the architecture."""
     path = Path(path)
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     # One metadata key: safetensors writes its metadata map in hash order, so several keys
     # would make identical weights produce byte-different files.
-    meta = {"edgeport": json.dumps({"spec": spec.describe(), "in_channels": in_channels,
-                                    "num_classes": num_classes, "image_size": image_size}, sort_keys=True)}
+    meta = {
+        "edgeport": json.dumps(
+            {"spec": spec.describe(), "in_channels": in_channels, "num_classes": num_classes, "image_size": image_size},
+            sort_keys=True,
+        )
+    }
     atomic_write_bytes(path, save(state, metadata=meta))
     return path
 
@@ -45,8 +50,9 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     return model
 
 
-def load_checkpoint_model(path: str | os.PathLike, spec: ModelSpec, in_channels: int, num_classes: int,
-                          image_size: int) -> nn.Module:
+def load_checkpoint_model(
+    path: str | os.PathLike, spec: ModelSpec, in_channels: int, num_classes: int, image_size: int
+) -> nn.Module:
     model = build_model(spec, in_channels, num_classes, image_size)
     load_weights(model, path)
     return model.eval()

@@ -11,7 +11,7 @@ BASE_CHANNELS = 16
 
 def cnn_channels(width: float, depth: int) -> list[int]:
     """Channels per block: 16*width, doubling each block (width=1, depth=3 gives 16-32-64)."""
-    return [max(4, int(round(BASE_CHANNELS * width * 2 ** i))) for i in range(depth)]
+    return [max(4, int(round(BASE_CHANNELS * width * 2**i))) for i in range(depth)]
 
 
 class CNN(nn.Module):
@@ -28,8 +28,7 @@ class CNN(nn.Module):
         for i, out in enumerate(cnn_channels(float(width), depth)):
             if i > 0:
                 layers.append(nn.MaxPool2d(2))
-            layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out),
-                       nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
             channels = out
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)

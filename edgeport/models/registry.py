@@ -14,8 +14,9 @@ import importlib
 import inspect
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
@@ -67,7 +68,7 @@ class ModelSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, spec: str) -> "ModelSpec":
+    def parse(cls, spec: str) -> ModelSpec:
         spec = spec.strip()
         if not spec:
             raise ModelError("model spec is empty; expected a name such as 'cnn' or 'pkg.module:factory'")
@@ -77,8 +78,9 @@ class ModelSpec:
         # is a Python name. So `mymodel:build` (a top-level module) and `pkg.mod:build` are factories.
         is_factory = len(parts) > 1 and parts[1].isidentifier()
         if "." in parts[0] and not is_factory:
-            raise ModelError(f"model spec {spec!r}: a user model is written 'module:factory' or "
-                             "'package.module:factory'")
+            raise ModelError(
+                f"model spec {spec!r}: a user model is written 'module:factory' or 'package.module:factory'"
+            )
         if is_factory:
             if not all(piece.isidentifier() for piece in parts[0].split(".")):
                 raise ModelError(f"model spec {spec!r}: {parts[0]!r} is not an importable module name")
@@ -126,9 +128,11 @@ def _resolve(spec: ModelSpec) -> Factory:
         except ImportError as exc:
             _load_builtin_models()
             if module_name in MODELS:
-                raise ModelError(f"model {spec.name!r}: {module_name!r} is a registered model, whose options are "
-                                 f"written key=value ('{module_name}:{attr}=...'); no module {module_name!r} to "
-                                 "import a factory from") from exc
+                raise ModelError(
+                    f"model {spec.name!r}: {module_name!r} is a registered model, whose options are "
+                    f"written key=value ('{module_name}:{attr}=...'); no module {module_name!r} to "
+                    "import a factory from"
+                ) from exc
             raise ModelError(f"model {spec.name!r}: cannot import module {module_name!r} ({exc})") from exc
         factory = getattr(module, attr, None)
         if factory is None or not callable(factory):
@@ -136,8 +140,9 @@ def _resolve(spec: ModelSpec) -> Factory:
         return factory
     _load_builtin_models()
     if spec.name not in MODELS:
-        raise ModelError(f"unknown model {spec.name!r}; expected one of {', '.join(sorted(MODELS))} "
-                         "or 'module:factory'")
+        raise ModelError(
+            f"unknown model {spec.name!r}; expected one of {', '.join(sorted(MODELS))} or 'module:factory'"
+        )
     return MODELS[spec.name]
 
 
@@ -154,22 +159,28 @@ def _check_options(spec: ModelSpec, factory: Factory) -> inspect.Signature | Non
     unknown = [k for k in spec.options if k not in params and not takes_kwargs]
     if unknown:
         allowed = [k for k in params if k not in _DATA_ARGS]
-        raise ModelError(f"model {spec.name!r}: unknown option(s) {', '.join(unknown)}; "
-                         f"allowed: {', '.join(allowed) or 'none'}")
+        raise ModelError(
+            f"model {spec.name!r}: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(allowed) or 'none'}"
+        )
     return signature
 
 
-def build_model(spec: ModelSpec | str, in_channels: int | None, num_classes: int | None,
-                image_size: int | None) -> nn.Module:
+def build_model(
+    spec: ModelSpec | str, in_channels: int | None, num_classes: int | None, image_size: int | None
+) -> nn.Module:
     """Instantiate a model for a dataset with ``in_channels`` channels and ``num_classes`` classes."""
     if isinstance(spec, str):
         spec = ModelSpec.parse(spec)
     factory = _resolve(spec)
     signature = _check_options(spec, factory)
-    data_args = {k: v for k, v in (("in_channels", in_channels), ("num_classes", num_classes),
-                                   ("image_size", image_size)) if v is not None}
-    if signature is not None and not any(p.kind is inspect.Parameter.VAR_KEYWORD
-                                         for p in signature.parameters.values()):
+    data_args = {
+        k: v
+        for k, v in (("in_channels", in_channels), ("num_classes", num_classes), ("image_size", image_size))
+        if v is not None
+    }
+    if signature is not None and not any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()
+    ):
         data_args = {k: v for k, v in data_args.items() if k in signature.parameters}
     try:
         model = factory(**data_args, **spec.options)

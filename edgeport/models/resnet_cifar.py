@@ -17,8 +17,9 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_planes != planes:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False),
-                                          nn.BatchNorm2d(planes))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+            )
 
     def forward(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
@@ -34,12 +35,13 @@ class CifarResNet(nn.Module):
         if not (isinstance(width, int) and width >= 4):
             raise ValueError(f"width must be an integer >= 4, got {width!r}")
         blocks = (depth - 2) // 6
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+        )
         layers: list[nn.Module] = []
         planes = width
         for stage in range(3):
-            out = width * 2 ** stage
+            out = width * 2**stage
             for b in range(blocks):
                 layers.append(BasicBlock(planes, out, stride=2 if (stage > 0 and b == 0) else 1))
                 planes = out

@@ -12,9 +12,15 @@ SMALL_INPUT = 64
 
 
 def _replace_conv(conv: nn.Conv2d, in_channels: int, stride: int | None = None) -> nn.Conv2d:
-    return nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size,
-                     stride=conv.stride if stride is None else stride, padding=conv.padding,
-                     groups=1, bias=conv.bias is not None)
+    return nn.Conv2d(
+        in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride if stride is None else stride,
+        padding=conv.padding,
+        groups=1,
+        bias=conv.bias is not None,
+    )
 
 
 @register_model("resnet18")
@@ -50,5 +56,4 @@ def mobilenet_v2(in_channels: int, num_classes: int, image_size: int = 224) -> n
 def mobilenet_v3_small(in_channels: int, num_classes: int, image_size: int = 224) -> nn.Module:
     from torchvision.models import mobilenet_v3_small as tv_mobilenet_v3_small
 
-    return _adapt_mobilenet_stem(tv_mobilenet_v3_small(weights=None, num_classes=num_classes), in_channels,
-                                 image_size)
+    return _adapt_mobilenet_stem(tv_mobilenet_v3_small(weights=None, num_classes=num_classes), in_channels, image_size)

@@ -6,8 +6,7 @@ import dataclasses
 
 from edgeport.errors import ConfigError, QuantizationError
 from edgeport.quant_backends.config import QuantConfig
-from edgeport.quant_backends.registry import (QuantBackend, QuantResult, get_backend, list_backends,
-                                              register_backend)
+from edgeport.quant_backends.registry import QuantBackend, QuantResult, get_backend, list_backends, register_backend
 from edgeport.quant_backends.source import ModelSource, TrainingData
 
 
@@ -19,8 +18,10 @@ def check_supported_options(backend: QuantBackend, config: QuantConfig) -> None:
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
         value = getattr(config, field.name)
         if value != default:
-            raise ConfigError(f"backend {backend.name!r} does not support option {field.name!r} "
-                              f"(got {value!r}); it supports {', '.join(sorted(backend.options))}")
+            raise ConfigError(
+                f"backend {backend.name!r} does not support option {field.name!r} "
+                f"(got {value!r}); it supports {', '.join(sorted(backend.options))}"
+            )
 
 
 def build_quant_config(options: dict, cpu: dict) -> tuple[QuantConfig, str]:
@@ -52,8 +53,10 @@ def check_exclusions(source: ModelSource, config: QuantConfig) -> None:
         modules = {name for name, _ in source.torch_model.named_modules() if name}
         unknown = [n for n in config.exclude_nodes if n not in modules]
         if unknown:
-            raise ConfigError(f"exclude node(s) {', '.join(map(repr, unknown))}: the torch model has no such module; "
-                              f"its modules: {_listing(modules)}")
+            raise ConfigError(
+                f"exclude node(s) {', '.join(map(repr, unknown))}: the torch model has no such module; "
+                f"its modules: {_listing(modules)}"
+            )
         return
     import onnx
 
@@ -63,12 +66,16 @@ def check_exclusions(source: ModelSource, config: QuantConfig) -> None:
     names, op_types = {n.name for n in nodes if n.name}, {n.op_type for n in nodes}
     unknown = [n for n in config.exclude_nodes if n not in names]
     if unknown:
-        raise ConfigError(f"exclude node(s) {', '.join(map(repr, unknown))}: {source.onnx_path} has no node of that "
-                          f"name; its nodes: {_listing(names)}")
+        raise ConfigError(
+            f"exclude node(s) {', '.join(map(repr, unknown))}: {source.onnx_path} has no node of that "
+            f"name; its nodes: {_listing(names)}"
+        )
     unknown = [t for t in config.exclude_op_types if t not in op_types]
     if unknown:
-        raise ConfigError(f"exclude op type(s) {', '.join(map(repr, unknown))}: {source.onnx_path} has no such op; "
-                          f"its op types: {_listing(op_types)}")
+        raise ConfigError(
+            f"exclude op type(s) {', '.join(map(repr, unknown))}: {source.onnx_path} has no such op; "
+            f"its op types: {_listing(op_types)}"
+        )
 
 
 def quantize(source, calibration, config: QuantConfig, output_path, progress=None) -> QuantResult:
@@ -85,5 +92,17 @@ def quantize(source, calibration, config: QuantConfig, output_path, progress=Non
     return backend.quantize(source, calibration, config, output_path, progress or SILENT)
 
 
-__all__ = ["build_quant_config", "check_exclusions", "ModelSource", "QuantBackend", "QuantConfig", "QuantResult", "check_supported_options", "get_backend",
-           "list_backends", "quantize", "register_backend", "TrainingData"]
+__all__ = [
+    "build_quant_config",
+    "check_exclusions",
+    "ModelSource",
+    "QuantBackend",
+    "QuantConfig",
+    "QuantResult",
+    "check_supported_options",
+    "get_backend",
+    "list_backends",
+    "quantize",
+    "register_backend",
+    "TrainingData",
+]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnx
@@ -13,9 +13,19 @@ from onnxruntime.quantization import CalibrationDataReader
 from edgeport.errors import QuantizationError
 
 # Ops that only appear in a model that is already quantized.
-QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
-                 "ConvInteger", "MatMulInteger", "QGemm", "QLinearAdd", "DynamicQuantizeMatMul",
-                 "MatMulIntegerToFloat"}
+QUANTIZED_OPS = {
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+    "QLinearConv",
+    "QLinearMatMul",
+    "ConvInteger",
+    "MatMulInteger",
+    "QGemm",
+    "QLinearAdd",
+    "DynamicQuantizeMatMul",
+    "MatMulIntegerToFloat",
+}
 
 
 def model_inputs(model: onnx.ModelProto) -> dict[str, tuple[tuple, np.dtype]]:
@@ -39,38 +49,45 @@ def load_fp32_onnx(path: str | Path) -> onnx.ModelProto:
         raise QuantizationError(f"{path}: cannot read the ONNX model ({exc})") from exc
     quantized = sorted({n.op_type for n in model.graph.node} & QUANTIZED_OPS)
     if quantized:
-        raise QuantizationError(f"{path}: the model is already quantized (it has {', '.join(quantized)} nodes); "
-                                "give the fp32 model")
+        raise QuantizationError(
+            f"{path}: the model is already quantized (it has {', '.join(quantized)} nodes); give the fp32 model"
+        )
     return model
 
 
-def check_arrays_fit(inputs: dict[str, tuple[tuple, np.dtype]], arrays: dict[str, np.ndarray], source: str,
-                     role: str, model: str) -> None:
+def check_arrays_fit(
+    inputs: dict[str, tuple[tuple, np.dtype]], arrays: dict[str, np.ndarray], source: str, role: str, model: str
+) -> None:
     """Dtypes, ranks and fixed dimensions (after the batch axis) of ``arrays`` against the model's inputs."""
     for name, (shape, dtype) in inputs.items():
         array = arrays[name]
         if array.dtype != dtype:
-            raise QuantizationError(f"{source}: {role} input {name!r} is {array.dtype}, the model {model} expects "
-                                    f"{dtype}")
+            raise QuantizationError(
+                f"{source}: {role} input {name!r} is {array.dtype}, the model {model} expects {dtype}"
+            )
         if array.ndim != len(shape):
-            raise QuantizationError(f"{source}: {role} input {name!r} has shape {array.shape}, the model {model} "
-                                    f"expects rank {len(shape)} {tuple(shape)}")
+            raise QuantizationError(
+                f"{source}: {role} input {name!r} has shape {array.shape}, the model {model} "
+                f"expects rank {len(shape)} {tuple(shape)}"
+            )
         for axis, dim in enumerate(shape[1:], start=1):
             if isinstance(dim, int) and dim > 0 and array.shape[axis] != dim:
-                raise QuantizationError(f"{source}: {role} input {name!r} has shape {array.shape}, the model "
-                                        f"{model} expects size {dim} on axis {axis} {tuple(shape)}")
+                raise QuantizationError(
+                    f"{source}: {role} input {name!r} has shape {array.shape}, the model "
+                    f"{model} expects size {dim} on axis {axis} {tuple(shape)}"
+                )
 
 
-def check_calibration(inputs: dict[str, tuple[tuple, np.dtype]], calibration: dict[str, np.ndarray],
-                      where: str) -> int:
+def check_calibration(inputs: dict[str, tuple[tuple, np.dtype]], calibration: dict[str, np.ndarray], where: str) -> int:
     """Check names, dtypes, ranks, fixed dims and finiteness of calibration arrays; return the sample count.
 
     The library-level guard of the ORT backends; the CLI checks the .npz file first (data/model_inputs.py)."""
     missing = sorted(set(inputs) - set(calibration))
     extra = sorted(set(calibration) - set(inputs))
     if missing or extra:
-        raise QuantizationError(f"{where}: calibration inputs {sorted(calibration)} do not match the model's "
-                                f"inputs {sorted(inputs)}")
+        raise QuantizationError(
+            f"{where}: calibration inputs {sorted(calibration)} do not match the model's inputs {sorted(inputs)}"
+        )
     counts = {len(a) for a in calibration.values()}
     if 0 in counts:
         raise QuantizationError(f"{where}: the calibration set is empty")
@@ -86,8 +103,13 @@ def check_calibration(inputs: dict[str, tuple[tuple, np.dtype]], calibration: di
 class ArrayCalibrationReader(CalibrationDataReader):
     """Feeds ``calibration`` to ORT's calibrator in batches, reporting each batch."""
 
-    def __init__(self, calibration: dict[str, np.ndarray], batch_size: int,
-                 on_batch: Callable[[int], None] = lambda n: None, pad: bool = False) -> None:
+    def __init__(
+        self,
+        calibration: dict[str, np.ndarray],
+        batch_size: int,
+        on_batch: Callable[[int], None] = lambda n: None,
+        pad: bool = False,
+    ) -> None:
         """``pad``: the model fixes its batch size, so a short last batch is filled up with repeats of
         its final sample (repeats change no min/max range)."""
         self.calibration = calibration
@@ -101,7 +123,7 @@ class ArrayCalibrationReader(CalibrationDataReader):
         if self.position >= self.total:
             return None
         end = min(self.position + self.batch_size, self.total)
-        batch = {name: np.ascontiguousarray(a[self.position:end]) for name, a in self.calibration.items()}
+        batch = {name: np.ascontiguousarray(a[self.position : end]) for name, a in self.calibration.items()}
         short = self.batch_size - (end - self.position)
         if self.pad and short > 0:
             batch = {name: np.concatenate([a, np.repeat(a[-1:], short, axis=0)]) for name, a in batch.items()}

@@ -54,8 +54,9 @@ class QuantConfig:
         choice("calibration_method", CALIBRATION_METHODS)
         choice("engine", ENGINES)
         if not isinstance(self.calibration_samples, int) or self.calibration_samples <= 0:
-            raise ConfigError(f"quantization calibration_samples must be a positive integer, "
-                              f"got {self.calibration_samples!r}")
+            raise ConfigError(
+                f"quantization calibration_samples must be a positive integer, got {self.calibration_samples!r}"
+            )
         if not isinstance(self.qat_epochs, int) or self.qat_epochs <= 0:
             raise ConfigError(f"quantization qat_epochs must be a positive integer, got {self.qat_epochs!r}")
         if not 0 < self.qat_lr < float("inf"):

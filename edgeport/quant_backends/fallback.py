@@ -64,14 +64,24 @@ def layer_candidates(source: ModelSource, needs: str) -> list[str]:
         return [n.name for n in graph.node if n.op_type in ONNX_LAYER_OPS and n.name]
     from torch import nn
 
-    return [name for name, module in source.torch_model.named_modules()
-            if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear))]
+    return [
+        name
+        for name, module in source.torch_model.named_modules()
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear))
+    ]
 
 
-def quantize_with_fallback(source: ModelSource, calibration: dict[str, np.ndarray], config: QuantConfig,
-                           output_path: str | Path, val_inputs: dict[str, np.ndarray], val_labels: np.ndarray | None,
-                           tolerance: Tolerance, progress: Progress = SILENT,
-                           allowed: list[str] | None = None) -> tuple[QuantResult, FallbackReport]:
+def quantize_with_fallback(
+    source: ModelSource,
+    calibration: dict[str, np.ndarray],
+    config: QuantConfig,
+    output_path: str | Path,
+    val_inputs: dict[str, np.ndarray],
+    val_labels: np.ndarray | None,
+    tolerance: Tolerance,
+    progress: Progress = SILENT,
+    allowed: list[str] | None = None,
+) -> tuple[QuantResult, FallbackReport]:
     """``allowed`` limits which layers may fall back to float (default: every conv/linear layer)."""
     from edgeport.quant_backends import check_exclusions
 
@@ -80,11 +90,13 @@ def quantize_with_fallback(source: ModelSource, calibration: dict[str, np.ndarra
     known = layer_candidates(source, backend.needs)
     unknown = sorted(set(allowed or ()) - set(known))
     if unknown:
-        raise ConfigError(f"fallback layer(s) {', '.join(unknown)} not found; the model's layers are "
-                          f"{', '.join(known)}")
+        raise ConfigError(
+            f"fallback layer(s) {', '.join(unknown)} not found; the model's layers are {', '.join(known)}"
+        )
     if tolerance.max_drop is not None and val_labels is None:
-        raise ConfigError("max_accuracy_drop needs validation labels (y in the --val file); "
-                          "use min_cosine for models without labels")
+        raise ConfigError(
+            "max_accuracy_drop needs validation labels (y in the --val file); use min_cosine for models without labels"
+        )
     output_path = Path(output_path)
     fp32_out = run_outputs(ort_session(source.onnx_path), val_inputs)
     if tolerance.max_drop is not None:
@@ -94,6 +106,7 @@ def quantize_with_fallback(source: ModelSource, calibration: dict[str, np.ndarra
         report = FallbackReport("mean_cosine", 1.0, tolerance.min_cosine)
 
     with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".fallback-") as tmp:
+
         def attempt(excluded: list[str], name: str) -> tuple[float, QuantResult]:
             trial = dataclasses.replace(config, exclude_nodes=tuple(config.exclude_nodes) + tuple(excluded))
             result = backend.quantize(source, calibration, trial, Path(tmp) / f"{name}.onnx", SILENT)
@@ -122,13 +135,16 @@ def quantize_with_fallback(source: ModelSource, calibration: dict[str, np.ndarra
                         break
         report.within_tolerance = quality >= report.tolerance
         shutil.move(best.path, output_path)
-    final = dataclasses.replace(best, path=output_path,
-                                report={**best.report, "fallback_excluded": list(report.excluded)})
+    final = dataclasses.replace(
+        best, path=output_path, report={**best.report, "fallback_excluded": list(report.excluded)}
+    )
     return final, report
 
 
 def fallback_miss(report: FallbackReport) -> str:
     """The plain statement that the returned model is outside tolerance."""
     final = report.steps[-1][report.metric]
-    return (f"the int8 model misses the tolerance: {report.metric} {final:.4g} < required {report.tolerance:.4g} "
-            f"even with {len(report.excluded)} layer(s) kept in float")
+    return (
+        f"the int8 model misses the tolerance: {report.metric} {final:.4g} < required {report.tolerance:.4g} "
+        f"even with {len(report.excluded)} layer(s) kept in float"
+    )

@@ -6,7 +6,7 @@ coverage 0 of 0" for a model whose convolutions all sat inside an If branch.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import onnx
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -47,16 +47,21 @@ def _ort_version() -> str:
 
 def _qdq_model(opset: int) -> bytes:
     graph = helper.make_graph(
-        [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]), helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])],
-        "qdq_probe", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [
+            helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+            helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"]),
+        ],
+        "qdq_probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
-        [helper.make_tensor("s", TensorProto.FLOAT, [], [0.1]), helper.make_tensor("z", TensorProto.UINT8, [], [128])])
+        [helper.make_tensor("s", TensorProto.FLOAT, [], [0.1]), helper.make_tensor("z", TensorProto.UINT8, [], [128])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     return model.SerializeToString()
 
 
-@lru_cache(maxsize=None)
+@cache
 def runs_int8_at(opset: int) -> bool:
     """Whether this onnxruntime has QuantizeLinear/DequantizeLinear kernels at ``opset``."""
     import onnxruntime as ort
@@ -104,14 +109,18 @@ def check_fp32_model(path: str | Path) -> ModelFacts:
     except Exception as exc:  # ORT raises its own types for models it cannot load
         reason = _ort_reason(exc)
         if "newest supported opset" in reason:
-            raise QuantizationError(f"{path}: opset {opset} is newer than onnxruntime {_ort_version()} supports "
-                                    f"({reason}); convert the model with onnx.version_converter") from exc
+            raise QuantizationError(
+                f"{path}: opset {opset} is newer than onnxruntime {_ort_version()} supports "
+                f"({reason}); convert the model with onnx.version_converter"
+            ) from exc
         raise QuantizationError(f"{path}: onnxruntime {_ort_version()} cannot load the model ({reason})") from exc
     if opset >= OLDEST_QDQ_OPSET and not runs_int8_at(opset):
         newest = newest_int8_opset(opset)
         hint = f"; convert it to opset {newest} with onnx.version_converter" if newest else ""
-        raise QuantizationError(f"{path}: opset {opset} is newer than onnxruntime {_ort_version()} runs int8 "
-                                f"(no QuantizeLinear kernel at opset {opset}){hint}")
+        raise QuantizationError(
+            f"{path}: opset {opset} is newer than onnxruntime {_ort_version()} runs int8 "
+            f"(no QuantizeLinear kernel at opset {opset}){hint}"
+        )
     first_shape = next(iter(inputs.values()))[0]
     fixed = first_shape[0] if first_shape and isinstance(first_shape[0], int) and first_shape[0] > 0 else None
     return ModelFacts(path, opset, inputs, fixed)

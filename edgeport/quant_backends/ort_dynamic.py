@@ -24,11 +24,13 @@ _TYPES = {"uint8": "QUInt8", "int8": "QInt8"}
 @register_backend("ort-dynamic")
 class OrtDynamicBackend:
     needs = "onnx"
-    options = frozenset({"per_channel", "weight_type", "reduce_range", "exclude_nodes", "exclude_op_types",
-                         "calibration_samples"})
+    options = frozenset(
+        {"per_channel", "weight_type", "reduce_range", "exclude_nodes", "exclude_op_types", "calibration_samples"}
+    )
 
-    def quantize(self, source, calibration, config: QuantConfig, output_path,
-                 progress: Progress = SILENT) -> QuantResult:
+    def quantize(
+        self, source, calibration, config: QuantConfig, output_path, progress: Progress = SILENT
+    ) -> QuantResult:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         fp32_path, output_path = source.onnx_path, Path(output_path)
@@ -41,10 +43,15 @@ class OrtDynamicBackend:
             prepared, staged = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
             pre_process(fp32_path, prepared)
             try:
-                quantize_dynamic(str(prepared), str(staged), op_types_to_quantize=op_types,
-                                 per_channel=config.per_channel, reduce_range=config.reduce_range,
-                                 weight_type=getattr(QuantType, _TYPES[config.weight_type]),
-                                 nodes_to_exclude=list(config.exclude_nodes) or None)
+                quantize_dynamic(
+                    str(prepared),
+                    str(staged),
+                    op_types_to_quantize=op_types,
+                    per_channel=config.per_channel,
+                    reduce_range=config.reduce_range,
+                    weight_type=getattr(QuantType, _TYPES[config.weight_type]),
+                    nodes_to_exclude=list(config.exclude_nodes) or None,
+                )
             except Exception as exc:  # ORT raises plain Exceptions
                 raise QuantizationError(f"{fp32_path}: ORT dynamic quantization failed ({exc})") from exc
             os.replace(staged, output_path)

@@ -10,9 +10,9 @@ temporary folder keeps those files there, and they go when it goes.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from edgeport.errors import QuantizationError
 

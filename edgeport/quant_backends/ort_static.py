@@ -7,11 +7,9 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from edgeport.errors import QuantizationError
 from edgeport.progress import SILENT, Progress
-from edgeport.quant_backends.calibration import (ArrayCalibrationReader, check_calibration, load_fp32_onnx,
-                                                  model_inputs)
+from edgeport.quant_backends.calibration import ArrayCalibrationReader, check_calibration, load_fp32_onnx, model_inputs
 from edgeport.quant_backends.config import QuantConfig
 from edgeport.quant_backends.ort_prepare import pre_process
 from edgeport.quant_backends.registry import QuantResult, op_summary, register_backend
@@ -32,13 +30,27 @@ class OrtStaticBackend:
     """Static (calibrated) int8 in QDQ or QOperator format, per-tensor or per-channel."""
 
     needs = "onnx"
-    options = frozenset({"format", "per_channel", "activation_type", "weight_type", "symmetric_activations",
-                         "symmetric_weights", "reduce_range", "calibration_method", "calibration_samples",
-                         "percentile", "exclude_nodes", "exclude_op_types"})
+    options = frozenset(
+        {
+            "format",
+            "per_channel",
+            "activation_type",
+            "weight_type",
+            "symmetric_activations",
+            "symmetric_weights",
+            "reduce_range",
+            "calibration_method",
+            "calibration_samples",
+            "percentile",
+            "exclude_nodes",
+            "exclude_op_types",
+        }
+    )
     calibration_batch = 32
 
-    def quantize(self, source, calibration, config: QuantConfig, output_path,
-                 progress: Progress = SILENT) -> QuantResult:
+    def quantize(
+        self, source, calibration, config: QuantConfig, output_path, progress: Progress = SILENT
+    ) -> QuantResult:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
         fp32_path, output_path = source.onnx_path, Path(output_path)
@@ -63,17 +75,22 @@ class OrtStaticBackend:
                 reader = ArrayCalibrationReader(calibration, batch, on_batch=advance, pad=fixed is not None)
                 try:
                     quantize_static(
-                        str(prepared), str(staged), reader,
+                        str(prepared),
+                        str(staged),
+                        reader,
                         quant_format=QuantFormat.QDQ if config.format == "qdq" else QuantFormat.QOperator,
-                        op_types_to_quantize=op_types, per_channel=config.per_channel,
+                        op_types_to_quantize=op_types,
+                        per_channel=config.per_channel,
                         reduce_range=config.reduce_range,
                         activation_type=getattr(QuantType, _TYPES[config.activation_type]),
                         weight_type=getattr(QuantType, _TYPES[config.weight_type]),
                         nodes_to_exclude=list(config.exclude_nodes) or None,
                         calibrate_method=getattr(CalibrationMethod, _CALIBRATION[config.calibration_method]),
-                        extra_options={"ActivationSymmetric": config.symmetric_activations,
-                                       "WeightSymmetric": config.symmetric_weights,
-                                       "CalibPercentile": config.percentile},
+                        extra_options={
+                            "ActivationSymmetric": config.symmetric_activations,
+                            "WeightSymmetric": config.symmetric_weights,
+                            "CalibPercentile": config.percentile,
+                        },
                     )
                 except Exception as exc:
                     raise QuantizationError(f"{fp32_path}: ORT static quantization failed ({exc})") from exc

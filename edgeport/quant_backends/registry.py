@@ -1,17 +1,19 @@
 """The QuantBackend interface and its registry.
 
-A backend turns a fp32 ONNX model plus calibration inputs into an int8 ONNX
-file. Backends register themselves with ``@register_backend``; ``list_backends``
-feeds the CLI's choices and the tests' parametrisation.
+A backend turns a fp32 model (a fp32 ONNX file, or a torch module for the torch backends, as
+its ``needs`` says) plus calibration inputs into an int8 ONNX file. Backends register
+themselves with ``@register_backend``; ``list_backends`` feeds `edgeport list`, the
+configuration's validation and the tests' parametrisation.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -37,9 +39,14 @@ class QuantBackend(Protocol):
     needs: str  # "onnx" (reads source.onnx_path) or "torch" (reads source.torch_model)
     options: frozenset[str]  # QuantConfig fields this backend honours; others must keep their defaults
 
-    def quantize(self, source: "ModelSource", calibration: dict[str, np.ndarray],
-                 config: "QuantConfig", output_path: str | os.PathLike,
-                 progress: Progress = SILENT) -> QuantResult:
+    def quantize(
+        self,
+        source: ModelSource,
+        calibration: dict[str, np.ndarray],
+        config: QuantConfig,
+        output_path: str | os.PathLike,
+        progress: Progress = SILENT,
+    ) -> QuantResult:
         """Write an int8 ONNX model to ``output_path``; ``calibration`` maps input names to arrays."""
         ...
 
@@ -51,9 +58,11 @@ def op_summary(path: str | os.PathLike) -> dict:
     from edgeport.quant_backends.graph import iter_nodes
 
     ops = Counter(n.op_type for n, _ in iter_nodes(onnx.load(str(path)).graph))
-    return {"quantize_linear_nodes": ops.get("QuantizeLinear", 0),
-            "dequantize_linear_nodes": ops.get("DequantizeLinear", 0),
-            "op_counts": dict(sorted(ops.items()))}
+    return {
+        "quantize_linear_nodes": ops.get("QuantizeLinear", 0),
+        "dequantize_linear_nodes": ops.get("DequantizeLinear", 0),
+        "op_counts": dict(sorted(ops.items())),
+    }
 
 
 BACKENDS: Registry = Registry("quantization backend")
@@ -61,9 +70,11 @@ BACKENDS: Registry = Registry("quantization backend")
 
 def register_backend(name: str) -> Callable:
     """Register a backend class under ``name`` (also set as its ``name`` attribute)."""
+
     def decorate(cls):
         cls.name = name
         return BACKENDS.register(name)(cls)
+
     return decorate
 
 

@@ -26,8 +26,9 @@ class TrainingData:
 
     def __post_init__(self) -> None:
         if len(self.x) == 0 or len(self.x) != len(self.y) or len(self.val_x) != len(self.val_y):
-            raise ConfigError(f"training data needs as many labels as images (got {len(self.x)} images, "
-                              f"{len(self.y)} labels)")
+            raise ConfigError(
+                f"training data needs as many labels as images (got {len(self.x)} images, {len(self.y)} labels)"
+            )
         if self.teacher_logits is not None and len(self.teacher_logits) != len(self.x):
             raise ConfigError(f"{len(self.teacher_logits)} teacher logits for {len(self.x)} training images")
 

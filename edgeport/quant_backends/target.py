@@ -32,6 +32,8 @@ def resolve_reduce_range(value: bool | str, cpu: dict) -> tuple[bool, str]:
 def saturation_warning(activation_type: str, weight_type: str, reduce_range: bool, cpu: dict) -> str | None:
     """A warning when a U8S8 model with full-range weights is built on an x86 CPU without VNNI."""
     if activation_type == "uint8" and weight_type == "int8" and not reduce_range and needs_reduce_range(cpu):
-        return ("this x86 CPU has no VNNI: u8 x s8 products are summed in saturating int16, which can cost "
-                "accuracy; set reduce_range = true (7-bit weights) or use uint8 weights (U8U8)")
+        return (
+            "this x86 CPU has no VNNI: u8 x s8 products are summed in saturating int16, which can cost "
+            "accuracy; set reduce_range = true (7-bit weights) or use uint8 weights (U8U8)"
+        )
     return None

@@ -14,8 +14,9 @@ CALIBRATION_BATCH = 32
 
 def single_input(calibration: dict[str, np.ndarray], backend: str) -> tuple[str, np.ndarray]:
     if len(calibration) != 1:
-        raise QuantizationError(f"backend {backend!r} quantizes single-input torch models; calibration has "
-                                f"inputs {sorted(calibration)}")
+        raise QuantizationError(
+            f"backend {backend!r} quantizes single-input torch models; calibration has inputs {sorted(calibration)}"
+        )
     name, array = next(iter(calibration.items()))
     if len(array) == 0:
         raise QuantizationError(f"backend {backend!r}: the calibration set is empty")
@@ -26,8 +27,10 @@ def single_input(calibration: dict[str, np.ndarray], backend: str) -> tuple[str,
 
 def require_torch_model(source, backend: str):
     if source.torch_model is None:
-        raise QuantizationError(f"backend {backend!r} quantizes a torch model; give one "
-                                "(--torch package.module:factory --weights W.safetensors)")
+        raise QuantizationError(
+            f"backend {backend!r} quantizes a torch model; give one "
+            "(--torch package.module:factory --weights W.safetensors)"
+        )
     return source.torch_model.eval()
 
 
@@ -44,13 +47,12 @@ def calibrate(model, samples: np.ndarray, progress: Progress) -> None:
 
     with torch.no_grad(), progress.task("calibrate", total=len(samples)) as advance:
         for start in range(0, len(samples), CALIBRATION_BATCH):
-            batch = samples[start:start + CALIBRATION_BATCH]
+            batch = samples[start : start + CALIBRATION_BATCH]
             model(torch.from_numpy(np.ascontiguousarray(batch)))
             advance(len(batch))
 
 
-def export_int8(model, samples: np.ndarray, output_path: Path, exporter: str, input_name: str,
-                backend: str) -> None:
+def export_int8(model, samples: np.ndarray, output_path: Path, exporter: str, input_name: str, backend: str) -> None:
     from edgeport.errors import ExportError
     from edgeport.exporter import write_onnx
 

@@ -26,23 +26,37 @@ def qconfig_mapping(config: QuantConfig, qat: bool = False):
     learned through fake-quantize modules.
     """
     import torch
-    from torch.ao.quantization import (QConfig, default_fused_per_channel_wt_fake_quant, default_fused_wt_fake_quant,
-                                       get_default_qat_qconfig_mapping, get_default_qconfig_mapping)
+    from torch.ao.quantization import (
+        QConfig,
+        default_fused_per_channel_wt_fake_quant,
+        default_fused_wt_fake_quant,
+        get_default_qat_qconfig_mapping,
+        get_default_qconfig_mapping,
+    )
     from torch.ao.quantization.fake_quantize import FusedMovingAvgObsFakeQuantize
-    from torch.ao.quantization.observer import (HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver,
-                                                PerChannelMinMaxObserver)
+    from torch.ao.quantization.observer import (
+        HistogramObserver,
+        MinMaxObserver,
+        MovingAverageMinMaxObserver,
+        PerChannelMinMaxObserver,
+    )
 
     if qat:
         mapping = get_default_qat_qconfig_mapping(config.engine)
         weight = default_fused_per_channel_wt_fake_quant if config.per_channel else default_fused_wt_fake_quant
         activation = FusedMovingAvgObsFakeQuantize.with_args(
-            observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=127 if config.reduce_range else 255,
-            dtype=torch.quint8)
+            observer=MovingAverageMinMaxObserver,
+            quant_min=0,
+            quant_max=127 if config.reduce_range else 255,
+            dtype=torch.quint8,
+        )
     else:
         mapping = get_default_qconfig_mapping(config.engine)
-        weight = (PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
-                  if config.per_channel else
-                  MinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_tensor_symmetric))
+        weight = (
+            PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
+            if config.per_channel
+            else MinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_tensor_symmetric)
+        )
         activation = HistogramObserver.with_args(reduce_range=config.reduce_range)
     mapping.set_global(QConfig(activation=activation, weight=weight))
     for name in config.exclude_nodes:
@@ -55,8 +69,9 @@ class TorchFxBackend:
     needs = "torch"
     options = frozenset({"engine", "per_channel", "reduce_range", "calibration_samples", "exclude_nodes"})
 
-    def quantize(self, source, calibration, config: QuantConfig, output_path,
-                 progress: Progress = SILENT) -> QuantResult:
+    def quantize(
+        self, source, calibration, config: QuantConfig, output_path, progress: Progress = SILENT
+    ) -> QuantResult:
         import torch
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
@@ -81,8 +96,10 @@ def select_engine(engine: str) -> None:
     import torch
 
     if engine not in torch.backends.quantized.supported_engines:
-        raise QuantizationError(f"engine {engine!r} is not available in this torch build "
-                                f"(available: {', '.join(torch.backends.quantized.supported_engines)})")
+        raise QuantizationError(
+            f"engine {engine!r} is not available in this torch build "
+            f"(available: {', '.join(torch.backends.quantized.supported_engines)})"
+        )
     torch.backends.quantized.engine = engine
 
 
@@ -92,11 +109,13 @@ class TorchFxQatBackend:
     KD loss when teacher logits are given), then convert and export like torch-fx."""
 
     needs = "torch"
-    options = frozenset({"engine", "per_channel", "reduce_range", "calibration_samples", "exclude_nodes",
-                         "qat_epochs", "qat_lr"})
+    options = frozenset(
+        {"engine", "per_channel", "reduce_range", "calibration_samples", "exclude_nodes", "qat_epochs", "qat_lr"}
+    )
 
-    def quantize(self, source, calibration, config: QuantConfig, output_path,
-                 progress: Progress = SILENT) -> QuantResult:
+    def quantize(
+        self, source, calibration, config: QuantConfig, output_path, progress: Progress = SILENT
+    ) -> QuantResult:
         import torch
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_qat_fx
 
@@ -105,8 +124,10 @@ class TorchFxQatBackend:
         model, input_name, samples = torch_inputs(source, calibration, config.calibration_samples, self.name)
         data = source.training
         if data is None:
-            raise QuantizationError(f"backend {self.name!r} fine-tunes the model and needs labelled training data "
-                                    "(a 'y' array in the --calib file)")
+            raise QuantizationError(
+                f"backend {self.name!r} fine-tunes the model and needs labelled training data "
+                "(a 'y' array in the --calib file)"
+            )
         select_engine(config.engine)
         started = time.perf_counter()
         example = (torch.from_numpy(samples[:1].copy()),)
@@ -115,16 +136,29 @@ class TorchFxQatBackend:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 prepared = prepare_qat_fx(copy.deepcopy(model).train(), qconfig_mapping(config, qat=True), example)
-                history = train(prepared, data.x, data.y, data.val_x, data.val_y,
-                                TrainConfig(epochs=config.qat_epochs, lr=config.qat_lr), kd=kd,
-                                teacher_logits=data.teacher_logits, progress=progress,
-                                description="quantization-aware training").history
+                history = train(
+                    prepared,
+                    data.x,
+                    data.y,
+                    data.val_x,
+                    data.val_y,
+                    TrainConfig(epochs=config.qat_epochs, lr=config.qat_lr),
+                    kd=kd,
+                    teacher_logits=data.teacher_logits,
+                    progress=progress,
+                    description="quantization-aware training",
+                ).history
                 quantized = convert_fx(prepared.eval()).eval()
         except QuantizationError:
             raise
         except Exception as exc:  # FX tracing and training raise many types
             raise QuantizationError(f"backend {self.name!r} could not quantize the model ({exc})") from exc
         export_int8(quantized, samples, Path(output_path), "torchscript", input_name, self.name)
-        report = {"engine": config.engine, "qat_epochs": config.qat_epochs, "kd": kd is not None,
-                  "history": history, **op_summary(output_path)}
+        report = {
+            "engine": config.engine,
+            "qat_epochs": config.qat_epochs,
+            "kd": kd is not None,
+            "history": history,
+            **op_summary(output_path),
+        }
         return QuantResult(Path(output_path), self.name, time.perf_counter() - started, report, quantized)

@@ -22,19 +22,24 @@ PT2E_ENGINES = ("x86", "qnnpack")
 def make_quantizer(config: QuantConfig):
     if config.engine == "x86":
         from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-            X86InductorQuantizer, get_default_x86_inductor_quantization_config)
+            X86InductorQuantizer,
+            get_default_x86_inductor_quantization_config,
+        )
 
         quantizer = X86InductorQuantizer()
         quantizer.set_global(get_default_x86_inductor_quantization_config(reduce_range=config.reduce_range))
     elif config.engine == "qnnpack":
         from torchao.quantization.pt2e.quantizer.arm_inductor_quantizer import (
-            ArmInductorQuantizer, get_default_arm_inductor_quantization_config)
+            ArmInductorQuantizer,
+            get_default_arm_inductor_quantization_config,
+        )
 
         quantizer = ArmInductorQuantizer()
         quantizer.set_global(get_default_arm_inductor_quantization_config())
     else:
-        raise QuantizationError(f"backend 'torch-pt2e' supports engines {', '.join(PT2E_ENGINES)}, "
-                                f"not {config.engine!r}")
+        raise QuantizationError(
+            f"backend 'torch-pt2e' supports engines {', '.join(PT2E_ENGINES)}, not {config.engine!r}"
+        )
     for name in config.exclude_nodes:
         quantizer.set_module_name_qconfig(name, None)
     return quantizer
@@ -45,9 +50,11 @@ class TorchPt2eBackend:
     needs = "torch"
     options = frozenset({"engine", "reduce_range", "calibration_samples", "exclude_nodes"})
 
-    def quantize(self, source, calibration, config: QuantConfig, output_path,
-                 progress: Progress = SILENT) -> QuantResult:
+    def quantize(
+        self, source, calibration, config: QuantConfig, output_path, progress: Progress = SILENT
+    ) -> QuantResult:
         import torch
+
         try:
             from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
         except ImportError as exc:
@@ -70,8 +77,10 @@ class TorchPt2eBackend:
         except Exception as exc:  # torch.export raises many types for unexportable models
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if "more than one output node" in first:
-                first += ("; torchao's quantizer cannot annotate a module called at several places (for example "
-                          "one ReLU reused in a block, as in torchvision's resnet); use torch-fx or ort-static")
+                first += (
+                    "; torchao's quantizer cannot annotate a module called at several places (for example "
+                    "one ReLU reused in a block, as in torchvision's resnet); use torch-fx or ort-static"
+                )
             raise QuantizationError(f"backend 'torch-pt2e' could not quantize the model ({first})") from exc
         export_int8(quantized, samples, Path(output_path), "dynamo", input_name, self.name)
         report = {"calibration_samples": len(samples), "engine": config.engine, **op_summary(output_path)}

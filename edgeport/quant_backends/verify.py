@@ -17,8 +17,16 @@ from edgeport.errors import CheckFailedError, QuantizationError
 
 # Compute ops whose float form after ORT optimisation means "this layer did not become int8".
 FLOAT_COMPUTE = {"Conv", "Gemm", "MatMul", "FusedConv", "FusedGemm", "FusedMatMul", "NhwcFusedConv"}
-INTEGER_COMPUTE = {"QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger", "QGemm",
-                   "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "NhwcQLinearConv"}
+INTEGER_COMPUTE = {
+    "QLinearConv",
+    "QLinearMatMul",
+    "MatMulInteger",
+    "ConvInteger",
+    "QGemm",
+    "DynamicQuantizeMatMul",
+    "MatMulIntegerToFloat",
+    "NhwcQLinearConv",
+}
 REFERENCE_SAMPLES = 4
 REFERENCE_MIN_OPSET = 19
 
@@ -52,7 +60,7 @@ def run_outputs(session, inputs: dict[str, np.ndarray], batch: int = 256) -> np.
     count = len(next(iter(inputs.values())))
     outputs = []
     for start in range(0, count, step):
-        chunk = {k: v[start:start + step] for k, v in inputs.items()}
+        chunk = {k: v[start : start + step] for k, v in inputs.items()}
         real = len(next(iter(chunk.values())))
         if fixed and real < fixed:
             chunk = {k: np.concatenate([v, np.repeat(v[-1:], fixed - real, axis=0)]) for k, v in chunk.items()}
@@ -76,10 +84,14 @@ def int8_coverage(int8_path: str | os.PathLike) -> dict:
     floating = [n for n, _ in nodes if n.op_type in FLOAT_COMPUTE]
     nested = sum(1 for n, depth in nodes if depth > 0 and n.op_type in INTEGER_COMPUTE | FLOAT_COMPUTE)
     total = len(integer) + len(floating)
-    return {"integer_kernels": len(integer), "float_kernels": len(floating),
-            "share": len(integer) / total if total else 0.0, "in_subgraphs": nested,
-            "integer_ops": dict(sorted(Counter(n.op_type for n in integer).items())),
-            "unfused": [f"{n.name or '(unnamed)'} ({n.op_type})" for n in floating]}
+    return {
+        "integer_kernels": len(integer),
+        "float_kernels": len(floating),
+        "share": len(integer) / total if total else 0.0,
+        "in_subgraphs": nested,
+        "integer_ops": dict(sorted(Counter(n.op_type for n in integer).items())),
+        "unfused": [f"{n.name or '(unnamed)'} ({n.op_type})" for n in floating],
+    }
 
 
 def quantized_node_count(path: str | os.PathLike) -> int:
@@ -95,11 +107,15 @@ def require_quantized(int8_path: str | os.PathLike, coverage: dict) -> None:
     if quantized_node_count(int8_path) or coverage["integer_kernels"]:
         return
     layers = coverage["float_kernels"]
-    where = (f"; {coverage['in_subgraphs']} of its {layers} Conv/Gemm/MatMul layer(s) sit inside If/Loop/Scan "
-             "subgraphs, which the quantizer does not enter" if coverage["in_subgraphs"] else
-             f" (it has {layers} Conv/Gemm/MatMul layer(s))")
-    raise CheckFailedError(f"nothing was quantized: the output has no QuantizeLinear/DequantizeLinear or integer "
-                           f"nodes{where}")
+    where = (
+        f"; {coverage['in_subgraphs']} of its {layers} Conv/Gemm/MatMul layer(s) sit inside If/Loop/Scan "
+        "subgraphs, which the quantizer does not enter"
+        if coverage["in_subgraphs"]
+        else f" (it has {layers} Conv/Gemm/MatMul layer(s))"
+    )
+    raise CheckFailedError(
+        f"nothing was quantized: the output has no QuantizeLinear/DequantizeLinear or integer nodes{where}"
+    )
 
 
 def fidelity(reference: np.ndarray, candidate: np.ndarray) -> dict:
@@ -107,18 +123,25 @@ def fidelity(reference: np.ndarray, candidate: np.ndarray) -> dict:
     ref = reference.reshape(len(reference), -1)
     cand = candidate.reshape(len(candidate), -1)
     noise = float(np.mean((cand - ref) ** 2))
-    signal = float(np.mean(ref ** 2))
+    signal = float(np.mean(ref**2))
     norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
     cosine = np.where(norms > 0, (ref * cand).sum(1) / np.maximum(norms, 1e-30), 1.0)
-    result = {"max_abs_diff": float(np.abs(cand - ref).max()), "mean_cosine": float(cosine.mean()),
-              "sqnr_db": float(10 * np.log10(signal / noise)) if noise > 0 else float("inf")}
+    result = {
+        "max_abs_diff": float(np.abs(cand - ref).max()),
+        "mean_cosine": float(cosine.mean()),
+        "sqnr_db": float(10 * np.log10(signal / noise)) if noise > 0 else float("inf"),
+    }
     if ref.shape[1] > 1:
         result["top1_agreement"] = float((cand.argmax(1) == ref.argmax(1)).mean() * 100.0)
     return result
 
 
-def reference_agreement(int8_path: str | os.PathLike, inputs: dict[str, np.ndarray], ort_outputs: np.ndarray,
-                        samples: int = REFERENCE_SAMPLES) -> dict:
+def reference_agreement(
+    int8_path: str | os.PathLike,
+    inputs: dict[str, np.ndarray],
+    ort_outputs: np.ndarray,
+    samples: int = REFERENCE_SAMPLES,
+) -> dict:
     """Run the int8 file in onnx's reference evaluator (a second, independent runtime)."""
     from onnx.reference import ReferenceEvaluator
 
@@ -135,8 +158,12 @@ def reference_agreement(int8_path: str | os.PathLike, inputs: dict[str, np.ndarr
     return {"samples": int(len(outputs)), **fidelity(ort_outputs[:samples], outputs)}
 
 
-def verify_int8(int8_path: str | os.PathLike, fp32_path: str | os.PathLike, inputs: dict[str, np.ndarray],
-                labels: np.ndarray | None = None) -> dict:
+def verify_int8(
+    int8_path: str | os.PathLike,
+    fp32_path: str | os.PathLike,
+    inputs: dict[str, np.ndarray],
+    labels: np.ndarray | None = None,
+) -> dict:
     """Everything the manifest records about an int8 artifact; raises if it is not a working model."""
     int8_path = Path(int8_path)
     try:
@@ -148,11 +175,17 @@ def verify_int8(int8_path: str | os.PathLike, fp32_path: str | os.PathLike, inpu
     require_quantized(int8_path, coverage)
     int8_out = run_outputs(int8_session, inputs)
     fp32_out = run_outputs(ort_session(fp32_path), inputs)
-    report = {"checker": "passed", "onnxruntime": "loads", "samples": int(len(int8_out)),
-              "vs_fp32": fidelity(fp32_out, int8_out),
-              "reference_runtime": reference_agreement(int8_path, inputs, int8_out),
-              "coverage": coverage}
+    report = {
+        "checker": "passed",
+        "onnxruntime": "loads",
+        "samples": int(len(int8_out)),
+        "vs_fp32": fidelity(fp32_out, int8_out),
+        "reference_runtime": reference_agreement(int8_path, inputs, int8_out),
+        "coverage": coverage,
+    }
     if labels is not None:
-        report["accuracy"] = {"fp32": float((fp32_out.argmax(1) == labels).mean() * 100),
-                              "int8": float((int8_out.argmax(1) == labels).mean() * 100)}
+        report["accuracy"] = {
+            "fp32": float((fp32_out.argmax(1) == labels).mean() * 100),
+            "int8": float((int8_out.argmax(1) == labels).mean() * 100),
+        }
     return report

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-ROWS = (("teacher", "Teacher (PyTorch)"), ("student", "Student, distilled (PyTorch)"),
-        ("student_no_kd", "Student, no KD (PyTorch)"), ("fp32_onnx", "Student fp32 ONNX"),
-        ("int8_onnx", "Student int8 ONNX"))
+ROWS = (
+    ("teacher", "Teacher (PyTorch)"),
+    ("student", "Student, distilled (PyTorch)"),
+    ("student_no_kd", "Student, no KD (PyTorch)"),
+    ("fp32_onnx", "Student fp32 ONNX"),
+    ("int8_onnx", "Student int8 ONNX"),
+)
 
 
 def latency_verdict(ratio: float) -> str:
     if ratio < 1.0:
-        return (f"int8 is faster: its p50 is {ratio:.2f}x the fp32 p50 "
-                f"({(1 - ratio) * 100:.0f}% less time per inference).")
-    return (f"int8 is NOT faster on this machine: its p50 is {ratio:.2f}x the fp32 p50. On small models the "
-            "added Quantize/Dequantize work can outweigh the int8 kernels; keep the fp32 model, or try a "
-            "larger model or another quantization format.")
+        return (
+            f"int8 is faster: its p50 is {ratio:.2f}x the fp32 p50 ({(1 - ratio) * 100:.0f}% less time per inference)."
+        )
+    return (
+        f"int8 is NOT faster on this machine: its p50 is {ratio:.2f}x the fp32 p50. On small models the "
+        "added Quantize/Dequantize work can outweigh the int8 kernels; keep the fp32 model, or try a "
+        "larger model or another quantization format."
+    )
 
 
 def describe_quantization(quant: dict) -> str:
@@ -24,8 +31,10 @@ def describe_quantization(quant: dict) -> str:
     elif quant["backend"] == "ort-dynamic":  # no format or activation type: activations quantize at run time
         text = f"ort-dynamic, {quant['weight_type']} {layout} weights, activations quantized at run time"
     else:
-        text = (f"{quant['backend']} {quant['format'].upper()}, {quant['activation_type']} activations, "
-                f"{quant['weight_type']} {layout} weights")
+        text = (
+            f"{quant['backend']} {quant['format'].upper()}, {quant['activation_type']} activations, "
+            f"{quant['weight_type']} {layout} weights"
+        )
         if quant["backend"] == "ort-static":
             text += f", {quant['calibration_method']} calibration"
     if quant["reduce_range"]:
@@ -46,61 +55,103 @@ def render_run_report(manifest: dict) -> str:
     data = manifest["dataset"]
     cpu = manifest["environment"]["cpu"]
     parity = manifest["metrics"]["parity"]
-    lines = [f"# edgeport run {manifest['run_id']}", "",
-             f"Dataset **{data['name']}** ({data['samples']} images, shape {data['shape']}, "
-             f"{data['num_classes']} classes; split train/val/test "
-             f"{data['splits']['train']}/{data['splits']['val']}/{data['splits']['test']}), seed {manifest['seed']}.",
-             "", "## Accuracy (top-1, %)", "", "| model | val | test |", "|---|---:|---:|"]
+    lines = [
+        f"# edgeport run {manifest['run_id']}",
+        "",
+        f"Dataset **{data['name']}** ({data['samples']} images, shape {data['shape']}, "
+        f"{data['num_classes']} classes; split train/val/test "
+        f"{data['splits']['train']}/{data['splits']['val']}/{data['splits']['test']}), seed {manifest['seed']}.",
+        "",
+        "## Accuracy (top-1, %)",
+        "",
+        "| model | val | test |",
+        "|---|---:|---:|",
+    ]
     for key, label in ROWS:
         if key in acc:
             lines.append(f"| {label} | {acc[key]['val']:.2f} | {acc[key]['test']:.2f} |")
     gain = manifest["metrics"].get("kd_gain_points")
     if gain is not None:
-        lines += ["", f"Distillation changed the student's test accuracy by {gain:+.2f} points versus the same "
-                      "student trained with plain cross-entropy (same seed)."]
+        lines += [
+            "",
+            f"Distillation changed the student's test accuracy by {gain:+.2f} points versus the same "
+            "student trained with plain cross-entropy (same seed).",
+        ]
     delta = acc["int8_onnx"]["test"] - acc["fp32_onnx"]["test"]
     quant = manifest["lineage"]["quantization"]
-    lines += ["", f"Quantization: {describe_quantization(quant)}; calibration on "
-                  f"{manifest['lineage']['calibration']['samples']} training images.",
-              "", f"int8 versus fp32 ONNX on test: {round(delta, 2) + 0.0:+.2f} points; on val the int8 model agrees with fp32 "
-                  f"on {parity['int8_vs_fp32']['top1_agreement']:.2f}% of top-1 predictions "
-                  f"(SQNR {parity['int8_vs_fp32']['sqnr_db']:.1f} dB). fp32 ONNX versus PyTorch: max abs diff "
-                  f"{parity['fp32_onnx_vs_torch']['max_abs_diff']:.2e}."]
+    lines += [
+        "",
+        f"Quantization: {describe_quantization(quant)}; calibration on "
+        f"{manifest['lineage']['calibration']['samples']} training images.",
+        "",
+        f"int8 versus fp32 ONNX on test: {round(delta, 2) + 0.0:+.2f} points; on val the int8 model agrees with fp32 "
+        f"on {parity['int8_vs_fp32']['top1_agreement']:.2f}% of top-1 predictions "
+        f"(SQNR {parity['int8_vs_fp32']['sqnr_db']:.1f} dB). fp32 ONNX versus PyTorch: max abs diff "
+        f"{parity['fp32_onnx_vs_torch']['max_abs_diff']:.2e}.",
+    ]
     coverage = manifest["verification"]["coverage"]
     unfused = f" Left in float: {', '.join(coverage['unfused'])}." if coverage["unfused"] else ""
     reference = manifest["verification"]["reference_runtime"]
-    lines += ["", f"int8 coverage after onnxruntime optimisation: {coverage['integer_kernels']} of "
-                  f"{coverage['integer_kernels'] + coverage['float_kernels']} Conv/Gemm/MatMul layers run as integer "
-                  f"kernels ({', '.join(f'{k} x{v}' for k, v in coverage['integer_ops'].items()) or 'none'}).{unfused}"]
+    lines += [
+        "",
+        f"int8 coverage after onnxruntime optimisation: {coverage['integer_kernels']} of "
+        f"{coverage['integer_kernels'] + coverage['float_kernels']} Conv/Gemm/MatMul layers run as integer "
+        f"kernels ({', '.join(f'{k} x{v}' for k, v in coverage['integer_ops'].items()) or 'none'}).{unfused}",
+    ]
     if reference.get("samples"):
-        lines.append(f"A second runtime (onnx.reference) agrees with onnxruntime on {reference['top1_agreement']:.0f}% "
-                     f"of top-1 predictions for {reference['samples']} samples (max abs diff "
-                     f"{reference['max_abs_diff']:.3g}).")
+        lines.append(
+            f"A second runtime (onnx.reference) agrees with onnxruntime on {reference['top1_agreement']:.0f}% "
+            f"of top-1 predictions for {reference['samples']} samples (max abs diff "
+            f"{reference['max_abs_diff']:.3g})."
+        )
     else:
         lines.append(f"The second runtime (onnx.reference) could not run the file: {reference.get('error')}.")
     fallback = manifest.get("fallback")
     if fallback:
         kept = ", ".join(fallback["excluded"]) or "none"
-        lines += ["", f"Accuracy-aware fallback (tolerance {fallback['tolerance']:.2f}% val top-1): layers kept in "
-                      f"float: {kept}; " + "; ".join(f"{len(step['excluded'])} excluded -> {step[fallback['metric']]:.2f}"
-                                                    for step in fallback["steps"]) + "."]
+        lines += [
+            "",
+            f"Accuracy-aware fallback (tolerance {fallback['tolerance']:.2f}% val top-1): layers kept in "
+            f"float: {kept}; "
+            + "; ".join(
+                f"{len(step['excluded'])} excluded -> {step[fallback['metric']]:.2f}" for step in fallback["steps"]
+            )
+            + ".",
+        ]
     for warning in manifest.get("warnings", []):
         lines += ["", f"**Warning:** {warning}"]
     settings = lat["settings"]
-    lines += ["", "## Latency (onnxruntime CPU)", "",
-              f"Batch {settings['batch']}, {settings['threads']} thread(s), {settings['warmup']} warm-up runs, "
-              f"{lat['fp32']['count']} timed runs per model, interleaved in {settings['rounds']} rounds; "
-              f"CPU: {cpu['model']} ({', '.join(cpu['isa']) or 'no SIMD flags read'}).", "",
-              "| model | p50 | p90 | p99 | mean | size |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Latency (onnxruntime CPU)",
+        "",
+        f"Batch {settings['batch']}, {settings['threads']} thread(s), {settings['warmup']} warm-up runs, "
+        f"{lat['fp32']['count']} timed runs per model, interleaved in {settings['rounds']} rounds; "
+        f"CPU: {cpu['model']} ({', '.join(cpu['isa']) or 'no SIMD flags read'}).",
+        "",
+        "| model | p50 | p90 | p99 | mean | size |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for key, art in (("fp32", "fp32_onnx"), ("int8", "int8_onnx")):
         s = lat[key]
-        lines.append(f"| {key} | {_us(s['p50_ms'])} | {_us(s['p90_ms'])} | {_us(s['p99_ms'])} | "
-                     f"{_us(s['mean_ms'])} | {arts[art]['size_bytes'] / 1024:.1f} KiB |")
-    lines += ["", f"int8/fp32 p50 ratio: **{lat['int8_over_fp32_p50']:.2f}**. {latency_verdict(lat['int8_over_fp32_p50'])}",
-              "", "## Files", "",
-              "| file | what | sha256 |", "|---|---|---|"]
+        lines.append(
+            f"| {key} | {_us(s['p50_ms'])} | {_us(s['p90_ms'])} | {_us(s['p99_ms'])} | "
+            f"{_us(s['mean_ms'])} | {arts[art]['size_bytes'] / 1024:.1f} KiB |"
+        )
+    lines += [
+        "",
+        f"int8/fp32 p50 ratio: **{lat['int8_over_fp32_p50']:.2f}**. {latency_verdict(lat['int8_over_fp32_p50'])}",
+        "",
+        "## Files",
+        "",
+        "| file | what | sha256 |",
+        "|---|---|---|",
+    ]
     for name, art in arts.items():
         lines.append(f"| {art['path']} | {name} ({art['kind']}) | `{art['sha256'][:16]}` |")
-    lines += ["| manifest.json | everything above, machine-readable | |",
-              "| latency.json | raw per-iteration latency samples | |", ""]
+    lines += [
+        "| manifest.json | everything above, machine-readable | |",
+        "| latency.json | raw per-iteration latency samples | |",
+        "",
+    ]
     return "\n".join(lines)

@@ -23,9 +23,13 @@ def print_summary(manifest: dict, folder: Path, console: Console | None = None) 
         if key not in acc:
             continue
         stats = timed.get(key)
-        table.add_row(label, f"{acc[key]['val']:.2f}", f"{acc[key]['test']:.2f}",
-                      f"{stats['p50_ms'] * 1000:.1f} us" if stats else "",
-                      f"{stats['p90_ms'] * 1000:.1f} us" if stats else "")
+        table.add_row(
+            label,
+            f"{acc[key]['val']:.2f}",
+            f"{acc[key]['test']:.2f}",
+            f"{stats['p50_ms'] * 1000:.1f} us" if stats else "",
+            f"{stats['p90_ms'] * 1000:.1f} us" if stats else "",
+        )
     console.print(table)
     console.print(latency_verdict(lat["int8_over_fp32_p50"]), highlight=False)
     console.print(f"run folder: {folder}", highlight=False)
@@ -41,8 +45,11 @@ def print_quantize_summary(manifest: dict, path: Path, console: Console | None =
     table.add_row("artifact", str(path))  # a row, not the title: a title wraps at the table's width
     table.add_row("backend", describe_quantization(quant))
     table.add_row("size", f"{manifest['artifact']['size_bytes'] / 1024:.1f} KiB")
-    table.add_row("int8 coverage", f"{coverage['integer_kernels']} of {coverage['integer_kernels'] + coverage['float_kernels']}"
-                                   f" compute layers" + (f"; float: {', '.join(coverage['unfused'])}" if coverage['unfused'] else ""))
+    table.add_row(
+        "int8 coverage",
+        f"{coverage['integer_kernels']} of {coverage['integer_kernels'] + coverage['float_kernels']}"
+        f" compute layers" + (f"; float: {', '.join(coverage['unfused'])}" if coverage["unfused"] else ""),
+    )
     if "top1_agreement" in vs_fp32:
         table.add_row("top-1 agreement with fp32", f"{vs_fp32['top1_agreement']:.2f}%")
     table.add_row("SQNR / mean cosine vs fp32", f"{vs_fp32['sqnr_db']:.1f} dB / {vs_fp32['mean_cosine']:.4f}")
@@ -50,13 +57,20 @@ def print_quantize_summary(manifest: dict, path: Path, console: Console | None =
         acc = verification["accuracy"]
         table.add_row("accuracy fp32 -> int8", f"{acc['fp32']:.2f}% -> {acc['int8']:.2f}%")
     reference = verification["reference_runtime"]
-    table.add_row("second runtime (onnx.reference)", f"{reference.get('top1_agreement', 0):.0f}% top-1 agreement"
-                  if reference.get("samples") else f"not run: {reference.get('error')}")
+    table.add_row(
+        "second runtime (onnx.reference)",
+        f"{reference.get('top1_agreement', 0):.0f}% top-1 agreement"
+        if reference.get("samples")
+        else f"not run: {reference.get('error')}",
+    )
     fallback = manifest.get("fallback")
     if fallback:
-        table.add_row("fallback", f"{len(fallback['excluded'])} layer(s) kept in float"
-                      + (f": {', '.join(fallback['excluded'])}" if fallback["excluded"] else "")
-                      + ("" if fallback["within_tolerance"] else " - STILL OUTSIDE TOLERANCE"))
+        table.add_row(
+            "fallback",
+            f"{len(fallback['excluded'])} layer(s) kept in float"
+            + (f": {', '.join(fallback['excluded'])}" if fallback["excluded"] else "")
+            + ("" if fallback["within_tolerance"] else " - STILL OUTSIDE TOLERANCE"),
+        )
     console.print(table)
     for warning in manifest.get("warnings", []):
         console.print(f"warning: {warning}", highlight=False)
@@ -78,9 +92,16 @@ def print_bench_summary(report: dict, console: Console | None = None) -> None:
         table.add_column(column, justify="left" if column == "model" else "right")
     for result in report["results"]:
         stats, settings = result["stats"], result["settings"]
-        table.add_row(result["model"].upper(), str(settings["batch"]), str(settings["threads"]),
-                      _ms(stats["p50_ms"], stats["p50_ci_ms"]), _ms(stats["p90_ms"], stats["p90_ci_ms"]),
-                      _ms(stats["p99_ms"]), _ms(stats["mean_ms"]), f"{stats['throughput_per_s']:.0f}")
+        table.add_row(
+            result["model"].upper(),
+            str(settings["batch"]),
+            str(settings["threads"]),
+            _ms(stats["p50_ms"], stats["p50_ci_ms"]),
+            _ms(stats["p90_ms"], stats["p90_ci_ms"]),
+            _ms(stats["p99_ms"]),
+            _ms(stats["mean_ms"]),
+            f"{stats['throughput_per_s']:.0f}",
+        )
     console.print(table)
     for comparison in report["comparisons"]:
         low, high = comparison["p50_ratio_ci"]
@@ -89,19 +110,25 @@ def print_bench_summary(report: dict, console: Console | None = None) -> None:
         test = TESTS.get(comparison.get("test"), "Mann-Whitney U")
         p_value = comparison.get("p_value", comparison.get("mann_whitney_p"))
         margin = comparison.get("margin", comparison.get("min_effect")) or 0.0
-        verdict = comparison["verdict"] if comparison["verdict"] == "no detectable difference" \
+        verdict = (
+            comparison["verdict"]
+            if comparison["verdict"] == "no detectable difference"
             else f"A is {comparison['verdict']}"
-        console.print(f"batch {comparison['batch']}, {comparison['threads']} thread(s): {verdict}"
-                      + (f" (margin {margin * 100:g}%)" if margin else "")
-                      + f": A/B p50 ratio {comparison['p50_ratio']:.3f} [{low:.3f}, {high:.3f}], p90 ratio "
-                      f"{comparison['p90_ratio']:.3f} [{p90[0]:.3f}, {p90[1]:.3f}], {test} p={p_value:.2g}",
-                      highlight=False)
+        )
+        console.print(
+            f"batch {comparison['batch']}, {comparison['threads']} thread(s): {verdict}"
+            + (f" (margin {margin * 100:g}%)" if margin else "")
+            + f": A/B p50 ratio {comparison['p50_ratio']:.3f} [{low:.3f}, {high:.3f}], p90 ratio "
+            f"{comparison['p90_ratio']:.3f} [{p90[0]:.3f}, {p90[1]:.3f}], {test} p={p_value:.2g}",
+            highlight=False,
+        )
         if comparison.get("note"):
             console.print(f"note: {comparison['note']}", highlight=False)
     unsupported = sorted({u for r in report["results"] for u in r["stats"]["unsupported"]})
     if unsupported:
-        console.print(f"note: {', '.join(unsupported)} not reported: too few iterations for that percentile",
-                      highlight=False)
+        console.print(
+            f"note: {', '.join(unsupported)} not reported: too few iterations for that percentile", highlight=False
+        )
     for warning in report["warnings"]:
         console.print(f"warning: {warning}", highlight=False)
 
@@ -124,12 +151,21 @@ def print_search_summary(summary: dict, folder: Path, console: Console | None = 
         mark = "chosen" if trial.get("chosen") else ("pareto" if trial.get("pareto") else "")
         if trial["status"] == "failed":
             mark = (trial.get("error") or "")[:60]
-        table.add_row(trial["id"][:8], trial["status"], params, _pct(m.get("val_accuracy")),
-                      _pct(m.get("test_accuracy")), f"{lat:.4f}" if lat is not None else "-", mark)
+        table.add_row(
+            trial["id"][:8],
+            trial["status"],
+            params,
+            _pct(m.get("val_accuracy")),
+            _pct(m.get("test_accuracy")),
+            f"{lat:.4f}" if lat is not None else "-",
+            mark,
+        )
     console.print(table)
     console.print(summary["stage_summary"])
     if summary["chosen"]:
-        console.print(f"chosen: {summary['chosen'][:8]} ({summary['chosen_because']}) -> {folder / 'best' / 'model.onnx'}")
+        console.print(
+            f"chosen: {summary['chosen'][:8]} ({summary['chosen_because']}) -> {folder / 'best' / 'model.onnx'}"
+        )
     else:
         console.print(f"[red]no candidate chosen:[/red] {summary['chosen_because']}")
     console.print(f"report: {folder / 'report.html'}")

@@ -19,7 +19,7 @@ class BenchTarget:
     device: str | None = None  # what the remote probe reported: onnxruntime version, machine, CPU
 
     @classmethod
-    def create(cls, url: str | None, python: str = "python3", ssh_options: tuple[str, ...] = ()) -> "BenchTarget":
+    def create(cls, url: str | None, python: str = "python3", ssh_options: tuple[str, ...] = ()) -> BenchTarget:
         return cls(RemoteTarget.parse(url, python, tuple(ssh_options)) if url else None, url)
 
     def check(self) -> None:

@@ -62,9 +62,9 @@ class StageCache:
         final.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.rename(build_dir, final)
-        except OSError:
+        except OSError as exc:
             if not (final / RESULT).is_file():
-                raise ArtifactError(f"cannot move the {stage} stage into the cache at {str(final)!r}")
+                raise ArtifactError(f"cannot move the {stage} stage into the cache at {str(final)!r}") from exc
             shutil.rmtree(build_dir, ignore_errors=True)  # another worker built the same key
         stored = self.lookup(stage, key)
         if stored is None:

@@ -116,8 +116,7 @@ class RayExecutor:
         try:
             if address is None:
                 self.started_here = True
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                         configure_logging=False)
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
             else:
                 self.started_here = False
                 ray.init(address=address, log_to_driver=False, configure_logging=False)

@@ -10,14 +10,14 @@ import json
 import os
 import shutil
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from edgeport.artifacts import atomic_write_json, atomic_write_text, sha256_file
-from edgeport.errors import ArtifactError
 from edgeport.distill import accuracy
+from edgeport.errors import ArtifactError
 from edgeport.exporter import onnx_predict
-from edgeport.report.search_report import (plot_pareto, render_html, render_markdown, trials_csv)
+from edgeport.report.search_report import plot_pareto, render_html, render_markdown, trials_csv
 from edgeport.search.objective import choose, pareto_front, violations
 from edgeport.search.space import Candidate
 from edgeport.search.store import TrialStore
@@ -27,8 +27,9 @@ from edgeport.versions import package_versions
 SEARCH_SCHEMA = 1
 
 
-def _measure_test_accuracy(trials: list[dict], wanted: set[str], candidates: dict[str, Candidate],
-                           store: TrialStore) -> None:
+def _measure_test_accuracy(
+    trials: list[dict], wanted: set[str], candidates: dict[str, Candidate], store: TrialStore
+) -> None:
     for trial in trials:
         if trial["id"] in wanted and trial["status"] == "ok" and "test_accuracy" not in trial["metrics"]:
             _require_files(trial)
@@ -41,22 +42,28 @@ def _stage_line(counts: dict, trials: int) -> str:
     def n(stage: str, what: str) -> int:
         return counts.get(stage, {}).get(what, 0)
 
-    built = (f"{n('teacher', 'built')} teacher training(s), {n('student', 'built')} student training(s), "
-             f"{n('export', 'built')} export(s), {n('quantize', 'built')} quantization(s), "
-             f"{n('benchmark', 'built')} benchmark(s)")
+    built = (
+        f"{n('teacher', 'built')} teacher training(s), {n('student', 'built')} student training(s), "
+        f"{n('export', 'built')} export(s), {n('quantize', 'built')} quantization(s), "
+        f"{n('benchmark', 'built')} benchmark(s)"
+    )
     reused = sum(c["reused"] for c in counts.values())
-    return (f"{trials} trials; stages run: {built}; stage results found in the cache from earlier searches "
-            f"or sessions: {reused}")
+    return (
+        f"{trials} trials; stages run: {built}; stage results found in the cache from earlier searches "
+        f"or sessions: {reused}"
+    )
 
 
 def _require_files(trial: dict) -> None:
     for key in ("model", "teacher", "student", "fp32_onnx", "benchmark"):
         if not Path(trial["artifacts"][key]).is_file():
-            raise ArtifactError(f"trial {trial['id'][:8]}: {trial['artifacts'][key]} is gone from the stage cache; "
-                                "delete the trial's row or start a new search (it rebuilds what is missing)")
+            raise ArtifactError(
+                f"trial {trial['id'][:8]}: {trial['artifacts'][key]} is gone from the stage cache; "
+                "delete the trial's row or start a new search (it rebuilds what is missing)"
+            )
 
 
-def _write_best(folder: Path, trial: dict, candidate: Candidate, definition, reason: str) -> dict:
+def _write_best(folder: Path, trial: dict, candidate: Candidate, reason: str) -> dict:
     """best/model.onnx and best/manifest.json, swapped in whole (a resumed search may replace them)."""
     _require_files(trial)
     bench = json.loads(Path(trial["artifacts"]["benchmark"]).read_text())
@@ -70,27 +77,45 @@ def _write_best(folder: Path, trial: dict, candidate: Candidate, definition, rea
             raise ArtifactError(f"{trial['artifacts']['model']} changed since its trial was recorded")
         manifest = {
             "schema_version": SEARCH_SCHEMA,
-            "kind": trial["metrics"]["kind"], "path": "model.onnx", "sha256": sha, "size_bytes": model.stat().st_size,
-            "trial": trial["id"], "params": trial["params"], "chosen_because": reason,
-            "seed": candidate.config.seed, "config": candidate.config.model_dump(mode="json"),
-            "dataset": {**prepared.data.describe(), "splits": prepared.splits.describe(),
-                        "normalization": prepared.norm.describe(), "input_name": "input"},
-            "lineage": {"teacher": {"model": candidate.config.teacher.model,
-                                    "sha256": sha256_file(trial["artifacts"]["teacher"])},
-                        "student": {"model": candidate.config.student.model,
-                                    "sha256": sha256_file(trial["artifacts"]["student"]),
-                                    "temperature": candidate.config.student.temperature,
-                                    "alpha": candidate.config.student.alpha,
-                                    "epochs": candidate.config.student.epochs},
-                        "fp32_onnx_sha256": sha256_file(trial["artifacts"]["fp32_onnx"]),
-                        "quantization": (candidate.quant_config.describe() | {"reduce_range_reason":
-                                                                              candidate.reduce_range_reason}
-                                         if candidate.quant_config else None),
-                        "stage_keys": trial["artifacts"]["stage_keys"]},
+            "kind": trial["metrics"]["kind"],
+            "path": "model.onnx",
+            "sha256": sha,
+            "size_bytes": model.stat().st_size,
+            "trial": trial["id"],
+            "params": trial["params"],
+            "chosen_because": reason,
+            "seed": candidate.config.seed,
+            "config": candidate.config.model_dump(mode="json"),
+            "dataset": {
+                **prepared.data.describe(),
+                "splits": prepared.splits.describe(),
+                "normalization": prepared.norm.describe(),
+                "input_name": "input",
+            },
+            "lineage": {
+                "teacher": {
+                    "model": candidate.config.teacher.model,
+                    "sha256": sha256_file(trial["artifacts"]["teacher"]),
+                },
+                "student": {
+                    "model": candidate.config.student.model,
+                    "sha256": sha256_file(trial["artifacts"]["student"]),
+                    "temperature": candidate.config.student.temperature,
+                    "alpha": candidate.config.student.alpha,
+                    "epochs": candidate.config.student.epochs,
+                },
+                "fp32_onnx_sha256": sha256_file(trial["artifacts"]["fp32_onnx"]),
+                "quantization": (
+                    candidate.quant_config.describe() | {"reduce_range_reason": candidate.reduce_range_reason}
+                    if candidate.quant_config
+                    else None
+                ),
+                "stage_keys": trial["artifacts"]["stage_keys"],
+            },
             "metrics": trial["metrics"],
             "latency": {"settings": bench["settings"], "stats": bench["stats"], "environment": bench["environment"]},
             "versions": package_versions(),
-            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         atomic_write_json(staging / "manifest.json", manifest)
         best = folder / "best"
@@ -106,8 +131,15 @@ def _write_best(folder: Path, trial: dict, candidate: Candidate, definition, rea
         raise
 
 
-def finish_search(folder: Path, store: TrialStore, definition, candidates: list[Candidate], prepared,
-                  expansion: dict, run_info: dict, gate=None) -> tuple[Path, dict]:
+def finish_search(
+    folder: Path,
+    store: TrialStore,
+    definition,
+    candidates: list[Candidate],
+    expansion: dict,
+    run_info: dict,
+    gate=None,
+) -> tuple[Path, dict]:
     """``gate(folder, trials, chosen)``, when given, judges best/ and its verdict goes into the summary."""
     by_id = {c.id: c for c in candidates}
     trials = [t for t in store.trials() if t["id"] in by_id]
@@ -123,26 +155,50 @@ def finish_search(folder: Path, store: TrialStore, definition, candidates: list[
     counts = store.stage_counts()
     statuses = {s: sum(t["status"] == s for t in trials) for s in ("ok", "failed", "pruned")}
     summary = {
-        "schema_version": SEARCH_SCHEMA, "folder": str(folder), "source": definition.source,
-        "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "candidates": len(candidates), "trials_recorded": len(trials), "status_counts": statuses,
+        "schema_version": SEARCH_SCHEMA,
+        "folder": str(folder),
+        "source": definition.source,
+        "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "candidates": len(candidates),
+        "trials_recorded": len(trials),
+        "status_counts": statuses,
         # complete: every candidate of the space has a trial (not so when --max-trials or the time budget cut it)
         "complete": len(trials) == expansion["candidates"],
-        "expansion": expansion, "selection": selection, "chosen": chosen, "chosen_because": reason,
-        "pareto": front, "stage_counts": counts, "stage_summary": _stage_line(counts, len(candidates)),
-        "run": run_info, "versions": package_versions(),
+        "expansion": expansion,
+        "selection": selection,
+        "chosen": chosen,
+        "chosen_because": reason,
+        "pareto": front,
+        "stage_counts": counts,
+        "stage_summary": _stage_line(counts, len(candidates)),
+        "run": run_info,
+        "versions": package_versions(),
     }
     if chosen:
-        best = _write_best(folder, next(t for t in trials if t["id"] == chosen), by_id[chosen], definition, reason)
+        best = _write_best(folder, next(t for t in trials if t["id"] == chosen), by_id[chosen], reason)
         summary["best"] = {"path": "best/model.onnx", "sha256": best["sha256"], "metrics": best["metrics"]}
     atomic_write_json(folder / "trials.json", trials)
     atomic_write_text(folder / "trials.csv", trials_csv(trials, metric))
-    atomic_write_json(folder / "pareto.json", {
-        "objective": {"maximize": "val_accuracy", "minimize": f"latency {metric}_ms"}, "selection": selection,
-        "front": [{"id": t["id"], "params": t["params"], "val_accuracy": t["metrics"]["val_accuracy"],
-                   "test_accuracy": t["metrics"].get("test_accuracy"), f"{metric}_ms": t["metrics"]["latency"][f"{metric}_ms"]}
-                  for t in trials if t["pareto"]],
-        "chosen": chosen, "chosen_because": reason})
+    atomic_write_json(
+        folder / "pareto.json",
+        {
+            "objective": {"maximize": "val_accuracy", "minimize": f"latency {metric}_ms"},
+            "selection": selection,
+            "front": [
+                {
+                    "id": t["id"],
+                    "params": t["params"],
+                    "val_accuracy": t["metrics"]["val_accuracy"],
+                    "test_accuracy": t["metrics"].get("test_accuracy"),
+                    f"{metric}_ms": t["metrics"]["latency"][f"{metric}_ms"],
+                }
+                for t in trials
+                if t["pareto"]
+            ],
+            "chosen": chosen,
+            "chosen_because": reason,
+        },
+    )
     plot_pareto(folder / "pareto.png", trials, metric, selection.get("latency_budget_ms"))
     atomic_write_text(folder / "report.md", render_markdown(summary, trials))
     atomic_write_text(folder / "report.html", render_html(summary, trials, folder / "pareto.png"))

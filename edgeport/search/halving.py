@@ -50,22 +50,41 @@ def run_rungs(plans: list[TrialPlan], settings: SearchSettings, scheduler, store
             config = plan.candidate.config
             shorter = config.model_copy(update={"student": config.student.model_copy(update={"epochs": rung_epochs_})})
             tasks[key] = student_stage(shorter, plan.chain[0].key, plan.data_key)
-        scheduler.build_all(list(tasks.values()),
-                            f"halving rung {rung}: {len(survivors)} students x {rung_epochs_} epochs")
-        scores = {key: scheduler.results[t.key]["val_accuracy"] if t.key in scheduler.results else -math.inf
-                  for key, t in tasks.items()}
+        scheduler.build_all(
+            list(tasks.values()), f"halving rung {rung}: {len(survivors)} students x {rung_epochs_} epochs"
+        )
+        scores = {
+            key: scheduler.results[t.key]["val_accuracy"] if t.key in scheduler.results else -math.inf
+            for key, t in tasks.items()
+        }
         keep = math.ceil(len(survivors) / settings.halving_factor)
         ranked = sorted(survivors, key=lambda k: (-scores[k], by_student[k][0].candidate.index))
         for key in ranked[keep:]:
             for plan in by_student[key]:
                 error = scheduler.errors.get(tasks[key].key)
-                store.add_trial({"id": plan.candidate.id, "position": plan.candidate.index,
-                                 "params": plan.candidate.params, "status": "pruned" if error is None else "failed",
-                                 "error": f"student: {error}" if error else None,
-                                 "metrics": {"pruned_at_rung": rung, "pruned_at_epochs": rung_epochs_,
-                                             "rung_val_accuracy": None if error else scores[key]}})
-        report["rungs"].append({"rung": rung, "epochs": rung_epochs_, "students": len(survivors), "kept": keep,
-                                "val_accuracy": {_label(by_student[k][0]): scores[k] for k in ranked}})
+                store.add_trial(
+                    {
+                        "id": plan.candidate.id,
+                        "position": plan.candidate.index,
+                        "params": plan.candidate.params,
+                        "status": "pruned" if error is None else "failed",
+                        "error": f"student: {error}" if error else None,
+                        "metrics": {
+                            "pruned_at_rung": rung,
+                            "pruned_at_epochs": rung_epochs_,
+                            "rung_val_accuracy": None if error else scores[key],
+                        },
+                    }
+                )
+        report["rungs"].append(
+            {
+                "rung": rung,
+                "epochs": rung_epochs_,
+                "students": len(survivors),
+                "kept": keep,
+                "val_accuracy": {_label(by_student[k][0]): scores[k] for k in ranked},
+            }
+        )
         survivors = ranked[:keep]
     kept = set(survivors)
     return [p for p in plans if p.student_task().key in kept], report

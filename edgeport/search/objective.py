@@ -21,8 +21,12 @@ def pareto_front(trials: list[dict], metric: str) -> list[str]:
     front = []
     for trial in ok:
         acc, lat = trial["metrics"]["val_accuracy"], latency_of(trial, metric)
-        dominated = any(o["metrics"]["val_accuracy"] >= acc and latency_of(o, metric) <= lat
-                        and (o["metrics"]["val_accuracy"] > acc or latency_of(o, metric) < lat) for o in ok)
+        dominated = any(
+            o["metrics"]["val_accuracy"] >= acc
+            and latency_of(o, metric) <= lat
+            and (o["metrics"]["val_accuracy"] > acc or latency_of(o, metric) < lat)
+            for o in ok
+        )
         if not dominated:
             front.append(trial["id"])
     return front
@@ -44,8 +48,10 @@ def violations(trial: dict, selection: dict) -> list[str]:
     if selection["policy"] == "max-accuracy" and selection.get("max_accuracy_drop") is not None:
         drop = accuracy_drop(trial, selection["accuracy_reference"])
         if drop > selection["max_accuracy_drop"] + 1e-9:
-            why.append(f"accuracy drop {drop:.2f} points vs {selection['accuracy_reference']} "
-                       f"> {selection['max_accuracy_drop']:g}")
+            why.append(
+                f"accuracy drop {drop:.2f} points vs {selection['accuracy_reference']} "
+                f"> {selection['max_accuracy_drop']:g}"
+            )
     if selection["policy"] == "min-latency" and trial["metrics"]["val_accuracy"] < selection["accuracy_floor"]:
         why.append(f"accuracy {trial['metrics']['val_accuracy']:.2f}% < floor {selection['accuracy_floor']:g}%")
     fallback_ok = trial["metrics"].get("within_tolerance")
@@ -55,7 +61,9 @@ def violations(trial: dict, selection: dict) -> list[str]:
 
 
 def score(trial: dict, selection: dict) -> float:
-    return trial["metrics"]["val_accuracy"] - selection["latency_weight"] * latency_of(trial, selection["latency_metric"])
+    return trial["metrics"]["val_accuracy"] - selection["latency_weight"] * latency_of(
+        trial, selection["latency_metric"]
+    )
 
 
 def choose(trials: list[dict], selection: dict) -> tuple[str | None, str]:
@@ -66,17 +74,23 @@ def choose(trials: list[dict], selection: dict) -> tuple[str | None, str]:
         return None, "no trial finished"
     feasible = [t for t in ok if not violations(t, selection)]
     if not feasible:
-        return None, f"none of {len(ok)} finished trials meets the constraints ({'; '.join(violations(ok[0], selection))} ...)"
+        return (
+            None,
+            f"none of {len(ok)} finished trials meets the constraints ({'; '.join(violations(ok[0], selection))} ...)",
+        )
     policy = selection["policy"]
     if policy == "max-accuracy":
         best = min(feasible, key=lambda t: (-t["metrics"]["val_accuracy"], latency_of(t, metric), t["position"]))
         reason = f"highest validation accuracy among {len(feasible)} feasible of {len(ok)} finished trials"
     elif policy == "min-latency":
         best = min(feasible, key=lambda t: (latency_of(t, metric), -t["metrics"]["val_accuracy"], t["position"]))
-        reason = (f"lowest {metric} latency among {len(feasible)} trials with accuracy >= "
-                  f"{selection['accuracy_floor']:g}%")
+        reason = (
+            f"lowest {metric} latency among {len(feasible)} trials with accuracy >= {selection['accuracy_floor']:g}%"
+        )
     else:
         best = min(feasible, key=lambda t: (-score(t, selection), latency_of(t, metric), t["position"]))
-        reason = (f"highest score (accuracy - {selection['latency_weight']:g} x {metric} ms) among "
-                  f"{len(feasible)} feasible trials")
+        reason = (
+            f"highest score (accuracy - {selection['latency_weight']:g} x {metric} ms) among "
+            f"{len(feasible)} feasible trials"
+        )
     return best["id"], reason

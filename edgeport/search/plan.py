@@ -13,8 +13,8 @@ from pathlib import Path
 from edgeport.artifacts import sha256_file
 from edgeport.config import RunConfig
 from edgeport.search.cache import stage_key
-from edgeport.search.space import Candidate
 from edgeport.search.settings import NO_QUANTIZATION
+from edgeport.search.space import Candidate
 from edgeport.versions import package_versions
 
 _VERSIONED = ("torch", "torchvision", "onnx", "onnxruntime", "onnxscript", "numpy", "edgeport")
@@ -29,8 +29,14 @@ class StageTask:
     quant_config: dict | None = None
 
     def payload(self, cache: Path, logits_cache: Path) -> dict:
-        task = {"stage": self.stage, "key": self.key, "inputs": self.inputs, "config": self.config,
-                "cache": str(cache), "logits_cache": str(logits_cache)}
+        task = {
+            "stage": self.stage,
+            "key": self.key,
+            "inputs": self.inputs,
+            "config": self.config,
+            "cache": str(cache),
+            "logits_cache": str(logits_cache),
+        }
         if self.quant_config is not None:
             task["quant_config"] = self.quant_config
         return task
@@ -59,20 +65,45 @@ def student_stage(config: RunConfig, teacher_key: str, data_key: str) -> StageTa
 def plan_trial(candidate: Candidate, data_fingerprint: str) -> TrialPlan:
     config = candidate.config
     versions = {k: v for k, v in package_versions().items() if k in _VERSIONED}
-    data_key = stage_key("data", data=config.data.model_dump(), seed=config.seed, fingerprint=data_fingerprint,
-                         versions=versions)
+    data_key = stage_key(
+        "data", data=config.data.model_dump(), seed=config.seed, fingerprint=data_fingerprint, versions=versions
+    )
     weights = config.teacher.weights
     weights_sha = sha256_file(weights) if weights and Path(weights).is_file() else None
-    teacher = StageTask("teacher", stage_key("teacher", teacher=config.teacher.model_dump(), data=data_key,
-                                             seed=config.seed, weights_sha256=weights_sha), {}, config.model_dump())
+    teacher = StageTask(
+        "teacher",
+        stage_key(
+            "teacher", teacher=config.teacher.model_dump(), data=data_key, seed=config.seed, weights_sha256=weights_sha
+        ),
+        {},
+        config.model_dump(),
+    )
     student = student_stage(config, teacher.key, data_key)
-    export = StageTask("export", stage_key("export", export=config.export.model_dump(), student=student.key),
-                       {"student": student.key}, config.model_dump())
+    export = StageTask(
+        "export",
+        stage_key("export", export=config.export.model_dump(), student=student.key),
+        {"student": student.key},
+        config.model_dump(),
+    )
     chain = [teacher, student, export]
     if config.quantize.backend != NO_QUANTIZATION:
         quant = candidate.quant_config.describe()
-        key = stage_key("quantize", quant=quant, max_accuracy_drop=config.quantize.max_accuracy_drop,
-                        export=export.key, student=student.key, teacher=teacher.key, seed=config.seed)
-        chain.append(StageTask("quantize", key, {"teacher": teacher.key, "student": student.key,
-                                                 "export": export.key}, config.model_dump(), quant))
+        key = stage_key(
+            "quantize",
+            quant=quant,
+            max_accuracy_drop=config.quantize.max_accuracy_drop,
+            export=export.key,
+            student=student.key,
+            teacher=teacher.key,
+            seed=config.seed,
+        )
+        chain.append(
+            StageTask(
+                "quantize",
+                key,
+                {"teacher": teacher.key, "student": student.key, "export": export.key},
+                config.model_dump(),
+                quant,
+            )
+        )
     return TrialPlan(candidate, data_key, chain)

@@ -13,7 +13,7 @@ import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from edgeport.artifacts import atomic_write_json, ensure_writable_dir, sha256_json
@@ -48,7 +48,7 @@ class SearchOptions:
     remote_python: str = "python3"
     ssh_options: tuple[str, ...] = ()
     cache: Path | None = None
-    budget: Path | None = None          # gate the chosen artifact against a target of this budget file
+    budget: Path | None = None  # gate the chosen artifact against a target of this budget file
     budget_target: str | None = None
     overrides: dict = field(default_factory=dict)
 
@@ -68,8 +68,10 @@ def _from_file(path: Path, overrides: dict) -> Definition:
 
 def _stored(folder: Path) -> dict:
     if not (folder / STORE_NAME).is_file() or not (folder / DEFINITION).is_file():
-        raise ConfigError(f"{folder}: not a search folder (no {STORE_NAME} and {DEFINITION}); "
-                          "--resume takes the folder an earlier `edgeport search` created")
+        raise ConfigError(
+            f"{folder}: not a search folder (no {STORE_NAME} and {DEFINITION}); "
+            "--resume takes the folder an earlier `edgeport search` created"
+        )
     try:
         return json.loads((folder / DEFINITION).read_text())
     except (OSError, ValueError) as exc:
@@ -96,24 +98,33 @@ def resolve_definition(config_path: Path | None, options: SearchOptions) -> tupl
         return _from_file(config_path, options.overrides), None
     stored = _stored(Path(options.resume))
     try:
-        old = Definition(RunConfig.model_validate_json(stored["run"]),
-                         SearchSettings.model_validate_json(stored["search"]), str(options.resume))
+        old = Definition(
+            RunConfig.model_validate_json(stored["run"]),
+            SearchSettings.model_validate_json(stored["search"]),
+            str(options.resume),
+        )
         if not isinstance(stored["candidates"], list) or not isinstance(stored["cache"], str):
             raise TypeError("candidates and cache")
     except (KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
-        raise ConfigError(f"{Path(options.resume) / DEFINITION}: damaged search definition ({exc.__class__.__name__}: "
-                          f"{str(exc).splitlines()[0]})") from exc
+        raise ConfigError(
+            f"{Path(options.resume) / DEFINITION}: damaged search definition ({exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0]})"
+        ) from exc
     if config_path is None:
         return old, stored
     new = _from_file(config_path, options.overrides)
     changed = _first_difference(old.base.model_dump(mode="json"), new.base.model_dump(mode="json"))
     if changed:
-        raise ConfigError(f"{config_path}: the [run] settings differ from the search in {options.resume} ({changed}); "
-                          "a resumed search may only add candidates")
+        raise ConfigError(
+            f"{config_path}: the [run] settings differ from the search in {options.resume} ({changed}); "
+            "a resumed search may only add candidates"
+        )
     for name in ("strategy", "seed", "halving", "halving_factor", "halving_min_epochs"):
         if getattr(old.settings, name) != getattr(new.settings, name):
-            raise ConfigError(f"{config_path}: search.{name} differs from the search in {options.resume}; "
-                              "a resumed search may only add candidates")
+            raise ConfigError(
+                f"{config_path}: search.{name} differs from the search in {options.resume}; "
+                "a resumed search may only add candidates"
+            )
     return new, stored
 
 
@@ -121,8 +132,10 @@ def _budgets(candidates: list[Candidate], settings: SearchSettings, options: Sea
     max_trials = options.max_trials or settings.max_trials
     if max_trials is not None and len(candidates) > max_trials:
         if not options.allow_large_grid:
-            raise ConfigError(f"the search space has {len(candidates)} candidates, more than max_trials {max_trials}; "
-                              "pass --allow-large-grid to run the first max_trials of them, or shrink the space")
+            raise ConfigError(
+                f"the search space has {len(candidates)} candidates, more than max_trials {max_trials}; "
+                "pass --allow-large-grid to run the first max_trials of them, or shrink the space"
+            )
         candidates = candidates[:max_trials]
     budget = options.time_budget if options.time_budget is not None else settings.time_budget
     return candidates, (parse_duration(budget) if budget is not None else None)
@@ -130,9 +143,10 @@ def _budgets(candidates: list[Candidate], settings: SearchSettings, options: Sea
 
 def _new_folder(out: Path, definition: Definition) -> Path:
     ensure_writable_dir(out)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    digest = sha256_json({"run": definition.base.model_dump(mode="json"),
-                          "search": definition.settings.model_dump(mode="json")})[:8]
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    digest = sha256_json(
+        {"run": definition.base.model_dump(mode="json"), "search": definition.settings.model_dump(mode="json")}
+    )[:8]
     folder = out / f"search-{stamp}-{digest}"
     try:
         folder.mkdir()
@@ -162,8 +176,16 @@ def _fmt_seconds(seconds: float) -> str:
 class Scheduler:
     """Drives trials through build stages on an executor and benchmarks them alone."""
 
-    def __init__(self, executor, cache: StageCache, logits_cache: Path, store: TrialStore, bench,
-                 selection: dict, progress: Progress) -> None:
+    def __init__(
+        self,
+        executor,
+        cache: StageCache,
+        logits_cache: Path,
+        store: TrialStore,
+        bench,
+        selection: dict,
+        progress: Progress,
+    ) -> None:
         self.executor, self.cache, self.logits_cache = executor, cache, logits_cache
         self.store, self.bench, self.selection, self.progress = store, bench, selection, progress
         self.results: dict[str, dict] = {}
@@ -232,8 +254,13 @@ class Scheduler:
             def show(stage: str) -> None:
                 done = done_before + finished
                 eta = clock.elapsed / finished * (total - done) if finished else None
-                advance(0, stage=stage, elapsed=_fmt_seconds(clock.elapsed),
-                        eta=_fmt_seconds(eta) if eta is not None else "?", best=best)
+                advance(
+                    0,
+                    stage=stage,
+                    elapsed=_fmt_seconds(clock.elapsed),
+                    eta=_fmt_seconds(eta) if eta is not None else "?",
+                    best=best,
+                )
 
             while pending or active or bench_queue or self.running:
                 # Over the time budget: start nothing new, but always run one trial, so there is a result.
@@ -252,8 +279,11 @@ class Scheduler:
                             break
                         if self._take(task):
                             continue
-                        if task.key not in self.running_keys and not bench_queue \
-                                and len(self.running) < self.executor.workers:
+                        if (
+                            task.key not in self.running_keys
+                            and not bench_queue
+                            and len(self.running) < self.executor.workers
+                        ):
                             self._submit(task)
                             show(f"{task.stage} {plan.candidate.id[:8]}")
                         break
@@ -277,9 +307,15 @@ class Scheduler:
         return {"finished": finished, "skipped_by_time_budget": skipped}
 
     def _fail(self, plan: TrialPlan, task: StageTask, error: str) -> None:
-        self.store.add_trial({"id": plan.candidate.id, "position": plan.candidate.index,
-                              "params": plan.candidate.params, "status": "failed",
-                              "error": f"{task.stage}: {error}"})
+        self.store.add_trial(
+            {
+                "id": plan.candidate.id,
+                "position": plan.candidate.index,
+                "params": plan.candidate.params,
+                "status": "failed",
+                "error": f"{task.stage}: {error}",
+            }
+        )
 
     def _bench(self, plan: TrialPlan) -> dict:
         entries = {task.stage: self.results[task.key] for task in plan.chain}
@@ -288,8 +324,13 @@ class Scheduler:
             self.store.count_stage("benchmark", built=not reused)
             return trial_record(plan, entries, bench_entry, self.selection["latency_metric"])
         except EdgeportError as exc:
-            return {"id": plan.candidate.id, "position": plan.candidate.index, "params": plan.candidate.params,
-                    "status": "failed", "error": f"benchmark: {exc}"}
+            return {
+                "id": plan.candidate.id,
+                "position": plan.candidate.index,
+                "params": plan.candidate.params,
+                "status": "failed",
+                "error": f"benchmark: {exc}",
+            }
 
     def _best_so_far(self, trials: list[dict]) -> str:
         from edgeport.search.objective import choose, latency_of
@@ -298,8 +339,7 @@ class Scheduler:
         if chosen is None:
             return "none feasible"
         trial = next(t for t in trials if t["id"] == chosen)
-        return (f"{trial['metrics']['val_accuracy']:.1f}% "
-                f"{latency_of(trial, self.selection['latency_metric']):.3g}ms")
+        return f"{trial['metrics']['val_accuracy']:.1f}% {latency_of(trial, self.selection['latency_metric']):.3g}ms"
 
 
 def _gate_target(candidates: list[Candidate], options: SearchOptions) -> str | None:
@@ -322,11 +362,26 @@ def gate_chosen(folder: Path, trials: list[dict], chosen: str | None, budget: Pa
     if chosen is None:
         return None
     trial = next(t for t in trials if t["id"] == chosen)
-    fp32 = next((t for t in trials if t["status"] == "ok" and t["metrics"]["kind"] == "onnx-fp32"
-                 and t["artifacts"]["fp32_onnx"] == trial["artifacts"]["fp32_onnx"]), None)
-    report = run_gate(GateRequest(budget=budget, target=target, result=Path(trial["artifacts"]["benchmark"]),
-                                  artifact=folder / "best" / "model.onnx", manifest=folder / "best" / "manifest.json",
-                                  reference_result=Path(fp32["artifacts"]["benchmark"]) if fp32 else None))
+    fp32 = next(
+        (
+            t
+            for t in trials
+            if t["status"] == "ok"
+            and t["metrics"]["kind"] == "onnx-fp32"
+            and t["artifacts"]["fp32_onnx"] == trial["artifacts"]["fp32_onnx"]
+        ),
+        None,
+    )
+    report = run_gate(
+        GateRequest(
+            budget=budget,
+            target=target,
+            result=Path(trial["artifacts"]["benchmark"]),
+            artifact=folder / "best" / "model.onnx",
+            manifest=folder / "best" / "manifest.json",
+            reference_result=Path(fp32["artifacts"]["benchmark"]) if fp32 else None,
+        )
+    )
     atomic_write_json(folder / "gate.json", report)
     return report
 
@@ -353,7 +408,7 @@ def _validate_candidates(candidates: list[Candidate]) -> None:
                 raise ConfigError(f"search candidate {candidate.params}: {exc}") from exc
 
 
-def _halving_plans(todo: list[TrialPlan], settings: SearchSettings, scheduler: "Scheduler", store: TrialStore):
+def _halving_plans(todo: list[TrialPlan], settings: SearchSettings, scheduler: Scheduler, store: TrialStore):
     """Run the halving rungs once; a resumed search reuses the survivors it recorded."""
     recorded = store.get_meta("halving")
     if recorded is None:
@@ -363,8 +418,10 @@ def _halving_plans(todo: list[TrialPlan], settings: SearchSettings, scheduler: "
     survivors = set(recorded["survivors"])
     new = [p for p in todo if p.student_task().key not in survivors]
     if new and recorded["report"].get("rungs"):
-        raise ConfigError("a search with successive halving cannot be widened on resume: its rungs already chose "
-                          "the students; start a new search for the wider space")
+        raise ConfigError(
+            "a search with successive halving cannot be widened on resume: its rungs already chose "
+            "the students; start a new search for the wider space"
+        )
     return [p for p in todo if p.student_task().key in survivors] + new, recorded["report"]
 
 
@@ -379,19 +436,27 @@ def run_search(config_path: Path | None, options: SearchOptions, progress: Progr
     from edgeport.search.space import check_size
 
     if options.resume is not None and config_path is None and options.overrides:
-        raise ConfigError("--seed with --resume needs --config: a resumed search keeps the settings it was started with")
+        raise ConfigError(
+            "--seed with --resume needs --config: a resumed search keeps the settings it was started with"
+        )
     definition, stored = resolve_definition(config_path, options)
     cpu = cpu_fingerprint()
     max_trials = options.max_trials or definition.settings.max_trials
     check_size(definition.settings, max_trials, options.allow_large_grid)
-    candidates, expansion = expand(definition.settings, definition.base, cpu,
-                                   limit=max_trials + 1 if options.allow_large_grid and max_trials else None)
+    candidates, expansion = expand(
+        definition.settings,
+        definition.base,
+        cpu,
+        limit=max_trials + 1 if options.allow_large_grid and max_trials else None,
+    )
     _validate_candidates(candidates)
     if stored is not None:
         missing = [c for c in stored["candidates"] if c not in {cand.id for cand in candidates}]
         if missing:
-            raise ConfigError(f"{options.resume}: the new space drops {len(missing)} candidate(s) of the earlier search; "
-                              "a resumed search may only add candidates")
+            raise ConfigError(
+                f"{options.resume}: the new space drops {len(missing)} candidate(s) of the earlier search; "
+                "a resumed search may only add candidates"
+            )
     candidates, budget_s = _budgets(candidates, definition.settings, options)
     if definition.settings.halving and len({c.config.student.epochs for c in candidates}) > 1:
         raise ConfigError("search.halving uses student.epochs as its resource; do not also search over student.epochs")
@@ -404,15 +469,22 @@ def run_search(config_path: Path | None, options: SearchOptions, progress: Progr
         cache_root = Path(options.cache) if options.cache else Path(stored["cache"])
     cache = StageCache(cache_root)
     logits_cache = cache.root / ".teacher-logits"
-    prepared = prepared_data(definition.base)
+    prepared_data(definition.base)  # loads and checks the data: a bad dataset is refused before any folder
     plans = [plan_trial(c, prepared_data(c.config).data.fingerprint()) for c in candidates]
     executor = make_executor(options.executor, options.workers, options.ray_address, progress)
     try:
         folder = _new_folder(Path(options.out), definition) if stored is None else Path(options.resume)
         cache.remove_stale_builds()
-        atomic_write_json(folder / DEFINITION, {
-            "run": definition.base.model_dump_json(), "search": definition.settings.model_dump_json(),
-            "candidates": [c.id for c in candidates], "cache": str(cache.root.resolve()), "source": definition.source})
+        atomic_write_json(
+            folder / DEFINITION,
+            {
+                "run": definition.base.model_dump_json(),
+                "search": definition.settings.model_dump_json(),
+                "candidates": [c.id for c in candidates],
+                "cache": str(cache.root.resolve()),
+                "source": definition.source,
+            },
+        )
         store = TrialStore(folder / STORE_NAME)
         try:
             done = store.done_ids()
@@ -423,16 +495,34 @@ def run_search(config_path: Path | None, options: SearchOptions, progress: Progr
             halving_report = None
             if definition.settings.halving and todo:
                 todo, halving_report = _halving_plans(todo, definition.settings, scheduler, store)
-                done = store.done_ids()
-            progress.log(f"search: {len(candidates)} candidates ({len(candidates) - len(todo)} already done), "
-                         f"executor {executor.name} x{executor.workers}, latency on {bench.describe()}")
+            progress.log(
+                f"search: {len(candidates)} candidates ({len(candidates) - len(todo)} already done), "
+                f"executor {executor.name} x{executor.workers}, latency on {bench.describe()}"
+            )
             counts = scheduler.run_trials(todo, clock, len(candidates), len(candidates) - len(todo))
-            gate = (lambda f, trials, chosen: gate_chosen(f, trials, chosen, options.budget, gate_target)) \
-                if gate_target else None
-            return finish_search(folder, store, definition, candidates, prepared, expansion,
-                                 {**counts, "elapsed_s": round(clock.elapsed, 1), "time_budget_s": budget_s,
-                                  "halving": halving_report, "executor": executor.name, "workers": executor.workers,
-                                  "bench_target": bench.describe(), "cache": str(cache.root)}, gate)
+            gate = (
+                (lambda f, trials, chosen: gate_chosen(f, trials, chosen, options.budget, gate_target))
+                if gate_target
+                else None
+            )
+            return finish_search(
+                folder,
+                store,
+                definition,
+                candidates,
+                expansion,
+                {
+                    **counts,
+                    "elapsed_s": round(clock.elapsed, 1),
+                    "time_budget_s": budget_s,
+                    "halving": halving_report,
+                    "executor": executor.name,
+                    "workers": executor.workers,
+                    "bench_target": bench.describe(),
+                    "cache": str(cache.root),
+                },
+                gate,
+            )
         finally:
             store.close()
     finally:

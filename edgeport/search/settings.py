@@ -59,8 +59,8 @@ class SearchSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     strategy: Literal["grid", "random"] = "grid"
-    n_iter: int | None = Field(None, gt=0)          # random: how many candidates to draw
-    seed: int = Field(0, ge=0, le=MAX_SEED)         # random: the sampler's seed
+    n_iter: int | None = Field(None, gt=0)  # random: how many candidates to draw
+    seed: int = Field(0, ge=0, le=MAX_SEED)  # random: the sampler's seed
     # Successive halving with training epochs as the resource: each rung trains the surviving
     # students for more epochs and keeps the best 1/halving_factor by validation accuracy.
     halving: bool = False
@@ -69,7 +69,7 @@ class SearchSettings(BaseModel):
     policy: Literal["max-accuracy", "min-latency", "weighted"] = "max-accuracy"
     latency_metric: Literal["p50", "p90", "p95", "mean"] = "p90"
     latency_budget_ms: float | None = Field(None, gt=0)
-    max_accuracy_drop: float | None = Field(None, ge=0)   # points below the reference (max-accuracy)
+    max_accuracy_drop: float | None = Field(None, ge=0)  # points below the reference (max-accuracy)
     accuracy_reference: Literal["student", "teacher"] = "student"  # the trial's fp32 student, or the teacher
     accuracy_floor: float | None = Field(None, ge=0, le=100)  # min-latency: lowest acceptable accuracy (%)
     latency_weight: float = Field(1.0, ge=0)  # weighted: score = accuracy points - weight * latency ms
@@ -84,13 +84,19 @@ class SearchSettings(BaseModel):
             parse_duration(value)
         return value
 
-    @property
-    def time_budget_s(self) -> float | None:
-        return parse_duration(self.time_budget) if self.time_budget is not None else None
-
     def selection(self) -> dict:
-        return {k: getattr(self, k) for k in ("policy", "latency_metric", "latency_budget_ms", "max_accuracy_drop",
-                                              "accuracy_reference", "accuracy_floor", "latency_weight")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "policy",
+                "latency_metric",
+                "latency_budget_ms",
+                "max_accuracy_drop",
+                "accuracy_reference",
+                "accuracy_floor",
+                "latency_weight",
+            )
+        }
 
 
 def load_search_settings(document: dict, source: str) -> SearchSettings:

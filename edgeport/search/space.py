@@ -50,9 +50,13 @@ def _grids(settings: SearchSettings) -> list[dict[str, list]]:
             raise ConfigError("search.space: an empty [[search.space]] table")
         grid = {}
         for name, values in table.items():
-            if name not in known and not (name.startswith(MODEL_OPTION_PREFIX) and len(name) > len(MODEL_OPTION_PREFIX)):
-                raise ConfigError(f"search.space: unknown parameter {name!r}; searchable: "
-                                  f"{', '.join(sorted(known))}, or student.model.<option>")
+            if name not in known and not (
+                name.startswith(MODEL_OPTION_PREFIX) and len(name) > len(MODEL_OPTION_PREFIX)
+            ):
+                raise ConfigError(
+                    f"search.space: unknown parameter {name!r}; searchable: "
+                    f"{', '.join(sorted(known))}, or student.model.<option>"
+                )
             values = values if isinstance(values, list) else [values]
             if not values:
                 raise ConfigError(f"search.space.{name}: empty list; give at least one value")
@@ -79,15 +83,20 @@ def _check_values(grids: list[dict[str, list]], base: RunConfig) -> None:
                         raise ConfigError(f"search.space.{name}: value {value!r} is not a number, string or boolean")
                     continue
                 if name == "quantize.backend" and value != NO_QUANTIZATION and value not in list_backends():
-                    raise ConfigError(f"search.space.quantize.backend: unknown backend {value!r}; expected "
-                                      f"{NO_QUANTIZATION!r} or one of {', '.join(list_backends())}")
+                    raise ConfigError(
+                        f"search.space.quantize.backend: unknown backend {value!r}; expected "
+                        f"{NO_QUANTIZATION!r} or one of {', '.join(list_backends())}"
+                    )
                 trial = base.model_dump()
                 _set(trial, name, value)
                 try:
                     RunConfig.model_validate(trial)
                 except ValidationError as exc:
-                    raise ConfigError(validation_message(exc, f"search.space.{name}").replace(
-                        f"search.space.{name}: field '{name}': ", f"search.space.{name}: ")) from exc
+                    raise ConfigError(
+                        validation_message(exc, f"search.space.{name}").replace(
+                            f"search.space.{name}: field '{name}': ", f"search.space.{name}: "
+                        )
+                    ) from exc
 
 
 def _apply(base: RunConfig, params: dict[str, Any]) -> dict:
@@ -95,8 +104,11 @@ def _apply(base: RunConfig, params: dict[str, Any]) -> dict:
     for name, value in params.items():
         if not name.startswith(MODEL_OPTION_PREFIX):
             _set(config, name, value)
-    options = {name[len(MODEL_OPTION_PREFIX):]: value for name, value in params.items()
-               if name.startswith(MODEL_OPTION_PREFIX)}
+    options = {
+        name[len(MODEL_OPTION_PREFIX) :]: value
+        for name, value in params.items()
+        if name.startswith(MODEL_OPTION_PREFIX)
+    }
     if options:
         spec = ModelSpec.parse(config["student"]["model"])
         config["student"]["model"] = str(ModelSpec(spec.name, {**spec.options, **options}))
@@ -114,8 +126,10 @@ def _normalize_quantize(config: dict, params: dict[str, Any]) -> tuple[dict[str,
     ignored = tuple(sorted(k for k in quant if k not in used))
     for key in ignored:
         quant[key] = defaults[key]
-    shown = {name: (None if name.startswith("quantize.") and name.split(".", 1)[1] in ignored else value)
-             for name, value in params.items()}
+    shown = {
+        name: (None if name.startswith("quantize.") and name.split(".", 1)[1] in ignored else value)
+        for name, value in params.items()
+    }
     return shown, tuple(f"quantize.{k}" for k in ignored if f"quantize.{k}" in params)
 
 
@@ -142,17 +156,22 @@ def check_size(settings: SearchSettings, max_trials: int | None, allow_large_gri
         return size
     if max_trials is not None:
         if settings.strategy == "grid" and size > max_trials:
-            raise ConfigError(f"the search space has {size:,} grid points, more than max_trials {max_trials}; "
-                              "pass --allow-large-grid to run the first max_trials of them, or shrink the space")
+            raise ConfigError(
+                f"the search space has {size:,} grid points, more than max_trials {max_trials}; "
+                "pass --allow-large-grid to run the first max_trials of them, or shrink the space"
+            )
     elif size > MAX_CANDIDATES:
-        raise ConfigError(f"the search space has {size:,} candidates, more than the default maximum of "
-                          f"{MAX_CANDIDATES:,}; shrink the space, or set max_trials (--max-trials) with "
-                          "--allow-large-grid to run the first of them, or --allow-large-grid to run them all")
+        raise ConfigError(
+            f"the search space has {size:,} candidates, more than the default maximum of "
+            f"{MAX_CANDIDATES:,}; shrink the space, or set max_trials (--max-trials) with "
+            "--allow-large-grid to run the first of them, or --allow-large-grid to run them all"
+        )
     return size
 
 
-def expand(settings: SearchSettings, base: RunConfig, cpu: dict,
-           limit: int | None = None) -> tuple[list[Candidate], dict]:
+def expand(
+    settings: SearchSettings, base: RunConfig, cpu: dict, limit: int | None = None
+) -> tuple[list[Candidate], dict]:
     """Every candidate of the space (the first ``limit`` of them), in order, validated; and what the
     expansion did."""
     grids = _grids(settings)
@@ -191,10 +210,16 @@ def expand(settings: SearchSettings, base: RunConfig, cpu: dict,
             quant_config, reason = None, ""
             if config.quantize.backend != NO_QUANTIZATION:
                 quant_config, reason = build_quant_config(
-                    config.quantize.model_dump(exclude={"max_accuracy_drop"}), cpu)
+                    config.quantize.model_dump(exclude={"max_accuracy_drop"}), cpu
+                )
         except EdgeportError as exc:
             raise ConfigError(f"search candidate {shown}: {exc}") from exc
         candidates.append(Candidate(cid, len(candidates), shown, config, quant_config, reason, ignored))
-    info = {"strategy": settings.strategy, "space_size": total, "points_drawn": drawn,
-            "merged_duplicates": merged, "candidates": len(candidates)}
+    info = {
+        "strategy": settings.strategy,
+        "space_size": total,
+        "points_drawn": drawn,
+        "merged_duplicates": merged,
+        "candidates": len(candidates),
+    }
     return candidates, info

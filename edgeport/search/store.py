@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from edgeport.errors import ArtifactError
@@ -62,10 +62,17 @@ class TrialStore:
     def add_trial(self, trial: dict) -> None:
         if trial["status"] not in STATUSES:
             raise ArtifactError(f"trial status {trial['status']!r} is not one of {', '.join(STATUSES)}")
-        row = (trial["id"], trial["position"], json.dumps(trial["params"]), trial["status"],
-               json.dumps(trial.get("metrics", {}), default=str), json.dumps(trial.get("artifacts", {})),
-               trial.get("error"), json.dumps(trial.get("timings", {})),
-               datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        row = (
+            trial["id"],
+            trial["position"],
+            json.dumps(trial["params"]),
+            trial["status"],
+            json.dumps(trial.get("metrics", {}), default=str),
+            json.dumps(trial.get("artifacts", {})),
+            trial.get("error"),
+            json.dumps(trial.get("timings", {})),
+            datetime.now(UTC).isoformat(timespec="seconds"),
+        )
         with self._transaction():
             self.db.execute("INSERT OR REPLACE INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
 
@@ -74,11 +81,24 @@ class TrialStore:
             self.db.execute("UPDATE trials SET metrics = ? WHERE id = ?", (json.dumps(metrics, default=str), trial_id))
 
     def trials(self) -> list[dict]:
-        rows = self.db.execute("SELECT id, position, params, status, metrics, artifacts, error, timings, finished_utc "
-                               "FROM trials ORDER BY position").fetchall()
-        return [{"id": r[0], "position": r[1], "params": json.loads(r[2]), "status": r[3],
-                 "metrics": json.loads(r[4]), "artifacts": json.loads(r[5]), "error": r[6],
-                 "timings": json.loads(r[7]), "finished_utc": r[8]} for r in rows]
+        rows = self.db.execute(
+            "SELECT id, position, params, status, metrics, artifacts, error, timings, finished_utc "
+            "FROM trials ORDER BY position"
+        ).fetchall()
+        return [
+            {
+                "id": r[0],
+                "position": r[1],
+                "params": json.loads(r[2]),
+                "status": r[3],
+                "metrics": json.loads(r[4]),
+                "artifacts": json.loads(r[5]),
+                "error": r[6],
+                "timings": json.loads(r[7]),
+                "finished_utc": r[8],
+            }
+            for r in rows
+        ]
 
     def done_ids(self) -> set[str]:
         """Trials a resumed search does not run again: failed ones are retried (the cause may be gone)."""
@@ -91,5 +111,7 @@ class TrialStore:
             self.db.execute(f"UPDATE stage_runs SET {column} = {column} + 1 WHERE stage = ?", (stage,))
 
     def stage_counts(self) -> dict[str, dict[str, int]]:
-        return {r[0]: {"built": r[1], "reused": r[2]}
-                for r in self.db.execute("SELECT stage, built, reused FROM stage_runs ORDER BY stage")}
+        return {
+            r[0]: {"built": r[1], "reused": r[2]}
+            for r in self.db.execute("SELECT stage, built, reused FROM stage_runs ORDER BY stage")
+        }

@@ -47,12 +47,15 @@ def _teacher_logits(teacher_entry: dict, config: RunConfig, prepared, logits_cac
     from edgeport.distill import teacher_logits
 
     teacher = _load(teacher_entry, config.teacher.model, prepared)
-    logits, _ = teacher_logits(teacher, teacher_entry["files"]["model.safetensors"], prepared.splits.train.x,
-                               logits_cache)
+    logits, _ = teacher_logits(
+        teacher, teacher_entry["files"]["model.safetensors"], prepared.splits.train.x, logits_cache
+    )
     return logits
 
 
-def _build_teacher(config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress: Progress) -> dict:
+def _build_teacher(
+    config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress: Progress
+) -> dict:
     from edgeport.distill import accuracy, predict_logits, teacher_logits
     from edgeport.models import ModelSpec
     from edgeport.models.checkpoint import count_parameters, load_weights, save_checkpoint
@@ -69,11 +72,18 @@ def _build_teacher(config: RunConfig, prepared, out: Path, inputs: dict, logits_
     path = save_checkpoint(model, out / "model.safetensors", spec, *prepared.shape)
     teacher_logits(model, sha256_file(path), prepared.splits.train.x, logits_cache)  # computed once, here
     val = prepared.splits.val
-    return {"val_accuracy": accuracy(predict_logits(model, val.x), val.y), "history": history,
-            "parameters": count_parameters(model), "model": config.teacher.model, "weights": config.teacher.weights}
+    return {
+        "val_accuracy": accuracy(predict_logits(model, val.x), val.y),
+        "history": history,
+        "parameters": count_parameters(model),
+        "model": config.teacher.model,
+        "weights": config.teacher.weights,
+    }
 
 
-def _build_student(config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress: Progress) -> dict:
+def _build_student(
+    config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress: Progress
+) -> dict:
     from edgeport.distill import KDConfig
     from edgeport.models import ModelSpec
     from edgeport.models.checkpoint import count_parameters, save_checkpoint
@@ -83,11 +93,25 @@ def _build_student(config: RunConfig, prepared, out: Path, inputs: dict, logits_
     spec = ModelSpec.parse(config.student.model)
     model = seeded_model(spec, config.seed, prepared)
     kd = KDConfig(temperature=config.student.temperature, alpha=config.student.alpha)
-    result = fit(model, config.student, prepared, config.seed, progress,
-                 description=f"student {config.student.model} ({config.student.epochs} epochs)", kd=kd, t_logits=t_logits)
+    result = fit(
+        model,
+        config.student,
+        prepared,
+        config.seed,
+        progress,
+        description=f"student {config.student.model} ({config.student.epochs} epochs)",
+        kd=kd,
+        t_logits=t_logits,
+    )
     save_checkpoint(model, out / "model.safetensors", spec, *prepared.shape)
-    return {"val_accuracy": result.final_val_accuracy, "history": result.history, "epochs": config.student.epochs,
-            "parameters": count_parameters(model), "model": config.student.model, "kd": kd.describe()}
+    return {
+        "val_accuracy": result.final_val_accuracy,
+        "history": result.history,
+        "epochs": config.student.epochs,
+        "parameters": count_parameters(model),
+        "model": config.student.model,
+        "kd": kd.describe(),
+    }
 
 
 def _build_export(config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress: Progress) -> dict:
@@ -96,54 +120,87 @@ def _build_export(config: RunConfig, prepared, out: Path, inputs: dict, logits_c
 
     student = _load(inputs["student"], config.student.model, prepared)
     path = out / "model.onnx"
-    export = export_onnx(student, prepared.splits.train.x[:2], path, config.export.exporter,
-                         parity_inputs=prepared.splits.val.x)
-    write_metadata(path, {"kind": "onnx-fp32", "seed": str(config.seed), "student": config.student.model,
-                          "student_sha256": inputs["student"]["files"]["model.safetensors"],
-                          "dataset_sha256": prepared.data.fingerprint()})
+    export = export_onnx(
+        student, prepared.splits.train.x[:2], path, config.export.exporter, parity_inputs=prepared.splits.val.x
+    )
+    write_metadata(
+        path,
+        {
+            "kind": "onnx-fp32",
+            "seed": str(config.seed),
+            "student": config.student.model,
+            "student_sha256": inputs["student"]["files"]["model.safetensors"],
+            "dataset_sha256": prepared.data.fingerprint(),
+        },
+    )
     val = prepared.splits.val
     return {"val_accuracy": accuracy(onnx_predict(path, val.x), val.y), **export.describe()}
 
 
-def _build_quantize(config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress: Progress,
-                    quant_config: dict) -> dict:
+def _build_quantize(
+    config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress: Progress, quant_config: dict
+) -> dict:
     from edgeport.distill import KDConfig, accuracy
     from edgeport.exporter import onnx_predict, write_metadata
     from edgeport.quant_backends import QuantConfig
     from edgeport.quant_backends.verify import verify_int8
     from edgeport.stages import quantize_student
 
-    qc = QuantConfig(**{**quant_config, "exclude_nodes": tuple(quant_config["exclude_nodes"]),
-                        "exclude_op_types": tuple(quant_config["exclude_op_types"])})
+    qc = QuantConfig(
+        **{
+            **quant_config,
+            "exclude_nodes": tuple(quant_config["exclude_nodes"]),
+            "exclude_op_types": tuple(quant_config["exclude_op_types"]),
+        }
+    )
     student = _load(inputs["student"], config.student.model, prepared)
     t_logits = _teacher_logits(inputs["teacher"], config, prepared, logits_cache)
     kd = KDConfig(temperature=config.student.temperature, alpha=config.student.alpha)
     fp32 = Path(inputs["export"]["paths"]["model.onnx"])
     path = out / "model.onnx"
     started = time.perf_counter()
-    quantized = quantize_student(fp32, student, prepared, t_logits, kd, config.quantize, qc, path, config.seed, progress)
+    quantized = quantize_student(
+        fp32, student, prepared, t_logits, kd, config.quantize, qc, path, config.seed, progress
+    )
     seconds = time.perf_counter() - started
     for leftover in out.iterdir():  # backends may leave helper files (e.g. augmented models) beside the output
         if leftover.name != "model.onnx":
             shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-    write_metadata(path, {"kind": "onnx-int8", "seed": str(config.seed), "student": config.student.model,
-                          "fp32_sha256": inputs["export"]["files"]["model.onnx"],
-                          "quant": sha256_json(qc.describe())[:16]})
+    write_metadata(
+        path,
+        {
+            "kind": "onnx-int8",
+            "seed": str(config.seed),
+            "student": config.student.model,
+            "fp32_sha256": inputs["export"]["files"]["model.onnx"],
+            "quant": sha256_json(qc.describe())[:16],
+        },
+    )
     val = prepared.splits.val
     verification = verify_int8(path, fp32, {"input": val.x}, val.y)
     fallback = quantized.fallback
-    return {"val_accuracy": accuracy(onnx_predict(path, val.x), val.y), "backend": quantized.result.backend,
-            "quant_config": qc.describe(), "seconds": round(seconds, 3), "report": quantized.result.report,
-            "fallback": fallback.describe() if fallback is not None else None,
-            "within_tolerance": fallback.within_tolerance if fallback is not None else None,
-            "calibration": {"samples": len(quantized.calibration_indices), "split": "train",
-                            "indices_sha256": sha256_json(quantized.calibration_indices.tolist())},
-            "verification": {"vs_fp32": verification["vs_fp32"], "coverage": verification["coverage"],
-                             "reference_runtime": verification["reference_runtime"]}}
+    return {
+        "val_accuracy": accuracy(onnx_predict(path, val.x), val.y),
+        "backend": quantized.result.backend,
+        "quant_config": qc.describe(),
+        "seconds": round(seconds, 3),
+        "report": quantized.result.report,
+        "fallback": fallback.describe() if fallback is not None else None,
+        "within_tolerance": fallback.within_tolerance if fallback is not None else None,
+        "calibration": {
+            "samples": len(quantized.calibration_indices),
+            "split": "train",
+            "indices_sha256": sha256_json(quantized.calibration_indices.tolist()),
+        },
+        "verification": {
+            "vs_fp32": verification["vs_fp32"],
+            "coverage": verification["coverage"],
+            "reference_runtime": verification["reference_runtime"],
+        },
+    }
 
 
-_BUILDERS = {"teacher": _build_teacher, "student": _build_student, "export": _build_export,
-             "quantize": _build_quantize}
+_BUILDERS = {"teacher": _build_teacher, "student": _build_student, "export": _build_export, "quantize": _build_quantize}
 
 
 def execute(task: dict, progress: Progress = SILENT) -> dict:
@@ -163,15 +220,19 @@ def execute(task: dict, progress: Progress = SILENT) -> dict:
         for name, input_key in task.get("inputs", {}).items():
             entry = cache.lookup(name, input_key)
             if entry is None:
-                raise EdgeportError(f"{name} stage {input_key} is missing from the cache at {cache.root} "
-                                    "(every worker must see the same cache folder)")
+                raise EdgeportError(
+                    f"{name} stage {input_key} is missing from the cache at {cache.root} "
+                    "(every worker must see the same cache folder)"
+                )
             inputs[name] = entry
         prepared = prepared_data(config)
         build_dir = cache.new_build_dir(stage, key)
         try:
             started, wall = time.perf_counter(), time.time()
             extra = {"quant_config": task["quant_config"]} if stage == "quantize" else {}
-            result = _BUILDERS[stage](config, prepared, build_dir, inputs, Path(task["logits_cache"]), progress, **extra)
+            result = _BUILDERS[stage](
+                config, prepared, build_dir, inputs, Path(task["logits_cache"]), progress, **extra
+            )
             result["build_seconds"] = round(time.perf_counter() - started, 3)
             result["build_window"] = [wall, time.time()]  # wall clock, to show builds never overlap benchmarks
             return {"ok": True, "result": cache.commit(stage, key, build_dir, result), "reused": False}
@@ -181,5 +242,7 @@ def execute(task: dict, progress: Progress = SILENT) -> dict:
         return {"ok": False, "error": str(exc)}
     except Exception as exc:  # a bug or a third-party failure: keep the search going, record it
         last = traceback.extract_tb(exc.__traceback__)[-1]
-        return {"ok": False, "error": f"{stage} stage failed: {type(exc).__name__}: {exc} "
-                                      f"({Path(last.filename).name}:{last.lineno})"}
+        return {
+            "ok": False,
+            "error": f"{stage} stage failed: {type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})",
+        }

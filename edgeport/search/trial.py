@@ -14,8 +14,19 @@ from edgeport.search.plan import TrialPlan
 from edgeport.search.tasks import prepared_data
 from edgeport.stages import batch_of, bench_settings
 
-LATENCY_KEYS = ("count", "min_ms", "mean_ms", "std_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
-                "p50_ci_ms", "p90_ci_ms", "throughput_per_s")
+LATENCY_KEYS = (
+    "count",
+    "min_ms",
+    "mean_ms",
+    "std_ms",
+    "p50_ms",
+    "p90_ms",
+    "p95_ms",
+    "p99_ms",
+    "p50_ci_ms",
+    "p90_ci_ms",
+    "throughput_per_s",
+)
 
 
 def bench_trial(plan: TrialPlan, entries: dict, cache: StageCache, target) -> tuple[dict, bool]:
@@ -23,8 +34,9 @@ def bench_trial(plan: TrialPlan, entries: dict, cache: StageCache, target) -> tu
     config = plan.candidate.config
     artifact = entries[plan.artifact_stage.stage]
     settings = bench_settings(config.bench, config.seed)
-    key = stage_key("benchmark", model=artifact["files"]["model.onnx"], settings=asdict(settings),
-                    target=target.identity())
+    key = stage_key(
+        "benchmark", model=artifact["files"]["model.onnx"], settings=asdict(settings), target=target.identity()
+    )
     found = cache.lookup("benchmark", key)
     if found is not None:
         return found, True
@@ -46,30 +58,48 @@ def trial_record(plan: TrialPlan, entries: dict, bench: dict, latency_metric: st
     artifact = entries[artifact_stage]
     stats = bench["stats"]
     if stats.get(f"{latency_metric}_ms") is None:
-        raise BenchmarkError(f"{stats['count']} latency samples cannot support {latency_metric}; "
-                             "raise bench.iterations")
+        raise BenchmarkError(
+            f"{stats['count']} latency samples cannot support {latency_metric}; raise bench.iterations"
+        )
     val = artifact["val_accuracy"]
     fp32, teacher = entries["export"]["val_accuracy"], entries["teacher"]["val_accuracy"]
     quant = entries.get("quantize")
     metrics = {
-        "val_accuracy": val, "fp32_val_accuracy": fp32, "student_val_accuracy": entries["student"]["val_accuracy"],
-        "teacher_val_accuracy": teacher, "accuracy_drop_vs_student": fp32 - val, "accuracy_drop_vs_teacher": teacher - val,
+        "val_accuracy": val,
+        "fp32_val_accuracy": fp32,
+        "student_val_accuracy": entries["student"]["val_accuracy"],
+        "teacher_val_accuracy": teacher,
+        "accuracy_drop_vs_student": fp32 - val,
+        "accuracy_drop_vs_teacher": teacher - val,
         "latency": {k: stats.get(k) for k in LATENCY_KEYS},
-        "latency_batch": bench["settings"]["batch"], "latency_threads": bench["settings"]["threads"],
+        "latency_batch": bench["settings"]["batch"],
+        "latency_threads": bench["settings"]["threads"],
         "kind": "onnx-int8" if quant else "onnx-fp32",
         "size_bytes": os.path.getsize(artifact["paths"]["model.onnx"]),
         "student_parameters": entries["student"]["parameters"],
         "within_tolerance": quant.get("within_tolerance") if quant else None,
         "int8_coverage": quant["verification"]["coverage"] if quant else None,
     }
-    artifacts = {"model": artifact["paths"]["model.onnx"], "model_sha256": artifact["files"]["model.onnx"],
-                 "teacher": entries["teacher"]["paths"]["model.safetensors"],
-                 "student": entries["student"]["paths"]["model.safetensors"],
-                 "fp32_onnx": entries["export"]["paths"]["model.onnx"],
-                 "benchmark": str(Path(bench["folder"]) / "result.json"),
-                 "stage_keys": {task.stage: task.key for task in plan.chain} | {"benchmark": bench["key"]}}
+    artifacts = {
+        "model": artifact["paths"]["model.onnx"],
+        "model_sha256": artifact["files"]["model.onnx"],
+        "teacher": entries["teacher"]["paths"]["model.safetensors"],
+        "student": entries["student"]["paths"]["model.safetensors"],
+        "fp32_onnx": entries["export"]["paths"]["model.onnx"],
+        "benchmark": str(Path(bench["folder"]) / "result.json"),
+        "stage_keys": {task.stage: task.key for task in plan.chain} | {"benchmark": bench["key"]},
+    }
     timings = {stage: entry.get("build_seconds") for stage, entry in entries.items()}
-    timings["windows"] = {**{stage: entry.get("build_window") for stage, entry in entries.items()},
-                          "benchmark": bench.get("measure_window")}
-    return {"id": candidate.id, "position": candidate.index, "params": candidate.params, "status": "ok",
-            "metrics": metrics, "artifacts": artifacts, "timings": timings}
+    timings["windows"] = {
+        **{stage: entry.get("build_window") for stage, entry in entries.items()},
+        "benchmark": bench.get("measure_window"),
+    }
+    return {
+        "id": candidate.id,
+        "position": candidate.index,
+        "params": candidate.params,
+        "status": "ok",
+        "metrics": metrics,
+        "artifacts": artifacts,
+        "timings": timings,
+    }

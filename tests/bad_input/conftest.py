@@ -55,8 +55,15 @@ def run_unprivileged(args: list[str], cwd: Path, timeout: float = 300) -> subpro
     """
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     preexec = _drop_permission_overrides if os.geteuid() == 0 else None
-    done = subprocess.run([sys.executable, "-m", "edgeport.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout, preexec_fn=preexec)
+    done = subprocess.run(
+        [sys.executable, "-m", "edgeport.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=preexec,
+    )
     if "edgeport-test: cannot drop capabilities" in done.stderr:
         pytest.skip("cannot drop root's file-permission capabilities in this environment")
     return done

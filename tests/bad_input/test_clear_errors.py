@@ -22,8 +22,17 @@ def folder(cnn_files, tmp_path) -> Path:
 
 
 def _quantize(capsys, folder: Path, model: str, *extra):
-    return run_cli(capsys, "quantize", folder / model, "--calib", folder / "calib.npz", "--quiet",
-                   "-o", folder / "out.onnx", *extra)
+    return run_cli(
+        capsys,
+        "quantize",
+        folder / model,
+        "--calib",
+        folder / "calib.npz",
+        "--quiet",
+        "-o",
+        folder / "out.onnx",
+        *extra,
+    )
 
 
 def _set_opset(src: Path, dst: Path, version: int) -> None:
@@ -47,8 +56,13 @@ def test_an_opset_newer_than_onnxruntime_is_named_before_any_work(folder, capsys
 
 def test_a_model_without_inputs_says_so(folder, capsys):
     constant = numpy_helper.from_array(np.ones((2, 3), np.float32), "W")
-    graph = helper.make_graph([helper.make_node("Identity", ["W"], ["out"])], "g", [],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [2, 3])], [constant])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["W"], ["out"])],
+        "g",
+        [],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [2, 3])],
+        [constant],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), folder / "none.onnx")
     code, _, err = _quantize(capsys, folder, "none.onnx")
     assert code == 2
@@ -62,8 +76,15 @@ def test_a_fixed_batch_model_is_quantized_and_verified(folder, capsys, trained_c
     import torch
 
     example = torch.from_numpy(np.load(folder / "calib.npz")["x"][:2])
-    torch.onnx.export(trained_cnn.eval(), (example,), str(folder / "batch2.onnx"), dynamo=False, opset_version=18,
-                      input_names=["input"], output_names=["logits"])
+    torch.onnx.export(
+        trained_cnn.eval(),
+        (example,),
+        str(folder / "batch2.onnx"),
+        dynamo=False,
+        opset_version=18,
+        input_names=["input"],
+        output_names=["logits"],
+    )
     val = np.load(folder / "val.npz")
     np.savez(folder / "val.npz", x=val["x"][:95], y=val["y"][:95])
     code, out, err = _quantize(capsys, folder, "batch2.onnx", "--val", folder / "val.npz", "--json")
@@ -113,8 +134,9 @@ def test_a_run_that_fails_after_creating_out_leaves_no_empty_folder(tmp_path, ca
     wrong = build_model("cnn:width=1,depth=2", 1, 10, 8)
     save_checkpoint(wrong, tmp_path / "t.safetensors", ModelSpec.parse("cnn:width=1,depth=2"), 1, 10, 8)
     out = tmp_path / "runs"
-    code, _, err = run_cli(capsys, "run", "--teacher-weights", tmp_path / "t.safetensors", "--image-size", 8,
-                           "--out", out, "--quiet")
+    code, _, err = run_cli(
+        capsys, "run", "--teacher-weights", tmp_path / "t.safetensors", "--image-size", 8, "--out", out, "--quiet"
+    )
     assert code == 2, err
     one_line_error(err)
     assert not out.exists()

@@ -33,13 +33,15 @@ def _fingerprints(folder: Path) -> dict[str, str]:
 
 # --- 3. an output that is one of the command's inputs -------------------------------------------------
 
+
 @pytest.mark.parametrize("target", ["model.onnx", "link.onnx"])
 def test_quantize_refuses_to_overwrite_its_model(cnn_files, tmp_path, capsys, target):
     folder = _copy(cnn_files, tmp_path)
     (folder / "link.onnx").symlink_to(folder / "model.onnx")
     before = _fingerprints(folder)
-    code, _, err = run_cli(capsys, "quantize", folder / "model.onnx", "--calib", folder / "calib.npz",
-                           "-o", folder / target, "--quiet")
+    code, _, err = run_cli(
+        capsys, "quantize", folder / "model.onnx", "--calib", folder / "calib.npz", "-o", folder / target, "--quiet"
+    )
     assert code == 2
     assert "is the input file" in one_line_error(err)
     assert _fingerprints(folder) == before
@@ -60,6 +62,7 @@ def test_bench_refuses_to_write_its_result_over_the_model(cnn_files, tmp_path, c
 
 
 # --- 4. read-only outputs: exit 2 naming the path, before any work -----------------------------------
+
 
 def _readonly_layout(shared_tmp: Path, cnn_files: Path) -> Path:
     folder = shared_tmp
@@ -84,8 +87,15 @@ def test_read_only_outputs_are_refused_up_front(cnn_files, shared_tmp, command):
         args = ["quantize", "model.onnx", "--calib", "calib.npz", "--quiet", "-o", f"{output}.onnx"]
         shown = f"{output}.onnx" if output == "taken" else "locked"
     else:
-        args = ["bench", "model.onnx", "--iterations", "20", "--quiet", "-o",
-                f"{output}.json" if output != "taken" else "taken.onnx"]
+        args = [
+            "bench",
+            "model.onnx",
+            "--iterations",
+            "20",
+            "--quiet",
+            "-o",
+            f"{output}.json" if output != "taken" else "taken.onnx",
+        ]
         shown = "locked" if output != "taken" else "taken.onnx"
     done = run_unprivileged(args, folder)
     if done.returncode != 2 and "Permission denied" in done.stderr and "edgeport" not in done.stderr:
@@ -99,15 +109,25 @@ def test_read_only_outputs_are_refused_up_front(cnn_files, shared_tmp, command):
 
 # --- 5. scratch files of ORT's shape inference stay out of the user's folder -------------------------
 
+
 def _model_with_unknown_shape_op(path: Path) -> None:
     """MatMul then com.microsoft Inverse: onnxruntime runs it, its symbolic shape inference cannot."""
     weight = numpy_helper.from_array(np.eye(4, dtype=np.float32) * 2, "W")
-    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]),
-             helper.make_node("Inverse", ["h"], ["y"], domain="com.microsoft")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [weight])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18),
-                                                      helper.make_opsetid("com.microsoft", 1)]), path)
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["h"]),
+        helper.make_node("Inverse", ["h"], ["y"], domain="com.microsoft"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [weight],
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)]),
+        path,
+    )
 
 
 def test_failed_shape_inference_leaves_nothing_in_the_working_folder(tmp_path, capsys, monkeypatch):
@@ -127,10 +147,12 @@ def test_failed_shape_inference_leaves_nothing_in_the_working_folder(tmp_path, c
 
 # --- 6. staging folders of killed processes are removed by the next command --------------------------
 
+
 def _spawn_and_kill(args: list[str], cwd: Path, watch: Path, prefix: str) -> Path:
     """Start ``edgeport ARGS``, SIGKILL it once its staging folder exists, return that folder."""
-    process = subprocess.Popen([sys.executable, "-m", "edgeport.cli", *args], cwd=cwd, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edgeport.cli", *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and process.poll() is None:
@@ -149,13 +171,18 @@ def _spawn_and_kill(args: list[str], cwd: Path, watch: Path, prefix: str) -> Pat
 
 def test_killed_quantize_leaves_a_folder_the_next_quantize_removes(cnn_files, tmp_path, capsys):
     folder = _copy(cnn_files, tmp_path)
-    stale = _spawn_and_kill(["quantize", "model.onnx", "--calib", "calib.npz", "--quiet", "-o", "a.onnx"],
-                            folder, folder, ".edgeport-quantize-")
+    stale = _spawn_and_kill(
+        ["quantize", "model.onnx", "--calib", "calib.npz", "--quiet", "-o", "a.onnx"],
+        folder,
+        folder,
+        ".edgeport-quantize-",
+    )
     assert stale.is_dir()
     live = folder / f".edgeport-quantize-otherhost@{os.getpid()}-keepme"
     live.mkdir()  # another host's folder is never touched
-    code, _, err = run_cli(capsys, "quantize", folder / "model.onnx", "--calib", folder / "calib.npz",
-                           "-o", folder / "b.onnx")
+    code, _, err = run_cli(
+        capsys, "quantize", folder / "model.onnx", "--calib", folder / "calib.npz", "-o", folder / "b.onnx"
+    )
     assert code == 0, err
     assert not stale.exists()
     assert f"removed {stale}" in err.replace("\n", "")
@@ -164,9 +191,25 @@ def test_killed_quantize_leaves_a_folder_the_next_quantize_removes(cnn_files, tm
 
 def test_killed_run_leaves_a_partial_folder_the_next_run_removes(tmp_path, capsys):
     out = tmp_path / "runs"
-    args = ["run", "--image-size", "8", "--epochs", "1", "--teacher", "cnn:width=0.5,depth=2", "--student",
-            "cnn:width=0.5,depth=2", "--skip-no-kd", "--calibration-samples", "32", "--iterations", "40",
-            "--out", str(out), "--quiet"]
+    args = [
+        "run",
+        "--image-size",
+        "8",
+        "--epochs",
+        "1",
+        "--teacher",
+        "cnn:width=0.5,depth=2",
+        "--student",
+        "cnn:width=0.5,depth=2",
+        "--skip-no-kd",
+        "--calibration-samples",
+        "32",
+        "--iterations",
+        "40",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     stale = _spawn_and_kill(args, tmp_path, out, ".partial-")
     assert stale.is_dir()
     code, _, err = run_cli(capsys, *args[:-1])

@@ -20,19 +20,32 @@ from edgeport.benchmarks import environment_fingerprint
 from edgeport.benchmarks.latency import SCHEMA_VERSION, BenchResult
 from tests.bad_input.conftest import one_line_error, run_cli, run_unprivileged
 
-NUMERIC_BUDGETS = ("p50_ms", "p90_ms", "p99_ms", "max_accuracy_drop", "min_accuracy", "max_size_mb", "min_speedup",
-                   "max_regression")
+NUMERIC_BUDGETS = (
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "max_accuracy_drop",
+    "min_accuracy",
+    "max_size_mb",
+    "min_speedup",
+    "max_regression",
+)
 
 
 # -- files --------------------------------------------------------------------------------------------------
+
 
 def write_model(path: Path, seed: int = 0) -> Path:
     """A real (tiny) ONNX model: logits = input W."""
     values = np.random.default_rng(seed).standard_normal(32).tolist()
     weight = helper.make_tensor("W", TensorProto.FLOAT, [8, 4], values)
-    graph = helper.make_graph([helper.make_node("MatMul", ["input", "W"], ["logits"])], "tiny",
-                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])], [weight])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["input", "W"], ["logits"])],
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])],
+        [weight],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
     return path
 
@@ -42,8 +55,13 @@ def samples(seed: int = 0, n: int = 2000, scale: float = 1.0) -> list[float]:
 
 
 def entry(model: Path, values: list[float], environment: dict | None = None) -> dict:
-    return BenchResult(str(model), sha256_file(model), {"batch": 1, "threads": 1, "rounds": 10},
-                       environment or environment_fingerprint(), values).to_dict()
+    return BenchResult(
+        str(model),
+        sha256_file(model),
+        {"batch": 1, "threads": 1, "rounds": 10},
+        environment or environment_fingerprint(),
+        values,
+    ).to_dict()
 
 
 def write_json(path: Path, data) -> Path:
@@ -52,10 +70,13 @@ def write_json(path: Path, data) -> Path:
 
 
 def quantize_manifest(model: Path, int8=98.0, fp32=98.5, fp32_sha: str | None = None, **extra) -> dict:
-    return {"schema_version": 1, "artifact": {"path": model.name, "sha256": sha256_file(model),
-                                              "size_bytes": model.stat().st_size},
-            "lineage": {"onnx_sha256": fp32_sha} if fp32_sha else {},
-            "verification": {"accuracy": {"int8": int8, "fp32": fp32}}, **extra}
+    return {
+        "schema_version": 1,
+        "artifact": {"path": model.name, "sha256": sha256_file(model), "size_bytes": model.stat().st_size},
+        "lineage": {"onnx_sha256": fp32_sha} if fp32_sha else {},
+        "verification": {"accuracy": {"int8": int8, "fp32": fp32}},
+        **extra,
+    }
 
 
 def write_budget(folder: Path, text: str, name: str = "budgets.toml") -> Path:
@@ -76,6 +97,7 @@ def files(tmp_path) -> Path:
 @pytest.fixture
 def no_measuring(monkeypatch):
     """The gate may not measure: a refusal must come before the measurement starts."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("the gate started measuring before refusing")
 
@@ -89,14 +111,19 @@ def gate(capsys, *args):
 
 # -- 1. an output that is one of the inputs ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize("option", ["--budget", "--result", "--manifest", "--baseline", "--artifact", "symlink"])
 def test_junit_onto_an_input_is_refused_and_the_input_kept(tmp_path, capsys, files, option, no_measuring):
     write_json(files / "model.manifest.json", quantize_manifest(files / "model.onnx"))
     write_json(files / "base.json", entry(files / "model.onnx", samples(1)))
     write_budget(files, "[targets.cpu]\np90_ms = 100.0\nmax_regression = 0.5\n")
-    inputs = {"--budget": files / "budgets.toml", "--result": files / "r.json",
-              "--manifest": files / "model.manifest.json", "--baseline": files / "base.json",
-              "--artifact": files / "model.onnx"}
+    inputs = {
+        "--budget": files / "budgets.toml",
+        "--result": files / "r.json",
+        "--manifest": files / "model.manifest.json",
+        "--baseline": files / "base.json",
+        "--artifact": files / "model.onnx",
+    }
     victim = inputs["--result" if option == "symlink" else option]
     junit = victim
     if option == "symlink":
@@ -133,12 +160,14 @@ def test_step_summary_onto_an_input_is_refused(capsys, files, monkeypatch):
     assert code == 2 and "GITHUB_STEP_SUMMARY" in one_line_error(err) and "--result" in err
     assert (files / "r.json").read_bytes() == before and out == ""
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(files / "g.xml"))
-    code, _, err = gate(capsys, "--budget", files / "budgets.toml", "--result", files / "r.json", "--github",
-                        "--junit", files / "g.xml")
+    code, _, err = gate(
+        capsys, "--budget", files / "budgets.toml", "--result", files / "r.json", "--github", "--junit", files / "g.xml"
+    )
     assert code == 2 and "also the GITHUB_STEP_SUMMARY" in one_line_error(err) and not (files / "g.xml").exists()
 
 
 # -- 2. read-only outputs, where file permissions hold ------------------------------------------------------
+
 
 @pytest.fixture
 def unprivileged(shared_tmp) -> Path:
@@ -159,8 +188,9 @@ def unprivileged(shared_tmp) -> Path:
 
 
 def _refused_unprivileged(folder: Path, *args) -> str:
-    out = run_unprivileged(["gate", "--quiet", "--budget", "budgets.toml", "--result", "r.json", *map(str, args)],
-                           folder)
+    out = run_unprivileged(
+        ["gate", "--quiet", "--budget", "budgets.toml", "--result", "r.json", *map(str, args)], folder
+    )
     assert out.returncode == 2, (out.returncode, out.stderr)
     return one_line_error(out.stderr)
 
@@ -199,6 +229,7 @@ def test_files_in_a_folder_this_user_may_not_enter_are_one_line_errors(unprivile
 
 # -- 3. NaN and Inf; schema versions --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
 @pytest.mark.parametrize("field", NUMERIC_BUDGETS)
 def test_non_finite_budgets_are_refused_naming_target_and_field(capsys, files, field, value):
@@ -214,8 +245,11 @@ def _schema_cases(model: Path) -> dict[str, dict]:
     return {
         "single result": {**one, "schema_version": 99},
         "bench -o": {"schema_version": 99, "model": str(model), "results": [{"model": "a", **one}]},
-        "bench -o entry": {"schema_version": 1, "model": str(model), "results": [{"model": "a", **one,
-                                                                                   "schema_version": 99}]},
+        "bench -o entry": {
+            "schema_version": 1,
+            "model": str(model),
+            "results": [{"model": "a", **one, "schema_version": 99}],
+        },
         "latency.json": {"int8": {**one, "schema_version": 99}, "fp32": fp32},
         "latency.json fp32": {"int8": one, "fp32": {**fp32, "schema_version": 99}},
     }
@@ -225,8 +259,9 @@ def _schema_cases(model: Path) -> dict[str, dict]:
 def test_a_result_of_an_unknown_schema_version_is_refused(capsys, files, case):
     result = write_json(files / "x.json", _schema_cases(files / "model.onnx")[case])
     code, _, err = gate(capsys, "--budget", files / "budgets.toml", "--result", result)
-    assert code == 2 and one_line_error(err) == (f"error: {result}: schema_version 99 is not one this edgeport "
-                                                 f"reads ({SCHEMA_VERSION})")
+    assert code == 2 and one_line_error(err) == (
+        f"error: {result}: schema_version 99 is not one this edgeport reads ({SCHEMA_VERSION})"
+    )
 
 
 @pytest.mark.parametrize("version", [None, True, "1", 1.0])
@@ -243,11 +278,21 @@ def test_a_result_without_a_valid_schema_version_is_refused(capsys, files, versi
 
 def _manifests(model: Path) -> dict[str, dict]:
     sha, size = sha256_file(model), model.stat().st_size
-    return {"quantize": quantize_manifest(model),
-            "run": {"schema_version": 1, "artifacts": {"int8_onnx": {"sha256": sha, "size_bytes": size}},
-                    "metrics": {"accuracy": {"int8_onnx": {"test": 98.0}, "fp32_onnx": {"test": 98.5}}}},
-            "search": {"schema_version": 1, "sha256": sha, "size_bytes": size, "trial": "t1",
-                       "metrics": {"val_accuracy": 98.0, "fp32_val_accuracy": 98.5}}}
+    return {
+        "quantize": quantize_manifest(model),
+        "run": {
+            "schema_version": 1,
+            "artifacts": {"int8_onnx": {"sha256": sha, "size_bytes": size}},
+            "metrics": {"accuracy": {"int8_onnx": {"test": 98.0}, "fp32_onnx": {"test": 98.5}}},
+        },
+        "search": {
+            "schema_version": 1,
+            "sha256": sha,
+            "size_bytes": size,
+            "trial": "t1",
+            "metrics": {"val_accuracy": 98.0, "fp32_val_accuracy": 98.5},
+        },
+    }
 
 
 @pytest.mark.parametrize("kind", ["quantize", "run", "search"])
@@ -273,8 +318,9 @@ def test_the_gates_schema_versions_are_the_ones_edgeport_writes():
     assert MANIFEST_SCHEMA_VERSIONS == {"run": RUN, "quantize": QUANTIZE, "search": SEARCH_SCHEMA}
 
 
-@pytest.mark.parametrize("int8, fp32", [(float("nan"), 98.0), (98.0, float("inf")), (float("-inf"), 98.0),
-                                        (150.0, 98.0), (98.0, -1.0)])
+@pytest.mark.parametrize(
+    "int8, fp32", [(float("nan"), 98.0), (98.0, float("inf")), (float("-inf"), 98.0), (150.0, 98.0), (98.0, -1.0)]
+)
 def test_non_finite_or_impossible_manifest_accuracies_are_refused(capsys, files, int8, fp32):
     budget = write_budget(files, "[targets.cpu]\nmax_accuracy_drop = 1.0\n")
     manifest = write_json(files / "m.json", quantize_manifest(files / "model.onnx", int8=int8, fp32=fp32))
@@ -292,6 +338,7 @@ def test_non_finite_samples_are_refused(capsys, files, bad):
 
 
 # -- 4. $GITHUB_STEP_SUMMARY that cannot be written ---------------------------------------------------------
+
 
 def test_a_step_summary_in_a_missing_folder_is_refused_before_measuring(capsys, files, monkeypatch, no_measuring):
     missing = files / "no-such-folder" / "summary.md"
@@ -311,36 +358,43 @@ def test_a_step_summary_that_fails_at_write_time_keeps_the_verdict(capsys, files
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", "/dev/full")
     monkeypatch.delenv("COLUMNS", raising=False)
     junit = files / "gate.xml"
-    code, out, err = gate(capsys, "--budget", files / "budgets.toml", "--result", files / "r.json", "--github",
-                          "--junit", junit)
+    code, out, err = gate(
+        capsys, "--budget", files / "budgets.toml", "--result", files / "r.json", "--github", "--junit", junit
+    )
     line = one_line_error(err)
     assert code == 2 and "/dev/full" in line and "verdict was PASS" in line, err
     assert "gate PASS" in out and junit.is_file() and b"testsuite" in junit.read_bytes()
-    code, out, err = gate(capsys, "--budget", files / "budgets.toml", "--result", files / "r.json", "--github",
-                          "--json")
+    code, out, err = gate(
+        capsys, "--budget", files / "budgets.toml", "--result", files / "r.json", "--github", "--json"
+    )
     assert code == 2 and json.loads(out)["verdict"] == "pass" and "/dev/full" in one_line_error(err)
 
 
 # -- 5. everything that can be refused before measuring is refused before measuring -------------------------
+
 
 def _other_machine() -> dict:
     environment = environment_fingerprint()
     return {**environment, "cpu": {**environment["cpu"], "model": "Some Other CPU"}}
 
 
-@pytest.mark.parametrize("budget, extra, message", [
-    ("min_speedup = 1.1", [], "needs the fp32 latency"),
-    ("max_regression = 0.1", [], "give --baseline"),
-    ("max_accuracy_drop = 1.0", [], "needs the artifact's manifest"),
-    ("min_accuracy = 90.0", [], "needs the artifact's manifest"),
-    ("p99_ms = 10.0", ["--iterations", "50"], "cannot support a p99 budget"),
-    ("p50_ms = 10.0\n[targets.cpu.hardware]\nisa = [\"no_such_flag\"]", [], "without no_such_flag"),
-    ("max_regression = 0.1", ["--baseline", "base.json"], "measured on another machine"),
-    ("max_accuracy_drop = 1.0", ["--manifest", "other.manifest.json"], "refusing to gate a different file"),
-    ("min_speedup = 1.1", ["--reference", "fp32.onnx", "--manifest", "own.manifest.json"], "is not the fp32 model"),
-])
-def test_a_check_that_cannot_be_decided_is_refused_before_measuring(capsys, tmp_path, no_measuring, budget, extra,
-                                                                   message):
+@pytest.mark.parametrize(
+    "budget, extra, message",
+    [
+        ("min_speedup = 1.1", [], "needs the fp32 latency"),
+        ("max_regression = 0.1", [], "give --baseline"),
+        ("max_accuracy_drop = 1.0", [], "needs the artifact's manifest"),
+        ("min_accuracy = 90.0", [], "needs the artifact's manifest"),
+        ("p99_ms = 10.0", ["--iterations", "50"], "cannot support a p99 budget"),
+        ('p50_ms = 10.0\n[targets.cpu.hardware]\nisa = ["no_such_flag"]', [], "without no_such_flag"),
+        ("max_regression = 0.1", ["--baseline", "base.json"], "measured on another machine"),
+        ("max_accuracy_drop = 1.0", ["--manifest", "other.manifest.json"], "refusing to gate a different file"),
+        ("min_speedup = 1.1", ["--reference", "fp32.onnx", "--manifest", "own.manifest.json"], "is not the fp32 model"),
+    ],
+)
+def test_a_check_that_cannot_be_decided_is_refused_before_measuring(
+    capsys, tmp_path, no_measuring, budget, extra, message
+):
     model = write_model(tmp_path / "model.onnx")
     other = write_model(tmp_path / "fp32.onnx", seed=3)
     write_json(tmp_path / "base.json", entry(model, samples(), environment=_other_machine()))
@@ -354,14 +408,18 @@ def test_a_check_that_cannot_be_decided_is_refused_before_measuring(capsys, tmp_
 
 # -- 6. tables in a CI log ----------------------------------------------------------------------------------
 
+
 def test_the_table_in_a_ci_log_is_not_cut(capsys, files, monkeypatch):
     """Not a TTY (capsys) and no COLUMNS, as on a CI runner: every cell in full, no '…'."""
     monkeypatch.delenv("COLUMNS", raising=False)
     values = samples()
     write_json(files / "model.manifest.json", quantize_manifest(files / "model.onnx", int8=95.0, fp32=98.5))
     p90 = float(np.percentile(values, 90))
-    budget = write_budget(files, f"[targets.a-rather-long-target-name]\np90_ms = {p90 * 1.001}\n"
-                                 "max_accuracy_drop = 1.0\nmin_accuracy = 90.0\nmax_size_mb = 1.0\n")
+    budget = write_budget(
+        files,
+        f"[targets.a-rather-long-target-name]\np90_ms = {p90 * 1.001}\n"
+        "max_accuracy_drop = 1.0\nmin_accuracy = 90.0\nmax_size_mb = 1.0\n",
+    )
     code, out, err = gate(capsys, "--budget", budget, "--result", files / "r.json", "--json")
     report = json.loads(out)
     code, out, err = gate(capsys, "--budget", budget, "--result", files / "r.json")
@@ -373,6 +431,7 @@ def test_the_table_in_a_ci_log_is_not_cut(capsys, files, monkeypatch):
 
 
 # -- beyond the issue: other hostile input ------------------------------------------------------------------
+
 
 def test_a_baseline_that_is_the_result_itself_is_refused(capsys, files):
     budget = write_budget(files, "[targets.cpu]\nmax_regression = 0.1\n")
@@ -411,12 +470,15 @@ def test_an_artifact_that_is_not_a_regular_file_is_named_as_such(capsys, files):
     assert code == 2 and "not a regular file" in one_line_error(err)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("targets = 5\n", "field 'targets'"),
-    ("[targets]\ncpu = 5\n", "field 'targets.cpu'"),
-    ("[targets.cpu]\np90_ms = 1.0\nbatch = 1.5\n", "targets.cpu.batch"),
-    ("[targets.cpu]\np90_ms = 1.0\nhardware = 5\n", "targets.cpu.hardware"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("targets = 5\n", "field 'targets'"),
+        ("[targets]\ncpu = 5\n", "field 'targets.cpu'"),
+        ("[targets.cpu]\np90_ms = 1.0\nbatch = 1.5\n", "targets.cpu.batch"),
+        ("[targets.cpu]\np90_ms = 1.0\nhardware = 5\n", "targets.cpu.hardware"),
+    ],
+)
 def test_malformed_budget_tables_are_one_line_errors(capsys, files, text, message):
     code, _, err = gate(capsys, "--budget", write_budget(files, text), "--result", files / "r.json")
     assert code == 2 and message in one_line_error(err)

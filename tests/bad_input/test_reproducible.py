@@ -53,8 +53,14 @@ def machine_paths(*extra) -> list[str]:
     """Paths of this machine that must never appear in an artifact: virtualenv, torch, edgeport, cwd, ..."""
     import torch
 
-    candidates = [sys.prefix, Path(torch.__file__).parent, Path(edgeport.__file__).parent, os.getcwd(),
-                  Path.home(), *extra]
+    candidates = [
+        sys.prefix,
+        Path(torch.__file__).parent,
+        Path(edgeport.__file__).parent,
+        os.getcwd(),
+        Path.home(),
+        *extra,
+    ]
     # "/" or "/usr" alone would match by chance; anything longer is a real leak.
     return sorted({str(Path(p)) for p in candidates if len(str(Path(p))) > 4})
 
@@ -68,7 +74,9 @@ def node_debug_keys(path: Path) -> set[str]:
     model = onnx.load(str(path))
     keys = {p.key for node in model.graph.node for p in node.metadata_props}
     keys |= {p.key for p in model.graph.metadata_props}
-    keys |= {p.key for v in (*model.graph.input, *model.graph.output, *model.graph.value_info) for p in v.metadata_props}
+    keys |= {
+        p.key for v in (*model.graph.input, *model.graph.output, *model.graph.value_info) for p in v.metadata_props
+    }
     keys |= {"doc_string" for node in model.graph.node if node.doc_string}
     return keys
 
@@ -100,7 +108,7 @@ def test_no_path_of_the_build_machine_in_run_artifacts(tiny_run):
         # edgeport's own lineage stays.
         assert read_metadata(run / name)["kind"] == ("onnx-fp32" if "fp32" in name else "onnx-int8")
     manifest = json.loads((run / "manifest.json").read_text())
-    for name, key in zip(ARTIFACTS, ("fp32_onnx", "int8_onnx")):
+    for name, key in zip(ARTIFACTS, ("fp32_onnx", "int8_onnx"), strict=True):
         assert manifest["artifacts"][key]["sha256"] == sha256(run / name)
 
 
@@ -109,9 +117,21 @@ def test_no_path_of_the_build_machine_in_torch_backend_int8(tmp_path, capsys, tr
     save_checkpoint(trained_cnn, tmp_path / "w.safetensors", ModelSpec.parse("cnn:width=1,depth=3"), 1, 10, 16)
     np.savez(tmp_path / "calib.npz", x=digits16.train.x[:32], y=digits16.train.y[:32])
     out = tmp_path / f"{backend}.onnx"
-    code, _, err = run_cli(capsys, "quantize", "--quiet", "--torch", "cnn:width=1,depth=3", "--weights",
-                           tmp_path / "w.safetensors", "--calib", tmp_path / "calib.npz", "--backend", backend,
-                           "-o", out)
+    code, _, err = run_cli(
+        capsys,
+        "quantize",
+        "--quiet",
+        "--torch",
+        "cnn:width=1,depth=3",
+        "--weights",
+        tmp_path / "w.safetensors",
+        "--calib",
+        tmp_path / "calib.npz",
+        "--backend",
+        backend,
+        "-o",
+        out,
+    )
     assert code == 0, err
     found = leaked(out, machine_paths(tmp_path))
     assert not found, f"{out.name} contains {found}"
@@ -119,8 +139,10 @@ def test_no_path_of_the_build_machine_in_torch_backend_int8(tmp_path, capsys, tr
     assert read_metadata(out)["backend"] == backend
 
 
-_CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); import edgeport; print(edgeport.__file__, flush=True); "
-          "from edgeport.cli import main; sys.exit(main(sys.argv[2:]))")
+_CHILD = (
+    "import sys; sys.path.insert(0, sys.argv[1]); import edgeport; print(edgeport.__file__, flush=True); "
+    "from edgeport.cli import main; sys.exit(main(sys.argv[2:]))"
+)
 
 
 def test_two_checkouts_give_byte_identical_artifacts(tmp_path):
@@ -135,12 +157,30 @@ def test_two_checkouts_give_byte_identical_artifacts(tmp_path):
     for checkout in checkouts:
         shutil.copytree(source, checkout / "edgeport", ignore=shutil.ignore_patterns("__pycache__"))
         (checkout / "edgeport.toml").write_text(TINY_RUN)
-        children.append(subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(checkout), "run", "--config", "edgeport.toml", "--out", "runs",
-             "--quiet"], cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        children.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    _CHILD,
+                    str(checkout),
+                    "run",
+                    "--config",
+                    "edgeport.toml",
+                    "--out",
+                    "runs",
+                    "--quiet",
+                ],
+                cwd=checkout,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     runs = []
     try:
-        for checkout, child in zip(checkouts, children):
+        for checkout, child in zip(checkouts, children, strict=True):
             out, err = child.communicate(timeout=300)
             assert child.returncode == 0, err[-2000:]
             imported = out.splitlines()[0] if out else ""

@@ -73,18 +73,22 @@ def test_remote_python_starting_with_a_dash_is_refused(capsys, cnn_files, tmp_pa
     assert not pwned.exists()
 
 
-@pytest.mark.parametrize("python, expected", [("", "got nothing"), ("python3\ntouch x", "newline"),
-                                              ("python3\x00", "NUL")])
+@pytest.mark.parametrize(
+    "python, expected", [("", "got nothing"), ("python3\ntouch x", "newline"), ("python3\x00", "NUL")]
+)
 def test_remote_python_empty_or_multiline_is_refused(capsys, cnn_files, python, expected):
     code, _, err = _bench(capsys, cnn_files, "--remote", BOARD, "--remote-python", python)
     _refused(code, err, "--remote-python", expected)
 
 
-@pytest.mark.parametrize("url, part", [
-    ("ssh://-oProxyCommand=touch pwned@board.local", "user"),  # user@host would start with '-'
-    ("ssh://-oProxyCommand=touch pwned", "host"),
-    ("ssh://pi@board;touch pwned", "host"),  # shell syntax reaches %h in a user's ProxyCommand
-])
+@pytest.mark.parametrize(
+    "url, part",
+    [
+        ("ssh://-oProxyCommand=touch pwned@board.local", "user"),  # user@host would start with '-'
+        ("ssh://-oProxyCommand=touch pwned", "host"),
+        ("ssh://pi@board;touch pwned", "host"),  # shell syntax reaches %h in a user's ProxyCommand
+    ],
+)
 def test_destination_that_ssh_would_read_as_an_option_is_refused(capsys, cnn_files, tmp_path, monkeypatch, url, part):
     # The payload cannot hold a '/', so it writes into the working folder: that folder must stay empty.
     work = tmp_path / "cwd"
@@ -116,8 +120,19 @@ def test_search_refuses_before_any_work(capsys, tmp_path, option):
     pwned = tmp_path / "pwned"
     config = tiny_config(tmp_path, '"quantize.backend" = ["none"]')
     out = tmp_path / "out"
-    code, _, err = run_cli(capsys, "search", "--config", config, "--out", out, "--quiet", "--remote", BOARD,
-                           "--ssh-option", option.format(pwned=pwned))
+    code, _, err = run_cli(
+        capsys,
+        "search",
+        "--config",
+        config,
+        "--out",
+        out,
+        "--quiet",
+        "--remote",
+        BOARD,
+        "--ssh-option",
+        option.format(pwned=pwned),
+    )
     _refused(code, err, "--ssh-option", "ProxyCommand")
     assert not pwned.exists()
     assert not out.exists(), "the search created its folder or cache before refusing --ssh-option"
@@ -127,8 +142,19 @@ def test_search_refuses_remote_python_and_port_0(capsys, tmp_path):
     pwned = tmp_path / "pwned"
     config = tiny_config(tmp_path, '"quantize.backend" = ["none"]')
     out = tmp_path / "out"
-    code, _, err = run_cli(capsys, "search", "--config", config, "--out", out, "--quiet", "--remote", BOARD,
-                           "--remote-python", f"-oProxyCommand=touch {pwned}")
+    code, _, err = run_cli(
+        capsys,
+        "search",
+        "--config",
+        config,
+        "--out",
+        out,
+        "--quiet",
+        "--remote",
+        BOARD,
+        "--remote-python",
+        f"-oProxyCommand=touch {pwned}",
+    )
     _refused(code, err, "--remote-python")
     code, _, err = run_cli(capsys, "search", "--config", config, "--out", out, "--quiet", "--remote", f"{BOARD}:0")
     _refused(code, err, "--remote", "port must be 1..65535, got 0")
@@ -137,23 +163,43 @@ def test_search_refuses_remote_python_and_port_0(capsys, tmp_path):
 
 # -- what is allowed still works, and the ssh command line is safe by construction --------------------
 
+
 def test_allowed_options_parse_case_insensitively_into_a_safe_argv():
-    target = RemoteTarget.parse(BOARD, "/opt/py 3/bin/python3", (
-        "port=2222", "IdentityFile=/x", "StrictHostKeyChecking=yes", "identitiesonly=yes",
-        "UserKnownHostsFile=/k/known_hosts /k/more_hosts",  # ssh takes several files, space-separated
-        "ProxyJump=jump@bastion.example:2200,ssh://[::1]:22",
-        "ConnectTimeout=30", "ServerAliveInterval=15", "LogLevel=ERROR", "HostKeyAlias=board"))
+    target = RemoteTarget.parse(
+        BOARD,
+        "/opt/py 3/bin/python3",
+        (
+            "port=2222",
+            "IdentityFile=/x",
+            "StrictHostKeyChecking=yes",
+            "identitiesonly=yes",
+            "UserKnownHostsFile=/k/known_hosts /k/more_hosts",  # ssh takes several files, space-separated
+            "ProxyJump=jump@bastion.example:2200,ssh://[::1]:22",
+            "ConnectTimeout=30",
+            "ServerAliveInterval=15",
+            "LogLevel=ERROR",
+            "HostKeyAlias=board",
+        ),
+    )
     assert (target.user, target.host, target.port) == ("pi", "board.local", 2222)
     assert target.url == "ssh://pi@board.local:2222" and target.connect_timeout == 30
     argv = target.argv("echo hi")
     assert argv[-3:] == ["--", "pi@board.local", "echo hi"], argv
     assert argv[:3] == ["ssh", "-o", "BatchMode=yes"]
     options = [argv[i + 1] for i, word in enumerate(argv[:-3]) if word == "-o"]
-    assert options == ["BatchMode=yes", "IdentityFile=/x", "StrictHostKeyChecking=yes", "IdentitiesOnly=yes",
-                       "UserKnownHostsFile=/k/known_hosts /k/more_hosts",
-                       "ProxyJump=jump@bastion.example:2200,ssh://[::1]:22",
-                       "ConnectTimeout=30", "ServerAliveInterval=15", "LogLevel=ERROR", "HostKeyAlias=board",
-                       "ConnectTimeout=10"]  # ours last: ssh keeps the first value, the user's 30
+    assert options == [
+        "BatchMode=yes",
+        "IdentityFile=/x",
+        "StrictHostKeyChecking=yes",
+        "IdentitiesOnly=yes",
+        "UserKnownHostsFile=/k/known_hosts /k/more_hosts",
+        "ProxyJump=jump@bastion.example:2200,ssh://[::1]:22",
+        "ConnectTimeout=30",
+        "ServerAliveInterval=15",
+        "LogLevel=ERROR",
+        "HostKeyAlias=board",
+        "ConnectTimeout=10",
+    ]  # ours last: ssh keeps the first value, the user's 30
     assert "Port=2222" not in options and argv[argv.index("-p") + 1] == "2222"
 
 
@@ -177,21 +223,45 @@ def test_real_ssh_reads_nothing_after_the_destination_as_an_option():
     assert (config["user"], config["hostname"], config["port"]) == ("pi", "board.local", "2222")
     assert config["identityfile"] == "/x" and config["stricthostkeychecking"] == "true"
     assert config["batchmode"] == "yes"
-    unsafe = subprocess.run(["ssh", "-G", "-F", "/dev/null", *[w for w in argv[1:] if w != "--"]],
-                            capture_output=True, text=True, timeout=30)
+    unsafe = subprocess.run(
+        ["ssh", "-G", "-F", "/dev/null", *[w for w in argv[1:] if w != "--"]],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert "proxycommand touch /nonexistent/pwned" in unsafe.stdout  # the attack `--` stops is real
 
 
-def test_allowed_options_reach_a_real_sshd(sshd, capsys, cnn_files):
+def test_allowed_options_reach_a_real_sshd(sshd, capsys, cnn_files):  # noqa: F811 (the imported fixture)
     # Port and User given as options (not in the URL) and a lower-case key must still reach the
     # device: the allowlist refuses commands, not the options people need to log in.
     folder = sshd["folder"]
-    options = [f"port={sshd['port']}", f"User={sshd['user']}", f"IdentityFile={folder / 'user_key'}",
-               f"UserKnownHostsFile={folder / 'known_hosts'}", "IdentitiesOnly=yes", "StrictHostKeyChecking=yes",
-               "ConnectTimeout=20", "ServerAliveInterval=15"]
-    code, out, err = run_cli(capsys, "bench", cnn_files / "model.onnx", "--iterations", 20, "--warmup", 2, "--quiet",
-                             "--json", "--remote", "ssh://127.0.0.1", "--remote-python", sys.executable,
-                             *[word for option in options for word in ("--ssh-option", option)])
+    options = [
+        f"port={sshd['port']}",
+        f"User={sshd['user']}",
+        f"IdentityFile={folder / 'user_key'}",
+        f"UserKnownHostsFile={folder / 'known_hosts'}",
+        "IdentitiesOnly=yes",
+        "StrictHostKeyChecking=yes",
+        "ConnectTimeout=20",
+        "ServerAliveInterval=15",
+    ]
+    code, out, err = run_cli(
+        capsys,
+        "bench",
+        cnn_files / "model.onnx",
+        "--iterations",
+        20,
+        "--warmup",
+        2,
+        "--quiet",
+        "--json",
+        "--remote",
+        "ssh://127.0.0.1",
+        "--remote-python",
+        sys.executable,
+        *[word for option in options for word in ("--ssh-option", option)],
+    )
     assert code == 0, err
     result = json.loads(out)["results"][0]
     assert result["settings"]["remote"] == f"ssh://{sshd['user']}@127.0.0.1:{sshd['port']}"

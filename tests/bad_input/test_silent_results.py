@@ -14,8 +14,17 @@ from tests.bad_input.conftest import one_line_error, run_cli
 
 
 def _quantize(capsys, folder: Path, *extra):
-    return run_cli(capsys, "quantize", folder / "model.onnx", "--calib", folder / "calib.npz", "--quiet",
-                   "-o", folder / "out.onnx", *extra)
+    return run_cli(
+        capsys,
+        "quantize",
+        folder / "model.onnx",
+        "--calib",
+        folder / "calib.npz",
+        "--quiet",
+        "-o",
+        folder / "out.onnx",
+        *extra,
+    )
 
 
 def _nothing_written(folder: Path) -> bool:
@@ -31,6 +40,7 @@ def folder(cnn_files, tmp_path) -> Path:
 
 # --- 7. degenerate calibration data ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["zeros", "constant", "nan", "inf", "empty"])
 def test_degenerate_calibration_is_refused(folder, capsys, kind):
     x = np.load(folder / "calib.npz")["x"]
@@ -43,8 +53,9 @@ def test_degenerate_calibration_is_refused(folder, capsys, kind):
         assert code == 2
         line = one_line_error(err)
         assert "calib.npz" in line and "model.onnx" not in line, line
-        assert {"zeros": "all zero", "constant": "constant", "nan": "NaN", "inf": "Inf",
-                "empty": "no samples"}[kind] in line
+        assert {"zeros": "all zero", "constant": "constant", "nan": "NaN", "inf": "Inf", "empty": "no samples"}[
+            kind
+        ] in line
         assert _nothing_written(folder)
 
 
@@ -55,23 +66,44 @@ def test_constant_calibration_is_refused_for_torch_backends(folder, capsys, trai
     save_checkpoint(trained_cnn, folder / "w.safetensors", ModelSpec.parse("cnn:width=1,depth=3"), 1, 10, 16)
     x = np.load(folder / "calib.npz")["x"]
     np.savez(folder / "calib.npz", x=np.zeros_like(x))
-    code, _, err = run_cli(capsys, "quantize", "--torch", "cnn:width=1,depth=3", "--weights", folder / "w.safetensors",
-                           "--num-classes", 10, "--calib", folder / "calib.npz", "--backend", "torch-fx", "--quiet",
-                           "-o", folder / "out.onnx")
+    code, _, err = run_cli(
+        capsys,
+        "quantize",
+        "--torch",
+        "cnn:width=1,depth=3",
+        "--weights",
+        folder / "w.safetensors",
+        "--num-classes",
+        10,
+        "--calib",
+        folder / "calib.npz",
+        "--backend",
+        "torch-fx",
+        "--quiet",
+        "-o",
+        folder / "out.onnx",
+    )
     assert code == 2 and "all zero" in one_line_error(err)
     assert _nothing_written(folder)
 
 
 # --- 8. validation data is checked like calibration data --------------------------------------------
 
-@pytest.mark.parametrize("kind,expected", [("empty", "no samples"), ("nan", "NaN"), ("y+1000", "0..9"),
-                                           ("y-5", ">= 0"), ("y-float", "integer")])
+
+@pytest.mark.parametrize(
+    "kind,expected",
+    [("empty", "no samples"), ("nan", "NaN"), ("y+1000", "0..9"), ("y-5", ">= 0"), ("y-float", "integer")],
+)
 def test_bad_validation_data_is_refused(folder, capsys, kind, expected):
     val = np.load(folder / "val.npz")
     x, y = val["x"].copy(), val["y"]
-    arrays = {"empty": {"x": x[:0], "y": y[:0]}, "nan": {"x": np.where(x > 1, np.nan, x), "y": y},
-              "y+1000": {"x": x, "y": y + 1000}, "y-5": {"x": x, "y": y - 5},
-              "y-float": {"x": x, "y": y.astype(np.float32)}}[kind]
+    arrays = {
+        "empty": {"x": x[:0], "y": y[:0]},
+        "nan": {"x": np.where(x > 1, np.nan, x), "y": y},
+        "y+1000": {"x": x, "y": y + 1000},
+        "y-5": {"x": x, "y": y - 5},
+        "y-float": {"x": x, "y": y.astype(np.float32)},
+    }[kind]
     np.savez(folder / "val.npz", **arrays)
     code, _, err = _quantize(capsys, folder, "--val", folder / "val.npz")
     assert code == 2
@@ -82,26 +114,38 @@ def test_bad_validation_data_is_refused(folder, capsys, kind, expected):
 
 # --- 9. layers inside If/Loop subgraphs ---------------------------------------------------------------
 
+
 def _model_with_layers_in_if(path: Path) -> None:
     """Both branches of an If hold the model's only MatMul: nothing at the top level to quantize."""
     rng = np.random.default_rng(0)
     weight = numpy_helper.from_array(rng.standard_normal((8, 4)).astype(np.float32), "W")
 
     def branch(name, scale):
-        nodes = [helper.make_node("MatMul", ["x", "W"], [f"{name}_h"], name=f"{name}_matmul"),
-                 helper.make_node("Mul", [f"{name}_h", f"{name}_s"], [f"{name}_y"], name=f"{name}_mul")]
+        nodes = [
+            helper.make_node("MatMul", ["x", "W"], [f"{name}_h"], name=f"{name}_matmul"),
+            helper.make_node("Mul", [f"{name}_h", f"{name}_s"], [f"{name}_y"], name=f"{name}_mul"),
+        ]
         consts = [numpy_helper.from_array(np.array(scale, np.float32), f"{name}_s")]
-        return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(f"{name}_y", TensorProto.FLOAT,
-                                                                                 ["n", 4])], consts)
+        return helper.make_graph(
+            nodes, name, [], [helper.make_tensor_value_info(f"{name}_y", TensorProto.FLOAT, ["n", 4])], consts
+        )
 
     # The condition is computed from the input, so no optimiser can fold the If away.
     limit = numpy_helper.from_array(np.array(-1e30, np.float32), "limit")
-    nodes = [helper.make_node("ReduceMax", ["x"], ["peak"], name="peak", keepdims=0),
-             helper.make_node("Greater", ["peak", "limit"], ["cond"], name="cond"),
-             helper.make_node("If", ["cond"], ["logits"], name="choose", then_branch=branch("then", 1.0),
-                              else_branch=branch("else", 2.0))]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 4])], [weight, limit])
+    nodes = [
+        helper.make_node("ReduceMax", ["x"], ["peak"], name="peak", keepdims=0),
+        helper.make_node("Greater", ["peak", "limit"], ["cond"], name="cond"),
+        helper.make_node(
+            "If", ["cond"], ["logits"], name="choose", then_branch=branch("then", 1.0), else_branch=branch("else", 2.0)
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 4])],
+        [weight, limit],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
 
 
@@ -126,9 +170,15 @@ def test_coverage_counts_layers_inside_subgraphs(tmp_path):
 
 # --- 10. exclusions that name nothing -------------------------------------------------------------------
 
-@pytest.mark.parametrize("option,value,expected", [("--exclude-node", "NoSuchNode", "no node of that name"),
-                                                   ("--exclude-op-type", "Bogus", "no such op"),
-                                                   ("--exclude-op-type", "LSTM", "no such op")])
+
+@pytest.mark.parametrize(
+    "option,value,expected",
+    [
+        ("--exclude-node", "NoSuchNode", "no node of that name"),
+        ("--exclude-op-type", "Bogus", "no such op"),
+        ("--exclude-op-type", "LSTM", "no such op"),
+    ],
+)
 def test_unknown_exclusions_are_refused(folder, capsys, option, value, expected):
     code, _, err = _quantize(capsys, folder, option, value)
     assert code == 2
@@ -142,9 +192,25 @@ def test_unknown_torch_module_exclusion_is_refused(folder, capsys, trained_cnn):
     from edgeport.models.checkpoint import save_checkpoint
 
     save_checkpoint(trained_cnn, folder / "w.safetensors", ModelSpec.parse("cnn:width=1,depth=3"), 1, 10, 16)
-    code, _, err = run_cli(capsys, "quantize", "--torch", "cnn:width=1,depth=3", "--weights", folder / "w.safetensors",
-                           "--num-classes", 10, "--calib", folder / "calib.npz", "--backend", "torch-fx",
-                           "--exclude-node", "features.99", "--quiet", "-o", folder / "out.onnx")
+    code, _, err = run_cli(
+        capsys,
+        "quantize",
+        "--torch",
+        "cnn:width=1,depth=3",
+        "--weights",
+        folder / "w.safetensors",
+        "--num-classes",
+        10,
+        "--calib",
+        folder / "calib.npz",
+        "--backend",
+        "torch-fx",
+        "--exclude-node",
+        "features.99",
+        "--quiet",
+        "-o",
+        folder / "out.onnx",
+    )
     assert code == 2 and "features.99" in one_line_error(err) and "no such module" in err
     assert _nothing_written(folder)
 
@@ -161,12 +227,16 @@ def test_a_real_exclusion_still_works(folder, capsys):
 
 # --- 11. NaN and Inf in numeric options and settings ---------------------------------------------------
 
-@pytest.mark.parametrize("args", [
-    ["--max-accuracy-drop", "nan", "--val", "VAL"],
-    ["--max-accuracy-drop", "inf", "--val", "VAL"],
-    ["--min-cosine", "nan"],
-    ["--percentile", "inf", "--calibration-method", "percentile"],
-])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--max-accuracy-drop", "nan", "--val", "VAL"],
+        ["--max-accuracy-drop", "inf", "--val", "VAL"],
+        ["--min-cosine", "nan"],
+        ["--percentile", "inf", "--calibration-method", "percentile"],
+    ],
+)
 def test_quantize_refuses_nan_and_inf_options(folder, capsys, args):
     args = [str(folder / "val.npz") if a == "VAL" else a for a in args]
     code, _, err = _quantize(capsys, folder, *args)
@@ -183,8 +253,10 @@ def test_run_refuses_nan_and_inf_options(tmp_path, capsys, args):
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("line", ['[run.student]\ntemperature = nan', '[run.student]\nalpha = inf',
-                                  '[run.quantize]\nmax_accuracy_drop = nan'])
+@pytest.mark.parametrize(
+    "line",
+    ["[run.student]\ntemperature = nan", "[run.student]\nalpha = inf", "[run.quantize]\nmax_accuracy_drop = nan"],
+)
 def test_project_file_refuses_nan_and_inf(tmp_path, capsys, line):
     config = tmp_path / "edgeport.toml"
     config.write_text(f"[run]\nseed = 0\n{line}\n")
@@ -207,6 +279,7 @@ def test_search_settings_refuse_nan_and_inf(tmp_path, capsys):
 
 
 # --- 12. datasets with one class, sparse labels or NaN pixels ------------------------------------------
+
 
 def _digits_npz(path: Path, y_map=None, nan=False, classes=None):
     from edgeport.data import load_dataset
@@ -231,8 +304,9 @@ def test_bad_datasets_are_refused_up_front(tmp_path, capsys, case, expected):
         _digits_npz(data, classes=[3])
     else:
         _digits_npz(data, nan=True)
-    code, _, err = run_cli(capsys, "run", "--dataset", "npz", "--data-path", data, "--image-size", 8,
-                           "--out", tmp_path / "runs", "--quiet")
+    code, _, err = run_cli(
+        capsys, "run", "--dataset", "npz", "--data-path", data, "--image-size", 8, "--out", tmp_path / "runs", "--quiet"
+    )
     assert code == 2
     line = one_line_error(err)
     assert "data.npz" in line and expected in line, line
@@ -256,9 +330,27 @@ def test_run_on_sparse_labels_builds_a_four_class_model(tmp_path, capsys):
 
     data = tmp_path / "data.npz"
     _digits_npz(data, y_map=lambda y: (y % 4) * 1_000_000, classes=[0, 1, 2, 3])
-    code, out, err = run_cli(capsys, "run", "--dataset", "npz", "--data-path", data, "--image-size", 8,
-                             "--epochs", 1, "--skip-no-kd", "--iterations", 40, "--calibration-samples", 32,
-                             "--out", tmp_path / "runs", "--quiet", "--json")
+    code, out, err = run_cli(
+        capsys,
+        "run",
+        "--dataset",
+        "npz",
+        "--data-path",
+        data,
+        "--image-size",
+        8,
+        "--epochs",
+        1,
+        "--skip-no-kd",
+        "--iterations",
+        40,
+        "--calibration-samples",
+        32,
+        "--out",
+        tmp_path / "runs",
+        "--quiet",
+        "--json",
+    )
     assert code == 0, err
     manifest = json.loads(out)
     assert manifest["dataset"]["num_classes"] == 4 and manifest["dataset"]["label_values"][-1] == 3_000_000
@@ -268,8 +360,17 @@ def test_run_on_sparse_labels_builds_a_four_class_model(tmp_path, capsys):
     assert output.type.tensor_type.shape.dim[1].dim_value == 4  # not 3,000,001 classes
 
 
-@pytest.mark.parametrize("args", [["--duration", "inf"], ["--duration", "nan"], ["--warmup", "nans"],
-                                  ["--warmup", "infs"], ["--margin", "nan", "--vs", "MODEL"], ["--seed", "-1"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--duration", "inf"],
+        ["--duration", "nan"],
+        ["--warmup", "nans"],
+        ["--warmup", "infs"],
+        ["--margin", "nan", "--vs", "MODEL"],
+        ["--seed", "-1"],
+    ],
+)
 def test_bench_refuses_nan_and_inf_options(folder, capsys, args):
     args = [str(folder / "model.onnx") if a == "MODEL" else a for a in args]
     code, out, err = run_cli(capsys, "bench", folder / "model.onnx", "--quiet", "-o", folder / "r.json", *args)

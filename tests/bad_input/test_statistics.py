@@ -43,8 +43,9 @@ def bursty_pair(rng: np.random.Generator, effect: float = 1.0) -> tuple[np.ndarr
 def sample_level_interval(a: np.ndarray, b: np.ndarray, seed: int) -> tuple[float, float]:
     """The method compare() used before: single samples of a and b resampled as if independent."""
     rng = np.random.default_rng(seed)
-    ratios = (np.percentile(a[rng.integers(0, a.size, (500, a.size))], 50, axis=1)
-              / np.percentile(b[rng.integers(0, b.size, (500, b.size))], 50, axis=1))
+    ratios = np.percentile(a[rng.integers(0, a.size, (500, a.size))], 50, axis=1) / np.percentile(
+        b[rng.integers(0, b.size, (500, b.size))], 50, axis=1
+    )
     low, high = np.percentile(ratios, [2.5, 97.5])
     return float(low), float(high)
 
@@ -130,6 +131,7 @@ def test_round_intervals_in_summarize_are_wider_than_single_sample_ones_under_bu
 
 # --- through the command line, on a tiny ONNX model ---------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tiny_onnx(tmp_path_factory):
     """Two MatMuls and a Relu, built with onnx.helper: nothing to train, microseconds per run."""
@@ -139,10 +141,16 @@ def tiny_onnx(tmp_path_factory):
     rng = np.random.default_rng(0)
     weights = [numpy_helper.from_array(rng.standard_normal((32, 32)).astype(np.float32), f"w{i}") for i in range(2)]
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w0"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
-         helper.make_node("MatMul", ["r", "w1"], ["y"])], "tiny",
+        [
+            helper.make_node("MatMul", ["x", "w0"], ["h"]),
+            helper.make_node("Relu", ["h"], ["r"]),
+            helper.make_node("MatMul", ["r", "w1"], ["y"]),
+        ],
+        "tiny",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32])], weights)
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32])],
+        weights,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     path = tmp_path_factory.mktemp("tiny") / "tiny.onnx"
@@ -152,8 +160,7 @@ def tiny_onnx(tmp_path_factory):
 
 @pytest.mark.parametrize("iterations", [1, 7, 23])
 def test_bench_records_exactly_the_iterations_asked_for(tiny_onnx, capsys, iterations):
-    code, out, err = run_cli(capsys, "bench", tiny_onnx, "--iterations", iterations, "--warmup", 2, "--json",
-                             "--quiet")
+    code, out, err = run_cli(capsys, "bench", tiny_onnx, "--iterations", iterations, "--warmup", 2, "--json", "--quiet")
     assert code == 0, err
     result = json.loads(out)["results"][0]
     settings = result["settings"]
@@ -195,13 +202,16 @@ def test_bench_vs_prints_and_records_the_margin(tiny_onnx, capsys):
     assert low <= comparison["p50_ratio"] <= high and "mann_whitney_p" not in comparison
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--margin", "-0.01"], "--margin must be a finite fraction"),
-    (["--margin", "1"], "--margin must be a finite fraction"),
-    (["--margin", "nan"], "'--margin': expected a finite number"),
-    (["--margin", "inf"], "'--margin': expected a finite number"),
-    (["--iterations", "5"], "needs at least 10 iterations"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--margin", "-0.01"], "--margin must be a finite fraction"),
+        (["--margin", "1"], "--margin must be a finite fraction"),
+        (["--margin", "nan"], "'--margin': expected a finite number"),
+        (["--margin", "inf"], "'--margin': expected a finite number"),
+        (["--iterations", "5"], "needs at least 10 iterations"),
+    ],
+)
 def test_bad_comparison_settings_exit_2_before_measuring(tiny_onnx, capsys, extra, message):
     code, _, err = run_cli(capsys, "bench", tiny_onnx, "--vs", tiny_onnx, "--quiet", *extra)
     assert code == 2 and message in one_line_error(err), err
@@ -213,21 +223,34 @@ def test_margin_without_vs_is_refused(tiny_onnx, capsys):
 
 
 def test_gate_on_a_single_sample_refuses_cleanly(tiny_onnx, tmp_path, capsys):
-    code, _, err = run_cli(capsys, "bench", tiny_onnx, "--iterations", 1, "--warmup", 1, "--quiet",
-                           "-o", tmp_path / "one.json")
+    code, _, err = run_cli(
+        capsys, "bench", tiny_onnx, "--iterations", 1, "--warmup", 1, "--quiet", "-o", tmp_path / "one.json"
+    )
     assert code == 0, err
     budget = tmp_path / "budgets.toml"
     budget.write_text("[targets.cpu]\np50_ms = 1000.0\n")
     code, _, err = run_cli(capsys, "gate", "--budget", budget, "--result", tmp_path / "one.json", "--quiet")
     assert code == 2 and "1 samples cannot support a p50 budget" in one_line_error(err)
     # Two samples, two rounds of one: a p50 budget far above the latency passes, nothing divides by zero.
-    code, _, err = run_cli(capsys, "bench", tiny_onnx, "--iterations", 2, "--warmup", 1, "--quiet",
-                           "-o", tmp_path / "two.json")
+    code, _, err = run_cli(
+        capsys, "bench", tiny_onnx, "--iterations", 2, "--warmup", 1, "--quiet", "-o", tmp_path / "two.json"
+    )
     code, out, err = run_cli(capsys, "gate", "--budget", budget, "--result", tmp_path / "two.json", "--json")
     check = json.loads(out)["checks"][0]
     assert code == 0 and check["verdict"] == "pass" and all(math.isfinite(v) for v in check["interval"]), out
     # A regression check measured from one sample per side cannot bound a ratio: one line, exit 2.
     budget.write_text("[targets.cpu]\nmax_regression = 0.1\n")
-    code, _, err = run_cli(capsys, "gate", "--budget", budget, "--artifact", tiny_onnx, "--baseline-artifact",
-                           tiny_onnx, "--iterations", 1, "--quiet")
+    code, _, err = run_cli(
+        capsys,
+        "gate",
+        "--budget",
+        budget,
+        "--artifact",
+        tiny_onnx,
+        "--baseline-artifact",
+        tiny_onnx,
+        "--iterations",
+        1,
+        "--quiet",
+    )
     assert code == 2 and "cannot bound a ratio" in one_line_error(err)

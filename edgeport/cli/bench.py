@@ -1,0 +1,157 @@
+"""``edgeport bench``: latency with percentiles, intervals and A/B comparisons."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from edgeport.cli.app import cli
+from edgeport.cli.common import FINITE, SEED
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False), required=False)
+@click.option("--vs", help="A second model measured interleaved with MODEL (A/B comparison).")
+@click.option("--torch", "torch_spec", help="Measure a PyTorch model instead (spec or package.module:factory).")
+@click.option("--weights", help="safetensors weights for --torch.")
+@click.option("--num-classes", type=int, help="num_classes for --torch factories that need it.")
+@click.option("--engine", help="torch quantized engine to select for --torch (x86, fbgemm, qnnpack, onednn).")
+@click.option("--batch", "batches", default="1", show_default=True, help="Batch sizes, e.g. 1,8.")
+@click.option("--threads", "threads", default="1", show_default=True, help="Intra-op thread counts, e.g. 1,2.")
+@click.option("--provider", default="cpu", show_default=True, help="cpu, cuda, tensorrt, openvino or auto.")
+@click.option(
+    "--opt-level", default="all", show_default=True, help="Graph optimisation: disable, basic, extended, all."
+)
+@click.option(
+    "--warmup", default="50", show_default=True, help="Untimed runs before measuring: a count (50) or seconds (2s)."
+)
+@click.option("--iterations", type=int, default=1000, show_default=True, help="Timed runs per model and setting.")
+@click.option("--duration", type=FINITE, help="Measure for this many seconds instead of --iterations.")
+@click.option(
+    "--rounds", type=int, default=10, show_default=True, help="Interleaving rounds (A/B alternate per round)."
+)
+@click.option(
+    "--margin",
+    type=FINITE,
+    default=0.0,
+    show_default=True,
+    help="With --vs: call A faster/slower only beyond this relative difference (0.02 = 2%).",
+)
+@click.option("--shape", "shapes", multiple=True, help="Shape of a dynamic input: name=1x3x32x32.")
+@click.option("--inputs", "inputs_path", help=".npz with real inputs (x, or one array per input name).")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of synthetic inputs and bootstrap.")
+@click.option("--remote", help="Measure on an edge device: ssh://user@host[:port] (numpy + onnxruntime there).")
+@click.option("--remote-python", default="python3", show_default=True, help="Python on the device.")
+@click.option(
+    "--ssh-option",
+    "ssh_options",
+    multiple=True,
+    help="Extra ssh -o KEY=VALUE, e.g. IdentityFile=~/.ssh/board or UserKnownHostsFile=...",
+)
+@click.option("-o", "--output", help="Write the full result (raw samples included) to this JSON file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def bench(
+    model,
+    vs,
+    torch_spec,
+    weights,
+    num_classes,
+    engine,
+    batches,
+    threads,
+    provider,
+    opt_level,
+    warmup,
+    iterations,
+    duration,
+    rounds,
+    margin,
+    shapes,
+    inputs_path,
+    seed,
+    remote,
+    remote_python,
+    ssh_options,
+    output,
+    as_json,
+    quiet,
+) -> None:
+    """Measure ONNX latency with onnxruntime: percentiles with 95% intervals, optional A/B."""
+    from edgeport.bench_job import parse_int_list, parse_shapes, run_bench
+    from edgeport.benchmarks import BenchSettings
+    from edgeport.benchmarks.remote import RemoteTarget
+    from edgeport.progress import SILENT, RichProgress
+    from edgeport.report.summary import print_bench_summary
+
+    try:
+        warmup_runs, warmup_s = (0, float(warmup[:-1])) if warmup.endswith("s") else (int(warmup), None)
+    except ValueError:
+        raise click.BadParameter(
+            f"expected a count such as 50 or seconds such as 2s, got {warmup!r}", param_hint="--warmup"
+        ) from None
+    settings = BenchSettings(
+        warmup=warmup_runs,
+        iterations=iterations,
+        rounds=rounds,
+        optimization_level=opt_level,
+        seed=seed,
+        provider=provider,
+        duration_s=duration,
+        warmup_s=warmup_s,
+    )
+    from edgeport.benchmarks.compare import MIN_COMPARE_SAMPLES, check_margin
+
+    check_margin(margin)
+    if margin and not vs:
+        raise click.UsageError("--margin applies to an A/B comparison: give --vs OTHER.onnx")
+    if vs and duration is None and iterations < MIN_COMPARE_SAMPLES:  # refuse before measuring, not after
+        raise click.BadParameter(
+            f"an A/B comparison needs at least {MIN_COMPARE_SAMPLES} iterations per model, got {iterations}",
+            param_hint="--iterations",
+        )
+    if torch_spec is not None:
+        from edgeport.bench_job import run_torch_bench
+
+        if model or vs or remote or weights is None:
+            raise click.UsageError("--torch takes --weights and no MODEL.onnx, --vs or --remote")
+        report = run_torch_bench(
+            torch_spec,
+            weights,
+            num_classes,
+            engine,
+            parse_int_list(batches, "--batch"),
+            parse_int_list(threads, "--threads"),
+            settings,
+            parse_shapes(shapes),
+            inputs_path,
+            output,
+        )
+        if as_json:
+            click.echo(json.dumps(report, indent=2, default=str))
+        else:
+            print_bench_summary(report)
+        return
+    if model is None:
+        raise click.UsageError("give MODEL.onnx (or --torch SPEC --weights W.safetensors)")
+    target = RemoteTarget.parse(remote, remote_python, ssh_options) if remote else None
+    if target is not None and (duration is not None or warmup_s is not None):
+        raise click.BadParameter("--remote takes counts: use --iterations and a --warmup count", param_hint="--remote")
+    report = run_bench(
+        model,
+        vs,
+        parse_int_list(batches, "--batch"),
+        parse_int_list(threads, "--threads"),
+        settings,
+        parse_shapes(shapes),
+        inputs_path,
+        output,
+        SILENT if quiet else RichProgress(),
+        target,
+        margin=margin,
+    )
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        print_bench_summary(report)

@@ -1,0 +1,60 @@
+"""What several commands share: option types, exit codes, the gate's output and the fallback exit."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import click
+
+from edgeport.config import MAX_SEED
+
+EXIT_CHECK_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class FiniteFloat(click.ParamType):
+    """A float option that refuses NaN and Inf (click's FLOAT accepts "nan" and "inf")."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) and math.isfinite(value):
+            return value
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"expected a number, got {value!r}", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"expected a finite number, got {value!r}", param, ctx)
+        return number
+
+
+FINITE = FiniteFloat()
+SEED = click.IntRange(0, MAX_SEED)  # numpy and scikit-learn take 32-bit unsigned seeds
+
+
+def exit_if_fallback_missed(manifest: dict) -> None:
+    """A model outside its accuracy tolerance is still written, but the command fails (exit 1)."""
+    fallback = manifest.get("fallback")
+    if fallback is not None and not fallback["within_tolerance"]:
+        raise click.exceptions.Exit(EXIT_CHECK_FAILED)
+
+
+def reduce_range_value(value: str) -> bool | str:
+    """--reduce-range auto|true|false as the config value: "auto" stays a string."""
+    return value if value == "auto" else value == "true"
+
+
+def emit_gate(report: dict, junit, github: bool, as_json: bool) -> None:
+    """The verdict, then the reports; a report that cannot be written is exit 2 after the verdict is shown."""
+    from edgeport.gate.reporters import emit
+
+    emit(
+        report,
+        junit,
+        github,
+        as_json,
+        click.echo,
+        lambda verdict: click.echo(json.dumps(verdict, indent=2, default=str)),
+    )

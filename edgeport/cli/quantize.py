@@ -1,0 +1,123 @@
+"""``edgeport quantize``: an fp32 ONNX file or torch model to a verified int8 ONNX artifact."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from edgeport.cli.app import cli
+from edgeport.cli.common import FINITE, exit_if_fallback_missed, reduce_range_value
+
+
+@cli.command()
+@click.argument("model", required=False, type=click.Path(dir_okay=False))
+@click.option("--torch", "torch_spec", help="Quantize a torch model: package.module:factory or a registered spec.")
+@click.option("--weights", help="safetensors weights for --torch.")
+@click.option(
+    "--num-classes", type=click.IntRange(min=2), help="num_classes for --torch factories (default: from labels y)."
+)
+@click.option("--calib", required=True, help=".npz with calibration inputs: x, or one array per input name.")
+@click.option("--val", help=".npz used to verify the int8 model (and measure accuracy if it has y).")
+@click.option(
+    "--backend",
+    default="ort-static",
+    show_default=True,
+    help="ort-static, ort-dynamic (fp32 ONNX); torch-fx, torch-fx-qat, torch-pt2e (--torch); see `edgeport list`.",
+)
+@click.option("--format", "quant_format", help="qdq or qoperator (ort-static).")
+@click.option("--per-channel/--per-tensor", default=None, help="Weight ranges per output channel or per tensor.")
+@click.option("--activation-type", help="uint8 or int8 (ort-static).")
+@click.option("--weight-type", help="uint8 or int8 (ort backends).")
+@click.option("--symmetric-activations/--asymmetric-activations", default=None)
+@click.option(
+    "--reduce-range",
+    type=click.Choice(["auto", "true", "false"]),
+    default="auto",
+    show_default=True,
+    help="7-bit weights; auto = on x86 CPUs without VNNI.",
+)
+@click.option("--calibration-method", help="minmax, entropy or percentile (ort-static).")
+@click.option("--calibration-samples", type=int, help="How many calibration samples to use.")
+@click.option("--percentile", type=FINITE, help="Percentile for --calibration-method percentile.")
+@click.option("--exclude-node", "exclude_nodes", multiple=True, help="Keep this node (torch: module) in float.")
+@click.option("--exclude-op-type", "exclude_op_types", multiple=True, help="Keep all nodes of this op type in float.")
+@click.option("--engine", help="torch backends: x86, fbgemm, qnnpack or onednn.")
+@click.option("--qat-epochs", type=int, help="torch-fx-qat: fine-tuning epochs on the labelled --calib data.")
+@click.option("--qat-lr", type=FINITE, help="torch-fx-qat: learning rate.")
+@click.option(
+    "--exporter",
+    type=click.Choice(["dynamo", "torchscript"]),
+    default="dynamo",
+    show_default=True,
+    help="Exporter for the fp32 ONNX of a --torch model.",
+)
+@click.option(
+    "--max-accuracy-drop",
+    type=FINITE,
+    help="Fallback: keep sensitive layers in float until top-1 on --val is within this many points.",
+)
+@click.option(
+    "--min-cosine",
+    type=FINITE,
+    help="Fallback for models without labels: required mean cosine similarity to the fp32 outputs.",
+)
+@click.option(
+    "--fallback-layer",
+    "fallback_layers",
+    multiple=True,
+    help="Only these layers may fall back to float (default: every conv/linear layer).",
+)
+@click.option("-o", "--output", help="Output .onnx (default MODEL.int8.onnx); the manifest goes beside it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def quantize(
+    model,
+    torch_spec,
+    weights,
+    num_classes,
+    calib,
+    val,
+    output,
+    as_json,
+    quiet,
+    exporter,
+    quant_format,
+    reduce_range,
+    max_accuracy_drop,
+    min_cosine,
+    fallback_layers,
+    **options,
+) -> None:
+    """Quantize an fp32 ONNX file or a torch model to a verified int8 ONNX artifact."""
+    from edgeport.progress import SILENT, RichProgress
+    from edgeport.quant_backends.fallback import Tolerance
+    from edgeport.quantize_job import quantize_file
+    from edgeport.report.summary import print_quantize_summary
+
+    config = {k: (tuple(v) if isinstance(v, tuple) else v) for k, v in options.items() if v is not None and v != ()}
+    if quant_format is not None:
+        config["format"] = quant_format
+    config["reduce_range"] = reduce_range_value(reduce_range)
+    tolerance = None
+    if max_accuracy_drop is not None or min_cosine is not None:
+        tolerance = Tolerance(max_drop=max_accuracy_drop, min_cosine=min_cosine)
+    path, manifest = quantize_file(
+        model,
+        torch_spec,
+        weights,
+        calib,
+        val,
+        config,
+        output,
+        num_classes,
+        exporter,
+        tolerance,
+        list(fallback_layers) or None,
+        SILENT if quiet else RichProgress(),
+    )
+    if as_json:
+        click.echo(json.dumps(manifest, indent=2, default=str))
+    else:
+        print_quantize_summary(manifest, path)
+    exit_if_fallback_missed(manifest)

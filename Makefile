@@ -44,6 +44,7 @@ perf: $(STAMP)
 	$(BIN)/python perf/bench_overhead.py
 	$(BIN)/python perf/search.py
 	$(BIN)/python perf/gate_aa.py
+	$(BIN)/python perf/bench_aa.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

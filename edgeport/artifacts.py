@@ -101,15 +101,22 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def _probe_writable(folder: Path) -> None:
+    # os.access answers for the real uid and ignores read-only mounts; creating a file is the proof.
+    try:
+        tempfile.NamedTemporaryFile(dir=folder, prefix=".edgeport-probe-", delete=True).close()
+    except OSError as exc:
+        raise ArtifactError(f"{folder}: folder is not writable ({exc.strerror or exc})") from exc
+
+
 def ensure_writable_dir(path: str | os.PathLike) -> Path:
     """Create ``path`` if needed and prove we can write into it, or raise ArtifactError."""
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".edgeport-probe-", delete=True)
-        probe.close()
     except OSError as exc:
         raise ArtifactError(f"output folder {str(path)!r} is not writable: {exc.strerror or exc}") from exc
+    _probe_writable(path)
     return path
 
 
@@ -119,14 +126,6 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist (yet): compare where they would be
         return Path(a).resolve() == Path(b).resolve()
-
-
-def _probe_writable(folder: Path) -> None:
-    # os.access answers for the real uid and ignores read-only mounts; creating a file is the proof.
-    try:
-        tempfile.NamedTemporaryFile(dir=folder, prefix=".edgeport-probe-", delete=True).close()
-    except OSError as exc:
-        raise ArtifactError(f"{folder}: folder is not writable ({exc.strerror or exc})") from exc
 
 
 def check_output_file(path: str | os.PathLike, inputs: tuple = (), what: str = "output") -> Path:
@@ -168,7 +167,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def make_staging_dir(parent: Path, kind: str, label: str = "") -> Path:
-    """A fresh hidden folder ``.<kind>-[<label>-]<host>@<pid>-XXXX`` in ``parent``."""
+    """A fresh hidden folder ``.<kind>-[<label>-]<host>@<pid>-<random>`` in ``parent``."""
     if kind not in STAGING_KINDS:
         raise ValueError(f"unknown staging kind {kind!r}")
     prefix = f".{kind}-{label + '-' if label else ''}{_host_tag()}@{os.getpid()}-"

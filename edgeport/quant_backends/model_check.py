@@ -28,7 +28,6 @@ class ModelFacts:
     path: Path
     opset: int
     inputs: dict[str, tuple[tuple, np.dtype]]  # name -> (shape with symbolic dims as strings, dtype)
-    fixed_batch: int | None  # the first input's batch size when the model fixes it
 
     @property
     def input_names(self) -> list[str]:
@@ -121,9 +120,7 @@ def check_fp32_model(path: str | Path) -> ModelFacts:
             f"{path}: opset {opset} is newer than onnxruntime {_ort_version()} runs int8 "
             f"(no QuantizeLinear kernel at opset {opset}){hint}"
         )
-    first_shape = next(iter(inputs.values()))[0]
-    fixed = first_shape[0] if first_shape and isinstance(first_shape[0], int) and first_shape[0] > 0 else None
-    return ModelFacts(path, opset, inputs, fixed)
+    return ModelFacts(path, opset, inputs)
 
 
 def check_inputs_fit(facts: ModelFacts, arrays: dict[str, np.ndarray], source: str | Path, role: str) -> None:

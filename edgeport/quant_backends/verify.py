@@ -71,8 +71,10 @@ def run_outputs(session, inputs: dict[str, np.ndarray], batch: int = 256) -> np.
 def int8_coverage(int8_path: str | os.PathLike) -> dict:
     """Share of Conv/Gemm/MatMul that run as integer kernels after ORT_ENABLE_ALL, unfused ones named.
 
-    Layers inside If/Loop/Scan subgraphs count too (``in_subgraphs`` says how many sat there).
+    Layers inside If/Loop/Scan subgraphs count too (``in_subgraphs`` says how many sat there);
+    ``quantized_nodes`` counts every node only a quantized model has (Q/DQ, integer kernels).
     """
+    from edgeport.quant_backends.calibration import QUANTIZED_OPS
     from edgeport.quant_backends.graph import iter_nodes
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,22 +91,15 @@ def int8_coverage(int8_path: str | os.PathLike) -> dict:
         "float_kernels": len(floating),
         "share": len(integer) / total if total else 0.0,
         "in_subgraphs": nested,
+        "quantized_nodes": sum(1 for n, _ in nodes if n.op_type in QUANTIZED_OPS | INTEGER_COMPUTE),
         "integer_ops": dict(sorted(Counter(n.op_type for n in integer).items())),
         "unfused": [f"{n.name or '(unnamed)'} ({n.op_type})" for n in floating],
     }
 
 
-def quantized_node_count(path: str | os.PathLike) -> int:
-    """Nodes anywhere in the model (subgraphs too) that exist only in a quantized model."""
-    from edgeport.quant_backends.calibration import QUANTIZED_OPS
-    from edgeport.quant_backends.graph import iter_nodes
-
-    return sum(1 for n, _ in iter_nodes(onnx.load(str(path)).graph) if n.op_type in QUANTIZED_OPS)
-
-
-def require_quantized(int8_path: str | os.PathLike, coverage: dict) -> None:
+def require_quantized(coverage: dict) -> None:
     """An "int8" file in which nothing was quantized is a failed check, never a success."""
-    if quantized_node_count(int8_path) or coverage["integer_kernels"]:
+    if coverage["quantized_nodes"]:
         return
     layers = coverage["float_kernels"]
     where = (
@@ -172,7 +167,7 @@ def verify_int8(
     except Exception as exc:
         raise QuantizationError(f"{int8_path}: the int8 model is not valid or does not load ({exc})") from exc
     coverage = int8_coverage(int8_path)
-    require_quantized(int8_path, coverage)
+    require_quantized(coverage)
     int8_out = run_outputs(int8_session, inputs)
     fp32_out = run_outputs(ort_session(fp32_path), inputs)
     report = {

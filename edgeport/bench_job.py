@@ -10,7 +10,17 @@ import numpy as np
 
 from edgeport.artifacts import atomic_write_json, check_output_file
 from edgeport.benchmarks.compare import compare
-from edgeport.benchmarks.latency import SCHEMA_VERSION, BenchSettings, measure_interleaved, resolve_provider
+from edgeport.benchmarks.latency import (
+    SCHEMA_VERSION,
+    BenchResult,
+    BenchSettings,
+    create_session,
+    measure_interleaved,
+    resolve_provider,
+    synthesize_inputs,
+)
+from edgeport.benchmarks.session import Feeds, Shapes
+from edgeport.benchmarks.ssh_device import RemoteDevice
 from edgeport.errors import BenchmarkError, ConfigError
 from edgeport.progress import SILENT, Progress
 
@@ -25,7 +35,7 @@ def parse_int_list(text: str, option: str) -> list[int]:
     return values
 
 
-def parse_shapes(items: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
+def parse_shapes(items: tuple[str, ...]) -> Shapes:
     shapes = {}
     for item in items:
         name, sep, dims = item.partition("=")
@@ -39,9 +49,10 @@ def parse_shapes(items: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _measure_remote(models: dict[str, Path], settings: BenchSettings, feeds, shapes, remote) -> dict:
+def _measure_remote(
+    models: dict[str, Path], settings: BenchSettings, feeds: Feeds | None, shapes: Shapes, device: RemoteDevice
+) -> dict[str, BenchResult]:
     """Each model on the device in turn, with inputs made here (the device needs no model parsing)."""
-    from edgeport.benchmarks.latency import create_session, synthesize_inputs
     from edgeport.benchmarks.remote import measure_remote
 
     measured = {}
@@ -51,8 +62,76 @@ def _measure_remote(models: dict[str, Path], settings: BenchSettings, feeds, sha
             if feeds is not None
             else synthesize_inputs(create_session(path, settings), settings.batch, settings.seed, shapes)
         )
-        measured[label] = measure_remote(path, remote, settings, inputs)
+        measured[label] = measure_remote(path, device, settings, inputs)
     return measured
+
+
+def _models(
+    model: str, vs: str | None, inputs_path: str | None, output: str | None, base: BenchSettings
+) -> dict[str, Path]:
+    """The models to measure by label (a, and b with --vs), checked with the output file and the provider
+    before minutes of measuring."""
+    models = {"a": Path(model)}
+    if vs:
+        models["b"] = Path(vs)
+    for path in models.values():
+        if not path.is_file():
+            raise BenchmarkError(f"{path}: model file not found")
+    if output:
+        check_output_file(output, (model, vs, inputs_path), "result file")
+    resolve_provider(base.provider)
+    return models
+
+
+def _thread_warnings(threads: list[int], device: RemoteDevice | None) -> list[str]:
+    """Thread counts above this machine's logical cores (not known for a remote device)."""
+    if device is not None:
+        return []
+    cores = os.cpu_count() or 1
+    return [
+        f"{t} threads is more than the {cores} logical cores here; latency will suffer from contention"
+        for t in threads
+        if t > cores
+    ]
+
+
+def _given_inputs(inputs_path: str, model: Path, base: BenchSettings) -> Feeds:
+    """--inputs for the model's input names (real inputs fix the batch size)."""
+    from edgeport.data.model_inputs import load_model_inputs
+
+    names = [arg.name for arg in create_session(model, base).get_inputs()]
+    return load_model_inputs(inputs_path, names, "benchmark")[0]
+
+
+def _measure(
+    models: dict[str, Path],
+    settings: BenchSettings,
+    feeds: Feeds | None,
+    shapes: Shapes,
+    device: RemoteDevice | None,
+    progress: Progress,
+) -> dict[str, BenchResult]:
+    """One batch and thread setting: interleaved on this machine, or each model in turn on ``device``."""
+    if device is not None:
+        progress.log(f"measuring on {device.destination}: batch {settings.batch}, {settings.threads} thread(s)")
+        return _measure_remote(models, settings, feeds, shapes, device)
+    with progress.task(f"batch {settings.batch}, {settings.threads} thread(s)", total=settings.rounds) as advance:
+        return measure_interleaved({k: str(v) for k, v in models.items()}, settings, feeds, advance, shapes=shapes)
+
+
+def _report(model: str, vs: str | None, results: list, comparisons: list, warnings: list, output: str | None) -> dict:
+    """The result file's content (see docs/bench.md), written to ``output`` when given."""
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "model": model,
+        "vs": vs,
+        "results": results,
+        "comparisons": comparisons,
+        "warnings": warnings,
+    }
+    if output:
+        atomic_write_json(Path(output), report)
+    return report
 
 
 def run_bench(
@@ -61,84 +140,36 @@ def run_bench(
     batches: list[int],
     threads: list[int],
     base: BenchSettings,
-    shapes: dict[str, tuple[int, ...]],
+    shapes: Shapes,
     inputs_path: str | None,
     output: str | None,
     progress: Progress = SILENT,
-    remote=None,
+    remote: RemoteDevice | None = None,
     margin: float = 0.0,
 ) -> dict:
-    """``remote``: a RemoteTarget to measure on instead of this machine. ``margin``: see compare()."""
-    models = {"a": Path(model)}
-    if vs:
-        models["b"] = Path(vs)
-    for path in models.values():
-        if not path.is_file():
-            raise BenchmarkError(f"{path}: model file not found")
-    if output:
-        check_output_file(output, (model, vs, inputs_path), "result file")  # before minutes of measuring
-    resolve_provider(base.provider)  # refuse a missing provider before any work
-    cores = os.cpu_count() or 1
-    warnings = (
-        []
-        if remote is not None
-        else [
-            f"{t} threads is more than the {cores} logical cores here; latency will suffer from contention"
-            for t in threads
-            if t > cores
-        ]
-    )
+    """``remote``: the device to measure on instead of this machine. ``margin``: see compare()."""
+    models = _models(model, vs, inputs_path, output, base)
+    warnings = _thread_warnings(threads, remote)
     feeds = None
     if inputs_path is not None:
-        from edgeport.benchmarks.latency import create_session
-        from edgeport.data.model_inputs import load_model_inputs
-
-        names = [arg.name for arg in create_session(models["a"], base).get_inputs()]
-        feeds, _ = load_model_inputs(inputs_path, names, "benchmark")
+        feeds = _given_inputs(inputs_path, models["a"], base)
         batches = [len(next(iter(feeds.values())))]  # real inputs fix the batch size
     results, comparisons = [], []
     for batch in batches:
         for thread_count in threads:
             settings = dataclasses.replace(base, batch=batch, threads=thread_count)
             batch_shapes = {k: (batch, *v[1:]) for k, v in shapes.items()}
-            if remote is not None:
-                progress.log(f"measuring on {remote.destination}: batch {batch}, {thread_count} thread(s)")
-                measured = _measure_remote(models, settings, feeds, batch_shapes, remote)
-            else:
-                with progress.task(f"batch {batch}, {thread_count} thread(s)", total=settings.rounds) as advance:
-                    measured = measure_interleaved(
-                        {k: str(v) for k, v in models.items()}, settings, feeds, advance, shapes=batch_shapes
-                    )
-            results.append({"model": "a", **measured["a"].to_dict()})
+            measured = _measure(models, settings, feeds, batch_shapes, remote, progress)
+            results += [{"model": label, **result.to_dict()} for label, result in measured.items()]
             if "b" in measured:
-                results.append({"model": "b", **measured["b"].to_dict()})
-                comparisons.append(
-                    {
-                        "batch": batch,
-                        "threads": thread_count,
-                        # round by round on this machine; a remote device runs A, then B
-                        **compare(
-                            measured["a"].samples_ms,
-                            measured["b"].samples_ms,
-                            measured["a"].settings,
-                            measured["b"].settings,
-                            paired=remote is None,
-                            seed=base.seed,
-                            margin=margin,
-                        ),
-                    }
+                a, b = measured["a"], measured["b"]
+                # round by round on this machine; a remote device runs A, then B
+                paired = remote is None
+                found = compare(
+                    a.samples_ms, b.samples_ms, a.settings, b.settings, paired=paired, seed=base.seed, margin=margin
                 )
-    report = {
-        "schema_version": SCHEMA_VERSION,
-        "model": str(models["a"]),
-        "vs": str(models.get("b")) if vs else None,
-        "results": results,
-        "comparisons": comparisons,
-        "warnings": warnings,
-    }
-    if output:
-        atomic_write_json(Path(output), report)
-    return report
+                comparisons.append({"batch": batch, "threads": thread_count, **found})
+    return _report(str(models["a"]), str(models.get("b")) if vs else None, results, comparisons, warnings, output)
 
 
 def run_torch_bench(
@@ -180,14 +211,4 @@ def run_torch_bench(
             settings = dataclasses.replace(base, batch=batch, threads=thread_count)
             measured = measure_torch(model, feed, settings, engine=engine, label=spec)
             results.append({"model": "a", **measured.to_dict()})
-    report = {
-        "schema_version": SCHEMA_VERSION,
-        "model": f"torch {spec} ({weights})",
-        "vs": None,
-        "results": results,
-        "comparisons": [],
-        "warnings": [],
-    }
-    if output:
-        atomic_write_json(Path(output), report)
-    return report
+    return _report(f"torch {spec} ({weights})", None, results, [], [], output)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator
 
+from edgeport.bench_defaults import RUN
 from edgeport.errors import ConfigError
+from edgeport.quant_backends.config import ERROR_TYPE, QuantSettings, validate_quant_config
 
 # Seeds feed numpy and scikit-learn, which take 32-bit unsigned seeds.
 MAX_SEED = 2**32 - 1
@@ -54,36 +56,12 @@ class ExportSection(_Section):
     exporter: Literal["dynamo", "torchscript"] = "dynamo"
 
 
-class QuantizeSection(_Section):
-    backend: str = "ort-static"
-    format: Literal["qdq", "qoperator"] = "qdq"
-    per_channel: bool = True
-    activation_type: Literal["uint8", "int8"] = "uint8"
-    weight_type: Literal["uint8", "int8"] = "int8"
-    # "auto": 7-bit weights on x86 without VNNI, where 8-bit ones saturate (see quant_backends/target.py).
-    reduce_range: bool | Literal["auto"] = "auto"
-    calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
-    calibration_samples: int = Field(256, gt=0)
-    percentile: float = Field(99.999, gt=50, le=100)
-    symmetric_activations: bool = False
-    symmetric_weights: bool = True
-    # TOML and JSON give lists: accept them for these tuples despite the model's strict mode.
-    exclude_nodes: Annotated[tuple[str, ...], Strict(False)] = ()
-    exclude_op_types: Annotated[tuple[str, ...], Strict(False)] = ()
-    engine: Literal["x86", "fbgemm", "qnnpack", "onednn"] = "x86"
-    qat_epochs: int = Field(2, gt=0)  # torch-fx-qat: fine-tuning epochs (KD loss kept)
-    qat_lr: float = Field(5e-4, gt=0)
-    # Accuracy-aware fallback: keep sensitive layers in float until int8 top-1 on the validation
-    # split is within this many points of fp32. None: no fallback.
-    max_accuracy_drop: float | None = Field(None, ge=0)
-
-
 class BenchSection(_Section):
     batch: int = Field(1, gt=0)
     threads: int = Field(1, gt=0)
-    warmup: int = Field(100, ge=0)
-    iterations: int = Field(2000, gt=0)
-    rounds: int = Field(10, gt=0)
+    warmup: int = Field(RUN.warmup, ge=0)
+    iterations: int = Field(RUN.iterations, gt=0)
+    rounds: int = Field(RUN.rounds, gt=0)
 
 
 class RunConfig(_Section):
@@ -92,8 +70,14 @@ class RunConfig(_Section):
     teacher: TeacherSection = TeacherSection()
     student: StudentSection = StudentSection()
     export: ExportSection = ExportSection()
-    quantize: QuantizeSection = QuantizeSection()
+    # Typed per backend (quant_backends.config): validated lazily, so importing this module stays light.
+    quantize: SerializeAsAny[QuantSettings] = Field(default_factory=lambda: validate_quant_config({}))
     bench: BenchSection = BenchSection()
+
+    @field_validator("quantize", mode="wrap")
+    @classmethod
+    def _typed_quantize(cls, value: Any, handler: Any) -> QuantSettings:
+        return validate_quant_config(value)
 
 
 def validation_message(exc: ValidationError, source: str) -> str:
@@ -103,7 +87,8 @@ def validation_message(exc: ValidationError, source: str) -> str:
     message = err["msg"]
     if err["type"] == "extra_forbidden":
         message = "unknown key"
-    shown = f" (got {err['input']!r})" if err["type"] != "extra_forbidden" and "input" in err else ""
+    quiet = ("extra_forbidden", ERROR_TYPE)  # their messages already show the value
+    shown = f" (got {err['input']!r})" if err["type"] not in quiet and "input" in err else ""
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"{source}: field '{field}': {message}{shown}{more}"
 

@@ -1,38 +1,50 @@
 """``edgeport run``: one candidate through every stage, into one run folder.
 
 teacher (train or load) -> teacher logits (cached) -> student by KD (+ a no-KD
-baseline) -> fp32 ONNX (checked against PyTorch) -> int8 ONNX (ORT static) ->
-accuracy of everything on val and test -> interleaved latency of fp32 vs int8
--> manifest.json + report.md. The folder appears under its final name only when
-complete.
+baseline) -> fp32 ONNX (checked against PyTorch) -> int8 ONNX -> accuracy of
+everything on val and test -> interleaved latency of fp32 vs int8 -> manifest.json
++ report.md. The stages are the functions of ``edgeport.stages``; this module
+chains them and records what they return. The folder appears under its final name
+only when complete.
 """
 
 from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from edgeport.artifacts import Artifact, RunFolder, atomic_write_json, atomic_write_text, sha256_json
 from edgeport.benchmarks import cpu_fingerprint, measure_interleaved
 from edgeport.config import RunConfig
-from edgeport.distill import KDConfig, accuracy, predict_logits, teacher_logits
-from edgeport.errors import ConfigError
-from edgeport.exporter import export_onnx, onnx_predict, write_metadata
-from edgeport.models import ModelSpec
-from edgeport.models.checkpoint import count_parameters, load_weights, save_checkpoint
+from edgeport.distill import accuracy, predict_logits, teacher_logits
+from edgeport.exporter import ExportResult, onnx_predict
+from edgeport.manifest import check_manifest
 from edgeport.progress import SILENT, Progress
-from edgeport.quant_backends import QuantConfig, build_quant_config
 from edgeport.quant_backends.fallback import fallback_miss
 from edgeport.quant_backends.target import saturation_warning
-from edgeport.quant_backends.verify import verify_int8
 from edgeport.report.run_report import render_run_report
-from edgeport.stages import batch_of, bench_settings, prepare_data, quantize_student, seeded_model
-from edgeport.stages import fit as fit_section
-from edgeport.versions import package_versions
+from edgeport.run_manifest import MANIFEST_SCHEMA, build_manifest
+from edgeport.stages import (
+    CheckedRun,
+    PreparedData,
+    QuantizedStudent,
+    TrainedModel,
+    batch_of,
+    bench_settings,
+    build_teacher,
+    export_student,
+    kd_config,
+    prepare_data,
+    quantize_student,
+    student_lineage,
+    train_student,
+    validate,
+)
 
-MANIFEST_SCHEMA = 1
+__all__ = ["MANIFEST_SCHEMA", "RunBuild", "run_id_for", "run_pipeline"]
 
 
 class _Stages:
@@ -48,17 +60,22 @@ class _Stages:
         self.seconds[name] = round(time.perf_counter() - start, 3)
 
 
-def validate(config: RunConfig, cpu: dict) -> tuple[ModelSpec, ModelSpec, QuantConfig, str]:
-    """Cheap checks before any folder is made or any data is read."""
-    teacher, student = ModelSpec.parse(config.teacher.model), ModelSpec.parse(config.student.model)
-    teacher.validate()
-    student.validate()
-    if config.data.val_fraction + config.data.test_fraction >= 1:
-        raise ConfigError("data.val_fraction + data.test_fraction must be < 1")
-    if config.teacher.weights is not None and not Path(config.teacher.weights).is_file():
-        raise ConfigError(f"{config.teacher.weights}: teacher checkpoint not found")
-    quant_config, range_reason = build_quant_config(config.quantize.model_dump(exclude={"max_accuracy_drop"}), cpu)
-    return teacher, student, quant_config, range_reason
+@dataclass
+class RunBuild:
+    """What the stages of one run returned: the inputs of its manifest and report."""
+
+    config: RunConfig
+    checked: CheckedRun
+    prepared: PreparedData
+    warnings: list[str]
+    teacher: TrainedModel | None = None
+    logits_cache_hit: bool = False
+    student: TrainedModel | None = None
+    baseline: TrainedModel | None = None
+    export: ExportResult | None = None
+    quantized: QuantizedStudent | None = None
+    accuracies: dict | None = None
+    latency: dict | None = None
 
 
 def run_id_for(config: RunConfig) -> str:
@@ -66,210 +83,151 @@ def run_id_for(config: RunConfig) -> str:
     return f"{stamp}-{sha256_json(config.model_dump())[:8]}"
 
 
+def _data_warnings(prepared: PreparedData, progress: Progress) -> list[str]:
+    data, splits = prepared.data, prepared.splits
+    classes = prepared.shape[1]
+    progress.log(
+        f"data: {data.name} {len(data.y)} images {data.x.shape[1:]} {classes} classes "
+        f"(train {len(splits.train.y)} / val {len(splits.val.y)} / test {len(splits.test.y)})"
+    )
+    if not data.label_values:
+        return []
+    shown = ", ".join(map(str, data.label_values[:6])) + (", ..." if len(data.label_values) > 6 else "")
+    warning = (
+        f"{data.source}: labels {shown} are not 0..{classes - 1}; they were mapped to class "
+        f"indices 0..{classes - 1} in sorted order (manifest dataset.label_values)"
+    )
+    progress.log(f"warning: {warning}")
+    return [warning]
+
+
+def _train(build: RunBuild, root: Path, cache: Path, stages: _Stages, progress: Progress) -> None:
+    """Teacher, its cached logits, the distilled student and (unless skipped) the no-KD baseline."""
+    config, prepared = build.config, build.prepared
+    with stages("teacher"):
+        build.teacher = build_teacher(config, prepared, root / "teacher.safetensors", progress)
+    with stages("teacher_logits"):
+        t_logits, build.logits_cache_hit = teacher_logits(
+            build.teacher.model, build.teacher.sha256, prepared.splits.train.x, cache
+        )
+    with stages("student"):
+        build.student = train_student(
+            config, prepared, root / "student.safetensors", t_logits, progress, "student (KD)"
+        )
+    if config.student.no_kd_baseline:
+        with stages("student_no_kd"):
+            build.baseline = train_student(
+                config, prepared, root / "student-nokd.safetensors", None, progress, "student (no KD)"
+            )
+    with stages("export"):
+        build.export = export_student(config, prepared, build.student, build.teacher.sha256, root / "student.fp32.onnx")
+    with stages("quantize"):
+        quant_config = build.checked.quant_config
+        assert quant_config is not None  # validate() refused backend "none" for a run
+        lineage = student_lineage("onnx-int8", config, prepared, build.teacher.sha256, build.student.sha256)
+        build.quantized = quantize_student(
+            build.export.path,
+            build.student,
+            prepared,
+            t_logits,
+            kd_config(config),
+            quant_config,
+            root / "student.int8.onnx",
+            config.seed,
+            lineage,
+            progress,
+        )
+        fallback = build.quantized.fallback
+        if fallback is not None and not fallback.within_tolerance:
+            build.warnings.append(fallback_miss(fallback))
+
+
+def _evaluate(build: RunBuild) -> dict:
+    """Top-1 accuracy of every model on val and test."""
+    assert build.teacher and build.student and build.export and build.quantized
+    splits = build.prepared.splits
+    fp32_path, int8_path = build.export.path, build.quantized.result.path
+    teacher, student = build.teacher.model, build.student.model
+    predictors = {
+        "teacher": lambda x: predict_logits(teacher, x),
+        "student": lambda x: predict_logits(student, x),
+        "fp32_onnx": lambda x: onnx_predict(fp32_path, x),
+        "int8_onnx": lambda x: onnx_predict(int8_path, x),
+    }
+    if build.baseline is not None:
+        baseline = build.baseline.model
+        predictors["student_no_kd"] = lambda x: predict_logits(baseline, x)
+    return {
+        name: {"val": accuracy(fn(splits.val.x), splits.val.y), "test": accuracy(fn(splits.test.x), splits.test.y)}
+        for name, fn in predictors.items()
+    }
+
+
+def _benchmark(build: RunBuild, root: Path, progress: Progress) -> dict:
+    """fp32 and int8 measured interleaved on real test images; raw samples to latency.json."""
+    assert build.export and build.quantized
+    bench = bench_settings(build.config.bench, build.config.seed)
+    sample = {"input": batch_of(build.prepared.splits.test.x, bench.batch)}
+    models = {"fp32": build.export.path, "int8": build.quantized.result.path}
+    with progress.task("benchmark fp32 vs int8", total=bench.rounds) as advance:
+        results = measure_interleaved(models, bench, sample, advance)
+    atomic_write_json(root / "latency.json", {k: r.to_dict() for k, r in results.items()})
+    return {name: result for name, result in results.items()}
+
+
+def _artifacts(build: RunBuild) -> dict[str, Artifact]:
+    assert build.teacher and build.student and build.export and build.quantized
+    teacher, student = build.teacher, build.student
+    artifacts = {
+        "teacher": Artifact.from_file(
+            teacher.checkpoint, "torch-state", model=str(teacher.spec), parameters=teacher.parameters
+        ),
+        "student": Artifact.from_file(
+            student.checkpoint,
+            "torch-state",
+            model=str(student.spec),
+            parameters=student.parameters,
+            kd=student.kd.describe() if student.kd else None,
+        ),
+        "fp32_onnx": Artifact.from_file(build.export.path, "onnx-fp32", **build.export.describe()),
+        "int8_onnx": Artifact.from_file(
+            build.quantized.result.path, "onnx-int8", backend=build.quantized.result.backend
+        ),
+    }
+    if build.baseline is not None:
+        artifacts["student_no_kd"] = Artifact.from_file(
+            build.baseline.checkpoint, "torch-state", model=str(build.baseline.spec), kd=None
+        )
+    return artifacts
+
+
 def run_pipeline(
     config: RunConfig, out: str | Path = "runs", progress: Progress = SILENT, run_id: str | None = None
 ) -> tuple[Path, dict]:
     """Run every stage; return the committed run folder and its manifest."""
     cpu = cpu_fingerprint()
-    teacher_spec, student_spec, quant_config, range_reason = validate(config, cpu)
-    warnings = [
-        w
-        for w in [
-            saturation_warning(quant_config.activation_type, quant_config.weight_type, quant_config.reduce_range, cpu)
-        ]
-        if w
-    ]
+    checked = validate(config, cpu)
+    assert checked.quant_config is not None
+    risk = saturation_warning(checked.quant_config, cpu)
+    warnings = [risk] if risk else []
     for warning in warnings:
         progress.log(f"warning: {warning}")
     stages = _Stages()
-    seed = config.seed
     with RunFolder(out, run_id or run_id_for(config)) as folder:
         for stale in folder.stale_removed:
             progress.log(f"removed {stale}: a run that was killed left it unfinished")
-        root = folder.path
         with stages("data"):
-            prepared = prepare_data(config.data, seed)
-        data, splits, norm = prepared.data, prepared.splits, prepared.norm
-        channels, classes, size = prepared.shape
-        progress.log(
-            f"data: {data.name} {len(data.y)} images {data.x.shape[1:]} {classes} classes "
-            f"(train {len(splits.train.y)} / val {len(splits.val.y)} / test {len(splits.test.y)})"
-        )
-        if data.label_values:
-            shown = ", ".join(map(str, data.label_values[:6])) + (", ..." if len(data.label_values) > 6 else "")
-            warnings.append(
-                f"{data.source}: labels {shown} are not 0..{classes - 1}; they were mapped to class "
-                f"indices 0..{classes - 1} in sorted order (manifest dataset.label_values)"
-            )
-            progress.log(f"warning: {warnings[-1]}")
-
-        def new_model(spec):
-            return seeded_model(spec, seed, prepared)
-
-        def fit(model, section, description, kd=None, t_logits=None):
-            return fit_section(model, section, prepared, seed, progress, description, kd, t_logits)
-
-        # Teacher: load the user's checkpoint or train one.
-        with stages("teacher"):
-            teacher = new_model(teacher_spec)
-            if config.teacher.weights:
-                load_weights(teacher, config.teacher.weights)
-                teacher_history = None
-            else:
-                teacher_history = fit(teacher, config.teacher, "teacher").history
-            teacher.eval()
-            teacher_ckpt = Artifact.from_file(
-                save_checkpoint(teacher, root / "teacher.safetensors", teacher_spec, channels, classes, size),
-                "torch-state",
-                model=str(teacher_spec),
-                parameters=count_parameters(teacher),
-            )
-
-        with stages("teacher_logits"):
-            t_logits, cache_hit = teacher_logits(
-                teacher, teacher_ckpt.sha256, splits.train.x, Path(out) / ".cache" / "teacher-logits"
-            )
-
-        kd = KDConfig(temperature=config.student.temperature, alpha=config.student.alpha)
-        with stages("student"):
-            student = new_model(student_spec)
-            student_history = fit(student, config.student, "student (KD)", kd=kd, t_logits=t_logits).history
-            student_ckpt = Artifact.from_file(
-                save_checkpoint(student, root / "student.safetensors", student_spec, channels, classes, size),
-                "torch-state",
-                model=str(student_spec),
-                parameters=count_parameters(student),
-                kd=kd.describe(),
-            )
-
-        baseline_ckpt = baseline = None
-        if config.student.no_kd_baseline:
-            with stages("student_no_kd"):
-                baseline = new_model(student_spec)
-                baseline_history = fit(baseline, config.student, "student (no KD)").history
-                baseline_ckpt = Artifact.from_file(
-                    save_checkpoint(baseline, root / "student-nokd.safetensors", student_spec, channels, classes, size),
-                    "torch-state",
-                    model=str(student_spec),
-                    kd=None,
-                )
-
-        with stages("export"):
-            fp32_path = root / "student.fp32.onnx"
-            export = export_onnx(
-                student, splits.train.x[:2], fp32_path, config.export.exporter, parity_inputs=splits.val.x
-            )
-
-        with stages("quantize"):
-            int8_path = root / "student.int8.onnx"
-            quantized = quantize_student(
-                fp32_path, student, prepared, t_logits, kd, config.quantize, quant_config, int8_path, seed, progress
-            )
-            quant, fallback, calib_idx = quantized.result, quantized.fallback, quantized.calibration_indices
-            if fallback is not None and not fallback.within_tolerance:
-                warnings.append(fallback_miss(fallback))
-            verification = verify_int8(int8_path, fp32_path, {"input": splits.val.x}, splits.val.y)
-
+            prepared = prepare_data(config.data, config.seed)
+        build = RunBuild(config, checked, prepared, warnings + _data_warnings(prepared, progress))
+        _train(build, folder.path, Path(out) / ".cache" / "teacher-logits", stages, progress)
         with stages("evaluate"):
-            predictors = {
-                "teacher": lambda x: predict_logits(teacher, x),
-                "student": lambda x: predict_logits(student, x),
-                "fp32_onnx": lambda x: onnx_predict(fp32_path, x),
-                "int8_onnx": lambda x: onnx_predict(int8_path, x),
-            }
-            if baseline is not None:
-                predictors["student_no_kd"] = lambda x: predict_logits(baseline, x)
-            logits = {name: {"val": fn(splits.val.x), "test": fn(splits.test.x)} for name, fn in predictors.items()}
-            accuracies = {
-                name: {"val": accuracy(pred["val"], splits.val.y), "test": accuracy(pred["test"], splits.test.y)}
-                for name, pred in logits.items()
-            }
-
-        short = {
-            "seed": str(seed),
-            "dataset_sha256": data.fingerprint(),
-            "student": str(student_spec),
-            "teacher_sha256": teacher_ckpt.sha256,
-            "student_sha256": student_ckpt.sha256,
-            "normalization": sha256_json(norm.describe())[:16],
-        }
-        write_metadata(fp32_path, {**short, "kind": "onnx-fp32"})
-        write_metadata(int8_path, {**short, "kind": "onnx-int8", "quant": sha256_json(quant_config.describe())[:16]})
-        fp32_art = Artifact.from_file(fp32_path, "onnx-fp32", **export.describe())
-        int8_art = Artifact.from_file(int8_path, "onnx-int8", backend=quant.backend)
-
+            build.accuracies = _evaluate(build)
+        artifacts = _artifacts(build)
         with stages("benchmark"):
-            bench = bench_settings(config.bench, seed)
-            sample = {"input": batch_of(splits.test.x, bench.batch)}
-            with progress.task("benchmark fp32 vs int8", total=bench.rounds) as advance:
-                results = measure_interleaved({"fp32": fp32_path, "int8": int8_path}, bench, sample, advance)
-            atomic_write_json(root / "latency.json", {k: r.to_dict() for k, r in results.items()})
-
-        fp32_stats, int8_stats = results["fp32"].stats, results["int8"].stats
-        ratio = int8_stats["p50_ms"] / fp32_stats["p50_ms"]
-        artifacts = {"teacher": teacher_ckpt, "student": student_ckpt, "fp32_onnx": fp32_art, "int8_onnx": int8_art}
-        if baseline_ckpt is not None:
-            artifacts["student_no_kd"] = baseline_ckpt
-        manifest = {
-            "schema_version": MANIFEST_SCHEMA,
-            "run_id": folder.run_id,
-            "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-            "seed": seed,
-            "config": config.model_dump(),
-            "dataset": {
-                **data.describe(),
-                "splits": splits.describe(),
-                "normalization": norm.describe(),
-                "input_name": "input",
-            },
-            "artifacts": {name: art.describe(relative_to=root) for name, art in artifacts.items()},
-            "lineage": {
-                "teacher": {
-                    "model": teacher_spec.describe(),
-                    "weights": config.teacher.weights,
-                    "trained_here": teacher_history is not None,
-                    "history": teacher_history,
-                },
-                "student": {"model": student_spec.describe(), "kd": kd.describe(), "history": student_history},
-                "student_no_kd": {"history": baseline_history} if baseline is not None else None,
-                "teacher_logits_cache_hit": cache_hit,
-                "calibration": {
-                    "samples": len(calib_idx),
-                    "split": "train",
-                    "indices_sha256": sha256_json(calib_idx.tolist()),
-                },
-                "quantization": {
-                    **quant_config.describe(),
-                    "reduce_range_reason": range_reason,
-                    "seconds": round(quant.seconds, 3),
-                    "report": quant.report,
-                },
-            },
-            "metrics": {
-                "accuracy": accuracies,
-                "kd_gain_points": (
-                    accuracies["student"]["test"] - accuracies["student_no_kd"]["test"]
-                    if baseline is not None
-                    else None
-                ),
-                "parity": {"fp32_onnx_vs_torch": export.describe()["parity"], "int8_vs_fp32": verification["vs_fp32"]},
-            },
-            "verification": verification,
-            "fallback": fallback.describe() if fallback is not None else None,
-            "warnings": warnings,
-            "latency": {
-                "settings": results["fp32"].settings,
-                "fp32": fp32_stats,
-                "int8": int8_stats,
-                "int8_over_fp32_p50": ratio,
-                "int8_faster": ratio < 1.0,
-                "samples_file": "latency.json",
-            },
-            "environment": results["fp32"].environment,
-            "versions": package_versions(),
-            "timings_s": stages.seconds,
-        }
-        atomic_write_text(root / "report.md", render_run_report(manifest))
-        atomic_write_json(root / "manifest.json", manifest)  # last: its presence marks the run complete
+            build.latency = _benchmark(build, folder.path, progress)
+        manifest = build_manifest(build, folder.run_id, artifacts, folder.path, stages.seconds)
+        check_manifest(manifest, str(folder.path / "manifest.json"))  # the schema the gate reads
+        atomic_write_text(folder.path / "report.md", render_run_report(manifest))
+        atomic_write_json(folder.path / "manifest.json", manifest)  # last: its presence marks the run complete
         final = folder.commit()
     return final, manifest

@@ -7,18 +7,21 @@ with the quantized engine they were built for (``torch.backends.quantized.engine
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 
 from edgeport.benchmarks.fingerprint import environment_fingerprint
-from edgeport.benchmarks.latency import BenchResult, BenchSettings, peak_rss_mb
+from edgeport.benchmarks.records import BenchResult, BenchSettings
+from edgeport.benchmarks.remote_runner import peak_rss_mb
 from edgeport.benchmarks.rounds import split_counts
 from edgeport.errors import BenchmarkError
 
 
 def measure_torch(
-    model,
+    model: Callable[[Any], Any],
     inputs: np.ndarray,
     settings: BenchSettings | None = None,
     engine: str | None = None,

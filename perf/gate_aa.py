@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from edgeport.artifacts import atomic_write_json
+from edgeport.bench_defaults import GATE
 from edgeport.benchmarks import BenchSettings, measure_latency
 from edgeport.benchmarks.rounds import rounds_of
 from edgeport.exporter import write_onnx
@@ -35,7 +36,8 @@ GOAL = 1
 def main() -> int:
     torch.manual_seed(0)
     x = np.random.default_rng(0).standard_normal((2, 1, 32, 32)).astype(np.float32)
-    settings = BenchSettings(warmup=100, iterations=2000, rounds=10)
+    # the baseline is measured as the gate measures the artifact
+    settings = BenchSettings(warmup=GATE.warmup, iterations=GATE.iterations, rounds=GATE.rounds)
     verdicts, single, ratios, extra = [], [], [], 0
     with tempfile.TemporaryDirectory() as tmp:
         path = write_onnx(build_model("cnn:width=2,depth=4", 1, 10, 32).eval(), x, Path(tmp) / "m.onnx")

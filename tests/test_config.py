@@ -46,3 +46,37 @@ def test_shipped_example_is_valid_and_matches_the_defaults():
 
     example = Path(__file__).parent.parent / "examples" / "edgeport.toml"
     assert load_config(example) == load_config()
+
+
+def test_config_and_cli_import_light():
+    """The CLI answers --help and bad options without loading numpy, onnxruntime or torch: the typed
+    quantization configs are looked up only when a config is validated."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, edgeport.cli, edgeport.config\n"
+        "heavy = [m for m in ('numpy', 'onnxruntime', 'onnx', 'torch', 'scipy') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_quantize_section_is_typed_per_backend(tmp_path):
+    from edgeport.quant_backends import config_types
+
+    path = tmp_path / "p.toml"
+    path.write_text('[run.quantize]\nbackend = "torch-fx"\nengine = "fbgemm"\nper_channel = false\n')
+    config = load_config(path)
+    assert isinstance(config.quantize, config_types()["torch-fx"])
+    assert config.quantize.engine == "fbgemm" and config.quantize.per_channel is False
+    # another backend's option at its default asks nothing (the shipped example lists them all) ...
+    path.write_text('[run.quantize]\nbackend = "torch-fx"\nformat = "qdq"\n')
+    assert "format" not in load_config(path).quantize.model_dump()
+    # ... but a value the backend would ignore is refused, naming the file, the field and what it supports
+    path.write_text('[run.quantize]\nbackend = "torch-fx"\nformat = "qoperator"\n')
+    with pytest.raises(ConfigError, match=r"p.toml: field 'quantize.format': backend 'torch-fx' does not support"):
+        load_config(path)
+    path.write_text('[run.quantize]\nbackend = "torch-pt2e"\nengine = "fbgemm"\n')
+    with pytest.raises(ConfigError, match=r"quantize.engine': quantization engine 'fbgemm' is not one of x86, qnnpack"):
+        load_config(path)

@@ -15,6 +15,8 @@ independent round bootstrap and a Mann-Whitney U test on round medians.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,10 +52,10 @@ def check_margin(margin: float) -> float:
 
 
 def compare(
-    a_ms,
-    b_ms,
-    a_settings: dict | None = None,
-    b_settings: dict | None = None,
+    a_ms: Sequence[float] | np.ndarray,
+    b_ms: Sequence[float] | np.ndarray,
+    a_settings: dict[str, Any] | None = None,
+    b_settings: dict[str, Any] | None = None,
     *,
     paired: bool = True,
     seed: int = 0,
@@ -71,14 +73,7 @@ def compare(
     margin = check_margin(margin)
     a_settings = a_settings or {}
     b_settings = a_settings if b_settings is None else b_settings
-    a_rounds, b_rounds = split_rounds(a_ms, a_settings), split_rounds(b_ms, b_settings)
-    for label, rounds in (("A", a_rounds), ("B", b_rounds)):
-        count = sum(r.size for r in rounds)
-        if count < MIN_COMPARE_SAMPLES:
-            raise BenchmarkError(
-                f"an A/B comparison needs at least {MIN_COMPARE_SAMPLES} samples per model; "
-                f"{label} has {count}: raise --iterations"
-            )
+    a_rounds, b_rounds = _enough(split_rounds(a_ms, a_settings), "A"), _enough(split_rounds(b_ms, b_settings), "B")
     paired = paired and can_pair(a_rounds, b_rounds)
     (p50_ci, p90_ci) = ratio_intervals(a_rounds, b_rounds, [50, 90], seed, CONFIDENCE, paired=paired)
     if paired:
@@ -106,11 +101,26 @@ def compare(
             f"with {len(a_rounds)} rounds the {TESTS[test]} test cannot reach p < {ALPHA:g}, "
             f"so no difference can be declared; measure {need}"
         )
+    result["verdict"] = _verdict(p_value, p50_ci, margin)
+    return result
+
+
+def _enough(rounds: list[np.ndarray], label: str) -> list[np.ndarray]:
+    """``rounds``, refused when they hold too few samples for the p90 ratio."""
+    count = sum(r.size for r in rounds)
+    if count < MIN_COMPARE_SAMPLES:
+        raise BenchmarkError(
+            f"an A/B comparison needs at least {MIN_COMPARE_SAMPLES} samples per model; "
+            f"{label} has {count}: raise --iterations"
+        )
+    return rounds
+
+
+def _verdict(p_value: float, p50_ci: list[float], margin: float) -> str:
+    """A difference only when the test rejects "same latency" and the whole p50 interval clears the margin."""
     low, high = p50_ci
     if p_value < ALPHA and high < 1.0 - margin:
-        result["verdict"] = "faster"
-    elif p_value < ALPHA and low > 1.0 + margin:
-        result["verdict"] = "slower"
-    else:
-        result["verdict"] = "no detectable difference"
-    return result
+        return "faster"
+    if p_value < ALPHA and low > 1.0 + margin:
+        return "slower"
+    return "no detectable difference"

@@ -5,9 +5,10 @@ It is copied to the device by `edgeport bench --remote` and run there as
     python3 remote_runner.py MODEL.onnx SETTINGS.json INPUTS.npz
 
 It prints one JSON object: the raw per-iteration samples, timings and the device's fingerprint.
-The host computes every statistic. The host's own fingerprint comes from this file too, so host
-and device describe themselves the same way. Exit codes: 0 ok, 3 a package is missing, 4 the
-benchmark failed.
+The host computes every statistic. The host's own fingerprint, timing loop, session options and
+round split come from this file too, so host and device describe themselves and measure the same way;
+hence it imports nothing from edgeport (remote.py sends its source text as it is). Exit codes: 0 ok,
+3 a package is missing, 4 the benchmark failed.
 """
 
 from __future__ import annotations
@@ -106,23 +107,44 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
+# --opt-level name -> onnxruntime.GraphOptimizationLevel member
+OPT_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+
+
+def session_options(threads: int, optimization_level: str):
+    """The onnxruntime.SessionOptions of every benchmark session, on the host and on the device:
+    ``threads`` intra-op threads, one inter-op thread, sequential execution."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPT_LEVELS[optimization_level])
+    return options
+
+
+def split_counts(total: int, rounds: int) -> list[int]:
+    """How ``total`` runs are spread over ``rounds`` rounds: never an empty round, sizes at most one apart,
+    the larger rounds first. The host finds the round boundaries again with this same function
+    (edgeport.benchmarks.rounds re-exports it; this file runs on the device without edgeport)."""
+    if total <= 0 or rounds <= 0:
+        return []
+    rounds = min(total, rounds)
+    base, extra = divmod(total, rounds)
+    return [base + 1] * extra + [base] * (rounds - extra)
+
+
 def run(model: str, settings: dict, inputs_path: str) -> dict:
     import numpy as np
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = settings["threads"]
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = getattr(
-        ort.GraphOptimizationLevel,
-        {
-            "disable": "ORT_DISABLE_ALL",
-            "basic": "ORT_ENABLE_BASIC",
-            "extended": "ORT_ENABLE_EXTENDED",
-            "all": "ORT_ENABLE_ALL",
-        }[settings["optimization_level"]],
-    )
+    options = session_options(settings["threads"], settings["optimization_level"])
     start = time.perf_counter()
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     created_ms = (time.perf_counter() - start) * 1e3
@@ -131,11 +153,7 @@ def run(model: str, settings: dict, inputs_path: str) -> dict:
     first_ms = timed_runs(session, feeds, 1)[0]
     timed_runs(session, feeds, settings["warmup"])
     # Exactly ``iterations`` runs: min(iterations, rounds) rounds at most one run apart, the larger first.
-    # The same split as edgeport.benchmarks.rounds.split_counts, which the host uses to find the round
-    # boundaries again (this file runs on the device without edgeport, so it cannot import it).
-    rounds = min(settings["iterations"], settings["rounds"])
-    base, extra = divmod(settings["iterations"], rounds)
-    round_sizes = [base + 1] * extra + [base] * (rounds - extra)
+    round_sizes = split_counts(settings["iterations"], settings["rounds"])
     samples = []
     for count in round_sizes:
         samples += timed_runs(session, feeds, count)

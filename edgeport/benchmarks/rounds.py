@@ -26,6 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats as sps
 
+# split_counts lives in the device runner, which cannot import edgeport: host and device split alike.
+from edgeport.benchmarks.remote_runner import split_counts
 from edgeport.benchmarks.stats import CONFIDENCE, RESAMPLES
 from edgeport.errors import BenchmarkError
 
@@ -35,16 +37,6 @@ MIN_ROUNDS = 5  # fewer blocks cannot show drift; split each round into parts to
 _CHUNK_ELEMENTS = 8_000_000
 
 Rounds = np.ndarray | Sequence[np.ndarray]
-
-
-def split_counts(total: int, rounds: int) -> list[int]:
-    """How ``total`` runs are spread over ``rounds`` rounds: never an empty round, sizes at most one apart,
-    the larger rounds first. Mirrored by the loop in remote_runner.run (a file without edgeport imports)."""
-    if total <= 0 or rounds <= 0:
-        return []
-    rounds = min(total, rounds)
-    base, extra = divmod(total, rounds)
-    return [base + 1] * extra + [base] * (rounds - extra)
 
 
 def round_sizes(settings: dict, count: int) -> list[int]:

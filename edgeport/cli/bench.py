@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
+from edgeport.bench_defaults import CLI_BENCH
 from edgeport.cli.app import cli
 from edgeport.cli.common import FINITE, SEED
+
+if TYPE_CHECKING:  # the command imports its stage code when it runs (see edgeport.cli)
+    from edgeport.benchmarks.records import BenchSettings
+    from edgeport.benchmarks.ssh_device import RemoteDevice
 
 
 @cli.command()
@@ -24,12 +30,21 @@ from edgeport.cli.common import FINITE, SEED
     "--opt-level", default="all", show_default=True, help="Graph optimisation: disable, basic, extended, all."
 )
 @click.option(
-    "--warmup", default="50", show_default=True, help="Untimed runs before measuring: a count (50) or seconds (2s)."
+    "--warmup",
+    default=str(CLI_BENCH.warmup),
+    show_default=True,
+    help="Untimed runs before measuring: a count (50) or seconds (2s).",
 )
-@click.option("--iterations", type=int, default=1000, show_default=True, help="Timed runs per model and setting.")
+@click.option(
+    "--iterations", type=int, default=CLI_BENCH.iterations, show_default=True, help="Timed runs per model and setting."
+)
 @click.option("--duration", type=FINITE, help="Measure for this many seconds instead of --iterations.")
 @click.option(
-    "--rounds", type=int, default=10, show_default=True, help="Interleaving rounds (A/B alternate per round)."
+    "--rounds",
+    type=int,
+    default=CLI_BENCH.rounds,
+    show_default=True,
+    help="Interleaving rounds (A/B alternate per round).",
 )
 @click.option(
     "--margin",
@@ -79,11 +94,32 @@ def bench(
     quiet,
 ) -> None:
     """Measure ONNX latency with onnxruntime: percentiles with 95% intervals, optional A/B."""
-    from edgeport.bench_job import parse_int_list, parse_shapes, run_bench
+    settings = _settings(warmup, iterations, rounds, opt_level, seed, provider, duration)
+    _check_comparison(vs, margin, duration, iterations)
+    if torch_spec is not None:
+        if model or vs or remote or weights is None:
+            raise click.UsageError("--torch takes --weights and no MODEL.onnx, --vs or --remote")
+        report = _torch_report(
+            torch_spec, weights, num_classes, engine, batches, threads, settings, shapes, inputs_path, output
+        )
+    else:
+        if model is None:
+            raise click.UsageError("give MODEL.onnx (or --torch SPEC --weights W.safetensors)")
+        device = _device(remote, remote_python, ssh_options, settings)
+        report = _onnx_report(model, vs, batches, threads, settings, shapes, inputs_path, output, quiet, device, margin)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        from edgeport.report.summary import print_bench_summary
+
+        print_bench_summary(report)
+
+
+def _settings(
+    warmup: str, iterations: int, rounds: int, opt_level: str, seed: int, provider: str, duration: float | None
+) -> BenchSettings:
+    """The measurement settings; --warmup is a count (50) or seconds (2s)."""
     from edgeport.benchmarks import BenchSettings
-    from edgeport.benchmarks.remote import RemoteTarget
-    from edgeport.progress import SILENT, RichProgress
-    from edgeport.report.summary import print_bench_summary
 
     try:
         warmup_runs, warmup_s = (0, float(warmup[:-1])) if warmup.endswith("s") else (int(warmup), None)
@@ -91,7 +127,7 @@ def bench(
         raise click.BadParameter(
             f"expected a count such as 50 or seconds such as 2s, got {warmup!r}", param_hint="--warmup"
         ) from None
-    settings = BenchSettings(
+    return BenchSettings(
         warmup=warmup_runs,
         iterations=iterations,
         rounds=rounds,
@@ -101,44 +137,53 @@ def bench(
         duration_s=duration,
         warmup_s=warmup_s,
     )
+
+
+def _check_comparison(vs: str | None, margin: float, duration: float | None, iterations: int) -> None:
+    """--margin and --iterations as an A/B comparison needs them, refused before measuring, not after."""
     from edgeport.benchmarks.compare import MIN_COMPARE_SAMPLES, check_margin
 
     check_margin(margin)
     if margin and not vs:
         raise click.UsageError("--margin applies to an A/B comparison: give --vs OTHER.onnx")
-    if vs and duration is None and iterations < MIN_COMPARE_SAMPLES:  # refuse before measuring, not after
+    if vs and duration is None and iterations < MIN_COMPARE_SAMPLES:
         raise click.BadParameter(
             f"an A/B comparison needs at least {MIN_COMPARE_SAMPLES} iterations per model, got {iterations}",
             param_hint="--iterations",
         )
-    if torch_spec is not None:
-        from edgeport.bench_job import run_torch_bench
 
-        if model or vs or remote or weights is None:
-            raise click.UsageError("--torch takes --weights and no MODEL.onnx, --vs or --remote")
-        report = run_torch_bench(
-            torch_spec,
-            weights,
-            num_classes,
-            engine,
-            parse_int_list(batches, "--batch"),
-            parse_int_list(threads, "--threads"),
-            settings,
-            parse_shapes(shapes),
-            inputs_path,
-            output,
-        )
-        if as_json:
-            click.echo(json.dumps(report, indent=2, default=str))
-        else:
-            print_bench_summary(report)
-        return
-    if model is None:
-        raise click.UsageError("give MODEL.onnx (or --torch SPEC --weights W.safetensors)")
-    target = RemoteTarget.parse(remote, remote_python, ssh_options) if remote else None
-    if target is not None and (duration is not None or warmup_s is not None):
+
+def _device(
+    remote: str | None, remote_python: str, ssh_options: tuple[str, ...], settings: BenchSettings
+) -> RemoteDevice | None:
+    """The --remote device, checked; it takes counts, not seconds."""
+    from edgeport.benchmarks.ssh_device import RemoteDevice
+
+    if not remote:
+        return None
+    device = RemoteDevice.parse(remote, remote_python, ssh_options)
+    if settings.duration_s is not None or settings.warmup_s is not None:
         raise click.BadParameter("--remote takes counts: use --iterations and a --warmup count", param_hint="--remote")
-    report = run_bench(
+    return device
+
+
+def _onnx_report(
+    model: str,
+    vs: str | None,
+    batches: str,
+    threads: str,
+    settings: BenchSettings,
+    shapes: tuple[str, ...],
+    inputs_path: str | None,
+    output: str | None,
+    quiet: bool,
+    device: RemoteDevice | None,
+    margin: float,
+) -> dict:
+    from edgeport.bench_job import parse_int_list, parse_shapes, run_bench
+    from edgeport.progress import SILENT, RichProgress
+
+    return run_bench(
         model,
         vs,
         parse_int_list(batches, "--batch"),
@@ -148,10 +193,34 @@ def bench(
         inputs_path,
         output,
         SILENT if quiet else RichProgress(),
-        target,
+        device,
         margin=margin,
     )
-    if as_json:
-        click.echo(json.dumps(report, indent=2, default=str))
-    else:
-        print_bench_summary(report)
+
+
+def _torch_report(
+    torch_spec: str,
+    weights: str,
+    num_classes: int | None,
+    engine: str | None,
+    batches: str,
+    threads: str,
+    settings: BenchSettings,
+    shapes: tuple[str, ...],
+    inputs_path: str | None,
+    output: str | None,
+) -> dict:
+    from edgeport.bench_job import parse_int_list, parse_shapes, run_torch_bench
+
+    return run_torch_bench(
+        torch_spec,
+        weights,
+        num_classes,
+        engine,
+        parse_int_list(batches, "--batch"),
+        parse_int_list(threads, "--threads"),
+        settings,
+        parse_shapes(shapes),
+        inputs_path,
+        output,
+    )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from edgeport.bench_defaults import GATE
 from edgeport.cli.app import cli
 from edgeport.cli.common import EXIT_CHECK_FAILED, emit_gate
 
@@ -67,7 +68,7 @@ from edgeport.cli.common import EXIT_CHECK_FAILED, emit_gate
 @click.option(
     "--iterations",
     type=click.IntRange(min=1),
-    default=2000,
+    default=GATE.iterations,
     show_default=True,
     help="With --artifact: timed runs per measurement.",
 )
@@ -96,7 +97,7 @@ def gate(
     quiet,
 ) -> None:
     """Check an artifact against a target's latency, accuracy and size budget (exit 0 pass, 1 fail, 2 bad input)."""
-    from edgeport.gate import GateRequest, run_gate
+    from edgeport.gate import GateRequest, evaluate_gate
     from edgeport.gate.reporters import step_summary_path
     from edgeport.progress import SILENT, RichProgress
 
@@ -117,7 +118,7 @@ def gate(
         junit=junit,
         step_summary=step_summary_path() if github else None,
     )
-    report = run_gate(request, SILENT if quiet or as_json else RichProgress())
-    emit_gate(report, junit, github, as_json)
-    if not report["passed"]:
+    report = evaluate_gate(request, SILENT if quiet or as_json else RichProgress())
+    emit_gate(report.as_dict(), junit, github, as_json)
+    if not report.passed:
         raise click.exceptions.Exit(EXIT_CHECK_FAILED)

@@ -51,7 +51,7 @@ from edgeport.cli.common import EXIT_CHECK_FAILED, SEED, emit_gate
     is_flag=True,
     help="Run the first --max-trials candidates of a larger space (without --max-trials: a space of more than 1,000).",
 )
-@click.option("--time-budget", help="Stop starting new trials after this long (90s, 30m, 1h30m).")
+@click.option("--time-budget", "time_limit", help="Stop starting new trials after this long (90s, 30m, 1h30m).")
 @click.option("--remote", help="Measure latency on an edge device: ssh://user@host[:port].")
 @click.option("--remote-python", default="python3", show_default=True, help="Python on the device (--remote).")
 @click.option("--ssh-option", "ssh_options", multiple=True, help="Extra ssh -o KEY=VALUE for --remote (repeatable).")
@@ -63,10 +63,11 @@ from edgeport.cli.common import EXIT_CHECK_FAILED, SEED, emit_gate
 @click.option("--seed", type=SEED, help="Override [run] seed.")
 @click.option(
     "--budget",
+    "gate_budget",
     type=click.Path(dir_okay=False, path_type=Path),
     help="budgets.toml: gate the chosen artifact against a target and exit with the gate's verdict.",
 )
-@click.option("--target", "budget_target", help="Target in the --budget file (optional when it defines one).")
+@click.option("--target", "gate_target", help="Target in the --budget file (optional when it defines one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the search summary as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def search(
@@ -78,14 +79,14 @@ def search(
     workers,
     max_trials,
     allow_large_grid,
-    time_budget,
+    time_limit,
     remote,
     remote_python,
     ssh_options,
     cache,
     seed,
-    budget,
-    budget_target,
+    gate_budget,
+    gate_target,
     as_json,
     quiet,
 ) -> None:
@@ -94,7 +95,7 @@ def search(
     from edgeport.report.summary import print_search_summary
     from edgeport.search import SearchOptions, run_search
 
-    if budget_target and not budget:
+    if gate_target and not gate_budget:
         raise click.UsageError("--target needs --budget")
     if max_trials is not None and max_trials < 1:
         raise click.BadParameter(f"must be at least 1, got {max_trials}", param_hint="--max-trials")
@@ -106,13 +107,13 @@ def search(
         ray_address=ray_address,
         max_trials=max_trials,
         allow_large_grid=allow_large_grid,
-        time_budget=time_budget,
+        time_limit=time_limit,
         remote=remote,
         remote_python=remote_python,
         ssh_options=tuple(ssh_options),
         cache=cache,
-        budget=budget,
-        budget_target=budget_target,
+        gate_budget=gate_budget,
+        gate_target=gate_target,
         overrides={"seed": seed} if seed is not None else {},
     )
     folder, summary = run_search(config_path, options, SILENT if quiet else RichProgress())

@@ -33,6 +33,12 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
+def _loss(logits, labels, kd: KDConfig | None, t_logits):
+    if kd is not None and t_logits is not None:
+        return kd_loss(logits, t_logits, labels, kd.temperature, kd.alpha)
+    return F.cross_entropy(logits, labels)
+
+
 def train(
     model: nn.Module,
     train_x: np.ndarray,
@@ -73,11 +79,7 @@ def train(
             total_loss = 0.0
             for start in range(0, len(x), config.batch_size):
                 idx = order[start : start + config.batch_size]
-                logits = model(x[idx])
-                if t_logits is not None:
-                    loss = kd_loss(logits, t_logits[idx], y[idx], kd.temperature, kd.alpha)
-                else:
-                    loss = F.cross_entropy(logits, y[idx])
+                loss = _loss(model(x[idx]), y[idx], kd, t_logits[idx] if t_logits is not None else None)
                 if not torch.isfinite(loss):
                     raise TrainingError(
                         f"{description}: loss became {loss.item()} in epoch {epoch}; lower the learning rate"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, dataclass
 
 import onnx
 
@@ -11,7 +12,27 @@ from edgeport.exporter.scrub import save_atomic, scrub_model
 PREFIX = "edgeport."
 
 
-def write_metadata(path: str | os.PathLike, values: dict[str, str]) -> None:
+@dataclass(frozen=True)
+class OnnxLineage:
+    """Where an ONNX artifact comes from: the one key set every command writes (unknown: left out)."""
+
+    kind: str  # onnx-fp32 | onnx-int8
+    seed: int | None = None
+    dataset_sha256: str | None = None
+    student: str | None = None  # the student's model spec
+    teacher_sha256: str | None = None
+    student_sha256: str | None = None
+    normalization: str | None = None  # short hash of the input normalisation
+    source_sha256: str | None = None  # what it was built from: the fp32 ONNX or the torch weights
+    calibration_sha256: str | None = None
+    backend: str | None = None
+    quant: str | None = None  # short hash of the quantization settings
+
+    def props(self) -> dict[str, str]:
+        return {key: str(value) for key, value in asdict(self).items() if value is not None}
+
+
+def write_metadata(path: str | os.PathLike, lineage: OnnxLineage) -> None:
     """Set ``edgeport.*`` metadata_props in place (the file's sha256 changes, so do this before hashing).
 
     Every ONNX file edgeport ships passes through here last, so the file is also scrubbed of tools'
@@ -22,7 +43,7 @@ def write_metadata(path: str | os.PathLike, values: dict[str, str]) -> None:
     kept = [p for p in model.metadata_props if not p.key.startswith(PREFIX)]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
-    for key, value in sorted(values.items()):
+    for key, value in sorted(lineage.props().items()):
         model.metadata_props.add(key=PREFIX + key, value=str(value))
     save_atomic(model, path)
 

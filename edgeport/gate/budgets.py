@@ -14,15 +14,14 @@ cpu_model = "*EPYC*"
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeport.config import read_project_file, validation_message
 from edgeport.errors import ConfigError
+from edgeport.manifest import refuse_special_file
 
 PERCENTILE_BUDGETS = ("p50_ms", "p90_ms", "p99_ms")
 TARGET_NAME = re.compile(r"^[A-Za-z0-9._-]+$")  # names appear in JUnit XML, GitHub annotations and file names
@@ -43,7 +42,9 @@ class Hardware(_Strict):
     min_logical_cores: int | None = Field(None, gt=0)
 
 
-class TargetBudget(_Strict):
+class GateTarget(_Strict):
+    """One [targets.NAME] table: the settings it is measured at, its budgets, the hardware it runs on."""
+
     description: str | None = None
     batch: int = Field(1, gt=0)
     threads: int = Field(1, gt=0)
@@ -62,10 +63,10 @@ class TargetBudget(_Strict):
 
 
 class BudgetFile(_Strict):
-    targets: dict[str, TargetBudget]
+    targets: dict[str, GateTarget]
 
 
-def load_budgets(path: str | Path) -> dict[str, TargetBudget]:
+def load_budgets(path: str | Path) -> dict[str, GateTarget]:
     path = Path(path)
     refuse_special_file(path, "budget file")
     document = read_project_file(path, "budget file")
@@ -84,21 +85,7 @@ def load_budgets(path: str | Path) -> dict[str, TargetBudget]:
     return budgets.targets
 
 
-def refuse_special_file(path: Path, what: str) -> None:
-    """Refuse a folder or a device (``/dev/zero`` would be read forever); pipes and regular files are read."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return  # the reader says "not found"
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror or exc})") from exc
-    if stat.S_ISDIR(mode):
-        raise ConfigError(f"{path}: the {what} is a folder; give a file")
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        raise ConfigError(f"{path}: the {what} is a device, not a file")
-
-
-def select_target(targets: dict[str, TargetBudget], name: str | None, path: str | Path) -> tuple[str, TargetBudget]:
+def select_target(targets: dict[str, GateTarget], name: str | None, path: str | Path) -> tuple[str, GateTarget]:
     if name is None:
         if len(targets) == 1:
             return next(iter(targets.items()))

@@ -2,16 +2,15 @@
 
 Result files: a single BenchResult (`edgeport search`'s benchmark entries), an `edgeport bench -o`
 report (A is the artifact; B, when measured with --vs, is the fp32 reference for min_speedup),
-or a run folder's latency.json (int8 is the artifact, fp32 the reference). Manifests: a run
-folder's manifest.json, `edgeport quantize`'s X.manifest.json, or a search's best/manifest.json.
-Every one carries the schema_version edgeport wrote it with; a file without one, or with a version
+or a run folder's latency.json (int8 is the artifact, fp32 the reference). Manifests (a run folder's
+manifest.json, `edgeport quantize`'s X.manifest.json, a search's best/manifest.json) are read by
+edgeport.manifest, whose typed manifest gives the facts the gate needs whichever command wrote it.
+Every file carries the schema_version edgeport wrote it with; a file without one, or with a version
 this edgeport does not know, is refused rather than read by guesswork.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgeport.benchmarks.latency import SCHEMA_VERSION
 from edgeport.benchmarks.rounds import rounds_of
 from edgeport.errors import ConfigError
-from edgeport.gate.budgets import refuse_special_file
+from edgeport.manifest import Accuracy, ArtifactManifest, check_schema_version, read_json, read_manifest
 
-# The manifest schema versions edgeport writes: edgeport.pipeline.MANIFEST_SCHEMA (run),
-# edgeport.quantize_job.MANIFEST_SCHEMA (quantize), edgeport.search.finish.SEARCH_SCHEMA (search's
-# best/manifest.json). Not imported: those modules import torch, and the gate must not.
-MANIFEST_SCHEMA_VERSIONS = {"run": 1, "quantize": 1, "search": 1}
 RESULT_SCHEMA_VERSIONS = (SCHEMA_VERSION,)
 
 
@@ -51,31 +46,35 @@ class Measurement:
         return Measurement(rounds, self.settings, self.environment, self.model_sha256, self.model_path, self.source)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ArtifactFacts:
-    """From the manifest: the artifact's hash and size, and accuracies by split."""
+    """From the manifest: the artifact's hash and size, its fp32 model's hash, and accuracies by split."""
 
-    sha256: str | None = None
+    sha256: str
     size_bytes: int | None = None
     fp32_sha256: str | None = None  # the fp32 model the artifact came from, when the manifest records it
-    accuracy: dict[str, dict[str, float | None]] = field(default_factory=dict)  # split -> {"artifact": x, "fp32": y}
+    accuracy: dict[str, Accuracy] = field(default_factory=dict)
     source: str | None = None
 
+    @classmethod
+    def from_manifest(cls, manifest: ArtifactManifest, source: str) -> ArtifactFacts:
+        artifact = manifest.artifact_file()
+        if artifact.sha256 is None:  # parse_manifest refuses such a manifest; a bug if it gets here
+            raise RuntimeError(f"internal error: {source} was read without an artifact sha256")
+        return cls(artifact.sha256, artifact.size_bytes, manifest.fp32_sha256(), manifest.accuracies(), source)
 
-def read_json(path: str | Path, what: str) -> dict:
-    path = Path(path)
-    refuse_special_file(path, what)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: {what} not found") from exc
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(f"{path}: {what} is not readable JSON ({exc})") from exc
-    except RecursionError as exc:  # json gives up on very deep nesting this way
-        raise ConfigError(f"{path}: {what} is not readable JSON (nested too deeply)") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: {what} must be a JSON object")
-    return data
+    def accuracy_split(self, need_fp32: bool) -> tuple[str, Accuracy] | None:
+        """The first split with the artifact's accuracy (and the fp32 model's, when ``need_fp32``)."""
+        for split in ("test", "validation file", "val"):
+            entry = self.accuracy.get(split)
+            if entry is not None and entry.artifact is not None and (not need_fp32 or entry.fp32 is not None):
+                return split, entry
+        return None
+
+
+def read_artifact_facts(path: str | Path) -> ArtifactFacts:
+    """The facts the gate judges from the manifest at ``path``, whichever command wrote it."""
+    return ArtifactFacts.from_manifest(read_manifest(path), str(path))
 
 
 class _Cpu(BaseModel):
@@ -110,21 +109,9 @@ class _Entry(BaseModel):
     model_path: str = ""
 
 
-def _check_schema(data: dict, source: str, accepted, what: str) -> None:
-    """Refuse a file edgeport did not write (no schema_version) or wrote in a format this version cannot read."""
-    known = ", ".join(str(v) for v in sorted(set(accepted)))
-    if "schema_version" not in data:
-        raise ConfigError(
-            f"{source}: not an edgeport {what} (no schema_version; this edgeport reads schema_version {known})"
-        )
-    version = data["schema_version"]
-    if type(version) is not int or version not in accepted:  # type(): True == 1 in Python
-        raise ConfigError(f"{source}: schema_version {version!r} is not one this edgeport reads ({known})")
-
-
 def _entry(entry, source: str) -> _Entry:
     if isinstance(entry, dict):
-        _check_schema(entry, source, RESULT_SCHEMA_VERSIONS, "benchmark result")
+        check_schema_version(entry, source, RESULT_SCHEMA_VERSIONS, "benchmark result")
     try:
         return _Entry.model_validate(entry)
     except ValidationError as exc:
@@ -155,7 +142,7 @@ def read_result(path: str | Path, batch: int, threads: int) -> tuple[Measurement
     if "samples_ms" in data:
         candidates = [("artifact", data)]
     elif isinstance(data.get("results"), list):
-        _check_schema(data, source, RESULT_SCHEMA_VERSIONS, "benchmark result")  # `edgeport bench -o`
+        check_schema_version(data, source, RESULT_SCHEMA_VERSIONS, "benchmark result")  # `edgeport bench -o`
         candidates = [
             ("artifact" if isinstance(e, dict) and e.get("model") == "a" else "reference", e) for e in data["results"]
         ]
@@ -173,77 +160,6 @@ def read_result(path: str | Path, batch: int, threads: int) -> tuple[Measurement
         )
     reference = _measurement(found["reference"], source) if "reference" in found else None
     return _measurement(found["artifact"], source), reference
-
-
-def _number(value, what: str, source: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{source}: {what} must be a number, got {value!r}")
-    if not math.isfinite(value) or not 0 <= value <= 100:
-        raise ConfigError(f"{source}: {what} must be a percentage from 0 to 100, got {value!r}")
-    return float(value)
-
-
-def _sha(value, what: str, source: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
-        raise ConfigError(f"{source}: {what} must be a sha256 hex digest, got {value!r}")
-    return value
-
-
-def _dict(value) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def read_manifest(path: str | Path) -> ArtifactFacts:
-    source = str(path)
-    data = read_json(path, "manifest")
-    _check_schema(data, source, set(MANIFEST_SCHEMA_VERSIONS.values()), "manifest")
-    facts = ArtifactFacts(source=source)
-
-    def accuracy(split: str, artifact, fp32) -> None:
-        facts.accuracy[split] = {
-            "artifact": _number(artifact, f"{split} accuracy", source),
-            "fp32": _number(fp32, f"{split} fp32 accuracy", source),
-        }
-
-    artifacts = _dict(data.get("artifacts"))
-    if "int8_onnx" in artifacts:  # edgeport run
-        art = _dict(artifacts["int8_onnx"])
-        sha, size = art.get("sha256"), art.get("size_bytes")
-        facts.fp32_sha256 = _sha(_dict(artifacts.get("fp32_onnx")).get("sha256"), "fp32_onnx sha256", source)
-        acc = _dict(_dict(data.get("metrics")).get("accuracy"))
-        int8, fp32 = _dict(acc.get("int8_onnx")), _dict(acc.get("fp32_onnx"))
-        for split in ("test", "val"):
-            if split in int8 and split in fp32:
-                accuracy(split, int8[split], fp32[split])
-    elif isinstance(data.get("artifact"), dict):  # edgeport quantize
-        sha, size = data["artifact"].get("sha256"), data["artifact"].get("size_bytes")
-        lineage = _dict(data.get("lineage"))
-        facts.fp32_sha256 = _sha(
-            lineage.get("onnx_sha256") or lineage.get("exported_fp32_sha256"), "fp32 sha256", source
-        )
-        acc = _dict(_dict(data.get("verification")).get("accuracy"))
-        if "int8" in acc:
-            accuracy("validation file", acc["int8"], acc.get("fp32"))
-    elif "sha256" in data and "trial" in data:  # edgeport search: best/manifest.json
-        sha, size = data["sha256"], data.get("size_bytes")
-        facts.fp32_sha256 = _sha(_dict(data.get("lineage")).get("fp32_onnx_sha256"), "fp32_onnx_sha256", source)
-        metrics = _dict(data.get("metrics"))
-        accuracy("val", metrics.get("val_accuracy"), metrics.get("fp32_val_accuracy"))
-        if metrics.get("test_accuracy") is not None:
-            accuracy("test", metrics["test_accuracy"], None)
-    else:
-        raise ConfigError(f"{source}: not an edgeport manifest (from run, quantize or search)")
-    facts.sha256 = _sha(sha, "artifact sha256", source)
-    if not facts.sha256:
-        raise ConfigError(f"{source}: the manifest records no artifact sha256")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-        raise ConfigError(f"{source}: artifact size_bytes must be a non-negative integer, got {size!r}")
-    facts.size_bytes = size
-    return facts
 
 
 def find_manifest(result_path: Path | None, model_path: str | None) -> Path | None:

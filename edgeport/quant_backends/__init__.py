@@ -2,40 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from edgeport.errors import ConfigError, QuantizationError
-from edgeport.quant_backends.config import QuantConfig
+from edgeport.quant_backends.config import (
+    OrtConfig,
+    QuantConfig,
+    QuantSettings,
+    build_quant_config,
+    config_types,
+    option_names,
+    quant_config,
+    validate_quant_config,
+)
 from edgeport.quant_backends.registry import QuantBackend, QuantResult, get_backend, list_backends, register_backend
 from edgeport.quant_backends.source import ModelSource, TrainingData
-
-
-def check_supported_options(backend: QuantBackend, config: QuantConfig) -> None:
-    """Refuse a setting the backend would silently ignore."""
-    for field in dataclasses.fields(QuantConfig):
-        if field.name == "backend" or field.name in backend.options:
-            continue
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        value = getattr(config, field.name)
-        if value != default:
-            raise ConfigError(
-                f"backend {backend.name!r} does not support option {field.name!r} "
-                f"(got {value!r}); it supports {', '.join(sorted(backend.options))}"
-            )
-
-
-def build_quant_config(options: dict, cpu: dict) -> tuple[QuantConfig, str]:
-    """A validated QuantConfig from user options; ``reduce_range`` may be "auto" (decided by ``cpu``).
-
-    Returns the config and why reduce_range has its value; refuses options the backend ignores.
-    """
-    from edgeport.quant_backends.target import resolve_reduce_range
-
-    options = dict(options)
-    options["reduce_range"], reason = resolve_reduce_range(options.get("reduce_range", "auto"), cpu)
-    config = QuantConfig(**options)
-    check_supported_options(get_backend(config.backend), config)
-    return config, reason
 
 
 def _listing(names, limit: int = 12) -> str:
@@ -46,7 +25,8 @@ def _listing(names, limit: int = 12) -> str:
 def check_exclusions(source: ModelSource, config: QuantConfig) -> None:
     """Refuse an excluded node, module or op type the model does not have: ignoring it silently would
     quantize exactly what the user asked to keep in float."""
-    if not config.exclude_nodes and not config.exclude_op_types:
+    excluded_op_types = config.exclude_op_types if isinstance(config, OrtConfig) else ()
+    if not config.exclude_nodes and not excluded_op_types:
         return
     backend = get_backend(config.backend)
     if backend.needs == "torch" and source.torch_model is not None:
@@ -70,7 +50,7 @@ def check_exclusions(source: ModelSource, config: QuantConfig) -> None:
             f"exclude node(s) {', '.join(map(repr, unknown))}: {source.onnx_path} has no node of that "
             f"name; its nodes: {_listing(names)}"
         )
-    unknown = [t for t in config.exclude_op_types if t not in op_types]
+    unknown = [t for t in excluded_op_types if t not in op_types]
     if unknown:
         raise ConfigError(
             f"exclude op type(s) {', '.join(map(repr, unknown))}: {source.onnx_path} has no such op; "
@@ -78,12 +58,27 @@ def check_exclusions(source: ModelSource, config: QuantConfig) -> None:
         )
 
 
-def quantize(source, calibration, config: QuantConfig, output_path, progress=None) -> QuantResult:
-    """Quantize ``source`` (a ModelSource, or a fp32 ONNX path) with the backend named in ``config``."""
+def backend_for(config: QuantSettings) -> tuple[QuantBackend, QuantConfig]:
+    """The backend ``config`` is typed for, and the config with ``reduce_range = "auto"`` decided for
+    this machine's CPU."""
+    backend = get_backend(config.backend)
+    if not isinstance(config, backend.config_type):
+        raise ConfigError(
+            f"backend {backend.name!r} takes a {backend.config_type.__name__}, got {type(config).__name__}; "
+            "build configs with quant_config(backend=..., ...)"
+        )
+    if config.reduce_range == "auto":
+        from edgeport.benchmarks import cpu_fingerprint
+
+        config, _ = config.resolved(cpu_fingerprint())
+    return backend, config
+
+
+def quantize(source, calibration, config: QuantSettings, output_path, progress=None) -> QuantResult:
+    """Quantize ``source`` (a ModelSource, or a fp32 ONNX path) with the backend ``config`` is typed for."""
     from edgeport.progress import SILENT
 
-    backend = get_backend(config.backend)
-    check_supported_options(backend, config)
+    backend, config = backend_for(config)
     if not isinstance(source, ModelSource):
         source = ModelSource(onnx_path=source)
     if backend.needs == "onnx" and source.onnx_path is None:
@@ -93,16 +88,21 @@ def quantize(source, calibration, config: QuantConfig, output_path, progress=Non
 
 
 __all__ = [
+    "backend_for",
     "build_quant_config",
     "check_exclusions",
+    "config_types",
     "ModelSource",
     "QuantBackend",
     "QuantConfig",
     "QuantResult",
-    "check_supported_options",
+    "QuantSettings",
     "get_backend",
     "list_backends",
+    "option_names",
+    "quant_config",
     "quantize",
     "register_backend",
     "TrainingData",
+    "validate_quant_config",
 ]

@@ -20,7 +20,7 @@ import onnx
 from edgeport.errors import ConfigError
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends.config import QuantConfig
-from edgeport.quant_backends.registry import QuantResult, get_backend
+from edgeport.quant_backends.registry import QuantResult
 from edgeport.quant_backends.source import ModelSource
 from edgeport.quant_backends.verify import fidelity, ort_session, run_outputs
 
@@ -71,6 +71,18 @@ def layer_candidates(source: ModelSource, needs: str) -> list[str]:
     ]
 
 
+def _check_request(known: list[str], allowed, tolerance: Tolerance, val_labels) -> None:
+    unknown = sorted(set(allowed or ()) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"fallback layer(s) {', '.join(unknown)} not found; the model's layers are {', '.join(known)}"
+        )
+    if tolerance.max_drop is not None and val_labels is None:
+        raise ConfigError(
+            "max_accuracy_drop needs validation labels (y in the --val file); use min_cosine for models without labels"
+        )
+
+
 def quantize_with_fallback(
     source: ModelSource,
     calibration: dict[str, np.ndarray],
@@ -83,20 +95,12 @@ def quantize_with_fallback(
     allowed: list[str] | None = None,
 ) -> tuple[QuantResult, FallbackReport]:
     """``allowed`` limits which layers may fall back to float (default: every conv/linear layer)."""
-    from edgeport.quant_backends import check_exclusions
+    from edgeport.quant_backends import backend_for, check_exclusions
 
-    backend = get_backend(config.backend)
+    backend, config = backend_for(config)
     check_exclusions(source, config)
     known = layer_candidates(source, backend.needs)
-    unknown = sorted(set(allowed or ()) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"fallback layer(s) {', '.join(unknown)} not found; the model's layers are {', '.join(known)}"
-        )
-    if tolerance.max_drop is not None and val_labels is None:
-        raise ConfigError(
-            "max_accuracy_drop needs validation labels (y in the --val file); use min_cosine for models without labels"
-        )
+    _check_request(known, allowed, tolerance, val_labels)
     output_path = Path(output_path)
     fp32_out = run_outputs(ort_session(source.onnx_path), val_inputs)
     if tolerance.max_drop is not None:
@@ -108,7 +112,7 @@ def quantize_with_fallback(
     with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".fallback-") as tmp:
 
         def attempt(excluded: list[str], name: str) -> tuple[float, QuantResult]:
-            trial = dataclasses.replace(config, exclude_nodes=tuple(config.exclude_nodes) + tuple(excluded))
+            trial = config.model_copy(update={"exclude_nodes": tuple(config.exclude_nodes) + tuple(excluded)})
             result = backend.quantize(source, calibration, trial, Path(tmp) / f"{name}.onnx", SILENT)
             int8_out = run_outputs(ort_session(result.path), val_inputs)
             if val_labels is not None and tolerance.max_drop is not None:

@@ -10,26 +10,34 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Literal
 
 from edgeport.errors import QuantizationError
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends.calibration import load_fp32_onnx
-from edgeport.quant_backends.config import QuantConfig
+from edgeport.quant_backends.config import OrtConfig
 from edgeport.quant_backends.ort_prepare import pre_process
 from edgeport.quant_backends.registry import QuantResult, op_summary, register_backend
 
 _TYPES = {"uint8": "QUInt8", "int8": "QInt8"}
 
 
+class OrtDynamicConfig(OrtConfig):
+    """int8 weights; activations are quantized at run time with ranges of each input (u8)."""
+
+    backend: Literal["ort-dynamic"] = "ort-dynamic"
+
+    def int8_types(self) -> tuple[str, str]:
+        return "uint8", self.weight_type
+
+
 @register_backend("ort-dynamic")
 class OrtDynamicBackend:
     needs = "onnx"
-    options = frozenset(
-        {"per_channel", "weight_type", "reduce_range", "exclude_nodes", "exclude_op_types", "calibration_samples"}
-    )
+    config_type = OrtDynamicConfig
 
     def quantize(
-        self, source, calibration, config: QuantConfig, output_path, progress: Progress = SILENT
+        self, source, calibration, config: OrtDynamicConfig, output_path, progress: Progress = SILENT
     ) -> QuantResult:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 

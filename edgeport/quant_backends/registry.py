@@ -2,8 +2,10 @@
 
 A backend turns a fp32 model (a fp32 ONNX file, or a torch module for the torch backends, as
 its ``needs`` says) plus calibration inputs into an int8 ONNX file. Backends register
-themselves with ``@register_backend``; ``list_backends`` feeds `edgeport list`, the
-configuration's validation and the tests' parametrisation.
+themselves with ``@register_backend`` and declare their settings as a ``config_type`` (a
+``QuantConfig`` subclass, see ``quant_backends.config``) that the project file, the CLI and the
+search validate against; ``list_backends`` feeds `edgeport list`, that validation and the tests'
+parametrisation.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
 from edgeport.progress import SILENT, Progress
 from edgeport.registry import Registry
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from edgeport.quant_backends.config import QuantConfig
     from edgeport.quant_backends.source import ModelSource
 
@@ -37,7 +39,7 @@ class QuantResult:
 class QuantBackend(Protocol):
     name: str
     needs: str  # "onnx" (reads source.onnx_path) or "torch" (reads source.torch_model)
-    options: frozenset[str]  # QuantConfig fields this backend honours; others must keep their defaults
+    config_type: type[QuantConfig]  # the settings it honours: an option outside them is refused
 
     def quantize(
         self,

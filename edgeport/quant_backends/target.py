@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgeport.quant_backends.config import QuantConfig
+
 X86_MACHINES = ("x86_64", "amd64", "i386", "i686")
 INT8_DOT_PRODUCT = ("avx512_vnni", "avx_vnni", "amx_int8")
 
@@ -29,9 +34,10 @@ def resolve_reduce_range(value: bool | str, cpu: dict) -> tuple[bool, str]:
     return False, "auto: this CPU multiplies int8 without saturation"
 
 
-def saturation_warning(activation_type: str, weight_type: str, reduce_range: bool, cpu: dict) -> str | None:
+def saturation_warning(config: QuantConfig, cpu: dict) -> str | None:
     """A warning when a U8S8 model with full-range weights is built on an x86 CPU without VNNI."""
-    if activation_type == "uint8" and weight_type == "int8" and not reduce_range and needs_reduce_range(cpu):
+    saturating = config.int8_types() == ("uint8", "int8") and config.reduce_range is False
+    if saturating and needs_reduce_range(cpu):
         return (
             "this x86 CPU has no VNNI: u8 x s8 products are summed in saturating int16, which can cost "
             "accuracy; set reduce_range = true (7-bit weights) or use uint8 weights (U8U8)"

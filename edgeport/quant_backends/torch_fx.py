@@ -11,15 +11,34 @@ import copy
 import time
 import warnings
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
 
 from edgeport.errors import QuantizationError
 from edgeport.progress import SILENT, Progress
-from edgeport.quant_backends.config import QuantConfig
+from edgeport.quant_backends.config import TorchConfig
 from edgeport.quant_backends.registry import QuantResult, op_summary, register_backend
 from edgeport.quant_backends.torch_common import calibrate, export_int8, torch_inputs
 
 
-def qconfig_mapping(config: QuantConfig, qat: bool = False):
+class TorchFxConfig(TorchConfig):
+    """FX graph-mode post-training quantization: histogram-observed activations, min/max weights."""
+
+    backend: Literal["torch-fx"] = "torch-fx"
+    per_channel: bool = True
+
+
+class TorchFxQatConfig(TorchConfig):
+    """FX quantization-aware fine-tuning: ``qat_epochs`` of training with fake-quantized ranges."""
+
+    backend: Literal["torch-fx-qat"] = "torch-fx-qat"
+    per_channel: bool = True
+    qat_epochs: int = Field(2, gt=0)  # fine-tuning epochs (the KD loss kept)
+    qat_lr: float = Field(5e-4, gt=0)
+
+
+def qconfig_mapping(config: TorchFxConfig | TorchFxQatConfig, qat: bool = False):
     """The engine's default mapping with its global qconfig rebuilt for our per_channel/reduce_range.
 
     Post-training: histogram-observed activations, min/max-observed weights. QAT: the same ranges
@@ -67,10 +86,10 @@ def qconfig_mapping(config: QuantConfig, qat: bool = False):
 @register_backend("torch-fx")
 class TorchFxBackend:
     needs = "torch"
-    options = frozenset({"engine", "per_channel", "reduce_range", "calibration_samples", "exclude_nodes"})
+    config_type = TorchFxConfig
 
     def quantize(
-        self, source, calibration, config: QuantConfig, output_path, progress: Progress = SILENT
+        self, source, calibration, config: TorchFxConfig, output_path, progress: Progress = SILENT
     ) -> QuantResult:
         import torch
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
@@ -109,12 +128,10 @@ class TorchFxQatBackend:
     KD loss when teacher logits are given), then convert and export like torch-fx."""
 
     needs = "torch"
-    options = frozenset(
-        {"engine", "per_channel", "reduce_range", "calibration_samples", "exclude_nodes", "qat_epochs", "qat_lr"}
-    )
+    config_type = TorchFxQatConfig
 
     def quantize(
-        self, source, calibration, config: QuantConfig, output_path, progress: Progress = SILENT
+        self, source, calibration, config: TorchFxQatConfig, output_path, progress: Progress = SILENT
     ) -> QuantResult:
         import torch
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_qat_fx

@@ -9,17 +9,23 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
+from typing import Literal
 
 from edgeport.errors import QuantizationError
 from edgeport.progress import SILENT, Progress
-from edgeport.quant_backends.config import QuantConfig
+from edgeport.quant_backends.config import TorchConfig
 from edgeport.quant_backends.registry import QuantResult, op_summary, register_backend
 from edgeport.quant_backends.torch_common import calibrate, export_int8, torch_inputs
 
-PT2E_ENGINES = ("x86", "qnnpack")
+
+class TorchPt2eConfig(TorchConfig):
+    """torchao PT2E: the x86 Inductor quantizer (per-channel weights) or the Arm one (qnnpack)."""
+
+    backend: Literal["torch-pt2e"] = "torch-pt2e"
+    engine: Literal["x86", "qnnpack"] = "x86"  # torchao ships quantizers for these two only
 
 
-def make_quantizer(config: QuantConfig):
+def make_quantizer(config: TorchPt2eConfig):
     if config.engine == "x86":
         from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
             X86InductorQuantizer,
@@ -28,7 +34,7 @@ def make_quantizer(config: QuantConfig):
 
         quantizer = X86InductorQuantizer()
         quantizer.set_global(get_default_x86_inductor_quantization_config(reduce_range=config.reduce_range))
-    elif config.engine == "qnnpack":
+    else:  # qnnpack: the config type admits no other engine
         from torchao.quantization.pt2e.quantizer.arm_inductor_quantizer import (
             ArmInductorQuantizer,
             get_default_arm_inductor_quantization_config,
@@ -36,10 +42,6 @@ def make_quantizer(config: QuantConfig):
 
         quantizer = ArmInductorQuantizer()
         quantizer.set_global(get_default_arm_inductor_quantization_config())
-    else:
-        raise QuantizationError(
-            f"backend 'torch-pt2e' supports engines {', '.join(PT2E_ENGINES)}, not {config.engine!r}"
-        )
     for name in config.exclude_nodes:
         quantizer.set_module_name_qconfig(name, None)
     return quantizer
@@ -48,10 +50,10 @@ def make_quantizer(config: QuantConfig):
 @register_backend("torch-pt2e")
 class TorchPt2eBackend:
     needs = "torch"
-    options = frozenset({"engine", "reduce_range", "calibration_samples", "exclude_nodes"})
+    config_type = TorchPt2eConfig
 
     def quantize(
-        self, source, calibration, config: QuantConfig, output_path, progress: Progress = SILENT
+        self, source, calibration, config: TorchPt2eConfig, output_path, progress: Progress = SILENT
     ) -> QuantResult:
         import torch
 

@@ -25,7 +25,8 @@ def latency_verdict(ratio: float) -> str:
 
 def describe_quantization(quant: dict) -> str:
     """One line for a quantization config as recorded in a manifest."""
-    layout = "per-channel" if quant["per_channel"] else "per-tensor"
+    # torch-pt2e has no per_channel setting: its quantizer picks the weight layout for the engine.
+    layout = {True: "per-channel", False: "per-tensor"}.get(quant.get("per_channel"), "engine-default")
     if quant["backend"].startswith("torch-"):
         text = f"{quant['backend']}, engine {quant['engine']}, {layout} weights"
     elif quant["backend"] == "ort-dynamic":  # no format or activation type: activations quantize at run time
@@ -48,13 +49,9 @@ def _us(ms: float | None) -> str:
     return f"{ms * 1000:.1f} us" if ms < 1 else f"{ms:.3f} ms"
 
 
-def render_run_report(manifest: dict) -> str:
+def _accuracy_section(manifest: dict) -> list[str]:
     acc = manifest["metrics"]["accuracy"]
-    lat = manifest["latency"]
-    arts = manifest["artifacts"]
     data = manifest["dataset"]
-    cpu = manifest["environment"]["cpu"]
-    parity = manifest["metrics"]["parity"]
     lines = [
         f"# edgeport run {manifest['run_id']}",
         "",
@@ -77,9 +74,14 @@ def render_run_report(manifest: dict) -> str:
             f"Distillation changed the student's test accuracy by {gain:+.2f} points versus the same "
             "student trained with plain cross-entropy (same seed).",
         ]
+    return lines
+
+
+def _quantization_section(manifest: dict) -> list[str]:
+    acc, parity = manifest["metrics"]["accuracy"], manifest["metrics"]["parity"]
     delta = acc["int8_onnx"]["test"] - acc["fp32_onnx"]["test"]
     quant = manifest["lineage"]["quantization"]
-    lines += [
+    lines = [
         "",
         f"Quantization: {describe_quantization(quant)}; calibration on "
         f"{manifest['lineage']['calibration']['samples']} training images.",
@@ -106,22 +108,31 @@ def render_run_report(manifest: dict) -> str:
         )
     else:
         lines.append(f"The second runtime (onnx.reference) could not run the file: {reference.get('error')}.")
+    return lines + _fallback_lines(manifest)
+
+
+def _fallback_lines(manifest: dict) -> list[str]:
+    lines = []
     fallback = manifest.get("fallback")
     if fallback:
         kept = ", ".join(fallback["excluded"]) or "none"
+        steps = "; ".join(
+            f"{len(step['excluded'])} excluded -> {step[fallback['metric']]:.2f}" for step in fallback["steps"]
+        )
         lines += [
             "",
             f"Accuracy-aware fallback (tolerance {fallback['tolerance']:.2f}% val top-1): layers kept in "
-            f"float: {kept}; "
-            + "; ".join(
-                f"{len(step['excluded'])} excluded -> {step[fallback['metric']]:.2f}" for step in fallback["steps"]
-            )
-            + ".",
+            f"float: {kept}; {steps}.",
         ]
     for warning in manifest.get("warnings", []):
         lines += ["", f"**Warning:** {warning}"]
+    return lines
+
+
+def _latency_section(manifest: dict) -> list[str]:
+    lat, arts, cpu = manifest["latency"], manifest["artifacts"], manifest["environment"]["cpu"]
     settings = lat["settings"]
-    lines += [
+    lines = [
         "",
         "## Latency (onnxruntime CPU)",
         "",
@@ -141,17 +152,21 @@ def render_run_report(manifest: dict) -> str:
     lines += [
         "",
         f"int8/fp32 p50 ratio: **{lat['int8_over_fp32_p50']:.2f}**. {latency_verdict(lat['int8_over_fp32_p50'])}",
-        "",
-        "## Files",
-        "",
-        "| file | what | sha256 |",
-        "|---|---|---|",
     ]
-    for name, art in arts.items():
+    return lines
+
+
+def _files_section(manifest: dict) -> list[str]:
+    lines = ["", "## Files", "", "| file | what | sha256 |", "|---|---|---|"]
+    for name, art in manifest["artifacts"].items():
         lines.append(f"| {art['path']} | {name} ({art['kind']}) | `{art['sha256'][:16]}` |")
-    lines += [
+    return lines + [
         "| manifest.json | everything above, machine-readable | |",
         "| latency.json | raw per-iteration latency samples | |",
         "",
     ]
-    return "\n".join(lines)
+
+
+def render_run_report(manifest: dict) -> str:
+    sections = (_accuracy_section, _quantization_section, _latency_section, _files_section)
+    return "\n".join(line for section in sections for line in section(manifest))

@@ -5,14 +5,17 @@ With ``E`` full epochs, factor ``eta`` and ``n`` distinct students there are
 first ``R - 1``) trains every surviving student for ``E / eta^(R-1-r)`` epochs and keeps the best
 ``ceil(n_r / eta)`` by validation accuracy; the survivors then go through the normal stages
 with the full ``E`` epochs. Every trial of a dropped student is stored as ``pruned``, with the
-rung and the accuracy that dropped it.
+rung and the accuracy that dropped it. The rungs run once: a resumed search reuses the
+survivors the store recorded.
 """
 
 from __future__ import annotations
 
 import math
 
+from edgeport.errors import ConfigError
 from edgeport.search.plan import TrialPlan, student_stage
+from edgeport.search.record import trial_record
 from edgeport.search.settings import SearchSettings
 
 
@@ -63,18 +66,16 @@ def run_rungs(plans: list[TrialPlan], settings: SearchSettings, scheduler, store
             for plan in by_student[key]:
                 error = scheduler.errors.get(tasks[key].key)
                 store.add_trial(
-                    {
-                        "id": plan.candidate.id,
-                        "position": plan.candidate.index,
-                        "params": plan.candidate.params,
-                        "status": "pruned" if error is None else "failed",
-                        "error": f"student: {error}" if error else None,
-                        "metrics": {
+                    trial_record(
+                        plan.candidate,
+                        "pruned" if error is None else "failed",
+                        error=f"student: {error}" if error else None,
+                        metrics={
                             "pruned_at_rung": rung,
                             "pruned_at_epochs": rung_epochs_,
                             "rung_val_accuracy": None if error else scores[key],
                         },
-                    }
+                    )
                 )
         report["rungs"].append(
             {
@@ -88,3 +89,22 @@ def run_rungs(plans: list[TrialPlan], settings: SearchSettings, scheduler, store
         survivors = ranked[:keep]
     kept = set(survivors)
     return [p for p in plans if p.student_task().key in kept], report
+
+
+def plans_after_rungs(
+    todo: list[TrialPlan], settings: SearchSettings, scheduler, store
+) -> tuple[list[TrialPlan], dict]:
+    """Run the halving rungs once; a resumed search reuses the survivors it recorded."""
+    recorded = store.get_meta("halving")
+    if recorded is None:
+        todo, report = run_rungs(todo, settings, scheduler, store)
+        store.set_meta("halving", {"survivors": sorted({p.student_task().key for p in todo}), "report": report})
+        return todo, report
+    survivors = set(recorded["survivors"])
+    new = [p for p in todo if p.student_task().key not in survivors]
+    if new and recorded["report"].get("rungs"):
+        raise ConfigError(
+            "a search with successive halving cannot be widened on resume: its rungs already chose "
+            "the students; start a new search for the wider space"
+        )
+    return [p for p in todo if p.student_task().key in survivors] + new, recorded["report"]

@@ -82,7 +82,7 @@ def plan_trial(candidate: Candidate, data_fingerprint: str) -> TrialPlan:
     export = StageTask(
         "export",
         stage_key("export", export=config.export.model_dump(), student=student.key),
-        {"student": student.key},
+        {"student": student.key, "teacher": teacher.key},  # the teacher's hash goes into the ONNX lineage
         config.model_dump(),
     )
     chain = [teacher, student, export]
@@ -103,7 +103,7 @@ def plan_trial(candidate: Candidate, data_fingerprint: str) -> TrialPlan:
                 key,
                 {"teacher": teacher.key, "student": student.key, "export": export.key},
                 config.model_dump(),
-                quant,
+                candidate.quant_config.model_dump(mode="json"),  # the worker's full config, guards included
             )
         )
     return TrialPlan(candidate, data_key, chain)

@@ -25,10 +25,14 @@ LATENCY_METRICS = ("p50", "p90", "p95", "mean")
 
 
 def searchable_parameters() -> list[str]:
+    from edgeport.quant_backends import option_names
+
     names = []
     for section, info in RunConfig.model_fields.items():
         annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if section == "quantize":  # typed per backend: every option some backend has
+            names += [f"quantize.{option}" for option in option_names()]
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
             names += [f"{section}.{field}" for field in annotation.model_fields]
         else:
             names.append(section)

@@ -17,15 +17,14 @@ from pydantic import ValidationError
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 
 from edgeport.artifacts import sha256_json
-from edgeport.config import QuantizeSection, RunConfig, validation_message
+from edgeport.config import RunConfig, validation_message
 from edgeport.errors import ConfigError, EdgeportError
 from edgeport.models import ModelSpec
-from edgeport.quant_backends import QuantConfig, build_quant_config, get_backend, list_backends
-from edgeport.search.settings import NO_QUANTIZATION, SearchSettings, searchable_parameters
+from edgeport.quant_backends import QuantConfig, build_quant_config, config_types
+from edgeport.search.settings import SearchSettings, searchable_parameters
 
 MODEL_OPTION_PREFIX = "student.model."
-# Quantization settings every backend honours: the fallback tolerance runs around any of them.
-_ALWAYS_USED = {"backend", "max_accuracy_drop"}
+QUANTIZE_PREFIX = "quantize."
 
 
 @dataclass(frozen=True)
@@ -82,12 +81,14 @@ def _check_values(grids: list[dict[str, list]], base: RunConfig) -> None:
                     if not isinstance(value, (bool, int, float, str)):
                         raise ConfigError(f"search.space.{name}: value {value!r} is not a number, string or boolean")
                     continue
-                if name == "quantize.backend" and value != NO_QUANTIZATION and value not in list_backends():
+                if name == "quantize.backend" and value not in config_types():
                     raise ConfigError(
                         f"search.space.quantize.backend: unknown backend {value!r}; expected "
-                        f"{NO_QUANTIZATION!r} or one of {', '.join(list_backends())}"
+                        f"one of {', '.join(config_types())}"
                     )
                 trial = base.model_dump()
+                if name.startswith(QUANTIZE_PREFIX):  # judged by a backend that has the option
+                    trial["quantize"] = {"backend": _backend_with(name[len(QUANTIZE_PREFIX) :])}
                 _set(trial, name, value)
                 try:
                     RunConfig.model_validate(trial)
@@ -115,22 +116,24 @@ def _apply(base: RunConfig, params: dict[str, Any]) -> dict:
     return config
 
 
+def _backend_with(option: str) -> str:
+    """The first backend (``none`` included) whose config type has ``option``."""
+    return next((name for name, kind in config_types().items() if option in kind.model_fields), "ort-static")
+
+
 def _normalize_quantize(config: dict, params: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """Reset quantization options the backend ignores; return the candidate's shown params."""
+    """Drop quantization options the candidate's backend does not have; return its shown params."""
     quant = config["quantize"]
-    defaults = QuantizeSection().model_dump()
-    if quant["backend"] == NO_QUANTIZATION:
-        used: set[str] = {"backend"}
-    else:
-        used = set(get_backend(quant["backend"]).options) | _ALWAYS_USED
+    kinds = config_types()
+    used = set(kinds[quant["backend"]].model_fields) if quant["backend"] in kinds else set(quant)
     ignored = tuple(sorted(k for k in quant if k not in used))
     for key in ignored:
-        quant[key] = defaults[key]
+        del quant[key]
     shown = {
-        name: (None if name.startswith("quantize.") and name.split(".", 1)[1] in ignored else value)
+        name: (None if name.startswith(QUANTIZE_PREFIX) and name[len(QUANTIZE_PREFIX) :] in ignored else value)
         for name, value in params.items()
     }
-    return shown, tuple(f"quantize.{k}" for k in ignored if f"quantize.{k}" in params)
+    return shown, tuple(QUANTIZE_PREFIX + k for k in ignored if QUANTIZE_PREFIX + k in params)
 
 
 def candidate_id(params: dict[str, Any]) -> str:
@@ -207,11 +210,10 @@ def expand(
             if config.student.model not in specs_checked:
                 ModelSpec.parse(config.student.model).validate()
                 specs_checked.add(config.student.model)
-            quant_config, reason = None, ""
-            if config.quantize.backend != NO_QUANTIZATION:
-                quant_config, reason = build_quant_config(
-                    config.quantize.model_dump(exclude={"max_accuracy_drop"}), cpu
-                )
+            quant_config: QuantConfig | None = None
+            reason = ""
+            if isinstance(config.quantize, QuantConfig):
+                quant_config, reason = build_quant_config(config.quantize, cpu)
         except EdgeportError as exc:
             raise ConfigError(f"search candidate {shown}: {exc}") from exc
         candidates.append(Candidate(cid, len(candidates), shown, config, quant_config, reason, ignored))

@@ -2,7 +2,8 @@
 
 Each finished trial is one row written in one transaction, so a killed search loses only the
 trials in flight. ``meta`` holds the search's settings (to refuse resuming with another space)
-and ``stage_runs`` counts the stages built and reused, across resumed sessions.
+and ``stage_runs`` counts the stages built and reused, across resumed sessions. Trials are
+written from a ``TrialRecord`` (record.py) and read back as the dicts reports and the objective use.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edgeport.errors import ArtifactError
+from edgeport.search.record import TrialRecord
 
 STORE_NAME = "search.db"
 SCHEMA = """
@@ -24,7 +26,6 @@ CREATE TABLE IF NOT EXISTS trials (
 CREATE TABLE IF NOT EXISTS stage_runs (
     stage TEXT PRIMARY KEY, built INTEGER NOT NULL DEFAULT 0, reused INTEGER NOT NULL DEFAULT 0);
 """
-STATUSES = ("ok", "failed", "pruned")
 
 
 class TrialStore:
@@ -59,18 +60,17 @@ class TrialStore:
         with self._transaction():
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, default=str)))
 
-    def add_trial(self, trial: dict) -> None:
-        if trial["status"] not in STATUSES:
-            raise ArtifactError(f"trial status {trial['status']!r} is not one of {', '.join(STATUSES)}")
+    def add_trial(self, record: TrialRecord) -> None:
+        trial = record.to_dict()
         row = (
             trial["id"],
             trial["position"],
             json.dumps(trial["params"]),
             trial["status"],
-            json.dumps(trial.get("metrics", {}), default=str),
-            json.dumps(trial.get("artifacts", {})),
-            trial.get("error"),
-            json.dumps(trial.get("timings", {})),
+            json.dumps(trial["metrics"], default=str),
+            json.dumps(trial["artifacts"]),
+            trial["error"],
+            json.dumps(trial["timings"]),
             datetime.now(UTC).isoformat(timespec="seconds"),
         )
         with self._transaction():

@@ -15,7 +15,6 @@ import time
 import traceback
 from pathlib import Path
 
-from edgeport.artifacts import sha256_file, sha256_json
 from edgeport.config import DataSection, RunConfig
 from edgeport.errors import EdgeportError
 from edgeport.progress import SILENT, Progress
@@ -35,150 +34,115 @@ def prepared_data(config: RunConfig):
     return _prepared(json.dumps(config.data.model_dump(), sort_keys=True), config.seed)
 
 
-def _load(entry: dict, spec: str, prepared):
-    from edgeport.models import ModelSpec
-    from edgeport.models.checkpoint import load_checkpoint_model
-
-    channels, classes, size = prepared.shape
-    return load_checkpoint_model(entry["paths"]["model.safetensors"], ModelSpec.parse(spec), channels, classes, size)
+def _checkpoint(entry: dict) -> Path:
+    return Path(entry["paths"]["model.safetensors"])
 
 
 def _teacher_logits(teacher_entry: dict, config: RunConfig, prepared, logits_cache: Path):
     from edgeport.distill import teacher_logits
+    from edgeport.stages import load_trained
 
-    teacher = _load(teacher_entry, config.teacher.model, prepared)
+    teacher = load_trained(_checkpoint(teacher_entry), config.teacher.model, prepared)
     logits, _ = teacher_logits(
         teacher, teacher_entry["files"]["model.safetensors"], prepared.splits.train.x, logits_cache
     )
     return logits
 
 
-def _build_teacher(
-    config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress: Progress
-) -> dict:
-    from edgeport.distill import accuracy, predict_logits, teacher_logits
+def _trained(entry: dict, config: RunConfig, prepared):
+    """The student stage's cached result as the record the export and quantize stages take."""
     from edgeport.models import ModelSpec
-    from edgeport.models.checkpoint import count_parameters, load_weights, save_checkpoint
-    from edgeport.stages import fit, seeded_model
+    from edgeport.stages import TrainedModel, load_trained
 
-    spec = ModelSpec.parse(config.teacher.model)
-    model = seeded_model(spec, config.seed, prepared)
-    history = None
-    if config.teacher.weights:
-        load_weights(model, config.teacher.weights)
-    else:
-        history = fit(model, config.teacher, prepared, config.seed, progress, description="teacher").history
-    model.eval()
-    path = save_checkpoint(model, out / "model.safetensors", spec, *prepared.shape)
-    teacher_logits(model, sha256_file(path), prepared.splits.train.x, logits_cache)  # computed once, here
-    val = prepared.splits.val
+    spec = config.student.model
+    return TrainedModel(
+        load_trained(_checkpoint(entry), spec, prepared),
+        ModelSpec.parse(spec),
+        _checkpoint(entry),
+        entry["files"]["model.safetensors"],
+        entry["parameters"],
+        entry["val_accuracy"],
+        entry["history"],
+    )
+
+
+def _build_teacher(config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress) -> dict:
+    from edgeport.distill import teacher_logits
+    from edgeport.stages import build_teacher
+
+    teacher = build_teacher(config, prepared, out / "model.safetensors", progress)
+    teacher_logits(teacher.model, teacher.sha256, prepared.splits.train.x, logits_cache)  # computed once, here
     return {
-        "val_accuracy": accuracy(predict_logits(model, val.x), val.y),
-        "history": history,
-        "parameters": count_parameters(model),
+        "val_accuracy": teacher.val_accuracy,
+        "history": teacher.history,
+        "parameters": teacher.parameters,
         "model": config.teacher.model,
         "weights": config.teacher.weights,
     }
 
 
-def _build_student(
-    config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress: Progress
-) -> dict:
-    from edgeport.distill import KDConfig
-    from edgeport.models import ModelSpec
-    from edgeport.models.checkpoint import count_parameters, save_checkpoint
-    from edgeport.stages import fit, seeded_model
+def _build_student(config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress) -> dict:
+    from edgeport.stages import train_student
 
     t_logits = _teacher_logits(inputs["teacher"], config, prepared, logits_cache)
-    spec = ModelSpec.parse(config.student.model)
-    model = seeded_model(spec, config.seed, prepared)
-    kd = KDConfig(temperature=config.student.temperature, alpha=config.student.alpha)
-    result = fit(
-        model,
-        config.student,
-        prepared,
-        config.seed,
-        progress,
-        description=f"student {config.student.model} ({config.student.epochs} epochs)",
-        kd=kd,
-        t_logits=t_logits,
-    )
-    save_checkpoint(model, out / "model.safetensors", spec, *prepared.shape)
+    description = f"student {config.student.model} ({config.student.epochs} epochs)"
+    student = train_student(config, prepared, out / "model.safetensors", t_logits, progress, description)
+    assert student.kd is not None
     return {
-        "val_accuracy": result.final_val_accuracy,
-        "history": result.history,
+        "val_accuracy": student.val_accuracy,
+        "history": student.history,
         "epochs": config.student.epochs,
-        "parameters": count_parameters(model),
+        "parameters": student.parameters,
         "model": config.student.model,
-        "kd": kd.describe(),
+        "kd": student.kd.describe(),
     }
 
 
-def _build_export(config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress: Progress) -> dict:
+def _build_export(config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress) -> dict:
     from edgeport.distill import accuracy
-    from edgeport.exporter import export_onnx, onnx_predict, write_metadata
+    from edgeport.exporter import onnx_predict
+    from edgeport.stages import export_student
 
-    student = _load(inputs["student"], config.student.model, prepared)
-    path = out / "model.onnx"
-    export = export_onnx(
-        student, prepared.splits.train.x[:2], path, config.export.exporter, parity_inputs=prepared.splits.val.x
-    )
-    write_metadata(
-        path,
-        {
-            "kind": "onnx-fp32",
-            "seed": str(config.seed),
-            "student": config.student.model,
-            "student_sha256": inputs["student"]["files"]["model.safetensors"],
-            "dataset_sha256": prepared.data.fingerprint(),
-        },
-    )
+    student = _trained(inputs["student"], config, prepared)
+    teacher_sha = inputs["teacher"]["files"]["model.safetensors"]
+    export = export_student(config, prepared, student, teacher_sha, out / "model.onnx")
     val = prepared.splits.val
-    return {"val_accuracy": accuracy(onnx_predict(path, val.x), val.y), **export.describe()}
+    return {"val_accuracy": accuracy(onnx_predict(export.path, val.x), val.y), **export.describe()}
 
 
 def _build_quantize(
-    config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress: Progress, quant_config: dict
+    config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress, quant_config: dict
 ) -> dict:
-    from edgeport.distill import KDConfig, accuracy
-    from edgeport.exporter import onnx_predict, write_metadata
-    from edgeport.quant_backends import QuantConfig
-    from edgeport.quant_backends.verify import verify_int8
-    from edgeport.stages import quantize_student
+    from edgeport.distill import accuracy
+    from edgeport.exporter import onnx_predict
+    from edgeport.quant_backends import QuantConfig, validate_quant_config
+    from edgeport.stages import kd_config, quantize_student, student_lineage
 
-    qc = QuantConfig(
-        **{
-            **quant_config,
-            "exclude_nodes": tuple(quant_config["exclude_nodes"]),
-            "exclude_op_types": tuple(quant_config["exclude_op_types"]),
-        }
-    )
-    student = _load(inputs["student"], config.student.model, prepared)
+    qc = validate_quant_config(quant_config)  # resolved by the main process: reduce_range is a bool
+    assert isinstance(qc, QuantConfig)
+    student = _trained(inputs["student"], config, prepared)
+    teacher_sha = inputs["teacher"]["files"]["model.safetensors"]
     t_logits = _teacher_logits(inputs["teacher"], config, prepared, logits_cache)
-    kd = KDConfig(temperature=config.student.temperature, alpha=config.student.alpha)
-    fp32 = Path(inputs["export"]["paths"]["model.onnx"])
     path = out / "model.onnx"
+    lineage = student_lineage("onnx-int8", config, prepared, teacher_sha, student.sha256)
     started = time.perf_counter()
     quantized = quantize_student(
-        fp32, student, prepared, t_logits, kd, config.quantize, qc, path, config.seed, progress
+        Path(inputs["export"]["paths"]["model.onnx"]),
+        student,
+        prepared,
+        t_logits,
+        kd_config(config),
+        qc,
+        path,
+        config.seed,
+        lineage,
+        progress,
     )
     seconds = time.perf_counter() - started
     for leftover in out.iterdir():  # backends may leave helper files (e.g. augmented models) beside the output
         if leftover.name != "model.onnx":
             shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-    write_metadata(
-        path,
-        {
-            "kind": "onnx-int8",
-            "seed": str(config.seed),
-            "student": config.student.model,
-            "fp32_sha256": inputs["export"]["files"]["model.onnx"],
-            "quant": sha256_json(qc.describe())[:16],
-        },
-    )
-    val = prepared.splits.val
-    verification = verify_int8(path, fp32, {"input": val.x}, val.y)
-    fallback = quantized.fallback
+    val, fallback, verification = prepared.splits.val, quantized.fallback, quantized.verification
     return {
         "val_accuracy": accuracy(onnx_predict(path, val.x), val.y),
         "backend": quantized.result.backend,
@@ -187,16 +151,8 @@ def _build_quantize(
         "report": quantized.result.report,
         "fallback": fallback.describe() if fallback is not None else None,
         "within_tolerance": fallback.within_tolerance if fallback is not None else None,
-        "calibration": {
-            "samples": len(quantized.calibration_indices),
-            "split": "train",
-            "indices_sha256": sha256_json(quantized.calibration_indices.tolist()),
-        },
-        "verification": {
-            "vs_fp32": verification["vs_fp32"],
-            "coverage": verification["coverage"],
-            "reference_runtime": verification["reference_runtime"],
-        },
+        "calibration": quantized.calibration(),
+        "verification": {key: verification[key] for key in ("vs_fp32", "coverage", "reference_runtime")},
     }
 
 

@@ -1,4 +1,4 @@
-"""One trial's benchmark and its record: the metrics the objective and the reports read."""
+"""One trial's benchmark and the record of a measured trial: the metrics the objective and the reports read."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from edgeport.errors import BenchmarkError
 from edgeport.search.cache import StageCache, stage_key
 from edgeport.search.plan import TrialPlan
+from edgeport.search.record import TrialRecord, trial_record
 from edgeport.search.tasks import prepared_data
 from edgeport.stages import batch_of, bench_settings
 
@@ -29,20 +30,21 @@ LATENCY_KEYS = (
 )
 
 
-def bench_trial(plan: TrialPlan, entries: dict, cache: StageCache, target) -> tuple[dict, bool]:
-    """Latency of the trial's artifact on ``target`` at its batch and threads (cached by content)."""
+def bench_trial(plan: TrialPlan, entries: dict, cache: StageCache, device) -> tuple[dict, bool]:
+    """Latency of the trial's artifact on ``device`` (a BenchDevice) at its batch and threads (cached by content)."""
     config = plan.candidate.config
     artifact = entries[plan.artifact_stage.stage]
     settings = bench_settings(config.bench, config.seed)
+    # "target" is part of the cache key's content: renaming it would miss every cached benchmark.
     key = stage_key(
-        "benchmark", model=artifact["files"]["model.onnx"], settings=asdict(settings), target=target.identity()
+        "benchmark", model=artifact["files"]["model.onnx"], settings=asdict(settings), target=device.identity()
     )
     found = cache.lookup("benchmark", key)
     if found is not None:
         return found, True
     inputs = {"input": batch_of(prepared_data(config).splits.val.x, settings.batch)}
     started = time.time()
-    result = target.measure(artifact["paths"]["model.onnx"], settings, inputs)
+    result = device.measure(artifact["paths"]["model.onnx"], settings, inputs)
     window = [started, time.time()]
     build_dir = cache.new_build_dir("benchmark", key)
     try:
@@ -52,8 +54,8 @@ def bench_trial(plan: TrialPlan, entries: dict, cache: StageCache, target) -> tu
         raise
 
 
-def trial_record(plan: TrialPlan, entries: dict, bench: dict, latency_metric: str) -> dict:
-    candidate = plan.candidate
+def measured_record(plan: TrialPlan, entries: dict, bench: dict, latency_metric: str) -> TrialRecord:
+    """The ok record of a benchmarked trial, from its stages' cache entries and its benchmark entry."""
     artifact_stage = plan.artifact_stage.stage
     artifact = entries[artifact_stage]
     stats = bench["stats"]
@@ -94,12 +96,4 @@ def trial_record(plan: TrialPlan, entries: dict, bench: dict, latency_metric: st
         **{stage: entry.get("build_window") for stage, entry in entries.items()},
         "benchmark": bench.get("measure_window"),
     }
-    return {
-        "id": candidate.id,
-        "position": candidate.index,
-        "params": candidate.params,
-        "status": "ok",
-        "metrics": metrics,
-        "artifacts": artifacts,
-        "timings": timings,
-    }
+    return trial_record(plan.candidate, "ok", metrics=metrics, artifacts=artifacts, timings=timings)

@@ -101,8 +101,7 @@ def no_measuring(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the gate started measuring before refusing")
 
-    # the module, not the run_gate function that edgeport.gate exports under the same name
-    monkeypatch.setattr(importlib.import_module("edgeport.gate.run_gate"), "measure_interleaved", refuse)
+    monkeypatch.setattr(importlib.import_module("edgeport.gate.measure"), "measure_interleaved", refuse)
 
 
 def gate(capsys, *args):
@@ -310,7 +309,7 @@ def test_a_manifest_of_an_unknown_or_missing_schema_version_is_refused(capsys, f
 
 
 def test_the_gates_schema_versions_are_the_ones_edgeport_writes():
-    from edgeport.gate.evidence import MANIFEST_SCHEMA_VERSIONS
+    from edgeport.manifest import MANIFEST_SCHEMA_VERSIONS
     from edgeport.pipeline import MANIFEST_SCHEMA as RUN
     from edgeport.quantize_job import MANIFEST_SCHEMA as QUANTIZE
     from edgeport.search.finish import SEARCH_SCHEMA

@@ -20,8 +20,8 @@ import pytest
 from edgeport.benchmarks.remote import ALLOWED_SSH_OPTIONS, RemoteTarget
 from edgeport.errors import ConfigError
 from tests.bad_input.conftest import one_line_error, run_cli
+from tests.benchmarks.test_remote import sshd  # noqa: F401  (a real sshd on 127.0.0.1 with throwaway keys)
 from tests.helpers import tiny_config
-from tests.test_remote import sshd  # noqa: F401  (a real sshd on 127.0.0.1 with throwaway keys)
 
 BOARD = "ssh://pi@board.local"
 

@@ -20,7 +20,7 @@ from edgeport.cli import main
 from edgeport.search.cache import RESULT, StageCache
 from tests.helpers import TINY_SPACE, tiny_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "search-digits.toml"
 
 

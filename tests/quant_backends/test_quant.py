@@ -6,7 +6,7 @@ import pytest
 
 from edgeport.errors import ConfigError, QuantizationError
 from edgeport.exporter import onnx_predict
-from edgeport.quant_backends import ModelSource, QuantConfig, TrainingData, list_backends, quantize
+from edgeport.quant_backends import ModelSource, TrainingData, list_backends, quant_config, quantize
 from edgeport.quant_backends.target import needs_reduce_range, saturation_warning
 from edgeport.quant_backends.verify import fidelity, int8_coverage, verify_int8
 
@@ -25,7 +25,7 @@ def source(fp32_onnx, trained_cnn, digits16):
 def test_backend_writes_a_verified_int8_model(tmp_path, source, digits16, backend):
     out = tmp_path / "int8.onnx"
     calib = {"input": digits16.train.x[:128]}
-    result = quantize(source, calib, QuantConfig(backend=backend, reduce_range=True), out)
+    result = quantize(source, calib, quant_config(backend=backend, reduce_range=True), out)
     assert result.path == out and result.backend == backend
     ops = _ops(out)
     convs = _ops(source.onnx_path)["Conv"]
@@ -61,7 +61,7 @@ def test_qat_keeps_the_kd_loss_when_given_teacher_logits(tmp_path, trained_cnn, 
     result = quantize(
         ModelSource(None, trained_cnn, training),
         {"input": digits16.train.x[:64]},
-        QuantConfig(backend="torch-fx-qat", qat_epochs=3, qat_lr=1e-2, reduce_range=True),
+        quant_config(backend="torch-fx-qat", qat_epochs=3, qat_lr=1e-2, reduce_range=True),
         out,
     )
     assert result.report["kd"] is True
@@ -71,15 +71,15 @@ def test_qat_keeps_the_kd_loss_when_given_teacher_logits(tmp_path, trained_cnn, 
 
 def test_qoperator_format_uses_integer_kernels(tmp_path, fp32_onnx, digits16):
     out = tmp_path / "qop.onnx"
-    quantize(fp32_onnx, {"input": digits16.train.x[:64]}, QuantConfig(format="qoperator", reduce_range=True), out)
+    quantize(fp32_onnx, {"input": digits16.train.x[:64]}, quant_config(format="qoperator", reduce_range=True), out)
     assert _ops(out)["QLinearConv"] == _ops(fp32_onnx)["Conv"]
 
 
 def test_per_channel_gives_one_scale_per_output_channel(tmp_path, fp32_onnx, digits16):
     calib = {"input": digits16.train.x[:64]}
     per_channel, per_tensor = tmp_path / "pc.onnx", tmp_path / "pt.onnx"
-    quantize(fp32_onnx, calib, QuantConfig(per_channel=True, reduce_range=True), per_channel)
-    quantize(fp32_onnx, calib, QuantConfig(per_channel=False, reduce_range=True), per_tensor)
+    quantize(fp32_onnx, calib, quant_config(per_channel=True, reduce_range=True), per_channel)
+    quantize(fp32_onnx, calib, quant_config(per_channel=False, reduce_range=True), per_tensor)
 
     def largest_scale(path):
         inits = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
@@ -93,7 +93,7 @@ def test_calibration_samples_and_exclusions_are_honoured(tmp_path, fp32_onnx, di
     result = quantize(
         fp32_onnx,
         {"input": digits16.train.x[:100]},
-        QuantConfig(calibration_samples=10, exclude_op_types=("Gemm",), reduce_range=True),
+        quant_config(calibration_samples=10, exclude_op_types=("Gemm",), reduce_range=True),
         out,
     )
     assert result.report["calibration_samples"] == 10
@@ -119,18 +119,18 @@ def test_bad_calibration_is_a_quantization_error(tmp_path, fp32_onnx, digits16):
     ]
     for calibration, message in cases:
         with pytest.raises(QuantizationError, match=message):
-            quantize(fp32_onnx, calibration, QuantConfig(), tmp_path / "o.onnx")
+            quantize(fp32_onnx, calibration, quant_config(), tmp_path / "o.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"junk")
     with pytest.raises(QuantizationError, match="junk.onnx"):
-        quantize(tmp_path / "junk.onnx", {"input": x}, QuantConfig(), tmp_path / "o.onnx")
+        quantize(tmp_path / "junk.onnx", {"input": x}, quant_config(), tmp_path / "o.onnx")
     assert not (tmp_path / "o.onnx").exists()
 
 
 def test_an_already_quantized_model_is_refused(tmp_path, fp32_onnx, digits16):
     calib = {"input": digits16.train.x[:16]}
-    quantize(fp32_onnx, calib, QuantConfig(reduce_range=True), tmp_path / "once.onnx")
+    quantize(fp32_onnx, calib, quant_config(reduce_range=True), tmp_path / "once.onnx")
     with pytest.raises(QuantizationError, match="already quantized"):
-        quantize(tmp_path / "once.onnx", calib, QuantConfig(reduce_range=True), tmp_path / "twice.onnx")
+        quantize(tmp_path / "once.onnx", calib, quant_config(reduce_range=True), tmp_path / "twice.onnx")
 
 
 def test_backend_capabilities_are_enforced(tmp_path, fp32_onnx, trained_cnn, digits16):
@@ -139,28 +139,23 @@ def test_backend_capabilities_are_enforced(tmp_path, fp32_onnx, trained_cnn, dig
         quantize(
             ModelSource(fp32_onnx, trained_cnn),
             calib,
-            QuantConfig(backend="torch-fx", format="qoperator"),
+            quant_config(backend="torch-fx", format="qoperator"),
             tmp_path / "o.onnx",
         )
     with pytest.raises(ConfigError, match="does not support option 'calibration_method'"):
         quantize(
-            fp32_onnx, calib, QuantConfig(backend="ort-dynamic", calibration_method="entropy"), tmp_path / "o.onnx"
+            fp32_onnx, calib, quant_config(backend="ort-dynamic", calibration_method="entropy"), tmp_path / "o.onnx"
         )
     with pytest.raises(QuantizationError, match="quantizes a torch model"):
-        quantize(fp32_onnx, calib, QuantConfig(backend="torch-fx"), tmp_path / "o.onnx")
+        quantize(fp32_onnx, calib, quant_config(backend="torch-fx"), tmp_path / "o.onnx")
     with pytest.raises(QuantizationError, match="needs labelled training data"):
-        quantize(ModelSource(None, trained_cnn), calib, QuantConfig(backend="torch-fx-qat"), tmp_path / "o.onnx")
+        quantize(ModelSource(None, trained_cnn), calib, quant_config(backend="torch-fx-qat"), tmp_path / "o.onnx")
     with pytest.raises(ConfigError, match="does not support option 'qat_epochs'"):
         quantize(
-            ModelSource(None, trained_cnn), calib, QuantConfig(backend="torch-fx", qat_epochs=3), tmp_path / "o.onnx"
+            ModelSource(None, trained_cnn), calib, quant_config(backend="torch-fx", qat_epochs=3), tmp_path / "o.onnx"
         )
-    with pytest.raises(QuantizationError, match="supports engines x86, qnnpack"):
-        quantize(
-            ModelSource(None, trained_cnn),
-            calib,
-            QuantConfig(backend="torch-pt2e", engine="fbgemm"),
-            tmp_path / "o.onnx",
-        )
+    with pytest.raises(ConfigError, match="quantization engine 'fbgemm' is not one of x86, qnnpack"):
+        quant_config(backend="torch-pt2e", engine="fbgemm")
 
 
 @pytest.mark.parametrize("engine", ["x86", "fbgemm", "qnnpack", "onednn"])
@@ -169,7 +164,7 @@ def test_torch_fx_engines(tmp_path, trained_cnn, digits16, engine):
     result = quantize(
         ModelSource(None, trained_cnn),
         {"input": digits16.train.x[:64]},
-        QuantConfig(backend="torch-fx", engine=engine, reduce_range=True),
+        quant_config(backend="torch-fx", engine=engine, reduce_range=True),
         out,
     )
     assert result.report["engine"] == engine and _ops(out)["QuantizeLinear"] > 0
@@ -178,7 +173,7 @@ def test_torch_fx_engines(tmp_path, trained_cnn, digits16, engine):
 def test_coverage_names_layers_left_in_float(tmp_path, fp32_onnx, digits16):
     out = tmp_path / "nogemm.onnx"
     quantize(
-        fp32_onnx, {"input": digits16.train.x[:32]}, QuantConfig(exclude_op_types=("Gemm",), reduce_range=True), out
+        fp32_onnx, {"input": digits16.train.x[:32]}, quant_config(exclude_op_types=("Gemm",), reduce_range=True), out
     )
     coverage = int8_coverage(out)
     assert coverage["float_kernels"] == 1 and len(coverage["unfused"]) == 1 and "Gemm" in coverage["unfused"][0]
@@ -198,9 +193,11 @@ def test_fidelity_metrics():
 
 def test_saturation_warning():
     no_vnni = {"machine": "x86_64", "isa": ["avx2"]}
-    assert "reduce_range" in saturation_warning("uint8", "int8", False, no_vnni)
-    assert saturation_warning("uint8", "int8", True, no_vnni) is None
-    assert saturation_warning("uint8", "int8", False, {"machine": "x86_64", "isa": ["avx512_vnni"]}) is None
+    assert "reduce_range" in saturation_warning(quant_config(reduce_range=False), no_vnni)
+    assert saturation_warning(quant_config(reduce_range=True), no_vnni) is None
+    assert saturation_warning(quant_config(reduce_range=False), {"machine": "x86_64", "isa": ["avx512_vnni"]}) is None
+    # u8 x u8 weights never saturate, whatever the CPU
+    assert saturation_warning(quant_config(weight_type="uint8", reduce_range=False), no_vnni) is None
 
 
 @pytest.mark.parametrize(
@@ -218,7 +215,7 @@ def test_saturation_warning():
 )
 def test_quant_config_validates(field, value):
     with pytest.raises(ConfigError, match=field):
-        QuantConfig(**{field: value})
+        quant_config(**{field: value})
 
 
 def test_reduce_range_default_follows_the_cpu():
@@ -234,7 +231,7 @@ def test_ort_static_calibration_methods(tmp_path, fp32_onnx, digits16, method):
     quantize(
         fp32_onnx,
         {"input": digits16.train.x[:64]},
-        QuantConfig(calibration_method=method, percentile=99.9, reduce_range=True),
+        quant_config(calibration_method=method, percentile=99.9, reduce_range=True),
         out,
     )
     report = verify_int8(out, fp32_onnx, {"input": digits16.val.x}, digits16.val.y)
@@ -246,7 +243,7 @@ def test_pt2e_arm_configuration_uses_signed_activations(tmp_path, trained_cnn, d
     quantize(
         ModelSource(None, trained_cnn),
         {"input": digits16.train.x[:64]},
-        QuantConfig(backend="torch-pt2e", engine="qnnpack"),
+        quant_config(backend="torch-pt2e", engine="qnnpack"),
         out,
     )
     graph = onnx.load(str(out)).graph

@@ -74,13 +74,13 @@ def student_pair(tmp_path_factory):
 
     from edgeport.exporter import write_onnx
     from edgeport.models import build_model
-    from edgeport.quant_backends import QuantConfig, quantize
+    from edgeport.quant_backends import quant_config, quantize
 
     folder = tmp_path_factory.mktemp("bench")
     torch.manual_seed(0)
     x = np.random.default_rng(0).standard_normal((32, 1, 32, 32)).astype(np.float32)
     fp32 = write_onnx(build_model("cnn:width=2,depth=4", 1, 10, 32).eval(), x, folder / "fp32.onnx", "torchscript")
-    quantize(fp32, {"input": x}, QuantConfig(reduce_range=True), folder / "int8.onnx")
+    quantize(fp32, {"input": x}, quant_config(reduce_range=True), folder / "int8.onnx")
     np.savez(folder / "inputs.npz", x=x[:4])
     return folder
 
@@ -191,7 +191,7 @@ def test_threads_above_core_count_warn(student_pair, capsys):
 
 def test_pytorch_runner_measures_fp32_and_quantized_models(tmp_path, trained_cnn, digits16):
     from edgeport.benchmarks import BenchSettings
-    from edgeport.quant_backends import ModelSource, QuantConfig, quantize
+    from edgeport.quant_backends import ModelSource, quant_config, quantize
     from edgeport.torch_bench import measure_torch
 
     settings = BenchSettings(warmup=3, iterations=50, rounds=5)
@@ -200,7 +200,7 @@ def test_pytorch_runner_measures_fp32_and_quantized_models(tmp_path, trained_cnn
     result = quantize(
         ModelSource(None, trained_cnn),
         {"input": digits16.train.x[:32]},
-        QuantConfig(backend="torch-fx", engine="fbgemm", reduce_range=True),
+        quant_config(backend="torch-fx", engine="fbgemm", reduce_range=True),
         tmp_path / "q.onnx",
     )
     int8 = measure_torch(result.torch_model, x, settings, engine="fbgemm", label="torch-fx int8")

@@ -6,11 +6,11 @@ import pytest
 from edgeport.cli import main
 from edgeport.errors import ConfigError
 from edgeport.exporter import onnx_predict
-from edgeport.quant_backends import ModelSource, QuantConfig, quantize
+from edgeport.quant_backends import ModelSource, quant_config, quantize
 from edgeport.quant_backends.fallback import Tolerance, layer_candidates, quantize_with_fallback
 from tests.helpers import plant_outlier_channel
 
-PER_TENSOR = QuantConfig(per_channel=False, reduce_range=True)
+PER_TENSOR = quant_config(per_channel=False, reduce_range=True)
 
 
 @pytest.fixture(scope="module")

@@ -188,8 +188,12 @@ def test_bad_input_exits_2(files, tmp_path, capsys):
         ([model, "--calib", tmp_path / "absent.npz"], "absent.npz: no such file"),
         ([model, "--calib", calib, "--backend", "tensorrt"], "quantization backend 'tensorrt' is not one of"),
         (
-            [model, "--calib", calib, "--backend", "ort-static", "--engine", "arm"],
+            [model, "--calib", calib, "--backend", "torch-fx", "--engine", "arm"],
             "quantization engine 'arm' is not one of",
+        ),
+        (
+            [model, "--calib", calib, "--backend", "ort-static", "--engine", "fbgemm"],
+            "backend 'ort-static' does not support option 'engine'",
         ),
         (
             [model, "--calib", calib, "--backend", "ort-dynamic", "--calibration-method", "entropy"],

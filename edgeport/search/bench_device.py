@@ -13,26 +13,28 @@ from edgeport.benchmarks.remote import RemoteTarget, measure_remote, probe_remot
 
 
 @dataclass
-class BenchTarget:
+class BenchDevice:
+    """The device a search's trials are measured on: this host, or ``remote`` over ssh."""
+
     remote: RemoteTarget | None
     url: str | None
-    device: str | None = None  # what the remote probe reported: onnxruntime version, machine, CPU
+    probed: str | None = None  # what the remote probe reported: onnxruntime version, machine, CPU
 
     @classmethod
-    def create(cls, url: str | None, python: str = "python3", ssh_options: tuple[str, ...] = ()) -> BenchTarget:
+    def create(cls, url: str | None, python: str = "python3", ssh_options: tuple[str, ...] = ()) -> BenchDevice:
         return cls(RemoteTarget.parse(url, python, tuple(ssh_options)) if url else None, url)
 
     def check(self) -> None:
         """Refuse a remote device that cannot run the benchmark before the search starts."""
         if self.remote is not None:
-            self.device = probe_remote(self.remote)
+            self.probed = probe_remote(self.remote)
 
     def identity(self) -> dict:
         """What a cached latency depends on besides the model and the settings."""
         if self.remote is not None:
             # The resolved ssh://user@host:port, not the --remote text: `--ssh-option Port=...` or
             # `User=...` reach another device (or account) under the same URL.
-            return {"remote": self.remote.url, "python": self.remote.python, "device": self.device}
+            return {"remote": self.remote.url, "python": self.remote.python, "device": self.probed}
         import onnxruntime
 
         return {"cpu": cpu_fingerprint(), "onnxruntime": onnxruntime.__version__}

@@ -9,7 +9,7 @@ from torch import nn
 
 from edgeport.distill import predict_logits
 from edgeport.errors import ExportError
-from edgeport.exporter import export_onnx, onnx_predict, read_metadata, write_metadata
+from edgeport.exporter import OnnxLineage, export_onnx, onnx_predict, read_metadata, write_metadata
 
 
 @pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
@@ -44,9 +44,9 @@ def test_metadata_roundtrip_keeps_the_model_working(tmp_path, fp32_onnx, digits1
     copy = tmp_path / "m.onnx"
     copy.write_bytes(fp32_onnx.read_bytes())
     before = onnx_predict(copy, digits16.val.x[:5])
-    write_metadata(copy, {"seed": "7", "kind": "onnx-fp32"})
-    write_metadata(copy, {"seed": "8"})  # rewriting replaces, never duplicates
-    assert read_metadata(copy) == {"seed": "8"}
+    write_metadata(copy, OnnxLineage(kind="onnx-fp32", seed=7, student="cnn"))
+    write_metadata(copy, OnnxLineage(kind="onnx-fp32", seed=8))  # rewriting replaces, never duplicates
+    assert read_metadata(copy) == {"kind": "onnx-fp32", "seed": "8"}
     assert np.array_equal(before, onnx_predict(copy, digits16.val.x[:5]))
 
 
@@ -187,7 +187,7 @@ def test_scrub_rule_drops_debug_entries_everywhere_and_keeps_meaningful_model_pr
 def test_write_metadata_scrubs_files_other_tools_wrote(tmp_path):
     path = tmp_path / "annotated.onnx"
     onnx.save(_annotated_model(), str(path))
-    write_metadata(path, {"kind": "onnx-int8"})
+    write_metadata(path, OnnxLineage(kind="onnx-int8"))
     model = onnx.load(str(path))
     assert _debug_entries(model) == []
     assert read_metadata(path) == {"kind": "onnx-int8"}

@@ -3,6 +3,7 @@ synthetic latency distributions; and the gate without torch."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -17,12 +18,13 @@ from edgeport.artifacts import sha256_file
 from edgeport.benchmarks import environment_fingerprint
 from edgeport.benchmarks.latency import BenchResult
 from edgeport.cli import main
-from edgeport.gate import run_gate
+from edgeport.gate import GateReport, evaluate_gate, run_gate
 from edgeport.gate.decide import percentile_check, regression_check
-from edgeport.gate.run_gate import GateRequest, _Measurer
-from tests.test_benchmarks import BLOCK_TORCH
+from edgeport.gate.measure import Measurer
+from edgeport.gate.run_gate import GateRequest
+from tests.benchmarks.test_benchmarks import BLOCK_TORCH
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- synthetic latency: a main mode, a 30% slow mode and rare long spikes, like a busy shared CPU ------
@@ -341,7 +343,7 @@ def test_artifact_mode_measures_here_and_extra_measurements_settle_inconclusive_
     first = draw(rng, n=300)
     budget = budget_for(tmp_path, float(np.percentile(first, 90)) * 1.0005)
     calls = []
-    real_measure = _Measurer.measure
+    real_measure = Measurer.measure
 
     def measure(self):
         measured = real_measure(self)
@@ -350,10 +352,36 @@ def test_artifact_mode_measures_here_and_extra_measurements_settle_inconclusive_
         measured["artifact"].rounds = samples.reshape(measured["artifact"].rounds.shape)
         return measured
 
-    monkeypatch.setattr(_Measurer, "measure", measure)
+    monkeypatch.setattr(Measurer, "measure", measure)
     report = run_gate(GateRequest(budget=budget, artifact=model, iterations=300, max_extra_measurements=3))
     assert len(calls) >= 2 and report["extra_measurements"] == len(calls) - 1
     assert report["samples"] == 300 * len(calls)
+
+
+def test_the_typed_report_is_frozen_and_its_json_form_is_gate_json(tmp_path, model):
+    """gate.json and --json keep their keys, in their order; run_gate returns exactly the typed report's form."""
+    write_manifest(model, int8=95.0, fp32=98.5)
+    result = write_result(tmp_path / "r.json", model, draw(np.random.default_rng(19)))
+    request = GateRequest(budget=budget_for(tmp_path, 100.0), result=result)
+    report = evaluate_gate(request)
+    assert isinstance(report, GateReport) and report.verdict == "fail" and not report.passed
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.passed = True  # type: ignore[misc]
+    as_json = report.as_dict()
+    assert list(as_json) == [
+        "target", "description", "verdict", "passed", "mode", "allow_inconclusive", "confidence", "checks",
+        "artifact", "samples", "extra_measurements", "settings", "sources", "environment",
+    ]  # fmt: skip
+    assert list(as_json["artifact"]) == ["sha256", "path", "size_bytes", "manifest"]
+    assert as_json["sources"] == {
+        "result": str(result), "baseline": None, "baseline_interleaved": False, "budget": str(request.budget)
+    }  # fmt: skip
+    assert as_json["settings"] == {"batch": 1, "threads": 1} and as_json["samples"] == 2000
+    assert as_json["artifact"]["manifest"] == str(model.with_name("model.int8.manifest.json"))
+    drop = next(c for c in as_json["checks"] if c["name"] == "max_accuracy_drop")
+    assert drop["verdict"] == "fail" and drop["measured"] == pytest.approx(3.5)
+    assert run_gate(request) == as_json == json.loads(json.dumps(as_json))
+    write_manifest(model)
 
 
 # -- integrity, hardware and bad input ------------------------------------------------------------------

@@ -1,0 +1,37 @@
+"""The warm-up, iteration and round counts each benchmarking entry point starts from, in one place.
+
+The sets differ on purpose (each comment says who uses it and why); keeping them side by side makes a
+difference visible and stops a value from drifting in one copy only. Imports nothing but the standard
+library: config.py imports this module and must stay light (no numpy, scipy or onnxruntime).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BenchDefaults:
+    warmup: int  # untimed runs before measuring
+    iterations: int  # timed runs per model and setting
+    rounds: int  # rounds the runs are split into (interleaving and round statistics)
+
+
+# BenchSettings() in edgeport.benchmarks: what a Python caller gets without choosing counts (measure_latency,
+# measure_torch, the perf/ scripts). The shortest set: a quick look, not a number to record; everything
+# that records or decides on a latency passes its own counts.
+LIBRARY = BenchDefaults(warmup=50, iterations=500, rounds=10)
+
+# `edgeport run` and `edgeport search`: the [bench] section of a config (config.BenchSection), turned into
+# BenchSettings for every model measured. The latency lands in the manifest that the gate later checks
+# against budgets, so it takes the long measurement: 2,000 runs put about 200 samples above the p90.
+RUN = BenchDefaults(warmup=100, iterations=2000, rounds=10)
+
+# `edgeport gate --artifact` measuring itself (gate GateRequest, and cli/gate.py's --iterations default):
+# a pass/fail decision in CI, so the same counts as RUN: the gate measures as the run it checks did.
+# Kept as its own name because it is the gate's own option default, documented in docs/gate.md.
+GATE = BenchDefaults(warmup=100, iterations=2000, rounds=10)
+
+# `edgeport bench` (--warmup, --iterations and --rounds defaults): interactive, so half RUN's runs and
+# warm-up, still ten times the 100 samples a p99 needs (benchmarks/stats.py MIN_SAMPLES).
+CLI_BENCH = BenchDefaults(warmup=50, iterations=1000, rounds=10)

@@ -1,0 +1,87 @@
+"""The records of a measurement: BenchSettings (what to measure, validated) and BenchResult (what came
+out: raw samples, statistics, environment), the shape every result file and manifest stores."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from edgeport.bench_defaults import LIBRARY
+from edgeport.benchmarks.remote_runner import OPT_LEVELS
+from edgeport.benchmarks.rounds import round_sizes
+from edgeport.benchmarks.stats import summarize
+from edgeport.errors import ConfigError
+
+SCHEMA_VERSION = 1
+# --provider name -> onnxruntime execution provider
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+}
+AUTO_ORDER = ("tensorrt", "cuda", "openvino", "cpu")
+
+
+def _positive_seconds(value: float | None, what: str) -> None:
+    # `not 0 < x < inf` also refuses NaN: "--duration nan" would otherwise measure nothing, "inf" forever.
+    if value is not None and not 0 < value < float("inf"):
+        raise ConfigError(f"benchmark {what} must be a positive, finite number of seconds, got {value!r}")
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    batch: int = 1
+    threads: int = 1
+    warmup: int = LIBRARY.warmup
+    iterations: int = LIBRARY.iterations
+    rounds: int = LIBRARY.rounds
+    optimization_level: str = "all"
+    seed: int = 0
+    provider: str = "cpu"
+    duration_s: float | None = None  # when set, measure for this long instead of a fixed count
+    warmup_s: float | None = None  # when set, warm up for this long instead of ``warmup`` runs
+
+    def __post_init__(self) -> None:
+        for name in ("batch", "threads", "iterations", "rounds"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"benchmark {name} must be a positive integer, got {value!r}")
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ConfigError(f"benchmark warmup must be a non-negative integer, got {self.warmup!r}")
+        if self.provider not in (*PROVIDERS, "auto"):
+            raise ConfigError(f"benchmark provider {self.provider!r} is not one of {', '.join((*PROVIDERS, 'auto'))}")
+        _positive_seconds(self.warmup_s, "warm-up")
+        _positive_seconds(self.duration_s, "duration")
+        if self.optimization_level not in OPT_LEVELS:
+            raise ConfigError(
+                f"benchmark optimization_level {self.optimization_level!r} is not one of {', '.join(OPT_LEVELS)}"
+            )
+
+
+@dataclass
+class BenchResult:
+    model_path: str
+    model_sha256: str
+    settings: dict[str, Any]
+    environment: dict[str, Any]
+    samples_ms: list[float]
+    stats: dict[str, Any] = field(init=False)
+    session_create_ms: float = 0.0
+    first_inference_ms: float = 0.0
+    peak_rss_mb: float = 0.0
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        # Intervals resample whole rounds (benchmarks/rounds.py), as bench --vs and the gate do.
+        self.stats = summarize(
+            self.samples_ms,
+            batch=self.settings.get("batch", 1),
+            round_sizes=round_sizes(self.settings, len(self.samples_ms)),
+        )
+
+    def to_dict(self, with_samples: bool = True) -> dict[str, Any]:
+        data = asdict(self)
+        if not with_samples:
+            data.pop("samples_ms")
+        return data

@@ -1,0 +1,60 @@
+"""``edgeport search --budget``: gate the chosen artifact (best/) against a target of a budget file.
+
+The target is resolved before any work, so a wrong --target is refused up front; the gate itself
+runs at the end, on the chosen trial's own benchmark.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeport.artifacts import atomic_write_json
+from edgeport.errors import ConfigError
+from edgeport.search.options import SearchOptions
+from edgeport.search.space import Candidate
+
+
+def resolve_gate_target(candidates: list[Candidate], options: SearchOptions) -> str | None:
+    """The target to gate on (None without --budget); every candidate must be measured at its batch and threads."""
+    if options.gate_budget is None:
+        return None
+    from edgeport.gate.run_gate import target_for_settings
+
+    settings = {(c.config.bench.batch, c.config.bench.threads) for c in candidates}
+    if len(settings) > 1:
+        raise ConfigError(f"--budget gates one target, but the space varies bench batch/threads {sorted(settings)}")
+    batch, threads = settings.pop()
+    return target_for_settings(options.gate_budget, options.gate_target, batch, threads, "this search", options.remote)[
+        0
+    ]
+
+
+def gate_chosen(folder: Path, trials: list[dict], chosen: str | None, budget: Path, target: str) -> dict | None:
+    """Gate best/ with the chosen trial's own benchmark; the fp32 trial of the same student is the reference."""
+    from edgeport.gate import GateRequest, run_gate
+
+    if chosen is None:
+        return None
+    trial = next(t for t in trials if t["id"] == chosen)
+    fp32 = next(
+        (
+            t
+            for t in trials
+            if t["status"] == "ok"
+            and t["metrics"]["kind"] == "onnx-fp32"
+            and t["artifacts"]["fp32_onnx"] == trial["artifacts"]["fp32_onnx"]
+        ),
+        None,
+    )
+    report = run_gate(
+        GateRequest(
+            budget=budget,
+            target=target,
+            result=Path(trial["artifacts"]["benchmark"]),
+            artifact=folder / "best" / "model.onnx",
+            manifest=folder / "best" / "manifest.json",
+            reference_result=Path(fp32["artifacts"]["benchmark"]) if fp32 else None,
+        )
+    )
+    atomic_write_json(folder / "gate.json", report)
+    return report

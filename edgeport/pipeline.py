@@ -47,7 +47,7 @@ from edgeport.stages import (
 __all__ = ["MANIFEST_SCHEMA", "RunBuild", "run_id_for", "run_pipeline"]
 
 
-class _Stages:
+class _StageTimer:
     """Wall-clock seconds per stage, recorded in the manifest."""
 
     def __init__(self) -> None:
@@ -101,7 +101,7 @@ def _data_warnings(prepared: PreparedData, progress: Progress) -> list[str]:
     return [warning]
 
 
-def _train(build: RunBuild, root: Path, cache: Path, stages: _Stages, progress: Progress) -> None:
+def _train(build: RunBuild, root: Path, cache: Path, stages: _StageTimer, progress: Progress) -> None:
     """Teacher, its cached logits, the distilled student and (unless skipped) the no-KD baseline."""
     config, prepared = build.config, build.prepared
     with stages("teacher"):
@@ -212,7 +212,7 @@ def run_pipeline(
     warnings = [risk] if risk else []
     for warning in warnings:
         progress.log(f"warning: {warning}")
-    stages = _Stages()
+    stages = _StageTimer()
     with RunFolder(out, run_id or run_id_for(config)) as folder:
         for stale in folder.stale_removed:
             progress.log(f"removed {stale}: a run that was killed left it unfinished")

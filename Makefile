@@ -45,6 +45,7 @@ perf: $(STAMP)
 	$(BIN)/python perf/search.py
 	$(BIN)/python perf/gate_aa.py
 	$(BIN)/python perf/bench_aa.py
+	$(BIN)/python perf/auto_recipes.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

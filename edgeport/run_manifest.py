@@ -88,6 +88,7 @@ def build_manifest(
     assert build.quantized and build.latency
     fallback = build.quantized.fallback
     return {
+        "verdict": build.quantized.guard.line(),  # first: a model outside tolerance says so before anything
         "schema_version": MANIFEST_SCHEMA,
         "run_id": run_id,
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -98,6 +99,7 @@ def build_manifest(
         "lineage": _lineage(build),
         "metrics": _metrics(build),
         "verification": build.quantized.verification,
+        "guard": build.quantized.guard.describe(),
         "fallback": fallback.describe() if fallback is not None else None,
         "warnings": build.warnings,
         "latency": _latency(build),

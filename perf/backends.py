@@ -20,7 +20,7 @@ from edgeport.benchmarks.fingerprint import cpu_fingerprint
 from edgeport.errors import QuantizationError
 from edgeport.exporter import write_onnx
 from edgeport.models import build_model
-from edgeport.quant_backends import ModelSource, QuantConfig, list_backends, quantize
+from edgeport.quant_backends import ModelSource, list_backends, quant_config, quantize
 from edgeport.quant_backends.target import needs_reduce_range
 from edgeport.quant_backends.verify import int8_coverage
 
@@ -33,7 +33,7 @@ def measure(name: str, model, shape: tuple, iterations: int, folder: Path) -> li
     rows = []
     for backend in list_backends():
         int8 = folder / f"{name}.{backend}.onnx"
-        config = QuantConfig(
+        config = quant_config(
             backend=backend, reduce_range=needs_reduce_range(cpu_fingerprint()), calibration_samples=32
         )
         try:

@@ -34,10 +34,10 @@ FINITE = FiniteFloat()
 SEED = click.IntRange(0, MAX_SEED)  # numpy and scikit-learn take 32-bit unsigned seeds
 
 
-def exit_if_fallback_missed(manifest: dict) -> None:
-    """A model outside its accuracy tolerance is still written, but the command fails (exit 1)."""
-    fallback = manifest.get("fallback")
-    if fallback is not None and not fallback["within_tolerance"]:
+def exit_if_outside_tolerance(manifest: dict) -> None:
+    """A model outside its tolerance is still written (to be inspected), but the command fails (exit 1)."""
+    fallback, guard = manifest.get("fallback"), manifest.get("guard")
+    if (fallback is not None and not fallback["within_tolerance"]) or (guard and not guard["within_tolerance"]):
         raise click.exceptions.Exit(EXIT_CHECK_FAILED)
 
 

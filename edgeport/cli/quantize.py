@@ -7,7 +7,15 @@ import json
 import click
 
 from edgeport.cli.app import cli
-from edgeport.cli.common import FINITE, exit_if_fallback_missed, reduce_range_value
+from edgeport.cli.common import FINITE, exit_if_outside_tolerance, reduce_range_value
+
+# Options only auto's recipes leave to edgeport: any other one names a specific backend's setting.
+_AUTO_OPTIONS = {"reduce_range", "calibration_samples", "exclude_nodes"}
+
+
+def default_backend(config: dict) -> str:
+    """auto, unless the command line set an option of a specific backend: then ort-static, as before auto."""
+    return "auto" if set(config) <= _AUTO_OPTIONS else "ort-static"
 
 
 @cli.command()
@@ -21,9 +29,8 @@ from edgeport.cli.common import FINITE, exit_if_fallback_missed, reduce_range_va
 @click.option("--val", help=".npz used to verify the int8 model (and measure accuracy if it has y).")
 @click.option(
     "--backend",
-    default="ort-static",
-    show_default=True,
-    help="ort-static, ort-dynamic (fp32 ONNX); torch-fx, torch-fx-qat, torch-pt2e (--torch); see `edgeport list`.",
+    help="auto (default: tries recipes, keeps the fastest within tolerance; ort-static when an option of a "
+    "specific backend is given), ort-static, ort-dynamic; torch-fx, torch-fx-qat, torch-pt2e (--torch).",
 )
 @click.option("--format", "quant_format", help="qdq or qoperator (ort-static).")
 @click.option("--per-channel/--per-tensor", default=None, help="Weight ranges per output channel or per tensor.")
@@ -71,6 +78,7 @@ from edgeport.cli.common import FINITE, exit_if_fallback_missed, reduce_range_va
 @click.option("-o", "--output", help="Output .onnx (default MODEL.int8.onnx); the manifest goes beside it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--debug", is_flag=True, help="Let third-party warnings through as they happen.")
 def quantize(
     model,
     torch_spec,
@@ -81,6 +89,7 @@ def quantize(
     output,
     as_json,
     quiet,
+    debug,
     exporter,
     quant_format,
     reduce_range,
@@ -91,7 +100,8 @@ def quantize(
 ) -> None:
     """Quantize an fp32 ONNX file or a torch model to a verified int8 ONNX artifact."""
     from edgeport.progress import SILENT, RichProgress
-    from edgeport.quant_backends.fallback import Tolerance
+    from edgeport.quant_backends.guard import Tolerance
+    from edgeport.quant_backends.noise import third_party_summary
     from edgeport.quantize_job import quantize_file
     from edgeport.report.summary import print_quantize_summary
 
@@ -99,6 +109,7 @@ def quantize(
     if quant_format is not None:
         config["format"] = quant_format
     config["reduce_range"] = reduce_range_value(reduce_range)
+    config.setdefault("backend", default_backend(config))
     tolerance = None
     if max_accuracy_drop is not None or min_cosine is not None:
         tolerance = Tolerance(max_drop=max_accuracy_drop, min_cosine=min_cosine)
@@ -115,9 +126,13 @@ def quantize(
         tolerance,
         list(fallback_layers) or None,
         SILENT if quiet else RichProgress(),
+        debug,
     )
     if as_json:
         click.echo(json.dumps(manifest, indent=2, default=str))
     else:
         print_quantize_summary(manifest, path)
-    exit_if_fallback_missed(manifest)
+    note = third_party_summary(manifest["warnings"])
+    if note:
+        click.echo(note, err=True)
+    exit_if_outside_tolerance(manifest)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from edgeport.cli.app import cli
-from edgeport.cli.common import EXIT_CHECK_FAILED, FINITE, SEED, emit_gate, exit_if_fallback_missed
+from edgeport.cli.common import EXIT_CHECK_FAILED, FINITE, SEED, emit_gate, exit_if_outside_tolerance
 
 
 def _overrides(**values) -> dict:
@@ -130,7 +130,7 @@ def run(config_path, out, budget, budget_target, as_json, quiet, **options) -> N
         print_summary(manifest, folder)
         if report:
             emit_gate(report, None, False, False)
-    exit_if_fallback_missed(manifest)
+    exit_if_outside_tolerance(manifest)
     if report and not report["passed"]:
         raise click.exceptions.Exit(EXIT_CHECK_FAILED)
 

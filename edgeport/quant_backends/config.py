@@ -23,6 +23,7 @@ from edgeport.errors import ConfigError
 
 DEFAULT_BACKEND = "ort-static"
 NO_QUANTIZATION = "none"
+AUTO = "auto"
 TensorType = Literal["uint8", "int8"]
 # TOML and JSON give lists: accept them for these tuples despite the strict mode.
 Names = Annotated[tuple[str, ...], Strict(False)]
@@ -95,10 +96,12 @@ GUARD_FIELDS: tuple[str, ...] = ("max_accuracy_drop",)
 
 
 def config_types() -> dict[str, type[QuantSettings]]:
-    """Every backend's config type by backend name, plus ``none``."""
+    """Every backend's config type by backend name, plus ``none`` and ``auto`` (a choice among recipes)."""
+    from edgeport.quant_backends.recipes import AutoConfig
     from edgeport.quant_backends.registry import BACKENDS, list_backends
 
-    return {NO_QUANTIZATION: NoQuantization, **{name: BACKENDS[name].config_type for name in list_backends()}}
+    backends = {name: BACKENDS[name].config_type for name in list_backends()}
+    return {NO_QUANTIZATION: NoQuantization, **backends, AUTO: AutoConfig}
 
 
 def option_names() -> list[str]:

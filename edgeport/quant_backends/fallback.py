@@ -20,27 +20,12 @@ import onnx
 from edgeport.errors import ConfigError
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends.config import QuantConfig
+from edgeport.quant_backends.guard import Tolerance
 from edgeport.quant_backends.registry import QuantResult
 from edgeport.quant_backends.source import ModelSource
 from edgeport.quant_backends.verify import fidelity, ort_session, run_outputs
 
 ONNX_LAYER_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose"}
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """With labels: at most ``max_drop`` top-1 points below fp32. Without: mean cosine >= ``min_cosine``."""
-
-    max_drop: float | None = None
-    min_cosine: float | None = None
-
-    def __post_init__(self) -> None:
-        if (self.max_drop is None) == (self.min_cosine is None):
-            raise ConfigError("fallback needs exactly one of max_accuracy_drop (with labels) or min_cosine")
-        if self.max_drop is not None and not 0 <= self.max_drop <= 100:  # also refuses NaN
-            raise ConfigError(f"max_accuracy_drop must be between 0 and 100 points, got {self.max_drop!r}")
-        if self.min_cosine is not None and not -1.0 <= self.min_cosine <= 1.0:
-            raise ConfigError(f"min_cosine must be in [-1, 1], got {self.min_cosine!r}")
 
 
 @dataclass

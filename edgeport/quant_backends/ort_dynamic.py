@@ -49,7 +49,7 @@ class OrtDynamicBackend:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".quant-") as tmp:
             prepared, staged = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
-            pre_process(fp32_path, prepared)
+            notes = pre_process(fp32_path, prepared)
             try:
                 quantize_dynamic(
                     str(prepared),
@@ -63,4 +63,5 @@ class OrtDynamicBackend:
             except Exception as exc:  # ORT raises plain Exceptions
                 raise QuantizationError(f"{fp32_path}: ORT dynamic quantization failed ({exc})") from exc
             os.replace(staged, output_path)
-        return QuantResult(output_path, self.name, time.perf_counter() - started, op_summary(output_path))
+        report = {**notes, **op_summary(output_path)}
+        return QuantResult(output_path, self.name, time.perf_counter() - started, report)

@@ -78,7 +78,7 @@ class OrtStaticBackend:
         with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".quant-") as tmp:
             prepared = Path(tmp) / "prepared.onnx"
             staged = Path(tmp) / "int8.onnx"
-            pre_process(fp32_path, prepared)
+            notes = pre_process(fp32_path, prepared)
             fixed = _fixed_batch(inputs)
             batch = fixed or self.calibration_batch
             with progress.task("calibrate", total=samples) as advance:
@@ -106,5 +106,5 @@ class OrtStaticBackend:
                     raise QuantizationError(f"{fp32_path}: ORT static quantization failed ({exc})") from exc
             os.replace(staged, output_path)
         seconds = time.perf_counter() - started
-        report = {"calibration_samples": samples, "calibration_batch": batch, **op_summary(output_path)}
+        report = {"calibration_samples": samples, "calibration_batch": batch, **notes, **op_summary(output_path)}
         return QuantResult(output_path, self.name, seconds, report)

@@ -55,6 +55,7 @@ def _accuracy_section(manifest: dict) -> list[str]:
     lines = [
         f"# edgeport run {manifest['run_id']}",
         "",
+        *([f"**int8 {manifest['verdict']}**", ""] if "verdict" in manifest else []),
         f"Dataset **{data['name']}** ({data['samples']} images, shape {data['shape']}, "
         f"{data['num_classes']} classes; split train/val/test "
         f"{data['splits']['train']}/{data['splits']['val']}/{data['splits']['test']}), seed {manifest['seed']}.",

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgeport.console import make_console
+from edgeport.quant_backends.noise import THIRD_PARTY
 from edgeport.report.run_report import ROWS, describe_quantization, latency_verdict
 
 
@@ -31,6 +32,8 @@ def print_summary(manifest: dict, folder: Path, console: Console | None = None) 
             f"{stats['p90_ms'] * 1000:.1f} us" if stats else "",
         )
     console.print(table)
+    if "verdict" in manifest:
+        console.print(f"int8 {manifest['verdict']}", highlight=False)
     console.print(latency_verdict(lat["int8_over_fp32_p50"]), highlight=False)
     console.print(f"run folder: {folder}", highlight=False)
 
@@ -42,8 +45,13 @@ def print_quantize_summary(manifest: dict, path: Path, console: Console | None =
     table = Table(title="edgeport quantize", show_header=False)
     table.add_column("what")
     table.add_column("value")
+    guard = manifest.get("guard")
+    if guard:  # first: whether this model may ship at all
+        table.add_row("verdict", manifest["verdict"])
     table.add_row("artifact", str(path))  # a row, not the title: a title wraps at the table's width
     table.add_row("backend", describe_quantization(quant))
+    if manifest.get("auto"):
+        table.add_row("auto", _auto_line(manifest["auto"]))
     table.add_row("size", f"{manifest['artifact']['size_bytes'] / 1024:.1f} KiB")
     table.add_row(
         "int8 coverage",
@@ -57,12 +65,13 @@ def print_quantize_summary(manifest: dict, path: Path, console: Console | None =
         acc = verification["accuracy"]
         table.add_row("accuracy fp32 -> int8", f"{acc['fp32']:.2f}% -> {acc['int8']:.2f}%")
     reference = verification["reference_runtime"]
-    table.add_row(
-        "second runtime (onnx.reference)",
-        f"{reference.get('top1_agreement', 0):.0f}% top-1 agreement"
-        if reference.get("samples")
-        else f"not run: {reference.get('error')}",
-    )
+    if not reference.get("samples"):
+        agreement = f"not run: {reference.get('error')}"
+    elif "top1_agreement" in reference:
+        agreement = f"{reference['top1_agreement']:.0f}% top-1 agreement"
+    else:
+        agreement = f"mean cosine {reference['mean_cosine']:.4f}"
+    table.add_row("second runtime (onnx.reference)", agreement)
     fallback = manifest.get("fallback")
     if fallback:
         table.add_row(
@@ -73,7 +82,22 @@ def print_quantize_summary(manifest: dict, path: Path, console: Console | None =
         )
     console.print(table)
     for warning in manifest.get("warnings", []):
-        console.print(f"warning: {warning}", highlight=False)
+        if not warning.startswith(THIRD_PARTY):  # those are summarised in one line, kept in the manifest
+            console.print(f"warning: {warning}", highlight=False)
+
+
+def _auto_line(auto: dict) -> str:
+    """Every recipe auto tried: its fidelity, its speed against fp32 when ranked, and the one chosen."""
+    parts = []
+    for attempt in auto["attempts"]:
+        if attempt["error"]:
+            parts.append(f"{attempt['recipe']}: failed ({attempt['error'][:80]})")
+            continue
+        speed = f", {attempt['p50_over_fp32']:.2f}x fp32 p50" if attempt["p50_over_fp32"] else ""
+        mark = " <- chosen" if attempt["recipe"] == auto["chosen"] else ""
+        ok = "ok" if attempt["within_tolerance"] else "outside tolerance"
+        parts.append(f"{attempt['recipe']}: {attempt['metric']} {attempt['value']:.4g} {ok}{speed}{mark}")
+    return f"{auto['graph']['kind']} graph; " + "; ".join(parts)
 
 
 def _ms(value: float | None, interval: list[float] | None = None) -> str:

@@ -54,9 +54,8 @@ def violations(trial: dict, selection: dict) -> list[str]:
             )
     if selection["policy"] == "min-latency" and trial["metrics"]["val_accuracy"] < selection["accuracy_floor"]:
         why.append(f"accuracy {trial['metrics']['val_accuracy']:.2f}% < floor {selection['accuracy_floor']:g}%")
-    fallback_ok = trial["metrics"].get("within_tolerance")
-    if fallback_ok is False:
-        why.append("fallback could not bring int8 within its tolerance")
+    if trial["metrics"].get("within_tolerance") is False:
+        why.append("int8 outside its tolerance (the guard's verdict on val)")
     return why
 
 

@@ -150,7 +150,8 @@ def _build_quantize(
         "seconds": round(seconds, 3),
         "report": quantized.result.report,
         "fallback": fallback.describe() if fallback is not None else None,
-        "within_tolerance": fallback.within_tolerance if fallback is not None else None,
+        "within_tolerance": quantized.guard.within_tolerance,
+        "guard": quantized.guard.describe(),
         "calibration": quantized.calibration(),
         "verification": {key: verification[key] for key in ("vs_fp32", "coverage", "reference_runtime")},
     }

@@ -14,7 +14,8 @@ from edgeport.exporter import OnnxLineage, write_metadata
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends import ModelSource, QuantConfig, QuantResult, TrainingData, quantize
 from edgeport.quant_backends.fallback import FallbackReport, Tolerance, quantize_with_fallback
-from edgeport.quant_backends.verify import verify_int8
+from edgeport.quant_backends.guard import DEFAULT_MAX_DROP, GuardReport, judge
+from edgeport.quant_backends.verify import ort_session, run_all_outputs, verify_int8
 from edgeport.stages.data import PreparedData
 from edgeport.stages.train import TrainedModel
 
@@ -25,6 +26,7 @@ class QuantizedStudent:
     fallback: FallbackReport | None
     calibration_indices: np.ndarray
     verification: dict
+    guard: GuardReport  # the tolerance verdict on val: never a silent loss
 
     def calibration(self) -> dict:
         """How it was calibrated, as the manifests record it."""
@@ -64,8 +66,12 @@ def quantize_student(
         )
     settings = {"source_sha256": sha256_file(fp32_path), "backend": quant_config.backend}
     write_metadata(out_path, replace(lineage, kind="onnx-int8", quant=quant_hash(quant_config), **settings))
-    verification = verify_int8(out_path, fp32_path, {"input": splits.val.x}, splits.val.y)
-    return QuantizedStudent(result, fallback, calib_idx, verification)
+    val = {"input": splits.val.x}
+    verification = verify_int8(out_path, fp32_path, val, splits.val.y)
+    tolerance = Tolerance(max_drop=quant_config.max_accuracy_drop or DEFAULT_MAX_DROP)
+    fp32_out, int8_out = (run_all_outputs(ort_session(p), val) for p in (fp32_path, out_path))
+    guard = judge(fp32_out, int8_out, splits.val.y, tolerance, "the validation split")
+    return QuantizedStudent(result, fallback, calib_idx, verification, guard)
 
 
 def quant_hash(config: QuantConfig) -> str:

@@ -1,0 +1,169 @@
+"""`edgeport quantize` with its default (auto) against a forced ort-static, on models not built for edgeport.
+
+- torchvision resnet18 at 224x224 (random weights: latency and the static recipe's route do not depend
+  on them): wall time of auto over one ort-static quantization (goal <= 3x) and the p50 of auto's
+  artifact over ort-static's, measured interleaved with fp32 (goal: within 5%).
+- a BERT-style encoder from a `transformers` config (4 layers, hidden 256, 4 heads, seq 64, random
+  weights, padded sentences): auto's chosen recipe, its mean output cosine on held-out inputs
+  (goal >= 0.99) and its p50 over fp32 (the issue's goal <= 0.40 at batch 1, one thread).
+
+Appends a table to perf/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgeport.benchmarks import BenchSettings, measure_interleaved
+from edgeport.benchmarks.fingerprint import cpu_fingerprint
+from edgeport.quantize_job import quantize_file
+
+SETTINGS = BenchSettings(batch=1, threads=1, warmup=50, iterations=1000, rounds=10)
+
+
+def _verdict(ok: bool) -> str:
+    return "pass" if ok else "FAIL"
+
+
+def _resnet(folder: Path) -> list[str]:
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=1000).eval()
+    x = np.random.default_rng(0).standard_normal((40, 3, 224, 224)).astype(np.float32)
+    fp32 = folder / "resnet18.onnx"
+    torch.onnx.export(
+        model,
+        torch.from_numpy(x[:1]),
+        str(fp32),
+        dynamo=False,
+        input_names=["input"],
+        dynamic_axes={"input": {0: "batch"}},
+    )
+    np.savez(folder / "calib.npz", x=x[:32])
+    np.savez(folder / "val.npz", x=x[32:])
+    seconds = {}
+    for backend in ("ort-static", "auto"):
+        started = time.perf_counter()
+        quantize_file(
+            str(fp32),
+            None,
+            None,
+            str(folder / "calib.npz"),
+            str(folder / "val.npz"),
+            {"backend": backend},
+            str(folder / f"{backend}.onnx"),
+        )
+        seconds[backend] = time.perf_counter() - started
+    models = {"fp32": fp32, "static": folder / "ort-static.onnx", "auto": folder / "auto.onnx"}
+    p50 = {k: r.stats["p50_ms"] for k, r in measure_interleaved(models, SETTINGS, {"input": x[:1]}).items()}
+    chosen = json.loads((folder / "auto.manifest.json").read_text())["auto"]["chosen"]
+    wall = seconds["auto"] / seconds["ort-static"]
+    speed = p50["auto"] / p50["static"]
+    return [
+        f"| resnet18 224 | wall of auto / one ort-static quantization | {wall:.2f} ({seconds['auto']:.1f} s / "
+        f"{seconds['ort-static']:.1f} s) | <= 3 | {_verdict(wall <= 3)} |",
+        f"| resnet18 224 | p50 of auto's artifact ({chosen}) / ort-static's | {speed:.3f} ({p50['auto']:.2f} ms / "
+        f"{p50['static']:.2f} ms; fp32 {p50['fp32']:.2f} ms) | within 5% | {_verdict(abs(speed - 1) <= 0.05)} |",
+    ]
+
+
+def _encoder(folder: Path) -> list[str]:
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=1000, hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024
+    )
+    bert = BertModel(config).eval()
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.bert(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    names, length = ["input_ids", "attention_mask", "token_type_ids"], 64
+    ids = torch.randint(0, 1000, (1, length))
+    fp32 = folder / "encoder.onnx"
+    torch.onnx.export(
+        Encoder(),
+        (ids, torch.ones_like(ids), torch.zeros_like(ids)),
+        str(fp32),
+        dynamo=False,
+        opset_version=17,
+        input_names=names,
+        dynamic_axes={n: {0: "batch"} for n in names},
+    )
+    rng = np.random.default_rng(1)
+    for name, count in (("calib", 32), ("val", 16)):
+        mask = np.ones((count, length), np.int64)
+        for row in range(count):
+            mask[row, rng.integers(length // 2, length) :] = 0
+        tokens = rng.integers(0, 1000, (count, length)).astype(np.int64)
+        np.savez(folder / f"e{name}.npz", input_ids=tokens, attention_mask=mask, token_type_ids=0 * tokens)
+    started = time.perf_counter()
+    _, manifest = quantize_file(
+        str(fp32),
+        None,
+        None,
+        str(folder / "ecalib.npz"),
+        str(folder / "eval.npz"),
+        {"backend": "auto"},
+        str(folder / "encoder.int8.onnx"),
+    )
+    seconds = time.perf_counter() - started
+    feeds = {k: v[:1] for k, v in np.load(folder / "eval.npz").items()}
+    models = {"fp32": fp32, "int8": folder / "encoder.int8.onnx"}
+    p50 = {k: r.stats["p50_ms"] for k, r in measure_interleaved(models, SETTINGS, feeds).items()}
+    ratio, cosine = p50["int8"] / p50["fp32"], manifest["guard"]["value"]
+    tried = ", ".join(
+        f"{a['recipe']} cos {a['value']:.4f}" + (f" {a['p50_over_fp32']:.2f}x" if a["p50_over_fp32"] else "")
+        for a in manifest["auto"]["attempts"]
+    )
+    return [
+        f"| BERT-style encoder L4 H256 seq64 | auto's choice: {manifest['auto']['chosen']} (tried: {tried}; "
+        f"{seconds:.1f} s) | mean cosine {cosine:.4f}, p50 {ratio:.2f}x fp32 ({p50['int8']:.2f} / "
+        f"{p50['fp32']:.2f} ms) | cosine >= 0.99, <= 0.40x | "
+        f"cosine {_verdict(cosine >= 0.99)}, speed {_verdict(ratio <= 0.40)} |",
+    ]
+
+
+def main() -> int:
+    cpu = cpu_fingerprint()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = _resnet(Path(tmp)) + _encoder(Path(tmp))
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    text = "\n".join(
+        [
+            "",
+            f"## `edgeport quantize` default (auto) vs ort-static (`python perf/auto_recipes.py`, {stamp})",
+            "",
+            f"CPU {cpu.get('model')} ({cpu.get('logical_cores')} logical cores, ISA {', '.join(cpu.get('isa', []))}); "
+            "p50 at batch 1, one thread, interleaved with fp32 in one process.",
+            "",
+            "| model | what | measured | goal | verdict |",
+            "|---|---|---|---|---|",
+            *rows,
+            "",
+        ]
+    )
+    print(text)
+    with open(Path(__file__).parent / "RESULTS.md", "a") as handle:
+        handle.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""`edgeport quantize` never succeeds outside tolerance, and its default (auto) finds a faithful model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from edgeport.cli import main
+from tests.helpers import plant_outlier_channel
+
+
+def _run(capsys, *args):
+    code = main(["quantize", *(str(a) for a in args)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _manifest(path):
+    return json.loads(path.with_name(path.name.removesuffix(".onnx") + ".manifest.json").read_text())
+
+
+def test_a_collapsed_model_is_never_a_success(tmp_path, capsys, fp32_onnx, digits16):
+    damaged = tmp_path / "damaged.onnx"
+    plant_outlier_channel(fp32_onnx, damaged)  # fp32 unchanged; per-tensor ranges ruined by one channel
+    np.savez(tmp_path / "calib.npz", x=digits16.train.x[:128], y=digits16.train.y[:128])
+    np.savez(tmp_path / "val.npz", x=digits16.val.x, y=digits16.val.y)
+    out = tmp_path / "q.onnx"
+    args = [damaged, "--calib", tmp_path / "calib.npz", "--val", tmp_path / "val.npz", "--quiet", "-o", out]
+    code, stdout, err = _run(capsys, *args, "--per-tensor", "--reduce-range", "true")  # no tolerance given
+    assert code == 1, err
+    manifest = _manifest(out)
+    assert next(iter(manifest)) == "verdict" and manifest["verdict"].startswith("OUTSIDE TOLERANCE")
+    guard = manifest["guard"]
+    assert guard["metric"] == "top1_accuracy" and not guard["within_tolerance"]
+    assert guard["required"] == pytest.approx(manifest["verification"]["accuracy"]["fp32"] - 1.0)
+    assert "OUTSIDE TOLERANCE" in stdout and out.is_file()  # written, to be inspected
+
+
+def test_without_val_fidelity_is_judged_on_held_back_samples(tmp_path, capsys, fp32_onnx, digits16):
+    np.savez(tmp_path / "calib.npz", x=digits16.train.x[:40])
+    out = tmp_path / "q.onnx"
+    code, _, err = _run(capsys, fp32_onnx, "--calib", tmp_path / "calib.npz", "--quiet", "-o", out)
+    assert code == 0, err
+    manifest = _manifest(out)
+    assert manifest["guard"]["judged_on"] == "the last 10 of 40 samples of " + str(tmp_path / "calib.npz") + (
+        ", held back from calibration"
+    )
+    assert manifest["guard"]["metric"] == "mean_cosine" and manifest["guard"]["required"] == 0.99
+    assert manifest["verification"]["samples"] == 10
+    assert manifest["auto"]["graph"]["kind"] == "conv-dominant" and manifest["auto"]["chosen"] == "static-per-channel"
+
+
+def test_an_opset_11_graph_is_upgraded_before_per_channel_int8(tmp_path, capsys, trained_cnn, digits16):
+    old = tmp_path / "old.onnx"
+    torch.onnx.export(
+        trained_cnn.eval(),
+        torch.from_numpy(digits16.train.x[:1]),
+        str(old),
+        dynamo=False,
+        opset_version=11,
+        input_names=["input"],
+        dynamic_axes={"input": {0: "batch"}},
+    )
+    np.savez(tmp_path / "calib.npz", x=digits16.train.x[:64])
+    np.savez(tmp_path / "val.npz", x=digits16.val.x[:64])
+    out = tmp_path / "q.onnx"
+    args = [old, "--calib", tmp_path / "calib.npz", "--val", tmp_path / "val.npz", "--quiet", "-o", out]
+    code, _, err = _run(capsys, *args)
+    assert code == 0, err
+    assert _manifest(out)["lineage"]["quantization"]["report"]["opset_upgraded"] == "11 -> 13"
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory):
+    """A 2-layer BERT-style encoder with random weights: three int64 inputs, a hidden-state output."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=200, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128
+    )
+    bert = BertModel(config).eval()
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.bert(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    folder = tmp_path_factory.mktemp("encoder")
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    ids = torch.randint(0, 200, (1, 16))
+    torch.onnx.export(
+        Encoder(),
+        (ids, torch.ones_like(ids), torch.zeros_like(ids)),
+        str(folder / "encoder.onnx"),
+        dynamo=False,
+        opset_version=17,
+        input_names=names,
+        output_names=["last_hidden_state"],
+        dynamic_axes={n: {0: "batch"} for n in names},
+    )
+    rng = np.random.default_rng(0)
+    for name, count in (("calib", 24), ("val", 12)):
+        mask = np.ones((count, 16), np.int64)
+        for row in range(count):
+            mask[row, rng.integers(8, 16) :] = 0  # padded sentences: the mask path matters
+        tokens = rng.integers(0, 200, (count, 16)).astype(np.int64)
+        np.savez(folder / f"{name}.npz", input_ids=tokens, attention_mask=mask, token_type_ids=0 * tokens)
+    return folder
+
+
+def test_auto_finds_a_faithful_int8_encoder_without_flags(tmp_path, capsys, encoder):
+    out = tmp_path / "encoder.int8.onnx"
+    args = [encoder / "encoder.onnx", "--calib", encoder / "calib.npz", "--val", encoder / "val.npz", "-o", out]
+    code, _, err = _run(capsys, *args, "--quiet")
+    assert code == 0, err
+    manifest = _manifest(out)
+    auto = manifest["auto"]
+    assert auto["graph"]["kind"] == "matmul-dominant" and auto["graph"]["integer_inputs"] == 3
+    tried = {a["recipe"]: a for a in auto["attempts"]}
+    assert set(tried) == {"static-weight-matmuls", "dynamic", "static-per-channel"}
+    chosen = tried[auto["chosen"]]
+    assert chosen["within_tolerance"] and chosen["value"] >= 0.99
+    faithful = [a for a in tried.values() if a["within_tolerance"]]
+    assert chosen["p50_ms"] == min(a["p50_ms"] for a in faithful)  # the fastest of the faithful ones
+    guard = manifest["guard"]
+    assert guard["metric"] == "mean_cosine" and guard["within_tolerance"]
+    assert "top1_agreement" not in manifest["verification"]["vs_fp32"]  # a hidden state has no argmax
+    # the quantizer's own warnings are kept in the manifest, not printed: one summary line at most
+    assert "out-of-range" not in err and "invalid value" not in err
+    assert all("third-party" not in line or line.startswith("note: ") for line in err.splitlines())
+
+
+def test_forcing_a_backend_still_runs_the_guard(tmp_path, capsys, encoder):
+    out = tmp_path / "encoder.int8.onnx"
+    args = [encoder / "encoder.onnx", "--calib", encoder / "calib.npz", "--val", encoder / "val.npz", "-o", out]
+    code, _, err = _run(capsys, *args, "--backend", "ort-dynamic", "--quiet")
+    assert code == 0, err
+    manifest = _manifest(out)
+    assert manifest["auto"] is None and manifest["guard"]["within_tolerance"]
+    code, _, _ = _run(capsys, *args, "--backend", "ort-dynamic", "--min-cosine", "1.0", "--quiet")
+    assert code == 1 and _manifest(out)["verdict"].startswith("OUTSIDE TOLERANCE")

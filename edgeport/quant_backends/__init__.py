@@ -84,7 +84,19 @@ def quantize(source, calibration, config: QuantSettings, output_path, progress=N
     if backend.needs == "onnx" and source.onnx_path is None:
         raise QuantizationError(f"backend {backend.name!r} quantizes a fp32 ONNX file; none was given")
     check_exclusions(source, config)
-    return backend.quantize(source, calibration, config, output_path, progress or SILENT)
+    return run_backend(backend, source, calibration, config, output_path, progress or SILENT)
+
+
+def run_backend(backend: QuantBackend, source, calibration, config, output_path, progress) -> QuantResult:
+    """The backend's int8 model with its quantization parameters checked: invalid activation scales
+    repaired (left in float, listed in the report under ``repaired``), invalid weight scales refused."""
+    import dataclasses
+
+    from edgeport.quant_backends.params_check import repair_quant_params
+
+    result = backend.quantize(source, calibration, config, output_path, progress)
+    repairs = repair_quant_params(result.path)
+    return dataclasses.replace(result, report={**result.report, "repaired": repairs}) if repairs else result
 
 
 __all__ = [
@@ -103,6 +115,7 @@ __all__ = [
     "quant_config",
     "quantize",
     "register_backend",
+    "run_backend",
     "TrainingData",
     "validate_quant_config",
 ]

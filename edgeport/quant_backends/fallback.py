@@ -80,7 +80,7 @@ def quantize_with_fallback(
     allowed: list[str] | None = None,
 ) -> tuple[QuantResult, FallbackReport]:
     """``allowed`` limits which layers may fall back to float (default: every conv/linear layer)."""
-    from edgeport.quant_backends import backend_for, check_exclusions
+    from edgeport.quant_backends import backend_for, check_exclusions, run_backend
 
     backend, config = backend_for(config)
     check_exclusions(source, config)
@@ -98,7 +98,7 @@ def quantize_with_fallback(
 
         def attempt(excluded: list[str], name: str) -> tuple[float, QuantResult]:
             trial = config.model_copy(update={"exclude_nodes": tuple(config.exclude_nodes) + tuple(excluded)})
-            result = backend.quantize(source, calibration, trial, Path(tmp) / f"{name}.onnx", SILENT)
+            result = run_backend(backend, source, calibration, trial, Path(tmp) / f"{name}.onnx", SILENT)
             int8_out = run_outputs(ort_session(result.path), val_inputs)
             if val_labels is not None and tolerance.max_drop is not None:
                 return float((int8_out.argmax(1) == val_labels).mean() * 100), result

@@ -46,6 +46,7 @@ perf: $(STAMP)
 	$(BIN)/python perf/gate_aa.py
 	$(BIN)/python perf/bench_aa.py
 	$(BIN)/python perf/auto_recipes.py
+	$(BIN)/python perf/fallback_steps.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -86,6 +86,7 @@ class QuantizeJob:
     verification: dict | None = None
     guard: GuardReport | None = None
     auto: AutoOutcome | None = None
+    sensitivity: list[dict] | None = None  # with --explain: every quantized tensor's SQNR, worst first
     notes: list[str] = field(default_factory=list)  # edgeport's own warnings found on the way
     third_party: list[str] = field(default_factory=list)
 

@@ -24,6 +24,7 @@ from edgeport.quant_backends.fallback import fallback_miss, quantize_with_fallba
 from edgeport.quant_backends.guard import Tolerance, judge
 from edgeport.quant_backends.noise import captured_warnings
 from edgeport.quant_backends.recipes import AutoConfig
+from edgeport.quant_backends.sensitivity import tensor_errors
 from edgeport.quant_backends.target import saturation_warning
 from edgeport.quant_backends.verify import ort_session, run_all_outputs, verify_int8
 from edgeport.quantize_auto import run_recipes
@@ -135,6 +136,7 @@ def _manifest(job: QuantizeJob, staged: Path) -> dict:
         "verification": job.verification,
         "guard": job.guard.describe(),
         "auto": job.auto.describe() if job.auto else None,
+        "sensitivity": job.sensitivity,
         "fallback": job.fallback.describe() if job.fallback is not None else None,
         "warnings": warnings,
         "environment": {"cpu": job.cpu},
@@ -156,6 +158,7 @@ def quantize_file(
     fallback_layers: list[str] | None = None,
     progress: Progress = SILENT,
     debug: bool = False,
+    explain: bool = False,
 ) -> tuple[Path, dict]:
     """Quantize, verify and write ``output`` plus ``<output>.manifest.json``; return the path and manifest.
 
@@ -172,6 +175,9 @@ def quantize_file(
         with captured_warnings(debug) as noise:
             _quantize(job, staged, staging, tolerance, fallback_layers, progress)
         job.third_party = noise.lines()
+        if explain:  # the shipped model's per-tensor error, worst first
+            assert job.source is not None and job.source.onnx_path is not None
+            job.sensitivity = tensor_errors(staged, job.source.onnx_path, job.val_inputs)
         manifest = check_manifest(_manifest(job, staged), str(manifest_path_for(job.output)))
         atomic_write_json(staging / "manifest.json", manifest)
         os.replace(staged, job.output)

@@ -79,6 +79,7 @@ def default_backend(config: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--debug", is_flag=True, help="Let third-party warnings through as they happen.")
+@click.option("--explain", is_flag=True, help="Rank every quantized tensor by its SQNR; print the ten worst.")
 def quantize(
     model,
     torch_spec,
@@ -90,6 +91,7 @@ def quantize(
     as_json,
     quiet,
     debug,
+    explain,
     exporter,
     quant_format,
     reduce_range,
@@ -103,7 +105,7 @@ def quantize(
     from edgeport.quant_backends.guard import Tolerance
     from edgeport.quant_backends.noise import third_party_summary
     from edgeport.quantize_job import quantize_file
-    from edgeport.report.summary import print_quantize_summary
+    from edgeport.report.summary import print_quantize_summary, print_sensitivity
 
     config = {k: (tuple(v) if isinstance(v, tuple) else v) for k, v in options.items() if v is not None and v != ()}
     if quant_format is not None:
@@ -127,11 +129,14 @@ def quantize(
         list(fallback_layers) or None,
         SILENT if quiet else RichProgress(),
         debug,
+        explain,
     )
     if as_json:
         click.echo(json.dumps(manifest, indent=2, default=str))
     else:
         print_quantize_summary(manifest, path)
+        if explain:
+            print_sensitivity(manifest["sensitivity"])
     note = third_party_summary(manifest["warnings"])
     if note:
         click.echo(note, err=True)

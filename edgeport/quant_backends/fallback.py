@@ -1,9 +1,11 @@
 """Accuracy-aware fallback: keep the layers that quantize worst in float until the int8 model is
-within tolerance of the fp32 model.
+within tolerance of the fp32 model, in few re-quantizations.
 
-Sensitivity of a layer = the quality of the int8 model when only that layer stays in float.
-Layers are then excluded greedily, most helpful first, re-measuring after each step, until the
-model is within tolerance or every candidate is excluded. Every step is recorded.
+Sensitivity, ONNX backends: one pass over the first int8 model with every quantized tensor exposed
+(``sensitivity.tensor_errors``); a layer scores the worst SQNR among the tensors it reads. Torch
+backends (module names, no shared tensor names): the quality of the int8 model with only that layer
+in float. The ranking is then bisected: the smallest k such that the k worst layers in float bring
+the model within tolerance, about log2(layers) re-quantizations. Every step is recorded.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +40,9 @@ class FallbackReport:
     sensitivity: list[dict] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
     within_tolerance: bool = False
+    quantizations: int = 0  # how many times the backend ran, the first full quantization included
+    seconds: dict = field(default_factory=dict)  # the first quantization, and the sensitivity ranking
+    tensors: list[dict] = field(default_factory=list)  # per-tensor SQNR ranking (ONNX backends), worst first
 
     def describe(self) -> dict:
         return dataclasses.asdict(self)
@@ -97,6 +103,7 @@ def quantize_with_fallback(
     with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".fallback-") as tmp:
 
         def attempt(excluded: list[str], name: str) -> tuple[float, QuantResult]:
+            report.quantizations += 1
             trial = config.model_copy(update={"exclude_nodes": tuple(config.exclude_nodes) + tuple(excluded)})
             result = run_backend(backend, source, calibration, trial, Path(tmp) / f"{name}.onnx", SILENT)
             int8_out = run_outputs(ort_session(result.path), val_inputs)
@@ -104,30 +111,59 @@ def quantize_with_fallback(
                 return float((int8_out.argmax(1) == val_labels).mean() * 100), result
             return fidelity(fp32_out, int8_out)["mean_cosine"], result
 
+        started = time.perf_counter()
         quality, best = attempt([], "full")
+        report.seconds["first_quantization"] = round(time.perf_counter() - started, 3)
         report.steps.append({"excluded": [], report.metric: quality})
         if quality < report.tolerance:
             candidates = [c for c in known if c not in config.exclude_nodes and (allowed is None or c in allowed)]
-            with progress.task("layer sensitivity", total=len(candidates)) as advance:
-                for index, candidate in enumerate(candidates):
-                    score, _ = attempt([candidate], f"sensitivity-{index}")
-                    report.sensitivity.append({"layer": candidate, report.metric: score})
-                    advance(1)
-            ranked = sorted(report.sensitivity, key=lambda row: -row[report.metric])
-            with progress.task("fallback", total=len(ranked)) as advance:
-                for step, row in enumerate(ranked, start=1):
-                    report.excluded.append(row["layer"])
-                    quality, best = attempt(list(report.excluded), f"step-{step}")
-                    report.steps.append({"excluded": list(report.excluded), report.metric: quality})
-                    advance(1)
-                    if quality >= report.tolerance:
-                        break
+            started = time.perf_counter()
+            ranked = _ranked(backend.needs, candidates, attempt, best, source, val_inputs, report, progress)
+            report.seconds["sensitivity"] = round(time.perf_counter() - started, 3)
+            quality, best = _bisect(ranked, attempt, report, progress)
         report.within_tolerance = quality >= report.tolerance
         shutil.move(best.path, output_path)
     final = dataclasses.replace(
         best, path=output_path, report={**best.report, "fallback_excluded": list(report.excluded)}
     )
     return final, report
+
+
+def _ranked(needs, candidates, attempt, full, source, val_inputs, report, progress) -> list[str]:
+    """The candidate layers, worst quantized first."""
+    if needs == "onnx":
+        from edgeport.quant_backends.sensitivity import layer_ranking, tensor_errors
+
+        report.tensors = tensor_errors(full.path, source.onnx_path, val_inputs)
+        report.sensitivity = layer_ranking(report.tensors, candidates)
+        return [row["layer"] for row in report.sensitivity]
+    with progress.task("layer sensitivity", total=len(candidates)) as advance:
+        for index, candidate in enumerate(candidates):
+            score, _ = attempt([candidate], f"sensitivity-{index}")
+            report.sensitivity.append({"layer": candidate, report.metric: score})
+            advance(1)
+    return [row["layer"] for row in sorted(report.sensitivity, key=lambda row: -row[report.metric])]
+
+
+def _bisect(ranked: list[str], attempt, report: FallbackReport, progress) -> tuple[float, QuantResult]:
+    """The fewest worst-ranked layers in float that bring the model within tolerance (all of them if
+    none do): ``report.excluded`` and the model, found by bisection over the ranking."""
+    low, high, chosen = 0, len(ranked), None  # k = low misses the tolerance; k = high is assumed to reach it
+    with progress.task("fallback", total=max(1, len(ranked).bit_length())) as advance:
+        while high - low > 1 or chosen is None:
+            k = (low + high + 1) // 2 if high - low > 1 else high
+            quality, result = attempt(ranked[:k], f"step-{k}")
+            report.steps.append({"excluded": ranked[:k], report.metric: quality})
+            advance(1)
+            if quality >= report.tolerance:
+                high, chosen = k, (quality, result)
+            elif k == high:  # even every candidate in float misses: the best effort is all of them
+                chosen = (quality, result)
+                break
+            else:
+                low = k
+    report.excluded = ranked[:high]
+    return chosen
 
 
 def fallback_miss(report: FallbackReport) -> str:

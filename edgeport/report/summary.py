@@ -86,6 +86,21 @@ def print_quantize_summary(manifest: dict, path: Path, console: Console | None =
             console.print(f"warning: {warning}", highlight=False)
 
 
+def print_sensitivity(tensors: list[dict], console: Console | None = None, shown: int = 10) -> None:
+    """The worst quantized tensors of an int8 model (``--explain``); the manifest keeps them all."""
+    console = console or make_console()
+    if not tensors:
+        console.print("no QuantizeLinear/DequantizeLinear pairs to rank (QOperator or dynamic int8)")
+        return
+    table = Table(title=f"the {min(shown, len(tensors))} worst of {len(tensors)} quantized tensors (SQNR, dB)")
+    for column in ("tensor", "kind", "SQNR dB", "read by"):
+        table.add_column(column, justify="right" if column == "SQNR dB" else "left")
+    for row in tensors[:shown]:
+        sqnr = "exact" if row["sqnr_db"] is None else f"{row['sqnr_db']:.1f}"
+        table.add_row(row["tensor"], row["kind"], sqnr, ", ".join(row["read_by"][:3]))
+    console.print(table)
+
+
 def _auto_line(auto: dict) -> str:
     """Every recipe auto tried: its fidelity, its speed against fp32 when ranked, and the one chosen."""
     parts = []

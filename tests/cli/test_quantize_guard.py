@@ -148,3 +148,15 @@ def test_forcing_a_backend_still_runs_the_guard(tmp_path, capsys, encoder):
     assert manifest["auto"] is None and manifest["guard"]["within_tolerance"]
     code, _, _ = _run(capsys, *args, "--backend", "ort-dynamic", "--min-cosine", "1.0", "--quiet")
     assert code == 1 and _manifest(out)["verdict"].startswith("OUTSIDE TOLERANCE")
+
+
+def test_explain_ranks_every_quantized_tensor(tmp_path, capsys, encoder):
+    out = tmp_path / "encoder.int8.onnx"
+    args = [encoder / "encoder.onnx", "--calib", encoder / "calib.npz", "--val", encoder / "val.npz", "-o", out]
+    code, stdout, err = _run(capsys, *args, "--backend", "ort-static", "--explain", "--quiet")
+    assert code == 0, err
+    ranking = _manifest(out)["sensitivity"]
+    assert len(ranking) > 10 and {row["kind"] for row in ranking} == {"activation", "weight"}
+    sqnr = [row["sqnr_db"] for row in ranking if row["sqnr_db"] is not None]
+    assert sqnr == sorted(sqnr)  # worst first
+    assert "the 10 worst of" in stdout and "SQNR" in stdout

@@ -1,0 +1,115 @@
+"""Per-tensor quantization error in one pass, in the spirit of onnxruntime's ``qdq_loss_debug``.
+
+The QDQ int8 model is run once on a few validation batches with both sides of every
+QuantizeLinear -> DequantizeLinear pair exposed as outputs: the float tensor and what int8 gives
+back. A weight's error is its DequantizeLinear output against the fp32 model's initializer. Each
+quantized tensor gets an SQNR (dB, higher is better); the ranking, worst first, is what
+``--explain`` prints and what the fallback returns to float, layer by layer, by bisection.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+SAMPLES = 32  # a few batches: the ranking, not a metric to report
+
+
+def _sqnr(reference: np.ndarray, quantized: np.ndarray) -> float:
+    reference, quantized = reference.astype(np.float64), quantized.astype(np.float64)
+    noise = float(np.mean((reference - quantized) ** 2))
+    signal = float(np.mean(reference**2))
+    if noise == 0:
+        return float("inf")
+    return float(10 * np.log10(signal / noise)) if signal > 0 else float("-inf")
+
+
+def _dequantize(node: onnx.NodeProto, constants: dict) -> np.ndarray:
+    q = constants[node.input[0]].astype(np.float64)
+    scale = constants[node.input[1]].astype(np.float64)
+    zero = constants[node.input[2]].astype(np.float64) if len(node.input) > 2 else np.zeros(())
+    if scale.ndim == 1 and q.ndim > 1:
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        shape = [1] * q.ndim
+        shape[axis] = -1
+        scale, zero = scale.reshape(shape), zero.reshape(shape)
+    return (q - zero) * scale
+
+
+def _consumers(graph: onnx.GraphProto, tensor: str) -> list[str]:
+    return [n.name for n in graph.node if tensor in n.input and n.op_type != "QuantizeLinear"]
+
+
+def tensor_errors(
+    int8_path: str | os.PathLike, fp32_path: str | os.PathLike, inputs: dict[str, np.ndarray]
+) -> list[dict]:
+    """Every quantized tensor of the int8 model with its SQNR and the nodes that read it, worst first."""
+    import onnxruntime as ort
+
+    model = onnx.load(str(int8_path))
+    graph = model.graph
+    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    fp32_weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(fp32_path)).graph.initializer}
+    rows, pairs = [], []
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in constants:
+            original = fp32_weights.get(node.input[0].removesuffix("_quantized"))
+            if original is not None and original.shape == constants[node.input[0]].shape:
+                sqnr = _sqnr(original, _dequantize(node, constants))
+                rows.append(
+                    {
+                        "tensor": node.input[0].removesuffix("_quantized"),
+                        "kind": "weight",
+                        "sqnr_db": sqnr,
+                        "read_by": _consumers(graph, node.output[0]),
+                    }
+                )
+        elif node.op_type == "QuantizeLinear" and node.input[0] not in constants:
+            dequant = next(
+                (n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] == node.output[0]), None
+            )
+            if dequant is not None:
+                pairs.append((node.input[0], dequant.output[0]))
+    existing = {o.name for o in graph.output}
+    for name in {n for pair in pairs for n in pair} - existing:
+        graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    feeds = {k: v[:SAMPLES] for k, v in inputs.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        exposed = Path(tmp) / "exposed.onnx"
+        onnx.save(model, str(exposed))
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every pair
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(exposed), options, providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        values = dict(zip(names, session.run(names, feeds), strict=True))
+    for float_name, dequant_name in pairs:
+        rows.append(
+            {
+                "tensor": float_name,
+                "kind": "activation",
+                "sqnr_db": _sqnr(values[float_name], values[dequant_name]),
+                "read_by": _consumers(graph, dequant_name),
+            }
+        )
+    ranked = sorted(rows, key=lambda row: row["sqnr_db"])
+    for row in ranked:  # JSON has no infinity: an exact tensor (no quantization noise) is null
+        row["sqnr_db"] = round(row["sqnr_db"], 2) if np.isfinite(row["sqnr_db"]) else None
+    return ranked
+
+
+def layer_ranking(errors: list[dict], layers: list[str]) -> list[dict]:
+    """Each layer scored by the worst SQNR among the quantized tensors it reads, worst first."""
+    scores = {layer: float("inf") for layer in layers}
+    for row in errors:
+        sqnr = row["sqnr_db"] if row["sqnr_db"] is not None else float("inf")
+        for layer in row["read_by"]:
+            if layer in scores:
+                scores[layer] = min(scores[layer], sqnr)
+    ranked = sorted(scores.items(), key=lambda item: item[1])
+    return [{"layer": k, "sqnr_db": v if np.isfinite(v) else None} for k, v in ranked]

@@ -18,6 +18,16 @@ def default_backend(config: dict) -> str:
     return "auto" if set(config) <= _AUTO_OPTIONS else "ort-static"
 
 
+def _settings(options: dict, quant_format: str | None, reduce_range: str) -> dict:
+    """The quantization settings the command line gave (unset options left out)."""
+    config = {k: (tuple(v) if isinstance(v, tuple) else v) for k, v in options.items() if v is not None and v != ()}
+    if quant_format is not None:
+        config["format"] = quant_format
+    config["reduce_range"] = reduce_range_value(reduce_range)
+    config.setdefault("backend", default_backend(config))
+    return config
+
+
 @cli.command()
 @click.argument("model", required=False, type=click.Path(dir_okay=False))
 @click.option("--torch", "torch_spec", help="Quantize a torch model: package.module:factory or a registered spec.")
@@ -107,11 +117,7 @@ def quantize(
     from edgeport.quantize_job import quantize_file
     from edgeport.report.summary import print_quantize_summary, print_sensitivity
 
-    config = {k: (tuple(v) if isinstance(v, tuple) else v) for k, v in options.items() if v is not None and v != ()}
-    if quant_format is not None:
-        config["format"] = quant_format
-    config["reduce_range"] = reduce_range_value(reduce_range)
-    config.setdefault("backend", default_backend(config))
+    config = _settings(options, quant_format, reduce_range)
     tolerance = None
     if max_accuracy_drop is not None or min_cosine is not None:
         tolerance = Tolerance(max_drop=max_accuracy_drop, min_cosine=min_cosine)

@@ -85,6 +85,7 @@ def tensor_errors(
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every pair
         options.log_severity_level = 3
+        options.intra_op_num_threads = 1  # one thread: the same sums, so the same ranking, every run
         session = ort.InferenceSession(str(exposed), options, providers=["CPUExecutionProvider"])
         names = [o.name for o in session.get_outputs()]
         values = dict(zip(names, session.run(names, feeds), strict=True))
@@ -97,9 +98,11 @@ def tensor_errors(
                 "read_by": _consumers(graph, dequant_name),
             }
         )
+    for row in rows:  # 0.01 dB: noise-level differences must not reorder the ranking (graph order breaks ties)
+        row["sqnr_db"] = round(row["sqnr_db"], 2)
     ranked = sorted(rows, key=lambda row: row["sqnr_db"])
     for row in ranked:  # JSON has no infinity: an exact tensor (no quantization noise) is null
-        row["sqnr_db"] = round(row["sqnr_db"], 2) if np.isfinite(row["sqnr_db"]) else None
+        row["sqnr_db"] = row["sqnr_db"] if np.isfinite(row["sqnr_db"]) else None
     return ranked
 
 

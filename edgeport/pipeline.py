@@ -172,7 +172,7 @@ def _benchmark(build: RunBuild, root: Path, progress: Progress) -> dict:
     with progress.task("benchmark fp32 vs int8", total=bench.rounds) as advance:
         results = measure_interleaved(models, bench, sample, advance)
     atomic_write_json(root / "latency.json", {k: r.to_dict() for k, r in results.items()})
-    return {name: result for name, result in results.items()}
+    return results
 
 
 def _artifacts(build: RunBuild) -> dict[str, Artifact]:

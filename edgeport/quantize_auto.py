@@ -15,7 +15,7 @@ import onnx
 from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.errors import EdgeportError
 from edgeport.progress import SILENT, Progress
-from edgeport.quant_backends import ModelSource, QuantResult, quantize
+from edgeport.quant_backends import ModelSource, QuantConfig, QuantResult, quantize
 from edgeport.quant_backends.guard import GuardReport, Tolerance, judge
 from edgeport.quant_backends.recipes import AutoConfig, GraphProfile, Recipe, graph_profile, recipes_for
 from edgeport.quant_backends.verify import ort_session, run_all_outputs
@@ -28,6 +28,7 @@ RANKING = BenchSettings(batch=1, threads=1, warmup=20, iterations=300, rounds=5)
 class Attempt:
     recipe: Recipe
     seconds: float
+    config: QuantConfig | None = None  # the recipe's config with reduce_range decided for the CPU
     result: QuantResult | None = None
     guard: GuardReport | None = None
     error: str | None = None
@@ -70,8 +71,8 @@ def _attempt(recipe, source, calibration, staged: Path, fp32_out, validation, la
     started = time.perf_counter()
     attempt = Attempt(recipe, 0.0)
     try:
-        config, _ = recipe.config.resolved(cpu)
-        attempt.result = quantize(source, calibration, config, staged, SILENT)
+        attempt.config, _ = recipe.config.resolved(cpu)
+        attempt.result = quantize(source, calibration, attempt.config, staged, SILENT)
         int8_out = run_all_outputs(ort_session(staged), validation)
         attempt.guard = judge(fp32_out, int8_out, labels, tolerance, judged_on)
     except EdgeportError as exc:  # a recipe the graph cannot take: recorded, the next one is tried

@@ -14,19 +14,19 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from edgeport.artifacts import atomic_write_json, make_staging_dir, remove_stale_staging, sha256_file, sha256_json
+from edgeport.artifacts import atomic_write_json, make_staging_dir, remove_stale_staging, sha256_file
 from edgeport.errors import QuantizationError
 from edgeport.exporter import OnnxLineage, write_metadata
 from edgeport.manifest import check_manifest
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends import quantize
 from edgeport.quant_backends.fallback import fallback_miss, quantize_with_fallback
-from edgeport.quant_backends.guard import Tolerance, judge
+from edgeport.quant_backends.guard import Tolerance, verify_and_judge
 from edgeport.quant_backends.noise import captured_warnings
 from edgeport.quant_backends.recipes import AutoConfig
 from edgeport.quant_backends.sensitivity import tensor_errors
 from edgeport.quant_backends.target import saturation_warning
-from edgeport.quant_backends.verify import ort_session, run_all_outputs, verify_int8
+from edgeport.quant_backends.verify import verify_int8
 from edgeport.quantize_auto import run_recipes
 from edgeport.quantize_inputs import QuantizeJob, load_source, manifest_path_for, prepare_job
 from edgeport.versions import package_versions
@@ -56,7 +56,8 @@ def _auto(job: QuantizeJob, staged: Path, staging: Path, progress: Progress) -> 
         raise QuantizationError(f"{job.source.onnx_path}: no quantization recipe worked ({errors})")
     os.replace(outcome.chosen.result.path, staged)
     job.result = dataclasses.replace(outcome.chosen.result, path=staged)
-    job.quant_config = outcome.chosen.recipe.config.resolved(job.cpu)[0]
+    assert outcome.chosen.config is not None
+    job.quant_config = outcome.chosen.config
     job.guard = outcome.chosen.guard
     ratio = outcome.chosen.p50_ms / outcome.fp32_p50_ms if outcome.chosen.p50_ms and outcome.fp32_p50_ms else None
     if ratio is not None and ratio >= 1.0:
@@ -84,18 +85,19 @@ def _quantize(job: QuantizeJob, staged: Path, staging: Path, tolerance, fallback
             progress,
             fallback_layers,
         )
-    job.verification = verify_int8(staged, job.source.onnx_path, job.val_inputs, job.val_labels)
-    if job.guard is None:
+    if job.guard is None:  # auto judged its chosen recipe already
         assert job.tolerance is not None
-        fp32_out = run_all_outputs(ort_session(job.source.onnx_path), job.val_inputs)
-        int8_out = run_all_outputs(ort_session(staged), job.val_inputs)
-        job.guard = judge(fp32_out, int8_out, job.val_labels, job.tolerance, job.judged_on)
+        job.verification, job.guard = verify_and_judge(
+            staged, job.source.onnx_path, job.val_inputs, job.val_labels, job.tolerance, job.judged_on
+        )
+    else:
+        job.verification = verify_int8(staged, job.source.onnx_path, job.val_inputs, job.val_labels)
     lineage = OnnxLineage(
         kind="onnx-int8",
         backend=job.quant_config.backend,
         source_sha256=job.lineage.get("onnx_sha256") or job.lineage["weights_sha256"],
         calibration_sha256=sha256_file(job.calib_path),
-        quant=sha256_json(job.quant_config.describe())[:16],
+        quant=job.quant_config.short_hash(),
     )
     write_metadata(staged, lineage)
 
@@ -109,7 +111,7 @@ def _manifest(job: QuantizeJob, staged: Path) -> dict:
     validation = (
         {"file": str(job.val), "sha256": sha256_file(job.val)}
         if job.val
-        else {"file": None, "note": "verified on the calibration inputs"}
+        else {"file": None, "note": f"verified on {job.judged_on}"}
     )
     calibration = {
         "file": str(job.calib_path),

@@ -9,13 +9,13 @@ import click
 from edgeport.cli.app import cli
 from edgeport.cli.common import FINITE, exit_if_outside_tolerance, reduce_range_value
 
-# Options only auto's recipes leave to edgeport: any other one names a specific backend's setting.
-_AUTO_OPTIONS = {"reduce_range", "calibration_samples", "exclude_nodes"}
-
 
 def default_backend(config: dict) -> str:
-    """auto, unless the command line set an option of a specific backend: then ort-static, as before auto."""
-    return "auto" if set(config) <= _AUTO_OPTIONS else "ort-static"
+    """auto, unless the command line set an option of a specific backend (one auto's type does not
+    have): then ort-static, as before auto."""
+    from edgeport.quant_backends.recipes import AutoConfig
+
+    return "auto" if set(config) <= set(AutoConfig.model_fields) else "ort-static"
 
 
 def _settings(options: dict, quant_format: str | None, reduce_range: str) -> dict:

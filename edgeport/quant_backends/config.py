@@ -48,6 +48,12 @@ class QuantSettings(BaseModel):
         """The backend's settings as recorded in manifests and hashed into artifact metadata."""
         return self.model_dump(mode="json", exclude=set(GUARD_FIELDS))
 
+    def short_hash(self) -> str:
+        """The short hash of the settings that artifact metadata records (``edgeport.quant``)."""
+        from edgeport.artifacts import sha256_json
+
+        return sha256_json(self.describe())[:16]
+
 
 class NoQuantization(QuantSettings):
     """A search candidate that ships the fp32 model."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import onnx
 
 
@@ -25,3 +26,17 @@ def iter_nodes(graph: onnx.GraphProto, depth: int = 0) -> Iterator[tuple[onnx.No
         yield node, depth
         for sub in subgraphs(node):
             yield from iter_nodes(sub, depth + 1)
+
+
+def dequantize_constant(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> np.ndarray:
+    """The float value a DequantizeLinear of constant inputs stands for: (q - zero point) * scale,
+    per channel along the node's axis when the scale is a vector."""
+    q = np.asarray(constants[node.input[0]], dtype=np.float64)
+    scale = np.asarray(constants[node.input[1]], dtype=np.float64)
+    zero = np.asarray(constants[node.input[2]], dtype=np.float64) if len(node.input) > 2 else np.zeros(())
+    if scale.ndim == 1 and q.ndim > 1:
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        shape = [1] * q.ndim
+        shape[axis] = -1
+        scale, zero = scale.reshape(shape), zero.reshape(shape)
+    return (q - zero) * scale

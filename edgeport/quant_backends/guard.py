@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgeport.errors import ConfigError
-from edgeport.quant_backends.verify import fidelity, is_classifier
+from edgeport.quant_backends.verify import fidelity, is_classifier, verify_with_outputs
 
 DEFAULT_MAX_DROP = 1.0  # top-1 points
 DEFAULT_MIN_COSINE = 0.99
@@ -87,6 +87,14 @@ def judge(
     assert tolerance.min_cosine is not None
     worst = min(o["mean_cosine"] for o in outputs)
     return GuardReport("mean_cosine", worst, tolerance.min_cosine, worst >= tolerance.min_cosine, judged_on, outputs)
+
+
+def verify_and_judge(
+    int8_path, fp32_path, inputs: dict[str, np.ndarray], labels: np.ndarray | None, tolerance: Tolerance, judged_on: str
+) -> tuple[dict, GuardReport]:
+    """The int8 model's verification report and the guard's verdict, from one run of each model."""
+    report, fp32, int8 = verify_with_outputs(int8_path, fp32_path, inputs, labels)
+    return report, judge(fp32, int8, labels, tolerance, judged_on)
 
 
 @dataclass(frozen=True)

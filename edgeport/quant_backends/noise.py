@@ -59,7 +59,7 @@ def captured_warnings(debug: bool = False) -> Iterator[CapturedWarnings]:
 
     root = logging.getLogger()
     handler = _Collect(captured)
-    saved_handlers, saved_level = root.handlers[:], root.level
+    saved_handlers = root.handlers[:]
     root.handlers = [handler]  # onnxruntime.quantization calls logging.warning(): the root logger
     ort.set_default_logger_severity(3)  # sessions the quantizer creates: errors only
     try:
@@ -70,5 +70,4 @@ def captured_warnings(debug: bool = False) -> Iterator[CapturedWarnings]:
             captured.counts[f"{item.category.__name__}: {item.message}"] += 1
     finally:
         root.handlers = saved_handlers
-        root.setLevel(saved_level)
         ort.set_default_logger_severity(2)  # onnxruntime's default (warnings)

@@ -17,6 +17,7 @@ import onnx
 from onnx import numpy_helper
 
 from edgeport.errors import QuantizationError
+from edgeport.quant_backends.graph import dequantize_constant
 
 # A uint8 step of 4e9 spans 10^12: no activation of a working network, only masking constants.
 MAX_SCALE = 4e9
@@ -55,14 +56,7 @@ def _dequantized_constant(graph: onnx.GraphProto, dequant: onnx.NodeProto, const
     scale = np.asarray(constants[dequant.input[1]], dtype=np.float64)
     if not np.isfinite(scale).all() or (scale <= 0).any():
         return False
-    q = np.asarray(constants[dequant.input[0]], dtype=np.float64)
-    zero = np.asarray(constants[dequant.input[2]], dtype=np.float64) if len(dequant.input) > 2 else np.zeros(())
-    if scale.ndim == 1 and q.ndim > 1:  # per-channel: scale and zero point run along the node's axis
-        axis = next((a.i for a in dequant.attribute if a.name == "axis"), 1)
-        shape = [1] * q.ndim
-        shape[axis] = -1
-        scale, zero = scale.reshape(shape), zero.reshape(shape)
-    value = ((q - zero) * scale).astype(np.float32)
+    value = dequantize_constant(dequant, constants).astype(np.float32)
     graph.initializer.append(numpy_helper.from_array(value, dequant.output[0]))
     graph.node.remove(dequant)
     return True

@@ -92,10 +92,9 @@ def recipes_for(profile: GraphProfile, auto: AutoConfig) -> list[Recipe]:
         quant_config(backend="ort-static", **shared),
         "static QDQ, u8 activations, s8 per-channel weights: fused integer kernels",
     )
-    dynamic_shared = dict(shared)
     dynamic = Recipe(
         "dynamic",
-        quant_config(backend="ort-dynamic", **dynamic_shared),
+        quant_config(backend="ort-dynamic", **shared),
         "int8 weights, activations quantized per input at run time: no calibrated ranges to go wrong",
     )
     if profile.conv_dominant:

@@ -17,6 +17,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from edgeport.quant_backends.graph import dequantize_constant
+
 SAMPLES = 32  # a few batches: the ranking, not a metric to report
 
 
@@ -29,22 +31,6 @@ def _sqnr(reference: np.ndarray, quantized: np.ndarray) -> float:
     return float(10 * np.log10(signal / noise)) if signal > 0 else float("-inf")
 
 
-def _dequantize(node: onnx.NodeProto, constants: dict) -> np.ndarray:
-    q = constants[node.input[0]].astype(np.float64)
-    scale = constants[node.input[1]].astype(np.float64)
-    zero = constants[node.input[2]].astype(np.float64) if len(node.input) > 2 else np.zeros(())
-    if scale.ndim == 1 and q.ndim > 1:
-        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-        shape = [1] * q.ndim
-        shape[axis] = -1
-        scale, zero = scale.reshape(shape), zero.reshape(shape)
-    return (q - zero) * scale
-
-
-def _consumers(graph: onnx.GraphProto, tensor: str) -> list[str]:
-    return [n.name for n in graph.node if tensor in n.input and n.op_type != "QuantizeLinear"]
-
-
 def tensor_errors(
     int8_path: str | os.PathLike, fp32_path: str | os.PathLike, inputs: dict[str, np.ndarray]
 ) -> list[dict]:
@@ -55,24 +41,30 @@ def tensor_errors(
     graph = model.graph
     constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     fp32_weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(fp32_path)).graph.initializer}
+    readers: dict[str, list[onnx.NodeProto]] = {}  # tensor -> the nodes that read it, built once
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+
+    def read_by(tensor: str) -> list[str]:
+        return [n.name for n in readers.get(tensor, []) if n.op_type != "QuantizeLinear"]
+
     rows, pairs = [], []
     for node in graph.node:
         if node.op_type == "DequantizeLinear" and node.input[0] in constants:
             original = fp32_weights.get(node.input[0].removesuffix("_quantized"))
             if original is not None and original.shape == constants[node.input[0]].shape:
-                sqnr = _sqnr(original, _dequantize(node, constants))
+                sqnr = _sqnr(original, dequantize_constant(node, constants))
                 rows.append(
                     {
                         "tensor": node.input[0].removesuffix("_quantized"),
                         "kind": "weight",
                         "sqnr_db": sqnr,
-                        "read_by": _consumers(graph, node.output[0]),
+                        "read_by": read_by(node.output[0]),
                     }
                 )
         elif node.op_type == "QuantizeLinear" and node.input[0] not in constants:
-            dequant = next(
-                (n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] == node.output[0]), None
-            )
+            dequant = next((n for n in readers.get(node.output[0], []) if n.op_type == "DequantizeLinear"), None)
             if dequant is not None:
                 pairs.append((node.input[0], dequant.output[0]))
     existing = {o.name for o in graph.output}
@@ -95,7 +87,7 @@ def tensor_errors(
                 "tensor": float_name,
                 "kind": "activation",
                 "sqnr_db": _sqnr(values[float_name], values[dequant_name]),
-                "read_by": _consumers(graph, dequant_name),
+                "read_by": read_by(dequant_name),
             }
         )
     for row in rows:  # 0.01 dB: noise-level differences must not reorder the ranking (graph order breaks ties)

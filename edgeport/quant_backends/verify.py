@@ -192,6 +192,17 @@ def verify_int8(
     labels: np.ndarray | None = None,
 ) -> dict:
     """Everything the manifest records about an int8 artifact; raises if it is not a working model."""
+    return verify_with_outputs(int8_path, fp32_path, inputs, labels)[0]
+
+
+def verify_with_outputs(
+    int8_path: str | os.PathLike,
+    fp32_path: str | os.PathLike,
+    inputs: dict[str, np.ndarray],
+    labels: np.ndarray | None = None,
+) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``verify_int8``'s report, and every output of the fp32 and the int8 model on ``inputs`` (each
+    model runs once, so that a caller judging all outputs does not run them again)."""
     int8_path = Path(int8_path)
     try:
         checker = _check(int8_path, fp32_path)
@@ -202,8 +213,9 @@ def verify_int8(
         ) from exc
     coverage = int8_coverage(int8_path)
     require_quantized(coverage)
-    int8_out = run_outputs(int8_session, inputs)
-    fp32_out = run_outputs(ort_session(fp32_path), inputs)
+    int8_all = run_all_outputs(int8_session, inputs)
+    fp32_all = run_all_outputs(ort_session(fp32_path), inputs)
+    int8_out, fp32_out = next(iter(int8_all.values())), next(iter(fp32_all.values()))
     report = {
         "checker": checker,
         "onnxruntime": "loads",
@@ -217,4 +229,4 @@ def verify_int8(
             "fp32": float((fp32_out.argmax(1) == labels).mean() * 100),
             "int8": float((int8_out.argmax(1) == labels).mean() * 100),
         }
-    return report
+    return report, fp32_all, int8_all

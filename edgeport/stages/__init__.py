@@ -9,7 +9,7 @@ the search runs the same functions into its content-addressed cache, in worker p
 from edgeport.stages.data import PreparedData, batch_of, prepare_data
 from edgeport.stages.export import export_student, student_lineage
 from edgeport.stages.measure import bench_settings
-from edgeport.stages.quantize import QuantizedStudent, quant_hash, quantize_student
+from edgeport.stages.quantize import QuantizedStudent, quantize_student
 from edgeport.stages.train import TrainedModel, build_teacher, fit, kd_config, load_trained, seeded_model, train_student
 from edgeport.stages.validate import CheckedRun, validate
 
@@ -26,7 +26,6 @@ __all__ = [
     "kd_config",
     "load_trained",
     "prepare_data",
-    "quant_hash",
     "quantize_student",
     "seeded_model",
     "student_lineage",

@@ -14,8 +14,7 @@ from edgeport.exporter import OnnxLineage, write_metadata
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends import ModelSource, QuantConfig, QuantResult, TrainingData, quantize
 from edgeport.quant_backends.fallback import FallbackReport, Tolerance, quantize_with_fallback
-from edgeport.quant_backends.guard import DEFAULT_MAX_DROP, GuardReport, judge
-from edgeport.quant_backends.verify import ort_session, run_all_outputs, verify_int8
+from edgeport.quant_backends.guard import DEFAULT_MAX_DROP, GuardReport, verify_and_judge
 from edgeport.stages.data import PreparedData
 from edgeport.stages.train import TrainedModel
 
@@ -65,15 +64,9 @@ def quantize_student(
             source, calibration, quant_config, out_path, val, splits.val.y, tolerance, progress
         )
     settings = {"source_sha256": sha256_file(fp32_path), "backend": quant_config.backend}
-    write_metadata(out_path, replace(lineage, kind="onnx-int8", quant=quant_hash(quant_config), **settings))
-    val = {"input": splits.val.x}
-    verification = verify_int8(out_path, fp32_path, val, splits.val.y)
-    tolerance = Tolerance(max_drop=quant_config.max_accuracy_drop or DEFAULT_MAX_DROP)
-    fp32_out, int8_out = (run_all_outputs(ort_session(p), val) for p in (fp32_path, out_path))
-    guard = judge(fp32_out, int8_out, splits.val.y, tolerance, "the validation split")
+    write_metadata(out_path, replace(lineage, kind="onnx-int8", quant=quant_config.short_hash(), **settings))
+    drop = DEFAULT_MAX_DROP if quant_config.max_accuracy_drop is None else quant_config.max_accuracy_drop
+    verification, guard = verify_and_judge(
+        out_path, fp32_path, {"input": splits.val.x}, splits.val.y, Tolerance(max_drop=drop), "the validation split"
+    )
     return QuantizedStudent(result, fallback, calib_idx, verification, guard)
-
-
-def quant_hash(config: QuantConfig) -> str:
-    """The short hash of a backend's settings recorded in artifact metadata."""
-    return sha256_json(config.describe())[:16]

@@ -23,10 +23,11 @@ import onnx
 from edgeport.errors import ConfigError
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends.config import QuantConfig
+from edgeport.quant_backends.fidelity import fidelity
 from edgeport.quant_backends.guard import Tolerance
 from edgeport.quant_backends.registry import QuantResult
 from edgeport.quant_backends.source import ModelSource
-from edgeport.quant_backends.verify import fidelity, ort_session, run_outputs
+from edgeport.quant_backends.verify import ort_session, run_outputs
 
 ONNX_LAYER_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose"}
 

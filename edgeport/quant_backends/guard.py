@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgeport.errors import ConfigError
-from edgeport.quant_backends.verify import fidelity, is_classifier, verify_with_outputs
+from edgeport.quant_backends.fidelity import fidelity, is_classifier
+from edgeport.quant_backends.verify import verify_with_outputs
 
 DEFAULT_MAX_DROP = 1.0  # top-1 points
 DEFAULT_MIN_COSINE = 0.99

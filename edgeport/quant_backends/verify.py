@@ -14,6 +14,7 @@ import onnx
 import onnx.version_converter
 
 from edgeport.errors import CheckFailedError, QuantizationError
+from edgeport.quant_backends.fidelity import fidelity
 
 # Compute ops whose float form after ORT optimisation means "this layer did not become int8".
 FLOAT_COMPUTE = {"Conv", "Gemm", "MatMul", "FusedConv", "FusedGemm", "FusedMatMul", "NhwcFusedConv"}
@@ -76,11 +77,6 @@ def run_outputs(session, inputs: dict[str, np.ndarray], batch: int = 256) -> np.
     return next(iter(run_all_outputs(session, inputs, batch).values()))
 
 
-def is_classifier(output: np.ndarray) -> bool:
-    """Scores per class ([samples, classes]): the only outputs whose argmax means a prediction."""
-    return output.ndim == 2 and output.shape[1] > 1
-
-
 def int8_coverage(int8_path: str | os.PathLike) -> dict:
     """Share of Conv/Gemm/MatMul that run as integer kernels after ORT_ENABLE_ALL, unfused ones named.
 
@@ -124,27 +120,6 @@ def require_quantized(coverage: dict) -> None:
     raise CheckFailedError(
         f"nothing was quantized: the output has no QuantizeLinear/DequantizeLinear or integer nodes{where}"
     )
-
-
-def fidelity(reference: np.ndarray, candidate: np.ndarray) -> dict:
-    """How closely ``candidate`` outputs follow ``reference`` ones (rows are samples; cosine on each
-    sample's flattened output). Top-1 agreement only for classifier-shaped outputs: the argmax of a
-    hidden state or a feature map means nothing."""
-    classifier = is_classifier(reference)
-    ref = reference.reshape(len(reference), -1)
-    cand = candidate.reshape(len(candidate), -1)
-    noise = float(np.mean((cand - ref) ** 2))
-    signal = float(np.mean(ref**2))
-    norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
-    cosine = np.where(norms > 0, (ref * cand).sum(1) / np.maximum(norms, 1e-30), 1.0)
-    result = {
-        "max_abs_diff": float(np.abs(cand - ref).max()),
-        "mean_cosine": float(cosine.mean()),
-        "sqnr_db": float(10 * np.log10(signal / noise)) if noise > 0 else float("inf"),
-    }
-    if classifier:
-        result["top1_agreement"] = float((cand.argmax(1) == ref.argmax(1)).mean() * 100.0)
-    return result
 
 
 def reference_agreement(

@@ -12,10 +12,10 @@ from onnx import TensorProto, helper
 
 from edgeport.errors import ConfigError
 from edgeport.quant_backends import quant_config
+from edgeport.quant_backends.fidelity import fidelity
 from edgeport.quant_backends.guard import Tolerance, default_tolerance, hold_back, judge
 from edgeport.quant_backends.noise import THIRD_PARTY, captured_warnings, third_party_summary
 from edgeport.quant_backends.recipes import graph_profile, recipes_for
-from edgeport.quant_backends.verify import fidelity
 
 
 def test_argmax_agreement_only_for_classifier_outputs(rng):

@@ -10,8 +10,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgeport.errors import QuantizationError
 from edgeport.quant_backends import quant_config, quantize
+from edgeport.quant_backends.fidelity import fidelity
 from edgeport.quant_backends.params_check import repair_quant_params
-from edgeport.quant_backends.verify import fidelity
 
 
 def _qdq_relu(path, scale: float) -> None:

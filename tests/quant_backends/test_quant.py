@@ -7,8 +7,9 @@ import pytest
 from edgeport.errors import ConfigError, QuantizationError
 from edgeport.exporter import onnx_predict
 from edgeport.quant_backends import ModelSource, TrainingData, list_backends, quant_config, quantize
+from edgeport.quant_backends.fidelity import fidelity
 from edgeport.quant_backends.target import needs_reduce_range, saturation_warning
-from edgeport.quant_backends.verify import fidelity, int8_coverage, verify_int8
+from edgeport.quant_backends.verify import int8_coverage, verify_int8
 
 
 def _ops(path):

@@ -44,10 +44,11 @@ def _lineage(build: RunBuild) -> dict:
         "teacher_logits_cache_hit": build.logits_cache_hit,
         "calibration": quantized.calibration(),
         "quantization": {
-            **build.checked.quant_config.describe(),
+            **quantized.config.describe(),  # for backend "auto": the recipe it chose
             "reduce_range_reason": build.checked.reduce_range_reason,
             "seconds": round(quantized.result.seconds, 3),
             "report": quantized.result.report,
+            "auto": quantized.auto.describe() if quantized.auto is not None else None,
         },
     }
 

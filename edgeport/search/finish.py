@@ -79,7 +79,8 @@ def _lineage(trial: dict, candidate: Candidate) -> dict:
         },
         "fp32_onnx_sha256": sha256_file(trial["artifacts"]["fp32_onnx"]),
         "quantization": (
-            candidate.quant_config.describe() | {"reduce_range_reason": candidate.reduce_range_reason}
+            candidate.quant_config.describe()
+            | {"reduce_range_reason": candidate.reduce_range_reason, "recipe": trial["metrics"].get("quant_recipe")}
             if candidate.quant_config
             else None
         ),

@@ -146,7 +146,8 @@ def _build_quantize(
     return {
         "val_accuracy": accuracy(onnx_predict(path, val.x), val.y),
         "backend": quantized.result.backend,
-        "quant_config": qc.describe(),
+        "quant_config": quantized.config.describe(),  # for backend "auto": the recipe it chose
+        "auto": quantized.auto.describe() if quantized.auto is not None else None,
         "seconds": round(seconds, 3),
         "report": quantized.result.report,
         "fallback": fallback.describe() if fallback is not None else None,

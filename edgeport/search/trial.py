@@ -81,6 +81,8 @@ def measured_record(plan: TrialPlan, entries: dict, bench: dict, latency_metric:
         "student_parameters": entries["student"]["parameters"],
         "within_tolerance": quant.get("within_tolerance") if quant else None,
         "int8_coverage": quant["verification"]["coverage"] if quant else None,
+        # backend "auto": the recipe it chose (the quantize entry keeps every attempt)
+        "quant_recipe": quant["auto"]["chosen"] if quant and quant.get("auto") else None,
     }
     artifacts = {
         "model": artifact["paths"]["model.onnx"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -10,13 +12,18 @@ import numpy as np
 from edgeport.artifacts import sha256_file, sha256_json
 from edgeport.data import calibration_subset
 from edgeport.distill import KDConfig
+from edgeport.errors import QuantizationError
 from edgeport.exporter import OnnxLineage, write_metadata
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends import ModelSource, QuantConfig, QuantResult, TrainingData, quantize
 from edgeport.quant_backends.fallback import FallbackReport, Tolerance, quantize_with_fallback
 from edgeport.quant_backends.guard import DEFAULT_MAX_DROP, GuardReport, verify_and_judge
+from edgeport.quant_backends.recipes import AutoConfig
+from edgeport.quantize_auto import AutoOutcome, run_recipes
 from edgeport.stages.data import PreparedData
 from edgeport.stages.train import TrainedModel
+
+JUDGED_ON = "the validation split"
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,8 @@ class QuantizedStudent:
     calibration_indices: np.ndarray
     verification: dict
     guard: GuardReport  # the tolerance verdict on val: never a silent loss
+    config: QuantConfig  # what was applied: for backend "auto", the chosen recipe's config
+    auto: AutoOutcome | None = None  # backend "auto": every recipe tried, and the one chosen
 
     def calibration(self) -> dict:
         """How it was calibrated, as the manifests record it."""
@@ -53,20 +62,46 @@ def quantize_student(
         splits.train.x, splits.train.y, splits.val.x, splits.val.y, t_logits, kd.temperature, kd.alpha
     )
     source = ModelSource(fp32_path, student.model, training)
-    calibration = {"input": splits.train.x[calib_idx]}
-    fallback = None
-    if quant_config.max_accuracy_drop is None:
+    calibration, val = {"input": splits.train.x[calib_idx]}, {"input": splits.val.x}
+    drop = DEFAULT_MAX_DROP if quant_config.max_accuracy_drop is None else quant_config.max_accuracy_drop
+    tolerance = Tolerance(max_drop=drop)
+    fallback, auto, applied = None, None, quant_config
+    if isinstance(quant_config, AutoConfig):
+        auto = _auto(source, calibration, val, splits.val.y, quant_config, tolerance, out_path, progress)
+        assert auto.chosen is not None and auto.chosen.config is not None
+        applied, result = auto.chosen.config, replace(auto.chosen.result, path=out_path)
+    elif quant_config.max_accuracy_drop is None:
         result = quantize(source, calibration, quant_config, out_path, progress)
     else:
-        val = {"input": splits.val.x}
-        tolerance = Tolerance(max_drop=quant_config.max_accuracy_drop)
         result, fallback = quantize_with_fallback(
             source, calibration, quant_config, out_path, val, splits.val.y, tolerance, progress
         )
-    settings = {"source_sha256": sha256_file(fp32_path), "backend": quant_config.backend}
-    write_metadata(out_path, replace(lineage, kind="onnx-int8", quant=quant_config.short_hash(), **settings))
-    drop = DEFAULT_MAX_DROP if quant_config.max_accuracy_drop is None else quant_config.max_accuracy_drop
-    verification, guard = verify_and_judge(
-        out_path, fp32_path, {"input": splits.val.x}, splits.val.y, Tolerance(max_drop=drop), "the validation split"
-    )
-    return QuantizedStudent(result, fallback, calib_idx, verification, guard)
+    settings = {"source_sha256": sha256_file(fp32_path), "backend": applied.backend}
+    write_metadata(out_path, replace(lineage, kind="onnx-int8", quant=applied.short_hash(), **settings))
+    verification, guard = verify_and_judge(out_path, fp32_path, val, splits.val.y, tolerance, JUDGED_ON)
+    return QuantizedStudent(result, fallback, calib_idx, verification, guard, applied, auto)
+
+
+def _auto(source, calibration, val, labels, auto_config, tolerance, out_path: Path, progress) -> AutoOutcome:
+    """Backend "auto": the recipes of ``edgeport quantize``, judged on val; the chosen one moved to ``out_path``."""
+    from edgeport.benchmarks import cpu_fingerprint
+
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".auto-") as staging:
+        outcome = run_recipes(
+            source,
+            calibration,
+            val,
+            labels,
+            auto_config,
+            tolerance,
+            JUDGED_ON,
+            Path(staging),
+            cpu_fingerprint(),
+            progress,
+        )
+        chosen = outcome.chosen
+        if chosen is None or chosen.result is None:
+            errors = "; ".join(f"{a.recipe.name}: {a.error}" for a in outcome.attempts)
+            raise QuantizationError(f"{source.onnx_path}: no quantization recipe worked ({errors})")
+        os.replace(chosen.result.path, out_path)
+    return outcome

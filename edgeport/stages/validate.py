@@ -8,8 +8,7 @@ from pathlib import Path
 from edgeport.config import RunConfig
 from edgeport.errors import ConfigError
 from edgeport.models import ModelSpec
-from edgeport.quant_backends import QuantConfig, build_quant_config, list_backends
-from edgeport.quant_backends.config import AUTO
+from edgeport.quant_backends import QuantConfig, build_quant_config
 
 
 @dataclass(frozen=True)
@@ -32,10 +31,5 @@ def validate(config: RunConfig, cpu: dict, fp32_candidate: bool = False) -> Chec
         raise ConfigError(f"{config.teacher.weights}: teacher checkpoint not found")
     if fp32_candidate and not isinstance(config.quantize, QuantConfig):
         return CheckedRun(teacher, student, None)
-    if config.quantize.backend == AUTO:
-        raise ConfigError(
-            "quantize.backend 'auto' (a choice among recipes) is for `edgeport quantize` on ONNX models; "
-            f"`edgeport run` and `search` take a backend: one of {', '.join(list_backends())}"
-        )
     quant_config, reason = build_quant_config(config.quantize, cpu)
     return CheckedRun(teacher, student, quant_config, reason)

@@ -1,0 +1,51 @@
+"""Backend "auto" in `edgeport run` and `edgeport search`: the recipes and the guard of `edgeport quantize`,
+on the student the pipeline trained, with every attempt and the chosen recipe recorded."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import TINY_RUN, tiny_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "edgeport.cli", *args, "--quiet"], capture_output=True, text=True, timeout=600, cwd=ROOT
+    )
+
+
+def test_run_with_backend_auto_records_its_attempts_and_the_chosen_recipe(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text(TINY_RUN.format(student_epochs=2).replace("[run.quantize]", '[run.quantize]\nbackend = "auto"'))
+    done = _cli("run", "--config", str(config), "--out", str(tmp_path / "runs"))
+    assert done.returncode in (0, 1), done.stderr  # 1 only when the student misses its tolerance
+    (folder,) = [p for p in (tmp_path / "runs").iterdir() if (p / "manifest.json").is_file()]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    quantization = manifest["lineage"]["quantization"]
+    auto = quantization["auto"]
+    assert auto["graph"]["kind"] == "conv-dominant"
+    chosen = next(a for a in auto["attempts"] if a["recipe"] == auto["chosen"])
+    # the manifest describes the config that was applied, not the word "auto"
+    assert quantization["backend"] == chosen["backend"] != "auto"
+    assert quantization["per_channel"] is True
+    assert manifest["guard"]["within_tolerance"] == chosen["within_tolerance"]
+    assert manifest["verdict"].startswith("within tolerance" if chosen["within_tolerance"] else "OUTSIDE")
+    assert not [p for p in folder.iterdir() if p.name.startswith(".auto-")]  # no staging left behind
+
+
+def test_search_takes_auto_as_a_backend_and_names_the_chosen_recipe(tmp_path):
+    config = tiny_config(tmp_path, '"quantize.backend" = ["auto"]')
+    done = _cli("search", "--config", str(config), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    (folder,) = [p for p in (tmp_path / "out").iterdir() if p.name.startswith("search-")]
+    with sqlite3.connect(folder / "search.db") as db:
+        metrics = [json.loads(row[0]) for row in db.execute("select metrics from trials where status = 'ok'")]
+    assert metrics and all(m["quant_recipe"] == "static-per-channel" for m in metrics)
+    best = json.loads((folder / "best" / "manifest.json").read_text())
+    assert best["lineage"]["quantization"]["recipe"] == "static-per-channel"

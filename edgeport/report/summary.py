@@ -56,7 +56,7 @@ def print_quantize_summary(manifest: dict, path: Path, console: Console | None =
     table.add_row(
         "int8 coverage",
         f"{coverage['integer_kernels']} of {coverage['integer_kernels'] + coverage['float_kernels']}"
-        f" compute layers" + (f"; float: {', '.join(coverage['unfused'])}" if coverage["unfused"] else ""),
+        f" compute layers" + _float_layers(coverage["unfused"]),
     )
     if "top1_agreement" in vs_fp32:
         table.add_row("top-1 agreement with fp32", f"{vs_fp32['top1_agreement']:.2f}%")
@@ -99,6 +99,15 @@ def print_sensitivity(tensors: list[dict], console: Console | None = None, shown
         sqnr = "exact" if row["sqnr_db"] is None else f"{row['sqnr_db']:.1f}"
         table.add_row(row["tensor"], row["kind"], sqnr, ", ".join(row["read_by"][:3]))
     console.print(table)
+
+
+def _float_layers(unfused: list[str], shown: int = 4) -> str:
+    """The first few layers left in float: a 12-layer encoder lists 24 attention MatMuls otherwise (the
+    manifest keeps them all)."""
+    if not unfused:
+        return ""
+    more = f" and {len(unfused) - shown} more (manifest: verification.coverage.unfused)" if len(unfused) > shown else ""
+    return f"; float: {', '.join(unfused[:shown])}{more}"
 
 
 def _auto_line(auto: dict) -> str:

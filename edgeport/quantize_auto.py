@@ -18,6 +18,7 @@ from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends import ModelSource, QuantConfig, QuantResult, quantize
 from edgeport.quant_backends.guard import GuardReport, Tolerance, judge
 from edgeport.quant_backends.recipes import AutoConfig, GraphProfile, Recipe, graph_profile, recipes_for
+from edgeport.quant_backends.smoothing import worst_outlier_ratio
 from edgeport.quant_backends.verify import ort_session, run_all_outputs
 
 # Ranking faithful recipes needs a clear ordering, not a release figure: short, interleaved, batch 1.
@@ -56,10 +57,12 @@ class AutoOutcome:
     attempts: list[Attempt] = field(default_factory=list)
     chosen: Attempt | None = None
     fp32_p50_ms: float | None = None
+    outlier_ratio: float | None = None  # calibration activations: worst channel max / median channel max
 
     def describe(self) -> dict:
         return {
             "graph": self.profile.describe(),
+            "activation_outlier_ratio": round(self.outlier_ratio, 2) if self.outlier_ratio is not None else None,
             "chosen": self.chosen.recipe.name if self.chosen else None,
             "fp32_p50_ms": self.fp32_p50_ms,
             "ranking_settings": {"batch": 1, "threads": 1, "iterations": RANKING.iterations, "rounds": RANKING.rounds},
@@ -111,7 +114,9 @@ def run_recipes(
     profile = graph_profile(onnx.load(str(source.onnx_path), load_external_data=False))
     outcome = AutoOutcome(profile)
     fp32_out = run_all_outputs(ort_session(source.onnx_path), validation)
-    recipes = recipes_for(profile, auto)
+    if not profile.conv_dominant:  # outlier channels: a reason to try smoothed recipes too
+        outcome.outlier_ratio = worst_outlier_ratio(source.onnx_path, calibration)
+    recipes = recipes_for(profile, auto, outcome.outlier_ratio)
     with progress.task("auto: try recipes", total=len(recipes)) as advance:
         for index, recipe in enumerate(recipes):
             staged = staging / f"recipe-{index}.onnx"

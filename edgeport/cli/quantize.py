@@ -57,6 +57,11 @@ def _settings(options: dict, quant_format: str | None, reduce_range: str) -> dic
 @click.option("--calibration-method", help="minmax, entropy or percentile (ort-static).")
 @click.option("--calibration-samples", type=int, help="How many calibration samples to use.")
 @click.option("--percentile", type=FINITE, help="Percentile for --calibration-method percentile.")
+@click.option(
+    "--smooth-alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="ort backends: migrate activation outliers into the weights first (SmoothQuant), with this strength.",
+)
 @click.option("--exclude-node", "exclude_nodes", multiple=True, help="Keep this node (torch: module) in float.")
 @click.option("--exclude-op-type", "exclude_op_types", multiple=True, help="Keep all nodes of this op type in float.")
 @click.option("--engine", help="torch backends: x86, fbgemm, qnnpack or onednn.")

@@ -84,7 +84,28 @@ def quantize(source, calibration, config: QuantSettings, output_path, progress=N
     if backend.needs == "onnx" and source.onnx_path is None:
         raise QuantizationError(f"backend {backend.name!r} quantizes a fp32 ONNX file; none was given")
     check_exclusions(source, config)
+    if isinstance(config, OrtConfig) and config.smooth_alpha is not None:
+        return _smoothed(backend, source, calibration, config, output_path, progress or SILENT)
     return run_backend(backend, source, calibration, config, output_path, progress or SILENT)
+
+
+def _smoothed(backend: QuantBackend, source: ModelSource, calibration, config: OrtConfig, output_path, progress):
+    """Migrate activation outliers into the weights first (SmoothQuant), then quantize the smoothed model."""
+    import dataclasses
+
+    from edgeport.quant_backends.smoothing import smooth_model, smoothed_path
+
+    assert source.onnx_path is not None and config.smooth_alpha is not None
+    staged = smoothed_path(output_path)
+    try:
+        with progress.task("smooth activation outliers", total=1) as advance:
+            report, muls = smooth_model(source.onnx_path, staged, calibration, config.smooth_alpha)
+            advance(1)
+        in_float = config.model_copy(update={"exclude_nodes": (*config.exclude_nodes, *muls)})
+        result = run_backend(backend, ModelSource(staged), calibration, in_float, output_path, progress)
+    finally:
+        staged.unlink(missing_ok=True)
+    return dataclasses.replace(result, report={**result.report, "smoothing": report})
 
 
 def run_backend(backend: QuantBackend, source, calibration, config, output_path, progress) -> QuantResult:

@@ -90,6 +90,8 @@ class OrtConfig(QuantConfig):
     per_channel: bool = True
     weight_type: TensorType = "int8"
     exclude_op_types: Names = ()
+    # SmoothQuant migration strength (quant_backends/smoothing.py): None leaves activations as they are
+    smooth_alpha: float | None = Field(None, gt=0, lt=1)
 
 
 class TorchConfig(QuantConfig):

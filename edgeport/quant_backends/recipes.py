@@ -8,7 +8,8 @@ encoder's embeddings (mean cosine 0.57 on held-out sentences). So the graph is r
 - conv-dominant: static per-channel QDQ, then dynamic int8 if that misses the tolerance;
 - MatMul-dominant (attention, LayerNorm/Softmax, integer token inputs): static int8 on the
   weight-bearing MatMul/Gemm only (activation x activation MatMuls and everything else in float),
-  dynamic int8, and full static QDQ last.
+  dynamic int8, and full static QDQ last; when the calibration activations have outlier channels,
+  the first two again after SmoothQuant smoothing (quant_backends/smoothing.py).
 
 Every attempt is checked by the guard on held-out inputs; when more than one is within tolerance
 they are measured side by side with edgeport's own harness and the fastest wins. Conv-dominant
@@ -26,6 +27,7 @@ import onnx
 
 from edgeport.quant_backends.config import QuantConfig, QuantSettings, quant_config
 from edgeport.quant_backends.graph import iter_nodes
+from edgeport.quant_backends.smoothing import DEFAULT_ALPHA, OUTLIER_RATIO
 
 WEIGHT_OPS = ("MatMul", "Gemm")
 
@@ -80,8 +82,10 @@ def graph_profile(model: onnx.ModelProto) -> GraphProfile:
     return GraphProfile(dict(Counter(n.op_type for n in nodes)), len(weight), activation, len(integer))
 
 
-def recipes_for(profile: GraphProfile, auto: AutoConfig) -> list[Recipe]:
-    """The ordered attempts for a graph; each inherits auto's shared settings."""
+def recipes_for(profile: GraphProfile, auto: AutoConfig, outlier_ratio: float | None = None) -> list[Recipe]:
+    """The ordered attempts for a graph; each inherits auto's shared settings. ``outlier_ratio``: the
+    calibration activations' worst channel over median channel (smoothing.worst_outlier_ratio); from
+    ``OUTLIER_RATIO`` up, SmoothQuant-smoothed versions of the encoder recipes are tried as well."""
     shared = {
         "reduce_range": auto.reduce_range,
         "calibration_samples": auto.calibration_samples,
@@ -109,4 +113,11 @@ def recipes_for(profile: GraphProfile, auto: AutoConfig) -> list[Recipe]:
         ),
         "static int8 on weight-bearing MatMul/Gemm only; attention score MatMuls and the mask path in float",
     )
-    return [weights_only, dynamic, static]
+    recipes = [weights_only, dynamic, static]
+    if outlier_ratio is not None and outlier_ratio >= OUTLIER_RATIO:
+        why = f"; activation outliers ({outlier_ratio:.0f}x the median channel) migrated into the weights first"
+        recipes += [
+            Recipe(f"smooth-{r.name}", r.config.model_copy(update={"smooth_alpha": DEFAULT_ALPHA}), r.why + why)
+            for r in (weights_only, dynamic)
+        ]
+    return recipes

@@ -38,6 +38,8 @@ def describe_quantization(quant: dict) -> str:
         )
         if quant["backend"] == "ort-static":
             text += f", {quant['calibration_method']} calibration"
+    if quant.get("smooth_alpha") is not None:
+        text += f", SmoothQuant-smoothed (alpha {quant['smooth_alpha']:g})"
     if quant["reduce_range"]:
         text += f", 7-bit weight range (reduce_range: {quant.get('reduce_range_reason', 'set')})"
     return text

@@ -31,10 +31,12 @@ from edgeport.stages import (
     CheckedRun,
     PreparedData,
     QuantizedStudent,
+    StudentChoice,
     TrainedModel,
     batch_of,
     bench_settings,
     build_teacher,
+    choose_student,
     export_student,
     kd_config,
     prepare_data,
@@ -72,6 +74,8 @@ class RunBuild:
     logits_cache_hit: bool = False
     student: TrainedModel | None = None
     baseline: TrainedModel | None = None
+    shipped: TrainedModel | None = None  # the student exported: the KD one, or the baseline when better on val
+    choice: StudentChoice | None = None
     export: ExportResult | None = None
     quantized: QuantizedStudent | None = None
     accuracies: dict | None = None
@@ -119,17 +123,19 @@ def _train(build: RunBuild, root: Path, cache: Path, stages: _StageTimer, progre
             build.baseline = train_student(
                 config, prepared, root / "student-nokd.safetensors", None, progress, "student (no KD)"
             )
+    build.shipped, build.choice = choose_student(build.student, build.baseline)
+    progress.log(f"student: {build.choice.reason}")
     with stages("export"):
-        build.export = export_student(config, prepared, build.student, build.teacher.sha256, root / "student.fp32.onnx")
+        build.export = export_student(config, prepared, build.shipped, build.teacher.sha256, root / "student.fp32.onnx")
     with stages("quantize"):
         quant_config = build.checked.quant_config
         assert quant_config is not None  # validate() refused backend "none" for a run
-        lineage = student_lineage("onnx-int8", config, prepared, build.teacher.sha256, build.student.sha256)
+        lineage = student_lineage("onnx-int8", config, prepared, build.teacher.sha256, build.shipped.sha256)
         build.quantized = quantize_student(
             build.export.path,
-            build.student,
+            build.shipped,
             prepared,
-            t_logits,
+            t_logits if build.shipped.kd else None,  # QAT fine-tunes the no-KD student without the teacher
             kd_config(config),
             quant_config,
             root / "student.int8.onnx",

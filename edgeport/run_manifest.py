@@ -41,6 +41,7 @@ def _lineage(build: RunBuild) -> dict:
             "history": build.student.history,
         },
         "student_no_kd": {"history": build.baseline.history} if build.baseline is not None else None,
+        "student_choice": build.choice.describe() if build.choice is not None else None,
         "teacher_logits_cache_hit": build.logits_cache_hit,
         "calibration": quantized.calibration(),
         "quantization": {

@@ -77,6 +77,10 @@ def _accuracy_section(manifest: dict) -> list[str]:
             f"Distillation changed the student's test accuracy by {gain:+.2f} points versus the same "
             "student trained with plain cross-entropy (same seed).",
         ]
+    choice = manifest["lineage"].get("student_choice")
+    if choice is not None:
+        shipped = "the no-KD student" if choice["exported"] == "student_no_kd" else "the distilled student"
+        lines += ["", f"Exported {shipped}: {choice['reason']}."]
     return lines
 
 

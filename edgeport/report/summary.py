@@ -32,6 +32,9 @@ def print_summary(manifest: dict, folder: Path, console: Console | None = None) 
             f"{stats['p90_ms'] * 1000:.1f} us" if stats else "",
         )
     console.print(table)
+    choice = manifest["lineage"].get("student_choice")
+    if choice is not None and choice["exported"] == "student_no_kd":  # the unexpected case is the one to say
+        console.print(f"student: {choice['reason']}", highlight=False)
     if "verdict" in manifest:
         console.print(f"int8 {manifest['verdict']}", highlight=False)
     console.print(latency_verdict(lat["int8_over_fp32_p50"]), highlight=False)

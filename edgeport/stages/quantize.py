@@ -46,7 +46,7 @@ def quantize_student(
     fp32_path: Path,
     student: TrainedModel,
     prepared: PreparedData,
-    t_logits: np.ndarray,
+    t_logits: np.ndarray | None,
     kd: KDConfig,
     quant_config: QuantConfig,
     out_path: Path,

@@ -50,6 +50,8 @@ class StudentSection(_Section):
     temperature: float = Field(4.0, gt=0)
     alpha: float = Field(0.9, ge=0, le=1)
     no_kd_baseline: bool = True
+    # KD gain with an interval: train the KD and no-KD students on this many seeds (stages/kd_gain.py)
+    kd_seeds: int = Field(1, ge=1, le=50)
 
 
 class ExportSection(_Section):

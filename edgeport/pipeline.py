@@ -45,6 +45,7 @@ from edgeport.stages import (
     train_student,
     validate,
 )
+from edgeport.stages.kd_gain import KDGain, kd_gain
 
 __all__ = ["MANIFEST_SCHEMA", "RunBuild", "run_id_for", "run_pipeline"]
 
@@ -76,6 +77,7 @@ class RunBuild:
     baseline: TrainedModel | None = None
     shipped: TrainedModel | None = None  # the student exported: the KD one, or the baseline when better on val
     choice: StudentChoice | None = None
+    kd_gain: KDGain | None = None  # with student.kd_seeds > 1: the KD gain over seeds
     export: ExportResult | None = None
     quantized: QuantizedStudent | None = None
     accuracies: dict | None = None
@@ -123,6 +125,10 @@ def _train(build: RunBuild, root: Path, cache: Path, stages: _StageTimer, progre
             build.baseline = train_student(
                 config, prepared, root / "student-nokd.safetensors", None, progress, "student (no KD)"
             )
+    if build.baseline is not None and config.student.kd_seeds > 1:
+        with stages("kd_seeds"):
+            build.kd_gain = kd_gain(config, prepared, t_logits, (build.student, build.baseline), progress)
+        progress.log(build.kd_gain.line())
     build.shipped, build.choice = choose_student(build.student, build.baseline)
     progress.log(f"student: {build.choice.reason}")
     with stages("export"):

@@ -62,6 +62,7 @@ def _metrics(build: RunBuild) -> dict:
         "kd_gain_points": (
             accuracies["student"]["test"] - accuracies["student_no_kd"]["test"] if build.baseline is not None else None
         ),
+        "kd_gain_over_seeds": build.kd_gain.describe() if build.kd_gain is not None else None,
         "parity": {
             "fp32_onnx_vs_torch": build.export.describe()["parity"],
             "int8_vs_fp32": build.quantized.verification["vs_fp32"],

@@ -25,6 +25,7 @@ def _overrides(**values) -> dict:
         "temperature": ("student", "temperature"),
         "alpha": ("student", "alpha"),
         "no_kd": ("student", "no_kd_baseline"),
+        "kd_seeds": ("student", "kd_seeds"),
         "exporter": ("export", "exporter"),
         "calibration_samples": ("quantize", "calibration_samples"),
         "backend": ("quantize", "backend"),
@@ -74,6 +75,11 @@ def _overrides(**values) -> dict:
     "no_kd",
     default=None,
     help="Also train the same student without KD as a baseline (default: on).",
+)
+@click.option(
+    "--kd-seeds",
+    type=click.IntRange(1, 50),
+    help="Train the KD and no-KD students on N seeds and report the KD gain with a 95% interval.",
 )
 @click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), help="torch.onnx exporter.")
 @click.option("--calibration-samples", type=int, help="Training images used to calibrate int8 ranges.")

@@ -32,6 +32,14 @@ def print_summary(manifest: dict, folder: Path, console: Console | None = None) 
             f"{stats['p90_ms'] * 1000:.1f} us" if stats else "",
         )
     console.print(table)
+    seeds = manifest["metrics"].get("kd_gain_over_seeds")
+    if seeds is not None:
+        low, high = seeds["interval95_test_points"]
+        console.print(
+            f"KD gain over {seeds['seeds']} seeds: {seeds['mean_test_points']:+.2f} test points "
+            f"(95% interval {low:+.2f} to {high:+.2f})",
+            highlight=False,
+        )
     choice = manifest["lineage"].get("student_choice")
     if choice is not None and choice["exported"] == "student_no_kd":  # the unexpected case is the one to say
         console.print(f"student: {choice['reason']}", highlight=False)

@@ -57,7 +57,7 @@ class TrialPlan:
 
 
 def student_stage(config: RunConfig, teacher_key: str, data_key: str) -> StageTask:
-    student = config.student.model_dump(exclude={"no_kd_baseline"})
+    student = config.student.model_dump(exclude={"no_kd_baseline", "kd_seeds"})
     key = stage_key("student", student=student, teacher=teacher_key, data=data_key, seed=config.seed)
     return StageTask("student", key, {"teacher": teacher_key}, config.model_dump())
 

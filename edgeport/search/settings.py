@@ -20,7 +20,7 @@ from edgeport.errors import ConfigError
 
 NO_QUANTIZATION = "none"
 # Settings a search never varies: the baseline student is a report of `edgeport run`, not a candidate.
-NOT_SEARCHABLE = {"student.no_kd_baseline"}
+NOT_SEARCHABLE = {"student.no_kd_baseline", "student.kd_seeds"}
 LATENCY_METRICS = ("p50", "p90", "p95", "mean")
 
 

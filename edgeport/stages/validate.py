@@ -27,6 +27,10 @@ def validate(config: RunConfig, cpu: dict, fp32_candidate: bool = False) -> Chec
     student.validate()
     if config.data.val_fraction + config.data.test_fraction >= 1:
         raise ConfigError("data.val_fraction + data.test_fraction must be < 1")
+    if config.student.kd_seeds > 1 and not config.student.no_kd_baseline:
+        raise ConfigError(
+            "student.kd_seeds: the KD gain over seeds compares with the no-KD baseline; do not skip it (--skip-no-kd)"
+        )
     if config.teacher.weights is not None and not Path(config.teacher.weights).is_file():
         raise ConfigError(f"{config.teacher.weights}: teacher checkpoint not found")
     if fp32_candidate and not isinstance(config.quantize, QuantConfig):

@@ -35,12 +35,37 @@ def test_the_student_with_the_better_validation_accuracy_ships(kd, plain, chosen
     assert ("worse" in choice.reason) == (chosen == "student_no_kd")
 
 
-def test_run_exports_the_student_it_chose_and_says_why(tmp_path):
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "edgeport.cli", "run", *args], capture_output=True, text=True, timeout=600, cwd=ROOT
+    )
+
+
+def test_kd_seeds_needs_the_baseline(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text(TINY_RUN.format(student_epochs=1))
+    done = _run("--config", str(config), "--out", str(tmp_path / "runs"), "--kd-seeds", "3", "--skip-no-kd")
+    assert done.returncode == 2 and "student.kd_seeds" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_run_exports_the_student_it_chose_and_reports_the_gain_over_seeds(tmp_path):
     # 2 student epochs against a 2-epoch teacher: on this split KD scored below plain cross-entropy on val
     config = tmp_path / "run.toml"
     config.write_text(TINY_RUN.format(student_epochs=2))
     done = subprocess.run(
-        [sys.executable, "-m", "edgeport.cli", "run", "--config", str(config), "--out", str(tmp_path / "runs")],
+        [
+            sys.executable,
+            "-m",
+            "edgeport.cli",
+            "run",
+            "--config",
+            str(config),
+            "--out",
+            str(tmp_path / "runs"),
+            "--kd-seeds",
+            "2",
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -61,3 +86,14 @@ def test_run_exports_the_student_it_chose_and_says_why(tmp_path):
     assert choice["reason"] in (folder / "report.md").read_text()
     if better == "student_no_kd":
         assert "distillation made this student worse" in done.stdout
+    # the gain over seeds: the run's own pair first, then seed 1; the interval brackets the mean
+    seeds = manifest["metrics"]["kd_gain_over_seeds"]
+    assert [row["seed"] for row in seeds["per_seed"]] == [0, 1]
+    first = seeds["per_seed"][0]
+    assert first["kd_test"] == pytest.approx(accuracy["student"]["test"])
+    assert first["no_kd_test"] == pytest.approx(accuracy["student_no_kd"]["test"])
+    gains = [row["kd_test"] - row["no_kd_test"] for row in seeds["per_seed"]]
+    assert seeds["mean_test_points"] == pytest.approx(sum(gains) / 2)
+    low, high = seeds["interval95_test_points"]
+    assert low <= seeds["mean_test_points"] <= high
+    assert "over 2 seeds" in (folder / "report.md").read_text()

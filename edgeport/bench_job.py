@@ -95,12 +95,18 @@ def _thread_warnings(threads: list[int], device: RemoteDevice | None) -> list[st
     ]
 
 
-def _given_inputs(inputs_path: str, model: Path, base: BenchSettings) -> Feeds:
-    """--inputs for the model's input names (real inputs fix the batch size)."""
+def _given_inputs(inputs_path: str, model: Path, base: BenchSettings) -> tuple[Feeds, int]:
+    """What --inputs feeds each run, and its batch size: batch-first arrays as they are (every sample in
+    one batch), per-sample feeds (quant_backends/feeds.py) their first sample, one complete input."""
     from edgeport.data.model_inputs import load_model_inputs
+    from edgeport.quant_backends.feeds import PER_SAMPLE, feed_batch, feed_layout, first_feed, session_shapes
 
-    names = [arg.name for arg in create_session(model, base).get_inputs()]
-    return load_model_inputs(inputs_path, names, "benchmark")[0]
+    shapes = session_shapes(create_session(model, base))
+    arrays = load_model_inputs(inputs_path, list(shapes), "benchmark")[0]
+    if feed_layout(shapes, arrays, inputs_path, "benchmark input", BenchmarkError) == PER_SAMPLE:
+        feed = first_feed(arrays, PER_SAMPLE)
+        return feed, feed_batch(shapes, feed)
+    return arrays, len(next(iter(arrays.values())))
 
 
 def _measure(
@@ -152,8 +158,8 @@ def run_bench(
     warnings = _thread_warnings(threads, remote)
     feeds = None
     if inputs_path is not None:
-        feeds = _given_inputs(inputs_path, models["a"], base)
-        batches = [len(next(iter(feeds.values())))]  # real inputs fix the batch size
+        feeds, given_batch = _given_inputs(inputs_path, models["a"], base)
+        batches = [given_batch]  # real inputs fix the batch size
     results, comparisons = [], []
     for batch in batches:
         for thread_count in threads:

@@ -16,6 +16,7 @@ from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.errors import EdgeportError
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends import ModelSource, QuantConfig, QuantResult, quantize
+from edgeport.quant_backends.feeds import first_feed, model_layout
 from edgeport.quant_backends.guard import GuardReport, Tolerance, judge
 from edgeport.quant_backends.recipes import AutoConfig, GraphProfile, Recipe, graph_profile, recipes_for
 from edgeport.quant_backends.smoothing import worst_outlier_ratio
@@ -87,7 +88,7 @@ def _attempt(recipe, source, calibration, staged: Path, fp32_out, validation, la
 
 
 def _rank(outcome: AutoOutcome, fp32_path: Path, faithful: list[Attempt], validation: dict, progress) -> None:
-    sample = {k: v[:1] for k, v in validation.items()}
+    sample = first_feed(validation, model_layout(fp32_path, validation))  # one sample, in either .npz layout
     models = {"fp32": fp32_path, **{a.recipe.name: a.result.path for a in faithful if a.result}}
     with progress.task("auto: rank faithful recipes", total=RANKING.rounds) as advance:
         results = measure_interleaved(models, RANKING, sample, advance)

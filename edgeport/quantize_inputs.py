@@ -54,6 +54,8 @@ def _torch_source(
 def _first_output_shape(onnx_path: Path, inputs: dict) -> tuple:
     from edgeport.quant_backends.verify import ort_session, run_outputs
 
+    # v[:1] is one sample in either layout (feeds.py): the first axis indexes samples in both, and
+    # run_outputs tells them apart by rank, stacking per-sample outputs into (1, ...)
     one = {k: v[:1] for k, v in inputs.items()}
     try:
         return run_outputs(ort_session(onnx_path), one).shape

@@ -1,5 +1,9 @@
 """Model inputs from an .npz file: one array per input name, or ``x`` for a single-input model.
 
+Either way every array's first axis indexes samples: batch-first arrays (the model input's rank, samples
+on its batch axis) or per-sample feeds (one axis more, each slice one complete model input); which one
+follows from the model's ranks (quant_backends/feeds.py).
+
 The arrays are checked here, where the file is known, so every complaint names the file: no
 samples, unequal sample counts, NaN or Inf, and (for calibration data) a float input that never
 varies, which calibrates every range to nothing and gives an int8 model that looks fine and is not
@@ -21,7 +25,10 @@ def _check_arrays(path: Path, inputs: dict[str, np.ndarray], role: str) -> int:
     counts = {name: (len(a) if a.ndim else None) for name, a in inputs.items()}
     if None in counts.values():
         scalar = next(name for name, count in counts.items() if count is None)
-        raise DataError(f"{path}: {role} input {scalar!r} is a scalar; arrays hold samples on the first axis")
+        raise DataError(
+            f"{path}: {role} input {scalar!r} is a scalar; arrays hold samples on the first axis "
+            "(for a rank-0 model input: a 1-D array, one value per sample)"
+        )
     if len(set(counts.values())) != 1:
         shown = ", ".join(f"{name} {count}" for name, count in counts.items())
         raise DataError(f"{path}: {role} input arrays have different sample counts ({shown})")

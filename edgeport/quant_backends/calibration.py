@@ -11,6 +11,7 @@ from onnx import helper
 from onnxruntime.quantization import CalibrationDataReader
 
 from edgeport.errors import QuantizationError
+from edgeport.quant_backends.feeds import BATCH_FIRST, PER_SAMPLE, Layout, feed_layout, sample_feed, show_shape
 
 # Ops that only appear in a model that is already quantized.
 QUANTIZED_OPS = {
@@ -55,27 +56,33 @@ def load_fp32_onnx(path: str | Path) -> onnx.ModelProto:
     return model
 
 
+def input_shapes(inputs: dict[str, tuple[tuple, np.dtype]]) -> dict[str, tuple]:
+    return {name: shape for name, (shape, _) in inputs.items()}
+
+
 def check_arrays_fit(
     inputs: dict[str, tuple[tuple, np.dtype]], arrays: dict[str, np.ndarray], source: str, role: str, model: str
-) -> None:
-    """Dtypes, ranks and fixed dimensions (after the batch axis) of ``arrays`` against the model's inputs."""
-    for name, (shape, dtype) in inputs.items():
+) -> Layout:
+    """Dtypes, the layout (feeds.py) and fixed dimensions of ``arrays`` against the model's inputs."""
+    for name, (_, dtype) in inputs.items():
+        if arrays[name].dtype != dtype:
+            raise QuantizationError(
+                f"{source}: {role} input {name!r} is {arrays[name].dtype}, the model {model} expects {dtype}"
+            )
+    layout = feed_layout(input_shapes(inputs), arrays, source, f"{role} input")
+    # batch-first: the array's first axis is the model's batch axis (any size); per-sample: the
+    # first axis counts samples and each slice is the model's whole shape, its batch axis included.
+    first, shift = (1, 0) if layout == BATCH_FIRST else (0, 1)
+    for name, (shape, _) in inputs.items():
         array = arrays[name]
-        if array.dtype != dtype:
-            raise QuantizationError(
-                f"{source}: {role} input {name!r} is {array.dtype}, the model {model} expects {dtype}"
-            )
-        if array.ndim != len(shape):
-            raise QuantizationError(
-                f"{source}: {role} input {name!r} has shape {array.shape}, the model {model} "
-                f"expects rank {len(shape)} {tuple(shape)}"
-            )
-        for axis, dim in enumerate(shape[1:], start=1):
-            if isinstance(dim, int) and dim > 0 and array.shape[axis] != dim:
+        for axis in range(first, len(shape)):
+            dim = shape[axis]
+            if isinstance(dim, int) and dim > 0 and array.shape[axis + shift] != dim:
                 raise QuantizationError(
-                    f"{source}: {role} input {name!r} has shape {array.shape}, the model "
-                    f"{model} expects size {dim} on axis {axis} {tuple(shape)}"
+                    f"{source}: {role} input {name!r} has shape {array.shape} ({layout}), the model "
+                    f"{model} expects size {dim} on axis {axis + shift} {show_shape(shape)}"
                 )
+    return layout
 
 
 def check_calibration(inputs: dict[str, tuple[tuple, np.dtype]], calibration: dict[str, np.ndarray], where: str) -> int:
@@ -101,7 +108,8 @@ def check_calibration(inputs: dict[str, tuple[tuple, np.dtype]], calibration: di
 
 
 class ArrayCalibrationReader(CalibrationDataReader):
-    """Feeds ``calibration`` to ORT's calibrator in batches, reporting each batch."""
+    """Feeds ``calibration`` to ORT's calibrator in batches (batch-first) or one sample at a time
+    (per-sample feeds), reporting the samples of each run."""
 
     def __init__(
         self,
@@ -109,13 +117,16 @@ class ArrayCalibrationReader(CalibrationDataReader):
         batch_size: int,
         on_batch: Callable[[int], None] = lambda n: None,
         pad: bool = False,
+        layout: Layout = BATCH_FIRST,
     ) -> None:
         """``pad``: the model fixes its batch size, so a short last batch is filled up with repeats of
-        its final sample (repeats change no min/max range)."""
+        its final sample (repeats change no min/max range); batch-first only, as a per-sample slice is
+        already a complete input."""
         self.calibration = calibration
-        self.batch_size = batch_size
+        self.batch_size = 1 if layout == PER_SAMPLE else batch_size
         self.on_batch = on_batch
-        self.pad = pad
+        self.pad = pad and layout == BATCH_FIRST
+        self.layout = layout
         self.total = len(next(iter(calibration.values())))
         self.position = 0
 
@@ -123,7 +134,10 @@ class ArrayCalibrationReader(CalibrationDataReader):
         if self.position >= self.total:
             return None
         end = min(self.position + self.batch_size, self.total)
-        batch = {name: np.ascontiguousarray(a[self.position : end]) for name, a in self.calibration.items()}
+        if self.layout == PER_SAMPLE:
+            batch = sample_feed(self.calibration, self.position)
+        else:
+            batch = {name: np.ascontiguousarray(a[self.position : end]) for name, a in self.calibration.items()}
         short = self.batch_size - (end - self.position)
         if self.pad and short > 0:
             batch = {name: np.concatenate([a, np.repeat(a[-1:], short, axis=0)]) for name, a in batch.items()}

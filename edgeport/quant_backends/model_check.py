@@ -19,6 +19,7 @@ from onnx import TensorProto, helper
 
 from edgeport.errors import QuantizationError
 from edgeport.quant_backends.calibration import check_arrays_fit, load_fp32_onnx, model_inputs
+from edgeport.quant_backends.feeds import Layout
 
 OLDEST_QDQ_OPSET = 10  # QuantizeLinear/DequantizeLinear exist from opset 10 on
 
@@ -123,6 +124,7 @@ def check_fp32_model(path: str | Path) -> ModelFacts:
     return ModelFacts(path, opset, inputs)
 
 
-def check_inputs_fit(facts: ModelFacts, arrays: dict[str, np.ndarray], source: str | Path, role: str) -> None:
-    """Dtypes, ranks and fixed dimensions of an .npz file's arrays against the model's inputs."""
-    check_arrays_fit(facts.inputs, arrays, str(source), role, facts.path.name)
+def check_inputs_fit(facts: ModelFacts, arrays: dict[str, np.ndarray], source: str | Path, role: str) -> Layout:
+    """Dtypes, ranks and fixed dimensions of an .npz file's arrays against the model's inputs; their
+    layout, batch-first or per-sample feeds (feeds.py), follows from the ranks."""
+    return check_arrays_fit(facts.inputs, arrays, str(source), role, facts.path.name)

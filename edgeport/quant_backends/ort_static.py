@@ -12,8 +12,15 @@ from pydantic import Field
 
 from edgeport.errors import QuantizationError
 from edgeport.progress import SILENT, Progress
-from edgeport.quant_backends.calibration import ArrayCalibrationReader, check_calibration, load_fp32_onnx, model_inputs
+from edgeport.quant_backends.calibration import (
+    ArrayCalibrationReader,
+    check_calibration,
+    input_shapes,
+    load_fp32_onnx,
+    model_inputs,
+)
 from edgeport.quant_backends.config import OrtConfig, TensorType
+from edgeport.quant_backends.feeds import BATCH_FIRST, feed_layout
 from edgeport.quant_backends.ort_prepare import pre_process
 from edgeport.quant_backends.registry import QuantResult, op_summary, register_backend
 
@@ -67,6 +74,7 @@ class OrtStaticBackend:
         model = load_fp32_onnx(fp32_path)
         inputs = model_inputs(model)
         available = check_calibration(inputs, calibration, str(fp32_path))
+        layout = feed_layout(input_shapes(inputs), calibration, str(fp32_path), "calibration input")
         samples = min(config.calibration_samples, available)
         calibration = {k: v[:samples] for k, v in calibration.items()}
         op_types = None
@@ -79,10 +87,11 @@ class OrtStaticBackend:
             prepared = Path(tmp) / "prepared.onnx"
             staged = Path(tmp) / "int8.onnx"
             notes = pre_process(fp32_path, prepared)
-            fixed = _fixed_batch(inputs)
-            batch = fixed or self.calibration_batch
+            # a per-sample slice is one complete input, its batch size (fixed or not) already inside it
+            fixed = _fixed_batch(inputs) if layout == BATCH_FIRST else None
+            batch = (fixed or self.calibration_batch) if layout == BATCH_FIRST else 1
             with progress.task("calibrate", total=samples) as advance:
-                reader = ArrayCalibrationReader(calibration, batch, on_batch=advance, pad=fixed is not None)
+                reader = ArrayCalibrationReader(calibration, batch, advance, pad=fixed is not None, layout=layout)
                 try:
                     quantize_static(
                         str(prepared),
@@ -106,5 +115,11 @@ class OrtStaticBackend:
                     raise QuantizationError(f"{fp32_path}: ORT static quantization failed ({exc})") from exc
             os.replace(staged, output_path)
         seconds = time.perf_counter() - started
-        report = {"calibration_samples": samples, "calibration_batch": batch, **notes, **op_summary(output_path)}
+        report = {
+            "calibration_samples": samples,
+            "calibration_batch": batch,
+            "calibration_layout": layout,
+            **notes,
+            **op_summary(output_path),
+        }
         return QuantResult(output_path, self.name, seconds, report)

@@ -1,6 +1,6 @@
 """Per-tensor quantization error in one pass, in the spirit of onnxruntime's ``qdq_loss_debug``.
 
-The QDQ int8 model is run once on a few validation batches with both sides of every
+The QDQ int8 model is run once on a few validation samples with both sides of every
 QuantizeLinear -> DequantizeLinear pair exposed as outputs: the float tensor and what int8 gives
 back. A weight's error is its DequantizeLinear output against the fp32 model's initializer. Each
 quantized tensor gets an SQNR (dB, higher is better); the ranking, worst first, is what
@@ -18,6 +18,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeport.quant_backends.graph import dequantize_constant
+from edgeport.quant_backends.verify import run_all_outputs
 
 SAMPLES = 32  # a few batches: the ranking, not a metric to report
 
@@ -31,12 +32,30 @@ def _sqnr(reference: np.ndarray, quantized: np.ndarray) -> float:
     return float(10 * np.log10(signal / noise)) if signal > 0 else float("-inf")
 
 
+def _exposed_values(model: onnx.ModelProto, names: set[str], inputs: dict, source: str) -> dict[str, np.ndarray]:
+    """The named tensors of ``model`` (made graph outputs) on the first ``SAMPLES`` samples."""
+    import onnxruntime as ort
+
+    graph = model.graph
+    for name in names - {o.name for o in graph.output}:
+        graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    feeds = {k: v[:SAMPLES] for k, v in inputs.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        exposed = Path(tmp) / "exposed.onnx"
+        onnx.save(model, str(exposed))
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every pair
+        options.log_severity_level = 3
+        options.intra_op_num_threads = 1  # one thread: the same sums, so the same ranking, every run
+        session = ort.InferenceSession(str(exposed), options, providers=["CPUExecutionProvider"])
+        # in chunks or one sample at a time, as the inputs' layout (feeds.py) and a fixed batch need
+        return run_all_outputs(session, feeds, SAMPLES, source)
+
+
 def tensor_errors(
     int8_path: str | os.PathLike, fp32_path: str | os.PathLike, inputs: dict[str, np.ndarray]
 ) -> list[dict]:
     """Every quantized tensor of the int8 model with its SQNR and the nodes that read it, worst first."""
-    import onnxruntime as ort
-
     model = onnx.load(str(int8_path))
     graph = model.graph
     constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
@@ -67,20 +86,7 @@ def tensor_errors(
             dequant = next((n for n in readers.get(node.output[0], []) if n.op_type == "DequantizeLinear"), None)
             if dequant is not None:
                 pairs.append((node.input[0], dequant.output[0]))
-    existing = {o.name for o in graph.output}
-    for name in {n for pair in pairs for n in pair} - existing:
-        graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
-    feeds = {k: v[:SAMPLES] for k, v in inputs.items()}
-    with tempfile.TemporaryDirectory() as tmp:
-        exposed = Path(tmp) / "exposed.onnx"
-        onnx.save(model, str(exposed))
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every pair
-        options.log_severity_level = 3
-        options.intra_op_num_threads = 1  # one thread: the same sums, so the same ranking, every run
-        session = ort.InferenceSession(str(exposed), options, providers=["CPUExecutionProvider"])
-        names = [o.name for o in session.get_outputs()]
-        values = dict(zip(names, session.run(names, feeds), strict=True))
+    values = _exposed_values(model, {n for pair in pairs for n in pair}, inputs, str(int8_path))
     for float_name, dequant_name in pairs:
         rows.append(
             {

@@ -14,6 +14,7 @@ import onnx
 import onnx.version_converter
 
 from edgeport.errors import CheckFailedError, QuantizationError
+from edgeport.quant_backends.feeds import BATCH_FIRST, feed_layout, iter_feeds, join_outputs, session_shapes
 from edgeport.quant_backends.fidelity import fidelity
 
 # Compute ops whose float form after ORT optimisation means "this layer did not become int8".
@@ -53,23 +54,25 @@ def fixed_batch(session) -> int | None:
     return first[0] if first and isinstance(first[0], int) and first[0] > 0 else None
 
 
-def run_all_outputs(session, inputs: dict[str, np.ndarray], batch: int = 256) -> dict[str, np.ndarray]:
-    """Every output on every sample, by output name, in chunks; a model with a fixed batch size gets
-    chunks of exactly that size (the last one padded with repeats of its final sample, whose outputs
-    are dropped)."""
-    fixed = fixed_batch(session)
-    step = fixed or batch
-    count = len(next(iter(inputs.values())))
+def run_all_outputs(
+    session, inputs: dict[str, np.ndarray], batch: int = 256, source: str = "the inputs"
+) -> dict[str, np.ndarray]:
+    """Every output on every sample, by output name, samples on the first axis. Batch-first inputs run in
+    chunks; a model with a fixed batch size gets chunks of exactly that size (the last one padded with
+    repeats of its final sample, whose outputs are dropped). Per-sample feeds (feeds.py) run one sample
+    at a time, each slice a complete input, and the outputs are stacked."""
+    layout = feed_layout(session_shapes(session), inputs, source)
+    fixed = fixed_batch(session) if layout == BATCH_FIRST else None
     names = [o.name for o in session.get_outputs()]
     outputs: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    for start in range(0, count, step):
-        chunk = {k: v[start : start + step] for k, v in inputs.items()}
-        real = len(next(iter(chunk.values())))
-        if fixed and real < fixed:
+    for chunk in iter_feeds(inputs, layout, fixed or batch):
+        real = len(next(iter(chunk.values()))) if fixed else None  # None: keep every row
+        if fixed and real is not None and real < fixed:
             chunk = {k: np.concatenate([v, np.repeat(v[-1:], fixed - real, axis=0)]) for k, v in chunk.items()}
         for name, value in zip(names, session.run(None, chunk), strict=True):
-            outputs[name].append(np.asarray(value)[:real])
-    return {name: np.concatenate(parts).astype(np.float64) for name, parts in outputs.items()}
+            value = np.asarray(value)
+            outputs[name].append(value[:real] if real is not None else value)
+    return {name: join_outputs(parts, layout).astype(np.float64) for name, parts in outputs.items()}
 
 
 def run_outputs(session, inputs: dict[str, np.ndarray], batch: int = 256) -> np.ndarray:
@@ -131,14 +134,18 @@ def reference_agreement(
     """Run the int8 file in onnx's reference evaluator (a second, independent runtime)."""
     from onnx.reference import ReferenceEvaluator
 
+    from edgeport.quant_backends.calibration import input_shapes, model_inputs
+
     feeds = {k: v[:samples] for k, v in inputs.items()}
     try:
         model = onnx.load(str(int8_path))
+        layout = feed_layout(input_shapes(model_inputs(model)), feeds, str(int8_path))
         if _default_opset(model) < REFERENCE_MIN_OPSET:
             # onnx's reference runtime lacks Q/DQ for opset 18; 19+ means the same for int8 tensors.
             model = onnx.version_converter.convert_version(model, REFERENCE_MIN_OPSET)
         evaluator = ReferenceEvaluator(model)
-        outputs = np.asarray(evaluator.run(None, feeds)[0], dtype=np.float64)
+        parts = [np.asarray(evaluator.run(None, feed)[0]) for feed in iter_feeds(feeds, layout, samples)]
+        outputs = join_outputs(parts, layout).astype(np.float64)
     except Exception as exc:  # unsupported (contrib) ops or reference-runtime limits
         return {"samples": 0, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
     return {"samples": int(len(outputs)), **fidelity(ort_outputs[:samples], outputs)}

@@ -16,7 +16,9 @@ from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.errors import EdgeportError
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends import ModelSource, QuantConfig, QuantResult, quantize
+from edgeport.quant_backends.fallback import quantize_with_fallback
 from edgeport.quant_backends.feeds import first_feed, model_layout
+from edgeport.quant_backends.fidelity import sequence_outputs
 from edgeport.quant_backends.guard import GuardReport, Tolerance, judge
 from edgeport.quant_backends.recipes import AutoConfig, GraphProfile, Recipe, graph_profile, recipes_for
 from edgeport.quant_backends.smoothing import worst_outlier_ratio
@@ -24,6 +26,8 @@ from edgeport.quant_backends.verify import ort_session, run_all_outputs
 
 # Ranking faithful recipes needs a clear ordering, not a release figure: short, interleaved, batch 1.
 RANKING = BenchSettings(batch=1, threads=1, warmup=20, iterations=300, rounds=5)
+# One faithful recipe is still measured against fp32, shorter: only whether int8 pays at all is asked.
+CHECK = BenchSettings(batch=1, threads=1, warmup=10, iterations=100, rounds=5)
 
 
 @dataclass
@@ -35,6 +39,7 @@ class Attempt:
     guard: GuardReport | None = None
     error: str | None = None
     p50_ms: float | None = None
+    fallback: dict | None = None  # the fallback's steps, for the attempt that kept layers in float
 
     def describe(self, fp32_p50: float | None) -> dict:
         return {
@@ -49,6 +54,7 @@ class Attempt:
             "p50_over_fp32": self.p50_ms / fp32_p50 if self.p50_ms and fp32_p50 else None,
             "seconds": round(self.seconds, 3),
             "error": self.error,
+            "fallback": self.fallback,
         }
 
 
@@ -71,14 +77,31 @@ class AutoOutcome:
         }
 
 
-def _attempt(recipe, source, calibration, staged: Path, fp32_out, validation, labels, tolerance, judged_on, cpu):
+@dataclass(frozen=True)
+class _Judging:
+    """What every attempt is quantized from and judged on."""
+
+    source: ModelSource
+    calibration: dict[str, np.ndarray]
+    validation: dict[str, np.ndarray]
+    labels: np.ndarray | None
+    tolerance: Tolerance
+    judged_on: str
+    fp32_out: dict[str, np.ndarray]
+    sequences: set[str]  # outputs judged by their decoded sequence too (fidelity.sequence_outputs)
+
+    def judge(self, int8_path: Path) -> GuardReport:
+        int8_out = run_all_outputs(ort_session(int8_path), self.validation)
+        return judge(self.fp32_out, int8_out, self.labels, self.tolerance, self.judged_on, self.sequences)
+
+
+def _attempt(recipe: Recipe, judging: _Judging, staged: Path, cpu: dict) -> Attempt:
     started = time.perf_counter()
     attempt = Attempt(recipe, 0.0)
     try:
         attempt.config, _ = recipe.config.resolved(cpu)
-        attempt.result = quantize(source, calibration, attempt.config, staged, SILENT)
-        int8_out = run_all_outputs(ort_session(staged), validation)
-        attempt.guard = judge(fp32_out, int8_out, labels, tolerance, judged_on)
+        attempt.result = quantize(judging.source, judging.calibration, attempt.config, staged, SILENT)
+        attempt.guard = judging.judge(staged)
     except EdgeportError as exc:  # a recipe the graph cannot take: recorded, the next one is tried
         attempt.error = str(exc)
     except Exception as exc:  # onnxruntime refusing the recipe's output (its own exception types)
@@ -87,11 +110,45 @@ def _attempt(recipe, source, calibration, staged: Path, fp32_out, validation, la
     return attempt
 
 
+def _fallback(best: Attempt, judging: _Judging, staged: Path, progress: Progress) -> Attempt:
+    """No recipe is within tolerance: keep the most sensitive layers of the most faithful one in float
+    (sensitivity ranking, bisection: quant_backends/fallback.py), so that the result is faithful with the
+    sensitive part named, rather than a miss."""
+    assert best.config is not None
+    recipe = Recipe(f"{best.recipe.name}+fallback", best.config, best.recipe.why + "; sensitive layers kept in float")
+    started = time.perf_counter()
+    attempt = Attempt(recipe, 0.0, best.config)
+    try:
+        attempt.result, report = quantize_with_fallback(
+            judging.source,
+            judging.calibration,
+            best.config,
+            staged,
+            judging.validation,
+            judging.labels,
+            judging.tolerance,
+            progress,
+        )
+        attempt.fallback = {k: v for k, v in report.describe().items() if k != "tensors"}  # the ranking: --explain
+        layers = len(report.sensitivity)
+        if layers and len(report.excluded) >= layers:  # an "int8" model with every layer in float is no answer
+            attempt.result = None
+            attempt.error = f"within tolerance only with all {layers} layers in float: no faithful int8 model"
+        else:
+            attempt.guard = judging.judge(staged)
+    except EdgeportError as exc:
+        attempt.error = str(exc)
+    attempt.seconds = time.perf_counter() - started
+    return attempt
+
+
 def _rank(outcome: AutoOutcome, fp32_path: Path, faithful: list[Attempt], validation: dict, progress) -> None:
+    """Measure the faithful recipes interleaved with fp32 (one alone too: whether int8 pays at all)."""
     sample = first_feed(validation, model_layout(fp32_path, validation))  # one sample, in either .npz layout
     models = {"fp32": fp32_path, **{a.recipe.name: a.result.path for a in faithful if a.result}}
-    with progress.task("auto: rank faithful recipes", total=RANKING.rounds) as advance:
-        results = measure_interleaved(models, RANKING, sample, advance)
+    settings = RANKING if len(faithful) > 1 else CHECK
+    with progress.task("auto: measure against fp32", total=settings.rounds) as advance:
+        results = measure_interleaved(models, settings, sample, advance)
     outcome.fp32_p50_ms = results["fp32"].stats["p50_ms"]
     for attempt in faithful:
         attempt.p50_ms = results[attempt.recipe.name].stats["p50_ms"]
@@ -109,32 +166,35 @@ def run_recipes(
     cpu: dict,
     progress: Progress = SILENT,
 ) -> AutoOutcome:
-    """Try the recipes for ``source``'s graph; ``chosen`` is the fastest within tolerance, else the most
-    faithful one (the caller fails the command then)."""
+    """Try the recipes for ``source``'s graph; ``chosen`` is the fastest within tolerance; when none is,
+    the most faithful one with its sensitive layers in float, else the most faithful (the caller fails
+    the command then)."""
     assert source.onnx_path is not None
-    profile = graph_profile(onnx.load(str(source.onnx_path), load_external_data=False))
+    graph = onnx.load(str(source.onnx_path), load_external_data=False)
+    profile = graph_profile(graph)
     outcome = AutoOutcome(profile)
     fp32_out = run_all_outputs(ort_session(source.onnx_path), validation)
+    judging = _Judging(source, calibration, validation, labels, tolerance, judged_on, fp32_out, sequence_outputs(graph))
     if not profile.conv_dominant:  # outlier channels: a reason to try smoothed recipes too
         outcome.outlier_ratio = worst_outlier_ratio(source.onnx_path, calibration)
     recipes = recipes_for(profile, auto, outcome.outlier_ratio)
     with progress.task("auto: try recipes", total=len(recipes)) as advance:
         for index, recipe in enumerate(recipes):
-            staged = staging / f"recipe-{index}.onnx"
-            attempt = _attempt(
-                recipe, source, calibration, staged, fp32_out, validation, labels, tolerance, judged_on, cpu
-            )
+            attempt = _attempt(recipe, judging, staging / f"recipe-{index}.onnx", cpu)
             outcome.attempts.append(attempt)
             advance(1)
             if attempt.guard and attempt.guard.within_tolerance and profile.conv_dominant:
                 break  # static per-channel first: a later recipe cannot be faster on a conv net
-    faithful = [a for a in outcome.attempts if a.guard and a.guard.within_tolerance]
-    if len(faithful) > 1:
+    judged = [a for a in outcome.attempts if a.guard and a.result]
+    faithful = [a for a in judged if a.guard and a.guard.within_tolerance]
+    if not faithful and judged:
+        best = min(judged, key=lambda a: a.guard.shortfall() if a.guard else float("inf"))
+        outcome.attempts.append(_fallback(best, judging, staging / "fallback.onnx", progress))
+        judged.append(outcome.attempts[-1])
+        faithful = [a for a in outcome.attempts[-1:] if a.guard and a.guard.within_tolerance]
+    if faithful:
         _rank(outcome, source.onnx_path, faithful, validation, progress)
         outcome.chosen = min(faithful, key=lambda a: a.p50_ms or float("inf"))
-    elif faithful:
-        outcome.chosen = faithful[0]
     else:
-        judged = [a for a in outcome.attempts if a.guard]
-        outcome.chosen = max(judged, key=lambda a: a.guard.value if a.guard else -1.0, default=None)
+        outcome.chosen = min(judged, key=lambda a: a.guard.shortfall() if a.guard else float("inf"), default=None)
     return outcome

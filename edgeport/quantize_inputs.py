@@ -3,6 +3,7 @@ each checked before anything is written; and the record a quantization fills in 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def _output_for(onnx_path: str | None, torch_spec: str | None, output: str | Non
 
 
 def prepare_job(
-    onnx_path, torch_spec, weights, calib, val, config, output, tolerance: Tolerance | None
+    onnx_path, torch_spec, weights, calib, val, config, output, tolerance: Tolerance | None, sequences=None
 ) -> tuple[QuantizeJob, ModelFacts | None]:
     """Every check of the user's inputs, before anything is written."""
     _check_arguments(onnx_path, torch_spec, weights)
@@ -155,6 +156,8 @@ def prepare_job(
     )
     job.judged_on = judged_on
     job.tolerance = tolerance or default_tolerance(val_labels)
+    if sequences is not None:  # --min-sequence-agreement, beside the default or the given tolerance
+        job.tolerance = dataclasses.replace(job.tolerance, min_sequence_agreement=sequences)
     return job, facts
 
 

@@ -161,13 +161,16 @@ def quantize_file(
     progress: Progress = SILENT,
     debug: bool = False,
     explain: bool = False,
+    min_sequence_agreement: float | None = None,
 ) -> tuple[Path, dict]:
     """Quantize, verify and write ``output`` plus ``<output>.manifest.json``; return the path and manifest.
 
     Everything a user can get wrong (the model, the data files, the output path) is checked before
     the staging folder exists, so a refused command leaves nothing behind.
     """
-    job, _ = prepare_job(onnx_path, torch_spec, weights, calib, val, config, output, tolerance)
+    if tolerance is not None and min_sequence_agreement is not None:
+        tolerance = dataclasses.replace(tolerance, min_sequence_agreement=min_sequence_agreement)
+    job, _ = prepare_job(onnx_path, torch_spec, weights, calib, val, config, output, tolerance, min_sequence_agreement)
     for stale in remove_stale_staging(job.output.parent):
         progress.log(f"removed {stale}: a quantization that was killed left it unfinished")
     staging = make_staging_dir(job.output.parent, "edgeport-quantize")

@@ -80,6 +80,12 @@ def _settings(options: dict, quant_format: str | None, reduce_range: str) -> dic
     help="Fallback: keep sensitive layers in float until top-1 on --val is within this many points.",
 )
 @click.option(
+    "--min-sequence-agreement",
+    type=click.FloatRange(0, 1),
+    help="Sequence outputs (CTC recognizers): share of samples whose decoded sequence must equal fp32's "
+    "(default 0.95).",
+)
+@click.option(
     "--min-cosine",
     type=FINITE,
     help="Fallback for models without labels: required mean cosine similarity to the fp32 outputs.",
@@ -112,6 +118,7 @@ def quantize(
     reduce_range,
     max_accuracy_drop,
     min_cosine,
+    min_sequence_agreement,
     fallback_layers,
     **options,
 ) -> None:
@@ -141,6 +148,7 @@ def quantize(
         SILENT if quiet else RichProgress(),
         debug,
         explain,
+        min_sequence_agreement,
     )
     if as_json:
         click.echo(json.dumps(manifest, indent=2, default=str))

@@ -23,11 +23,10 @@ import onnx
 from edgeport.errors import ConfigError
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends.config import QuantConfig
-from edgeport.quant_backends.fidelity import fidelity
-from edgeport.quant_backends.guard import Tolerance
+from edgeport.quant_backends.guard import Tolerance, graph_sequence_outputs, judge
 from edgeport.quant_backends.registry import QuantResult
 from edgeport.quant_backends.source import ModelSource
-from edgeport.quant_backends.verify import ort_session, run_outputs
+from edgeport.quant_backends.verify import ort_session, run_all_outputs
 
 ONNX_LAYER_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose"}
 
@@ -94,8 +93,10 @@ def quantize_with_fallback(
     known = layer_candidates(source, backend.needs)
     _check_request(known, allowed, tolerance, val_labels)
     output_path = Path(output_path)
-    fp32_out = run_outputs(ort_session(source.onnx_path), val_inputs)
+    fp32_all = run_all_outputs(ort_session(source.onnx_path), val_inputs)
+    sequences = graph_sequence_outputs(source.onnx_path)
     if tolerance.max_drop is not None:
+        fp32_out = next(iter(fp32_all.values()))
         fp32_quality = float((fp32_out.argmax(1) == val_labels).mean() * 100)
         report = FallbackReport("top1_accuracy", fp32_quality, fp32_quality - tolerance.max_drop)
     else:
@@ -103,26 +104,27 @@ def quantize_with_fallback(
 
     with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".fallback-") as tmp:
 
-        def attempt(excluded: list[str], name: str) -> tuple[float, QuantResult]:
+        def attempt(excluded: list[str], name: str) -> tuple[float, bool, QuantResult]:
+            """The tolerance's own metric (worst output), whether every check of the guard passed
+            (decoded sequences included), and the model."""
             report.quantizations += 1
             trial = config.model_copy(update={"exclude_nodes": tuple(config.exclude_nodes) + tuple(excluded)})
             result = run_backend(backend, source, calibration, trial, Path(tmp) / f"{name}.onnx", SILENT)
-            int8_out = run_outputs(ort_session(result.path), val_inputs)
-            if val_labels is not None and tolerance.max_drop is not None:
-                return float((int8_out.argmax(1) == val_labels).mean() * 100), result
-            return fidelity(fp32_out, int8_out)["mean_cosine"], result
+            int8_all = run_all_outputs(ort_session(result.path), val_inputs)
+            guard = judge(fp32_all, int8_all, val_labels, tolerance, "", sequences)
+            return guard.checks[0]["value"], guard.within_tolerance, result
 
         started = time.perf_counter()
-        quality, best = attempt([], "full")
+        quality, within, best = attempt([], "full")
         report.seconds["first_quantization"] = round(time.perf_counter() - started, 3)
-        report.steps.append({"excluded": [], report.metric: quality})
-        if quality < report.tolerance:
+        report.steps.append({"excluded": [], report.metric: quality, "within_tolerance": within})
+        if not within:
             candidates = [c for c in known if c not in config.exclude_nodes and (allowed is None or c in allowed)]
             started = time.perf_counter()
             ranked = _ranked(backend.needs, candidates, attempt, best, source, val_inputs, report, progress)
             report.seconds["sensitivity"] = round(time.perf_counter() - started, 3)
-            quality, best = _bisect(ranked, attempt, report, progress)
-        report.within_tolerance = quality >= report.tolerance
+            within, best = _bisect(ranked, attempt, report, progress)
+        report.within_tolerance = within
         shutil.move(best.path, output_path)
     final = dataclasses.replace(
         best, path=output_path, report={**best.report, "fallback_excluded": list(report.excluded)}
@@ -140,26 +142,27 @@ def _ranked(needs, candidates, attempt, full, source, val_inputs, report, progre
         return [row["layer"] for row in report.sensitivity]
     with progress.task("layer sensitivity", total=len(candidates)) as advance:
         for index, candidate in enumerate(candidates):
-            score, _ = attempt([candidate], f"sensitivity-{index}")
+            score, _, _ = attempt([candidate], f"sensitivity-{index}")
             report.sensitivity.append({"layer": candidate, report.metric: score})
             advance(1)
     return [row["layer"] for row in sorted(report.sensitivity, key=lambda row: -row[report.metric])]
 
 
-def _bisect(ranked: list[str], attempt, report: FallbackReport, progress) -> tuple[float, QuantResult]:
+def _bisect(ranked: list[str], attempt, report: FallbackReport, progress) -> tuple[bool, QuantResult]:
     """The fewest worst-ranked layers in float that bring the model within tolerance (all of them if
-    none do): ``report.excluded`` and the model, found by bisection over the ranking."""
+    none do): ``report.excluded``, whether the model is within tolerance, and the model, found by
+    bisection over the ranking."""
     low, high, chosen = 0, len(ranked), None  # k = low misses the tolerance; k = high is assumed to reach it
     with progress.task("fallback", total=max(1, len(ranked).bit_length())) as advance:
         while high - low > 1 or chosen is None:
             k = (low + high + 1) // 2 if high - low > 1 else high
-            quality, result = attempt(ranked[:k], f"step-{k}")
-            report.steps.append({"excluded": ranked[:k], report.metric: quality})
+            quality, within, result = attempt(ranked[:k], f"step-{k}")
+            report.steps.append({"excluded": ranked[:k], report.metric: quality, "within_tolerance": within})
             advance(1)
-            if quality >= report.tolerance:
-                high, chosen = k, (quality, result)
+            if within:
+                high, chosen = k, (True, result)
             elif k == high:  # even every candidate in float misses: the best effort is all of them
-                chosen = (quality, result)
+                chosen = (False, result)
                 break
             else:
                 low = k
@@ -170,7 +173,9 @@ def _bisect(ranked: list[str], attempt, report: FallbackReport, progress) -> tup
 def fallback_miss(report: FallbackReport) -> str:
     """The plain statement that the returned model is outside tolerance."""
     final = report.steps[-1][report.metric]
-    return (
-        f"the int8 model misses the tolerance: {report.metric} {final:.4g} < required {report.tolerance:.4g} "
-        f"even with {len(report.excluded)} layer(s) kept in float"
+    why = (
+        f"{report.metric} {final:.4g} < required {report.tolerance:.4g}"
+        if final < report.tolerance
+        else "its decoded sequences differ from fp32's"  # the guard's other check (guard.judge)
     )
+    return f"the int8 model misses the tolerance: {why} even with {len(report.excluded)} layer(s) kept in float"

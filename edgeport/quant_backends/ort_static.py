@@ -57,6 +57,18 @@ def _fixed_batch(shapes: dict) -> int | None:
     return None
 
 
+def _batching(inputs: dict, layout: str, config: OrtStaticConfig, default: int) -> tuple[int, bool]:
+    """The calibration batch size, and whether a short last batch is filled up with repeats of its
+    last sample. A per-sample slice is one complete input, its batch size already inside it. A fixed
+    batch size must be met. ORT's histogram collector (entropy, percentile) stacks every batch's
+    tensors into one array, so a short last batch breaks it ("inhomogeneous shape"); at most
+    ``batch - 1`` repeats are a small weight in a histogram of every calibration value."""
+    if layout != BATCH_FIRST:
+        return 1, False
+    fixed = _fixed_batch(inputs)
+    return fixed or default, fixed is not None or config.calibration_method != "minmax"
+
+
 @register_backend("ort-static")
 class OrtStaticBackend:
     """Static (calibrated) int8 in QDQ or QOperator format, per-tensor or per-channel."""
@@ -87,11 +99,9 @@ class OrtStaticBackend:
             prepared = Path(tmp) / "prepared.onnx"
             staged = Path(tmp) / "int8.onnx"
             notes = pre_process(fp32_path, prepared)
-            # a per-sample slice is one complete input, its batch size (fixed or not) already inside it
-            fixed = _fixed_batch(inputs) if layout == BATCH_FIRST else None
-            batch = (fixed or self.calibration_batch) if layout == BATCH_FIRST else 1
+            batch, pad = _batching(inputs, layout, config, self.calibration_batch)
             with progress.task("calibrate", total=samples) as advance:
-                reader = ArrayCalibrationReader(calibration, batch, advance, pad=fixed is not None, layout=layout)
+                reader = ArrayCalibrationReader(calibration, batch, advance, pad=pad, layout=layout)
                 try:
                     quantize_static(
                         str(prepared),

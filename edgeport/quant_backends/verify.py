@@ -167,6 +167,14 @@ def _check(int8_path: Path, fp32_path: str | os.PathLike) -> str:
         raise
 
 
+def _first_output_is_sequence(fp32_path) -> bool:
+    """Whether the graph marks its first output as per-step class scores (a CTC recognizer's)."""
+    from edgeport.quant_backends.fidelity import sequence_outputs
+
+    model = onnx.load(str(fp32_path), load_external_data=False)
+    return bool(model.graph.output) and model.graph.output[0].name in sequence_outputs(model)
+
+
 def verify_int8(
     int8_path: str | os.PathLike,
     fp32_path: str | os.PathLike,
@@ -202,7 +210,7 @@ def verify_with_outputs(
         "checker": checker,
         "onnxruntime": "loads",
         "samples": int(len(int8_out)),
-        "vs_fp32": fidelity(fp32_out, int8_out),
+        "vs_fp32": fidelity(fp32_out, int8_out, sequence=_first_output_is_sequence(fp32_path)),
         "reference_runtime": reference_agreement(int8_path, inputs, int8_out),
         "coverage": coverage,
     }

@@ -72,6 +72,8 @@ def print_quantize_summary(manifest: dict, path: Path, console: Console | None =
     if "top1_agreement" in vs_fp32:
         table.add_row("top-1 agreement with fp32", f"{vs_fp32['top1_agreement']:.2f}%")
     table.add_row("SQNR / mean cosine vs fp32", f"{vs_fp32['sqnr_db']:.1f} dB / {vs_fp32['mean_cosine']:.4f}")
+    if "sequence_agreement" in vs_fp32:  # a CTC recognizer: what matters is the text it reads
+        table.add_row("decoded sequences equal to fp32's", f"{vs_fp32['sequence_agreement'] * 100:.1f}% of samples")
     if "accuracy" in verification:
         acc = verification["accuracy"]
         table.add_row("accuracy fp32 -> int8", f"{acc['fp32']:.2f}% -> {acc['int8']:.2f}%")

@@ -49,6 +49,8 @@ class StudentSection(_Section):
     lr: float = Field(3e-3, gt=0)
     temperature: float = Field(4.0, gt=0)
     alpha: float = Field(0.9, ge=0, le=1)
+    # standardized: logits z-scored before the temperature (distill/loss.py); hinton: the 2015 loss as is
+    kd_loss: Literal["standardized", "hinton"] = "standardized"
     no_kd_baseline: bool = True
     # KD gain with an interval: train the KD and no-KD students on this many seeds (stages/kd_gain.py)
     kd_seeds: int = Field(1, ge=1, le=50)

@@ -46,6 +46,8 @@ def test_shipped_example_is_valid_and_matches_the_defaults():
 
     example = Path(__file__).parent.parent / "examples" / "edgeport.toml"
     assert load_config(example) == load_config()
+    small = load_config(example.with_name("small-student.toml"))  # the documented second example loads
+    assert small.student.model == "cnn:width=1,depth=2" and small.student.kd_loss == "standardized"
 
 
 def test_config_and_cli_import_light():

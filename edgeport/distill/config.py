@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 from edgeport.errors import ConfigError
 
@@ -31,16 +32,21 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class KDConfig:
-    """loss = alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * CE(s, y)."""
+    """loss = alpha * T^2 * KL(softmax(z(t)/T) || softmax(z(s)/T)) + (1 - alpha) * CE(s, y), with z the
+    per-sample logit standardisation (``loss = "standardized"``) or the identity (``"hinton"``); see
+    ``distill.loss``."""
 
     temperature: float = 4.0
     alpha: float = 0.9
+    loss: Literal["standardized", "hinton"] = "standardized"
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha!r}")
+        if self.loss not in ("standardized", "hinton"):
+            raise ConfigError(f"KD loss must be 'standardized' or 'hinton', got {self.loss!r}")
 
     def describe(self) -> dict:
         return asdict(self)

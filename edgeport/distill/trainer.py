@@ -35,7 +35,7 @@ def seed_everything(seed: int) -> None:
 
 def _loss(logits, labels, kd: KDConfig | None, t_logits):
     if kd is not None and t_logits is not None:
-        return kd_loss(logits, t_logits, labels, kd.temperature, kd.alpha)
+        return kd_loss(logits, t_logits, labels, kd.temperature, kd.alpha, kd.loss)
     return F.cross_entropy(logits, labels)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from edgeport.errors import ConfigError
 
@@ -24,6 +24,7 @@ class TrainingData:
     teacher_logits: np.ndarray | None = None
     temperature: float = 4.0
     alpha: float = 0.9
+    kd_loss: Literal["standardized", "hinton"] = "standardized"  # distill.loss: the loss the student was distilled with
 
     def __post_init__(self) -> None:
         if len(self.x) == 0 or len(self.x) != len(self.y) or len(self.val_x) != len(self.val_y):

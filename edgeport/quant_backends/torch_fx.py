@@ -148,7 +148,7 @@ class TorchFxQatBackend:
         select_engine(config.engine)
         started = time.perf_counter()
         example = (torch.from_numpy(samples[:1].copy()),)
-        kd = KDConfig(data.temperature, data.alpha) if data.teacher_logits is not None else None
+        kd = KDConfig(data.temperature, data.alpha, data.kd_loss) if data.teacher_logits is not None else None
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

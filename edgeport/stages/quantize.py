@@ -59,7 +59,7 @@ def quantize_student(
     splits = prepared.splits
     calib_idx = calibration_subset(splits.train, quant_config.calibration_samples, seed)
     training = TrainingData(
-        splits.train.x, splits.train.y, splits.val.x, splits.val.y, t_logits, kd.temperature, kd.alpha
+        splits.train.x, splits.train.y, splits.val.x, splits.val.y, t_logits, kd.temperature, kd.alpha, kd.loss
     )
     source = ModelSource(fp32_path, student.model, training)
     calibration, val = {"input": splits.train.x[calib_idx]}, {"input": splits.val.x}

@@ -69,7 +69,8 @@ def fit(
 
 
 def kd_config(config: RunConfig) -> KDConfig:
-    return KDConfig(temperature=config.student.temperature, alpha=config.student.alpha)
+    student = config.student
+    return KDConfig(temperature=student.temperature, alpha=student.alpha, loss=student.kd_loss)
 
 
 def _saved(model, spec, prepared, path, history, val_accuracy, kd=None) -> TrainedModel:

@@ -16,9 +16,20 @@ def test_kd_loss_matches_the_formula():
     p_t = F.softmax(t / T, dim=1)
     kl = (p_t * (p_t.log() - F.log_softmax(s / T, dim=1))).sum(1).mean()
     expected = alpha * T * T * kl + (1 - alpha) * F.cross_entropy(s, y)
-    assert torch.allclose(kd_loss(s, t, y, T, alpha), expected, atol=1e-6)
+    assert torch.allclose(kd_loss(s, t, y, T, alpha, "hinton"), expected, atol=1e-6)
     assert torch.allclose(kd_loss(s, t, y, T, 0.0), F.cross_entropy(s, y))
     assert kd_loss(t, t, y, T, 1.0).abs() < 1e-6  # matching the teacher exactly costs nothing
+
+    def z(logits):  # per sample: zero mean, unit (unbiased) standard deviation
+        return (logits - logits.mean(1, keepdim=True)) / logits.std(1, keepdim=True)
+
+    p_zt = F.softmax(z(t) / T, dim=1)
+    kl_z = (p_zt * (p_zt.log() - F.log_softmax(z(s) / T, dim=1))).sum(1).mean()
+    standardized = alpha * T * T * kl_z + (1 - alpha) * F.cross_entropy(s, y)  # hard labels: raw logits
+    assert torch.allclose(kd_loss(s, t, y, T, alpha), standardized, atol=1e-5)
+    # only the teacher's relative preferences count: a teacher 10x louder and shifted costs the same
+    assert torch.allclose(kd_loss(s, 10 * t + 3, y, T, 1.0), kd_loss(s, t, y, T, 1.0), atol=1e-5)
+    assert not torch.allclose(kd_loss(s, 10 * t, y, T, 1.0, "hinton"), kd_loss(s, t, y, T, 1.0, "hinton"))
 
 
 def test_configs_validate():
@@ -28,6 +39,8 @@ def test_configs_validate():
         KDConfig(alpha=1.5)
     with pytest.raises(ConfigError, match="temperature"):
         KDConfig(temperature=0)
+    with pytest.raises(ConfigError, match="KD loss"):
+        KDConfig(loss="fancy")  # type: ignore[arg-type]
 
 
 def test_training_learns_digits(digits16):

@@ -47,6 +47,8 @@ perf: $(STAMP)
 	$(BIN)/python perf/bench_aa.py
 	$(BIN)/python perf/auto_recipes.py
 	$(BIN)/python perf/fallback_steps.py
+	$(BIN)/python perf/foreign_exporters.py
+	$(BIN)/python perf/kd_students.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -71,11 +71,12 @@ def test_example_grid_runs_every_candidate_and_writes_every_output(example_searc
         "best",
     } <= {p.name for p in folder.iterdir()}
     rows = read_csv(folder / "trials.csv")
-    assert len(rows) == 12 and {r["status"] for r in rows} == {"ok"}
-    assert {(r["student.model.width"], r["student.model.depth"], r["quantize.backend"]) for r in rows} == {
-        (w, d, b) for w in ("0.5", "2") for d in ("2", "3") for b in ("none", "ort-static", "torch-fx")
+    assert len(rows) == 16 and {r["status"] for r in rows} == {"ok"}
+    params = ("student.model.width", "student.model.depth", "student.temperature", "quantize.backend")
+    assert {tuple(r[p] for p in params) for r in rows} == {
+        (w, d, t, b) for w in ("0.5", "2") for d in ("2", "3") for t in ("1.0", "4.0") for b in ("none", "ort-static")
     }
-    assert summary["complete"] and summary["candidates"] == 12
+    assert summary["complete"] and summary["candidates"] == 16
     assert (folder / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "data:image/png;base64," in (folder / "report.html").read_text()
 
@@ -129,13 +130,13 @@ def test_report_states_how_many_stages_ran(example_search):
     counts = summary["stage_counts"]
     assert {s: counts[s]["built"] for s in counts} == {
         "teacher": 1,
-        "student": 4,
-        "export": 4,
+        "student": 8,
+        "export": 8,
         "quantize": 8,
-        "benchmark": 12,
+        "benchmark": 16,
     }
     assert (
-        "1 teacher training(s), 4 student training(s), 4 export(s), 8 quantization(s), 12 benchmark(s)"
+        "1 teacher training(s), 8 student training(s), 8 export(s), 8 quantization(s), 16 benchmark(s)"
         in (folder / "report.md").read_text()
     )
 

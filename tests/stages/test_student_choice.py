@@ -97,3 +97,14 @@ def test_run_exports_the_student_it_chose_and_reports_the_gain_over_seeds(tmp_pa
     low, high = seeds["interval95_test_points"]
     assert low <= seeds["mean_test_points"] <= high
     assert "over 2 seeds" in (folder / "report.md").read_text()
+
+
+def test_the_kd_loss_is_part_of_the_student_cache_key_and_kd_seeds_is_not():
+    from edgeport.config import RunConfig
+    from edgeport.search.plan import student_stage
+
+    def key(**student) -> str:
+        return student_stage(RunConfig.model_validate({"student": student}), "teacher", "data").key
+
+    assert key() != key(kd_loss="hinton")  # a student distilled another way is another student
+    assert key() == key(kd_seeds=5)  # how the gain is reported does not change the student

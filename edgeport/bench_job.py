@@ -19,6 +19,8 @@ from edgeport.benchmarks.latency import (
     resolve_provider,
     synthesize_inputs,
 )
+from edgeport.benchmarks.openvino_runtime import openvino_module
+from edgeport.benchmarks.records import RUNTIMES, RuntimeChoice
 from edgeport.benchmarks.session import Feeds, Shapes
 from edgeport.benchmarks.ssh_device import RemoteDevice
 from edgeport.errors import BenchmarkError, ConfigError
@@ -66,21 +68,53 @@ def _measure_remote(
     return measured
 
 
+def split_runtime(text: str) -> tuple[str, RuntimeChoice | None]:
+    """``B.onnx@openvino/bf16`` -> (``B.onnx``, that runtime); a plain path -> (path, None)."""
+    path, at, spec = text.rpartition("@")
+    if not at or spec.split("/")[0] not in RUNTIMES:
+        return text, None
+    name, _, precision = spec.partition("/")
+    return path, RuntimeChoice(name, precision or None)
+
+
+def installed_runtimes() -> list[str]:
+    """Every runtime this machine can measure on (onnxruntime always; OpenVINO with its extra)."""
+    from edgeport.benchmarks.openvino_runtime import openvino_version
+
+    return ["ort"] + (["openvino"] if openvino_version() else [])
+
+
 def _models(
-    model: str, vs: str | None, inputs_path: str | None, output: str | None, base: BenchSettings
-) -> dict[str, Path]:
-    """The models to measure by label (a, and b with --vs), checked with the output file and the provider
-    before minutes of measuring."""
-    models = {"a": Path(model)}
-    if vs:
-        models["b"] = Path(vs)
+    model: str,
+    vs: str | None,
+    inputs_path: str | None,
+    output: str | None,
+    base: BenchSettings,
+    every_runtime: bool,
+    openvino_precision: str | None,
+) -> tuple[dict[str, Path], dict[str, RuntimeChoice]]:
+    """The models to measure by label (a, and b with --vs, or one per installed runtime with --runtime all)
+    and the runtime each runs on, checked with the output file and the provider before minutes of
+    measuring."""
+    if every_runtime:
+        names = installed_runtimes()
+        models = {name: Path(model) for name in names}
+        runtimes = {name: RuntimeChoice(name, openvino_precision if name == "openvino" else None) for name in names}
+    else:
+        models, runtimes = {"a": Path(model)}, {"a": base.runtime_choice}
+        if vs:
+            other, choice = split_runtime(vs)
+            models["b"], runtimes["b"] = Path(other), choice or base.runtime_choice
     for path in models.values():
         if not path.is_file():
             raise BenchmarkError(f"{path}: model file not found")
     if output:
         check_output_file(output, (model, vs, inputs_path), "result file")
-    resolve_provider(base.provider)
-    return models
+    if any(r.name == "ort" for r in runtimes.values()):
+        resolve_provider(base.provider)
+    if any(r.name == "openvino" for r in runtimes.values()):
+        openvino_module()  # exits 2 naming the extra to install, before anything is measured
+    return models, runtimes
 
 
 def _thread_warnings(threads: list[int], device: RemoteDevice | None) -> list[str]:
@@ -116,13 +150,17 @@ def _measure(
     shapes: Shapes,
     device: RemoteDevice | None,
     progress: Progress,
+    runtimes: dict[str, RuntimeChoice],
 ) -> dict[str, BenchResult]:
     """One batch and thread setting: interleaved on this machine, or each model in turn on ``device``."""
     if device is not None:
+        if any(r.name != "ort" for r in runtimes.values()):
+            raise BenchmarkError("--remote measures with onnxruntime on the device; --runtime openvino is local only")
         progress.log(f"measuring on {device.destination}: batch {settings.batch}, {settings.threads} thread(s)")
         return _measure_remote(models, settings, feeds, shapes, device)
     with progress.task(f"batch {settings.batch}, {settings.threads} thread(s)", total=settings.rounds) as advance:
-        return measure_interleaved({k: str(v) for k, v in models.items()}, settings, feeds, advance, shapes=shapes)
+        paths = {k: str(v) for k, v in models.items()}
+        return measure_interleaved(paths, settings, feeds, advance, shapes=shapes, runtimes=runtimes)
 
 
 def _report(model: str, vs: str | None, results: list, comparisons: list, warnings: list, output: str | None) -> dict:
@@ -152,30 +190,35 @@ def run_bench(
     progress: Progress = SILENT,
     remote: RemoteDevice | None = None,
     margin: float = 0.0,
+    every_runtime: bool = False,
+    openvino_precision: str | None = None,
 ) -> dict:
-    """``remote``: the device to measure on instead of this machine. ``margin``: see compare()."""
-    models = _models(model, vs, inputs_path, output, base)
+    """``remote``: the device to measure on instead of this machine. ``margin``: see compare().
+    ``every_runtime`` (--runtime all): ``model`` on every installed runtime, compared with onnxruntime."""
+    models, runtimes = _models(model, vs, inputs_path, output, base, every_runtime, openvino_precision)
     warnings = _thread_warnings(threads, remote)
     feeds = None
     if inputs_path is not None:
-        feeds, given_batch = _given_inputs(inputs_path, models["a"], base)
+        feeds, given_batch = _given_inputs(inputs_path, next(iter(models.values())), base)
         batches = [given_batch]  # real inputs fix the batch size
     results, comparisons = [], []
     for batch in batches:
         for thread_count in threads:
             settings = dataclasses.replace(base, batch=batch, threads=thread_count)
             batch_shapes = {k: (batch, *v[1:]) for k, v in shapes.items()}
-            measured = _measure(models, settings, feeds, batch_shapes, remote, progress)
+            measured = _measure(models, settings, feeds, batch_shapes, remote, progress, runtimes)
             results += [{"model": label, **result.to_dict()} for label, result in measured.items()]
-            if "b" in measured:
-                a, b = measured["a"], measured["b"]
+            first, *others = list(measured)  # A against B; with --runtime all, onnxruntime against each other
+            for other in others:
+                a, b = measured[first], measured[other]
                 # round by round on this machine; a remote device runs A, then B
                 paired = remote is None
                 found = compare(
                     a.samples_ms, b.samples_ms, a.settings, b.settings, paired=paired, seed=base.seed, margin=margin
                 )
-                comparisons.append({"batch": batch, "threads": thread_count, **found})
-    return _report(str(models["a"]), str(models.get("b")) if vs else None, results, comparisons, warnings, output)
+                labels = {"a": first, "b": other} if every_runtime else {}
+                comparisons.append({"batch": batch, "threads": thread_count, **labels, **found})
+    return _report(str(next(iter(models.values()))), vs, results, comparisons, warnings, output)
 
 
 def run_torch_bench(

@@ -16,7 +16,7 @@ from typing import Any
 
 from edgeport.artifacts import sha256_file
 from edgeport.benchmarks.fingerprint import environment_fingerprint
-from edgeport.benchmarks.records import PROVIDERS, SCHEMA_VERSION, BenchResult, BenchSettings
+from edgeport.benchmarks.records import PROVIDERS, SCHEMA_VERSION, BenchResult, BenchSettings, RuntimeChoice
 from edgeport.benchmarks.remote_runner import peak_rss_mb, timed_runs
 from edgeport.benchmarks.rounds import split_counts
 from edgeport.benchmarks.session import (
@@ -76,11 +76,12 @@ def _renew_sessions(
     models: Mapping[str, ModelPath],
     feeds: dict[str, Feeds],
     settings: BenchSettings,
+    runtimes: Mapping[str, RuntimeChoice],
 ) -> None:
     """A fresh, warmed-up session per model for the next round (see measure_interleaved)."""
     for label in order:
         sessions[label] = None  # release the old session's memory before the new one takes its own
-        sessions[label] = create_session(models[label], settings)
+        sessions[label] = create_session(models[label], settings, runtimes[label])
         timed_runs(sessions[label], feeds[label], 1)  # the first run of a session allocates
         _warm_up(sessions[label], feeds[label], settings, 1.0 / settings.rounds)
 
@@ -91,16 +92,25 @@ def _results(
     samples: dict[str, list[float]],
     timings: dict[str, tuple[float, float]],
     recorded: dict[str, Any],
+    runtimes: Mapping[str, RuntimeChoice],
+    sessions: dict[str, Any],
 ) -> dict[str, BenchResult]:
     """One BenchResult per model; ``timings``: (session creation, first inference) ms; ``recorded``: how
-    the measurement went, stored beside the settings."""
+    the measurement went, stored beside the settings, with each model's runtime (and the precision
+    OpenVINO really used: its CPU default is bf16 where the CPU has it)."""
     environment = environment_fingerprint()
     rss = peak_rss_mb()
+
+    def runtime_of(label: str) -> dict[str, Any]:
+        used = getattr(sessions[label], "precision", None)
+        choice = runtimes[label]
+        return {"runtime": choice.name, "precision": choice.precision, "precision_used": used}
+
     return {
         label: BenchResult(
             str(path),
             sha256_file(path),
-            {**asdict(settings), **recorded},
+            {**asdict(settings), **recorded, **runtime_of(label)},
             environment,
             samples[label],
             session_create_ms=timings[label][0],
@@ -117,18 +127,22 @@ def measure_interleaved(
     inputs: Feeds | None = None,
     on_round: Callable[[int], None] = lambda n: None,
     shapes: Shapes | None = None,
+    runtimes: Mapping[str, RuntimeChoice] | None = None,
 ) -> dict[str, BenchResult]:
     """Measure several models in one process, alternating between them round by round.
 
     Interleaving spreads slow drifts of the machine (frequency, other load) over all
     models instead of letting them land on whichever model happened to run last.
+    ``runtimes``: label -> the runtime that model runs on (default: the settings' runtime), so the same
+    file can be compared across runtimes.
     """
+    runtimes = {label: (runtimes or {}).get(label, settings.runtime_choice) for label in models}
     sessions: dict[str, Any] = {}
     feeds: dict[str, Feeds] = {}
     timings: dict[str, tuple[float, float]] = {}
     for label, path in models.items():
         start = time.perf_counter()
-        sessions[label] = create_session(path, settings)
+        sessions[label] = create_session(path, settings, runtimes[label])
         timings[label] = ((time.perf_counter() - start) * 1e3, 0.0)
         feeds[label] = model_feeds(sessions[label], path, settings, inputs, shapes)
     samples: dict[str, list[float]] = {label: [] for label in models}
@@ -149,7 +163,7 @@ def measure_interleaved(
             # Alternate the order (A B, B A, ...) so that running second in a round favours no model.
             order = list(sessions) if round_index % 2 == 0 else list(reversed(sessions))
             if fresh_sessions and round_index:
-                _renew_sessions(sessions, order, models, feeds, settings)
+                _renew_sessions(sessions, order, models, feeds, settings, runtimes)
             for label in order:
                 samples[label] += timed_runs(sessions[label], feeds[label], count)
             sizes_run.append(count)
@@ -164,7 +178,7 @@ def measure_interleaved(
         "fresh_session_per_round": fresh_sessions,
         "inputs": "given" if inputs is not None else "synthetic",
     }
-    return _results(models, settings, samples, timings, recorded)
+    return _results(models, settings, samples, timings, recorded, runtimes, sessions)
 
 
 def measure_latency(

@@ -21,6 +21,29 @@ PROVIDERS = {
     "openvino": "OpenVINOExecutionProvider",
 }
 AUTO_ORDER = ("tensorrt", "cuda", "openvino", "cpu")
+# The runtime that executes the artifact: onnxruntime (with --provider), or OpenVINO reading the ONNX file
+RUNTIMES = ("ort", "openvino")
+PRECISION_HINTS = ("f32", "bf16", "f16")  # OpenVINO's inference precision hint (--precision)
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    """The runtime one model of a comparison runs on (``edgeport bench --vs B.onnx@openvino``)."""
+
+    name: str = "ort"
+    precision: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in RUNTIMES:
+            raise ConfigError(f"runtime {self.name!r} is not one of {', '.join(RUNTIMES)}")
+        if self.precision is not None and (self.precision not in PRECISION_HINTS or self.name != "openvino"):
+            raise ConfigError(
+                f"precision {self.precision!r}: a precision hint is one of {', '.join(PRECISION_HINTS)} "
+                "and applies to runtime 'openvino'"
+            )
+
+    def label(self) -> str:
+        return self.name + (f"/{self.precision}" if self.precision else "")
 
 
 def _positive_seconds(value: float | None, what: str) -> None:
@@ -41,6 +64,12 @@ class BenchSettings:
     provider: str = "cpu"
     duration_s: float | None = None  # when set, measure for this long instead of a fixed count
     warmup_s: float | None = None  # when set, warm up for this long instead of ``warmup`` runs
+    runtime: str = "ort"
+    precision: str | None = None  # openvino: inference precision hint; None: the runtime's default
+
+    @property
+    def runtime_choice(self) -> RuntimeChoice:
+        return RuntimeChoice(self.runtime, self.precision)
 
     def __post_init__(self) -> None:
         for name in ("batch", "threads", "iterations", "rounds"):
@@ -51,6 +80,9 @@ class BenchSettings:
             raise ConfigError(f"benchmark warmup must be a non-negative integer, got {self.warmup!r}")
         if self.provider not in (*PROVIDERS, "auto"):
             raise ConfigError(f"benchmark provider {self.provider!r} is not one of {', '.join((*PROVIDERS, 'auto'))}")
+        RuntimeChoice(self.runtime, self.precision)  # validates both
+        if self.runtime == "openvino" and self.provider not in ("cpu", "auto"):
+            raise ConfigError(f"provider {self.provider!r} is onnxruntime's; runtime 'openvino' runs on the CPU")
         _positive_seconds(self.warmup_s, "warm-up")
         _positive_seconds(self.duration_s, "duration")
         if self.optimization_level not in OPT_LEVELS:

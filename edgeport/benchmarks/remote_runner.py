@@ -80,6 +80,12 @@ def environment_fingerprint() -> dict:
     import numpy
     import onnxruntime
 
+    try:  # the second runtime, where installed (edgeport[openvino])
+        import openvino
+
+        openvino_version = openvino.__version__
+    except ImportError:
+        openvino_version = None
     return {
         "cpu": cpu_fingerprint(),
         "os": f"{platform.system()} {platform.release()}",
@@ -87,6 +93,7 @@ def environment_fingerprint() -> dict:
         "numpy": numpy.__version__,
         "onnxruntime": onnxruntime.__version__,
         "providers": onnxruntime.get_available_providers(),
+        "openvino": openvino_version,
     }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.benchmarks.records import AUTO_ORDER, PROVIDERS, BenchSettings
+from edgeport.benchmarks.records import AUTO_ORDER, PROVIDERS, BenchSettings, RuntimeChoice
 from edgeport.benchmarks.remote_runner import session_options
 from edgeport.errors import BenchmarkError
 
@@ -45,11 +45,18 @@ def resolve_provider(name: str) -> str:
     return PROVIDERS[name]
 
 
-def create_session(path: str | os.PathLike[str], settings: BenchSettings) -> Any:
-    import onnxruntime as ort
-
+def create_session(path: str | os.PathLike[str], settings: BenchSettings, runtime: RuntimeChoice | None = None) -> Any:
+    """A session of ``runtime`` (default: the settings'): onnxruntime with the settings' provider, or
+    OpenVINO on the CPU (benchmarks/openvino_runtime.py), both answering ``run`` and ``get_inputs``."""
     if not Path(path).is_file():
         raise BenchmarkError(f"{path}: model file not found")
+    runtime = runtime or settings.runtime_choice
+    if runtime.name == "openvino":
+        from edgeport.benchmarks.openvino_runtime import OpenVinoSession
+
+        return OpenVinoSession(path, settings.threads, runtime.precision)
+    import onnxruntime as ort
+
     provider = resolve_provider(settings.provider)
     options = session_options(settings.threads, settings.optimization_level)
     try:

@@ -18,13 +18,29 @@ if TYPE_CHECKING:  # the command imports its stage code when it runs (see edgepo
 
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False), required=False)
-@click.option("--vs", help="A second model measured interleaved with MODEL (A/B comparison).")
+@click.option(
+    "--vs",
+    help="A second model measured interleaved with MODEL (A/B comparison); OTHER.onnx@openvino[/bf16] runs it "
+    "on another runtime.",
+)
 @click.option("--torch", "torch_spec", help="Measure a PyTorch model instead (spec or package.module:factory).")
 @click.option("--weights", help="safetensors weights for --torch.")
 @click.option("--num-classes", type=int, help="num_classes for --torch factories that need it.")
 @click.option("--engine", help="torch quantized engine to select for --torch (x86, fbgemm, qnnpack, onednn).")
 @click.option("--batch", "batches", default="1", show_default=True, help="Batch sizes, e.g. 1,8.")
 @click.option("--threads", "threads", default="1", show_default=True, help="Intra-op thread counts, e.g. 1,2.")
+@click.option(
+    "--runtime",
+    type=click.Choice(["ort", "openvino", "all"]),
+    default="ort",
+    show_default=True,
+    help="The runtime that executes the model: onnxruntime, OpenVINO (edgeport[openvino]), or every one installed.",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["f32", "bf16", "f16"]),
+    help="OpenVINO's inference precision hint (default: its own, bf16 on CPUs with AMX/AVX-512 BF16).",
+)
 @click.option("--provider", default="cpu", show_default=True, help="cpu, cuda, tensorrt, openvino or auto.")
 @click.option(
     "--opt-level", default="all", show_default=True, help="Graph optimisation: disable, basic, extended, all."
@@ -76,6 +92,8 @@ def bench(
     engine,
     batches,
     threads,
+    runtime,
+    precision,
     provider,
     opt_level,
     warmup,
@@ -93,8 +111,9 @@ def bench(
     as_json,
     quiet,
 ) -> None:
-    """Measure ONNX latency with onnxruntime: percentiles with 95% intervals, optional A/B."""
+    """Measure ONNX latency with onnxruntime or OpenVINO: percentiles with 95% intervals, optional A/B."""
     settings = _settings(warmup, iterations, rounds, opt_level, seed, provider, duration)
+    settings = _with_runtime(settings, runtime, precision, vs)
     _check_comparison(vs, margin, duration, iterations)
     if torch_spec is not None:
         if model or vs or remote or weights is None:
@@ -106,7 +125,10 @@ def bench(
         if model is None:
             raise click.UsageError("give MODEL.onnx (or --torch SPEC --weights W.safetensors)")
         device = _device(remote, remote_python, ssh_options, settings)
-        report = _onnx_report(model, vs, batches, threads, settings, shapes, inputs_path, output, quiet, device, margin)
+        every = runtime == "all"
+        report = _onnx_report(
+            model, vs, batches, threads, settings, shapes, inputs_path, output, quiet, device, margin, every, precision
+        )
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
     else:
@@ -137,6 +159,19 @@ def _settings(
         duration_s=duration,
         warmup_s=warmup_s,
     )
+
+
+def _with_runtime(settings: BenchSettings, runtime: str, precision: str | None, vs: str | None) -> BenchSettings:
+    """The runtime MODEL runs on; --runtime all measures it on each (onnxruntime first, the reference)."""
+    import dataclasses
+
+    if runtime == "all":
+        if vs:
+            raise click.UsageError("--runtime all compares MODEL across runtimes; --vs compares two models")
+        return settings
+    if precision is not None and runtime != "openvino":
+        raise click.UsageError("--precision is OpenVINO's inference precision hint: use it with --runtime openvino")
+    return dataclasses.replace(settings, runtime=runtime, precision=precision)
 
 
 def _check_comparison(vs: str | None, margin: float, duration: float | None, iterations: int) -> None:
@@ -179,6 +214,8 @@ def _onnx_report(
     quiet: bool,
     device: RemoteDevice | None,
     margin: float,
+    every_runtime: bool,
+    precision: str | None,
 ) -> dict:
     from edgeport.bench_job import parse_int_list, parse_shapes, run_bench
     from edgeport.progress import SILENT, RichProgress
@@ -195,6 +232,8 @@ def _onnx_report(
         SILENT if quiet else RichProgress(),
         device,
         margin=margin,
+        every_runtime=every_runtime,
+        openvino_precision=precision,
     )
 
 

@@ -149,12 +149,14 @@ def print_bench_summary(report: dict, console: Console | None = None) -> None:
 
     console = console or make_console()
     table = Table(title=f"edgeport bench: A = {report['model']}" + (f", B = {report['vs']}" if report["vs"] else ""))
-    for column in ("model", "batch", "threads", "p50 ms [95% CI]", "p90 ms [95% CI]", "p99 ms", "mean ms", "items/s"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+    columns = ("model", "runtime", "batch", "threads", "p50 ms [95% CI]", "p90 ms [95% CI]", "p99 ms", "mean ms")
+    for column in (*columns, "items/s"):
+        table.add_column(column, justify="left" if column in ("model", "runtime") else "right")
     for result in report["results"]:
         stats, settings = result["stats"], result["settings"]
         table.add_row(
             result["model"].upper(),
+            _runtime(settings),
             str(settings["batch"]),
             str(settings["threads"]),
             _ms(stats["p50_ms"], stats["p50_ci_ms"]),
@@ -171,15 +173,16 @@ def print_bench_summary(report: dict, console: Console | None = None) -> None:
         test = TESTS.get(comparison.get("test"), "Mann-Whitney U")
         p_value = comparison.get("p_value", comparison.get("mann_whitney_p"))
         margin = comparison.get("margin", comparison.get("min_effect")) or 0.0
+        a, b = comparison.get("a", "A"), comparison.get("b", "B")  # --runtime all: the runtimes' names
         verdict = (
             comparison["verdict"]
             if comparison["verdict"] == "no detectable difference"
-            else f"A is {comparison['verdict']}"
+            else f"{a} is {comparison['verdict']} than {b}"
         )
         console.print(
             f"batch {comparison['batch']}, {comparison['threads']} thread(s): {verdict}"
             + (f" (margin {margin * 100:g}%)" if margin else "")
-            + f": A/B p50 ratio {comparison['p50_ratio']:.3f} [{low:.3f}, {high:.3f}], p90 ratio "
+            + f": {a}/{b} p50 ratio {comparison['p50_ratio']:.3f} [{low:.3f}, {high:.3f}], p90 ratio "
             f"{comparison['p90_ratio']:.3f} [{p90[0]:.3f}, {p90[1]:.3f}], {test} p={p_value:.2g}",
             highlight=False,
         )
@@ -192,6 +195,13 @@ def print_bench_summary(report: dict, console: Console | None = None) -> None:
         )
     for warning in report["warnings"]:
         console.print(f"warning: {warning}", highlight=False)
+
+
+def _runtime(settings: dict) -> str:
+    """onnxruntime with its provider, or OpenVINO with the precision it really ran in."""
+    if settings.get("runtime", "ort") == "openvino":
+        return f"openvino {settings.get('precision_used') or ''}".strip()
+    return f"ort {settings.get('provider', 'cpu')}"
 
 
 def _pct(value: float | None) -> str:

@@ -1,0 +1,90 @@
+"""OpenVINO as a benchmark runtime: the ONNX artifact read directly by ``openvino`` (no conversion step),
+compiled for the CPU with the latency settings a deployment uses, behind the small part of the
+onnxruntime session interface the harness calls (``run``, ``get_inputs``). Every statistic, warm-up,
+round and raw sample is then the same code for both runtimes.
+
+Why a second runtime at all: on an Intel Xeon with AVX-512 VNNI and AMX the same int8 QDQ file of
+resnet18 ran at 0.33x of onnxruntime's fp32 p50 in onnxruntime and 0.11x in OpenVINO; a latency target
+is a device *and* the runtime that will execute the artifact there.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from edgeport.errors import BenchmarkError
+
+INSTALL = "pip install 'edgeport[openvino]'"
+# --precision -> OpenVINO's INFERENCE_PRECISION_HINT. None: OpenVINO's own default for the CPU, which
+# is bf16 where the CPU has AMX/AVX-512 BF16 (a reduced-precision fp32 model, said in the fingerprint).
+PRECISIONS = {"f32": "f32", "bf16": "bf16", "f16": "f16"}
+# OpenVINO element type name -> onnxruntime's type string, which the input synthesis and checks read
+_TYPES = {
+    "f32": "tensor(float)",
+    "f16": "tensor(float16)",
+    "f64": "tensor(double)",
+    "i64": "tensor(int64)",
+    "i32": "tensor(int32)",
+    "i8": "tensor(int8)",
+    "u8": "tensor(uint8)",
+    "boolean": "tensor(bool)",
+}
+
+
+def openvino_module() -> Any:
+    try:
+        import openvino
+    except ImportError as exc:
+        raise BenchmarkError(f"runtime 'openvino' needs the openvino package: {INSTALL}") from exc
+    return openvino
+
+
+def openvino_version() -> str | None:
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return str(openvino.__version__)
+
+
+@dataclass(frozen=True)
+class _Input:
+    """An onnxruntime NodeArg look-alike: name, shape (ints, or strings for dynamic dims), type."""
+
+    name: str
+    shape: list
+    type: str
+
+
+class OpenVinoSession:
+    """One compiled model and one infer request: ``run(None, feeds)`` is one synchronous inference."""
+
+    def __init__(self, path: str | os.PathLike[str], threads: int, precision: str | None) -> None:
+        ov = openvino_module()
+        core = ov.Core()
+        config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        if precision is not None:
+            config["INFERENCE_PRECISION_HINT"] = PRECISIONS[precision]
+        try:
+            self.model = core.read_model(str(path))
+            self.compiled = core.compile_model(self.model, "CPU", config)
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses for unsupported models
+            text = " ".join(str(exc).split())[:300]
+            raise BenchmarkError(f"{path}: OpenVINO cannot load the model ({text})") from exc
+        self.request = self.compiled.create_infer_request()
+        hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.precision = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+
+    def get_inputs(self) -> list[_Input]:
+        inputs = []
+        for port in self.model.inputs:
+            shape = [d.get_length() if d.is_static else "?" for d in port.get_partial_shape()]
+            kind = _TYPES.get(port.get_element_type().get_type_name(), port.get_element_type().get_type_name())
+            inputs.append(_Input(port.get_any_name(), shape, kind))
+        return inputs
+
+    def run(self, _output_names: Any, feeds: dict) -> list:
+        results = self.request.infer(feeds)
+        return [results[port] for port in self.compiled.outputs]

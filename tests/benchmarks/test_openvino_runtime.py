@@ -1,0 +1,107 @@
+"""OpenVINO as a benchmark runtime, through the CLI: the same statistics, rounds and raw samples as
+onnxruntime, comparisons across runtimes, and a clear exit 2 where the runtime is not installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeport.benchmarks import BenchSettings
+from edgeport.benchmarks.openvino_runtime import OpenVinoSession
+from edgeport.cli import main
+from edgeport.errors import ConfigError
+
+# openvino is in the dev extra, so CI runs these; the refusal test at the end needs no openvino at all
+needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench(capsys, *args):
+    code = main(["bench", "--quiet", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@needs_openvino
+def test_openvino_runs_the_onnx_file_and_agrees_with_onnxruntime(fp32_onnx, digits16):
+    import onnxruntime as ort
+
+    x = digits16.val.x[:4]
+    ov = OpenVinoSession(fp32_onnx, threads=1, precision="f32")
+    (name,) = [i.name for i in ov.get_inputs()]
+    assert ov.get_inputs()[0].type == "tensor(float)" and ov.get_inputs()[0].shape[0] == "?"
+    reference = ort.InferenceSession(str(fp32_onnx), providers=["CPUExecutionProvider"]).run(None, {name: x})[0]
+    (logits,) = ov.run(None, {name: x})
+    assert ov.precision == "f32"
+    np.testing.assert_allclose(logits, reference, rtol=1e-3, atol=1e-3)
+
+
+@needs_openvino
+def test_bench_on_openvino_records_runtime_precision_and_raw_samples(capsys, fp32_onnx):
+    code, out, err = _bench(
+        capsys, fp32_onnx, "--runtime", "openvino", "--precision", "f32", "--iterations", 40, "--rounds", 4, "--json"
+    )
+    assert code == 0, err
+    (result,) = json.loads(out)["results"]
+    settings = result["settings"]
+    assert settings["runtime"] == "openvino" and settings["precision"] == "f32" and settings["precision_used"] == "f32"
+    assert len(result["samples_ms"]) == 40 and settings["round_sizes"] == [10, 10, 10, 10]
+    assert result["environment"]["openvino"] and result["stats"]["p50_ms"] > 0
+
+
+@needs_openvino
+def test_vs_compares_the_same_file_across_runtimes(capsys, fp32_onnx, tmp_path):
+    out_file = tmp_path / "result.json"
+    args = ("--vs", f"{fp32_onnx}@openvino/f32", "--iterations", 40, "--rounds", 8, "-o", out_file)
+    code, out, err = _bench(capsys, fp32_onnx, *args)
+    assert code == 0, err
+    report = json.loads(out_file.read_text())
+    assert [r["settings"]["runtime"] for r in report["results"]] == ["ort", "openvino"]
+    (comparison,) = report["comparisons"]
+    assert comparison["verdict"] in ("faster", "slower", "no detectable difference")
+    assert "openvino f32" in out  # the table names each model's runtime
+
+
+@needs_openvino
+def test_runtime_all_measures_every_installed_runtime_against_onnxruntime(capsys, fp32_onnx):
+    code, out, err = _bench(capsys, fp32_onnx, "--runtime", "all", "--iterations", 20, "--rounds", 4, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert [r["model"] for r in report["results"]] == ["ort", "openvino"]
+    assert [(c["a"], c["b"]) for c in report["comparisons"]] == [("ort", "openvino")]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--precision", "bf16"), "--precision is OpenVINO's"),
+        (("--runtime", "all", "--vs", "X.onnx"), "--runtime all compares"),
+        (("--runtime", "openvino", "--provider", "cuda"), "runtime 'openvino' runs on the CPU"),
+    ],
+)
+def test_runtime_options_that_do_not_fit_exit_2(capsys, fp32_onnx, args, message):
+    code, _, err = _bench(capsys, fp32_onnx, *args)
+    assert code == 2 and message in err
+
+
+def test_a_precision_hint_needs_openvino():
+    with pytest.raises(ConfigError, match="applies to runtime 'openvino'"):
+        BenchSettings(precision="bf16")
+
+
+def test_without_openvino_installed_the_runtime_exits_2_with_the_install_command(fp32_onnx):
+    # a real interpreter in which `import openvino` fails, as on a machine without the extra
+    code = (
+        "import sys; sys.modules['openvino'] = None\n"
+        "from edgeport.cli import main\n"
+        f"sys.exit(main(['bench', {str(fp32_onnx)!r}, '--runtime', 'openvino', '--iterations', '10', '--quiet']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 2
+    assert "pip install 'edgeport[openvino]'" in done.stderr and len(done.stderr.strip().splitlines()) == 1

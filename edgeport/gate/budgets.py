@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgeport.config import read_project_file, validation_message
 from edgeport.errors import ConfigError
@@ -48,6 +49,9 @@ class GateTarget(_Strict):
     description: str | None = None
     batch: int = Field(1, gt=0)
     threads: int = Field(1, gt=0)
+    # The runtime that executes the artifact on the target; results measured on another are refused
+    runtime: Literal["ort", "openvino"] = "ort"
+    precision: Literal["f32", "bf16", "f16"] | None = None  # openvino: inference precision hint
     p50_ms: float | None = Field(None, gt=0)
     p90_ms: float | None = Field(None, gt=0)
     p99_ms: float | None = Field(None, gt=0)
@@ -57,6 +61,12 @@ class GateTarget(_Strict):
     min_speedup: float | None = Field(None, gt=0)  # fp32 p50 / artifact p50
     max_regression: float | None = Field(None, gt=0, lt=10)  # relative slowdown vs a baseline: 0.10 = 10%
     hardware: Hardware = Hardware()
+
+    @model_validator(mode="after")
+    def _precision_needs_openvino(self) -> GateTarget:
+        if self.precision is not None and self.runtime != "openvino":
+            raise ValueError('precision is OpenVINO\'s inference precision hint: set runtime = "openvino"')
+        return self
 
     def checks(self) -> list[str]:
         return [name for name in CHECKS if getattr(self, name) is not None]

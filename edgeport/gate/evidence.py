@@ -135,8 +135,18 @@ def _measurement(entry: _Entry, source: str) -> Measurement:
     )
 
 
-def read_result(path: str | Path, batch: int, threads: int) -> tuple[Measurement, Measurement | None]:
-    """The artifact's measurement at ``batch`` and ``threads``, and the fp32 reference's when the file has one."""
+def _runtime(entry: _Entry) -> tuple[str, str | None]:
+    """The runtime a result was measured on (results written before runtimes existed: onnxruntime)."""
+    settings = entry.settings.model_dump()
+    return settings.get("runtime") or "ort", settings.get("precision")
+
+
+def read_result(
+    path: str | Path, batch: int, threads: int, runtime: tuple[str, str | None] = ("ort", None)
+) -> tuple[Measurement, Measurement | None]:
+    """The artifact's measurement at ``batch`` and ``threads``, and the fp32 reference's when the file has one;
+    both must have been measured on ``runtime`` (name, precision hint): a latency from another runtime
+    says nothing about this target."""
     source = str(path)
     data = read_json(path, "result file")
     if "samples_ms" in data:
@@ -158,6 +168,13 @@ def read_result(path: str | Path, batch: int, threads: int) -> tuple[Measurement
             f"{source}: no measurement at batch {batch}, {threads} thread(s), which the target's budget "
             f"is for; the file has (batch, threads) {have}"
         )
+    for role, entry in found.items():
+        if _runtime(entry) != runtime:
+            measured, wanted = ("/".join(filter(None, r)) for r in (_runtime(entry), runtime))
+            raise ConfigError(
+                f"{source}: the {role} was measured on runtime {measured!r}; the target is for {wanted!r}: "
+                f"measure it there (edgeport bench --runtime {runtime[0]}) or let the gate measure (--artifact)"
+            )
     reference = _measurement(found["reference"], source) if "reference" in found else None
     return _measurement(found["artifact"], source), reference
 

@@ -23,6 +23,10 @@ from edgeport.gate.request import MODES, GateRequest
 T = TypeVar("T")
 
 
+def _runtime(target: GateTarget) -> tuple[str, str | None]:
+    return target.runtime, target.precision
+
+
 def required(value: T | None, what: str) -> T:
     """Evidence that the up-front checks proved present before any measurement: None here is a bug."""
     if value is None:
@@ -97,10 +101,10 @@ def read_measurements(request: GateRequest, target: GateTarget) -> GateEvidence:
     measuring = request.result is None
     ev.measure_reference = measuring and request.reference is not None and target.min_speedup is not None
     if request.result is not None:
-        ev.current, ev.reference = read_result(request.result, target.batch, target.threads)
+        ev.current, ev.reference = read_result(request.result, target.batch, target.threads, _runtime(target))
         ev.reference_paired = ev.reference is not None  # the same file measured both, interleaved
     if ev.reference is None and request.reference_result is not None and not ev.measure_reference:
-        ev.reference = read_result(request.reference_result, target.batch, target.threads)[0]
+        ev.reference = read_result(request.reference_result, target.batch, target.threads, _runtime(target))[0]
         ev.reference_paired = False
     return ev
 
@@ -128,7 +132,7 @@ def read_baseline(request: GateRequest, target: GateTarget) -> Measurement | Non
     """--baseline's measurement at the target's settings (a --baseline-artifact is measured instead)."""
     if request.baseline is None:
         return None
-    return read_result(request.baseline, target.batch, target.threads)[0]
+    return read_result(request.baseline, target.batch, target.threads, _runtime(target))[0]
 
 
 def measuring_environment(ev: GateEvidence) -> dict:

@@ -43,7 +43,13 @@ class Measurer:
             iterations=request.iterations,
             rounds=request.rounds,
             seed=request.seed,
+            runtime=target.runtime,  # measured on the runtime the target ships with
+            precision=target.precision,
         )
+        if target.runtime == "openvino":
+            from edgeport.benchmarks.openvino_runtime import openvino_module
+
+            openvino_module()  # not installed: exit 2 with the install command, before any measuring
         self.progress = progress
         self.count = 0
 

@@ -44,6 +44,7 @@ class GateReport:
     extra_measurements: int
     batch: int
     threads: int
+    runtime: str  # the runtime the latency was measured on ("openvino/bf16" with a precision hint)
     sources: GateSources
     environment: dict[str, Any]  # where the artifact was measured
 
@@ -66,7 +67,7 @@ class GateReport:
             },
             "samples": self.samples,
             "extra_measurements": self.extra_measurements,
-            "settings": {"batch": self.batch, "threads": self.threads},
+            "settings": {"batch": self.batch, "threads": self.threads, "runtime": self.runtime},
             "sources": {
                 "result": self.sources.result,
                 "baseline": self.sources.baseline,
@@ -107,6 +108,7 @@ def build_report(
         extra_measurements=judgement.extra_measurements,
         batch=target.batch,
         threads=target.threads,
+        runtime="/".join(filter(None, (target.runtime, target.precision))),
         sources=GateSources(
             result=str(request.result) if request.result else "measured now",
             baseline=str(request.baseline or request.baseline_artifact or "") or None,

@@ -59,6 +59,7 @@ def print_table(report: dict) -> None:
     console.print(table)
     console.print(
         f"artifact sha256 {report['artifact']['sha256'][:16]}..., {report['samples']} latency samples"
+        + f" on runtime {report['settings'].get('runtime', 'ort')}"
         + (f" ({report['extra_measurements']} extra measurement(s))" if report["extra_measurements"] else "")
     )
     verdict = report["verdict"].upper()

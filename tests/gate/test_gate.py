@@ -4,6 +4,7 @@ synthetic latency distributions; and the gate without torch."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import subprocess
 import sys
@@ -530,3 +531,37 @@ def test_min_speedup_against_another_fp32_model_is_refused(tmp_path, capsys, mod
     budget = write_budget(tmp_path, "[targets.cpu]\nmin_speedup = 1.2\n")
     code, _, err = gate(capsys, "--budget", budget, "--result", latency, "--manifest", manifest)
     assert code == 2 and "is not the fp32 model" in err
+
+
+# -- targets with a runtime -------------------------------------------------------------------------------
+
+OPENVINO_BUDGET = """
+[targets.ov]
+batch = 1
+threads = 1
+runtime = "openvino"
+precision = "f32"
+p90_ms = 100.0
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")
+def test_a_target_with_runtime_openvino_is_measured_there(tmp_path, capsys, model):
+    budget = write_budget(tmp_path, OPENVINO_BUDGET)
+    code, out, err = gate(capsys, "--budget", budget, "--artifact", model, "--iterations", "100", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["settings"]["runtime"] == "openvino/f32" and report["verdict"] == "pass"
+
+
+def test_a_result_measured_on_another_runtime_is_refused(tmp_path, capsys, model):
+    result = write_result(tmp_path / "r.json", model, draw(np.random.default_rng(1)))  # an onnxruntime result
+    code, _, err = gate(capsys, "--budget", write_budget(tmp_path, OPENVINO_BUDGET), "--result", result)
+    assert code == 2 and "measured on runtime 'ort'; the target is for 'openvino/f32'" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_precision_hint_without_openvino_is_refused(tmp_path, capsys, model):
+    budget = write_budget(tmp_path, OPENVINO_BUDGET.replace('runtime = "openvino"\n', ""))
+    code, _, err = gate(capsys, "--budget", budget, "--artifact", model)
+    assert code == 2 and "precision is OpenVINO's" in err

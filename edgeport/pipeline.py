@@ -24,6 +24,7 @@ from edgeport.exporter import ExportResult, onnx_predict
 from edgeport.manifest import check_manifest
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends.fallback import fallback_miss
+from edgeport.quant_backends.guard import DEFAULT_MAX_DROP
 from edgeport.quant_backends.target import saturation_warning
 from edgeport.report.run_report import render_run_report
 from edgeport.run_manifest import MANIFEST_SCHEMA, build_manifest
@@ -46,6 +47,7 @@ from edgeport.stages import (
     validate,
 )
 from edgeport.stages.kd_gain import KDGain, kd_gain
+from edgeport.stages.runtimes import runtime_table, runtime_variants
 
 __all__ = ["MANIFEST_SCHEMA", "RunBuild", "run_id_for", "run_pipeline"]
 
@@ -78,6 +80,7 @@ class RunBuild:
     shipped: TrainedModel | None = None  # the student exported: the KD one, or the baseline when better on val
     choice: StudentChoice | None = None
     kd_gain: KDGain | None = None  # with student.kd_seeds > 1: the KD gain over seeds
+    runtimes: dict | None = None  # every installed runtime's latency and accuracy, the fastest faithful one
     export: ExportResult | None = None
     quantized: QuantizedStudent | None = None
     accuracies: dict | None = None
@@ -176,14 +179,20 @@ def _evaluate(build: RunBuild) -> dict:
 
 
 def _benchmark(build: RunBuild, root: Path, progress: Progress) -> dict:
-    """fp32 and int8 measured interleaved on real test images; raw samples to latency.json."""
+    """fp32 and int8 measured interleaved on real test images, on every installed runtime (stages/
+    runtimes.py); raw samples to latency.json; each runtime's accuracy and agreement on val."""
     assert build.export and build.quantized
     bench = bench_settings(build.config.bench, build.config.seed)
     sample = {"input": batch_of(build.prepared.splits.test.x, bench.batch)}
-    models = {"fp32": build.export.path, "int8": build.quantized.result.path}
-    with progress.task("benchmark fp32 vs int8", total=bench.rounds) as advance:
-        results = measure_interleaved(models, bench, sample, advance)
+    paths = {"fp32": build.export.path, "int8": build.quantized.result.path}
+    variants = runtime_variants()
+    models = {v.label: paths[v.model] for v in variants}
+    with progress.task("benchmark fp32 vs int8 on every runtime", total=bench.rounds) as advance:
+        results = measure_interleaved(models, bench, sample, advance, runtimes={v.label: v.runtime for v in variants})
     atomic_write_json(root / "latency.json", {k: r.to_dict() for k, r in results.items()})
+    drop = build.config.quantize.max_accuracy_drop
+    val = build.prepared.splits.val
+    build.runtimes = runtime_table(variants, paths, results, val.x, val.y, DEFAULT_MAX_DROP if drop is None else drop)
     return results
 
 

@@ -106,6 +106,7 @@ def build_manifest(
         "fallback": fallback.describe() if fallback is not None else None,
         "warnings": build.warnings,
         "latency": _latency(build),
+        "runtimes": build.runtimes,  # fp32 and int8 on every installed runtime; the fastest faithful one
         "environment": build.latency["fp32"].environment,
         "versions": package_versions(),
         "timings_s": timings,

@@ -182,6 +182,32 @@ def _files_section(manifest: dict) -> list[str]:
     ]
 
 
+def _runtimes_section(manifest: dict) -> list[str]:
+    table = manifest.get("runtimes")
+    if not table or len(table["rows"]) <= 2:  # onnxruntime only: the latency section says it all
+        return []
+    lines = [
+        "",
+        "## Every installed runtime",
+        "",
+        "| model | runtime | precision used | p50 | p90 | p50 / onnxruntime fp32 | val top-1 % | top-1 agreement "
+        "with the same file on onnxruntime | faithful |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in table["rows"]:
+        precision = row["precision_used"] or ("int8" if row["model"] == "int8" else "fp32")  # onnxruntime: as stored
+        lines.append(
+            f"| {row['model']} | {row['runtime']} | {precision} | {_us(row['p50_ms'])} | {_us(row['p90_ms'])} "
+            f"| {row['p50_over_ort_fp32']:.2f} | {row['val_accuracy']:.2f} | {row['top1_agreement_with_ort']:.1f}% "
+            f"| {'yes' if row['faithful'] else 'no'} |"
+        )
+    lines += [
+        "",
+        f"Fastest within {table['tolerance_points']:g} point(s) of fp32 on val: **{table['fastest_faithful']}**.",
+    ]
+    return lines
+
+
 def render_run_report(manifest: dict) -> str:
-    sections = (_accuracy_section, _quantization_section, _latency_section, _files_section)
+    sections = (_accuracy_section, _quantization_section, _latency_section, _runtimes_section, _files_section)
     return "\n".join(line for section in sections for line in section(manifest))

@@ -46,6 +46,17 @@ def print_summary(manifest: dict, folder: Path, console: Console | None = None) 
     if "verdict" in manifest:
         console.print(f"int8 {manifest['verdict']}", highlight=False)
     console.print(latency_verdict(lat["int8_over_fp32_p50"]), highlight=False)
+    runtimes = manifest.get("runtimes")
+    if runtimes and len(runtimes["rows"]) > 2:  # more than onnxruntime's two: name the fastest faithful one
+        best = next((r for r in runtimes["rows"] if r["label"] == runtimes["fastest_faithful"]), None)
+        if best is not None:
+            console.print(
+                f"fastest faithful on this CPU: {best['model']} on {best['runtime']}"
+                + (f" ({best['precision_used']})" if best["precision_used"] else "")
+                + f", p50 {best['p50_ms'] * 1000:.1f} us = {best['p50_over_ort_fp32']:.2f}x onnxruntime fp32"
+                + " (report.md: every runtime)",
+                highlight=False,
+            )
     console.print(f"run folder: {folder}", highlight=False)
 
 

@@ -3,6 +3,7 @@ on the student the pipeline trained, with every attempt and the chosen recipe re
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sqlite3
 import subprocess
@@ -37,6 +38,19 @@ def test_run_with_backend_auto_records_its_attempts_and_the_chosen_recipe(tmp_pa
     assert manifest["guard"]["within_tolerance"] == chosen["within_tolerance"]
     assert manifest["verdict"].startswith("within tolerance" if chosen["within_tolerance"] else "OUTSIDE")
     assert not [p for p in folder.iterdir() if p.name.startswith(".auto-")]  # no staging left behind
+    # every installed runtime measured and judged; onnxruntime's int8 row agrees with the guard
+    runtimes = manifest["runtimes"]
+    rows = {row["label"]: row for row in runtimes["rows"]}
+    expected = {"fp32", "int8"} | (
+        {"fp32@openvino/f32", "fp32@openvino", "int8@openvino"} if importlib.util.find_spec("openvino") else set()
+    )
+    assert set(rows) == expected and set(json.loads((folder / "latency.json").read_text())) == expected
+    assert rows["int8"]["faithful"] == manifest["guard"]["within_tolerance"]
+    assert rows["fp32"]["p50_over_ort_fp32"] == 1.0 and rows["fp32"]["top1_agreement_with_ort"] == 100.0
+    assert (
+        runtimes["fastest_faithful"]
+        == min((r for r in rows.values() if r["faithful"]), key=lambda r: r["p50_ms"])["label"]
+    )
 
 
 def test_search_takes_auto_as_a_backend_and_names_the_chosen_recipe(tmp_path):

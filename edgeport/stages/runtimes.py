@@ -1,0 +1,92 @@
+"""Every installed runtime in `edgeport run`: the fp32 and int8 artifacts measured on onnxruntime and,
+where the openvino extra is installed, on OpenVINO (the int8 file as it is; the fp32 file at f32 and at
+OpenVINO's own CPU default, bf16 on CPUs with AMX or AVX-512 BF16: a reduced-precision baseline that
+needs no calibration), all interleaved in one measurement. Each combination is also run on the
+validation split, so its accuracy and its agreement with the same file on onnxruntime are known (the
+numerics of one artifact differ between runtimes). The fastest combination within the guard's
+tolerance is named: on a CPU where OpenVINO runs int8 three times faster, that is what a user ships.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeport.benchmarks.records import RuntimeChoice
+from edgeport.distill import accuracy
+
+ORT = RuntimeChoice("ort")
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str  # the key in latency.json: "fp32", "int8", "int8@openvino", "fp32@openvino/f32", ...
+    model: str  # "fp32" or "int8": which artifact
+    runtime: RuntimeChoice
+
+
+def runtime_variants() -> list[Variant]:
+    """The combinations to measure: onnxruntime always, OpenVINO when installed."""
+    from edgeport.benchmarks.openvino_runtime import openvino_version
+
+    variants = [Variant("fp32", "fp32", ORT), Variant("int8", "int8", ORT)]
+    if openvino_version():
+        variants += [
+            Variant("fp32@openvino/f32", "fp32", RuntimeChoice("openvino", "f32")),
+            Variant("fp32@openvino", "fp32", RuntimeChoice("openvino")),  # its default: bf16 where the CPU has it
+            Variant("int8@openvino", "int8", RuntimeChoice("openvino")),
+        ]
+    return variants
+
+
+def _outputs(variant: Variant, path, x: np.ndarray) -> np.ndarray:
+    from edgeport.benchmarks.openvino_runtime import OpenVinoSession
+    from edgeport.exporter import onnx_predict
+
+    if variant.runtime.name == "ort":
+        return onnx_predict(path, x)
+    session = OpenVinoSession(path, threads=1, precision=variant.runtime.precision)
+    (name,) = [i.name for i in session.get_inputs()]
+    return np.concatenate([np.asarray(session.run(None, {name: x[i : i + 256]})[0]) for i in range(0, len(x), 256)])
+
+
+def runtime_table(
+    variants: list[Variant], paths: dict[str, object], results: dict, val_x: np.ndarray, val_y: np.ndarray, drop: float
+) -> dict:
+    """One row per combination (latency, precision used, val accuracy, agreement with the same file on
+    onnxruntime, faithful or not), and the fastest faithful one. Faithful: val accuracy at most ``drop``
+    points below the fp32 model on onnxruntime (the guard's tolerance)."""
+    ort_outputs = {v.model: _outputs(v, paths[v.model], val_x) for v in variants if v.runtime.name == "ort"}
+    reference = accuracy(ort_outputs["fp32"], val_y)
+    base_p50 = results["fp32"].stats["p50_ms"]
+    rows = []
+    for variant in variants:
+        outputs = (
+            ort_outputs[variant.model]
+            if variant.runtime.name == "ort"
+            else _outputs(variant, paths[variant.model], val_x)
+        )
+        val_accuracy = accuracy(outputs, val_y)
+        result = results[variant.label]
+        rows.append(
+            {
+                "label": variant.label,
+                "model": variant.model,
+                "runtime": variant.runtime.name,
+                "precision": variant.runtime.precision,
+                "precision_used": result.settings.get("precision_used"),
+                "p50_ms": result.stats["p50_ms"],
+                "p90_ms": result.stats["p90_ms"],
+                "p50_over_ort_fp32": result.stats["p50_ms"] / base_p50,
+                "val_accuracy": val_accuracy,
+                "top1_agreement_with_ort": float(
+                    (outputs.argmax(1) == ort_outputs[variant.model].argmax(1)).mean() * 100
+                ),
+                "max_abs_diff_vs_ort": float(np.abs(outputs - ort_outputs[variant.model]).max()),
+                "faithful": val_accuracy >= reference - drop,
+            }
+        )
+    faithful = [r for r in rows if r["faithful"]]
+    fastest = min(faithful, key=lambda r: r["p50_ms"])["label"] if faithful else None
+    return {"tolerance_points": drop, "rows": rows, "fastest_faithful": fastest}

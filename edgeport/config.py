@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from edgeport.bench_defaults import RUN
 from edgeport.errors import ConfigError
@@ -66,6 +66,15 @@ class BenchSection(_Section):
     warmup: int = Field(RUN.warmup, ge=0)
     iterations: int = Field(RUN.iterations, gt=0)
     rounds: int = Field(RUN.rounds, gt=0)
+    # The runtime the artifact ships with (a search dimension: "bench.runtime" = ["ort", "openvino"])
+    runtime: Literal["ort", "openvino"] = "ort"
+    precision: Literal["f32", "bf16", "f16"] | None = None  # openvino: its inference precision hint
+
+    @model_validator(mode="after")
+    def _precision_needs_openvino(self) -> BenchSection:
+        if self.precision is not None and self.runtime != "openvino":
+            raise ValueError('precision is OpenVINO\'s inference precision hint: set bench.runtime = "openvino"')
+        return self
 
 
 class RunConfig(_Section):

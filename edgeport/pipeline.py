@@ -185,7 +185,7 @@ def _benchmark(build: RunBuild, root: Path, progress: Progress) -> dict:
     bench = bench_settings(build.config.bench, build.config.seed)
     sample = {"input": batch_of(build.prepared.splits.test.x, bench.batch)}
     paths = {"fp32": build.export.path, "int8": build.quantized.result.path}
-    variants = runtime_variants()
+    variants = runtime_variants(bench.runtime_choice)
     models = {v.label: paths[v.model] for v in variants}
     with progress.task("benchmark fp32 vs int8 on every runtime", total=bench.rounds) as advance:
         results = measure_interleaved(models, bench, sample, advance, runtimes={v.label: v.runtime for v in variants})

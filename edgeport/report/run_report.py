@@ -149,7 +149,9 @@ def _latency_section(manifest: dict) -> list[str]:
     settings = lat["settings"]
     lines = [
         "",
-        "## Latency (onnxruntime CPU)",
+        "## Latency (onnxruntime CPU)"
+        if settings.get("runtime", "ort") == "ort"
+        else f"## Latency (OpenVINO CPU, {settings.get('precision_used') or 'default precision'})",
         "",
         f"Batch {settings['batch']}, {settings['threads']} thread(s), {settings['warmup']} warm-up runs, "
         f"{lat['fp32']['count']} timed runs per model, interleaved in {settings['rounds']} rounds; "

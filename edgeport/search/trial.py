@@ -30,6 +30,19 @@ LATENCY_KEYS = (
 )
 
 
+def _key_settings(settings) -> dict:
+    """The settings a cached latency depends on. onnxruntime's default leaves the runtime fields out, so
+    benchmarks cached before runtimes existed still match; OpenVINO adds its version."""
+    found = asdict(settings)
+    if settings.runtime == "ort":
+        found.pop("runtime"), found.pop("precision")
+    else:
+        from edgeport.benchmarks.openvino_runtime import openvino_version
+
+        found["openvino"] = openvino_version()
+    return found
+
+
 def bench_trial(plan: TrialPlan, entries: dict, cache: StageCache, device) -> tuple[dict, bool]:
     """Latency of the trial's artifact on ``device`` (a BenchDevice) at its batch and threads (cached by content)."""
     config = plan.candidate.config
@@ -37,7 +50,7 @@ def bench_trial(plan: TrialPlan, entries: dict, cache: StageCache, device) -> tu
     settings = bench_settings(config.bench, config.seed)
     # "target" is part of the cache key's content: renaming it would miss every cached benchmark.
     key = stage_key(
-        "benchmark", model=artifact["files"]["model.onnx"], settings=asdict(settings), target=device.identity()
+        "benchmark", model=artifact["files"]["model.onnx"], settings=_key_settings(settings), target=device.identity()
     )
     found = cache.lookup("benchmark", key)
     if found is not None:

@@ -14,4 +14,6 @@ def bench_settings(section: BenchSection, seed: int) -> BenchSettings:
         iterations=section.iterations,
         rounds=section.rounds,
         seed=seed,
+        runtime=section.runtime,
+        precision=section.precision,
     )

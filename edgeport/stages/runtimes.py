@@ -26,18 +26,25 @@ class Variant:
     runtime: RuntimeChoice
 
 
-def runtime_variants() -> list[Variant]:
-    """The combinations to measure: onnxruntime always, OpenVINO when installed."""
+def runtime_variants(primary: RuntimeChoice = ORT) -> list[Variant]:
+    """The combinations to measure: "fp32" and "int8" on the run's own runtime (``bench.runtime``, what
+    its latency section and the gate read), then onnxruntime and OpenVINO (when installed) beside it."""
     from edgeport.benchmarks.openvino_runtime import openvino_version
 
-    variants = [Variant("fp32", "fp32", ORT), Variant("int8", "int8", ORT)]
+    variants = [Variant("fp32", "fp32", primary), Variant("int8", "int8", primary)]
+    if primary.name != "ort":
+        variants += [Variant("fp32@ort", "fp32", ORT), Variant("int8@ort", "int8", ORT)]
     if openvino_version():
-        variants += [
+        others = [
             Variant("fp32@openvino/f32", "fp32", RuntimeChoice("openvino", "f32")),
             Variant("fp32@openvino", "fp32", RuntimeChoice("openvino")),  # its default: bf16 where the CPU has it
             Variant("int8@openvino", "int8", RuntimeChoice("openvino")),
         ]
-    return variants
+        variants += others
+    unique: dict[tuple, Variant] = {}
+    for variant in variants:  # the run's own runtime may be one of the others: measure each pair once
+        unique.setdefault((variant.model, variant.runtime), variant)
+    return list(unique.values())
 
 
 def _outputs(variant: Variant, path, x: np.ndarray) -> np.ndarray:
@@ -59,7 +66,8 @@ def runtime_table(
     points below the fp32 model on onnxruntime (the guard's tolerance)."""
     ort_outputs = {v.model: _outputs(v, paths[v.model], val_x) for v in variants if v.runtime.name == "ort"}
     reference = accuracy(ort_outputs["fp32"], val_y)
-    base_p50 = results["fp32"].stats["p50_ms"]
+    ort_fp32 = next(v.label for v in variants if v.model == "fp32" and v.runtime == ORT)
+    base_p50 = results[ort_fp32].stats["p50_ms"]
     rows = []
     for variant in variants:
         outputs = (

@@ -4,6 +4,7 @@ Ray, halving, budgets, and bad input."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import signal
@@ -402,3 +403,26 @@ def test_cache_rebuilds_an_entry_whose_file_was_damaged(tmp_path):
     assert (cache.entry("export", "k1") / RESULT).is_file()
     Path(stored["paths"]["model.onnx"]).write_bytes(b"damaged")
     assert cache.lookup("export", "k1") is None and not cache.entry("export", "k1").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")
+def test_a_runtime_dimension_measures_each_trial_on_its_runtime(tmp_path):
+    config = tiny_config(tmp_path, '"quantize.backend" = ["ort-static"]\n"bench.runtime" = ["ort", "openvino"]\n')
+    proc = search_cli("--config", str(config), "--out", str(tmp_path / "out"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    folder = search_folder(tmp_path / "out")
+    trials = json.loads((folder / "trials.json").read_text())
+    runtimes = {}
+    for trial in trials:
+        bench = json.loads(Path(trial["artifacts"]["benchmark"]).read_text())
+        runtimes[trial["params"]["bench.runtime"]] = bench["settings"]["runtime"]
+    assert runtimes == {"ort": "ort", "openvino": "openvino"}  # each trial measured where it says
+    assert {r["bench.runtime"] for r in read_csv(folder / "trials.csv")} == {"ort", "openvino"}
+    best = json.loads((folder / "best" / "manifest.json").read_text())
+    assert best["latency"]["settings"]["runtime"] == best["params"]["bench.runtime"]
+
+
+def test_a_precision_hint_without_openvino_is_refused(tmp_path, capsys):
+    config = tiny_config(tmp_path, '"bench.precision" = ["bf16"]\n')
+    proc = search_cli("--config", str(config), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "precision is OpenVINO's" in proc.stderr

@@ -85,6 +85,9 @@ class OpenVinoSession:
             inputs.append(_Input(port.get_any_name(), shape, kind))
         return inputs
 
+    def get_outputs(self) -> list[_Input]:
+        return [_Input(port.get_any_name(), [], "") for port in self.compiled.outputs]
+
     def run(self, _output_names: Any, feeds: dict) -> list:
         results = self.request.infer(feeds)
         return [results[port] for port in self.compiled.outputs]

@@ -151,6 +151,21 @@ def reference_agreement(
     return {"samples": int(len(outputs)), **fidelity(ort_outputs[:samples], outputs)}
 
 
+def other_runtimes(int8_path: str | os.PathLike, inputs: dict[str, np.ndarray], ort_outputs: np.ndarray) -> dict:
+    """The same int8 file on every other installed runtime (OpenVINO), against onnxruntime's outputs: the
+    numerics of one artifact differ between runtimes (kernels, fusions, OpenVINO's bf16 default)."""
+    from edgeport.benchmarks.openvino_runtime import OpenVinoSession, openvino_version
+
+    if not openvino_version():
+        return {}
+    try:
+        session = OpenVinoSession(int8_path, threads=1, precision=None)  # as it would be deployed
+        outputs = next(iter(run_all_outputs(session, inputs).values()))
+    except Exception as exc:  # an op OpenVINO lacks, or its own error types: recorded, not fatal
+        return {"openvino": {"error": " ".join(str(exc).split())[:300]}}
+    return {"openvino": {"precision_used": session.precision, **fidelity(ort_outputs, outputs)}}
+
+
 def _check(int8_path: Path, fp32_path: str | os.PathLike) -> str:
     """onnx.checker's full check (with shape inference). When the fp32 source fails it with the same
     complaint (outputs declared without shapes, as contrib ops leave them; onnxruntime runs such
@@ -212,6 +227,7 @@ def verify_with_outputs(
         "samples": int(len(int8_out)),
         "vs_fp32": fidelity(fp32_out, int8_out, sequence=_first_output_is_sequence(fp32_path)),
         "reference_runtime": reference_agreement(int8_path, inputs, int8_out),
+        "other_runtimes": other_runtimes(int8_path, inputs, int8_out),
         "coverage": coverage,
     }
     if labels is not None:

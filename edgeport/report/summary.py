@@ -96,6 +96,15 @@ def print_quantize_summary(manifest: dict, path: Path, console: Console | None =
     else:
         agreement = f"mean cosine {reference['mean_cosine']:.4f}"
     table.add_row("second runtime (onnx.reference)", agreement)
+    for name, other in verification.get("other_runtimes", {}).items():  # the same int8 file on OpenVINO
+        shown = (
+            f"not run: {other['error']}"
+            if "error" in other
+            else f"mean cosine {other['mean_cosine']:.4f}"
+            + (f", top-1 agreement {other['top1_agreement']:.2f}%" if "top1_agreement" in other else "")
+            + f" ({other['precision_used']})"
+        )
+        table.add_row(f"same file on {name}", shown)
     fallback = manifest.get("fallback")
     if fallback:
         table.add_row(

@@ -105,3 +105,16 @@ def test_without_openvino_installed_the_runtime_exits_2_with_the_install_command
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 2
     assert "pip install 'edgeport[openvino]'" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+@needs_openvino
+def test_verification_runs_the_int8_file_on_openvino_too(tmp_path, fp32_onnx, digits16):
+    from edgeport.quant_backends import quant_config, quantize
+    from edgeport.quant_backends.verify import verify_int8
+
+    out = tmp_path / "int8.onnx"
+    quantize(fp32_onnx, {"input": digits16.train.x[:64]}, quant_config(backend="ort-static"), out)
+    report = verify_int8(out, fp32_onnx, {"input": digits16.val.x}, digits16.val.y)
+    other = report["other_runtimes"]["openvino"]
+    assert other["precision_used"] in ("f32", "bf16") and other["top1_agreement"] > 90
+    assert 0 < other["mean_cosine"] <= 1.0 + 1e-9

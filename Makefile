@@ -38,7 +38,8 @@ lint: $(DEV_STAMP)
 test-all: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q
 
-perf: $(STAMP)
+perf: $(DEV_STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,perf]'
 	$(BIN)/python perf/run_default.py
 	$(BIN)/python perf/backends.py
 	$(BIN)/python perf/bench_overhead.py
@@ -49,6 +50,7 @@ perf: $(STAMP)
 	$(BIN)/python perf/fallback_steps.py
 	$(BIN)/python perf/foreign_exporters.py
 	$(BIN)/python perf/kd_students.py
+	$(BIN)/python perf/runtimes.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

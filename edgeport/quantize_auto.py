@@ -17,12 +17,12 @@ from edgeport.errors import EdgeportError
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends import ModelSource, QuantConfig, QuantResult, quantize
 from edgeport.quant_backends.fallback import quantize_with_fallback
-from edgeport.quant_backends.feeds import first_feed, model_layout
+from edgeport.quant_backends.feeds import BATCH_FIRST, first_feed, model_layout
 from edgeport.quant_backends.fidelity import sequence_outputs
 from edgeport.quant_backends.guard import GuardReport, Tolerance, judge
 from edgeport.quant_backends.recipes import AutoConfig, GraphProfile, Recipe, graph_profile, recipes_for
 from edgeport.quant_backends.smoothing import worst_outlier_ratio
-from edgeport.quant_backends.verify import ort_session, run_all_outputs
+from edgeport.quant_backends.verify import fixed_batch, ort_session, run_all_outputs
 
 # Ranking faithful recipes needs a clear ordering, not a release figure: short, interleaved, batch 1.
 RANKING = BenchSettings(batch=1, threads=1, warmup=20, iterations=300, rounds=5)
@@ -142,9 +142,20 @@ def _fallback(best: Attempt, judging: _Judging, staged: Path, progress: Progress
     return attempt
 
 
+def _one_run(fp32_path: Path, validation: dict) -> dict:
+    """What one measured run is fed: one sample in either .npz layout, or a whole batch where the model
+    fixes its batch size (the first samples, repeated when there are fewer)."""
+    layout = model_layout(fp32_path, validation)
+    fixed = fixed_batch(ort_session(fp32_path)) if layout == BATCH_FIRST else None
+    if not fixed or fixed == 1:
+        return first_feed(validation, layout)
+    take = np.resize(np.arange(min(fixed, len(next(iter(validation.values()))))), fixed)
+    return {name: np.ascontiguousarray(array[take]) for name, array in validation.items()}
+
+
 def _rank(outcome: AutoOutcome, fp32_path: Path, faithful: list[Attempt], validation: dict, progress) -> None:
     """Measure the faithful recipes interleaved with fp32 (one alone too: whether int8 pays at all)."""
-    sample = first_feed(validation, model_layout(fp32_path, validation))  # one sample, in either .npz layout
+    sample = _one_run(fp32_path, validation)
     models = {"fp32": fp32_path, **{a.recipe.name: a.result.path for a in faithful if a.result}}
     settings = RANKING if len(faithful) > 1 else CHECK
     with progress.task("auto: measure against fp32", total=settings.rounds) as advance:

@@ -13,6 +13,8 @@ import numpy as np
 import onnx
 
 from edgeport.benchmarks import BenchSettings, measure_interleaved
+from edgeport.benchmarks.records import RuntimeChoice
+from edgeport.benchmarks.session import create_session
 from edgeport.errors import EdgeportError
 from edgeport.progress import SILENT, Progress
 from edgeport.quant_backends import ModelSource, QuantConfig, QuantResult, quantize
@@ -26,6 +28,7 @@ from edgeport.quant_backends.verify import fixed_batch, ort_session, run_all_out
 
 # Ranking faithful recipes needs a clear ordering, not a release figure: short, interleaved, batch 1.
 RANKING = BenchSettings(batch=1, threads=1, warmup=20, iterations=300, rounds=5)
+ONNXRUNTIME = RuntimeChoice("ort")
 # One faithful recipe is still measured against fp32, shorter: only whether int8 pays at all is asked.
 CHECK = BenchSettings(batch=1, threads=1, warmup=10, iterations=100, rounds=5)
 
@@ -65,6 +68,7 @@ class AutoOutcome:
     chosen: Attempt | None = None
     fp32_p50_ms: float | None = None
     outlier_ratio: float | None = None  # calibration activations: worst channel max / median channel max
+    runtime: RuntimeChoice = ONNXRUNTIME  # where the recipes were judged and measured
 
     def describe(self) -> dict:
         return {
@@ -73,6 +77,7 @@ class AutoOutcome:
             "chosen": self.chosen.recipe.name if self.chosen else None,
             "fp32_p50_ms": self.fp32_p50_ms,
             "ranking_settings": {"batch": 1, "threads": 1, "iterations": RANKING.iterations, "rounds": RANKING.rounds},
+            "runtime": self.runtime.label(),
             "attempts": [a.describe(self.fp32_p50_ms) for a in self.attempts],
         }
 
@@ -89,9 +94,13 @@ class _Judging:
     judged_on: str
     fp32_out: dict[str, np.ndarray]
     sequences: set[str]  # outputs judged by their decoded sequence too (fidelity.sequence_outputs)
+    runtime: RuntimeChoice = ONNXRUNTIME  # the runtime the artifact ships with: judged as it runs there
 
     def judge(self, int8_path: Path) -> GuardReport:
-        int8_out = run_all_outputs(ort_session(int8_path), self.validation)
+        session = (
+            ort_session(int8_path) if self.runtime.name == "ort" else create_session(int8_path, CHECK, self.runtime)
+        )
+        int8_out = run_all_outputs(session, self.validation)
         return judge(self.fp32_out, int8_out, self.labels, self.tolerance, self.judged_on, self.sequences)
 
 
@@ -153,13 +162,17 @@ def _one_run(fp32_path: Path, validation: dict) -> dict:
     return {name: np.ascontiguousarray(array[take]) for name, array in validation.items()}
 
 
-def _rank(outcome: AutoOutcome, fp32_path: Path, faithful: list[Attempt], validation: dict, progress) -> None:
-    """Measure the faithful recipes interleaved with fp32 (one alone too: whether int8 pays at all)."""
+def _rank(
+    outcome: AutoOutcome, fp32_path: Path, faithful: list[Attempt], validation: dict, runtime: RuntimeChoice, progress
+) -> None:
+    """Measure the faithful recipes interleaved with fp32 (one alone too: whether int8 pays at all), all
+    on ``runtime``: on OpenVINO, fp32 runs at its default precision (bf16 on CPUs with AMX), so int8 must
+    beat that baseline."""
     sample = _one_run(fp32_path, validation)
     models = {"fp32": fp32_path, **{a.recipe.name: a.result.path for a in faithful if a.result}}
     settings = RANKING if len(faithful) > 1 else CHECK
     with progress.task("auto: measure against fp32", total=settings.rounds) as advance:
-        results = measure_interleaved(models, settings, sample, advance)
+        results = measure_interleaved(models, settings, sample, advance, runtimes=dict.fromkeys(models, runtime))
     outcome.fp32_p50_ms = results["fp32"].stats["p50_ms"]
     for attempt in faithful:
         attempt.p50_ms = results[attempt.recipe.name].stats["p50_ms"]
@@ -176,6 +189,7 @@ def run_recipes(
     staging: Path,
     cpu: dict,
     progress: Progress = SILENT,
+    runtime: RuntimeChoice = ONNXRUNTIME,
 ) -> AutoOutcome:
     """Try the recipes for ``source``'s graph; ``chosen`` is the fastest within tolerance; when none is,
     the most faithful one with its sensitive layers in float, else the most faithful (the caller fails
@@ -183,9 +197,10 @@ def run_recipes(
     assert source.onnx_path is not None
     graph = onnx.load(str(source.onnx_path), load_external_data=False)
     profile = graph_profile(graph)
-    outcome = AutoOutcome(profile)
+    outcome = AutoOutcome(profile, runtime=runtime)
     fp32_out = run_all_outputs(ort_session(source.onnx_path), validation)
-    judging = _Judging(source, calibration, validation, labels, tolerance, judged_on, fp32_out, sequence_outputs(graph))
+    sequences = sequence_outputs(graph)
+    judging = _Judging(source, calibration, validation, labels, tolerance, judged_on, fp32_out, sequences, runtime)
     if not profile.conv_dominant:  # outlier channels: a reason to try smoothed recipes too
         outcome.outlier_ratio = worst_outlier_ratio(source.onnx_path, calibration)
     recipes = recipes_for(profile, auto, outcome.outlier_ratio)
@@ -204,7 +219,7 @@ def run_recipes(
         judged.append(outcome.attempts[-1])
         faithful = [a for a in outcome.attempts[-1:] if a.guard and a.guard.within_tolerance]
     if faithful:
-        _rank(outcome, source.onnx_path, faithful, validation, progress)
+        _rank(outcome, source.onnx_path, faithful, validation, runtime, progress)
         outcome.chosen = min(faithful, key=lambda a: a.p50_ms or float("inf"))
     else:
         outcome.chosen = min(judged, key=lambda a: a.guard.shortfall() if a.guard else float("inf"), default=None)

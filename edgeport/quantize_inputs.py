@@ -9,6 +9,7 @@ from pathlib import Path
 
 from edgeport.artifacts import check_output_file, sha256_file
 from edgeport.benchmarks import cpu_fingerprint
+from edgeport.benchmarks.records import RuntimeChoice
 from edgeport.data.model_inputs import check_labels_fit, load_model_inputs
 from edgeport.errors import ConfigError, QuantizationError
 from edgeport.quant_backends import ModelSource, QuantConfig, TrainingData, build_quant_config, get_backend
@@ -90,6 +91,7 @@ class QuantizeJob:
     guard: GuardReport | None = None
     auto: AutoOutcome | None = None
     sensitivity: list[dict] | None = None  # with --explain: every quantized tensor's SQNR, worst first
+    runtime: RuntimeChoice = field(default_factory=RuntimeChoice)  # the runtime the int8 model is judged on
     notes: list[str] = field(default_factory=list)  # edgeport's own warnings found on the way
     third_party: list[str] = field(default_factory=list)
 

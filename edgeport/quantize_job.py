@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edgeport.artifacts import atomic_write_json, make_staging_dir, remove_stale_staging, sha256_file
+from edgeport.benchmarks.records import RuntimeChoice
 from edgeport.errors import QuantizationError
 from edgeport.exporter import OnnxLineage, write_metadata
 from edgeport.manifest import check_manifest
@@ -49,6 +50,7 @@ def _auto(job: QuantizeJob, staged: Path, staging: Path, progress: Progress) -> 
         staging,
         job.cpu,
         progress,
+        job.runtime,
     )
     job.auto = outcome
     if outcome.chosen is None or outcome.chosen.result is None:
@@ -88,7 +90,7 @@ def _quantize(job: QuantizeJob, staged: Path, staging: Path, tolerance, fallback
     if job.guard is None:  # auto judged its chosen recipe already
         assert job.tolerance is not None
         job.verification, job.guard = verify_and_judge(
-            staged, job.source.onnx_path, job.val_inputs, job.val_labels, job.tolerance, job.judged_on
+            staged, job.source.onnx_path, job.val_inputs, job.val_labels, job.tolerance, job.judged_on, job.runtime
         )
     else:
         job.verification = verify_int8(staged, job.source.onnx_path, job.val_inputs, job.val_labels)
@@ -162,6 +164,7 @@ def quantize_file(
     debug: bool = False,
     explain: bool = False,
     min_sequence_agreement: float | None = None,
+    runtime: RuntimeChoice | None = None,
 ) -> tuple[Path, dict]:
     """Quantize, verify and write ``output`` plus ``<output>.manifest.json``; return the path and manifest.
 
@@ -171,6 +174,12 @@ def quantize_file(
     if tolerance is not None and min_sequence_agreement is not None:
         tolerance = dataclasses.replace(tolerance, min_sequence_agreement=min_sequence_agreement)
     job, _ = prepare_job(onnx_path, torch_spec, weights, calib, val, config, output, tolerance, min_sequence_agreement)
+    if runtime is not None and runtime.name != "ort":  # judged (and auto's recipes ranked) as it will run
+        from edgeport.benchmarks.openvino_runtime import openvino_module
+
+        openvino_module()  # not installed: exit 2 with the install command, before any work
+        job.runtime = runtime
+        job.judged_on += f"; int8 run on {runtime.label()}"
     for stale in remove_stale_staging(job.output.parent):
         progress.log(f"removed {stale}: a quantization that was killed left it unfinished")
     staging = make_staging_dir(job.output.parent, "edgeport-quantize")

@@ -96,6 +96,14 @@ def _settings(options: dict, quant_format: str | None, reduce_range: str) -> dic
     multiple=True,
     help="Only these layers may fall back to float (default: every conv/linear layer).",
 )
+@click.option(
+    "--runtime",
+    type=click.Choice(["ort", "openvino"]),
+    default="ort",
+    show_default=True,
+    help="The runtime the int8 model ships with: it is judged (and auto's recipes ranked) as that runtime runs it.",
+)
+@click.option("--precision", type=click.Choice(["f32", "bf16", "f16"]), help="OpenVINO's inference precision hint.")
 @click.option("-o", "--output", help="Output .onnx (default MODEL.int8.onnx); the manifest goes beside it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -119,20 +127,21 @@ def quantize(
     max_accuracy_drop,
     min_cosine,
     min_sequence_agreement,
+    runtime,
+    precision,
     fallback_layers,
     **options,
 ) -> None:
     """Quantize an fp32 ONNX file or a torch model to a verified int8 ONNX artifact."""
+    from edgeport.benchmarks.records import RuntimeChoice
     from edgeport.progress import SILENT, RichProgress
     from edgeport.quant_backends.guard import Tolerance
-    from edgeport.quant_backends.noise import third_party_summary
     from edgeport.quantize_job import quantize_file
     from edgeport.report.summary import print_quantize_summary, print_sensitivity
 
     config = _settings(options, quant_format, reduce_range)
-    tolerance = None
-    if max_accuracy_drop is not None or min_cosine is not None:
-        tolerance = Tolerance(max_drop=max_accuracy_drop, min_cosine=min_cosine)
+    given = max_accuracy_drop is not None or min_cosine is not None
+    tolerance = Tolerance(max_drop=max_accuracy_drop, min_cosine=min_cosine) if given else None
     path, manifest = quantize_file(
         model,
         torch_spec,
@@ -149,14 +158,21 @@ def quantize(
         debug,
         explain,
         min_sequence_agreement,
+        RuntimeChoice(runtime, precision),
     )
     if as_json:
         click.echo(json.dumps(manifest, indent=2, default=str))
     else:
         print_quantize_summary(manifest, path)
-        if explain:
-            print_sensitivity(manifest["sensitivity"])
+        print_sensitivity(manifest["sensitivity"]) if explain else None
+    _third_party_note(manifest)
+    exit_if_outside_tolerance(manifest)
+
+
+def _third_party_note(manifest: dict) -> None:
+    """One line on stderr for the third-party warnings kept in the manifest (--debug shows them raw)."""
+    from edgeport.quant_backends.noise import third_party_summary
+
     note = third_party_summary(manifest["warnings"])
     if note:
         click.echo(note, err=True)
-    exit_if_outside_tolerance(manifest)

@@ -174,10 +174,17 @@ def graph_sequence_outputs(fp32_path) -> set[str]:
 
 
 def verify_and_judge(
-    int8_path, fp32_path, inputs: dict[str, np.ndarray], labels: np.ndarray | None, tolerance: Tolerance, judged_on: str
+    int8_path,
+    fp32_path,
+    inputs: dict[str, np.ndarray],
+    labels: np.ndarray | None,
+    tolerance: Tolerance,
+    judged_on: str,
+    runtime=None,
 ) -> tuple[dict, GuardReport]:
-    """The int8 model's verification report and the guard's verdict, from one run of each model."""
-    report, fp32, int8 = verify_with_outputs(int8_path, fp32_path, inputs, labels)
+    """The int8 model's verification report and the guard's verdict, from one run of each model;
+    ``runtime`` (a benchmarks RuntimeChoice): the int8 model is judged as that runtime runs it."""
+    report, fp32, int8 = verify_with_outputs(int8_path, fp32_path, inputs, labels, runtime)
     return report, judge(fp32, int8, labels, tolerance, judged_on, graph_sequence_outputs(fp32_path))
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 import onnx.version_converter
 
+from edgeport.benchmarks.records import RuntimeChoice
 from edgeport.errors import CheckFailedError, QuantizationError
 from edgeport.quant_backends.feeds import BATCH_FIRST, feed_layout, iter_feeds, join_outputs, session_shapes
 from edgeport.quant_backends.fidelity import fidelity
@@ -205,9 +206,12 @@ def verify_with_outputs(
     fp32_path: str | os.PathLike,
     inputs: dict[str, np.ndarray],
     labels: np.ndarray | None = None,
+    runtime: RuntimeChoice | None = None,
 ) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """``verify_int8``'s report, and every output of the fp32 and the int8 model on ``inputs`` (each
-    model runs once, so that a caller judging all outputs does not run them again)."""
+    model runs once, so that a caller judging all outputs does not run them again). ``runtime``: the
+    runtime the artifact ships with; its int8 outputs are the ones returned (and judged), against the
+    fp32 model on onnxruntime."""
     int8_path = Path(int8_path)
     try:
         checker = _check(int8_path, fp32_path)
@@ -235,4 +239,10 @@ def verify_with_outputs(
             "fp32": float((fp32_out.argmax(1) == labels).mean() * 100),
             "int8": float((int8_out.argmax(1) == labels).mean() * 100),
         }
+    if runtime is not None and runtime.name != "ort":
+        from edgeport.benchmarks.openvino_runtime import OpenVinoSession
+
+        session = OpenVinoSession(int8_path, threads=1, precision=runtime.precision)
+        int8_all = run_all_outputs(session, inputs)
+        report["judged_on_runtime"] = f"{runtime.name} ({session.precision})"
     return report, fp32_all, int8_all

@@ -118,3 +118,29 @@ def test_verification_runs_the_int8_file_on_openvino_too(tmp_path, fp32_onnx, di
     other = report["other_runtimes"]["openvino"]
     assert other["precision_used"] in ("f32", "bf16") and other["top1_agreement"] > 90
     assert 0 < other["mean_cosine"] <= 1.0 + 1e-9
+
+
+@needs_openvino
+@pytest.mark.parametrize("backend", [None, "ort-static"])
+def test_quantize_judges_the_int8_model_on_the_runtime_it_ships_with(tmp_path, capsys, fp32_onnx, digits16, backend):
+    np.savez(tmp_path / "calib.npz", x=digits16.train.x[:64])
+    np.savez(tmp_path / "val.npz", x=digits16.val.x, y=digits16.val.y)
+    out = tmp_path / "int8.onnx"
+    args = ["quantize", fp32_onnx, "--calib", tmp_path / "calib.npz", "--val", tmp_path / "val.npz"]
+    args += ["--runtime", "openvino", "-o", out, "--quiet", "--json"] + (["--backend", backend] if backend else [])
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    manifest = json.loads(captured.out)
+    assert "int8 run on openvino" in manifest["guard"]["judged_on"]
+    if backend is None:  # auto ranked its recipes against fp32 on OpenVINO (its bf16 default where it has it)
+        assert manifest["auto"]["runtime"] == "openvino" and manifest["auto"]["fp32_p50_ms"] > 0
+    else:
+        assert manifest["verification"]["judged_on_runtime"].startswith("openvino")
+
+
+def test_quantize_precision_needs_openvino(tmp_path, capsys, fp32_onnx, digits16):
+    np.savez(tmp_path / "calib.npz", x=digits16.train.x[:16])
+    code = main(["quantize", str(fp32_onnx), "--calib", str(tmp_path / "calib.npz"), "--precision", "bf16"])
+    assert code == 2 and "applies to runtime 'openvino'" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.onnx"))

@@ -26,6 +26,8 @@ from edgeport.benchmarks.ssh_device import RemoteDevice
 from edgeport.errors import BenchmarkError, ConfigError
 from edgeport.progress import SILENT, Progress
 
+ORT = RuntimeChoice("ort")
+
 
 def parse_int_list(text: str, option: str) -> list[int]:
     try:
@@ -62,7 +64,8 @@ def _measure_remote(
         inputs = (
             feeds
             if feeds is not None
-            else synthesize_inputs(create_session(path, settings), settings.batch, settings.seed, shapes)
+            # synthesised from the model's signature as onnxruntime reads it: the host needs no OpenVINO
+            else synthesize_inputs(create_session(path, settings, ORT), settings.batch, settings.seed, shapes)
         )
         measured[label] = measure_remote(path, device, settings, inputs)
     return measured
@@ -92,6 +95,7 @@ def _models(
     base: BenchSettings,
     every_runtime: bool,
     openvino_precision: str | None,
+    local: bool = True,
 ) -> tuple[dict[str, Path], dict[str, RuntimeChoice]]:
     """The models to measure by label (a, and b with --vs, or one per installed runtime with --runtime all)
     and the runtime each runs on, checked with the output file and the provider before minutes of
@@ -112,7 +116,7 @@ def _models(
         check_output_file(output, (model, vs, inputs_path), "result file")
     if any(r.name == "ort" for r in runtimes.values()):
         resolve_provider(base.provider)
-    if any(r.name == "openvino" for r in runtimes.values()):
+    if local and any(r.name == "openvino" for r in runtimes.values()):
         openvino_module()  # exits 2 naming the extra to install, before anything is measured
     return models, runtimes
 
@@ -135,7 +139,7 @@ def _given_inputs(inputs_path: str, model: Path, base: BenchSettings) -> tuple[F
     from edgeport.data.model_inputs import load_model_inputs
     from edgeport.quant_backends.feeds import PER_SAMPLE, feed_batch, feed_layout, first_feed, session_shapes
 
-    shapes = session_shapes(create_session(model, base))
+    shapes = session_shapes(create_session(model, base, ORT))  # the signature, as onnxruntime reads it
     arrays = load_model_inputs(inputs_path, list(shapes), "benchmark")[0]
     if feed_layout(shapes, arrays, inputs_path, "benchmark input", BenchmarkError) == PER_SAMPLE:
         feed = first_feed(arrays, PER_SAMPLE)
@@ -154,8 +158,8 @@ def _measure(
 ) -> dict[str, BenchResult]:
     """One batch and thread setting: interleaved on this machine, or each model in turn on ``device``."""
     if device is not None:
-        if any(r.name != "ort" for r in runtimes.values()):
-            raise BenchmarkError("--remote measures with onnxruntime on the device; --runtime openvino is local only")
+        if len({r for r in runtimes.values()}) > 1:
+            raise BenchmarkError("--remote measures one runtime per command: drop --runtime all or B's @runtime")
         progress.log(f"measuring on {device.destination}: batch {settings.batch}, {settings.threads} thread(s)")
         return _measure_remote(models, settings, feeds, shapes, device)
     with progress.task(f"batch {settings.batch}, {settings.threads} thread(s)", total=settings.rounds) as advance:
@@ -195,7 +199,7 @@ def run_bench(
 ) -> dict:
     """``remote``: the device to measure on instead of this machine. ``margin``: see compare().
     ``every_runtime`` (--runtime all): ``model`` on every installed runtime, compared with onnxruntime."""
-    models, runtimes = _models(model, vs, inputs_path, output, base, every_runtime, openvino_precision)
+    models, runtimes = _models(model, vs, inputs_path, output, base, every_runtime, openvino_precision, remote is None)
     warnings = _thread_warnings(threads, remote)
     feeds = None
     if inputs_path is not None:

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from edgeport.benchmarks.remote_runner import openvino_config
 from edgeport.errors import BenchmarkError
 
 INSTALL = "pip install 'edgeport[openvino]'"
@@ -64,9 +65,7 @@ class OpenVinoSession:
     def __init__(self, path: str | os.PathLike[str], threads: int, precision: str | None) -> None:
         ov = openvino_module()
         core = ov.Core()
-        config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
-        if precision is not None:
-            config["INFERENCE_PRECISION_HINT"] = PRECISIONS[precision]
+        config = openvino_config(threads, PRECISIONS[precision] if precision is not None else None)
         try:
             self.model = core.read_model(str(path))
             self.compiled = core.compile_model(self.model, "CPU", config)

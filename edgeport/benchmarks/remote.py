@@ -106,6 +106,7 @@ def measure_remote(
             "remote": device.url,
             # checked against the sample count where used (rounds.round_sizes)
             "round_sizes": data.get("round_sizes"),
+            "precision_used": data.get("precision_used"),
         },
         data["environment"],
         data["samples_ms"],

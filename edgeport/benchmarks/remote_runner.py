@@ -1,4 +1,5 @@
-"""edgeport's single-file latency runner for edge devices: needs only Python 3, numpy and onnxruntime.
+"""edgeport's single-file latency runner for edge devices: needs only Python 3, numpy and onnxruntime (or
+openvino, for runtime "openvino").
 
 It is copied to the device by `edgeport bench --remote` and run there as
 
@@ -76,25 +77,57 @@ def cpu_fingerprint() -> dict:
     }
 
 
+def _version(package: str):
+    try:
+        return __import__(package).__version__
+    except ImportError:
+        return None
+
+
 def environment_fingerprint() -> dict:
     import numpy
-    import onnxruntime
 
-    try:  # the second runtime, where installed (edgeport[openvino])
-        import openvino
+    try:  # a device may carry only the runtime it ships with
+        import onnxruntime
 
-        openvino_version = openvino.__version__
+        providers = onnxruntime.get_available_providers()
     except ImportError:
-        openvino_version = None
+        providers = []
     return {
         "cpu": cpu_fingerprint(),
         "os": f"{platform.system()} {platform.release()}",
         "python": sys.version.split()[0],
         "numpy": numpy.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "providers": onnxruntime.get_available_providers(),
-        "openvino": openvino_version,
+        "onnxruntime": _version("onnxruntime"),
+        "providers": providers,
+        "openvino": _version("openvino"),  # the second runtime, where installed (edgeport[openvino])
     }
+
+
+def openvino_config(threads: int, precision) -> dict:
+    """OpenVINO's compile settings for a latency measurement, on the host and on the device: one stream,
+    the latency hint, ``threads`` inference threads, and the precision hint when one is asked for."""
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+    if precision is not None:
+        config["INFERENCE_PRECISION_HINT"] = precision
+    return config
+
+
+class OpenVinoRunner:
+    """The compiled model's infer request behind ``run(None, feeds)``, as an onnxruntime session runs."""
+
+    def __init__(self, model: str, threads: int, precision) -> None:
+        import openvino
+
+        compiled = openvino.Core().compile_model(model, "CPU", openvino_config(threads, precision))
+        self.outputs = compiled.outputs
+        self.request = compiled.create_infer_request()
+        hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.precision = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+
+    def run(self, _names, feeds: dict) -> list:
+        results = self.request.infer(feeds)
+        return [results[port] for port in self.outputs]
 
 
 def timed_runs(session, feeds: dict, count: int) -> list:
@@ -147,13 +180,20 @@ def split_counts(total: int, rounds: int) -> list[int]:
     return [base + 1] * extra + [base] * (rounds - extra)
 
 
-def run(model: str, settings: dict, inputs_path: str) -> dict:
-    import numpy as np
+def _session(model: str, settings: dict):
+    if settings.get("runtime", "ort") == "openvino":
+        return OpenVinoRunner(model, settings["threads"], settings.get("precision"))
     import onnxruntime as ort
 
     options = session_options(settings["threads"], settings["optimization_level"])
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def run(model: str, settings: dict, inputs_path: str) -> dict:
+    import numpy as np
+
     start = time.perf_counter()
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    session = _session(model, settings)
     created_ms = (time.perf_counter() - start) * 1e3
     with np.load(inputs_path, allow_pickle=False) as archive:
         feeds = {name: archive[name] for name in archive.files}
@@ -171,6 +211,7 @@ def run(model: str, settings: dict, inputs_path: str) -> dict:
         "first_inference_ms": first_ms,
         "peak_rss_mb": peak_rss_mb(),
         "environment": environment_fingerprint(),
+        "precision_used": getattr(session, "precision", None),
     }
 
 
@@ -178,14 +219,16 @@ def main(argv: list) -> int:
     if len(argv) != 3:
         print("usage: remote_runner.py MODEL.onnx SETTINGS.json INPUTS.npz", file=sys.stderr)
         return 2
-    for package in ("numpy", "onnxruntime"):
+    settings = json.loads(Path(argv[1]).read_text())
+    runtime = "openvino" if settings.get("runtime") == "openvino" else "onnxruntime"
+    for package in ("numpy", runtime):
         try:
             __import__(package)
         except ImportError:
             print(f"missing package on the device: {package} (pip install {package})", file=sys.stderr)
             return 3
     try:
-        result = run(argv[0], json.loads(Path(argv[1]).read_text()), argv[2])
+        result = run(argv[0], settings, argv[2])
     except Exception as exc:  # report any failure as one line for the host
         print(f"benchmark failed on the device: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 4

@@ -10,7 +10,6 @@ import numpy as np
 from edgeport.benchmarks import BenchSettings, cpu_fingerprint, measure_latency
 from edgeport.benchmarks.latency import BenchResult
 from edgeport.benchmarks.remote import RemoteTarget, measure_remote, probe_remote
-from edgeport.errors import BenchmarkError
 
 
 @dataclass
@@ -42,11 +41,6 @@ class BenchDevice:
 
     def measure(self, model: str | Path, settings: BenchSettings, inputs: dict[str, np.ndarray]) -> BenchResult:
         if self.remote is not None:
-            if settings.runtime != "ort":
-                raise BenchmarkError(
-                    f"{self.url}: a remote device measures with onnxruntime; "
-                    f"bench.runtime {settings.runtime!r} is measured on this host only"
-                )
             return measure_remote(model, self.remote, settings, inputs)
         return measure_latency(model, settings, inputs)
 

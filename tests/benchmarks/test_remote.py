@@ -1,5 +1,6 @@
 """`edgeport bench --remote` against a real sshd on 127.0.0.1 with throwaway keys."""
 
+import importlib.util
 import json
 import shutil
 import socket
@@ -89,6 +90,18 @@ def test_remote_benchmark_end_to_end(sshd, capsys, fp32_onnx):
     assert len(result["samples_ms"]) == 100 and result["stats"]["p50_ms"] > 0
     assert result["settings"]["remote"].startswith("ssh://") and result["environment"]["cpu"]["logical_cores"] >= 1
     assert result["model_sha256"] and result["session_create_ms"] > 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")
+def test_remote_benchmark_on_openvino_when_the_device_has_it(sshd, capsys, fp32_onnx):
+    args = ("--remote-python", sys.executable, "--runtime", "openvino", "--precision", "f32", "--iterations", 50)
+    code, out, err = _bench(capsys, fp32_onnx, *_args(sshd), *args, "--warmup", 5, "--json")
+    assert code == 0, err
+    result = json.loads(out)["results"][0]
+    settings = result["settings"]
+    assert settings["remote"].startswith("ssh://") and settings["runtime"] == "openvino"
+    assert settings["precision_used"] == "f32" and result["environment"]["openvino"]
+    assert len(result["samples_ms"]) == 50
 
 
 def _python_without_onnxruntime() -> str | None:

@@ -73,6 +73,8 @@ class OpenVinoSession:
             text = " ".join(str(exc).split())[:300]
             raise BenchmarkError(f"{path}: OpenVINO cannot load the model ({text})") from exc
         self.request = self.compiled.create_infer_request()
+        own = [port.get_any_name() for port in self.compiled.outputs]
+        self.output_names = _onnx_output_names(path) or own
         hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         self.precision = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
 
@@ -85,8 +87,19 @@ class OpenVinoSession:
         return inputs
 
     def get_outputs(self) -> list[_Input]:
-        return [_Input(port.get_any_name(), [], "") for port in self.compiled.outputs]
+        return [_Input(name, [], "") for name in self.output_names]
 
     def run(self, _output_names: Any, feeds: dict) -> list:
         results = self.request.infer(feeds)
         return [results[port] for port in self.compiled.outputs]
+
+
+def _onnx_output_names(path: str | os.PathLike[str]) -> list[str]:
+    """The ONNX graph's output names, in order. OpenVINO keeps the outputs' order but may report another
+    tensor's name for one (the input of an Identity it removed), and outputs are compared by name."""
+    import onnx
+
+    try:
+        return [o.name for o in onnx.load(str(path), load_external_data=False).graph.output]
+    except Exception:  # not an ONNX file (an OpenVINO IR, say): OpenVINO's own names
+        return []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -141,6 +142,16 @@ def _runtime(entry: _Entry) -> tuple[str, str | None]:
     return settings.get("runtime") or "ort", settings.get("precision")
 
 
+def _bench_entries(results: list, runtime: str) -> list[tuple[str, Any]]:
+    """The roles of an `edgeport bench -o` file's entries: with --vs, A is the artifact and B the fp32
+    reference; with --runtime all (entries named by runtime), the entry on the target's runtime is the
+    artifact and the others are not used."""
+    labels = [e.get("model") if isinstance(e, dict) else None for e in results]
+    if "a" in labels or runtime not in labels:
+        return [("artifact" if label == "a" else "reference", e) for label, e in zip(labels, results, strict=True)]
+    return [("artifact" if label == runtime else "other", e) for label, e in zip(labels, results, strict=True)]
+
+
 def read_result(
     path: str | Path, batch: int, threads: int, runtime: tuple[str, str | None] = ("ort", None)
 ) -> tuple[Measurement, Measurement | None]:
@@ -153,14 +164,12 @@ def read_result(
         candidates = [("artifact", data)]
     elif isinstance(data.get("results"), list):
         check_schema_version(data, source, RESULT_SCHEMA_VERSIONS, "benchmark result")  # `edgeport bench -o`
-        candidates = [
-            ("artifact" if isinstance(e, dict) and e.get("model") == "a" else "reference", e) for e in data["results"]
-        ]
+        candidates = _bench_entries(data["results"], runtime[0])
     elif isinstance(data.get("int8"), dict) and isinstance(data.get("fp32"), dict):
         candidates = [("artifact", data["int8"]), ("reference", data["fp32"])]
     else:
         raise ConfigError(f"{source}: not an edgeport benchmark result (expected samples_ms, results, or int8/fp32)")
-    entries = [(role, _entry(e, source)) for role, e in candidates]
+    entries = [(role, _entry(e, source)) for role, e in candidates if role != "other"]
     found = {role: e for role, e in entries if (e.settings.batch, e.settings.threads) == (batch, threads)}
     if "artifact" not in found:
         have = sorted({(e.settings.batch, e.settings.threads) for _, e in entries})

@@ -45,8 +45,11 @@ class QuantSettings(BaseModel):
         return sorted(name for name in cls.model_fields if name != "backend")
 
     def describe(self) -> dict[str, Any]:
-        """The backend's settings as recorded in manifests and hashed into artifact metadata."""
-        return self.model_dump(mode="json", exclude=set(GUARD_FIELDS))
+        """The backend's settings as recorded in manifests and hashed into artifact metadata. Settings
+        added later are left out while unset, so configs that do not use them keep their hashes (and
+        the search's cached quantizations still match)."""
+        described = self.model_dump(mode="json", exclude=set(GUARD_FIELDS))
+        return {k: v for k, v in described.items() if not (k in ADDED_LATER and v is None)}
 
     def short_hash(self) -> str:
         """The short hash of the settings that artifact metadata records (``edgeport.quant``)."""
@@ -101,6 +104,7 @@ class TorchConfig(QuantConfig):
 
 
 GUARD_FIELDS: tuple[str, ...] = ("max_accuracy_drop",)
+ADDED_LATER: tuple[str, ...] = ("smooth_alpha",)  # see QuantSettings.describe
 
 
 def config_types() -> dict[str, type[QuantSettings]]:

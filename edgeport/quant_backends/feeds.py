@@ -145,6 +145,12 @@ def join_outputs(parts: Sequence[np.ndarray], layout: Layout) -> np.ndarray:
     """The runs' values of one output, samples on the first axis: concatenated chunks, or stacked samples.
     A single chunk is returned as it is: an exposed rank-0 tensor (sensitivity.py) cannot be concatenated."""
     if layout == PER_SAMPLE:
+        shapes = {np.shape(part) for part in parts}
+        if len(shapes) > 1:  # NonZero, NMS: outputs whose size depends on the sample cannot be stacked
+            raise QuantizationError(
+                f"an output's shape changes from sample to sample ({', '.join(map(str, sorted(shapes)[:3]))}); "
+                "per-sample feeds need outputs of one shape to compare the int8 model with fp32"
+            )
         return np.stack(parts)
     return np.asarray(parts[0]) if len(parts) == 1 else np.concatenate(parts)
 

@@ -85,6 +85,34 @@ def _default_opset(model: onnx.ModelProto) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
+def _leading_dims(model: onnx.ModelProto) -> dict[str, object]:
+    """The first dimension (a number, or a symbolic name) of every tensor ONNX shape inference can place."""
+    try:
+        graph = onnx.shape_inference.infer_shapes(model, strict_mode=False).graph
+    except Exception:  # onnx raises its C++ errors as plain exceptions: nothing known
+        return {}
+    found: dict[str, object] = {}
+    for value in (*graph.input, *graph.value_info, *graph.output):
+        dims = value.type.tensor_type.shape.dim if value.type.HasField("tensor_type") else []
+        if dims:
+            found[value.name] = dims[0].dim_param or (dims[0].dim_value if dims[0].HasField("dim_value") else None)
+    return found
+
+
+def _batch_first(model: onnx.ModelProto, output: str, leading: dict[str, object]) -> bool:
+    """False when the output's first axis is known to be one of the first input's later axes (a
+    time-major [T, N, C] output of a model fed [N, T, ...]); True otherwise (a Reshape may rename it)."""
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    first_output = leading.get(output)
+    if not inputs or first_output in (None, ""):
+        return True
+    dims = [
+        d.dim_param or (d.dim_value if d.HasField("dim_value") else None) for d in inputs[0].type.tensor_type.shape.dim
+    ]
+    return not dims or first_output == dims[0] or first_output not in dims[1:]
+
+
 def _ranks(model: onnx.ModelProto) -> dict[str, int]:
     """The rank of every tensor whose type declares a shape; ONNX shape inference fills in the rest
     (on the graph alone: external data is not needed, and a graph it cannot infer keeps what it has)."""
@@ -164,6 +192,7 @@ def sequence_outputs(model: onnx.ModelProto) -> set[str]:
     constants = _reshape_shapes(model)
     default_axis = 1 if _default_opset(model) < 13 else -1
     ranks: dict[str, int] | None = None
+    leading: dict[str, object] | None = None
     found = set()
     for output in graph.output:
         chain: list[onnx.NodeProto] = []
@@ -189,5 +218,7 @@ def sequence_outputs(model: onnx.ModelProto) -> set[str]:
             continue
         batch, classes, final_rank = axes
         if batch == 0 and classes == final_rank - 1 == 2 and ranks.get(output.name, final_rank) == 3:
-            found.add(output.name)
+            leading = _leading_dims(model) if leading is None else leading
+            if _batch_first(model, output.name, leading):  # the Softmax's axis 0 may be time, not samples
+                found.add(output.name)
     return found

@@ -60,10 +60,13 @@ def _relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0)
 
 
-def _folded_activations(fp32_model: onnx.ModelProto, int8_readers: dict, constants: dict) -> dict:
+def _folded_activations(
+    fp32_model: onnx.ModelProto, int8_readers: dict, constants: dict, int8_graph: onnx.GraphProto
+) -> dict:
     """Tensor -> the Relu/Clip the quantizer folded into its QuantizeLinear (the int8 range starts at the
     activation's bound instead). The float side of such a pair is the pre-activation output: compared as
     it is, a Conv + Relu read about 3 dB where it is really 30; the activation is applied to it first."""
+    int8_activations = {op: {n.output[0] for n in int8_graph.node if n.op_type == op} for op in ("Relu", "Clip")}
     constants = {**constants}
     for node in fp32_model.graph.node:  # torch exports Clip bounds as Constant nodes
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
@@ -72,8 +75,10 @@ def _folded_activations(fp32_model: onnx.ModelProto, int8_readers: dict, constan
     for node in fp32_model.graph.node:
         if node.op_type not in ("Relu", "Clip") or not node.input:
             continue
-        if any(r.op_type == node.op_type for r in int8_readers.get(node.input[0], [])):
-            continue  # still in the int8 graph: nothing was folded
+        if node.output[0] in int8_activations[node.op_type] or any(
+            r.op_type == node.op_type for r in int8_readers.get(node.input[0], [])
+        ):
+            continue  # still in the int8 graph (reading a DequantizeLinear output, say): nothing was folded
         # the quantized tensor keeps the producer's output name, or takes the activation's (ORT's QDQ)
         names = (node.input[0], node.output[0])
         if node.op_type == "Relu":
@@ -127,7 +132,7 @@ def tensor_errors(
             dequant = next((n for n in readers.get(node.output[0], []) if n.op_type == "DequantizeLinear"), None)
             if dequant is not None:
                 pairs.append((node.input[0], dequant.output[0]))
-    folded = _folded_activations(fp32_model, readers, fp32_weights)
+    folded = _folded_activations(fp32_model, readers, fp32_weights, graph)
     values = _exposed_values(model, {n for pair in pairs for n in pair}, inputs, str(int8_path))
     for float_name, dequant_name in pairs:
         rows.append(

@@ -31,6 +31,10 @@ def validate(config: RunConfig, cpu: dict, fp32_candidate: bool = False) -> Chec
         raise ConfigError(
             "student.kd_seeds: the KD gain over seeds compares with the no-KD baseline; do not skip it (--skip-no-kd)"
         )
+    if config.bench.runtime == "openvino":  # refused now, not after minutes of training
+        from edgeport.benchmarks.openvino_runtime import openvino_module
+
+        openvino_module()
     if config.teacher.weights is not None and not Path(config.teacher.weights).is_file():
         raise ConfigError(f"{config.teacher.weights}: teacher checkpoint not found")
     if fp32_candidate and not isinstance(config.quantize, QuantConfig):

@@ -144,3 +144,35 @@ def test_quantize_precision_needs_openvino(tmp_path, capsys, fp32_onnx, digits16
     code = main(["quantize", str(fp32_onnx), "--calib", str(tmp_path / "calib.npz"), "--precision", "bf16"])
     assert code == 2 and "applies to runtime 'openvino'" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.onnx"))
+
+
+@needs_openvino
+def test_outputs_keep_their_onnx_names_when_openvino_drops_an_identity(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgeport.quant_backends.verify import run_all_outputs
+
+    nodes = [helper.make_node("Relu", ["x"], ["a_relu"]), helper.make_node("Identity", ["a_relu"], ["y"])]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
+    outputs = run_all_outputs(OpenVinoSession(tmp_path / "m.onnx", 1, None), {"x": -np.ones((3, 4), np.float32)})
+    assert list(outputs) == ["y"] and not outputs["y"].any()
+
+
+@needs_openvino
+def test_the_gate_reads_the_entry_of_its_runtime_from_a_runtime_all_file(tmp_path, capsys, fp32_onnx):
+    result = tmp_path / "all.json"
+    code, _, err = _bench(capsys, fp32_onnx, "--runtime", "all", "--iterations", 40, "--rounds", 4, "-o", result)
+    assert code == 0, err
+    for runtime in ("ort", "openvino"):
+        budget = tmp_path / f"{runtime}.toml"
+        budget.write_text(f'[targets.t]\nruntime = "{runtime}"\np90_ms = 1000.0\n')
+        code = main(["gate", "--budget", str(budget), "--result", str(result), "--artifact", str(fp32_onnx), "--json"])
+        report = json.loads(capsys.readouterr().out)
+        assert code == 0 and report["settings"]["runtime"] == runtime and report["verdict"] == "pass"

@@ -308,3 +308,23 @@ def test_verify_and_judge_reads_sequence_outputs_from_the_fp32_graph(tmp_path, r
     _, report = verify_and_judge(int8, fp32, {"x": x[32:]}, None, Tolerance(min_cosine=0.9), "held out")
     sequence = [c for c in report.checks if c["metric"] == "sequence_agreement"]
     assert [c["output"] for c in sequence] == ["y"] and "sequence_agreement" in report.outputs[0]
+
+
+def test_a_time_major_output_behind_a_transpose_is_not_a_sequence_of_samples():
+    """[N, T, C] -> Transpose(1, 0, 2) -> LogSoftmax(axis=2): PyTorch's CTC layout [T, N, C]. Its first
+    axis is time, so decoding along it would mix samples: it is not judged as a sequence."""
+
+    def model(nodes, source):
+        graph = helper.make_graph(
+            nodes,
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 40, 37])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        )
+        assert source  # the graph's tensors named as in the docstring
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+    transpose = helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0, 2])
+    time_major = model([transpose, helper.make_node("LogSoftmax", ["t"], ["y"], axis=2)], "time-major")
+    batch_first = model([helper.make_node("LogSoftmax", ["x"], ["y"], axis=2)], "batch-first")
+    assert sequence_outputs(time_major) == set() and sequence_outputs(batch_first) == {"y"}

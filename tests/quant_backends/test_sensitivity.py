@@ -19,3 +19,19 @@ def test_a_relu_folded_into_the_int8_range_is_not_counted_as_error(tmp_path, fp3
     folded = [rows[name] for name in relus if name in rows]
     # compared without the Relu the negative half counts as error (about 3 dB); with it, int8 noise only
     assert folded and all(row["sqnr_db"] > 20 for row in folded), folded
+
+
+def test_a_relu_the_quantizer_kept_is_not_applied_twice(tmp_path, fp32_onnx, digits16):
+    # symmetric activations: ORT keeps each Relu (its range is no longer [0, max]) and quantizes its input
+    out = tmp_path / "int8.onnx"
+    config = quant_config(backend="ort-static", symmetric_activations=True)
+    quantize(fp32_onnx, {"input": digits16.train.x[:64]}, config, out)
+    kept = [n for n in onnx.load(str(out)).graph.node if n.op_type == "Relu"]
+    assert kept
+    rows = {row["tensor"]: row for row in tensor_errors(out, fp32_onnx, {"input": digits16.val.x})}
+    compared = [
+        rows[n.input[0].removesuffix("_DequantizeLinear_Output")]
+        for n in kept
+        if n.input[0].endswith("_DequantizeLinear_Output")
+    ]
+    assert compared and all(row["sqnr_db"] > 20 for row in compared), compared

@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgeport.quant_backends import quant_config, quantize
+from edgeport.quant_backends import ModelSource, quant_config, quantize
 from edgeport.quant_backends.fidelity import fidelity
 from edgeport.quant_backends.recipes import AutoConfig, GraphProfile, recipes_for
 from edgeport.quant_backends.smoothing import OUTLIER_RATIO, smooth_model, worst_outlier_ratio
@@ -101,3 +101,19 @@ def test_auto_tries_smoothed_recipes_only_when_activations_have_outliers(tmp_pat
 def test_a_smoothing_strength_outside_0_1_is_refused():
     with pytest.raises(Exception, match="smooth_alpha"):
         quant_config(backend="ort-static", smooth_alpha=1.5)
+
+
+def test_fallback_keeps_the_smoothing(tmp_path):
+    from edgeport.quant_backends.fallback import Tolerance, quantize_with_fallback
+
+    fp32 = tmp_path / "fp32.onnx"
+    _outlier_model(fp32, residual=True)
+    config = quant_config(backend="ort-dynamic", smooth_alpha=0.5)
+    val = _data(32, 2)
+    result, report = quantize_with_fallback(
+        ModelSource(fp32), _data(64, 1), config, tmp_path / "int8.onnx", val, None, Tolerance(min_cosine=0.999)
+    )
+    assert result.report["smoothing"]["activations"] == 2 and report.within_tolerance
+    reference = run_all_outputs(ort_session(fp32), val)["m"]
+    assert fidelity(reference, run_all_outputs(ort_session(result.path), val)["m"])["mean_cosine"] > 0.999
+    assert not list(tmp_path.glob(".*smoothed*"))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from edgeport.artifacts import Artifact, RunFolder, atomic_write_json, atomic_write_text, sha256_json
 from edgeport.benchmarks import cpu_fingerprint, measure_interleaved
+from edgeport.benchmarks.records import RuntimeChoice
 from edgeport.config import RunConfig
 from edgeport.distill import accuracy, predict_logits, teacher_logits
 from edgeport.exporter import ExportResult, onnx_predict
@@ -151,6 +152,7 @@ def _train(build: RunBuild, root: Path, cache: Path, stages: _StageTimer, progre
             config.seed,
             lineage,
             progress,
+            RuntimeChoice(config.bench.runtime, config.bench.precision),
         )
         fallback = build.quantized.fallback
         if fallback is not None and not fallback.within_tolerance:

@@ -116,15 +116,19 @@ def measure_remote(
     )
 
 
-def probe_remote(device: RemoteDevice) -> str:
-    """Fail early, before any work, when the device is unreachable or lacks numpy/onnxruntime.
+def probe_remote(device: RemoteDevice, runtimes: set[str] | frozenset[str] = frozenset({"ort"})) -> str:
+    """Fail early, before any work, when the device is unreachable or lacks numpy or a package of
+    ``runtimes`` (onnxruntime for "ort", openvino for "openvino").
 
-    Returns a line identifying the device's software and machine (onnxruntime version, machine, CPU).
+    Returns a line identifying the device's software and machine (runtime versions, machine, CPU); for
+    onnxruntime alone it is the line searches have always cached by.
     """
+    packages = ["numpy"] + [{"ort": "onnxruntime", "openvino": "openvino"}[r] for r in sorted(runtimes)]
+    versions = " ".join(f"{p}.__version__," for p in packages[1:])
     check = (
-        "import importlib.util as u, sys, platform; m = [p for p in ('numpy', 'onnxruntime') "
+        f"import importlib.util as u, sys, platform; m = [p for p in {tuple(packages)!r} "
         "if u.find_spec(p) is None]; print(*m, file=sys.stderr) if m else None; m and sys.exit(3); "
-        "import onnxruntime; print(onnxruntime.__version__, platform.machine(), platform.processor())"
+        f"import {', '.join(packages[1:])}; print({versions} platform.machine(), platform.processor())"
     )
     result = device.quick(f"{shlex.quote(device.python)} -c {shlex.quote(check)}")
     if result.returncode == 255:

@@ -24,10 +24,10 @@ class BenchDevice:
     def create(cls, url: str | None, python: str = "python3", ssh_options: tuple[str, ...] = ()) -> BenchDevice:
         return cls(RemoteTarget.parse(url, python, tuple(ssh_options)) if url else None, url)
 
-    def check(self) -> None:
-        """Refuse a remote device that cannot run the benchmark before the search starts."""
+    def check(self, runtimes: set[str] | frozenset[str] = frozenset({"ort"})) -> None:
+        """Refuse a remote device that cannot run the benchmark on ``runtimes`` before the search starts."""
         if self.remote is not None:
-            self.probed = probe_remote(self.remote)
+            self.probed = probe_remote(self.remote, runtimes)
 
     def identity(self) -> dict:
         """What a cached latency depends on besides the model and the settings."""

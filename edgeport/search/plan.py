@@ -88,6 +88,9 @@ def plan_trial(candidate: Candidate, data_fingerprint: str) -> TrialPlan:
     chain = [teacher, student, export]
     if config.quantize.backend != NO_QUANTIZATION:
         quant = candidate.quant_config.describe()
+        # judged (and auto's recipes ranked) on bench.runtime: part of the key, left out for onnxruntime so
+        # that quantizations cached before runtimes existed still match
+        judged = {} if config.bench.runtime == "ort" else {"runtime": [config.bench.runtime, config.bench.precision]}
         key = stage_key(
             "quantize",
             quant=quant,
@@ -96,6 +99,7 @@ def plan_trial(candidate: Candidate, data_fingerprint: str) -> TrialPlan:
             student=student.key,
             teacher=teacher.key,
             seed=config.seed,
+            **judged,
         )
         chain.append(
             StageTask(

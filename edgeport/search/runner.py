@@ -77,7 +77,7 @@ def run_search(config_path: Path | None, options: SearchOptions, progress: Progr
     candidates, expansion, time_limit_s = _candidates(definition, stored, options)
     gate_target = resolve_gate_target(candidates, options)
     device = BenchDevice.create(options.remote, options.remote_python, options.ssh_options)
-    device.check()
+    device.check({c.config.bench.runtime for c in candidates})
     cache = StageCache(cache_root(options, stored))
     prepared_data(definition.base)  # loads and checks the data: a bad dataset is refused before any folder
     plans = [plan_trial(c, prepared_data(c.config).data.fingerprint()) for c in candidates]

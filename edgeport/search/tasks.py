@@ -113,6 +113,7 @@ def _build_export(config: RunConfig, prepared, out: Path, inputs: dict, logits_c
 def _build_quantize(
     config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress, quant_config: dict
 ) -> dict:
+    from edgeport.benchmarks.records import RuntimeChoice
     from edgeport.distill import accuracy
     from edgeport.exporter import onnx_predict
     from edgeport.quant_backends import QuantConfig, validate_quant_config
@@ -137,6 +138,7 @@ def _build_quantize(
         config.seed,
         lineage,
         progress,
+        RuntimeChoice(config.bench.runtime, config.bench.precision),
     )
     seconds = time.perf_counter() - started
     for leftover in out.iterdir():  # backends may leave helper files (e.g. augmented models) beside the output

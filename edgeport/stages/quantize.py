@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.artifacts import sha256_file, sha256_json
+from edgeport.benchmarks.records import RuntimeChoice
 from edgeport.data import calibration_subset
 from edgeport.distill import KDConfig
 from edgeport.errors import QuantizationError
@@ -53,9 +54,11 @@ def quantize_student(
     seed: int,
     lineage: OnnxLineage,
     progress: Progress = SILENT,
+    runtime: RuntimeChoice | None = None,
 ) -> QuantizedStudent:
     """Calibrate on seeded training images; with ``max_accuracy_drop``, fall back layer by layer; verify
-    against the fp32 model on val; write ``lineage`` (with the source and settings) into the file."""
+    against the fp32 model on val; write ``lineage`` (with the source and settings) into the file.
+    ``runtime`` (``bench.runtime``): the int8 model is judged, and auto's recipes ranked, as it runs there."""
     splits = prepared.splits
     calib_idx = calibration_subset(splits.train, quant_config.calibration_samples, seed)
     training = TrainingData(
@@ -67,7 +70,7 @@ def quantize_student(
     tolerance = Tolerance(max_drop=drop)
     fallback, auto, applied = None, None, quant_config
     if isinstance(quant_config, AutoConfig):
-        auto = _auto(source, calibration, val, splits.val.y, quant_config, tolerance, out_path, progress)
+        auto = _auto(source, calibration, val, splits.val.y, quant_config, tolerance, out_path, progress, runtime)
         assert auto.chosen is not None and auto.chosen.config is not None
         applied, result = auto.chosen.config, replace(auto.chosen.result, path=out_path)
     elif quant_config.max_accuracy_drop is None:
@@ -78,11 +81,12 @@ def quantize_student(
         )
     settings = {"source_sha256": sha256_file(fp32_path), "backend": applied.backend}
     write_metadata(out_path, replace(lineage, kind="onnx-int8", quant=applied.short_hash(), **settings))
-    verification, guard = verify_and_judge(out_path, fp32_path, val, splits.val.y, tolerance, JUDGED_ON)
+    judged_on = JUDGED_ON + (f"; int8 run on {runtime.label()}" if runtime and runtime.name != "ort" else "")
+    verification, guard = verify_and_judge(out_path, fp32_path, val, splits.val.y, tolerance, judged_on, runtime)
     return QuantizedStudent(result, fallback, calib_idx, verification, guard, applied, auto)
 
 
-def _auto(source, calibration, val, labels, auto_config, tolerance, out_path: Path, progress) -> AutoOutcome:
+def _auto(source, calibration, val, labels, auto_config, tolerance, out_path: Path, progress, runtime) -> AutoOutcome:
     """Backend "auto": the recipes of ``edgeport quantize``, judged on val; the chosen one moved to ``out_path``."""
     from edgeport.benchmarks import cpu_fingerprint
 
@@ -98,6 +102,7 @@ def _auto(source, calibration, val, labels, auto_config, tolerance, out_path: Pa
             Path(staging),
             cpu_fingerprint(),
             progress,
+            runtime or RuntimeChoice(),
         )
         chosen = outcome.chosen
         if chosen is None or chosen.result is None:

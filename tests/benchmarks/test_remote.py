@@ -166,3 +166,20 @@ def test_search_measures_latency_on_the_remote_device(sshd, tmp_path, capsys):
     folder = next((tmp_path / "out").glob("search-*"))
     manifest = json.loads((folder / "best" / "manifest.json").read_text())
     assert manifest["latency"]["settings"]["remote"].startswith("ssh://")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")
+def test_the_device_probe_asks_for_the_packages_of_the_runtimes_used(sshd):
+    from edgeport.benchmarks.remote import probe_remote
+    from edgeport.benchmarks.ssh_device import RemoteDevice
+
+    args = _args(sshd)
+    options = tuple(args[i + 1] for i, a in enumerate(args) if a == "--ssh-option")
+    device = RemoteDevice.parse(args[args.index("--remote") + 1], sys.executable, options)
+    import onnxruntime
+    import openvino
+
+    assert probe_remote(device).split()[0] == onnxruntime.__version__  # the line searches have cached by
+    assert probe_remote(device, {"openvino"}).split()[0] == openvino.__version__
+    both = probe_remote(device, {"ort", "openvino"}).split()
+    assert set(both[:2]) == {onnxruntime.__version__, openvino.__version__}

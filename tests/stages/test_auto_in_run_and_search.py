@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import TINY_RUN, tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,3 +65,19 @@ def test_search_takes_auto_as_a_backend_and_names_the_chosen_recipe(tmp_path):
     assert metrics and all(m["quant_recipe"] == "static-per-channel" for m in metrics)
     best = json.loads((folder / "best" / "manifest.json").read_text())
     assert best["lineage"]["quantization"]["recipe"] == "static-per-channel"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")
+def test_a_run_shipping_on_openvino_is_judged_and_measured_there(tmp_path):
+    config = tmp_path / "run.toml"
+    text = TINY_RUN.format(student_epochs=1).replace("[run.quantize]", '[run.quantize]\nbackend = "auto"')
+    config.write_text(text.replace("[run.bench]", '[run.bench]\nruntime = "openvino"'))
+    done = _cli("run", "--config", str(config), "--out", str(tmp_path / "runs"), "--skip-no-kd")
+    assert done.returncode in (0, 1), done.stderr
+    (folder,) = [p for p in (tmp_path / "runs").iterdir() if (p / "manifest.json").is_file()]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert "int8 run on openvino" in manifest["guard"]["judged_on"]
+    assert manifest["lineage"]["quantization"]["auto"]["runtime"] == "openvino"
+    assert manifest["latency"]["settings"]["runtime"] == "openvino"  # the headline latency, which the gate reads
+    labels = {row["label"] for row in manifest["runtimes"]["rows"]}
+    assert {"fp32", "int8", "fp32@ort", "int8@ort"} <= labels

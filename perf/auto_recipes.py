@@ -15,38 +15,22 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import torch
+from perf_common import append_results, cpu_line, export_torchvision, verdict
 
 from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.benchmarks.fingerprint import cpu_fingerprint
 from edgeport.quantize_job import quantize_file
+from tests.models.encoders import export_bert_encoder, save_padded_sentences
 
 SETTINGS = BenchSettings(batch=1, threads=1, warmup=50, iterations=1000, rounds=10)
 
 
-def _verdict(ok: bool) -> str:
-    return "pass" if ok else "FAIL"
-
-
 def _resnet(folder: Path) -> list[str]:
-    import torchvision
-
-    torch.manual_seed(0)
-    model = torchvision.models.resnet18(num_classes=1000).eval()
     x = np.random.default_rng(0).standard_normal((40, 3, 224, 224)).astype(np.float32)
-    fp32 = folder / "resnet18.onnx"
-    torch.onnx.export(
-        model,
-        torch.from_numpy(x[:1]),
-        str(fp32),
-        dynamo=False,
-        input_names=["input"],
-        dynamic_axes={"input": {0: "batch"}},
-    )
+    fp32 = export_torchvision("resnet18", 1000, x, folder / "resnet18.onnx")
     np.savez(folder / "calib.npz", x=x[:32])
     np.savez(folder / "val.npz", x=x[32:])
     seconds = {}
@@ -69,9 +53,9 @@ def _resnet(folder: Path) -> list[str]:
     speed = p50["auto"] / p50["static"]
     return [
         f"| resnet18 224 | wall of auto / one ort-static quantization | {wall:.2f} ({seconds['auto']:.1f} s / "
-        f"{seconds['ort-static']:.1f} s) | <= 3 | {_verdict(wall <= 3)} |",
+        f"{seconds['ort-static']:.1f} s) | <= 3 | {verdict(wall <= 3)} |",
         f"| resnet18 224 | p50 of auto's artifact ({chosen}) / ort-static's | {speed:.3f} ({p50['auto']:.2f} ms / "
-        f"{p50['static']:.2f} ms; fp32 {p50['fp32']:.2f} ms) | within 5% | {_verdict(abs(speed - 1) <= 0.05)} |",
+        f"{p50['static']:.2f} ms; fp32 {p50['fp32']:.2f} ms) | within 5% | {verdict(abs(speed - 1) <= 0.05)} |",
     ]
 
 
@@ -82,49 +66,13 @@ ENCODERS = (("L6 H384 seq32 (MiniLM-L6 sizes)", 6, 384, 12, 1536, 32), ("L4 H256
 
 
 def _encoder(folder: Path, label: str, layers: int, hidden: int, heads: int, intermediate: int, length: int):
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=1000,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=intermediate,
-    )
-    bert = BertModel(config).eval()
     folder = folder / f"encoder-{layers}x{hidden}"
     folder.mkdir()
-
-    class Encoder(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.bert(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    ids = torch.randint(0, 1000, (1, length))
-    fp32 = folder / "encoder.onnx"
-    torch.onnx.export(
-        Encoder(),
-        (ids, torch.ones_like(ids), torch.zeros_like(ids)),
-        str(fp32),
-        dynamo=False,
-        opset_version=17,
-        input_names=names,
-        dynamic_axes={n: {0: "batch"} for n in names},
-    )
+    sizes = {"hidden": hidden, "layers": layers, "heads": heads, "intermediate": intermediate}
+    fp32 = export_bert_encoder(folder / "encoder.onnx", vocab=1000, length=length, **sizes)
     rng = np.random.default_rng(1)
     for name, count in (("calib", 32), ("val", 16)):
-        mask = np.ones((count, length), np.int64)
-        for row in range(count):
-            mask[row, rng.integers(length // 2, length) :] = 0
-        tokens = rng.integers(0, 1000, (count, length)).astype(np.int64)
-        np.savez(folder / f"e{name}.npz", input_ids=tokens, attention_mask=mask, token_type_ids=0 * tokens)
+        save_padded_sentences(folder / f"e{name}.npz", count, length, 1000, rng)
     started = time.perf_counter()
     _, manifest = quantize_file(
         str(fp32),
@@ -148,7 +96,7 @@ def _encoder(folder: Path, label: str, layers: int, hidden: int, heads: int, int
         f"| BERT-style encoder {label} | auto's choice: {manifest['auto']['chosen']} (tried: {tried}; "
         f"{seconds:.1f} s) | mean cosine {cosine:.4f}, p50 {ratio:.2f}x fp32 ({p50['int8']:.2f} / "
         f"{p50['fp32']:.2f} ms) | cosine >= 0.99, <= 0.40x | "
-        f"cosine {_verdict(cosine >= 0.99)}, speed {_verdict(ratio <= 0.40)} |",
+        f"cosine {verdict(cosine >= 0.99)}, speed {verdict(ratio <= 0.40)} |",
     ]
 
 
@@ -158,24 +106,12 @@ def main() -> int:
         rows = _resnet(Path(tmp))
         for encoder in ENCODERS:
             rows += _encoder(Path(tmp), *encoder)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    text = "\n".join(
-        [
-            "",
-            f"## `edgeport quantize` default (auto) vs ort-static (`python perf/auto_recipes.py`, {stamp})",
-            "",
-            f"CPU {cpu.get('model')} ({cpu.get('logical_cores')} logical cores, ISA {', '.join(cpu.get('isa', []))}); "
-            "p50 at batch 1, one thread, interleaved with fp32 in one process.",
-            "",
-            "| model | what | measured | goal | verdict |",
-            "|---|---|---|---|---|",
-            *rows,
-            "",
-        ]
+    append_results(
+        "`edgeport quantize` default (auto) vs ort-static",
+        "auto_recipes.py",
+        f"{cpu_line(cpu)}; p50 at batch 1, one thread, interleaved with fp32 in one process.",
+        ["| model | what | measured | goal | verdict |", "|---|---|---|---|---|", *rows],
     )
-    print(text)
-    with open(Path(__file__).parent / "RESULTS.md", "a") as handle:
-        handle.write(text)
     return 0
 
 

@@ -10,11 +10,10 @@ sensitivity pass at most 2 quantizations' time. Appends a table to perf/RESULTS.
 from __future__ import annotations
 
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import torch
+from perf_common import append_results, export_torchvision, verdict
 
 from edgeport.benchmarks.fingerprint import cpu_fingerprint
 from edgeport.quant_backends import ModelSource, quant_config
@@ -22,22 +21,10 @@ from edgeport.quant_backends.fallback import Tolerance, layer_candidates, quanti
 
 
 def main() -> int:
-    import torchvision
-
-    torch.manual_seed(0)
-    model = torchvision.models.resnet50(num_classes=100).eval()
     x = np.random.default_rng(0).standard_normal((48, 3, 64, 64)).astype(np.float32)
     cpu = cpu_fingerprint()
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = Path(tmp) / "resnet50.onnx"
-        torch.onnx.export(
-            model,
-            torch.from_numpy(x[:1]),
-            str(fp32),
-            dynamo=False,
-            input_names=["input"],
-            dynamic_axes={"input": {0: "batch"}},
-        )
+        fp32 = export_torchvision("resnet50", 100, x, Path(tmp) / "resnet50.onnx")
         layers = len(layer_candidates(ModelSource(fp32), "onnx"))
         config = quant_config(backend="ort-static", per_channel=False, reduce_range=False, calibration_samples=32)
         _, report = quantize_with_fallback(
@@ -52,27 +39,20 @@ def main() -> int:
     again = report.quantizations - 1
     cost = report.seconds.get("sensitivity", 0.0) / report.seconds["first_quantization"]
     first, last = report.steps[0]["mean_cosine"], report.steps[-1]["mean_cosine"]
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    text = "\n".join(
+    append_results(
+        "Fallback on a 50-layer model",
+        "fallback_steps.py",
+        f"CPU {cpu.get('model')} (ISA {', '.join(cpu.get('isa', []))}); resnet50 ({layers} Conv/Gemm layers), "
+        f"64x64, ort-static per-tensor, tolerance mean cosine >= 0.9998 (plain int8: {first:.5f}).",
         [
-            "",
-            f"## Fallback on a 50-layer model (`python perf/fallback_steps.py`, {stamp})",
-            "",
-            f"CPU {cpu.get('model')} (ISA {', '.join(cpu.get('isa', []))}); resnet50 ({layers} Conv/Gemm layers), "
-            f"64x64, ort-static per-tensor, tolerance mean cosine >= 0.9998 (plain int8: {first:.5f}).",
-            "",
             "| check | measured | goal | verdict |",
             "|---|---|---|---|",
             f"| re-quantizations after the first | {again} (kept {len(report.excluded)} layer(s) in float; cosine "
-            f"{last:.5f}, within tolerance: {report.within_tolerance}) | <= 8 | {'pass' if again <= 8 else 'FAIL'} |",
+            f"{last:.5f}, within tolerance: {report.within_tolerance}) | <= 8 | {verdict(again <= 8)} |",
             f"| sensitivity pass / one quantization | {cost:.2f} ({report.seconds.get('sensitivity', 0):.1f} s / "
-            f"{report.seconds['first_quantization']:.1f} s) | <= 2 | {'pass' if cost <= 2 else 'FAIL'} |",
-            "",
-        ]
+            f"{report.seconds['first_quantization']:.1f} s) | <= 2 | {verdict(cost <= 2)} |",
+        ],
     )
-    print(text)
-    with open(Path(__file__).parent / "RESULTS.md", "a") as handle:
-        handle.write(text)
     return 0
 
 

@@ -10,19 +10,16 @@ ends faster than fp32 and within tolerance, or exits 1 with the reason stated (n
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from perf_common import append_results, cpu_line, verdict
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the stand-in builders live with the tests
-
-from edgeport.benchmarks import BenchSettings, measure_interleaved  # noqa: E402
-from edgeport.benchmarks.fingerprint import cpu_fingerprint  # noqa: E402
-from edgeport.cli import main as cli  # noqa: E402
-from tests.models.foreign_onnx import build_detector, build_recognizer, text_images, text_lines  # noqa: E402
+from edgeport.benchmarks import BenchSettings, measure_interleaved
+from edgeport.benchmarks.fingerprint import cpu_fingerprint
+from edgeport.cli import main as cli
+from tests.models.foreign_onnx import build_detector, build_recognizer, text_images, text_lines
 
 SETTINGS = BenchSettings(batch=1, threads=1, warmup=20, iterations=300, rounds=10)
 
@@ -57,7 +54,7 @@ def _row(folder: Path, name: str, calib: dict) -> str:
     return (
         f"| {name} 1x{shape} | exit {code}: {manifest['verdict']} | "
         f"{ratio:.2f} ({p50['int8']:.2f} / {p50['fp32']:.2f} ms) "
-        f"| {manifest['auto']['chosen']} (tried: {tried}) | {'pass' if goal else 'FAIL'} |"
+        f"| {manifest['auto']['chosen']} (tried: {tried}) | {verdict(goal)} |"
     )
 
 
@@ -71,25 +68,13 @@ def main() -> int:
             _row(folder, "det", {"x": text_images(24, 320, 320, seed=1)[0]}),
             _row(folder, "rec", {"x": text_lines(64, 320, seed=1)[0]}),
         ]
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    text = "\n".join(
-        [
-            "",
-            f"## Opset-12 detector and CTC recognizer, default quantize (`python perf/foreign_exporters.py`, {stamp})",
-            "",
-            f"CPU {cpu.get('model')} ({cpu.get('logical_cores')} logical cores, ISA {', '.join(cpu.get('isa', []))}); "
-            "p50 at batch 1, one thread, interleaved with fp32. Goal: faster than fp32 and within tolerance, or "
-            "exit 1 with the reason stated.",
-            "",
-            "| model | verdict | int8 / fp32 p50 | auto | goal |",
-            "|---|---|---|---|---|",
-            *rows,
-            "",
-        ]
+    append_results(
+        "Opset-12 detector and CTC recognizer, default quantize",
+        "foreign_exporters.py",
+        f"{cpu_line(cpu)}; p50 at batch 1, one thread, interleaved with fp32. Goal: faster than fp32 and within "
+        "tolerance, or exit 1 with the reason stated.",
+        ["| model | verdict | int8 / fp32 p50 | auto | goal |", "|---|---|---|---|---|", *rows],
     )
-    print(text)
-    with open(Path(__file__).parent / "RESULTS.md", "a") as handle:
-        handle.write(text)
     return 0
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
+from perf_common import append_results, verdict
 from scipy import stats
 
 from edgeport.benchmarks.fingerprint import cpu_fingerprint
@@ -68,27 +68,19 @@ def main() -> int:
             f"{acc['hinton'].mean():.2f} | {_interval(acc['hinton'] - acc['ce'])} |"
         )
     ok = min(verdicts) >= 0 and max(verdicts) >= 1
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    text = "\n".join(
+    append_results(
+        "Distillation against plain cross-entropy, 5 seeds",
+        "kd_students.py",
+        f"CPU {cpu.get('model')} (accuracies do not depend on it). Default teacher and data (digits 8x8 "
+        f"upscaled to 32, train/val/test 70/15/15), student 12 epochs, T=4, alpha=0.9; seeds {list(SEEDS)}. "
+        "Test top-1 %, mean over seeds; KD - CE: paired difference, 95% t-interval.",
         [
-            "",
-            f"## Distillation against plain cross-entropy, 5 seeds (`python perf/kd_students.py`, {stamp})",
-            "",
-            f"CPU {cpu.get('model')} (accuracies do not depend on it). Default teacher and data (digits 8x8 "
-            f"upscaled to 32, train/val/test 70/15/15), student 12 epochs, T=4, alpha=0.9; seeds {list(SEEDS)}. "
-            "Test top-1 %, mean over seeds; KD - CE: paired difference, 95% t-interval.",
-            "",
             "| student | CE (no KD) | KD, standardized logits (default) | KD - CE | KD, Hinton loss | KD - CE |",
             "|---|---:|---:|---|---:|---|",
             *rows,
-            "",
-            f"Goal: default KD >= CE for every student and >= +1 point for one: {'pass' if ok else 'FAIL'}",
-            "",
-        ]
+        ],
+        [f"Goal: default KD >= CE for every student and >= +1 point for one: {verdict(ok)}", ""],
     )
-    print(text)
-    with open(Path(__file__).parent / "RESULTS.md", "a") as handle:
-        handle.write(text)
     return 0
 
 

@@ -15,15 +15,13 @@ Needs the openvino and nncf packages (``pip install -e '.[perf]'``). Appends a t
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import torch
+from perf_common import append_results, cpu_line, export_torchvision, verdict
 
 from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.benchmarks.compare import compare
@@ -36,26 +34,9 @@ SETTINGS = BenchSettings(batch=1, threads=1, warmup=50, iterations=500, rounds=1
 OPENVINO = RuntimeChoice("openvino")
 
 
-def _verdict(ok: bool) -> str:
-    return "pass" if ok else "FAIL"
-
-
 def _resnet(folder: Path) -> tuple[Path, np.ndarray]:
-    import torchvision
-
-    torch.manual_seed(0)
-    model = torchvision.models.resnet18(num_classes=1000).eval()
     x = np.random.default_rng(0).standard_normal((48, 3, 224, 224)).astype(np.float32)
-    fp32 = folder / "resnet18.onnx"
-    torch.onnx.export(
-        model,
-        torch.from_numpy(x[:1]),
-        str(fp32),
-        dynamo=False,
-        input_names=["input"],
-        dynamic_axes={"input": {0: "batch"}},
-    )
-    return fp32, x
+    return export_torchvision("resnet18", 1000, x, folder / "resnet18.onnx"), x
 
 
 def _bare_loop(path: Path, feed: dict, blocks: int = 6, runs: int = 300) -> list[str]:
@@ -74,7 +55,7 @@ def _bare_loop(path: Path, feed: dict, blocks: int = 6, runs: int = 300) -> list
     gap = abs(np.median(harness) / np.median(bare) - 1)
     return [
         f"| harness vs bare `infer()` loop (resnet18 int8, OpenVINO) | p50 {np.median(harness):.3f} vs "
-        f"{np.median(bare):.3f} ms, gap {gap * 100:.2f}% | <= 3% | {_verdict(gap <= 0.03)} |"
+        f"{np.median(bare):.3f} ms, gap {gap * 100:.2f}% | <= 3% | {verdict(gap <= 0.03)} |"
     ]
 
 
@@ -92,7 +73,7 @@ def _aa(path: Path, feed: dict, repeats: int = 10) -> list[str]:
     quiet = verdicts.count("no detectable difference")
     return [
         f"| A/A, same int8 file twice on OpenVINO ({repeats} runs) | no detectable difference in {quiet}/{repeats} "
-        f"| >= {repeats - 1} | {_verdict(quiet >= repeats - 1)} |"
+        f"| >= {repeats - 1} | {verdict(quiet >= repeats - 1)} |"
     ]
 
 
@@ -137,9 +118,9 @@ def _choice(fp32: Path, x: np.ndarray, folder: Path) -> list[str]:
     table = ", ".join(f"{k} {v:.2f} ms" for k, v in p50.items())
     return [
         f"| resnet18: edgeport's fastest faithful ({best}) / OpenVINO + NNCF int8 | {ratio:.2f} ({table}) "
-        f"| <= 1.15 | {_verdict(ratio <= 1.15)} |",
+        f"| <= 1.15 | {verdict(ratio <= 1.15)} |",
         f"| int8 vs fp32, both on OpenVINO | {int8_vs_fp32['verdict']} (p50 ratio {int8_vs_fp32['p50_ratio']:.2f}) "
-        f"| faster | {_verdict(int8_vs_fp32['verdict'] == 'faster')} |",
+        f"| faster | {verdict(int8_vs_fp32['verdict'] == 'faster')} |",
         *_bare_loop(int8, feed),
         *_aa(int8, feed),
     ]
@@ -159,25 +140,12 @@ def main() -> int:
         folder = Path(tmp)
         fp32, x = _resnet(folder)
         rows = _choice(fp32, x, folder)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    text = "\n".join(
-        [
-            "",
-            f"## Runtimes: OpenVINO beside onnxruntime (`python perf/runtimes.py`, {stamp})",
-            "",
-            f"CPU {cpu.get('model')} ({cpu.get('logical_cores')} logical cores, ISA {', '.join(cpu.get('isa', []))}); "
-            "batch 1, one thread, interleaved. OpenVINO at its CPU default precision.",
-            "",
-            "| check | measured | goal | verdict |",
-            "|---|---|---|---|",
-            *rows,
-            "",
-        ]
+    append_results(
+        "Runtimes: OpenVINO beside onnxruntime",
+        "runtimes.py",
+        f"{cpu_line(cpu)}; batch 1, one thread, interleaved. OpenVINO at its CPU default precision.",
+        ["| check | measured | goal | verdict |", "|---|---|---|---|", *rows],
     )
-    print(text)
-    with open(Path(__file__).parent / "RESULTS.md", "a") as handle:
-        handle.write(text)
-    print(json.dumps({"done": True}))
     return 0
 
 

@@ -93,18 +93,13 @@ def _smoothed(backend: QuantBackend, source: ModelSource, calibration, config: O
     """Migrate activation outliers into the weights first (SmoothQuant), then quantize the smoothed model."""
     import dataclasses
 
-    from edgeport.quant_backends.smoothing import smooth_model, smoothed_path
+    from edgeport.quant_backends.smoothing import smoothed_model
 
-    assert source.onnx_path is not None and config.smooth_alpha is not None
-    staged = smoothed_path(output_path)
-    try:
-        with progress.task("smooth activation outliers", total=1) as advance:
-            report, muls = smooth_model(source.onnx_path, staged, calibration, config.smooth_alpha)
+    assert source.onnx_path is not None
+    with progress.task("smooth activation outliers", total=1) as advance:
+        with smoothed_model(source.onnx_path, calibration, config, output_path) as (staged, plain, report):
             advance(1)
-        in_float = config.model_copy(update={"exclude_nodes": (*config.exclude_nodes, *muls)})
-        result = run_backend(backend, ModelSource(staged), calibration, in_float, output_path, progress)
-    finally:
-        staged.unlink(missing_ok=True)
+            result = run_backend(backend, ModelSource(staged), calibration, plain, output_path, progress)
     return dataclasses.replace(result, report={**result.report, "smoothing": report})
 
 

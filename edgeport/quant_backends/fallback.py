@@ -89,19 +89,14 @@ def quantize_with_fallback(
     ``smooth_alpha``, the model is smoothed once (quant_backends/smoothing.py) and the whole fallback,
     sensitivity included, runs on the smoothed model, which computes the same function."""
     from edgeport.quant_backends.config import OrtConfig
-    from edgeport.quant_backends.smoothing import smooth_model, smoothed_path
+    from edgeport.quant_backends.smoothing import smoothed_model
 
     args = (val_inputs, val_labels, tolerance, progress, allowed)
     if not isinstance(config, OrtConfig) or config.smooth_alpha is None:
         return _with_fallback(source, calibration, config, Path(output_path), *args)
     assert source.onnx_path is not None
-    staged = smoothed_path(output_path)
-    try:
-        smoothing, keep = smooth_model(source.onnx_path, staged, calibration, config.smooth_alpha)
-        plain = config.model_copy(update={"smooth_alpha": None, "exclude_nodes": (*config.exclude_nodes, *keep)})
+    with smoothed_model(source.onnx_path, calibration, config, output_path) as (staged, plain, smoothing):
         result, report = _with_fallback(ModelSource(staged), calibration, plain, Path(output_path), *args)
-    finally:
-        staged.unlink(missing_ok=True)
     return dataclasses.replace(result, report={**result.report, "smoothing": smoothing}), report
 
 

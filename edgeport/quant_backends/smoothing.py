@@ -16,8 +16,11 @@ weights of those nodes are rescaled in place. The fp32 model's outputs are uncha
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import onnx
@@ -28,6 +31,7 @@ from onnx import TensorProto, helper, numpy_helper
 # 20x to 100x the typical channel (Dettmers et al., LLM.int8(), 2022; Xiao et al., SmoothQuant, 2023).
 OUTLIER_RATIO = 20.0
 DEFAULT_ALPHA = 0.5  # SmoothQuant's default migration strength for encoder-sized models
+C = TypeVar("C", bound=Any)  # an OrtConfig (typed loosely: the config module imports this one's users)
 CHUNK = 16  # calibration samples per run: per-channel maxima are reduced as they come, not stored
 SCALE_LIMITS = (1e-4, 1e4)  # a channel that is (nearly) zero on one side must not blow the other up
 
@@ -202,6 +206,17 @@ def _fold_into_layer_norm(graph, activation: str, readers: list[Reader], weights
     return True
 
 
-def smoothed_path(output_path: str | os.PathLike) -> Path:
+@contextmanager
+def smoothed_model(
+    fp32_path: str | os.PathLike, calibration: dict[str, np.ndarray], config: C, output_path: str | os.PathLike
+) -> Iterator[tuple[Path, C, dict]]:
+    """The smoothed model staged beside ``output_path`` (removed afterwards), the ORT config to quantize
+    it with (smoothing done, the nodes that must stay float excluded) and the smoothing report."""
     output = Path(output_path)
-    return output.with_name(f".{output.name}.smoothed.onnx")
+    staged = output.with_name(f".{output.name}.smoothed.onnx")
+    try:
+        report, keep = smooth_model(fp32_path, staged, calibration, config.smooth_alpha)
+        plain = config.model_copy(update={"smooth_alpha": None, "exclude_nodes": (*config.exclude_nodes, *keep)})
+        yield staged, plain, report
+    finally:
+        staged.unlink(missing_ok=True)

@@ -10,6 +10,7 @@ import torch
 
 from edgeport.cli import main
 from tests.helpers import plant_outlier_channel
+from tests.models.encoders import export_bert_encoder, save_padded_sentences
 
 
 def _run(capsys, *args):
@@ -76,44 +77,12 @@ def test_an_opset_11_graph_is_upgraded_before_per_channel_int8(tmp_path, capsys,
 @pytest.fixture(scope="module")
 def encoder(tmp_path_factory):
     """A 2-layer BERT-style encoder with random weights: three int64 inputs, a hidden-state output."""
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=200, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128
-    )
-    bert = BertModel(config).eval()
-
-    class Encoder(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.bert(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-
     folder = tmp_path_factory.mktemp("encoder")
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    ids = torch.randint(0, 200, (1, 16))
-    torch.onnx.export(
-        Encoder(),
-        (ids, torch.ones_like(ids), torch.zeros_like(ids)),
-        str(folder / "encoder.onnx"),
-        dynamo=False,
-        opset_version=17,
-        input_names=names,
-        output_names=["last_hidden_state"],
-        dynamic_axes={n: {0: "batch"} for n in names},
-    )
+    sizes = {"hidden": 64, "layers": 2, "heads": 4, "intermediate": 128}
+    export_bert_encoder(folder / "encoder.onnx", vocab=200, length=16, **sizes)
     rng = np.random.default_rng(0)
     for name, count in (("calib", 24), ("val", 12)):
-        mask = np.ones((count, 16), np.int64)
-        for row in range(count):
-            mask[row, rng.integers(8, 16) :] = 0  # padded sentences: the mask path matters
-        tokens = rng.integers(0, 200, (count, 16)).astype(np.int64)
-        np.savez(folder / f"{name}.npz", input_ids=tokens, attention_mask=mask, token_type_ids=0 * tokens)
+        save_padded_sentences(folder / f"{name}.npz", count, 16, 200, rng)
     return folder
 
 

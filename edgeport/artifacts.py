@@ -1,18 +1,17 @@
-"""Artifacts on disk: hashing, atomic writes and run folders.
+"""Artifacts on disk: hashing, atomic writes and the checks every output passes before any work.
 
-A run folder is built under a hidden staging name and renamed into place only
-after its manifest is written, so a folder named ``runs/<id>`` is always
-complete and a failed run leaves nothing half-written behind.
+Outputs are only ever written to regular files: a write renames a temporary file over the path, which
+would turn a device node, a FIFO or a socket (``-o /dev/null`` as root) into a regular file. A write
+that fails names its file (the OSError of a write carries none). Staging and run folders: staging.py.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
-import re
-import shutil
-import socket
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,23 +70,79 @@ class Artifact:
         }
 
 
-def _umask() -> int:
+def current_umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
 
 
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_DISK_FULL_TEXT = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """True when ``exc``, or an exception it was raised from, is a full disk or an exhausted quota.
+
+    Libraries wrap the OSError (onnx and onnxruntime in their own types, edgeport's stages in errors
+    that name the input model), so the whole chain is searched, and the text for C++ errors."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            return True
+        if any(text in str(exc) for text in _DISK_FULL_TEXT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _file_type(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISDIR, "folder"),
+    ):
+        if test(mode):
+            return name
+    return "special file"
+
+
+def refuse_non_regular(path: str | os.PathLike, what: str = "output") -> None:
+    """Raise ArtifactError when ``path`` exists (links followed) and is not a regular file.
+
+    Writing renames a new file over the path: a device node or FIFO would be replaced, and root may
+    do that even under /dev. A link to a regular file is fine (the link itself is replaced)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # nothing there yet, or a dangling link
+        return
+    if not stat.S_ISREG(mode):
+        raise ArtifactError(f"{path}: the {what} is not a regular file (a {_file_type(mode)}); give a file path")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
+
+    Never replaces something that is not a regular file; a write that fails (a full disk) is an
+    ArtifactError that names ``path``: the OSError of a write carries no file name."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    refuse_non_regular(path)  # the last line of defence for writers that did not call check_output_file
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot write the file ({exc.strerror or exc})") from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp creates 0600; give the file normal permissions
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ArtifactError(f"{path}: cannot write the file ({exc.strerror or exc})") from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -128,120 +183,31 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return Path(a).resolve() == Path(b).resolve()
 
 
+def read_only(path: str | os.PathLike) -> bool:
+    """True for an existing file nobody may write: no write bit at all, or not writable by this user.
+
+    os.access alone is always true for root; the mode bits are what the owner asked for."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return not (mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) or not os.access(path, os.W_OK)
+
+
 def check_output_file(path: str | os.PathLike, inputs: tuple = (), what: str = "output") -> Path:
     """Refuse, before any work, an output file that is one of the command's ``inputs``, a folder,
-    in a missing or unwritable folder, or read-only."""
+    not a regular file (a device, a FIFO, a link to one), in a missing or unwritable folder, or read-only."""
     path = Path(path)
     if path.is_dir():
         raise ArtifactError(f"{path}: the {what} is a folder; give a file name")
+    refuse_non_regular(path, what)
     for source in inputs:
         if source is not None and Path(source).exists() and same_file(path, source):
             raise ArtifactError(f"{path}: the {what} is the input file {source}; write it to another path")
     folder = path.parent
     if not folder.is_dir():
         raise ArtifactError(f"{folder}: folder for the {what} does not exist")
-    if path.exists() and not os.access(path, os.W_OK):
+    if read_only(path):
         raise ArtifactError(f"{path}: the {what} exists and is read-only")
     _probe_writable(folder)
     return path
-
-
-# Hidden folders a command builds in and renames (or deletes) when done. Their names carry the host
-# and pid of the process that made them, so a later command can tell what a killed process left.
-STAGING_KINDS = ("partial", "edgeport-quantize")
-
-
-def _host_tag() -> str:
-    host = socket.gethostname() or "host"
-    return "".join(c if c.isalnum() else "_" for c in host)[:40]
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, owned by another user
-        return True
-    return True
-
-
-def make_staging_dir(parent: Path, kind: str, label: str = "") -> Path:
-    """A fresh hidden folder ``.<kind>-[<label>-]<host>@<pid>-<random>`` in ``parent``."""
-    if kind not in STAGING_KINDS:
-        raise ValueError(f"unknown staging kind {kind!r}")
-    prefix = f".{kind}-{label + '-' if label else ''}{_host_tag()}@{os.getpid()}-"
-    try:
-        path = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
-        os.chmod(path, 0o777 & ~_umask())
-    except OSError as exc:
-        raise ArtifactError(f"cannot create a staging folder in {str(parent)!r}: {exc.strerror or exc}") from exc
-    return path
-
-
-_KINDS = "|".join(STAGING_KINDS)
-_STAGING_NAME = re.compile(rf"^\.(?:{_KINDS})-(?:.*-)?(?P<host>[A-Za-z0-9_]+)@(?P<pid>\d+)-[^-]+$")
-
-
-def remove_stale_staging(parent: str | os.PathLike) -> list[Path]:
-    """Delete staging folders in ``parent`` whose process (on this host) no longer runs; return them.
-
-    A folder of a process on another host (a shared file system) or of a live process is kept.
-    """
-    parent = Path(parent)
-    removed: list[Path] = []
-    try:
-        entries = list(parent.iterdir())
-    except OSError:
-        return removed
-    host = _host_tag()
-    for entry in entries:
-        match = _STAGING_NAME.match(entry.name)
-        if match is None or not entry.is_dir() or match["host"] != host or pid_alive(int(match["pid"])):
-            continue
-        shutil.rmtree(entry, ignore_errors=True)
-        if not entry.exists():
-            removed.append(entry)
-    return removed
-
-
-class RunFolder:
-    """A run folder that becomes visible under its final name only when committed.
-
-    Use as a context manager: on an exception the staging folder is removed;
-    ``commit()`` renames it to its final name.
-    """
-
-    def __init__(self, parent: str | os.PathLike, run_id: str) -> None:
-        self.created_parent = not Path(parent).exists()  # removed again if the run fails and leaves it empty
-        self.parent = ensure_writable_dir(parent)
-        self.run_id = run_id
-        self.final = self.parent / run_id
-        if self.final.exists():
-            raise ArtifactError(f"run folder {str(self.final)!r} already exists")
-        self.stale_removed = remove_stale_staging(self.parent)
-        self.path = make_staging_dir(self.parent, "partial", run_id)
-        self.committed = False
-
-    def __enter__(self) -> RunFolder:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if not self.committed:
-            shutil.rmtree(self.path, ignore_errors=True)
-            if self.created_parent:
-                try:
-                    self.parent.rmdir()  # only when empty: a cache or other runs keep it
-                except OSError:
-                    pass
-
-    def commit(self) -> Path:
-        if not (self.path / "manifest.json").exists():
-            raise ArtifactError(f"run folder {str(self.path)!r} has no manifest.json; refusing to commit it")
-        try:
-            os.replace(self.path, self.final)
-        except OSError as exc:
-            raise ArtifactError(f"cannot move the run into {str(self.final)!r}: {exc}") from exc
-        self.committed = True
-        self.path = self.final
-        return self.final

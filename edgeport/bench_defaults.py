@@ -35,3 +35,15 @@ GATE = BenchDefaults(warmup=100, iterations=2000, rounds=10)
 # `edgeport bench` (--warmup, --iterations and --rounds defaults): interactive, so half RUN's runs and
 # warm-up, still ten times the 100 samples a p99 needs (benchmarks/stats.py MIN_SAMPLES).
 CLI_BENCH = BenchDefaults(warmup=50, iterations=1000, rounds=10)
+
+
+# Limits of `edgeport bench` (docs/bench.md, "Bad input"): beyond them a run would not measure what was
+# meant, or would not finish, so the option is refused up front.
+# Synthetic inputs made for one model: `--batch 1000000000` or a fixed axis of 2**40 asked numpy for
+# terabytes and died with a MemoryError; real inputs of that size are a job for --inputs anyway.
+MAX_SYNTHETIC_INPUT_BYTES = 2 * 1024**3
+# --threads on this machine: up to this many per logical core (oversubscription is measured, with a
+# warning; `--threads 100000` ran past 120 s without a result).
+MAX_THREADS_PER_CORE = 4
+# --threads with --remote, where the device's core count is unknown until it has been reached.
+MAX_REMOTE_THREADS = 1024

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.artifacts import atomic_write_json, check_output_file
+from edgeport.bench_defaults import MAX_REMOTE_THREADS, MAX_THREADS_PER_CORE
 from edgeport.benchmarks.compare import compare
 from edgeport.benchmarks.latency import (
     SCHEMA_VERSION,
@@ -21,7 +22,7 @@ from edgeport.benchmarks.latency import (
 )
 from edgeport.benchmarks.openvino_runtime import openvino_module
 from edgeport.benchmarks.records import RUNTIMES, RuntimeChoice
-from edgeport.benchmarks.session import Feeds, Shapes
+from edgeport.benchmarks.session import BATCH_AXIS, Feeds, Shapes, batch_of_shapes, check_synthetic_size
 from edgeport.benchmarks.ssh_device import RemoteDevice
 from edgeport.errors import BenchmarkError, ConfigError
 from edgeport.progress import SILENT, Progress
@@ -39,16 +40,24 @@ def parse_int_list(text: str, option: str) -> list[int]:
     return values
 
 
+def _dim(text: str, axis: int) -> int:
+    # `N` as the first axis: the batch axis, filled by each --batch value (a sweep over a model whose
+    # other axes are dynamic too); session.BATCH_AXIS stands for it until then.
+    if axis == 0 and text == "n":
+        return BATCH_AXIS
+    return int(text)
+
+
 def parse_shapes(items: tuple[str, ...]) -> Shapes:
     shapes = {}
     for item in items:
         name, sep, dims = item.partition("=")
         try:
-            shape = tuple(int(d) for d in dims.lower().split("x"))
+            shape = tuple(_dim(d, axis) for axis, d in enumerate(dims.lower().split("x")))
         except ValueError:
             shape = ()
-        if not sep or not name or not shape or any(d <= 0 for d in shape):
-            raise ConfigError(f"--shape expects name=1x3x32x32, got {item!r}")
+        if not sep or not name or not shape or any(d <= 0 and d != BATCH_AXIS for d in shape):
+            raise ConfigError(f"--shape expects name=1x3x32x32 (or name=Nx3x32x32 to take --batch), got {item!r}")
         shapes[name] = shape
     return shapes
 
@@ -72,7 +81,10 @@ def _measure_remote(
 
 
 def split_runtime(text: str) -> tuple[str, RuntimeChoice | None]:
-    """``B.onnx@openvino/bf16`` -> (``B.onnx``, that runtime); a plain path -> (path, None)."""
+    """``B.onnx@openvino/bf16`` -> (``B.onnx``, that runtime); a plain path -> (path, None). A file that
+    exists under the whole text is that file, even when its name ends in ``@ort``."""
+    if Path(text).is_file():
+        return text, None
     path, at, spec = text.rpartition("@")
     if not at or spec.split("/")[0] not in RUNTIMES:
         return text, None
@@ -121,6 +133,27 @@ def _models(
     return models, runtimes
 
 
+def check_threads(threads: list[int], device: RemoteDevice | None) -> None:
+    """--threads within MAX_THREADS_PER_CORE per logical core here, or MAX_REMOTE_THREADS on a device
+    (its cores are unknown before connecting): beyond that a run measures contention, if it ends at all."""
+    limit = MAX_REMOTE_THREADS if device is not None else MAX_THREADS_PER_CORE * (os.cpu_count() or 1)
+    where = "for a remote device" if device is not None else f"here ({MAX_THREADS_PER_CORE} per logical core)"
+    too_many = [t for t in threads if t > limit]
+    if too_many:
+        raise ConfigError(f"--threads {too_many[0]} is more than the {limit} allowed {where}")
+
+
+def check_given_inputs(inputs_path: str | None, batches: list[int] | None, shapes: Shapes) -> None:
+    """--inputs fixes the batch (the arrays' first axis) and every shape: a --batch or --shape beside it
+    would be ignored, so it is refused instead."""
+    if inputs_path is None:
+        return
+    if batches is not None:
+        raise ConfigError("--batch: the arrays of --inputs fix the batch size; drop --batch or --inputs")
+    if shapes:
+        raise ConfigError("--shape: the arrays of --inputs fix every input's shape; drop --shape or --inputs")
+
+
 def _thread_warnings(threads: list[int], device: RemoteDevice | None) -> list[str]:
     """Thread counts above this machine's logical cores (not known for a remote device)."""
     if device is not None:
@@ -145,6 +178,13 @@ def _given_inputs(inputs_path: str, model: Path, base: BenchSettings) -> tuple[F
         feed = first_feed(arrays, PER_SAMPLE)
         return feed, feed_batch(shapes, feed)
     return arrays, len(next(iter(arrays.values())))
+
+
+def _batch_of_shapes(model: Path, base: BenchSettings, shapes: Shapes) -> int:
+    """Without --batch: the batch the --shapes give for inputs whose first axis is the batch, else 1."""
+    if not shapes:
+        return 1
+    return batch_of_shapes(create_session(model, base, ORT), shapes) or 1
 
 
 def _measure(
@@ -185,7 +225,7 @@ def _report(model: str, vs: str | None, results: list, comparisons: list, warnin
 def run_bench(
     model: str,
     vs: str | None,
-    batches: list[int],
+    batches: list[int] | None,
     threads: list[int],
     base: BenchSettings,
     shapes: Shapes,
@@ -197,20 +237,25 @@ def run_bench(
     every_runtime: bool = False,
     openvino_precision: str | None = None,
 ) -> dict:
-    """``remote``: the device to measure on instead of this machine. ``margin``: see compare().
+    """``batches``: the --batch values, None when not given (then the batch the --shapes give, else 1).
+    ``remote``: the device to measure on instead of this machine. ``margin``: see compare().
     ``every_runtime`` (--runtime all): ``model`` on every installed runtime, compared with onnxruntime."""
+    check_threads(threads, remote)
+    check_given_inputs(inputs_path, batches, shapes)
     models, runtimes = _models(model, vs, inputs_path, output, base, every_runtime, openvino_precision, remote is None)
     warnings = _thread_warnings(threads, remote)
     feeds = None
     if inputs_path is not None:
         feeds, given_batch = _given_inputs(inputs_path, next(iter(models.values())), base)
         batches = [given_batch]  # real inputs fix the batch size
+    elif batches is None:
+        batches = [_batch_of_shapes(next(iter(models.values())), base, shapes)]
     results, comparisons = [], []
     for batch in batches:
         for thread_count in threads:
             settings = dataclasses.replace(base, batch=batch, threads=thread_count)
-            batch_shapes = {k: (batch, *v[1:]) for k, v in shapes.items()}
-            measured = _measure(models, settings, feeds, batch_shapes, remote, progress, runtimes)
+            # --shape is used as given; the batch fills the other inputs (session.synthesize_inputs)
+            measured = _measure(models, settings, feeds, shapes, remote, progress, runtimes)
             results += [{"model": label, **result.to_dict()} for label, result in measured.items()]
             first, *others = list(measured)  # A against B; with --runtime all, onnxruntime against each other
             for other in others:
@@ -225,33 +270,46 @@ def run_bench(
     return _report(str(next(iter(models.values()))), vs, results, comparisons, warnings, output)
 
 
+def _torch_input(shapes: Shapes, inputs_path: str | None, seed: int) -> np.ndarray:
+    """The --torch model's input: the --inputs array, or random values of --shape input=...'s shape."""
+    from edgeport.data.model_inputs import load_model_inputs
+
+    if inputs_path is not None:
+        return load_model_inputs(inputs_path, ["input"], "benchmark")[0]["input"]
+    if set(shapes) != {"input"}:
+        raise ConfigError("a torch model needs its input: --shape input=1x3x32x32 or --inputs data.npz")
+    shape = [1 if d == BATCH_AXIS else d for d in shapes["input"]]  # N: resized to each --batch below
+    check_synthetic_size("input", shape, np.float32)
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
 def run_torch_bench(
     spec: str,
     weights: str,
     num_classes: int | None,
     engine: str | None,
-    batches: list[int],
+    batches: list[int] | None,
     threads: list[int],
     base: BenchSettings,
     shapes: dict[str, tuple[int, ...]],
     inputs_path: str | None,
     output: str | None,
 ) -> dict:
-    """The same sweep for a PyTorch model (fp32 weights from safetensors), with the same statistics."""
-    from edgeport.data.model_inputs import load_model_inputs
+    """The same sweep for a PyTorch model (fp32 weights from safetensors), with the same statistics.
+    A torch model declares no batch axis: --batch resizes the first axis of --shape input=... (without
+    --batch that axis is the batch)."""
     from edgeport.models import ModelSpec, build_model
     from edgeport.models.checkpoint import load_weights
     from edgeport.torch_bench import measure_torch
 
+    check_threads(threads, None)
+    check_given_inputs(inputs_path, batches, shapes)
     if output:
         check_output_file(output, (weights, inputs_path), "result file")
-    if inputs_path is not None:
-        x = load_model_inputs(inputs_path, ["input"], "benchmark")[0]["input"]
-        batches = [len(x)]
-    elif set(shapes) == {"input"}:
-        x = np.random.default_rng(base.seed).standard_normal(shapes["input"]).astype(np.float32)
-    else:
-        raise ConfigError("a torch model needs its input: --shape input=1x3x32x32 or --inputs data.npz")
+    x = _torch_input(shapes, inputs_path, base.seed)
+    batches = [len(x)] if inputs_path is not None or batches is None else batches
+    for batch in batches:
+        check_synthetic_size("input", [batch, *x.shape[1:]], x.dtype)
     model = build_model(
         ModelSpec.parse(spec), x.shape[1] if x.ndim == 4 else None, num_classes, x.shape[2] if x.ndim == 4 else None
     )

@@ -116,20 +116,46 @@ def _merge(base: dict, override: dict) -> dict:
     return merged
 
 
+# Deepest nesting a project or budget file may have ([search.space] values are about 4 deep): every later
+# step (merging, validation, hashing) walks the document recursively, so depth is capped where it is read.
+MAX_TOML_DEPTH = 32
+
+
 PROJECT_TABLES = ("run", "search")  # [search] is read by edgeport.search.settings
 
 
 def read_project_file(path: str | Path, what: str = "config file") -> dict[str, Any]:
     """The parsed TOML document, or a ConfigError naming the file."""
     path = Path(path)
+    too_deep = f"{path}: {what} nests tables or arrays more than {MAX_TOML_DEPTH} levels deep; no setting needs that"
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: {what} not found") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read {what} ({exc})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    except RecursionError as exc:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError(too_deep) from exc
+    if _nesting_depth(document) > MAX_TOML_DEPTH:
+        raise ConfigError(too_deep)
+    return document
+
+
+def _nesting_depth(document: Any) -> int:
+    """How deeply tables and arrays nest (without recursion: the document may be thousands deep)."""
+    deepest, pending = 0, [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > MAX_TOML_DEPTH:
+                    return depth + 1
+                pending.append((child, depth + 1))
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:

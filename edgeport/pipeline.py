@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from edgeport.artifacts import Artifact, RunFolder, atomic_write_json, atomic_write_text, sha256_json
+from edgeport.artifacts import Artifact, atomic_write_json, atomic_write_text, sha256_json
 from edgeport.benchmarks import cpu_fingerprint, measure_interleaved
 from edgeport.benchmarks.records import RuntimeChoice
 from edgeport.config import RunConfig
@@ -49,6 +49,7 @@ from edgeport.stages import (
 )
 from edgeport.stages.kd_gain import KDGain, kd_gain
 from edgeport.stages.runtimes import runtime_table, runtime_variants
+from edgeport.staging import RunFolder
 
 __all__ = ["MANIFEST_SCHEMA", "RunBuild", "run_id_for", "run_pipeline"]
 
@@ -89,6 +90,7 @@ class RunBuild:
 
 
 def run_id_for(config: RunConfig) -> str:
+    """The time to the second and a digest of the configuration; RunFolder makes it unique in its folder."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{sha256_json(config.model_dump())[:8]}"
 
@@ -236,7 +238,9 @@ def run_pipeline(
     for warning in warnings:
         progress.log(f"warning: {warning}")
     stages = _StageTimer()
-    with RunFolder(out, run_id or run_id_for(config)) as folder:
+    # Two identical runs started in the same second get the same id: the second builds in <id>-2. An id
+    # the caller chose is never changed (refused when taken), before any work.
+    with RunFolder(out, run_id or run_id_for(config), unique=run_id is None) as folder:
         for stale in folder.stale_removed:
             progress.log(f"removed {stale}: a run that was killed left it unfinished")
         with stages("data"):

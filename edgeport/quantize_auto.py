@@ -97,11 +97,19 @@ class _Judging:
     runtime: RuntimeChoice = ONNXRUNTIME  # the runtime the artifact ships with: judged as it runs there
 
     def judge(self, int8_path: Path) -> GuardReport:
-        session = (
-            ort_session(int8_path) if self.runtime.name == "ort" else create_session(int8_path, CHECK, self.runtime)
-        )
+        if self.runtime.name == "ort":
+            session, judged_on = ort_session(int8_path), self.judged_on
+        else:
+            session = create_session(int8_path, CHECK, self.runtime)
+            judged_on = f"{self.judged_on} ({compiled_precision(session)})"
         int8_out = run_all_outputs(session, self.validation)
-        return judge(self.fp32_out, int8_out, self.labels, self.tolerance, self.judged_on, self.sequences)
+        return judge(self.fp32_out, int8_out, self.labels, self.tolerance, judged_on, self.sequences)
+
+
+def compiled_precision(session: object) -> str:
+    """What the judged run really computed in: a precision hint is only a hint (OpenVINO compiles --precision
+    f16 as f32 on a CPU without f16 arithmetic), so the record says what the compiled model reports."""
+    return f"OpenVINO compiled it as {getattr(session, 'precision', None) or 'an unreported precision'}"
 
 
 def _attempt(recipe: Recipe, judging: _Judging, staged: Path, cpu: dict) -> Attempt:

@@ -14,7 +14,7 @@ from edgeport.data.model_inputs import check_labels_fit, load_model_inputs
 from edgeport.errors import ConfigError, QuantizationError
 from edgeport.quant_backends import ModelSource, QuantConfig, TrainingData, build_quant_config, get_backend
 from edgeport.quant_backends.fallback import FallbackReport
-from edgeport.quant_backends.guard import GuardReport, Tolerance, default_tolerance, hold_back
+from edgeport.quant_backends.guard import GuardReport, Tolerance, default_tolerance, graph_sequence_outputs, hold_back
 from edgeport.quant_backends.model_check import ModelFacts, check_fp32_model, check_inputs_fit
 from edgeport.quant_backends.recipes import AutoConfig
 from edgeport.quant_backends.registry import QuantResult
@@ -118,6 +118,16 @@ def _output_for(onnx_path: str | None, torch_spec: str | None, output: str | Non
     return path
 
 
+def check_sequence_option(model_path: Path, sequences: float | None) -> None:
+    """``--min-sequence-agreement`` judges sequence outputs only: on a model without one it would be
+    silently ignored, and the user would believe a check was made."""
+    if sequences is not None and not graph_sequence_outputs(model_path):
+        raise ConfigError(
+            f"--min-sequence-agreement: {model_path} has no sequence output (Softmax or LogSoftmax over the last "
+            "axis of [samples, T, C], as a CTC recognizer's), so there is nothing for it to judge; leave it out"
+        )
+
+
 def prepare_job(
     onnx_path, torch_spec, weights, calib, val, config, output, tolerance: Tolerance | None, sequences=None
 ) -> tuple[QuantizeJob, ModelFacts | None]:
@@ -134,6 +144,7 @@ def prepare_job(
                 "--weights W.safetensors"
             )
         facts = check_fp32_model(onnx_path)
+        check_sequence_option(Path(onnx_path), sequences)
     out = _output_for(onnx_path, torch_spec, output)
     inputs = (onnx_path, calib, val, weights)
     check_output_file(out, inputs, "output model")
@@ -163,8 +174,11 @@ def prepare_job(
     return job, facts
 
 
-def load_source(job: QuantizeJob, onnx_path, torch_spec, weights, num_classes, staging: Path, exporter: str) -> None:
-    """The fp32 model to quantize (exported first for --torch), its labels checked against its output."""
+def load_source(
+    job: QuantizeJob, onnx_path, torch_spec, weights, num_classes, staging: Path, exporter: str, sequences=None
+) -> None:
+    """The fp32 model to quantize (exported first for --torch), its labels checked against its output;
+    ``sequences`` (--min-sequence-agreement) against the exported graph, which only now exists."""
     if onnx_path is not None:
         source = ModelSource(Path(onnx_path))
         job.lineage = {"onnx_model": str(onnx_path), "onnx_sha256": sha256_file(onnx_path)}
@@ -172,6 +186,7 @@ def load_source(job: QuantizeJob, onnx_path, torch_spec, weights, num_classes, s
         source, job.lineage = _torch_source(
             torch_spec, weights, job.calibration["input"], job.calib_labels, num_classes, staging, exporter
         )
+        check_sequence_option(source.onnx_path, sequences)
     output_shape = _first_output_shape(source.onnx_path, job.val_inputs)
     for labels, where in ((job.val_labels, job.val or job.calib_path), (job.calib_labels, job.calib_path)):
         if labels is not None:

@@ -14,9 +14,9 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from edgeport.artifacts import atomic_write_json, make_staging_dir, remove_stale_staging, sha256_file
+from edgeport.artifacts import atomic_write_json, disk_full, sha256_file
 from edgeport.benchmarks.records import RuntimeChoice
-from edgeport.errors import QuantizationError
+from edgeport.errors import ArtifactError, QuantizationError
 from edgeport.exporter import OnnxLineage, write_metadata
 from edgeport.manifest import check_manifest
 from edgeport.progress import SILENT, Progress
@@ -30,6 +30,7 @@ from edgeport.quant_backends.target import saturation_warning
 from edgeport.quant_backends.verify import verify_int8
 from edgeport.quantize_auto import run_recipes
 from edgeport.quantize_inputs import QuantizeJob, load_source, manifest_path_for, prepare_job
+from edgeport.staging import make_staging_dir, remove_stale_staging
 from edgeport.versions import package_versions
 
 MANIFEST_SCHEMA = 1
@@ -184,7 +185,7 @@ def quantize_file(
         progress.log(f"removed {stale}: a quantization that was killed left it unfinished")
     staging = make_staging_dir(job.output.parent, "edgeport-quantize")
     try:
-        load_source(job, onnx_path, torch_spec, weights, num_classes, staging, exporter)
+        load_source(job, onnx_path, torch_spec, weights, num_classes, staging, exporter, min_sequence_agreement)
         staged = staging / "int8.onnx"
         with captured_warnings(debug) as noise:
             _quantize(job, staged, staging, tolerance, fallback_layers, progress)
@@ -196,6 +197,13 @@ def quantize_file(
         atomic_write_json(staging / "manifest.json", manifest)
         os.replace(staged, job.output)
         os.replace(staging / "manifest.json", manifest_path_for(job.output))
+    except Exception as exc:
+        if disk_full(exc) and not isinstance(exc, ArtifactError):  # the backends' errors blame the input model
+            raise ArtifactError(
+                f"{job.output.parent}: the disk is full, the int8 model {job.output.name} and its work files "
+                "could not be written (No space left on device)"
+            ) from exc
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return job.output, manifest

@@ -3,8 +3,9 @@ import os
 
 import pytest
 
-from edgeport.artifacts import Artifact, RunFolder, atomic_write_json, sha256_file, sha256_json
+from edgeport.artifacts import Artifact, atomic_write_json, sha256_file, sha256_json
 from edgeport.errors import ArtifactError
+from edgeport.staging import RunFolder
 
 
 def test_atomic_write_and_hash(tmp_path):

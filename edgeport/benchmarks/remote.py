@@ -21,6 +21,7 @@ import numpy as np
 from edgeport.artifacts import sha256_file
 from edgeport.benchmarks import remote_runner
 from edgeport.benchmarks.records import BenchResult, BenchSettings
+from edgeport.benchmarks.remote_answer import check_answer
 from edgeport.benchmarks.ssh_device import RemoteDevice
 from edgeport.benchmarks.ssh_options import ALLOWED_SSH_OPTIONS, CONTROL, check_remote_python, check_ssh_option
 from edgeport.errors import BenchmarkError, ConfigError
@@ -64,24 +65,37 @@ def _upload(
         buffer = io.BytesIO()
         np.savez(buffer, **inputs)  # type: ignore[arg-type]  # numpy's stub types **kwds as its own options
         (tmp_path / "inputs.npz").write_bytes(buffer.getvalue())
-        (tmp_path / "settings.json").write_text(json.dumps(asdict(settings)))
+        # watch_stdin: the runner stops when this side's ssh goes away (see _runner_command)
+        (tmp_path / "settings.json").write_text(json.dumps({**asdict(settings), "watch_stdin": True}))
         # The runner travels as its own source text: it imports nothing from edgeport.
         runner = tmp_path / _RUNNER
         runner.write_text(Path(remote_runner.__file__).read_text())
         device.copy([model, runner, tmp_path / "inputs.npz", tmp_path / "settings.json"], folder)
 
 
-def _run_runner(device: RemoteDevice, folder: str, model: Path) -> dict[str, Any]:
-    """Run the uploaded runner on the device; its JSON answer."""
+def _runner_command(device: RemoteDevice, folder: str, model: Path) -> str:
+    """The device's command: the runner under ``sh``, which removes ``folder`` however the runner ends.
+
+    The host's own `rm -rf` cannot run when edgeport is killed (SIGKILL); the ssh it leaves then sees
+    end-of-file on its stdin and passes it on, the runner stops on it (remote_runner.py: watch_stdin),
+    and this trap removes the folder. `sh -c` because the login shell may not be a POSIX shell.
+    """
     words = (device.python, f"{folder}/{_RUNNER}", f"{folder}/{model.name}", f"{folder}/settings.json")
-    result = device.ssh(" ".join(shlex.quote(word) for word in (*words, f"{folder}/inputs.npz")))
+    run = " ".join(shlex.quote(word) for word in (*words, f"{folder}/inputs.npz"))
+    cleanup = shlex.quote(f"rm -rf -- {shlex.quote(folder)}")
+    return f"sh -c {shlex.quote(f'trap {cleanup} EXIT HUP INT TERM; {run}')}"
+
+
+def _run_runner(device: RemoteDevice, folder: str, model: Path, settings: BenchSettings) -> dict[str, Any]:
+    """Run the uploaded runner on the device; its JSON answer, checked against ``settings``."""
+    result = device.ssh(_runner_command(device, folder, model), hold_stdin=True)
     if result.returncode != 0:
         raise device.failed(result)
     try:
-        data: dict[str, Any] = json.loads(result.stdout)
-    except json.JSONDecodeError as exc:
-        raise BenchmarkError(f"{device.destination}: the runner's answer is not JSON ({exc})") from exc
-    return data
+        data = json.loads(result.stdout)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise BenchmarkError(f"{device.url}: the runner's answer is not JSON ({exc})") from exc
+    return check_answer(data, device.url, settings)
 
 
 def measure_remote(
@@ -94,7 +108,7 @@ def measure_remote(
     folder = _make_folder(device)
     try:
         _upload(device, folder, model, settings, inputs)
-        data = _run_runner(device, folder, model)
+        data = _run_runner(device, folder, model, settings)
     finally:
         device.quick(f"rm -rf -- {shlex.quote(folder)}")
     return BenchResult(
@@ -104,8 +118,8 @@ def measure_remote(
             **asdict(settings),
             "inputs": "given",
             "remote": device.url,
-            # checked against the sample count where used (rounds.round_sizes)
-            "round_sizes": data.get("round_sizes"),
+            # checked by check_answer: exactly the rounds asked for
+            "round_sizes": data["round_sizes"],
             "precision_used": data.get("precision_used"),
         },
         data["environment"],

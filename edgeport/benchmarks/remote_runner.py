@@ -9,12 +9,13 @@ It prints one JSON object: the raw per-iteration samples, timings and the device
 The host computes every statistic. The host's own fingerprint, timing loop, session options and
 round split come from this file too, so host and device describe themselves and measure the same way;
 hence it imports nothing from edgeport (remote.py sends its source text as it is). Exit codes: 0 ok,
-3 a package is missing, 4 the benchmark failed.
+3 a package is missing, 4 the benchmark failed, 5 the host went away (settings' watch_stdin).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -166,6 +167,9 @@ def session_options(threads: int, optimization_level: str):
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPT_LEVELS[optimization_level])
+    # Fatal only: ORT's own coloured log line would precede edgeport's one-line error; the exception
+    # carries the same text, and edgeport reports it.
+    options.log_severity_level = 4
     return options
 
 
@@ -189,14 +193,38 @@ def _session(model: str, settings: dict):
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def run(model: str, settings: dict, inputs_path: str) -> dict:
+def read_inputs(inputs_path: str) -> dict:
+    """The host's inputs.npz (np.savez: stored members). This file cannot import edgeport's bounded reader
+    (edgeport/data/npz_reader.py), so it keeps the one check that bounds memory here: every member is
+    stored, uncompressed, and exactly as long as its .npy header says, so no array can be larger than
+    the file the host sent."""
+    import zipfile
+
     import numpy as np
 
+    feeds = {}
+    with zipfile.ZipFile(inputs_path) as archive:
+        for info in archive.infolist():
+            if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+                raise ValueError(f"{inputs_path}: member {info.filename!r} is compressed; the host sends it stored")
+            with archive.open(info) as stream:
+                version = np.lib.format.read_magic(stream)
+                header = (
+                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                )
+                shape, _fortran, dtype = header(stream)
+                if dtype.hasobject or info.file_size != stream.tell() + dtype.itemsize * math.prod(shape):
+                    raise ValueError(f"{inputs_path}: member {info.filename!r} does not match its .npy header")
+            with archive.open(info) as stream:
+                feeds[info.filename.removesuffix(".npy")] = np.lib.format.read_array(stream, allow_pickle=False)
+    return feeds
+
+
+def run(model: str, settings: dict, inputs_path: str) -> dict:
     start = time.perf_counter()
     session = _session(model, settings)
     created_ms = (time.perf_counter() - start) * 1e3
-    with np.load(inputs_path, allow_pickle=False) as archive:
-        feeds = {name: archive[name] for name in archive.files}
+    feeds = read_inputs(inputs_path)
     first_ms = timed_runs(session, feeds, 1)[0]
     timed_runs(session, feeds, settings["warmup"])
     # Exactly ``iterations`` runs: min(iterations, rounds) rounds at most one run apart, the larger first.
@@ -215,6 +243,23 @@ def run(model: str, settings: dict, inputs_path: str) -> dict:
     }
 
 
+def stop_when_the_host_goes() -> None:
+    """Exit as soon as stdin reaches end-of-file. The host holds this command's stdin open through ssh
+    for as long as it waits for the answer; end-of-file means it is gone (killed, even by SIGKILL, or its
+    connection dropped), and no one will read what this run measures. Exit code 5; the shell that
+    started this runner then removes its folder (edgeport/benchmarks/remote.py)."""
+    import threading
+
+    def watch() -> None:
+        # os.read on the descriptor, not sys.stdin: a daemon thread blocked inside the buffered reader holds
+        # its lock, and interpreter shutdown then aborts ("could not acquire lock for <stdin>").
+        while os.read(0, 4096):  # the host never writes; anything it did is ignored
+            pass
+        os._exit(5)  # at once, from this thread: the main thread is busy in a timed loop
+
+    threading.Thread(target=watch, name="edgeport-host-watch", daemon=True).start()
+
+
 def main(argv: list) -> int:
     if len(argv) != 3:
         print("usage: remote_runner.py MODEL.onnx SETTINGS.json INPUTS.npz", file=sys.stderr)
@@ -227,6 +272,8 @@ def main(argv: list) -> int:
         except ImportError:
             print(f"missing package on the device: {package} (pip install {package})", file=sys.stderr)
             return 3
+    if settings.get("watch_stdin"):
+        stop_when_the_host_goes()
     try:
         result = run(argv[0], settings, argv[2])
     except Exception as exc:  # report any failure as one line for the host

@@ -4,12 +4,14 @@ or synthesised from it."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgeport.bench_defaults import MAX_SYNTHETIC_INPUT_BYTES
 from edgeport.benchmarks.records import AUTO_ORDER, PROVIDERS, BenchSettings, RuntimeChoice
 from edgeport.benchmarks.remote_runner import session_options
 from edgeport.errors import BenchmarkError
@@ -70,17 +72,48 @@ def _fits(model_dims: Any, dims: Any) -> bool:
     return not any(isinstance(d, int) and d > 0 and d != s for d, s in zip(model_dims, dims, strict=True))
 
 
+# A --shape's first axis written `N`: the batch axis, filled with each --batch value.
+BATCH_AXIS = -1
+
+
+def _is_fixed(dim: Any) -> bool:
+    return isinstance(dim, int) and dim >= 0
+
+
+def _show(shape: Any) -> str:
+    return "x".join(map(str, shape))
+
+
+def _given_shape(arg: Any, batch: int, shape: list[int]) -> list[int]:
+    """A --shape, used exactly as given: it must fit the model's fixed axes, and where the model's first
+    axis is the (dynamic) batch axis, agree with ``batch`` (bench_job.py derives the batch from the
+    shapes when --batch is not given, so only an explicit, different --batch disagrees). A first axis
+    written ``N`` (BATCH_AXIS) is ``batch``."""
+    if shape and shape[0] == BATCH_AXIS:
+        shape = [batch, *shape[1:]]
+    if len(shape) != len(arg.shape) or not _fits(arg.shape, shape):
+        raise BenchmarkError(f"--shape {arg.name}={_show(shape)} does not fit the model's shape {list(arg.shape)}")
+    if arg.shape and not _is_fixed(arg.shape[0]) and shape[0] != batch:
+        raise BenchmarkError(
+            f"--shape {arg.name}={_show(shape)} has batch {shape[0]} but --batch is {batch}: a --shape is taken "
+            "as given, so give the same batch in both, leave --batch out, or write its batch axis as N "
+            f"({arg.name}=N{_show(shape[1:]) and 'x' + _show(shape[1:])}) to take each --batch"
+        )
+    return shape
+
+
 def _synthetic_shape(arg: Any, batch: int, shapes: Shapes) -> list[int]:
+    zero = next((axis for axis, dim in enumerate(arg.shape) if isinstance(dim, int) and dim == 0), None)
+    if zero is not None:  # not a dynamic axis: the model itself says this input holds nothing
+        raise BenchmarkError(
+            f"input {arg.name!r} has a fixed zero-sized axis {zero} (model shape {list(arg.shape)}): "
+            "an empty input cannot be measured"
+        )
     if arg.name in shapes:
-        shape = list(shapes[arg.name])
-        if len(shape) != len(arg.shape) or not _fits(arg.shape, shape):
-            raise BenchmarkError(
-                f"--shape {arg.name}={'x'.join(map(str, shape))} does not fit the model's shape {list(arg.shape)}"
-            )
-        return shape
+        return _given_shape(arg, batch, list(shapes[arg.name]))
     shape = []
     for axis, dim in enumerate(arg.shape):
-        if isinstance(dim, int) and dim > 0:
+        if _is_fixed(dim):
             shape.append(dim)
         elif axis == 0:
             shape.append(batch)
@@ -91,28 +124,62 @@ def _synthetic_shape(arg: Any, batch: int, shapes: Shapes) -> list[int]:
     return shape
 
 
+def check_synthetic_size(name: str, shape: list[int], dtype: type[np.generic] | np.dtype, total: int = 0) -> int:
+    """``total`` plus the bytes of this input, refused above MAX_SYNTHETIC_INPUT_BYTES before numpy is asked."""
+    size = math.prod(shape) * np.dtype(dtype).itemsize
+    if total + size > MAX_SYNTHETIC_INPUT_BYTES:
+        raise BenchmarkError(
+            f"input {name!r} of shape {_show(shape)} ({np.dtype(dtype)}) would take {size / 1024**3:.1f} GiB; "
+            f"synthetic inputs are limited to {MAX_SYNTHETIC_INPUT_BYTES / 1024**3:.0f} GiB per model: "
+            "use a smaller --batch or --shape"
+        )
+    return total + size
+
+
 def synthesize_inputs(session: Any, batch: int, seed: int, shapes: Shapes | None = None) -> Feeds:
     """Random inputs matching the model's signature; symbolic batch axes take ``batch``, other
-    dynamic axes come from ``shapes`` (name -> full shape)."""
+    dynamic axes come from ``shapes`` (name -> full shape, used as given). Their size is checked
+    against MAX_SYNTHETIC_INPUT_BYTES before anything is allocated."""
     rng = np.random.default_rng(seed)
     shapes = shapes or {}
     names = {arg.name for arg in session.get_inputs()}
     unknown = sorted(set(shapes) - names)
     if unknown:
         raise BenchmarkError(f"--shape names {', '.join(unknown)} are not model inputs ({', '.join(sorted(names))})")
-    feeds: Feeds = {}
+    planned, total = [], 0
     for arg in session.get_inputs():
         if arg.type not in _DTYPES:
             raise BenchmarkError(f"input {arg.name!r} has type {arg.type}, which cannot be synthesised")
-        shape = _synthetic_shape(arg, batch, shapes)
-        dtype = _DTYPES[arg.type]
+        shape, dtype = _synthetic_shape(arg, batch, shapes), _DTYPES[arg.type]
+        total = check_synthetic_size(arg.name, shape, dtype, total)
+        planned.append((arg.name, shape, dtype))
+    feeds: Feeds = {}
+    for name, shape, dtype in planned:
         if np.issubdtype(dtype, np.floating):
-            feeds[arg.name] = rng.standard_normal(shape).astype(dtype)
+            feeds[name] = rng.standard_normal(shape).astype(dtype)
         elif dtype is np.bool_:
-            feeds[arg.name] = rng.integers(0, 2, shape).astype(bool)
+            feeds[name] = rng.integers(0, 2, shape).astype(bool)
         else:
-            feeds[arg.name] = rng.integers(0, 100, shape).astype(dtype)
+            feeds[name] = rng.integers(0, 100, shape).astype(dtype)
     return feeds
+
+
+def batch_of_shapes(session: Any, shapes: Shapes) -> int | None:
+    """The batch the --shapes give (their first axis, for inputs whose first axis the model leaves
+    dynamic), None when none says; refused when two of them disagree."""
+    given = {
+        arg.name: shapes[arg.name][0]
+        for arg in session.get_inputs()
+        if arg.name in shapes
+        and arg.shape
+        and not _is_fixed(arg.shape[0])
+        and shapes[arg.name]
+        and shapes[arg.name][0] != BATCH_AXIS
+    }
+    if len(set(given.values())) > 1:
+        listed = ", ".join(f"{name}={_show(shapes[name])}" for name in given)
+        raise BenchmarkError(f"--shape {listed}: the first (batch) axes differ; give one batch for every input")
+    return next(iter(given.values()), None)
 
 
 def check_feeds(session: Any, feeds: Feeds, where: str) -> None:

@@ -8,6 +8,7 @@ before the destination and the caller quotes every remote word for the device's 
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 from dataclasses import dataclass
@@ -85,7 +86,14 @@ class RemoteDevice:
         """
         return ["ssh", *self._common(), "-p", str(self.port), "--", self.destination, command]
 
-    def ssh(self, command: str, timeout: float = RUN_TIMEOUT_S, stdin: bytes | None = None) -> Completed:
+    def ssh(
+        self, command: str, timeout: float = RUN_TIMEOUT_S, stdin: bytes | None = None, hold_stdin: bool = False
+    ) -> Completed:
+        """``command`` on the device. ``hold_stdin``: ssh's stdin is a pipe this process holds open until the
+        command ends, so that the device's side sees end-of-file as soon as this process dies, even by
+        SIGKILL (remote.py: the runner stops and its folder is removed)."""
+        if hold_stdin:
+            return _call_holding_stdin(self.argv(command), timeout, self)
         return _call(self.argv(command), timeout, self, stdin)
 
     def quick(self, command: str) -> Completed:
@@ -117,9 +125,24 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else "no message"
 
 
-def _call(args: list[str], timeout: float, device: RemoteDevice, stdin: bytes | None = None) -> Completed:
+def _call_holding_stdin(args: list[str], timeout: float, device: RemoteDevice) -> Completed:
+    # Only this process holds the write end (os.pipe's ends are not inherited by other children): when
+    # it exits, however it exits, ssh reads end-of-file and forwards it to the device.
+    read_end, write_end = os.pipe()
     try:
-        done = subprocess.run(args, capture_output=True, timeout=timeout, input=stdin if stdin is not None else b"")
+        return _call(args, timeout, device, read_end)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def _call(args: list[str], timeout: float, device: RemoteDevice, stdin: bytes | int | None = None) -> Completed:
+    """``args`` run to the end; ``stdin``: bytes to feed (default none), or a file descriptor to read."""
+    feed = {"stdin": stdin} if isinstance(stdin, int) else {"input": stdin if stdin is not None else b""}
+    try:
+        done: subprocess.CompletedProcess[bytes] = subprocess.run(  # type: ignore[call-overload, assignment]
+            args, capture_output=True, timeout=timeout, **feed
+        )
         return subprocess.CompletedProcess(
             done.args, done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
         )

@@ -27,7 +27,12 @@ if TYPE_CHECKING:  # the command imports its stage code when it runs (see edgepo
 @click.option("--weights", help="safetensors weights for --torch.")
 @click.option("--num-classes", type=int, help="num_classes for --torch factories that need it.")
 @click.option("--engine", help="torch quantized engine to select for --torch (x86, fbgemm, qnnpack, onednn).")
-@click.option("--batch", "batches", default="1", show_default=True, help="Batch sizes, e.g. 1,8.")
+@click.option(
+    "--batch",
+    "batches",
+    help="Batch sizes, e.g. 1,8 (default: the first axis of --shape where given, else 1); fills the batch axis of "
+    "inputs without a --shape.",
+)
 @click.option("--threads", "threads", default="1", show_default=True, help="Intra-op thread counts, e.g. 1,2.")
 @click.option(
     "--runtime",
@@ -69,7 +74,12 @@ if TYPE_CHECKING:  # the command imports its stage code when it runs (see edgepo
     show_default=True,
     help="With --vs: call A faster/slower only beyond this relative difference (0.02 = 2%).",
 )
-@click.option("--shape", "shapes", multiple=True, help="Shape of a dynamic input: name=1x3x32x32.")
+@click.option(
+    "--shape",
+    "shapes",
+    multiple=True,
+    help="Shape of an input, used as given (batch axis included): name=1x3x32x32; name=Nx3x32x32 takes each --batch.",
+)
 @click.option("--inputs", "inputs_path", help=".npz with real inputs (x, or one array per input name).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of synthetic inputs and bootstrap.")
 @click.option("--remote", help="Measure on an edge device: ssh://user@host[:port] (numpy + onnxruntime there).")
@@ -205,7 +215,7 @@ def _device(
 def _onnx_report(
     model: str,
     vs: str | None,
-    batches: str,
+    batches: str | None,
     threads: str,
     settings: BenchSettings,
     shapes: tuple[str, ...],
@@ -223,7 +233,7 @@ def _onnx_report(
     return run_bench(
         model,
         vs,
-        parse_int_list(batches, "--batch"),
+        parse_int_list(batches, "--batch") if batches is not None else None,
         parse_int_list(threads, "--threads"),
         settings,
         parse_shapes(shapes),
@@ -242,7 +252,7 @@ def _torch_report(
     weights: str,
     num_classes: int | None,
     engine: str | None,
-    batches: str,
+    batches: str | None,
     threads: str,
     settings: BenchSettings,
     shapes: tuple[str, ...],
@@ -256,7 +266,7 @@ def _torch_report(
         weights,
         num_classes,
         engine,
-        parse_int_list(batches, "--batch"),
+        parse_int_list(batches, "--batch") if batches is not None else None,
         parse_int_list(threads, "--threads"),
         settings,
         parse_shapes(shapes),

@@ -77,18 +77,20 @@ def _settings(options: dict, quant_format: str | None, reduce_range: str) -> dic
 @click.option(
     "--max-accuracy-drop",
     type=FINITE,
-    help="Fallback: keep sensitive layers in float until top-1 on --val is within this many points.",
+    help="Top-1 points the labelled (first) output may lose on --val; every other output is still held to "
+    "--min-cosine. Also turns on the fallback: sensitive layers kept in float until within tolerance.",
 )
 @click.option(
     "--min-sequence-agreement",
     type=click.FloatRange(0, 1),
     help="Sequence outputs (CTC recognizers): share of samples whose decoded sequence must equal fp32's "
-    "(default 0.95).",
+    "(default 0.95); refused for a model without one.",
 )
 @click.option(
     "--min-cosine",
     type=FINITE,
-    help="Fallback for models without labels: required mean cosine similarity to the fp32 outputs.",
+    help="Required mean cosine similarity to fp32 of every output top-1 does not judge (default 0.99); alone, "
+    "of every output, labels or not. Also turns on the fallback.",
 )
 @click.option(
     "--fallback-layer",

@@ -13,6 +13,7 @@ import numpy as np
 
 from edgeport.data.dataset import Dataset
 from edgeport.data.images import resize_batch, to_unit_float
+from edgeport.data.npz_reader import NpzReader
 from edgeport.errors import ConfigError, DataError
 from edgeport.registry import Registry
 
@@ -167,16 +168,11 @@ def load_imagefolder(path=None, image_size=None, channels=None) -> Dataset:
 def load_npz(path=None, image_size=None, channels=None) -> Dataset:
     """An .npz with ``x`` (N, C, H, W) or (N, H, W) images and ``y`` integer labels."""
     file = _require_path("npz", path)
-    try:
-        with np.load(file, allow_pickle=False) as archive:
-            keys = set(archive.files)
-            if "x" not in keys or "y" not in keys:
-                raise DataError(f"{file}: expected arrays 'x' and 'y', found {sorted(keys)}")
-            x, y = archive["x"], archive["y"]
-    except DataError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{file}: not a readable .npz file ({exc})") from exc
+    with NpzReader(file) as archive:  # bounded: only x and y, each header checked before it is read
+        if "x" not in archive.names or "y" not in archive.names:
+            raise DataError(f"{file}: expected arrays 'x' and 'y', found {sorted(archive.names)}")
+        arrays = archive.read(["x", "y"])
+    x, y = arrays["x"], arrays["y"]
     if x.ndim == 3:
         x = x[:, None]
     if x.ndim != 4:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeport.data.npz_reader import NpzReader
 from edgeport.errors import DataError
 
 ROLES = ("calibration", "validation", "benchmark")
@@ -66,20 +67,20 @@ def load_model_inputs(
         raise DataError(f"{path}: no such file")
     if not input_names:
         raise DataError(f"{path}: the model has no inputs to feed")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from exc
-    if all(name in arrays for name in input_names):
-        inputs = {name: arrays[name] for name in input_names}
-    elif len(input_names) == 1 and "x" in arrays:
-        inputs = {input_names[0]: arrays["x"]}
-    else:
-        raise DataError(
-            f"{path}: expected arrays named {', '.join(repr(n) for n in input_names)}"
-            f"{' (or x)' if len(input_names) == 1 else ''}, found {', '.join(sorted(arrays)) or 'none'}"
-        )
+    with NpzReader(path) as archive:
+        names = archive.names
+        if all(name in names for name in input_names):
+            wanted = {name: name for name in input_names}
+        elif len(input_names) == 1 and "x" in names:
+            wanted = {input_names[0]: "x"}
+        else:
+            raise DataError(
+                f"{path}: expected arrays named {', '.join(repr(n) for n in input_names)}"
+                f"{' (or x)' if len(input_names) == 1 else ''}, found {', '.join(sorted(names)) or 'none'}"
+            )
+        # Only the arrays the model takes (and its labels) are read: anything else in the file costs nothing.
+        arrays = archive.read(list(dict.fromkeys([*wanted.values(), *(["y"] if "y" in names else [])])))
+    inputs = {name: arrays[member] for name, member in wanted.items()}
     count = _check_arrays(path, inputs, role)
     labels = arrays.get("y")
     if labels is not None:
@@ -87,10 +88,19 @@ def load_model_inputs(
             raise DataError(f"{path}: 'y' must be a 1-D integer array, got shape {labels.shape} dtype {labels.dtype}")
         if len(labels) != count:
             raise DataError(f"{path}: 'y' has {len(labels)} labels for {count} samples")
-        if labels.min() < 0:
-            raise DataError(f"{path}: labels 'y' must be class indices >= 0, found {int(labels.min())}")
+        _check_label_range(path, labels)
         labels = labels.astype(np.int64)
     return inputs, labels
+
+
+def _check_label_range(path: Path, labels: np.ndarray) -> None:
+    """Class indices >= 0 that survive the cast to int64, checked in the labels' own dtype: a uint64
+    label of 2^63 passes ``>= 0`` and then wraps negative."""
+    if labels.size and labels.min() < 0:
+        raise DataError(f"{path}: labels 'y' must be class indices >= 0, found {int(labels.min())}")
+    largest = np.iinfo(np.int64).max
+    if labels.size and labels.dtype.kind == "u" and labels.max() > largest:
+        raise DataError(f"{path}: labels 'y' must be class indices <= {largest}, found {int(labels.max())}")
 
 
 def check_labels_fit(path: str | Path, labels: np.ndarray, output_shape: tuple) -> None:

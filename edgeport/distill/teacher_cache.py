@@ -10,7 +10,9 @@ import numpy as np
 from torch import nn
 
 from edgeport.artifacts import atomic_write_bytes
+from edgeport.data.npz_reader import read_npy
 from edgeport.distill.evaluate import predict_logits
+from edgeport.errors import DataError
 
 
 def cache_key(teacher_sha256: str, inputs: np.ndarray) -> str:
@@ -31,11 +33,11 @@ def teacher_logits(
     key = cache_key(teacher_sha256, inputs)
     path = cache_dir / f"{key}.npy" if cache_dir is not None else None
     if path is not None and path.is_file():
-        try:
-            cached = np.load(path, allow_pickle=False)
-            if cached.shape[0] == len(inputs):
+        try:  # the bounded reader: a damaged entry's header cannot make us allocate what it claims
+            cached = read_npy(path)
+            if cached.ndim == 2 and cached.shape[0] == len(inputs):
                 return cached, True
-        except (OSError, ValueError):
+        except DataError:
             pass  # a damaged cache entry is recomputed and overwritten
     logits = predict_logits(teacher, inputs).astype(np.float32)
     if path is not None:

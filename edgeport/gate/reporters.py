@@ -11,7 +11,7 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from edgeport.artifacts import atomic_write_bytes, check_output_file, same_file
+from edgeport.artifacts import atomic_write_bytes, check_output_file, read_only, refuse_non_regular, same_file
 from edgeport.errors import ArtifactError, EdgeportError
 
 JUNIT = "--junit report"
@@ -106,16 +106,19 @@ def step_summary_path() -> Path | None:
 
 
 def _check_summary(path: Path, inputs: list[tuple[str, Path]]) -> None:
-    """The step summary is appended to: an existing file must be writable (its folder need not be)."""
+    """The step summary is appended to: an existing file must be a writable regular file (its folder need
+    not be writable). Appending to a FIFO would block the gate until a reader came; a device would take
+    the summary away."""
     if not path.exists():
         check_output_file(path, tuple(p for _, p in inputs), what=SUMMARY)
         return
     if path.is_dir():
         raise ArtifactError(f"{path}: the {SUMMARY} is a folder")
+    refuse_non_regular(path, SUMMARY)
     for what, source in inputs:
         if same_file(path, source):
             raise ArtifactError(f"{path}: the {SUMMARY} is the gate's input {what}; point it at another file")
-    if not os.access(path, os.W_OK):
+    if read_only(path):
         raise ArtifactError(f"{path}: the {SUMMARY} exists and is read-only")
 
 
@@ -196,8 +199,11 @@ def emit_github(report: dict, echo, to_stderr: bool = False) -> None:
     error = None
     if summary:
         try:
+            refuse_non_regular(summary, SUMMARY)  # checked before measuring too; a FIFO would block the open
             with open(summary, "a", encoding="utf-8") as handle:
                 handle.write(github_markdown(report) + "\n")
+        except ArtifactError as exc:
+            error = exc
         except OSError as exc:
             error = ArtifactError(f"{summary}: cannot append to the {SUMMARY} ({exc.strerror or exc})")
     else:

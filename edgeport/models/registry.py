@@ -6,16 +6,28 @@ followed by ``:key=value,...``) for a user's own factory, importable from the wo
 folder or the Python path. Factories are called with the
 dataset's ``in_channels``, ``num_classes`` and ``image_size`` plus the spec's
 options, and must return a ``torch.nn.Module``.
+
+A spec arrives from options, project files and search folders, so it must never reach code that is
+not a model (``os:system:command=...``). The trust model: a user factory lives in the user's own
+code, found on the path WITHOUT importing it (importing ``antigravity`` already runs code), never in
+Python's standard library, an installed package (site-packages; installed model libraries are
+reached through the registered names or a two-line factory of the user's) or edgeport itself; and
+after import it must be a Python function or an ``nn.Module`` class defined in that code.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import os
+import site
 import sys
-from collections.abc import Callable
+import sysconfig
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -107,37 +119,131 @@ class ModelSpec:
         _check_options(self, _resolve(self))
 
 
-def _import_user_module(name: str):
-    """Import ``name`` as Python would from the user's folder: the ``edgeport`` console script's
+@contextmanager
+def _user_path() -> Iterator[None]:
+    """Find and import as Python would from the user's folder: the ``edgeport`` console script's
     sys.path starts at its own bin folder, not at the working folder where a mymodel.py sits."""
     cwd = os.getcwd()
     if cwd in sys.path or "" in sys.path:
-        return importlib.import_module(name)
+        yield
+        return
     sys.path.append(cwd)  # last: a module in the working folder never shadows an installed one
     try:
-        return importlib.import_module(name)
+        yield
     finally:
         sys.path.remove(cwd)
 
 
+def _installed_roots() -> list[Path]:
+    """Folders of the Python installation: the standard library and every site-packages."""
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    folders = [Path(prefix) / "lib" for prefix in roots] + [Path(prefix) / "lib64" for prefix in roots]
+    for scheme_vars in ({}, {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}):
+        paths = sysconfig.get_paths(vars=scheme_vars)
+        folders += [Path(paths[key]) for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths]
+    folders += [Path(p) for p in site.getsitepackages()] + [Path(site.getusersitepackages())]
+    return [folder.resolve() for folder in folders]
+
+
+def _foreign_code(location: str) -> str | None:
+    """Why a module file (or package folder) at ``location`` is not the user's own code, or None."""
+    path = Path(location).resolve()
+    if {"site-packages", "dist-packages"} & set(path.parts):
+        return "an installed package (site-packages)"
+    if any(path.is_relative_to(root) for root in _installed_roots()):
+        return "part of the Python installation"
+    if path.is_relative_to(Path(__file__).resolve().parents[1]):
+        return "edgeport's own code"
+    return None
+
+
+def _module_locations(found) -> list[str]:
+    if found.has_location and found.origin:
+        return [found.origin]
+    return list(found.submodule_search_locations or [])  # a namespace package: its folders
+
+
+def _check_top_level(spec_name: str, module_name: str) -> None:
+    """Refuse, before anything is imported, a module that is not the user's own code."""
+    top = module_name.partition(".")[0]
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        raise ModelError(
+            f"model spec {spec_name!r}: {top!r} is a module of Python's standard library, not a model; "
+            "a spec names a registered model (edgeport list) or a factory in your own module"
+        )
+    try:
+        found = importlib.util.find_spec(top)  # a top-level name: finds the file, runs nothing
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise ModuleNotFoundError(f"No module named {top!r}", name=top)
+    locations = _module_locations(found)
+    why = "built into Python" if not locations else next(filter(None, map(_foreign_code, locations)), None)
+    if why:
+        raise ModelError(
+            f"model spec {spec_name!r}: module {top!r} is {why}, not your own code; "
+            "a spec names a registered model (edgeport list) or a factory in your own module"
+        )
+
+
+def _import_user_module(spec_name: str, name: str):
+    with _user_path():
+        _check_top_level(spec_name, name)
+        return importlib.import_module(name)
+
+
+def _check_factory(spec_name: str, module, attr: str) -> Factory:
+    """The factory must be model-building code of the user's module: a Python function or an
+    ``nn.Module`` class defined there, never a builtin, a partial or a function imported from elsewhere."""
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        raise ModelError(f"model {spec_name!r}: module {module.__name__!r} has no callable {attr!r}")
+    if inspect.isclass(factory):
+        if not issubclass(factory, nn.Module):
+            raise ModelError(f"model {spec_name!r}: {attr!r} is a class that is not a torch.nn.Module")
+    elif not inspect.isfunction(factory):
+        raise ModelError(
+            f"model {spec_name!r}: {attr!r} is a {type(factory).__name__}, not a Python function or "
+            "torch.nn.Module class"
+        )
+    defined_in = getattr(factory, "__module__", None) or ""
+    if defined_in != module.__name__ and not defined_in.startswith(module.__name__ + "."):
+        raise ModelError(
+            f"model {spec_name!r}: {attr!r} is defined in {defined_in!r}, not in {module.__name__!r}; "
+            "name the module of your code that defines the factory"
+        )
+    origin = getattr(sys.modules.get(defined_in), "__file__", None)
+    why = _foreign_code(origin) if origin else "not loaded from a file"
+    if why:
+        raise ModelError(f"model {spec_name!r}: {defined_in!r} is {why}, not your own code")
+    return factory
+
+
+def _resolve_user_factory(spec: ModelSpec) -> Factory:
+    module_name, _, attr = spec.name.partition(":")
+    try:
+        module = _import_user_module(spec.name, module_name)
+    except ImportError as exc:
+        _load_builtin_models()
+        if module_name in MODELS:
+            raise ModelError(
+                f"model {spec.name!r}: {module_name!r} is a registered model, whose options are "
+                f"written key=value ('{module_name}:{attr}=...'); no module {module_name!r} to "
+                "import a factory from"
+            ) from exc
+        raise ModelError(f"model {spec.name!r}: cannot import module {module_name!r} ({exc})") from exc
+    except ModelError:
+        raise
+    except Exception as exc:  # the user's module failed while importing: one line, not a traceback
+        raise ModelError(
+            f"model {spec.name!r}: importing {module_name!r} failed ({type(exc).__name__}: {exc})"
+        ) from exc
+    return _check_factory(spec.name, module, attr)
+
+
 def _resolve(spec: ModelSpec) -> Factory:
     if spec.is_user_factory:
-        module_name, _, attr = spec.name.partition(":")
-        try:
-            module = _import_user_module(module_name)
-        except ImportError as exc:
-            _load_builtin_models()
-            if module_name in MODELS:
-                raise ModelError(
-                    f"model {spec.name!r}: {module_name!r} is a registered model, whose options are "
-                    f"written key=value ('{module_name}:{attr}=...'); no module {module_name!r} to "
-                    "import a factory from"
-                ) from exc
-            raise ModelError(f"model {spec.name!r}: cannot import module {module_name!r} ({exc})") from exc
-        factory = getattr(module, attr, None)
-        if factory is None or not callable(factory):
-            raise ModelError(f"model {spec.name!r}: module {module_name!r} has no callable {attr!r}")
-        return factory
+        return _resolve_user_factory(spec)
     _load_builtin_models()
     if spec.name not in MODELS:
         raise ModelError(

@@ -129,20 +129,21 @@ def _with_fallback(
 
     with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".fallback-") as tmp:
 
-        def attempt(excluded: list[str], name: str) -> tuple[float, bool, QuantResult]:
-            """The tolerance's own metric (worst output), whether every check of the guard passed
-            (decoded sequences included), and the model."""
+        def attempt(excluded: list[str], name: str) -> tuple[float, bool, QuantResult, list[str]]:
+            """The tolerance's own metric (the first check: top-1, else the worst cosine), whether every
+            check of the guard passed (every other output, decoded sequences included), the model, and
+            the checks that failed."""
             report.quantizations += 1
             trial = config.model_copy(update={"exclude_nodes": tuple(config.exclude_nodes) + tuple(excluded)})
             result = run_backend(backend, source, calibration, trial, Path(tmp) / f"{name}.onnx", SILENT)
             int8_all = run_all_outputs(ort_session(result.path), val_inputs)
             guard = judge(fp32_all, int8_all, val_labels, tolerance, "", sequences)
-            return guard.checks[0]["value"], guard.within_tolerance, result
+            return guard.checks[0]["value"], guard.within_tolerance, result, guard.failed
 
         started = time.perf_counter()
-        quality, within, best = attempt([], "full")
+        quality, within, best, failed = attempt([], "full")
         report.seconds["first_quantization"] = round(time.perf_counter() - started, 3)
-        report.steps.append({"excluded": [], report.metric: quality, "within_tolerance": within})
+        report.steps.append({"excluded": [], report.metric: quality, "within_tolerance": within, "failed": failed})
         if not within:
             candidates = [c for c in known if c not in config.exclude_nodes and (allowed is None or c in allowed)]
             started = time.perf_counter()
@@ -167,7 +168,7 @@ def _ranked(needs, candidates, attempt, full, source, val_inputs, report, progre
         return [row["layer"] for row in report.sensitivity]
     with progress.task("layer sensitivity", total=len(candidates)) as advance:
         for index, candidate in enumerate(candidates):
-            score, _, _ = attempt([candidate], f"sensitivity-{index}")
+            score, *_ = attempt([candidate], f"sensitivity-{index}")
             report.sensitivity.append({"layer": candidate, report.metric: score})
             advance(1)
     return [row["layer"] for row in sorted(report.sensitivity, key=lambda row: -row[report.metric])]
@@ -181,8 +182,9 @@ def _bisect(ranked: list[str], attempt, report: FallbackReport, progress) -> tup
     with progress.task("fallback", total=max(1, len(ranked).bit_length())) as advance:
         while high - low > 1 or chosen is None:
             k = (low + high + 1) // 2 if high - low > 1 else high
-            quality, within, result = attempt(ranked[:k], f"step-{k}")
-            report.steps.append({"excluded": ranked[:k], report.metric: quality, "within_tolerance": within})
+            quality, within, result, failed = attempt(ranked[:k], f"step-{k}")
+            step = {"excluded": ranked[:k], report.metric: quality, "within_tolerance": within, "failed": failed}
+            report.steps.append(step)
             advance(1)
             if within:
                 high, chosen = k, (True, result)
@@ -198,9 +200,10 @@ def _bisect(ranked: list[str], attempt, report: FallbackReport, progress) -> tup
 def fallback_miss(report: FallbackReport) -> str:
     """The plain statement that the returned model is outside tolerance."""
     final = report.steps[-1][report.metric]
+    others = ", ".join(report.steps[-1].get("failed") or []) or "another of the guard's checks"
     why = (
         f"{report.metric} {final:.4g} < required {report.tolerance:.4g}"
         if final < report.tolerance
-        else "its decoded sequences differ from fp32's"  # the guard's other check (guard.judge)
+        else f"{others} failed"  # the guard's other checks: other outputs, decoded sequences (guard.judge)
     )
     return f"the int8 model misses the tolerance: {why} even with {len(report.excluded)} layer(s) kept in float"

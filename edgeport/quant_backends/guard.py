@@ -1,10 +1,13 @@
 """The fidelity guard on every quantization: an int8 model outside its tolerance is never a success.
 
 Fidelity is judged on inputs the calibration did not see: the validation file, else a held-back
-part of the calibration file (the report says which). There is always a tolerance: with labels, at
-most ``DEFAULT_MAX_DROP`` top-1 points below fp32; without, a mean cosine of at least
-``DEFAULT_MIN_COSINE`` between the fp32 and int8 outputs, for every output (on each sample's
-flattened output, so a hidden state or an embedding is judged as a vector, never by its argmax).
+part of the calibration file (the report says which). There is always a tolerance, and it judges
+every output: a mean cosine of at least ``min_cosine`` (default ``DEFAULT_MIN_COSINE``) between the
+fp32 and int8 outputs (on each sample's flattened output, so a hidden state or an embedding is judged
+as a vector, never by its argmax). With labels, the labelled classifier output (the first, the one
+labels are checked against) is judged instead by top-1: at most ``max_drop`` (default
+``DEFAULT_MAX_DROP``) points below fp32; every other output is still held to the cosine. Labels only
+ever add a check: a second output int8 destroys fails with them as it does without.
 
 An output the graph marks as a sequence of class scores (``fidelity.sequence_outputs``: Softmax or
 LogSoftmax over the last axis of [samples, T, C], a CTC recognizer's output) is also judged by what
@@ -39,20 +42,24 @@ HOLD_BACK_FRACTION = 0.25
 
 @dataclass(frozen=True)
 class Tolerance:
-    """With labels: at most ``max_drop`` top-1 points below fp32. Without: mean cosine >= ``min_cosine``.
-    Either way, every sequence output: decoded-sequence agreement >= ``min_sequence_agreement``."""
+    """``max_drop`` (needs labels): the labelled classifier output at most this many top-1 points below
+    fp32; None: no top-1 check. ``min_cosine``: mean cosine of every output top-1 does not judge (all of
+    them without ``max_drop``); left out beside ``max_drop``, ``DEFAULT_MIN_COSINE``, so that no output
+    goes unjudged. Every sequence output: decoded-sequence agreement >= ``min_sequence_agreement``."""
 
     max_drop: float | None = None
-    min_cosine: float | None = None
+    min_cosine: float | None = None  # None only as given: __post_init__ fills in the default
     min_sequence_agreement: float = DEFAULT_MIN_SEQUENCE_AGREEMENT
 
     def __post_init__(self) -> None:
-        if (self.max_drop is None) == (self.min_cosine is None):
-            raise ConfigError("a tolerance is exactly one of max_accuracy_drop (with labels) or min_cosine")
+        if self.max_drop is None and self.min_cosine is None:
+            raise ConfigError("a tolerance needs at least one of max_accuracy_drop (with labels) or min_cosine")
+        cosine = DEFAULT_MIN_COSINE if self.min_cosine is None else self.min_cosine
+        object.__setattr__(self, "min_cosine", cosine)  # frozen: set once, so the outputs top-1 skips stay judged
         if self.max_drop is not None and not 0 <= self.max_drop <= 100:  # also refuses NaN
             raise ConfigError(f"max_accuracy_drop must be between 0 and 100 points, got {self.max_drop!r}")
-        if self.min_cosine is not None and not -1.0 <= self.min_cosine <= 1.0:
-            raise ConfigError(f"min_cosine must be in [-1, 1], got {self.min_cosine!r}")
+        if not -1.0 <= cosine <= 1.0:
+            raise ConfigError(f"min_cosine must be in [-1, 1], got {cosine!r}")
         if not 0.0 <= self.min_sequence_agreement <= 1.0:
             raise ConfigError(f"min_sequence_agreement must be in [0, 1], got {self.min_sequence_agreement!r}")
 
@@ -66,8 +73,9 @@ class GuardReport:
     """The verdict on one int8 model: its metric, the value required, and fidelity per output.
 
     ``metric`` / ``value`` / ``required`` are the headline: the check that misses by most, else the
-    tolerance's own metric. ``checks`` lists every check made (the tolerance's, then one per sequence
-    output), ``failed`` names the ones that failed."""
+    tolerance's own metric. ``checks`` lists every check made (top-1 on the labelled output when the
+    tolerance has ``max_drop``, the worst cosine of every other output, then one per sequence output),
+    ``failed`` names the ones that failed."""
 
     metric: str  # "top1_accuracy" (points, labels), "mean_cosine" (worst output) or "sequence_agreement"
     value: float
@@ -134,19 +142,14 @@ def judge(
     (``fidelity.sequence_outputs(model)``); each must also keep its decoded sequence."""
     outputs = [{"name": name, **fidelity(fp32[name], int8[name], sequence=name in sequence_outputs)} for name in fp32]
     checks = []
+    by_top1 = None  # the output the labels judge; every other one is judged by cosine
     if tolerance.max_drop is not None:
-        first = next(iter(fp32))
-        if labels is None or not is_classifier(fp32[first]):
-            raise ConfigError(
-                "max_accuracy_drop needs labels (y) and a classifier output ([samples, classes]); "
-                "use min_cosine for other models"
-            )
-        fp32_top1 = float((fp32[first].argmax(1) == labels).mean() * 100)
-        int8_top1 = float((int8[first].argmax(1) == labels).mean() * 100)
-        checks.append(_check("top1_accuracy", first, int8_top1, fp32_top1 - tolerance.max_drop))
-    else:
+        by_top1 = next(iter(fp32))
+        checks.append(_top1_check(by_top1, fp32[by_top1], int8[by_top1], labels, tolerance.max_drop))
+    by_cosine = [o for o in outputs if o["name"] != by_top1]
+    if by_cosine:
         assert tolerance.min_cosine is not None
-        worst = min(outputs, key=lambda o: o["mean_cosine"])
+        worst = min(by_cosine, key=lambda o: o["mean_cosine"])
         checks.append(_check("mean_cosine", worst["name"], worst["mean_cosine"], tolerance.min_cosine))
     for output in outputs:
         if "sequence_agreement" in output:
@@ -164,6 +167,18 @@ def judge(
         checks,
         [f"{c['metric']} (output {c['output']!r})" for c in failed],
     )
+
+
+def _top1_check(name: str, fp32: np.ndarray, int8: np.ndarray, labels: np.ndarray | None, max_drop: float) -> dict:
+    """Top-1 of the labelled classifier output, at most ``max_drop`` points below fp32's."""
+    if labels is None or not is_classifier(fp32):
+        raise ConfigError(
+            "max_accuracy_drop needs labels (y) and a classifier output ([samples, classes]); "
+            "use min_cosine for other models"
+        )
+    fp32_top1 = float((fp32.argmax(1) == labels).mean() * 100)
+    int8_top1 = float((int8.argmax(1) == labels).mean() * 100)
+    return _check("top1_accuracy", name, int8_top1, fp32_top1 - max_drop)
 
 
 def graph_sequence_outputs(fp32_path) -> set[str]:
@@ -185,6 +200,8 @@ def verify_and_judge(
     """The int8 model's verification report and the guard's verdict, from one run of each model;
     ``runtime`` (a benchmarks RuntimeChoice): the int8 model is judged as that runtime runs it."""
     report, fp32, int8 = verify_with_outputs(int8_path, fp32_path, inputs, labels, runtime)
+    if "judged_on_runtime" in report:  # a precision hint is a request: say what the runtime compiled
+        judged_on = f"{judged_on} (compiled as {report['judged_on_runtime']})"
     return report, judge(fp32, int8, labels, tolerance, judged_on, graph_sequence_outputs(fp32_path))
 
 

@@ -19,7 +19,7 @@ from onnx import TensorProto, helper
 
 from edgeport.errors import QuantizationError
 from edgeport.quant_backends.calibration import check_arrays_fit, load_fp32_onnx, model_inputs
-from edgeport.quant_backends.feeds import Layout
+from edgeport.quant_backends.feeds import Layout, show_shape
 
 OLDEST_QDQ_OPSET = 10  # QuantizeLinear/DequantizeLinear exist from opset 10 on
 
@@ -90,6 +90,18 @@ def _ort_reason(exc: Exception) -> str:
     return " ".join(text.split())[:300]
 
 
+def _refuse_zero_sized_inputs(path: Path, inputs: dict[str, tuple[tuple, np.dtype]]) -> None:
+    """An input with a fixed axis of size 0 holds no values: nothing to calibrate, judge or measure (such a
+    model ended in a numpy reshape ValueError deep in `--backend auto`'s smoothing check)."""
+    for name, (shape, _) in inputs.items():
+        zero = next((axis for axis, dim in enumerate(shape) if isinstance(dim, int) and dim == 0), None)
+        if zero is not None:
+            raise QuantizationError(
+                f"{path}: input {name!r} has a fixed zero-sized axis {zero} ({show_shape(shape)}): an empty input "
+                "carries no values to calibrate or verify"
+            )
+
+
 def check_fp32_model(path: str | Path) -> ModelFacts:
     """Read the model and prove onnxruntime can run it and its int8 form; refuse with the reason."""
     import onnxruntime as ort
@@ -101,6 +113,7 @@ def check_fp32_model(path: str | Path) -> ModelFacts:
     inputs = model_inputs(model)
     if not inputs:
         raise QuantizationError(f"{path}: the model has no inputs; there is nothing to calibrate or verify")
+    _refuse_zero_sized_inputs(path, inputs)
     opset = default_opset(model)
     options = ort.SessionOptions()
     options.log_severity_level = 3
@@ -127,4 +140,14 @@ def check_fp32_model(path: str | Path) -> ModelFacts:
 def check_inputs_fit(facts: ModelFacts, arrays: dict[str, np.ndarray], source: str | Path, role: str) -> Layout:
     """Dtypes, ranks and fixed dimensions of an .npz file's arrays against the model's inputs; their
     layout, batch-first or per-sample feeds (feeds.py), follows from the ranks."""
+    # Samples whose inner axes hold nothing: a dynamic axis of size 0, the same emptiness as a fixed one (an
+    # empty set of samples is refused where the file is read, with its own message).
+    empty = next(
+        (name for name, a in arrays.items() if a.ndim and len(a) and not a.size and name in facts.inputs), None
+    )
+    if empty is not None:
+        raise QuantizationError(
+            f"{source}: {role} {empty!r} has shape {arrays[empty].shape}, which holds no values; "
+            f"{facts.path.name} needs at least one value per input"
+        )
     return check_arrays_fit(facts.inputs, arrays, str(source), role, facts.path.name)

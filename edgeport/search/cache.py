@@ -3,7 +3,13 @@
 The key hashes the stage's settings and its inputs' keys, so equal work is done once and a wider
 search reuses every stage already built. An entry is built in ``<root>/.tmp/`` and renamed into
 place after its result.json (with the sha256 of every file) is written, so a killed process
-leaves no half-written entry; an entry whose files no longer match their hashes is rebuilt.
+leaves no half-written entry.
+
+result.json carries a digest over its whole content (the file hashes included), checked on every
+read: an entry whose digest or files do not match, or that has no digest (written by an older
+edgeport), is treated as absent and built again, with a warning. A cache is derived data, so a
+rebuild gives the right answer where a refusal would only stop the search. The digest catches
+edits and damage; it is not a signature: whoever may write the cache folder can also forge it.
 """
 
 from __future__ import annotations
@@ -11,17 +17,24 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
+import sys
 from pathlib import Path
 
-from edgeport.artifacts import atomic_write_json, ensure_writable_dir, pid_alive, sha256_file, sha256_json
+from edgeport.artifacts import atomic_write_json, ensure_writable_dir, sha256_file, sha256_json
 from edgeport.errors import ArtifactError
+from edgeport.staging import make_staging_dir, remove_stale_staging
 
 RESULT = "result.json"
+DIGEST = "digest"
 
 
 def stage_key(stage: str, **parts) -> str:
     return sha256_json({"stage": stage, **parts})[:20]
+
+
+def _warn(folder: Path, why: str) -> None:
+    # Printed, not raised: the entry is rebuilt and the search goes on.
+    print(f"warning: stage cache entry {str(folder)!r} {why}; building it again", file=sys.stderr)
 
 
 class StageCache:
@@ -32,32 +45,40 @@ class StageCache:
     def entry(self, stage: str, key: str) -> Path:
         return self.root / stage / key
 
+    def _discard(self, folder: Path, why: str) -> None:
+        _warn(folder, why)
+        shutil.rmtree(folder, ignore_errors=True)
+
     def lookup(self, stage: str, key: str) -> dict | None:
         """The stored result with absolute file paths, or None when missing or damaged."""
         folder = self.entry(stage, key)
         try:
             result = json.loads((folder / RESULT).read_text())
-        except (OSError, ValueError):
+        except FileNotFoundError:
             return None
-        files = result.get("files", {})
-        for name, digest in files.items():
-            path = folder / name
-            if not path.is_file() or sha256_file(path) != digest:
-                shutil.rmtree(folder, ignore_errors=True)  # damaged: build it again
-                return None
-        result["paths"] = {name: str(folder / name) for name in files}
+        except (OSError, ValueError):
+            self._discard(folder, f"has an unreadable {RESULT}")
+            return None
+        why = _damage(result, folder)
+        if why:
+            self._discard(folder, why)
+            return None
+        result.pop(DIGEST)
+        result["paths"] = {name: str(folder / name) for name in result["files"]}
         result["folder"] = str(folder)
         return result
 
     def new_build_dir(self, stage: str, key: str) -> Path:
-        # The pid in the name lets a later run remove what a killed process left behind.
-        return Path(tempfile.mkdtemp(dir=self.tmp, prefix=f"{stage}-{key}-{os.getpid()}-"))
+        # Named as every edgeport staging folder (host and pid of its maker): a later run removes
+        # what a killed process left, and nothing else.
+        return make_staging_dir(self.tmp, "partial", f"{stage}-{key}")
 
     def commit(self, stage: str, key: str, build_dir: Path, result: dict) -> dict:
-        """Record file hashes, write result.json, move the entry into place (first writer wins)."""
+        """Record file hashes and the digest, write result.json, move the entry into place (first writer wins)."""
         files = {p.name: sha256_file(p) for p in sorted(build_dir.iterdir()) if p.is_file()}
-        result = {**result, "stage": stage, "key": key, "files": files}
-        atomic_write_json(build_dir / RESULT, result)
+        # Hashed as read back: JSON turns tuples into lists and other values into strings.
+        result = json.loads(json.dumps({**result, "stage": stage, "key": key, "files": files}, default=str))
+        atomic_write_json(build_dir / RESULT, {**result, DIGEST: sha256_json(result)})
         final = self.entry(stage, key)
         final.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -72,12 +93,25 @@ class StageCache:
         return stored
 
     def remove_stale_builds(self) -> int:
-        """Delete build folders of processes that no longer run; return how many."""
-        removed = 0
-        for folder in self.tmp.iterdir():
-            parts = folder.name.split("-")
-            pid = int(parts[2]) if len(parts) > 3 and parts[2].isdigit() else None
-            if pid is not None and not pid_alive(pid):
-                shutil.rmtree(folder, ignore_errors=True)
-                removed += 1
-        return removed
+        """Delete build folders of processes (on this host) that no longer run; return how many.
+
+        Only folders named as edgeport's staging folders are candidates: anything else in ``.tmp``
+        (another tool's files, a folder named by hand) is left alone.
+        """
+        return len(remove_stale_staging(self.tmp))
+
+
+def _damage(result, folder: Path) -> str | None:
+    """Why a stored result cannot be trusted, or None: its digest, then every file's hash."""
+    if not isinstance(result, dict) or not isinstance(result.get("files"), dict):
+        return f"has a malformed {RESULT}"
+    digest = result.get(DIGEST)
+    if digest is None:
+        return "has no digest (written by an older edgeport)"
+    if digest != sha256_json({k: v for k, v in result.items() if k != DIGEST}):
+        return f"does not match its digest (its {RESULT} was edited or damaged)"
+    for name, file_digest in result["files"].items():
+        path = folder / name
+        if Path(name).name != name or not path.is_file() or sha256_file(path) != file_digest:
+            return f"has a missing or changed file {name!r}"
+    return None

@@ -91,6 +91,36 @@ def _check_same_search(old: Definition, new: Definition, config_path: Path, resu
             )
 
 
+def _model_specs(definition: Definition) -> set[str]:
+    """Every model spec the definition can build: the [run] models and the space's values for them."""
+    specs = {definition.base.teacher.model, definition.base.student.model}
+    space = definition.settings.space
+    for table in space if isinstance(space, list) else [space]:
+        for name in ("teacher.model", "student.model"):
+            values = table.get(name) if isinstance(table, dict) else None
+            specs.update(v for v in (values if isinstance(values, list) else [values]) if isinstance(v, str))
+    return specs
+
+
+def _check_imports_nothing(stored: Definition, resume: Path) -> None:
+    """search.json is a file edgeport wrote, so it may name registered models but never code to import:
+    a user's factory runs on --resume only when the user's own --config names it (that file's
+    definition is then the one used, and [run] must match)."""
+    from edgeport.errors import ModelError
+    from edgeport.models import ModelSpec
+
+    for text in sorted(_model_specs(stored)):
+        try:
+            spec = ModelSpec.parse(text)
+        except ModelError:
+            continue  # not a factory either: refused with the candidates, never imported
+        if spec.is_user_factory:
+            raise ConfigError(
+                f"{resume / DEFINITION}: names the model factory {spec.name!r}; edgeport imports no code named "
+                "only by a file it wrote: resume with --config FILE, your project file that names it"
+            )
+
+
 def resolve_definition(
     config_path: Path | None, resume: Path | None, overrides: dict
 ) -> tuple[Definition, dict | None]:
@@ -106,6 +136,7 @@ def resolve_definition(
     stored = _stored(Path(resume))
     old = _from_stored(stored, Path(resume))
     if config_path is None:
+        _check_imports_nothing(old, Path(resume))
         return old, stored
     new = _from_file(config_path, overrides)
     _check_same_search(old, new, config_path, resume)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edgeport.artifacts import ensure_writable_dir, sha256_json
-from edgeport.errors import ArtifactError
+from edgeport.errors import ArtifactError, ConfigError
 from edgeport.search.definition import Definition
 from edgeport.search.options import SearchOptions
 
@@ -27,9 +27,26 @@ def new_folder(out: Path, definition: Definition) -> Path:
 
 
 def cache_root(options: SearchOptions, stored: dict | None) -> Path:
-    """--cache, else the cache a resumed search used, else OUT/.cache/stages (shared by searches in OUT)."""
+    """--cache, else OUT/.cache/stages (shared by searches in OUT; on --resume OUT is the folder's parent).
+
+    The cache search.json recorded is compared, never used: a folder edgeport writes into and cleans
+    is one the user names (or the default), not one read from a file it wrote.
+    """
     if options.cache:
         return Path(options.cache)
-    if stored is not None:
-        return Path(stored["cache"])
-    return Path(options.out) / ".cache" / "stages"
+    if stored is None:
+        return Path(options.out) / ".cache" / "stages"
+    default = Path(options.resume).parent / ".cache" / "stages"
+    if not _same_folder(stored["cache"], default):
+        raise ConfigError(
+            f"{Path(options.resume) / 'search.json'}: the search used the stage cache {stored['cache']!r}, "
+            f"not the default {str(default)!r}; to resume with it, give --cache {stored['cache']!r}"
+        )
+    return default
+
+
+def _same_folder(recorded: str, default: Path) -> bool:
+    try:
+        return Path(recorded).resolve() == default.resolve()
+    except (OSError, ValueError, RuntimeError, TypeError):  # a NUL byte, a loop, not a path: not the default
+        return False

@@ -45,6 +45,15 @@ def one_line_error(err: str) -> str:
     return lines[-1]
 
 
+def refused(code: int, err: str, *names: str) -> str:
+    """The one `error:` line of a command refused with exit 2; it must name each of ``names``."""
+    assert code == 2, err
+    line = one_line_error(err)
+    for name in names:
+        assert name in line, (name, line)
+    return line
+
+
 def run_unprivileged(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     """``edgeport ARGS`` in a subprocess for which file permissions hold.
 

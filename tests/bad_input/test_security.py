@@ -19,7 +19,7 @@ import pytest
 
 from edgeport.benchmarks.remote import ALLOWED_SSH_OPTIONS, RemoteTarget
 from edgeport.errors import ConfigError
-from tests.bad_input.conftest import one_line_error, run_cli
+from tests.bad_input.conftest import refused, run_cli
 from tests.benchmarks.test_remote import sshd  # noqa: F401  (a real sshd on 127.0.0.1 with throwaway keys)
 from tests.helpers import tiny_config
 
@@ -28,14 +28,6 @@ BOARD = "ssh://pi@board.local"
 
 def _bench(capsys, cnn_files, *args):
     return run_cli(capsys, "bench", cnn_files / "model.onnx", "--iterations", 10, "--quiet", *args)
-
-
-def _refused(code: int, err: str, *names: str) -> str:
-    assert code == 2, err
-    line = one_line_error(err)
-    for name in names:
-        assert name in line, (name, line)
-    return line
 
 
 # Each payload, if ssh ever saw it, would create the file {pwned} on this machine.
@@ -58,7 +50,7 @@ def test_bench_refuses_ssh_options_that_run_local_commands(capsys, cnn_files, tm
     pwned = tmp_path / "pwned"
     args = [word for option in options for word in ("--ssh-option", option.format(pwned=pwned))]
     code, out, err = _bench(capsys, cnn_files, "--remote", BOARD, *args)
-    line = _refused(code, err, "--ssh-option", key)
+    line = refused(code, err, "--ssh-option", key)
     assert not pwned.exists(), "ssh ran the payload on this machine"
     assert out == ""
     if "not allowed" in line:
@@ -69,7 +61,7 @@ def test_remote_python_starting_with_a_dash_is_refused(capsys, cnn_files, tmp_pa
     # Without `--`, ssh parses the remote command after the destination as -oProxyCommand=... .
     pwned = tmp_path / "pwned"
     code, _, err = _bench(capsys, cnn_files, "--remote", BOARD, "--remote-python", f"-oProxyCommand=touch {pwned}")
-    _refused(code, err, "--remote-python", "'-'")
+    refused(code, err, "--remote-python", "'-'")
     assert not pwned.exists()
 
 
@@ -78,7 +70,7 @@ def test_remote_python_starting_with_a_dash_is_refused(capsys, cnn_files, tmp_pa
 )
 def test_remote_python_empty_or_multiline_is_refused(capsys, cnn_files, python, expected):
     code, _, err = _bench(capsys, cnn_files, "--remote", BOARD, "--remote-python", python)
-    _refused(code, err, "--remote-python", expected)
+    refused(code, err, "--remote-python", expected)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +87,7 @@ def test_destination_that_ssh_would_read_as_an_option_is_refused(capsys, cnn_fil
     work.mkdir()
     monkeypatch.chdir(work)
     code, _, err = _bench(capsys, cnn_files, "--remote", url)
-    _refused(code, err, "--remote", f"the {part} must be")
+    refused(code, err, "--remote", f"the {part} must be")
     assert list(work.iterdir()) == []
 
 
@@ -103,16 +95,16 @@ def test_destination_that_ssh_would_read_as_an_option_is_refused(capsys, cnn_fil
 def test_bad_port_is_refused_at_parse_time(capsys, cnn_files, port):
     # urlparse reads ':0' as port 0, which `parsed.port or 22` silently turned into 22.
     code, _, err = _bench(capsys, cnn_files, "--remote", f"{BOARD}:{port}")
-    line = _refused(code, err, "--remote", "port must be 1..65535, got")
+    line = refused(code, err, "--remote", "port must be 1..65535, got")
     assert line.endswith(f"got {port or 'nothing'}")
     assert "cannot reach" not in line
 
 
 def test_password_in_url_and_contradicting_port_are_refused(capsys, cnn_files):
     code, _, err = _bench(capsys, cnn_files, "--remote", "ssh://pi:secret@board.local")
-    _refused(code, err, "--remote", "password")
+    refused(code, err, "--remote", "password")
     code, _, err = _bench(capsys, cnn_files, "--remote", f"{BOARD}:2222", "--ssh-option", "Port=2200")
-    _refused(code, err, "Port=2200", "2222")
+    refused(code, err, "Port=2200", "2222")
 
 
 @pytest.mark.parametrize("option", ["ProxyCommand=touch {pwned}", "ProxyCommand touch {pwned}"])
@@ -133,7 +125,7 @@ def test_search_refuses_before_any_work(capsys, tmp_path, option):
         "--ssh-option",
         option.format(pwned=pwned),
     )
-    _refused(code, err, "--ssh-option", "ProxyCommand")
+    refused(code, err, "--ssh-option", "ProxyCommand")
     assert not pwned.exists()
     assert not out.exists(), "the search created its folder or cache before refusing --ssh-option"
 
@@ -155,9 +147,9 @@ def test_search_refuses_remote_python_and_port_0(capsys, tmp_path):
         "--remote-python",
         f"-oProxyCommand=touch {pwned}",
     )
-    _refused(code, err, "--remote-python")
+    refused(code, err, "--remote-python")
     code, _, err = run_cli(capsys, "search", "--config", config, "--out", out, "--quiet", "--remote", f"{BOARD}:0")
-    _refused(code, err, "--remote", "port must be 1..65535, got 0")
+    refused(code, err, "--remote", "port must be 1..65535, got 0")
     assert not pwned.exists() and not out.exists()
 
 

@@ -119,22 +119,53 @@ def test_bench_sweep_writes_result_json(student_pair, capsys):
     assert first["session_create_ms"] > 0 and first["first_inference_ms"] > 0 and first["peak_rss_mb"] > 0
 
 
-def test_bench_fp32_versus_int8_student(student_pair, capsys):
-    # A shared CI runner can have a noisy stretch that widens the interval into "no detectable
-    # difference"; measuring again is what a user would do. It must never come out "slower".
-    verdicts = []
-    for _ in range(3):
-        code, stdout, err = _bench(
-            capsys, student_pair / "int8.onnx", "--vs", student_pair / "fp32.onnx", "--iterations", 2000, "--json"
-        )
-        assert code == 0, err
-        comparison = json.loads(stdout)["comparisons"][0]
-        verdicts.append(comparison["verdict"])
-        if comparison["verdict"] == "faster":
-            assert comparison["p50_ratio_ci"][1] < 1.0 and comparison["p_value"] < comparison["alpha"]
-            assert comparison["test"] == "wilcoxon-paired-rounds" and comparison["margin"] == 0.0
-            break
-    assert "faster" in verdicts and "slower" not in verdicts, verdicts
+def _matmul_chain(path, layers: int):
+    """[N, 256] through ``layers`` MatMuls of 256x256: work proportional to ``layers``, nothing else."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(layers)
+    weights = [
+        numpy_helper.from_array(rng.standard_normal((256, 256)).astype(np.float32) / 16, f"w{i}") for i in range(layers)
+    ]
+    names = ["x", *[f"h{i}" for i in range(1, layers)], "y"]
+    nodes = [helper.make_node("MatMul", [names[i], f"w{i}"], [names[i + 1]]) for i in range(layers)]
+    graph = helper.make_graph(
+        nodes,
+        "chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 256])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_bench_vs_finds_a_model_with_a_sixteenth_of_the_work_faster(tmp_path, capsys):
+    # The A/B machinery on a difference no machine can hide (1 vs 16 equal layers). Whether int8 pays
+    # on this CPU is a measurement for perf/, not an assertion here: on an AVX2-only EPYC the digits
+    # student's int8 came out "slower" in one of three runs.
+    light, heavy = _matmul_chain(tmp_path / "light.onnx", 1), _matmul_chain(tmp_path / "heavy.onnx", 16)
+    code, stdout, err = _bench(capsys, light, "--vs", heavy, "--iterations", 400, "--json")
+    assert code == 0, err
+    comparison = json.loads(stdout)["comparisons"][0]
+    assert comparison["verdict"] == "faster", comparison
+    assert comparison["p50_ratio_ci"][1] < 1.0 and comparison["p_value"] < comparison["alpha"]
+    assert comparison["test"] == "wilcoxon-paired-rounds" and comparison["margin"] == 0.0
+
+
+def test_bench_fp32_versus_int8_student_verdict_agrees_with_its_statistics(student_pair, capsys):
+    code, stdout, err = _bench(
+        capsys, student_pair / "int8.onnx", "--vs", student_pair / "fp32.onnx", "--iterations", 1000, "--json"
+    )
+    assert code == 0, err
+    comparison = json.loads(stdout)["comparisons"][0]
+    low, high = comparison["p50_ratio_ci"]
+    significant = comparison["p_value"] < comparison["alpha"]
+    expected = "faster" if significant and high < 1.0 else "slower" if significant and low > 1.0 else None
+    assert comparison["verdict"] == (expected or "no detectable difference"), comparison
 
 
 def test_bench_real_inputs_and_shapes(student_pair, capsys):
@@ -148,7 +179,7 @@ def test_bench_real_inputs_and_shapes(student_pair, capsys):
     code, stdout, _ = _bench(
         capsys, student_pair / "fp32.onnx", "--shape", "input=3x1x32x32", "--iterations", 20, "--json"
     )
-    assert code == 0 and json.loads(stdout)["results"][0]["settings"]["batch"] == 1
+    assert code == 0 and json.loads(stdout)["results"][0]["settings"]["batch"] == 3  # --shape is taken as given
     code, stdout, _ = _bench(capsys, student_pair / "fp32.onnx", "--warmup", "0.2s", "--duration", "0.5", "--json")
     settings = json.loads(stdout)["results"][0]["settings"]
     assert code == 0 and settings["warmup_s"] == 0.2 and settings["rounds_run"] >= 1

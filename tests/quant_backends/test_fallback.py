@@ -116,7 +116,7 @@ def test_unknown_fallback_layer_is_refused(tmp_path, damaged, digits16):
 
 
 def test_tolerance_validation():
-    with pytest.raises(ConfigError, match="exactly one"):
+    with pytest.raises(ConfigError, match="at least one"):
         Tolerance()
     with pytest.raises(ConfigError, match="max_accuracy_drop must be between 0 and 100"):
         Tolerance(max_drop=-1)

@@ -200,8 +200,8 @@ def verify_and_judge(
     """The int8 model's verification report and the guard's verdict, from one run of each model;
     ``runtime`` (a benchmarks RuntimeChoice): the int8 model is judged as that runtime runs it."""
     report, fp32, int8 = verify_with_outputs(int8_path, fp32_path, inputs, labels, runtime)
-    if "judged_on_runtime" in report:  # a precision hint is a request: say what the runtime compiled
-        judged_on = f"{judged_on} (compiled as {report['judged_on_runtime']})"
+    if report.get("judged_on_precision"):  # a precision hint is a request: say what the runtime compiled
+        judged_on = f"{judged_on} (OpenVINO compiled it as {report['judged_on_precision']})"
     return report, judge(fp32, int8, labels, tolerance, judged_on, graph_sequence_outputs(fp32_path))
 
 

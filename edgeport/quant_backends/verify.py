@@ -247,4 +247,5 @@ def verify_with_outputs(
         session = OpenVinoSession(int8_path, threads=1, precision=runtime.precision)
         int8_all = run_all_outputs(session, inputs)
         report["judged_on_runtime"] = f"{runtime.name} ({session.precision})"
+        report["judged_on_precision"] = session.precision  # what it compiled, whatever the hint asked
     return report, fp32_all, int8_all

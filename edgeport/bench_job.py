@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np
 
 from edgeport.artifacts import atomic_write_json, check_output_file
-from edgeport.bench_defaults import MAX_REMOTE_THREADS, MAX_THREADS_PER_CORE
+from edgeport.bench_options import check_given_inputs, check_threads, split_runtime, thread_warnings
 from edgeport.benchmarks.compare import compare
 from edgeport.benchmarks.latency import (
     SCHEMA_VERSION,
@@ -21,45 +20,13 @@ from edgeport.benchmarks.latency import (
     synthesize_inputs,
 )
 from edgeport.benchmarks.openvino_runtime import openvino_module
-from edgeport.benchmarks.records import RUNTIMES, RuntimeChoice
+from edgeport.benchmarks.records import RuntimeChoice
 from edgeport.benchmarks.session import BATCH_AXIS, Feeds, Shapes, batch_of_shapes, check_synthetic_size
 from edgeport.benchmarks.ssh_device import RemoteDevice
 from edgeport.errors import BenchmarkError, ConfigError
 from edgeport.progress import SILENT, Progress
 
 ORT = RuntimeChoice("ort")
-
-
-def parse_int_list(text: str, option: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise ConfigError(f"{option} expects comma-separated integers such as 1,8, got {text!r}") from exc
-    if not values or any(v <= 0 for v in values):
-        raise ConfigError(f"{option} values must be positive integers, got {text!r}")
-    return values
-
-
-def _dim(text: str, axis: int) -> int:
-    # `N` as the first axis: the batch axis, filled by each --batch value (a sweep over a model whose
-    # other axes are dynamic too); session.BATCH_AXIS stands for it until then.
-    if axis == 0 and text == "n":
-        return BATCH_AXIS
-    return int(text)
-
-
-def parse_shapes(items: tuple[str, ...]) -> Shapes:
-    shapes = {}
-    for item in items:
-        name, sep, dims = item.partition("=")
-        try:
-            shape = tuple(_dim(d, axis) for axis, d in enumerate(dims.lower().split("x")))
-        except ValueError:
-            shape = ()
-        if not sep or not name or not shape or any(d <= 0 and d != BATCH_AXIS for d in shape):
-            raise ConfigError(f"--shape expects name=1x3x32x32 (or name=Nx3x32x32 to take --batch), got {item!r}")
-        shapes[name] = shape
-    return shapes
 
 
 def _measure_remote(
@@ -78,18 +45,6 @@ def _measure_remote(
         )
         measured[label] = measure_remote(path, device, settings, inputs)
     return measured
-
-
-def split_runtime(text: str) -> tuple[str, RuntimeChoice | None]:
-    """``B.onnx@openvino/bf16`` -> (``B.onnx``, that runtime); a plain path -> (path, None). A file that
-    exists under the whole text is that file, even when its name ends in ``@ort``."""
-    if Path(text).is_file():
-        return text, None
-    path, at, spec = text.rpartition("@")
-    if not at or spec.split("/")[0] not in RUNTIMES:
-        return text, None
-    name, _, precision = spec.partition("/")
-    return path, RuntimeChoice(name, precision or None)
 
 
 def installed_runtimes() -> list[str]:
@@ -131,39 +86,6 @@ def _models(
     if local and any(r.name == "openvino" for r in runtimes.values()):
         openvino_module()  # exits 2 naming the extra to install, before anything is measured
     return models, runtimes
-
-
-def check_threads(threads: list[int], device: RemoteDevice | None) -> None:
-    """--threads within MAX_THREADS_PER_CORE per logical core here, or MAX_REMOTE_THREADS on a device
-    (its cores are unknown before connecting): beyond that a run measures contention, if it ends at all."""
-    limit = MAX_REMOTE_THREADS if device is not None else MAX_THREADS_PER_CORE * (os.cpu_count() or 1)
-    where = "for a remote device" if device is not None else f"here ({MAX_THREADS_PER_CORE} per logical core)"
-    too_many = [t for t in threads if t > limit]
-    if too_many:
-        raise ConfigError(f"--threads {too_many[0]} is more than the {limit} allowed {where}")
-
-
-def check_given_inputs(inputs_path: str | None, batches: list[int] | None, shapes: Shapes) -> None:
-    """--inputs fixes the batch (the arrays' first axis) and every shape: a --batch or --shape beside it
-    would be ignored, so it is refused instead."""
-    if inputs_path is None:
-        return
-    if batches is not None:
-        raise ConfigError("--batch: the arrays of --inputs fix the batch size; drop --batch or --inputs")
-    if shapes:
-        raise ConfigError("--shape: the arrays of --inputs fix every input's shape; drop --shape or --inputs")
-
-
-def _thread_warnings(threads: list[int], device: RemoteDevice | None) -> list[str]:
-    """Thread counts above this machine's logical cores (not known for a remote device)."""
-    if device is not None:
-        return []
-    cores = os.cpu_count() or 1
-    return [
-        f"{t} threads is more than the {cores} logical cores here; latency will suffer from contention"
-        for t in threads
-        if t > cores
-    ]
 
 
 def _given_inputs(inputs_path: str, model: Path, base: BenchSettings) -> tuple[Feeds, int]:
@@ -243,7 +165,7 @@ def run_bench(
     check_threads(threads, remote)
     check_given_inputs(inputs_path, batches, shapes)
     models, runtimes = _models(model, vs, inputs_path, output, base, every_runtime, openvino_precision, remote is None)
-    warnings = _thread_warnings(threads, remote)
+    warnings = thread_warnings(threads, remote)
     feeds = None
     if inputs_path is not None:
         feeds, given_batch = _given_inputs(inputs_path, next(iter(models.values())), base)

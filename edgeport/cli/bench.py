@@ -227,7 +227,8 @@ def _onnx_report(
     every_runtime: bool,
     precision: str | None,
 ) -> dict:
-    from edgeport.bench_job import parse_int_list, parse_shapes, run_bench
+    from edgeport.bench_job import run_bench
+    from edgeport.bench_options import parse_int_list, parse_shapes
     from edgeport.progress import SILENT, RichProgress
 
     return run_bench(
@@ -259,7 +260,8 @@ def _torch_report(
     inputs_path: str | None,
     output: str | None,
 ) -> dict:
-    from edgeport.bench_job import parse_int_list, parse_shapes, run_torch_bench
+    from edgeport.bench_job import run_torch_bench
+    from edgeport.bench_options import parse_int_list, parse_shapes
 
     return run_torch_bench(
         torch_spec,

@@ -25,27 +25,9 @@ from edgeport.artifacts import atomic_write_bytes, atomic_write_json, check_outp
 from edgeport.errors import ArtifactError
 from edgeport.staging import RunFolder
 from tests.bad_input.conftest import one_line_error, run_cli
+from tests.bad_input.test_reproducible import TINY_RUN  # the smallest run through every stage
 
 NOT_REGULAR = "not a regular file"
-TINY_RUN = """\
-[run]
-seed = 0
-[run.data]
-image_size = 8
-[run.teacher]
-model = "cnn:width=0.5,depth=2"
-epochs = 1
-[run.student]
-model = "cnn:width=0.5,depth=2"
-epochs = 1
-no_kd_baseline = false
-[run.quantize]
-calibration_samples = 32
-[run.bench]
-warmup = 2
-iterations = 20
-rounds = 2
-"""
 
 
 # -- files --------------------------------------------------------------------------------------------------

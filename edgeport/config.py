@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
-from edgeport.bench_defaults import RUN
+from edgeport.core.bench_defaults import RUN
 from edgeport.errors import ConfigError
-from edgeport.quant_backends.config import ERROR_TYPE, QuantSettings, validate_quant_config
+from edgeport.quantize.config import ERROR_TYPE, QuantSettings, validate_quant_config
 
 # Seeds feed numpy and scikit-learn, which take 32-bit unsigned seeds.
 MAX_SEED = 2**32 - 1
@@ -52,7 +52,7 @@ class StudentSection(_Section):
     # standardized: logits z-scored before the temperature (distill/loss.py); hinton: the 2015 loss as is
     kd_loss: Literal["standardized", "hinton"] = "standardized"
     no_kd_baseline: bool = True
-    # KD gain with an interval: train the KD and no-KD students on this many seeds (stages/kd_gain.py)
+    # KD gain with an interval: train the KD and no-KD students on this many seeds (run/kd_gain.py)
     kd_seeds: int = Field(1, ge=1, le=50)
 
 
@@ -83,7 +83,7 @@ class RunConfig(_Section):
     teacher: TeacherSection = TeacherSection()
     student: StudentSection = StudentSection()
     export: ExportSection = ExportSection()
-    # Typed per backend (quant_backends.config): validated lazily, so importing this module stays light.
+    # Typed per backend (quantize.config): validated lazily, so importing this module stays light.
     quantize: SerializeAsAny[QuantSettings] = Field(default_factory=lambda: validate_quant_config({}))
     bench: BenchSection = BenchSection()
 

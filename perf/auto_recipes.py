@@ -22,7 +22,7 @@ from perf_common import append_results, cpu_line, export_torchvision, verdict
 
 from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.benchmarks.fingerprint import cpu_fingerprint
-from edgeport.quantize_job import quantize_file
+from edgeport.quantize.job import quantize_file
 from tests.models.encoders import export_bert_encoder, save_padded_sentences
 
 SETTINGS = BenchSettings(batch=1, threads=1, warmup=50, iterations=1000, rounds=10)

@@ -20,9 +20,9 @@ from edgeport.benchmarks.fingerprint import cpu_fingerprint
 from edgeport.errors import QuantizationError
 from edgeport.exporter import write_onnx
 from edgeport.models import build_model
-from edgeport.quant_backends import ModelSource, list_backends, quant_config, quantize
-from edgeport.quant_backends.target import needs_reduce_range
-from edgeport.quant_backends.verify import int8_coverage
+from edgeport.quantize import ModelSource, list_backends, quant_config, quantize
+from edgeport.quantize.guard.verify import int8_coverage
+from edgeport.quantize.target import needs_reduce_range
 
 
 def measure(name: str, model, shape: tuple, iterations: int, folder: Path) -> list[str]:

@@ -16,8 +16,8 @@ import numpy as np
 from perf_common import append_results, export_torchvision, verdict
 
 from edgeport.benchmarks.fingerprint import cpu_fingerprint
-from edgeport.quant_backends import ModelSource, quant_config
-from edgeport.quant_backends.fallback import Tolerance, layer_candidates, quantize_with_fallback
+from edgeport.quantize import ModelSource, quant_config
+from edgeport.quantize.strategy.fallback import Tolerance, layer_candidates, quantize_with_fallback
 
 
 def main() -> int:

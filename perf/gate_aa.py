@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgeport.artifacts import atomic_write_json
-from edgeport.bench_defaults import GATE
 from edgeport.benchmarks import BenchSettings, measure_latency
 from edgeport.benchmarks.rounds import rounds_of
+from edgeport.core.artifacts import atomic_write_json
+from edgeport.core.bench_defaults import GATE
 from edgeport.exporter import write_onnx
 from edgeport.gate import GateRequest, run_gate
 from edgeport.gate.decide import regression_check

@@ -28,7 +28,7 @@ from edgeport.benchmarks.compare import compare
 from edgeport.benchmarks.fingerprint import cpu_fingerprint
 from edgeport.benchmarks.openvino_runtime import OpenVinoSession
 from edgeport.benchmarks.records import RuntimeChoice
-from edgeport.quantize_job import quantize_file
+from edgeport.quantize.job import quantize_file
 
 SETTINGS = BenchSettings(batch=1, threads=1, warmup=50, iterations=500, rounds=10)
 OPENVINO = RuntimeChoice("openvino")

@@ -65,7 +65,7 @@ def test_config_and_cli_import_light():
 
 
 def test_quantize_section_is_typed_per_backend(tmp_path):
-    from edgeport.quant_backends import config_types
+    from edgeport.quantize import config_types
 
     path = tmp_path / "p.toml"
     path.write_text('[run.quantize]\nbackend = "torch-fx"\nengine = "fbgemm"\nper_channel = false\n')

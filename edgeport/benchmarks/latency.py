@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict
 from typing import Any
 
-from edgeport.artifacts import sha256_file
 from edgeport.benchmarks.fingerprint import environment_fingerprint
 from edgeport.benchmarks.records import PROVIDERS, SCHEMA_VERSION, BenchResult, BenchSettings, RuntimeChoice
 from edgeport.benchmarks.remote_runner import peak_rss_mb, timed_runs
@@ -28,6 +27,7 @@ from edgeport.benchmarks.session import (
     resolve_provider,
     synthesize_inputs,
 )
+from edgeport.core.artifacts import sha256_file
 from edgeport.errors import BenchmarkError
 
 __all__ = [

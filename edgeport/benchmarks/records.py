@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from edgeport.bench_defaults import LIBRARY
 from edgeport.benchmarks.remote_runner import OPT_LEVELS
 from edgeport.benchmarks.rounds import round_sizes
 from edgeport.benchmarks.stats import summarize
+from edgeport.core.bench_defaults import LIBRARY
 from edgeport.errors import ConfigError
 
 SCHEMA_VERSION = 1

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.artifacts import sha256_file
 from edgeport.benchmarks import remote_runner
 from edgeport.benchmarks.records import BenchResult, BenchSettings
 from edgeport.benchmarks.remote_answer import check_answer
 from edgeport.benchmarks.ssh_device import RemoteDevice
 from edgeport.benchmarks.ssh_options import ALLOWED_SSH_OPTIONS, CONTROL, check_remote_python, check_ssh_option
+from edgeport.core.artifacts import sha256_file
 from edgeport.errors import BenchmarkError, ConfigError
 
 # The name this class had before "target" came to mean a gate target or a search's bench target;

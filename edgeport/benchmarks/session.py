@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.bench_defaults import MAX_SYNTHETIC_INPUT_BYTES
 from edgeport.benchmarks.records import AUTO_ORDER, PROVIDERS, BenchSettings, RuntimeChoice
 from edgeport.benchmarks.remote_runner import session_options
+from edgeport.core.bench_defaults import MAX_SYNTHETIC_INPUT_BYTES
 from edgeport.errors import BenchmarkError
 
 Feeds = dict[str, np.ndarray]
@@ -86,7 +86,7 @@ def _show(shape: Any) -> str:
 
 def _given_shape(arg: Any, batch: int, shape: list[int]) -> list[int]:
     """A --shape, used exactly as given: it must fit the model's fixed axes, and where the model's first
-    axis is the (dynamic) batch axis, agree with ``batch`` (bench_job.py derives the batch from the
+    axis is the (dynamic) batch axis, agree with ``batch`` (benchmarks/job.py derives the batch from the
     shapes when --batch is not given, so only an explicit, different --batch disagrees). A first axis
     written ``N`` (BATCH_AXIS) is ``batch``."""
     if shape and shape[0] == BATCH_AXIS:

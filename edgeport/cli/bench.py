@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from edgeport.bench_defaults import CLI_BENCH
 from edgeport.cli.app import cli
 from edgeport.cli.common import FINITE, SEED
+from edgeport.core.bench_defaults import CLI_BENCH
 
 if TYPE_CHECKING:  # the command imports its stage code when it runs (see edgeport.cli)
     from edgeport.benchmarks.records import BenchSettings
@@ -227,9 +227,9 @@ def _onnx_report(
     every_runtime: bool,
     precision: str | None,
 ) -> dict:
-    from edgeport.bench_job import run_bench
-    from edgeport.bench_options import parse_int_list, parse_shapes
-    from edgeport.progress import SILENT, RichProgress
+    from edgeport.benchmarks.job import run_bench
+    from edgeport.benchmarks.options import parse_int_list, parse_shapes
+    from edgeport.core.progress import SILENT, RichProgress
 
     return run_bench(
         model,
@@ -260,8 +260,8 @@ def _torch_report(
     inputs_path: str | None,
     output: str | None,
 ) -> dict:
-    from edgeport.bench_job import run_torch_bench
-    from edgeport.bench_options import parse_int_list, parse_shapes
+    from edgeport.benchmarks.job import run_torch_bench
+    from edgeport.benchmarks.options import parse_int_list, parse_shapes
 
     return run_torch_bench(
         torch_spec,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from edgeport.bench_defaults import GATE
 from edgeport.cli.app import cli
 from edgeport.cli.common import EXIT_CHECK_FAILED, emit_gate
+from edgeport.core.bench_defaults import GATE
 
 
 @cli.command()
@@ -97,9 +97,9 @@ def gate(
     quiet,
 ) -> None:
     """Check an artifact against a target's latency, accuracy and size budget (exit 0 pass, 1 fail, 2 bad input)."""
+    from edgeport.core.progress import SILENT, RichProgress
     from edgeport.gate import GateRequest, evaluate_gate
     from edgeport.gate.reporters import step_summary_path
-    from edgeport.progress import SILENT, RichProgress
 
     # --junit and the step summary are checked (not an input, writable) before anything is measured
     request = GateRequest(

@@ -12,7 +12,7 @@ def list_registries() -> None:
     """Show the datasets, models and quantization backends edgeport knows."""
     from edgeport.data import list_datasets
     from edgeport.models import list_models
-    from edgeport.quant_backends import config_types, list_backends
+    from edgeport.quantize import config_types, list_backends
 
     click.echo(f"datasets: {', '.join(list_datasets())}")
     click.echo(f"models:   {', '.join(list_models())} (or package.module:factory)")

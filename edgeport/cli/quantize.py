@@ -13,7 +13,7 @@ from edgeport.cli.common import FINITE, exit_if_outside_tolerance, reduce_range_
 def default_backend(config: dict) -> str:
     """auto, unless the command line set an option of a specific backend (one auto's type does not
     have): then ort-static, as before auto."""
-    from edgeport.quant_backends.recipes import AutoConfig
+    from edgeport.quantize.strategy.recipes import AutoConfig
 
     return "auto" if set(config) <= set(AutoConfig.model_fields) else "ort-static"
 
@@ -136,9 +136,9 @@ def quantize(
 ) -> None:
     """Quantize an fp32 ONNX file or a torch model to a verified int8 ONNX artifact."""
     from edgeport.benchmarks.records import RuntimeChoice
-    from edgeport.progress import SILENT, RichProgress
-    from edgeport.quant_backends.guard import Tolerance
-    from edgeport.quantize_job import quantize_file
+    from edgeport.core.progress import SILENT, RichProgress
+    from edgeport.quantize.guard.judge import Tolerance
+    from edgeport.quantize.job import quantize_file
     from edgeport.report.summary import print_quantize_summary, print_sensitivity
 
     config = _settings(options, quant_format, reduce_range)
@@ -173,7 +173,7 @@ def quantize(
 
 def _third_party_note(manifest: dict) -> None:
     """One line on stderr for the third-party warnings kept in the manifest (--debug shows them raw)."""
-    from edgeport.quant_backends.noise import third_party_summary
+    from edgeport.quantize.noise import third_party_summary
 
     note = third_party_summary(manifest["warnings"])
     if note:

@@ -114,9 +114,9 @@ def _overrides(**values) -> dict:
 def run(config_path, out, budget, budget_target, as_json, quiet, **options) -> None:
     """Distil a student from a teacher, export it to ONNX, quantize it to int8 and measure both."""
     from edgeport.config import load_config
-    from edgeport.pipeline import run_pipeline
-    from edgeport.progress import SILENT, RichProgress
+    from edgeport.core.progress import SILENT, RichProgress
     from edgeport.report.summary import print_summary
+    from edgeport.run.pipeline import run_pipeline
 
     config = load_config(config_path, _overrides(**options))
     if budget_target and not budget:
@@ -143,7 +143,7 @@ def run(config_path, out, budget, budget_target, as_json, quiet, **options) -> N
 
 def _gate_run_folder(folder: Path, budget: Path, target: str) -> dict:
     """Gate a finished run's int8 artifact with its own measurement and manifest; keep the verdict as gate.json."""
-    from edgeport.artifacts import atomic_write_json
+    from edgeport.core.artifacts import atomic_write_json
     from edgeport.gate import GateRequest, run_gate
 
     report = run_gate(

@@ -91,7 +91,7 @@ def search(
     quiet,
 ) -> None:
     """Search students, KD, quantization and target settings for the best accuracy within a latency budget."""
-    from edgeport.progress import SILENT, RichProgress
+    from edgeport.core.progress import SILENT, RichProgress
     from edgeport.report.summary import print_search_summary
     from edgeport.search import SearchOptions, run_search
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeport.core.registry import Registry
 from edgeport.data.dataset import Dataset
 from edgeport.data.images import resize_batch, to_unit_float
 from edgeport.data.npz_reader import NpzReader
 from edgeport.errors import ConfigError, DataError
-from edgeport.registry import Registry
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 

@@ -2,7 +2,7 @@
 
 Either way every array's first axis indexes samples: batch-first arrays (the model input's rank, samples
 on its batch axis) or per-sample feeds (one axis more, each slice one complete model input); which one
-follows from the model's ranks (quant_backends/feeds.py).
+follows from the model's ranks (data/feeds.py).
 
 The arrays are checked here, where the file is known, so every complaint names the file: no
 samples, unequal sample counts, NaN or Inf, and (for calibration data) a float input that never

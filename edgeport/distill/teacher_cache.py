@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from edgeport.artifacts import atomic_write_bytes
+from edgeport.core.artifacts import atomic_write_bytes
 from edgeport.data.npz_reader import read_npy
 from edgeport.distill.evaluate import predict_logits
 from edgeport.errors import DataError

@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgeport.core.progress import SILENT, Progress
 from edgeport.distill.config import KDConfig, TrainConfig
 from edgeport.distill.evaluate import accuracy, predict_logits
 from edgeport.distill.loss import kd_loss
 from edgeport.errors import TrainingError
-from edgeport.progress import SILENT, Progress
 
 
 @dataclass

@@ -42,7 +42,7 @@ import re
 import onnx
 from google.protobuf.descriptor import FieldDescriptor
 
-from edgeport.artifacts import atomic_write_bytes
+from edgeport.core.artifacts import atomic_write_bytes
 
 KEEP_PREFIX = "edgeport."
 DEBUG_PREFIXES = ("pkg.torch.", "pkg.onnxscript.")

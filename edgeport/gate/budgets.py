@@ -21,8 +21,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgeport.config import read_project_file, validation_message
+from edgeport.core.manifest import refuse_special_file
 from edgeport.errors import ConfigError
-from edgeport.manifest import refuse_special_file
 
 PERCENTILE_BUDGETS = ("p50_ms", "p90_ms", "p99_ms")
 TARGET_NAME = re.compile(r"^[A-Za-z0-9._-]+$")  # names appear in JUnit XML, GitHub annotations and file names

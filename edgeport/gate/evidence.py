@@ -4,7 +4,7 @@ Result files: a single BenchResult (`edgeport search`'s benchmark entries), an `
 report (A is the artifact; B, when measured with --vs, is the fp32 reference for min_speedup),
 or a run folder's latency.json (int8 is the artifact, fp32 the reference). Manifests (a run folder's
 manifest.json, `edgeport quantize`'s X.manifest.json, a search's best/manifest.json) are read by
-edgeport.manifest, whose typed manifest gives the facts the gate needs whichever command wrote it.
+edgeport.core.manifest, whose typed manifest gives the facts the gate needs whichever command wrote it.
 Every file carries the schema_version edgeport wrote it with; a file without one, or with a version
 this edgeport does not know, is refused rather than read by guesswork.
 """
@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeport.benchmarks.latency import SCHEMA_VERSION
 from edgeport.benchmarks.rounds import rounds_of
+from edgeport.core.manifest import Accuracy, ArtifactManifest, check_schema_version, read_json, read_manifest
 from edgeport.errors import ConfigError
-from edgeport.manifest import Accuracy, ArtifactManifest, check_schema_version, read_json, read_manifest
 
 RESULT_SCHEMA_VERSIONS = (SCHEMA_VERSION,)
 

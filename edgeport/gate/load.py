@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from edgeport.artifacts import sha256_file
+from edgeport.core.artifacts import sha256_file
 from edgeport.errors import ArtifactError, ConfigError
 from edgeport.gate.budgets import GateTarget
 from edgeport.gate.evidence import ArtifactFacts, Measurement, find_manifest, read_artifact_facts, read_result

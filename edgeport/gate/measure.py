@@ -13,6 +13,7 @@ import numpy as np
 from edgeport.benchmarks.latency import BenchSettings, measure_interleaved
 from edgeport.benchmarks.rounds import rounds_of
 from edgeport.benchmarks.stats import CONFIDENCE
+from edgeport.core.progress import Progress
 from edgeport.gate.budgets import PERCENTILE_BUDGETS, GateTarget
 from edgeport.gate.checks import evaluate_checks, require_samples
 from edgeport.gate.decide import Check
@@ -20,7 +21,6 @@ from edgeport.gate.evidence import Measurement
 from edgeport.gate.integrity import check_unchanged
 from edgeport.gate.load import GateEvidence, required
 from edgeport.gate.request import GateRequest
-from edgeport.progress import Progress
 
 LATENCY_CHECKS = {*PERCENTILE_BUDGETS, "max_regression", "min_speedup"}
 

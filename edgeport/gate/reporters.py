@@ -11,7 +11,7 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from edgeport.artifacts import atomic_write_bytes, check_output_file, read_only, refuse_non_regular, same_file
+from edgeport.core.artifacts import atomic_write_bytes, check_output_file, read_only, refuse_non_regular, same_file
 from edgeport.errors import ArtifactError, EdgeportError
 
 JUNIT = "--junit report"
@@ -43,7 +43,7 @@ HEADER = ["check", "budget", "measured", "95% interval", "verdict", "why"]
 def print_table(report: dict) -> None:
     from rich.table import Table
 
-    from edgeport.console import make_console
+    from edgeport.core.console import make_console
 
     console = make_console()  # off a terminal (a CI log) wide enough that no cell is cut
     table = Table(title=f"edgeport gate: target {report['target']} ({report['mode']} mode)", title_style=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeport.bench_defaults import GATE
+from edgeport.core.bench_defaults import GATE
 
 MODES = ("ci", "point")
 

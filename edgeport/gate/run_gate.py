@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgeport.core.progress import SILENT, Progress
 from edgeport.errors import ConfigError
 from edgeport.gate.budgets import GateTarget, load_budgets, select_target
 from edgeport.gate.checks import require_inputs
@@ -34,7 +35,6 @@ from edgeport.gate.load import (
 from edgeport.gate.measure import measure_until_conclusive, prepare_measurer
 from edgeport.gate.report import GateReport, build_report
 from edgeport.gate.request import GateRequest
-from edgeport.progress import SILENT, Progress
 
 __all__ = ["GateRequest", "evaluate_gate", "run_gate", "target_for_settings"]
 

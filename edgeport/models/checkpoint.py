@@ -10,7 +10,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import nn
 
-from edgeport.artifacts import atomic_write_bytes
+from edgeport.core.artifacts import atomic_write_bytes
 from edgeport.errors import ModelError
 from edgeport.models.registry import ModelSpec, build_model
 

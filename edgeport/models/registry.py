@@ -32,8 +32,8 @@ from typing import Any
 
 from torch import nn
 
+from edgeport.core.registry import Registry
 from edgeport.errors import ModelError
-from edgeport.registry import Registry
 
 Factory = Callable[..., nn.Module]
 MODELS: Registry = Registry("model")

@@ -8,7 +8,7 @@ import html
 import io
 from pathlib import Path
 
-from edgeport.artifacts import atomic_write_bytes
+from edgeport.core.artifacts import atomic_write_bytes
 
 
 def _param_names(trials: list[dict]) -> list[str]:

@@ -8,8 +8,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from edgeport.console import make_console
-from edgeport.quant_backends.noise import THIRD_PARTY
+from edgeport.core.console import make_console
+from edgeport.quantize.noise import THIRD_PARTY
 from edgeport.report.run_report import ROWS, describe_quantization, latency_verdict
 
 

@@ -20,9 +20,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from edgeport.artifacts import atomic_write_json, ensure_writable_dir, sha256_file, sha256_json
+from edgeport.core.artifacts import atomic_write_json, ensure_writable_dir, sha256_file, sha256_json
+from edgeport.core.staging import make_staging_dir, remove_stale_staging
 from edgeport.errors import ArtifactError
-from edgeport.staging import make_staging_dir, remove_stale_staging
 
 RESULT = "result.json"
 DIGEST = "digest"

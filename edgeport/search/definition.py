@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeport.artifacts import atomic_write_json
 from edgeport.config import RunConfig, load_config, read_project_file
+from edgeport.core.artifacts import atomic_write_json
 from edgeport.errors import ConfigError
 from edgeport.search.settings import SearchSettings, load_search_settings
 from edgeport.search.space import Candidate

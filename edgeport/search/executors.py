@@ -14,8 +14,8 @@ from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 
+from edgeport.core.progress import SILENT, Progress
 from edgeport.errors import ConfigError
-from edgeport.progress import SILENT, Progress
 from edgeport.search.tasks import execute
 
 EXECUTORS = ("local", "ray")

@@ -14,17 +14,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from edgeport.artifacts import atomic_write_json, atomic_write_text, sha256_file
+from edgeport.core.artifacts import atomic_write_json, atomic_write_text, sha256_file
+from edgeport.core.manifest import check_manifest
+from edgeport.core.versions import package_versions
 from edgeport.distill import accuracy
 from edgeport.errors import ArtifactError
 from edgeport.exporter import onnx_predict
-from edgeport.manifest import check_manifest
 from edgeport.report.search_report import plot_pareto, render_html, render_markdown, trials_csv
 from edgeport.search.objective import choose, pareto_front, violations
 from edgeport.search.space import Candidate
 from edgeport.search.store import TrialStore
 from edgeport.search.tasks import prepared_data
-from edgeport.versions import package_versions
 
 SEARCH_SCHEMA = 1
 

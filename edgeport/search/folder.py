@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from edgeport.artifacts import ensure_writable_dir, sha256_json
+from edgeport.core.artifacts import ensure_writable_dir, sha256_json
 from edgeport.errors import ArtifactError, ConfigError
 from edgeport.search.definition import Definition
 from edgeport.search.options import SearchOptions

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeport.artifacts import atomic_write_json
+from edgeport.core.artifacts import atomic_write_json
 from edgeport.errors import ConfigError
 from edgeport.search.options import SearchOptions
 from edgeport.search.space import Candidate

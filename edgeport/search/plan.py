@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeport.artifacts import sha256_file
 from edgeport.config import RunConfig
+from edgeport.core.artifacts import sha256_file
+from edgeport.core.versions import package_versions
 from edgeport.search.cache import stage_key
 from edgeport.search.settings import NO_QUANTIZATION
 from edgeport.search.space import Candidate
-from edgeport.versions import package_versions
 
 _VERSIONED = ("torch", "torchvision", "onnx", "onnxruntime", "onnxscript", "numpy", "edgeport")
 

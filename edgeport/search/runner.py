@@ -11,7 +11,7 @@ import functools
 from pathlib import Path
 
 from edgeport.benchmarks import cpu_fingerprint
-from edgeport.progress import SILENT, Progress
+from edgeport.core.progress import SILENT, Progress
 from edgeport.search import halving, limits
 from edgeport.search.bench_device import BenchDevice
 from edgeport.search.cache import StageCache

@@ -13,8 +13,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeport.core.progress import Progress
 from edgeport.errors import EdgeportError
-from edgeport.progress import Progress
 from edgeport.search.cache import StageCache
 from edgeport.search.limits import Clock, fmt_seconds
 from edgeport.search.objective import choose, latency_of

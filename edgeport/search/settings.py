@@ -25,7 +25,7 @@ LATENCY_METRICS = ("p50", "p90", "p95", "mean")
 
 
 def searchable_parameters() -> list[str]:
-    from edgeport.quant_backends import option_names
+    from edgeport.quantize import option_names
 
     names = []
     for section, info in RunConfig.model_fields.items():

@@ -16,11 +16,11 @@ from typing import Any
 from pydantic import ValidationError
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 
-from edgeport.artifacts import sha256_json
 from edgeport.config import RunConfig, validation_message
+from edgeport.core.artifacts import sha256_json
 from edgeport.errors import ConfigError, EdgeportError
 from edgeport.models import ModelSpec
-from edgeport.quant_backends import QuantConfig, build_quant_config, config_types
+from edgeport.quantize import QuantConfig, build_quant_config, config_types
 from edgeport.search.settings import SearchSettings, searchable_parameters
 
 MODEL_OPTION_PREFIX = "student.model."

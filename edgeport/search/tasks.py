@@ -16,8 +16,8 @@ import traceback
 from pathlib import Path
 
 from edgeport.config import DataSection, RunConfig
+from edgeport.core.progress import SILENT, Progress
 from edgeport.errors import EdgeportError
-from edgeport.progress import SILENT, Progress
 from edgeport.search.cache import StageCache
 
 BUILD_STAGES = ("teacher", "student", "export", "quantize")
@@ -116,7 +116,7 @@ def _build_quantize(
     from edgeport.benchmarks.records import RuntimeChoice
     from edgeport.distill import accuracy
     from edgeport.exporter import onnx_predict
-    from edgeport.quant_backends import QuantConfig, validate_quant_config
+    from edgeport.quantize import QuantConfig, validate_quant_config
     from edgeport.stages import kd_config, quantize_student, student_lineage
 
     qc = validate_quant_config(quant_config)  # resolved by the main process: reduce_range is a bool

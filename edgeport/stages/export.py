@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeport.artifacts import sha256_json
 from edgeport.config import RunConfig
+from edgeport.core.artifacts import sha256_json
 from edgeport.exporter import ExportResult, OnnxLineage, export_onnx, write_metadata
 from edgeport.stages.data import PreparedData
 from edgeport.stages.train import TrainedModel

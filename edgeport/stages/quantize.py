@@ -9,18 +9,18 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeport.artifacts import sha256_file, sha256_json
 from edgeport.benchmarks.records import RuntimeChoice
+from edgeport.core.artifacts import sha256_file, sha256_json
+from edgeport.core.progress import SILENT, Progress
 from edgeport.data import calibration_subset
 from edgeport.distill import KDConfig
 from edgeport.errors import QuantizationError
 from edgeport.exporter import OnnxLineage, write_metadata
-from edgeport.progress import SILENT, Progress
-from edgeport.quant_backends import ModelSource, QuantConfig, QuantResult, TrainingData, quantize
-from edgeport.quant_backends.fallback import FallbackReport, Tolerance, quantize_with_fallback
-from edgeport.quant_backends.guard import DEFAULT_MAX_DROP, GuardReport, verify_and_judge
-from edgeport.quant_backends.recipes import AutoConfig
-from edgeport.quantize_auto import AutoOutcome, run_recipes
+from edgeport.quantize import ModelSource, QuantConfig, QuantResult, TrainingData, quantize
+from edgeport.quantize.guard.judge import DEFAULT_MAX_DROP, GuardReport, verify_and_judge
+from edgeport.quantize.strategy.auto import AutoOutcome, run_recipes
+from edgeport.quantize.strategy.fallback import FallbackReport, Tolerance, quantize_with_fallback
+from edgeport.quantize.strategy.recipes import AutoConfig
 from edgeport.stages.data import PreparedData
 from edgeport.stages.train import TrainedModel
 

@@ -9,13 +9,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeport.artifacts import sha256_file
 from edgeport.config import RunConfig, StudentSection, TeacherSection
+from edgeport.core.artifacts import sha256_file
+from edgeport.core.progress import SILENT, Progress
 from edgeport.distill import KDConfig, TrainConfig, accuracy, predict_logits, train
 from edgeport.distill.trainer import TrainResult
 from edgeport.models import ModelSpec, build_model
 from edgeport.models.checkpoint import count_parameters, load_checkpoint_model, load_weights, save_checkpoint
-from edgeport.progress import SILENT, Progress
 from edgeport.stages.data import PreparedData
 
 

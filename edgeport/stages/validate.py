@@ -8,7 +8,7 @@ from pathlib import Path
 from edgeport.config import RunConfig
 from edgeport.errors import ConfigError
 from edgeport.models import ModelSpec
-from edgeport.quant_backends import QuantConfig, build_quant_config
+from edgeport.quantize import QuantConfig, build_quant_config
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgeport.artifacts import sha256_file
+from edgeport.core.artifacts import sha256_file
 from tests.bad_input.conftest import one_line_error, run_cli, run_unprivileged
 
 

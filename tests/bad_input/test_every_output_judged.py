@@ -141,7 +141,7 @@ def test_fallback_with_labels_keeps_the_destroyed_output_in_float(two_heads, tmp
 def test_the_stage_and_the_search_use_the_same_judge():
     """`edgeport run` and every search trial judge through ``verify_and_judge`` -> ``judge``, the
     function the CLI cases above exercise; a plain ``max_drop`` tolerance judges other outputs too."""
-    from edgeport.quant_backends import guard
+    from edgeport.quantize import guard
     from edgeport.stages import quantize as stage
 
     assert stage.verify_and_judge is guard.verify_and_judge

@@ -15,9 +15,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from edgeport.artifacts import sha256_file
 from edgeport.benchmarks import environment_fingerprint
 from edgeport.benchmarks.latency import SCHEMA_VERSION, BenchResult
+from edgeport.core.artifacts import sha256_file
 from tests.bad_input.conftest import one_line_error, run_cli, run_unprivileged
 
 NUMERIC_BUDGETS = (
@@ -309,9 +309,9 @@ def test_a_manifest_of_an_unknown_or_missing_schema_version_is_refused(capsys, f
 
 
 def test_the_gates_schema_versions_are_the_ones_edgeport_writes():
-    from edgeport.manifest import MANIFEST_SCHEMA_VERSIONS
-    from edgeport.pipeline import MANIFEST_SCHEMA as RUN
-    from edgeport.quantize_job import MANIFEST_SCHEMA as QUANTIZE
+    from edgeport.core.manifest import MANIFEST_SCHEMA_VERSIONS
+    from edgeport.quantize.job import MANIFEST_SCHEMA as QUANTIZE
+    from edgeport.run.pipeline import MANIFEST_SCHEMA as RUN
     from edgeport.search.finish import SEARCH_SCHEMA
 
     assert MANIFEST_SCHEMA_VERSIONS == {"run": RUN, "quantize": QUANTIZE, "search": SEARCH_SCHEMA}

@@ -21,9 +21,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from edgeport.artifacts import atomic_write_bytes, atomic_write_json, check_output_file
+from edgeport.core.artifacts import atomic_write_bytes, atomic_write_json, check_output_file
+from edgeport.core.staging import RunFolder
 from edgeport.errors import ArtifactError
-from edgeport.staging import RunFolder
 from tests.bad_input.conftest import one_line_error, run_cli
 from tests.bad_input.test_reproducible import TINY_RUN  # the smallest run through every stage
 
@@ -77,9 +77,9 @@ def tiny_model(tmp_path) -> Path:
 @pytest.fixture
 def gate_files(tmp_path, tiny_model) -> Path:
     """tiny.onnx, its measurement r.json and budgets.toml with a generous budget."""
-    from edgeport.artifacts import sha256_file
     from edgeport.benchmarks import environment_fingerprint
     from edgeport.benchmarks.latency import BenchResult
+    from edgeport.core.artifacts import sha256_file
 
     values = (0.3 * np.random.default_rng(0).lognormal(0.0, 0.1, 2000)).tolist()
     result = BenchResult(
@@ -278,9 +278,9 @@ def test_a_step_summary_on_a_full_disk_keeps_the_verdict(capsys, gate_files, ful
 def test_a_second_identical_run_in_the_same_second_gets_its_own_folder(tmp_path, capsys, monkeypatch):
     """The first run is still building when the second starts (its RunFolder is open); both get the id of
     the same second. The second must finish in a folder of its own, and the first must still commit."""
-    import edgeport.pipeline
+    import edgeport.run.pipeline
 
-    monkeypatch.setattr(edgeport.pipeline, "run_id_for", lambda config: "20250101-000000-abcdef12")
+    monkeypatch.setattr(edgeport.run.pipeline, "run_id_for", lambda config: "20250101-000000-abcdef12")
     (tmp_path / "edgeport.toml").write_text(TINY_RUN)
     runs = tmp_path / "runs"
     with RunFolder(runs, "20250101-000000-abcdef12") as first:
@@ -316,7 +316,7 @@ HOLDER = textwrap.dedent(
     """
     import os, sys
     from pathlib import Path
-    from edgeport.staging import make_staging_dir
+    from edgeport.core.staging import make_staging_dir
 
     staging = make_staging_dir(Path(sys.argv[1]), "edgeport-quantize")
     # as another pid namespace would show it: a pid that does not run here

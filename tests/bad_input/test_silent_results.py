@@ -161,7 +161,7 @@ def test_nothing_quantized_inside_subgraphs_is_a_failed_check(tmp_path, capsys):
 
 
 def test_coverage_counts_layers_inside_subgraphs(tmp_path):
-    from edgeport.quant_backends.verify import int8_coverage
+    from edgeport.quantize.guard.verify import int8_coverage
 
     _model_with_layers_in_if(tmp_path / "model.onnx")
     coverage = int8_coverage(tmp_path / "model.onnx")

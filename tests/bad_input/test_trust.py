@@ -58,7 +58,7 @@ def _hostile_specs(marker: Path) -> list[str]:
         f"builtins:eval:source=open('{marker}'.strip() + '','w')",
         f"shutil:rmtree:path={marker.parent / 'victim'}",
         f"numpy:save:file={marker},arr=1",  # an installed package, not a model library
-        f"edgeport.artifacts:atomic_write_text:path={marker},text=x",  # edgeport's own code
+        f"edgeport.core.artifacts:atomic_write_text:path={marker},text=x",  # edgeport's own code
     ]
 
 

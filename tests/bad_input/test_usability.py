@@ -171,7 +171,7 @@ def test_quantize_table_is_not_cut_without_a_terminal(cnn_files, tmp_path, capsy
 
 
 def test_console_uses_the_terminal_width_when_there_is_one(monkeypatch):
-    from edgeport.console import LOG_WIDTH, make_console
+    from edgeport.core.console import LOG_WIDTH, make_console
 
     monkeypatch.delenv("COLUMNS", raising=False)
     assert make_console().width == LOG_WIDTH  # pytest's captured stdout is not a terminal

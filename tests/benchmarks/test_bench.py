@@ -74,7 +74,7 @@ def student_pair(tmp_path_factory):
 
     from edgeport.exporter import write_onnx
     from edgeport.models import build_model
-    from edgeport.quant_backends import quant_config, quantize
+    from edgeport.quantize import quant_config, quantize
 
     folder = tmp_path_factory.mktemp("bench")
     torch.manual_seed(0)
@@ -222,8 +222,8 @@ def test_threads_above_core_count_warn(student_pair, capsys):
 
 def test_pytorch_runner_measures_fp32_and_quantized_models(tmp_path, trained_cnn, digits16):
     from edgeport.benchmarks import BenchSettings
-    from edgeport.quant_backends import ModelSource, quant_config, quantize
-    from edgeport.torch_bench import measure_torch
+    from edgeport.benchmarks.torch_latency import measure_torch
+    from edgeport.quantize import ModelSource, quant_config, quantize
 
     settings = BenchSettings(warmup=3, iterations=50, rounds=5)
     x = digits16.val.x[:1]

@@ -31,7 +31,7 @@ def test_benchmarks_import_without_torch():
     code = (
         BLOCK_TORCH + "import edgeport.benchmarks, edgeport.benchmarks.latency, edgeport.benchmarks.compare\n"
         "import edgeport.benchmarks.rounds, edgeport.benchmarks.remote_runner, edgeport.benchmarks.remote\n"
-        "import edgeport.benchmarks.records, edgeport.benchmarks.session, edgeport.bench_defaults\n"
+        "import edgeport.benchmarks.records, edgeport.benchmarks.session, edgeport.core.bench_defaults\n"
         "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules)\n"
         "print('ok')"
     )

@@ -109,8 +109,8 @@ def test_without_openvino_installed_the_runtime_exits_2_with_the_install_command
 
 @needs_openvino
 def test_verification_runs_the_int8_file_on_openvino_too(tmp_path, fp32_onnx, digits16):
-    from edgeport.quant_backends import quant_config, quantize
-    from edgeport.quant_backends.verify import verify_int8
+    from edgeport.quantize import quant_config, quantize
+    from edgeport.quantize.guard.verify import verify_int8
 
     out = tmp_path / "int8.onnx"
     quantize(fp32_onnx, {"input": digits16.train.x[:64]}, quant_config(backend="ort-static"), out)
@@ -151,7 +151,7 @@ def test_outputs_keep_their_onnx_names_when_openvino_drops_an_identity(tmp_path)
     import onnx
     from onnx import TensorProto, helper
 
-    from edgeport.quant_backends.verify import run_all_outputs
+    from edgeport.quantize.guard.verify import run_all_outputs
 
     nodes = [helper.make_node("Relu", ["x"], ["a_relu"]), helper.make_node("Identity", ["a_relu"], ["y"])]
     graph = helper.make_graph(

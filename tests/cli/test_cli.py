@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeport.artifacts import sha256_file
 from edgeport.benchmarks import summarize
 from edgeport.cli import main
+from edgeport.core.artifacts import sha256_file
 from edgeport.data import Normalizer, load_dataset, split_dataset
 from edgeport.exporter import onnx_predict, read_metadata
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from edgeport.cli import main
-from edgeport.quant_backends.verify import ort_session, run_all_outputs
+from edgeport.quantize.guard.verify import ort_session, run_all_outputs
 
 SAMPLES = 64
 

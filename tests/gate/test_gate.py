@@ -15,10 +15,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from edgeport.artifacts import sha256_file
 from edgeport.benchmarks import environment_fingerprint
 from edgeport.benchmarks.latency import BenchResult
 from edgeport.cli import main
+from edgeport.core.artifacts import sha256_file
 from edgeport.gate import GateReport, evaluate_gate, run_gate
 from edgeport.gate.decide import percentile_check, regression_check
 from edgeport.gate.measure import Measurer

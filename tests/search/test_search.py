@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeport.artifacts import sha256_file
 from edgeport.cli import main
+from edgeport.core.artifacts import sha256_file
 from edgeport.search.cache import RESULT, StageCache
 from tests.helpers import TINY_SPACE, tiny_config
 

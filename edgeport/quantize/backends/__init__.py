@@ -1,0 +1,1 @@
+"""The quantization backends: each module declares its config type and registers its backend."""

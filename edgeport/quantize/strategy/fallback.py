@@ -1,0 +1,209 @@
+"""Accuracy-aware fallback: keep the layers that quantize worst in float until the int8 model is
+within tolerance of the fp32 model, in few re-quantizations.
+
+Sensitivity, ONNX backends: one pass over the first int8 model with every quantized tensor exposed
+(``sensitivity.tensor_errors``); a layer scores the worst SQNR among the tensors it reads. Torch
+backends (module names, no shared tensor names): the quality of the int8 model with only that layer
+in float. The ranking is then bisected: the smallest k such that the k worst layers in float bring
+the model within tolerance, about log2(layers) re-quantizations. Every step is recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edgeport.core.progress import SILENT, Progress
+from edgeport.errors import ConfigError
+from edgeport.quantize.config import QuantConfig
+from edgeport.quantize.guard.judge import Tolerance, graph_sequence_outputs, judge
+from edgeport.quantize.guard.verify import ort_session, run_all_outputs
+from edgeport.quantize.registry import QuantResult
+from edgeport.quantize.source import ModelSource
+
+ONNX_LAYER_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose"}
+
+
+@dataclass
+class FallbackReport:
+    metric: str
+    fp32: float
+    tolerance: float
+    steps: list[dict] = field(default_factory=list)
+    sensitivity: list[dict] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
+    within_tolerance: bool = False
+    quantizations: int = 0  # how many times the backend ran, the first full quantization included
+    seconds: dict = field(default_factory=dict)  # the first quantization, and the sensitivity ranking
+    tensors: list[dict] = field(default_factory=list)  # per-tensor SQNR ranking (ONNX backends), worst first
+
+    def describe(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def layer_candidates(source: ModelSource, needs: str) -> list[str]:
+    """Names a backend can exclude: ONNX node names, or torch module names of conv/linear layers."""
+    if needs == "onnx":
+        graph = onnx.load(str(source.onnx_path), load_external_data=False).graph
+        return [n.name for n in graph.node if n.op_type in ONNX_LAYER_OPS and n.name]
+    from torch import nn
+
+    return [
+        name
+        for name, module in source.torch_model.named_modules()
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear))
+    ]
+
+
+def _check_request(known: list[str], allowed, tolerance: Tolerance, val_labels) -> None:
+    unknown = sorted(set(allowed or ()) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"fallback layer(s) {', '.join(unknown)} not found; the model's layers are {', '.join(known)}"
+        )
+    if tolerance.max_drop is not None and val_labels is None:
+        raise ConfigError(
+            "max_accuracy_drop needs validation labels (y in the --val file); use min_cosine for models without labels"
+        )
+
+
+def quantize_with_fallback(
+    source: ModelSource,
+    calibration: dict[str, np.ndarray],
+    config: QuantConfig,
+    output_path: str | Path,
+    val_inputs: dict[str, np.ndarray],
+    val_labels: np.ndarray | None,
+    tolerance: Tolerance,
+    progress: Progress = SILENT,
+    allowed: list[str] | None = None,
+) -> tuple[QuantResult, FallbackReport]:
+    """``allowed`` limits which layers may fall back to float (default: every conv/linear layer). With
+    ``smooth_alpha``, the model is smoothed once (quantize/transforms/smoothing.py) and the whole fallback,
+    sensitivity included, runs on the smoothed model, which computes the same function."""
+    from edgeport.quantize.config import OrtConfig
+    from edgeport.quantize.transforms.smoothing import smoothed_model
+
+    args = (val_inputs, val_labels, tolerance, progress, allowed)
+    if not isinstance(config, OrtConfig) or config.smooth_alpha is None:
+        return _with_fallback(source, calibration, config, Path(output_path), *args)
+    assert source.onnx_path is not None
+    with smoothed_model(source.onnx_path, calibration, config, output_path) as (staged, plain, smoothing):
+        result, report = _with_fallback(ModelSource(staged), calibration, plain, Path(output_path), *args)
+    return dataclasses.replace(result, report={**result.report, "smoothing": smoothing}), report
+
+
+def _with_fallback(
+    source: ModelSource,
+    calibration: dict[str, np.ndarray],
+    config: QuantConfig,
+    output_path: str | Path,
+    val_inputs: dict[str, np.ndarray],
+    val_labels: np.ndarray | None,
+    tolerance: Tolerance,
+    progress: Progress = SILENT,
+    allowed: list[str] | None = None,
+) -> tuple[QuantResult, FallbackReport]:
+    from edgeport.quantize import backend_for, check_exclusions, run_backend
+
+    backend, config = backend_for(config)
+    check_exclusions(source, config)
+    known = layer_candidates(source, backend.needs)
+    _check_request(known, allowed, tolerance, val_labels)
+    output_path = Path(output_path)
+    fp32_all = run_all_outputs(ort_session(source.onnx_path), val_inputs)
+    sequences = graph_sequence_outputs(source.onnx_path)
+    if tolerance.max_drop is not None:
+        fp32_out = next(iter(fp32_all.values()))
+        fp32_quality = float((fp32_out.argmax(1) == val_labels).mean() * 100)
+        report = FallbackReport("top1_accuracy", fp32_quality, fp32_quality - tolerance.max_drop)
+    else:
+        report = FallbackReport("mean_cosine", 1.0, tolerance.min_cosine)
+
+    with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".fallback-") as tmp:
+
+        def attempt(excluded: list[str], name: str) -> tuple[float, bool, QuantResult, list[str]]:
+            """The tolerance's own metric (the first check: top-1, else the worst cosine), whether every
+            check of the guard passed (every other output, decoded sequences included), the model, and
+            the checks that failed."""
+            report.quantizations += 1
+            trial = config.model_copy(update={"exclude_nodes": tuple(config.exclude_nodes) + tuple(excluded)})
+            result = run_backend(backend, source, calibration, trial, Path(tmp) / f"{name}.onnx", SILENT)
+            int8_all = run_all_outputs(ort_session(result.path), val_inputs)
+            guard = judge(fp32_all, int8_all, val_labels, tolerance, "", sequences)
+            return guard.checks[0]["value"], guard.within_tolerance, result, guard.failed
+
+        started = time.perf_counter()
+        quality, within, best, failed = attempt([], "full")
+        report.seconds["first_quantization"] = round(time.perf_counter() - started, 3)
+        report.steps.append({"excluded": [], report.metric: quality, "within_tolerance": within, "failed": failed})
+        if not within:
+            candidates = [c for c in known if c not in config.exclude_nodes and (allowed is None or c in allowed)]
+            started = time.perf_counter()
+            ranked = _ranked(backend.needs, candidates, attempt, best, source, val_inputs, report, progress)
+            report.seconds["sensitivity"] = round(time.perf_counter() - started, 3)
+            within, best = _bisect(ranked, attempt, report, progress)
+        report.within_tolerance = within
+        shutil.move(best.path, output_path)
+    final = dataclasses.replace(
+        best, path=output_path, report={**best.report, "fallback_excluded": list(report.excluded)}
+    )
+    return final, report
+
+
+def _ranked(needs, candidates, attempt, full, source, val_inputs, report, progress) -> list[str]:
+    """The candidate layers, worst quantized first."""
+    if needs == "onnx":
+        from edgeport.quantize.guard.sensitivity import layer_ranking, tensor_errors
+
+        report.tensors = tensor_errors(full.path, source.onnx_path, val_inputs)
+        report.sensitivity = layer_ranking(report.tensors, candidates)
+        return [row["layer"] for row in report.sensitivity]
+    with progress.task("layer sensitivity", total=len(candidates)) as advance:
+        for index, candidate in enumerate(candidates):
+            score, *_ = attempt([candidate], f"sensitivity-{index}")
+            report.sensitivity.append({"layer": candidate, report.metric: score})
+            advance(1)
+    return [row["layer"] for row in sorted(report.sensitivity, key=lambda row: -row[report.metric])]
+
+
+def _bisect(ranked: list[str], attempt, report: FallbackReport, progress) -> tuple[bool, QuantResult]:
+    """The fewest worst-ranked layers in float that bring the model within tolerance (all of them if
+    none do): ``report.excluded``, whether the model is within tolerance, and the model, found by
+    bisection over the ranking."""
+    low, high, chosen = 0, len(ranked), None  # k = low misses the tolerance; k = high is assumed to reach it
+    with progress.task("fallback", total=max(1, len(ranked).bit_length())) as advance:
+        while high - low > 1 or chosen is None:
+            k = (low + high + 1) // 2 if high - low > 1 else high
+            quality, within, result, failed = attempt(ranked[:k], f"step-{k}")
+            step = {"excluded": ranked[:k], report.metric: quality, "within_tolerance": within, "failed": failed}
+            report.steps.append(step)
+            advance(1)
+            if within:
+                high, chosen = k, (True, result)
+            elif k == high:  # even every candidate in float misses: the best effort is all of them
+                chosen = (False, result)
+                break
+            else:
+                low = k
+    report.excluded = ranked[:high]
+    return chosen
+
+
+def fallback_miss(report: FallbackReport) -> str:
+    """The plain statement that the returned model is outside tolerance."""
+    final = report.steps[-1][report.metric]
+    others = ", ".join(report.steps[-1].get("failed") or []) or "another of the guard's checks"
+    why = (
+        f"{report.metric} {final:.4g} < required {report.tolerance:.4g}"
+        if final < report.tolerance
+        else f"{others} failed"  # the guard's other checks: other outputs, decoded sequences (guard.judge)
+    )
+    return f"the int8 model misses the tolerance: {why} even with {len(report.excluded)} layer(s) kept in float"

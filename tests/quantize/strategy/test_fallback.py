@@ -1,0 +1,124 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+from edgeport.cli import main
+from edgeport.errors import ConfigError
+from edgeport.exporter import onnx_predict
+from edgeport.quantize import ModelSource, quant_config, quantize
+from edgeport.quantize.strategy.fallback import Tolerance, layer_candidates, quantize_with_fallback
+from tests.helpers import plant_outlier_channel
+
+PER_TENSOR = quant_config(per_channel=False, reduce_range=True)
+
+
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory, fp32_onnx, digits16):
+    path = tmp_path_factory.mktemp("damaged") / "damaged.onnx"
+    layers = plant_outlier_channel(fp32_onnx, path)
+    # the fp32 function is unchanged...
+    assert np.allclose(onnx_predict(path, digits16.val.x), onnx_predict(fp32_onnx, digits16.val.x), atol=1e-3)
+    return path, layers
+
+
+def _accuracy(path, splits):
+    return float((onnx_predict(path, splits.val.x).argmax(1) == splits.val.y).mean() * 100)
+
+
+def test_fallback_finds_and_excludes_the_damaged_layers(tmp_path, damaged, digits16):
+    path, (first, second) = damaged
+    calib, val = {"input": digits16.train.x[:128]}, {"input": digits16.val.x}
+    fp32 = _accuracy(path, digits16)
+    # ...but plain per-tensor int8 collapses
+    quantize(path, calib, PER_TENSOR, tmp_path / "plain.onnx")
+    assert _accuracy(tmp_path / "plain.onnx", digits16) < fp32 - 20
+    result, report = quantize_with_fallback(
+        ModelSource(path), calib, PER_TENSOR, tmp_path / "fb.onnx", val, digits16.val.y, Tolerance(max_drop=1.0)
+    )
+    assert report.within_tolerance
+    assert first in report.excluded
+    assert report.steps[0]["excluded"] == [] and report.steps[0]["top1_accuracy"] < fp32 - 20
+    assert report.excluded in [step["excluded"] for step in report.steps]
+    layers = layer_candidates(ModelSource(path), "onnx")
+    assert len(report.sensitivity) == len(layers)
+    # sensitivity in one pass, then bisection: the full quantization plus about log2(layers) more
+    assert report.quantizations == len(report.steps) <= 2 + math.ceil(math.log2(len(layers)))
+    sqnr = [row["sqnr_db"] for row in report.tensors if row["sqnr_db"] is not None]  # None: exact
+    assert sqnr and sqnr == sorted(sqnr)  # the whole ranking, worst first
+    assert _accuracy(tmp_path / "fb.onnx", digits16) >= fp32 - 1.0
+    assert result.report["fallback_excluded"] == report.excluded
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_fallback_on_output_fidelity_without_labels(tmp_path, damaged, digits16):
+    path, (first, _) = damaged
+    _, report = quantize_with_fallback(
+        ModelSource(path),
+        {"input": digits16.train.x[:128]},
+        PER_TENSOR,
+        tmp_path / "fb.onnx",
+        {"input": digits16.val.x},
+        None,
+        Tolerance(min_cosine=0.99),
+    )
+    assert report.metric == "mean_cosine" and report.within_tolerance
+    chosen = next(step for step in report.steps if step["excluded"] == report.excluded)
+    assert report.steps[0]["mean_cosine"] < 0.99 <= chosen["mean_cosine"]
+    assert first in report.excluded
+
+
+def test_fallback_that_cannot_reach_tolerance_says_so(tmp_path, damaged, digits16, capsys):
+    path, (first, _) = damaged
+    np.savez(tmp_path / "calib.npz", x=digits16.train.x[:128])
+    np.savez(tmp_path / "val.npz", x=digits16.val.x, y=digits16.val.y)
+    args = [
+        "quantize",
+        str(path),
+        "--calib",
+        str(tmp_path / "calib.npz"),
+        "--val",
+        str(tmp_path / "val.npz"),
+        "--per-tensor",
+        "--reduce-range",
+        "true",
+        "--max-accuracy-drop",
+        "1",
+        "--json",
+        "--quiet",
+        "-o",
+        str(tmp_path / "out.onnx"),
+        "--fallback-layer",
+        first,
+    ]  # the second conv, also damaged, may not fall back
+    assert main(args) == 1
+    manifest = json.loads(capsys.readouterr().out)
+    assert manifest["fallback"]["within_tolerance"] is False
+    assert manifest["fallback"]["excluded"] == [first]
+    assert any("misses the tolerance" in w for w in manifest["warnings"])
+    assert (tmp_path / "out.onnx").exists()  # the model is still written, with the verdict beside it
+
+
+def test_unknown_fallback_layer_is_refused(tmp_path, damaged, digits16):
+    path, _ = damaged
+    with pytest.raises(ConfigError, match="fallback layer\\(s\\) conv9 not found"):
+        quantize_with_fallback(
+            ModelSource(path),
+            {"input": digits16.train.x[:8]},
+            PER_TENSOR,
+            tmp_path / "o.onnx",
+            {"input": digits16.val.x},
+            digits16.val.y,
+            Tolerance(max_drop=1),
+            allowed=["conv9"],
+        )
+
+
+def test_tolerance_validation():
+    with pytest.raises(ConfigError, match="at least one"):
+        Tolerance()
+    with pytest.raises(ConfigError, match="max_accuracy_drop must be between 0 and 100"):
+        Tolerance(max_drop=-1)
+    with pytest.raises(ConfigError, match="min_cosine"):
+        Tolerance(min_cosine=2)

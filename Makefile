@@ -29,11 +29,12 @@ run: $(STAMP)
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# ruff (lint, import order, format) on everything; mypy on the torch-free parts ([tool.mypy] files)
+# ruff (lint, import order, format, argument count), mypy on the whole package, the import contracts
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check edgeport tests perf
 	$(BIN)/ruff format --check edgeport tests perf
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test-all: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q

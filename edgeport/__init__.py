@@ -1,3 +1,5 @@
 """edgeport: distil, quantize, export, benchmark and gate models for deployment."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("edgeport")  # pyproject.toml holds the one version number

@@ -6,15 +6,15 @@ line options override the file, which overrides these defaults.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from edgeport.core.bench_defaults import RUN
+from edgeport.core.project_file import read_project_file, validation_message
 from edgeport.errors import ConfigError
-from edgeport.quantize.config import ERROR_TYPE, QuantSettings, validate_quant_config
+from edgeport.quantize.config import QuantSettings, validate_quant_config
 
 # Seeds feed numpy and scikit-learn, which take 32-bit unsigned seeds.
 MAX_SEED = 2**32 - 1
@@ -93,19 +93,6 @@ class RunConfig(_Section):
         return validate_quant_config(value)
 
 
-def validation_message(exc: ValidationError, source: str) -> str:
-    """A pydantic error as one line naming the file or section, the field and what was expected."""
-    err = exc.errors()[0]
-    field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    message = err["msg"]
-    if err["type"] == "extra_forbidden":
-        message = "unknown key"
-    quiet = ("extra_forbidden", ERROR_TYPE)  # their messages already show the value
-    shown = f" (got {err['input']!r})" if err["type"] not in quiet and "input" in err else ""
-    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{source}: field '{field}': {message}{shown}{more}"
-
-
 def _merge(base: dict, override: dict) -> dict:
     merged = dict(base)
     for key, value in override.items():
@@ -116,46 +103,7 @@ def _merge(base: dict, override: dict) -> dict:
     return merged
 
 
-# Deepest nesting a project or budget file may have ([search.space] values are about 4 deep): every later
-# step (merging, validation, hashing) walks the document recursively, so depth is capped where it is read.
-MAX_TOML_DEPTH = 32
-
-
 PROJECT_TABLES = ("run", "search")  # [search] is read by edgeport.search.settings
-
-
-def read_project_file(path: str | Path, what: str = "config file") -> dict[str, Any]:
-    """The parsed TOML document, or a ConfigError naming the file."""
-    path = Path(path)
-    too_deep = f"{path}: {what} nests tables or arrays more than {MAX_TOML_DEPTH} levels deep; no setting needs that"
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: {what} not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read {what} ({exc})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    except RecursionError as exc:  # tomllib parses nested arrays and inline tables recursively
-        raise ConfigError(too_deep) from exc
-    if _nesting_depth(document) > MAX_TOML_DEPTH:
-        raise ConfigError(too_deep)
-    return document
-
-
-def _nesting_depth(document: Any) -> int:
-    """How deeply tables and arrays nest (without recursion: the document may be thousands deep)."""
-    deepest, pending = 0, [(document, 1)]
-    while pending:
-        value, depth = pending.pop()
-        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-        for child in children:
-            if isinstance(child, (dict, list)):
-                if depth + 1 > MAX_TOML_DEPTH:
-                    return depth + 1
-                pending.append((child, depth + 1))
-        deepest = max(deepest, depth)
-    return deepest
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:

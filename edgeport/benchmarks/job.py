@@ -19,14 +19,12 @@ from edgeport.benchmarks.latency import (
 )
 from edgeport.benchmarks.openvino_runtime import openvino_module
 from edgeport.benchmarks.options import check_given_inputs, check_threads, split_runtime, thread_warnings
-from edgeport.benchmarks.records import RuntimeChoice
+from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
 from edgeport.benchmarks.session import BATCH_AXIS, Feeds, Shapes, batch_of_shapes, check_synthetic_size
 from edgeport.benchmarks.ssh_device import RemoteDevice
 from edgeport.core.artifacts import atomic_write_json, check_output_file
 from edgeport.core.progress import SILENT, Progress
 from edgeport.errors import BenchmarkError, ConfigError
-
-ORT = RuntimeChoice("ort")
 
 
 def _measure_remote(
@@ -41,7 +39,7 @@ def _measure_remote(
             feeds
             if feeds is not None
             # synthesised from the model's signature as onnxruntime reads it: the host needs no OpenVINO
-            else synthesize_inputs(create_session(path, settings, ORT), settings.batch, settings.seed, shapes)
+            else synthesize_inputs(create_session(path, settings, ONNXRUNTIME), settings.batch, settings.seed, shapes)
         )
         measured[label] = measure_remote(path, device, settings, inputs)
     return measured
@@ -94,7 +92,7 @@ def _given_inputs(inputs_path: str, model: Path, base: BenchSettings) -> tuple[F
     from edgeport.data.feeds import PER_SAMPLE, feed_batch, feed_layout, first_feed, session_shapes
     from edgeport.data.model_inputs import load_model_inputs
 
-    shapes = session_shapes(create_session(model, base, ORT))  # the signature, as onnxruntime reads it
+    shapes = session_shapes(create_session(model, base, ONNXRUNTIME))  # the signature, as onnxruntime reads it
     arrays = load_model_inputs(inputs_path, list(shapes), "benchmark")[0]
     if feed_layout(shapes, arrays, inputs_path, "benchmark input", BenchmarkError) == PER_SAMPLE:
         feed = first_feed(arrays, PER_SAMPLE)
@@ -106,7 +104,7 @@ def _batch_of_shapes(model: Path, base: BenchSettings, shapes: Shapes) -> int:
     """Without --batch: the batch the --shapes give for inputs whose first axis is the batch, else 1."""
     if not shapes:
         return 1
-    return batch_of_shapes(create_session(model, base, ORT), shapes) or 1
+    return batch_of_shapes(create_session(model, base, ONNXRUNTIME), shapes) or 1
 
 
 def _measure(

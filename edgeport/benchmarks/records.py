@@ -9,10 +9,11 @@ from typing import Any
 from edgeport.benchmarks.remote_runner import OPT_LEVELS
 from edgeport.benchmarks.rounds import round_sizes
 from edgeport.benchmarks.stats import summarize
+from edgeport.core import schemas
 from edgeport.core.bench_defaults import LIBRARY
 from edgeport.errors import ConfigError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = schemas.BENCH_RESULT
 # --provider name -> onnxruntime execution provider
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -44,6 +45,9 @@ class RuntimeChoice:
 
     def label(self) -> str:
         return self.name + (f"/{self.precision}" if self.precision else "")
+
+
+ONNXRUNTIME = RuntimeChoice("ort")  # the default runtime: onnxruntime, at the model's own precision
 
 
 def _positive_seconds(value: float | None, what: str) -> None:

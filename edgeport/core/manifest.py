@@ -23,12 +23,11 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError
 from pydantic_core import PydanticCustomError
 
+from edgeport.core import schemas
 from edgeport.errors import ConfigError
 
-# The versions each command writes: edgeport.run.pipeline.MANIFEST_SCHEMA (run), edgeport.quantize.job.
-# MANIFEST_SCHEMA (quantize), edgeport.search.finish.SEARCH_SCHEMA (search). Not imported from there:
-# those modules import torch, and the gate must not.
-MANIFEST_SCHEMA_VERSIONS = {"run": 1, "quantize": 1, "search": 1}
+# The versions each command writes (core/schemas.py)
+MANIFEST_SCHEMA_VERSIONS = schemas.MANIFEST_VERSIONS
 
 
 def _sha256(value: object) -> str:

@@ -10,9 +10,7 @@ PACKAGES = ("torch", "torchvision", "onnx", "onnxruntime", "onnxscript", "numpy"
 
 
 def package_versions() -> dict[str, str]:
-    from edgeport import __version__
-
-    versions = {"edgeport": __version__, "python": sys.version.split()[0], "platform": platform.platform()}
+    versions = {"edgeport": metadata.version("edgeport"), "python": sys.version.split()[0], "platform": platform.platform()}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import onnx
 
 from edgeport.errors import EdgeportError, QuantizationError
 
@@ -103,6 +106,21 @@ def _mix_message(
     )
 
 
+def model_inputs(model: onnx.ModelProto) -> dict[str, tuple[tuple, np.dtype]]:
+    """Graph inputs that are not initializers: name -> (shape with symbolic dims as strings, numpy dtype)."""
+    from onnx import helper  # onnx only where a model is read: the benchmark runner imports this module
+
+    initializers = {i.name for i in model.graph.initializer}
+    found = {}
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        tensor = value.type.tensor_type
+        dims = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param for d in tensor.shape.dim)
+        found[value.name] = (dims, np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type)))
+    return found
+
+
 def session_shapes(session: Any) -> dict[str, Shape]:
     """An onnxruntime session's inputs by name: their shapes."""
     return {arg.name: arg.shape for arg in session.get_inputs()}
@@ -111,8 +129,6 @@ def session_shapes(session: Any) -> dict[str, Shape]:
 def model_layout(onnx_path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> Layout:
     """The layout of ``arrays`` for the ONNX model at ``onnx_path`` (its graph inputs)."""
     import onnx
-
-    from edgeport.quantize.inputs.calibration import model_inputs  # calibration imports this module
 
     model = onnx.load(str(onnx_path), load_external_data=False)
     shapes = {name: shape for name, (shape, _) in model_inputs(model).items()}

@@ -20,8 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from edgeport.config import read_project_file, validation_message
 from edgeport.core.manifest import refuse_special_file
+from edgeport.core.project_file import read_project_file, validation_message
 from edgeport.errors import ConfigError
 
 PERCENTILE_BUDGETS = ("p50_ms", "p90_ms", "p99_ms")

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from edgeport.core.project_file import ERROR_TYPE
 from edgeport.errors import ConfigError
 
 DEFAULT_BACKEND = "ort-static"
@@ -27,8 +28,6 @@ AUTO = "auto"
 TensorType = Literal["uint8", "int8"]
 # TOML and JSON give lists: accept them for these tuples despite the strict mode.
 Names = Annotated[tuple[str, ...], Strict(False)]
-# The custom error type of a quantization option: its message already shows the value.
-ERROR_TYPE = "quant_option"
 
 
 class QuantSettings(BaseModel):

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edgeport.benchmarks.records import RuntimeChoice
+from edgeport.core import schemas
 from edgeport.core.artifacts import atomic_write_json, disk_full, sha256_file
 from edgeport.core.manifest import check_manifest
 from edgeport.core.progress import SILENT, Progress
@@ -33,7 +34,7 @@ from edgeport.quantize.strategy.fallback import fallback_miss, quantize_with_fal
 from edgeport.quantize.strategy.recipes import AutoConfig
 from edgeport.quantize.target import saturation_warning
 
-MANIFEST_SCHEMA = 1
+MANIFEST_SCHEMA = schemas.QUANTIZE_MANIFEST
 
 __all__ = ["MANIFEST_SCHEMA", "manifest_path_for", "quantize_file"]
 

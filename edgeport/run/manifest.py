@@ -6,13 +6,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edgeport.core import schemas
 from edgeport.core.artifacts import Artifact
 from edgeport.core.versions import package_versions
 
 if TYPE_CHECKING:
     from edgeport.run.pipeline import RunBuild
 
-MANIFEST_SCHEMA = 1
+MANIFEST_SCHEMA = schemas.RUN_MANIFEST
 
 
 def _dataset(build: RunBuild) -> dict:

@@ -13,10 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeport.benchmarks.records import RuntimeChoice
+from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
 from edgeport.distill import accuracy
-
-ORT = RuntimeChoice("ort")
 
 
 @dataclass(frozen=True)
@@ -26,14 +24,14 @@ class Variant:
     runtime: RuntimeChoice
 
 
-def runtime_variants(primary: RuntimeChoice = ORT) -> list[Variant]:
+def runtime_variants(primary: RuntimeChoice = ONNXRUNTIME) -> list[Variant]:
     """The combinations to measure: "fp32" and "int8" on the run's own runtime (``bench.runtime``, what
     its latency section and the gate read), then onnxruntime and OpenVINO (when installed) beside it."""
     from edgeport.benchmarks.openvino_runtime import openvino_version
 
     variants = [Variant("fp32", "fp32", primary), Variant("int8", "int8", primary)]
     if primary.name != "ort":
-        variants += [Variant("fp32@ort", "fp32", ORT), Variant("int8@ort", "int8", ORT)]
+        variants += [Variant("fp32@ort", "fp32", ONNXRUNTIME), Variant("int8@ort", "int8", ONNXRUNTIME)]
     if openvino_version():
         others = [
             Variant("fp32@openvino/f32", "fp32", RuntimeChoice("openvino", "f32")),
@@ -66,7 +64,7 @@ def runtime_table(
     points below the fp32 model on onnxruntime (the guard's tolerance)."""
     ort_outputs = {v.model: _outputs(v, paths[v.model], val_x) for v in variants if v.runtime.name == "ort"}
     reference = accuracy(ort_outputs["fp32"], val_y)
-    ort_fp32 = next(v.label for v in variants if v.model == "fp32" and v.runtime == ORT)
+    ort_fp32 = next(v.label for v in variants if v.model == "fp32" and v.runtime == ONNXRUNTIME)
     base_p50 = results[ort_fp32].stats["p50_ms"]
     rows = []
     for variant in variants:

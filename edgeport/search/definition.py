@@ -11,8 +11,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeport.config import RunConfig, load_config, read_project_file
+from edgeport.config import RunConfig, load_config
 from edgeport.core.artifacts import atomic_write_json
+from edgeport.core.project_file import read_project_file
 from edgeport.errors import ConfigError
 from edgeport.search.settings import SearchSettings, load_search_settings
 from edgeport.search.space import Candidate

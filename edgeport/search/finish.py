@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
+from edgeport.core import schemas
 from edgeport.core.artifacts import atomic_write_json, atomic_write_text, sha256_file
 from edgeport.core.manifest import check_manifest
 from edgeport.core.versions import package_versions
@@ -26,7 +27,7 @@ from edgeport.search.space import Candidate
 from edgeport.search.store import TrialStore
 from edgeport.search.tasks import prepared_data
 
-SEARCH_SCHEMA = 1
+SEARCH_SCHEMA = schemas.SEARCH_MANIFEST
 
 
 def _measure_test_accuracy(

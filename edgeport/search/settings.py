@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from edgeport.config import MAX_SEED, RunConfig, validation_message
+from edgeport.config import MAX_SEED, RunConfig
+from edgeport.core.project_file import validation_message
 from edgeport.errors import ConfigError
 
 NO_QUANTIZATION = "none"

@@ -16,8 +16,9 @@ from typing import Any
 from pydantic import ValidationError
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 
-from edgeport.config import RunConfig, validation_message
+from edgeport.config import RunConfig
 from edgeport.core.artifacts import sha256_json
+from edgeport.core.project_file import validation_message
 from edgeport.errors import ConfigError, EdgeportError
 from edgeport.models import ModelSpec
 from edgeport.quantize import QuantConfig, build_quant_config, config_types

@@ -137,7 +137,8 @@ def reference_agreement(
     """Run the int8 file in onnx's reference evaluator (a second, independent runtime)."""
     from onnx.reference import ReferenceEvaluator
 
-    from edgeport.quantize.inputs.calibration import input_shapes, model_inputs
+    from edgeport.data.feeds import model_inputs
+    from edgeport.quantize.inputs.calibration import input_shapes
 
     feeds = {k: v[:samples] for k, v in inputs.items()}
     try:

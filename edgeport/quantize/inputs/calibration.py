@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper
 from onnxruntime.quantization import CalibrationDataReader
 
 from edgeport.data.feeds import BATCH_FIRST, PER_SAMPLE, Layout, feed_layout, sample_feed, show_shape
@@ -27,19 +26,6 @@ QUANTIZED_OPS = {
     "DynamicQuantizeMatMul",
     "MatMulIntegerToFloat",
 }
-
-
-def model_inputs(model: onnx.ModelProto) -> dict[str, tuple[tuple, np.dtype]]:
-    """Graph inputs that are not initializers: name -> (shape with symbolic dims as strings, numpy dtype)."""
-    initializers = {i.name for i in model.graph.initializer}
-    found = {}
-    for value in model.graph.input:
-        if value.name in initializers:
-            continue
-        tensor = value.type.tensor_type
-        dims = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param for d in tensor.shape.dim)
-        found[value.name] = (dims, np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type)))
-    return found
 
 
 def load_fp32_onnx(path: str | Path) -> onnx.ModelProto:

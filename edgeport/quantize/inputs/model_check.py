@@ -17,9 +17,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from edgeport.data.feeds import Layout, show_shape
+from edgeport.data.feeds import Layout, model_inputs, show_shape
 from edgeport.errors import QuantizationError
-from edgeport.quantize.inputs.calibration import check_arrays_fit, load_fp32_onnx, model_inputs
+from edgeport.quantize.inputs.calibration import check_arrays_fit, load_fp32_onnx
 
 OLDEST_QDQ_OPSET = 10  # QuantizeLinear/DequantizeLinear exist from opset 10 on
 

@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 
 from edgeport.benchmarks import BenchSettings, measure_interleaved
-from edgeport.benchmarks.records import RuntimeChoice
+from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
 from edgeport.benchmarks.session import create_session
 from edgeport.core.progress import SILENT, Progress
 from edgeport.data.feeds import BATCH_FIRST, first_feed, model_layout
@@ -28,7 +28,6 @@ from edgeport.quantize.transforms.smoothing import worst_outlier_ratio
 
 # Ranking faithful recipes needs a clear ordering, not a release figure: short, interleaved, batch 1.
 RANKING = BenchSettings(batch=1, threads=1, warmup=20, iterations=300, rounds=5)
-ONNXRUNTIME = RuntimeChoice("ort")
 # One faithful recipe is still measured against fp32, shorter: only whether int8 pays at all is asked.
 CHECK = BenchSettings(batch=1, threads=1, warmup=10, iterations=100, rounds=5)
 

@@ -10,7 +10,11 @@ PACKAGES = ("torch", "torchvision", "onnx", "onnxruntime", "onnxscript", "numpy"
 
 
 def package_versions() -> dict[str, str]:
-    versions = {"edgeport": metadata.version("edgeport"), "python": sys.version.split()[0], "platform": platform.platform()}
+    versions = {
+        "edgeport": metadata.version("edgeport"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)

@@ -6,15 +6,30 @@ line options override the file, which overrides these defaults.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasPath,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from edgeport.core.bench_defaults import RUN
-from edgeport.core.project_file import read_project_file, validation_message
+from edgeport.core.project_file import ERROR_TYPE, read_project_file, validation_message
 from edgeport.errors import ConfigError
-from edgeport.quantize.config import QuantSettings, validate_quant_config
+from edgeport.quantize import QuantConfig, QuantSettings, ToleranceSettings, validate_quant_config
+from edgeport.quantize.tolerance import backend_table
 
 # Seeds feed numpy and scikit-learn, which take 32-bit unsigned seeds.
 MAX_SEED = 2**32 - 1
@@ -86,11 +101,38 @@ class RunConfig(_Section):
     # Typed per backend (quantize.config): validated lazily, so importing this module stays light.
     quantize: SerializeAsAny[QuantSettings] = Field(default_factory=lambda: validate_quant_config({}))
     bench: BenchSection = BenchSection()
+    # [run.quantize] max_accuracy_drop: the guard's tolerance (and the fallback), not a backend setting.
+    # Read from the quantize table, where users set it (and the search varies it), kept here, and written
+    # back there by model_dump, so that dumps, stored searches and cache keys keep their form.
+    max_accuracy_drop: float | None = Field(
+        None, ge=0, validation_alias=AliasPath("quantize", "max_accuracy_drop"), exclude=True
+    )
 
     @field_validator("quantize", mode="wrap")
     @classmethod
-    def _typed_quantize(cls, value: Any, handler: Any) -> QuantSettings:
-        return validate_quant_config(value)
+    def _typed_quantize(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> QuantSettings:
+        return validate_quant_config(backend_table(value) if isinstance(value, Mapping) else value)
+
+    @field_validator("max_accuracy_drop", mode="wrap")
+    @classmethod
+    def _tolerance_key(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> float | None:
+        try:
+            checked: float | None = handler(value)
+        except ValidationError as exc:  # worded as the quantize table's other options are
+            message = f"quantization max_accuracy_drop: {exc.errors()[0]['msg']} (got {value!r})"
+            raise PydanticCustomError(ERROR_TYPE, message.replace("{", "{{").replace("}", "}}")) from None
+        return checked
+
+    @model_serializer(mode="wrap")
+    def _tolerance_in_quantize_table(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        dumped: dict[str, Any] = handler(self)
+        if isinstance(dumped.get("quantize"), dict) and isinstance(self.quantize, QuantConfig):
+            dumped["quantize"] = {**dumped["quantize"], "max_accuracy_drop": self.max_accuracy_drop}
+        return dumped
+
+    def tolerance(self) -> ToleranceSettings:
+        """The guard's tolerance as set ([run.quantize] max_accuracy_drop, else the default)."""
+        return ToleranceSettings(max_accuracy_drop=self.max_accuracy_drop)
 
 
 def _merge(base: dict, override: dict) -> dict:

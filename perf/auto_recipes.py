@@ -22,7 +22,7 @@ from perf_common import append_results, cpu_line, export_torchvision, verdict
 
 from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.benchmarks.fingerprint import cpu_fingerprint
-from edgeport.quantize.job import quantize_file
+from edgeport.quantize.job import QuantizeFileRequest, quantize_file
 from tests.models.encoders import export_bert_encoder, save_padded_sentences
 
 SETTINGS = BenchSettings(batch=1, threads=1, warmup=50, iterations=1000, rounds=10)
@@ -37,13 +37,13 @@ def _resnet(folder: Path) -> list[str]:
     for backend in ("ort-static", "auto"):
         started = time.perf_counter()
         quantize_file(
-            str(fp32),
-            None,
-            None,
-            str(folder / "calib.npz"),
-            str(folder / "val.npz"),
-            {"backend": backend},
-            str(folder / f"{backend}.onnx"),
+            QuantizeFileRequest(
+                str(folder / "calib.npz"),
+                model=str(fp32),
+                val=str(folder / "val.npz"),
+                config={"backend": backend},
+                output=str(folder / f"{backend}.onnx"),
+            )
         )
         seconds[backend] = time.perf_counter() - started
     models = {"fp32": fp32, "static": folder / "ort-static.onnx", "auto": folder / "auto.onnx"}
@@ -75,13 +75,13 @@ def _encoder(folder: Path, label: str, layers: int, hidden: int, heads: int, int
         save_padded_sentences(folder / f"e{name}.npz", count, length, 1000, rng)
     started = time.perf_counter()
     _, manifest = quantize_file(
-        str(fp32),
-        None,
-        None,
-        str(folder / "ecalib.npz"),
-        str(folder / "eval.npz"),
-        {"backend": "auto"},
-        str(folder / "encoder.int8.onnx"),
+        QuantizeFileRequest(
+            str(folder / "ecalib.npz"),
+            model=str(fp32),
+            val=str(folder / "eval.npz"),
+            config={"backend": "auto"},
+            output=str(folder / "encoder.int8.onnx"),
+        )
     )
     seconds = time.perf_counter() - started
     feeds = {k: v[:1] for k, v in np.load(folder / "eval.npz").items()}

@@ -17,6 +17,7 @@ from perf_common import append_results, export_torchvision, verdict
 
 from edgeport.benchmarks.fingerprint import cpu_fingerprint
 from edgeport.quantize import ModelSource, quant_config
+from edgeport.quantize.guard.judge import Validation
 from edgeport.quantize.strategy.fallback import Tolerance, layer_candidates, quantize_with_fallback
 
 
@@ -32,9 +33,7 @@ def main() -> int:
             {"input": x[:32]},
             config,
             Path(tmp) / "int8.onnx",
-            {"input": x[32:]},
-            None,
-            Tolerance(min_cosine=0.9998),
+            Validation({"input": x[32:]}, None, Tolerance(min_cosine=0.9998)),
         )
     again = report.quantizations - 1
     cost = report.seconds.get("sensitivity", 0.0) / report.seconds["first_quantization"]

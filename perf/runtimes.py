@@ -27,8 +27,8 @@ from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.benchmarks.compare import compare
 from edgeport.benchmarks.fingerprint import cpu_fingerprint
 from edgeport.benchmarks.openvino_runtime import OpenVinoSession
-from edgeport.benchmarks.records import RuntimeChoice
-from edgeport.quantize.job import quantize_file
+from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
+from edgeport.quantize.job import QuantizeFileRequest, quantize_file
 
 SETTINGS = BenchSettings(batch=1, threads=1, warmup=50, iterations=500, rounds=10)
 OPENVINO = RuntimeChoice("openvino")
@@ -93,7 +93,10 @@ def _choice(fp32: Path, x: np.ndarray, folder: Path) -> list[str]:
     np.savez(folder / "calib.npz", x=x[:32])
     np.savez(folder / "val.npz", x=x[32:])
     int8 = folder / "resnet18.int8.onnx"
-    quantize_file(str(fp32), None, None, str(folder / "calib.npz"), str(folder / "val.npz"), {}, str(int8))
+    request = QuantizeFileRequest(
+        str(folder / "calib.npz"), model=str(fp32), val=str(folder / "val.npz"), output=str(int8)
+    )
+    quantize_file(request)
     nncf_model = _nncf(fp32, x, folder)
     feed = {"input": x[:1]}
     models = {
@@ -103,11 +106,11 @@ def _choice(fp32: Path, x: np.ndarray, folder: Path) -> list[str]:
         "int8@openvino": int8,
         "nncf@openvino": nncf_model,
     }
-    runtimes = {k: (OPENVINO if k.endswith("openvino") else RuntimeChoice("ort")) for k in models}
+    runtimes = {k: (OPENVINO if k.endswith("openvino") else ONNXRUNTIME) for k in models}
     results = measure_interleaved(models, SETTINGS, feed, runtimes=runtimes)
     p50 = {k: r.stats["p50_ms"] for k, r in results.items()}
     # faithful: top-1 agreement with fp32 on onnxruntime over the held-out images
-    reference = _top1(fp32, RuntimeChoice("ort"), x[32:])
+    reference = _top1(fp32, ONNXRUNTIME, x[32:])
     faithful = {
         k: (_top1(models[k], runtimes[k], x[32:]) == reference).mean() >= 0.99 for k in models if k != "nncf@openvino"
     }

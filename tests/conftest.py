@@ -18,18 +18,12 @@ def digits16() -> Splits:
 @pytest.fixture(scope="session")
 def trained_cnn(digits16):
     """A small CNN trained for a few epochs on digits16 (shared by export and quantization tests)."""
-    from edgeport.distill import TrainConfig, train
+    from edgeport.distill import TrainConfig, TrainData, train
     from edgeport.models import build_model
 
     model = build_model("cnn:width=1,depth=3", 1, 10, 16)
-    train(
-        model,
-        digits16.train.x,
-        digits16.train.y,
-        digits16.val.x,
-        digits16.val.y,
-        TrainConfig(epochs=4, lr=1e-2, seed=0),
-    )
+    data = TrainData(digits16.train.x, digits16.train.y, digits16.val.x, digits16.val.y)
+    train(model, data, TrainConfig(epochs=4, lr=1e-2, seed=0))
     return model
 
 

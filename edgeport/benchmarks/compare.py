@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from edgeport.benchmarks.rounds import (
+    CONFIDENCE,
     can_pair,
     paired_slower_p_value,
     ratio_intervals,
@@ -28,7 +29,7 @@ from edgeport.benchmarks.rounds import (
     smallest_p_value,
     split_rounds,
 )
-from edgeport.benchmarks.stats import CONFIDENCE, MIN_SAMPLES
+from edgeport.benchmarks.stats import MIN_SAMPLES
 from edgeport.errors import BenchmarkError, ConfigError
 
 ALPHA = 0.01

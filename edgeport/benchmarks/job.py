@@ -17,22 +17,25 @@ from edgeport.benchmarks.latency import (
     resolve_provider,
     synthesize_inputs,
 )
-from edgeport.benchmarks.openvino_runtime import openvino_module
-from edgeport.benchmarks.options import check_given_inputs, check_threads, split_runtime, thread_warnings
+from edgeport.benchmarks.openvino_runtime import openvino_module, openvino_version
+from edgeport.benchmarks.options import split_runtime, thread_warnings
 from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
+from edgeport.benchmarks.remote import measure_remote
+from edgeport.benchmarks.request import BenchRequest, TorchModel
 from edgeport.benchmarks.session import BATCH_AXIS, Feeds, Shapes, batch_of_shapes, check_synthetic_size
 from edgeport.benchmarks.ssh_device import RemoteDevice
+from edgeport.benchmarks.torch_latency import measure_torch
 from edgeport.core.artifacts import atomic_write_json, check_output_file
 from edgeport.core.progress import SILENT, Progress
 from edgeport.errors import BenchmarkError, ConfigError
+
+__all__ = ["BenchRequest", "TorchModel", "installed_runtimes", "run_bench"]
 
 
 def _measure_remote(
     models: dict[str, Path], settings: BenchSettings, feeds: Feeds | None, shapes: Shapes, device: RemoteDevice
 ) -> dict[str, BenchResult]:
     """Each model on the device in turn, with inputs made here (the device needs no model parsing)."""
-    from edgeport.benchmarks.remote import measure_remote
-
     measured = {}
     for label, path in models.items():
         inputs = (
@@ -46,42 +49,32 @@ def _measure_remote(
 
 
 def installed_runtimes() -> list[str]:
-    """Every runtime this machine can measure on (onnxruntime always; OpenVINO with its extra)."""
-    from edgeport.benchmarks.openvino_runtime import openvino_version
-
-    return ["ort"] + (["openvino"] if openvino_version() else [])
+    """The names of every runtime this machine can measure on (onnxruntime always; OpenVINO with its extra)."""
+    return [ONNXRUNTIME.name] + (["openvino"] if openvino_version() else [])
 
 
-def _models(
-    model: str,
-    vs: str | None,
-    inputs_path: str | None,
-    output: str | None,
-    base: BenchSettings,
-    every_runtime: bool,
-    openvino_precision: str | None,
-    local: bool = True,
-) -> tuple[dict[str, Path], dict[str, RuntimeChoice]]:
+def _models(request: BenchRequest, model: str) -> tuple[dict[str, Path], dict[str, RuntimeChoice]]:
     """The models to measure by label (a, and b with --vs, or one per installed runtime with --runtime all)
     and the runtime each runs on, checked with the output file and the provider before minutes of
     measuring."""
-    if every_runtime:
-        names = installed_runtimes()
-        models = {name: Path(model) for name in names}
-        runtimes = {name: RuntimeChoice(name, openvino_precision if name == "openvino" else None) for name in names}
+    base = request.settings
+    if request.runtimes:
+        installed = installed_runtimes()
+        runtimes = {r.name: r for r in request.runtimes if r.name in installed}
+        models = {name: Path(model) for name in runtimes}
     else:
-        models, runtimes = {"a": Path(model)}, {"a": base.runtime_choice}
-        if vs:
-            other, choice = split_runtime(vs)
-            models["b"], runtimes["b"] = Path(other), choice or base.runtime_choice
+        models, runtimes = {"a": Path(model)}, {"a": base.runtime}
+        if request.vs:
+            other, choice = split_runtime(request.vs)
+            models["b"], runtimes["b"] = Path(other), choice or base.runtime
     for path in models.values():
         if not path.is_file():
             raise BenchmarkError(f"{path}: model file not found")
-    if output:
-        check_output_file(output, (model, vs, inputs_path), "result file")
-    if any(r.name == "ort" for r in runtimes.values()):
+    if request.output:
+        check_output_file(request.output, (model, request.vs, request.inputs_path), "result file")
+    if ONNXRUNTIME.name in {r.name for r in runtimes.values()}:
         resolve_provider(base.provider)
-    if local and any(r.name == "openvino" for r in runtimes.values()):
+    if request.remote is None and any(r.name == "openvino" for r in runtimes.values()):
         openvino_module()  # exits 2 naming the extra to install, before anything is measured
     return models, runtimes
 
@@ -89,6 +82,8 @@ def _models(
 def _given_inputs(inputs_path: str, model: Path, base: BenchSettings) -> tuple[Feeds, int]:
     """What --inputs feeds each run, and its batch size: batch-first arrays as they are (every sample in
     one batch), per-sample feeds (data/feeds.py) their first sample, one complete input."""
+    # Imported here, for --inputs alone: the edgeport.data package imports scikit-learn (its splits), which
+    # every other `edgeport bench` would load at start-up for nothing.
     from edgeport.data.feeds import PER_SAMPLE, feed_batch, feed_layout, first_feed, session_shapes
     from edgeport.data.model_inputs import load_model_inputs
 
@@ -100,146 +95,129 @@ def _given_inputs(inputs_path: str, model: Path, base: BenchSettings) -> tuple[F
     return arrays, len(next(iter(arrays.values())))
 
 
-def _batch_of_shapes(model: Path, base: BenchSettings, shapes: Shapes) -> int:
-    """Without --batch: the batch the --shapes give for inputs whose first axis is the batch, else 1."""
-    if not shapes:
-        return 1
-    return batch_of_shapes(create_session(model, base, ONNXRUNTIME), shapes) or 1
-
-
 def _measure(
     models: dict[str, Path],
     settings: BenchSettings,
     feeds: Feeds | None,
-    shapes: Shapes,
-    device: RemoteDevice | None,
+    request: BenchRequest,
     progress: Progress,
     runtimes: dict[str, RuntimeChoice],
 ) -> dict[str, BenchResult]:
-    """One batch and thread setting: interleaved on this machine, or each model in turn on ``device``."""
+    """One batch and thread setting: interleaved on this machine, or each model in turn on the request's
+    remote device."""
+    device = request.remote
     if device is not None:
-        if len({r for r in runtimes.values()}) > 1:
+        if len(set(runtimes.values())) > 1:
             raise BenchmarkError("--remote measures one runtime per command: drop --runtime all or B's @runtime")
         progress.log(f"measuring on {device.destination}: batch {settings.batch}, {settings.threads} thread(s)")
-        return _measure_remote(models, settings, feeds, shapes, device)
+        return _measure_remote(models, settings, feeds, request.shapes, device)
     with progress.task(f"batch {settings.batch}, {settings.threads} thread(s)", total=settings.rounds) as advance:
         paths = {k: str(v) for k, v in models.items()}
-        return measure_interleaved(paths, settings, feeds, advance, shapes=shapes, runtimes=runtimes)
+        return measure_interleaved(paths, settings, feeds, advance, shapes=request.shapes, runtimes=runtimes)
 
 
-def _report(model: str, vs: str | None, results: list, comparisons: list, warnings: list, output: str | None) -> dict:
-    """The result file's content (see docs/bench.md), written to ``output`` when given."""
+def _report(request: BenchRequest, model: str, results: list, comparisons: list, warnings: list) -> dict:
+    """The result file's content (see docs/bench.md), written to the request's output file when given."""
     report = {
         "schema_version": SCHEMA_VERSION,
         "model": model,
-        "vs": vs,
+        "vs": request.vs,
         "results": results,
         "comparisons": comparisons,
         "warnings": warnings,
     }
-    if output:
-        atomic_write_json(Path(output), report)
+    if request.output:
+        atomic_write_json(Path(request.output), report)
     return report
 
 
-def run_bench(
-    model: str,
-    vs: str | None,
-    batches: list[int] | None,
-    threads: list[int],
-    base: BenchSettings,
-    shapes: Shapes,
-    inputs_path: str | None,
-    output: str | None,
-    progress: Progress = SILENT,
-    remote: RemoteDevice | None = None,
-    margin: float = 0.0,
-    every_runtime: bool = False,
-    openvino_precision: str | None = None,
-) -> dict:
-    """``batches``: the --batch values, None when not given (then the batch the --shapes give, else 1).
-    ``remote``: the device to measure on instead of this machine. ``margin``: see compare().
-    ``every_runtime`` (--runtime all): ``model`` on every installed runtime, compared with onnxruntime."""
-    check_threads(threads, remote)
-    check_given_inputs(inputs_path, batches, shapes)
-    models, runtimes = _models(model, vs, inputs_path, output, base, every_runtime, openvino_precision, remote is None)
-    warnings = thread_warnings(threads, remote)
-    feeds = None
-    if inputs_path is not None:
-        feeds, given_batch = _given_inputs(inputs_path, next(iter(models.values())), base)
-        batches = [given_batch]  # real inputs fix the batch size
-    elif batches is None:
-        batches = [_batch_of_shapes(next(iter(models.values())), base, shapes)]
+def _batches(request: BenchRequest, model: Path) -> tuple[list[int], Feeds | None]:
+    """The batch sizes to sweep and the given inputs: --inputs fixes the batch; without --batch, the batch
+    the --shapes give for inputs whose first axis is the batch, else 1."""
+    if request.inputs_path is not None:
+        feeds, given_batch = _given_inputs(request.inputs_path, model, request.settings)
+        return [given_batch], feeds  # real inputs fix the batch size
+    if request.batches is not None:
+        return list(request.batches), None
+    if not request.shapes:
+        return [1], None
+    return [batch_of_shapes(create_session(model, request.settings, ONNXRUNTIME), request.shapes) or 1], None
+
+
+def run_bench(request: BenchRequest, progress: Progress = SILENT) -> dict:
+    """The sweep over the request's batches and threads, and its report (the result file's content):
+    MODEL alone, A against B with --vs, or with --runtime all MODEL on every installed runtime, each
+    compared with onnxruntime. A --torch request measures the PyTorch model instead (run_torch_bench)."""
+    if request.torch is not None:
+        return run_torch_bench(request, request.torch)
+    if request.model is None:
+        raise ConfigError("give MODEL.onnx (or --torch SPEC --weights W.safetensors)")
+    models, runtimes = _models(request, request.model)
+    warnings = thread_warnings(request.threads, request.remote)
+    batches, feeds = _batches(request, next(iter(models.values())))
     results, comparisons = [], []
     for batch in batches:
-        for thread_count in threads:
-            settings = dataclasses.replace(base, batch=batch, threads=thread_count)
+        for thread_count in request.threads:
+            settings = dataclasses.replace(request.settings, batch=batch, threads=thread_count)
             # --shape is used as given; the batch fills the other inputs (session.synthesize_inputs)
-            measured = _measure(models, settings, feeds, shapes, remote, progress, runtimes)
+            measured = _measure(models, settings, feeds, request, progress, runtimes)
             results += [{"model": label, **result.to_dict()} for label, result in measured.items()]
             first, *others = list(measured)  # A against B; with --runtime all, onnxruntime against each other
             for other in others:
                 a, b = measured[first], measured[other]
                 # round by round on this machine; a remote device runs A, then B
-                paired = remote is None
                 found = compare(
-                    a.samples_ms, b.samples_ms, a.settings, b.settings, paired=paired, seed=base.seed, margin=margin
+                    a.samples_ms,
+                    b.samples_ms,
+                    a.settings,
+                    b.settings,
+                    paired=request.remote is None,
+                    seed=settings.seed,
+                    margin=request.margin,
                 )
-                labels = {"a": first, "b": other} if every_runtime else {}
+                labels = {"a": first, "b": other} if request.runtimes else {}
                 comparisons.append({"batch": batch, "threads": thread_count, **labels, **found})
-    return _report(str(next(iter(models.values()))), vs, results, comparisons, warnings, output)
+    return _report(request, str(next(iter(models.values()))), results, comparisons, warnings)
 
 
-def _torch_input(shapes: Shapes, inputs_path: str | None, seed: int) -> np.ndarray:
+def _torch_input(request: BenchRequest) -> np.ndarray:
     """The --torch model's input: the --inputs array, or random values of --shape input=...'s shape."""
+    # Imported here: the edgeport.data package imports scikit-learn (see _given_inputs).
     from edgeport.data.model_inputs import load_model_inputs
 
-    if inputs_path is not None:
-        return load_model_inputs(inputs_path, ["input"], "benchmark")[0]["input"]
-    if set(shapes) != {"input"}:
+    if request.inputs_path is not None:
+        return load_model_inputs(request.inputs_path, ["input"], "benchmark")[0]["input"]
+    if set(request.shapes) != {"input"}:
         raise ConfigError("a torch model needs its input: --shape input=1x3x32x32 or --inputs data.npz")
-    shape = [1 if d == BATCH_AXIS else d for d in shapes["input"]]  # N: resized to each --batch below
+    shape = [1 if d == BATCH_AXIS else d for d in request.shapes["input"]]  # N: resized to each --batch below
     check_synthetic_size("input", shape, np.float32)
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    return np.random.default_rng(request.settings.seed).standard_normal(shape).astype(np.float32)
 
 
-def run_torch_bench(
-    spec: str,
-    weights: str,
-    num_classes: int | None,
-    engine: str | None,
-    batches: list[int] | None,
-    threads: list[int],
-    base: BenchSettings,
-    shapes: dict[str, tuple[int, ...]],
-    inputs_path: str | None,
-    output: str | None,
-) -> dict:
+def run_torch_bench(request: BenchRequest, torch_model: TorchModel) -> dict:
     """The same sweep for a PyTorch model (fp32 weights from safetensors), with the same statistics.
     A torch model declares no batch axis: --batch resizes the first axis of --shape input=... (without
     --batch that axis is the batch)."""
-    from edgeport.benchmarks.torch_latency import measure_torch
+    # `edgeport bench --torch` only: edgeport.models imports torch, which nothing else here needs (and
+    # benchmarks must import without it: the remote runner, CI gates; see [tool.importlinter]).
     from edgeport.models import ModelSpec, build_model
     from edgeport.models.checkpoint import load_weights
 
-    check_threads(threads, None)
-    check_given_inputs(inputs_path, batches, shapes)
-    if output:
-        check_output_file(output, (weights, inputs_path), "result file")
-    x = _torch_input(shapes, inputs_path, base.seed)
-    batches = [len(x)] if inputs_path is not None or batches is None else batches
+    if request.output:
+        check_output_file(request.output, (torch_model.weights, request.inputs_path), "result file")
+    x = _torch_input(request)
+    batches = [len(x)] if request.inputs_path is not None or request.batches is None else list(request.batches)
     for batch in batches:
         check_synthetic_size("input", [batch, *x.shape[1:]], x.dtype)
-    model = build_model(
-        ModelSpec.parse(spec), x.shape[1] if x.ndim == 4 else None, num_classes, x.shape[2] if x.ndim == 4 else None
-    )
-    load_weights(model, weights)
+    channels, size = (x.shape[1], x.shape[2]) if x.ndim == 4 else (None, None)
+    model = build_model(ModelSpec.parse(torch_model.spec), channels, torch_model.num_classes, size)
+    load_weights(model, torch_model.weights)
     model.eval()
     results = []
     for batch in batches:
-        feed = x if inputs_path is not None else np.resize(x, (batch, *x.shape[1:]))
-        for thread_count in threads:
-            settings = dataclasses.replace(base, batch=batch, threads=thread_count)
-            measured = measure_torch(model, feed, settings, engine=engine, label=spec)
+        feed = x if request.inputs_path is not None else np.resize(x, (batch, *x.shape[1:]))
+        for thread_count in request.threads:
+            settings = dataclasses.replace(request.settings, batch=batch, threads=thread_count)
+            measured = measure_torch(model, feed, settings, engine=torch_model.engine, label=torch_model.spec)
             results.append({"model": "a", **measured.to_dict()})
-    return _report(f"torch {spec} ({weights})", None, results, [], [], output)
+    return _report(request, f"torch {torch_model.spec} ({torch_model.weights})", results, [], [])

@@ -11,7 +11,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict
 from typing import Any
 
 from edgeport.benchmarks.fingerprint import environment_fingerprint
@@ -110,7 +109,7 @@ def _results(
         label: BenchResult(
             str(path),
             sha256_file(path),
-            {**asdict(settings), **recorded, **runtime_of(label)},
+            {**settings.to_dict(), **recorded, **runtime_of(label)},
             environment,
             samples[label],
             session_create_ms=timings[label][0],
@@ -136,7 +135,7 @@ def measure_interleaved(
     ``runtimes``: label -> the runtime that model runs on (default: the settings' runtime), so the same
     file can be compared across runtimes.
     """
-    runtimes = {label: (runtimes or {}).get(label, settings.runtime_choice) for label in models}
+    runtimes = {label: (runtimes or {}).get(label, settings.runtime) for label in models}
     sessions: dict[str, Any] = {}
     feeds: dict[str, Feeds] = {}
     timings: dict[str, tuple[float, float]] = {}

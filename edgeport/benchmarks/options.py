@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from edgeport.benchmarks.records import RUNTIMES, RuntimeChoice
@@ -57,7 +58,7 @@ def split_runtime(text: str) -> tuple[str, RuntimeChoice | None]:
     return path, RuntimeChoice(name, precision or None)
 
 
-def check_threads(threads: list[int], device: RemoteDevice | None) -> None:
+def check_threads(threads: Sequence[int], device: RemoteDevice | None) -> None:
     """--threads within MAX_THREADS_PER_CORE per logical core here, or MAX_REMOTE_THREADS on a device
     (its cores are unknown before connecting): beyond that a run measures contention, if it ends at all."""
     limit = MAX_REMOTE_THREADS if device is not None else MAX_THREADS_PER_CORE * (os.cpu_count() or 1)
@@ -67,7 +68,7 @@ def check_threads(threads: list[int], device: RemoteDevice | None) -> None:
         raise ConfigError(f"--threads {too_many[0]} is more than the {limit} allowed {where}")
 
 
-def check_given_inputs(inputs_path: str | None, batches: list[int] | None, shapes: Shapes) -> None:
+def check_given_inputs(inputs_path: str | None, batches: Sequence[int] | None, shapes: Shapes) -> None:
     """--inputs fixes the batch (the arrays' first axis) and every shape: a --batch or --shape beside it
     would be ignored, so it is refused instead."""
     if inputs_path is None:
@@ -78,7 +79,7 @@ def check_given_inputs(inputs_path: str | None, batches: list[int] | None, shape
         raise ConfigError("--shape: the arrays of --inputs fix every input's shape; drop --shape or --inputs")
 
 
-def thread_warnings(threads: list[int], device: RemoteDevice | None) -> list[str]:
+def thread_warnings(threads: Sequence[int], device: RemoteDevice | None) -> list[str]:
     """Thread counts above this machine's logical cores (not known for a remote device)."""
     if device is not None:
         return []

@@ -3,7 +3,8 @@ out: raw samples, statistics, environment), the shape every result file and mani
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from edgeport.benchmarks.remote_runner import OPT_LEVELS
@@ -31,7 +32,7 @@ PRECISION_HINTS = ("f32", "bf16", "f16")  # OpenVINO's inference precision hint 
 class RuntimeChoice:
     """The runtime one model of a comparison runs on (``edgeport bench --vs B.onnx@openvino``)."""
 
-    name: str = "ort"
+    name: str = RUNTIMES[0]
     precision: str | None = None
 
     def __post_init__(self) -> None:
@@ -48,6 +49,13 @@ class RuntimeChoice:
 
 
 ONNXRUNTIME = RuntimeChoice("ort")  # the default runtime: onnxruntime, at the model's own precision
+
+
+def recorded_runtime(settings: Mapping[str, Any]) -> tuple[Any, Any]:
+    """The (runtime, precision) a stored settings dict names, as BenchSettings.to_dict writes them; results
+    written before runtimes existed ran on onnxruntime. Returned as recorded, not as a RuntimeChoice: a file
+    may name a runtime this version does not know, which a reader reports rather than refuses."""
+    return settings.get("runtime") or ONNXRUNTIME.name, settings.get("precision")
 
 
 def _positive_seconds(value: float | None, what: str) -> None:
@@ -68,12 +76,13 @@ class BenchSettings:
     provider: str = "cpu"
     duration_s: float | None = None  # when set, measure for this long instead of a fixed count
     warmup_s: float | None = None  # when set, warm up for this long instead of ``warmup`` runs
-    runtime: str = "ort"
-    precision: str | None = None  # openvino: inference precision hint; None: the runtime's default
+    runtime: RuntimeChoice = ONNXRUNTIME  # the runtime, and for OpenVINO its precision hint
 
-    @property
-    def runtime_choice(self) -> RuntimeChoice:
-        return RuntimeChoice(self.runtime, self.precision)
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as result files, manifests and the device runner store them: the runtime as two flat
+        fields, ``runtime`` (its name) and ``precision`` (None: the runtime's default), last."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "runtime"}
+        return {**data, "runtime": self.runtime.name, "precision": self.runtime.precision}
 
     def __post_init__(self) -> None:
         for name in ("batch", "threads", "iterations", "rounds"):
@@ -84,8 +93,9 @@ class BenchSettings:
             raise ConfigError(f"benchmark warmup must be a non-negative integer, got {self.warmup!r}")
         if self.provider not in (*PROVIDERS, "auto"):
             raise ConfigError(f"benchmark provider {self.provider!r} is not one of {', '.join((*PROVIDERS, 'auto'))}")
-        RuntimeChoice(self.runtime, self.precision)  # validates both
-        if self.runtime == "openvino" and self.provider not in ("cpu", "auto"):
+        if not isinstance(self.runtime, RuntimeChoice):
+            raise ConfigError(f"benchmark runtime must be a RuntimeChoice, got {self.runtime!r}")
+        if self.runtime.name == "openvino" and self.provider not in ("cpu", "auto"):
             raise ConfigError(f"provider {self.provider!r} is onnxruntime's; runtime 'openvino' runs on the CPU")
         _positive_seconds(self.warmup_s, "warm-up")
         _positive_seconds(self.duration_s, "duration")

@@ -12,14 +12,13 @@ import io
 import json
 import shlex
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgeport.benchmarks import remote_runner
-from edgeport.benchmarks.records import BenchResult, BenchSettings
+from edgeport.benchmarks.records import ONNXRUNTIME, BenchResult, BenchSettings
 from edgeport.benchmarks.remote_answer import check_answer
 from edgeport.benchmarks.ssh_device import RemoteDevice
 from edgeport.benchmarks.ssh_options import ALLOWED_SSH_OPTIONS, CONTROL, check_remote_python, check_ssh_option
@@ -66,7 +65,7 @@ def _upload(
         np.savez(buffer, **inputs)  # type: ignore[arg-type]  # numpy's stub types **kwds as its own options
         (tmp_path / "inputs.npz").write_bytes(buffer.getvalue())
         # watch_stdin: the runner stops when this side's ssh goes away (see _runner_command)
-        (tmp_path / "settings.json").write_text(json.dumps({**asdict(settings), "watch_stdin": True}))
+        (tmp_path / "settings.json").write_text(json.dumps({**settings.to_dict(), "watch_stdin": True}))
         # The runner travels as its own source text: it imports nothing from edgeport.
         runner = tmp_path / _RUNNER
         runner.write_text(Path(remote_runner.__file__).read_text())
@@ -115,7 +114,7 @@ def measure_remote(
         str(model),
         sha256_file(model),
         {
-            **asdict(settings),
+            **settings.to_dict(),
             "inputs": "given",
             "remote": device.url,
             # checked by check_answer: exactly the rounds asked for
@@ -130,14 +129,14 @@ def measure_remote(
     )
 
 
-def probe_remote(device: RemoteDevice, runtimes: set[str] | frozenset[str] = frozenset({"ort"})) -> str:
+def probe_remote(device: RemoteDevice, runtimes: set[str] | frozenset[str] = frozenset({ONNXRUNTIME.name})) -> str:
     """Fail early, before any work, when the device is unreachable or lacks numpy or a package of
     ``runtimes`` (onnxruntime for "ort", openvino for "openvino").
 
     Returns a line identifying the device's software and machine (runtime versions, machine, CPU); for
     onnxruntime alone it is the line searches have always cached by.
     """
-    packages = ["numpy"] + [{"ort": "onnxruntime", "openvino": "openvino"}[r] for r in sorted(runtimes)]
+    packages = ["numpy"] + [{ONNXRUNTIME.name: "onnxruntime", "openvino": "openvino"}[r] for r in sorted(runtimes)]
     versions = " ".join(f"{p}.__version__," for p in packages[1:])
     check = (
         f"import importlib.util as u, sys, platform; m = [p for p in {tuple(packages)!r} "

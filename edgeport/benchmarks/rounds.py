@@ -28,9 +28,12 @@ from scipy import stats as sps
 
 # split_counts lives in the device runner, which cannot import edgeport: host and device split alike.
 from edgeport.benchmarks.remote_runner import split_counts
-from edgeport.benchmarks.stats import CONFIDENCE, RESAMPLES
 from edgeport.errors import BenchmarkError
 
+# Every latency interval edgeport reports (bench, the gate, search) is at this confidence, from this many
+# bootstrap resamples; benchmarks/stats.py builds on this module and shares them.
+CONFIDENCE = 0.95
+RESAMPLES = 1000
 MIN_ROUNDS = 5  # fewer blocks cannot show drift; split each round into parts to reach this many
 # Resampled samples held in memory at once (float64): a long --duration measurement has ~1e6 samples,
 # and 1,000 resamples of it at once would need gigabytes.

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeport.benchmarks.openvino_runtime import OpenVinoSession
 from edgeport.benchmarks.records import AUTO_ORDER, PROVIDERS, BenchSettings, RuntimeChoice
 from edgeport.benchmarks.remote_runner import session_options
 from edgeport.core.bench_defaults import MAX_SYNTHETIC_INPUT_BYTES
@@ -52,10 +53,8 @@ def create_session(path: str | os.PathLike[str], settings: BenchSettings, runtim
     OpenVINO on the CPU (benchmarks/openvino_runtime.py), both answering ``run`` and ``get_inputs``."""
     if not Path(path).is_file():
         raise BenchmarkError(f"{path}: model file not found")
-    runtime = runtime or settings.runtime_choice
+    runtime = runtime or settings.runtime
     if runtime.name == "openvino":
-        from edgeport.benchmarks.openvino_runtime import OpenVinoSession
-
         return OpenVinoSession(path, settings.threads, runtime.precision)
     import onnxruntime as ort
 

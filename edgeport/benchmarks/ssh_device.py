@@ -138,11 +138,11 @@ def _call_holding_stdin(args: list[str], timeout: float, device: RemoteDevice) -
 
 def _call(args: list[str], timeout: float, device: RemoteDevice, stdin: bytes | int | None = None) -> Completed:
     """``args`` run to the end; ``stdin``: bytes to feed (default none), or a file descriptor to read."""
-    feed = {"stdin": stdin} if isinstance(stdin, int) else {"input": stdin if stdin is not None else b""}
     try:
-        done: subprocess.CompletedProcess[bytes] = subprocess.run(  # type: ignore[call-overload, assignment]
-            args, capture_output=True, timeout=timeout, **feed
-        )
+        if isinstance(stdin, int):
+            done = subprocess.run(args, capture_output=True, timeout=timeout, stdin=stdin)
+        else:
+            done = subprocess.run(args, capture_output=True, timeout=timeout, input=stdin if stdin is not None else b"")
         return subprocess.CompletedProcess(
             done.args, done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
         )

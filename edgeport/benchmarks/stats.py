@@ -12,8 +12,12 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-CONFIDENCE = 0.95
-RESAMPLES = 1000
+# Round-level intervals (benchmarks/rounds.py) when the rounds are known; the bootstrap's confidence and
+# resample count are defined there, so that the dependency runs one way: stats -> rounds.
+from edgeport.benchmarks.rounds import CONFIDENCE, RESAMPLES, percentile_intervals, split_rounds
+
+__all__ = ["CONFIDENCE", "MIN_SAMPLES", "RESAMPLES", "percentile_ci", "summarize"]
+
 # A percentile q needs at least 1 / (1 - q) samples before even one sample lies above it; a budget on
 # it (the gate) needs that many too. summarize still reports the median of a single run: it is that run.
 MIN_SAMPLES = {"p50": 2, "p90": 10, "p95": 20, "p99": 100}
@@ -75,8 +79,6 @@ def summarize(
     summary["throughput_per_s"] = float(batch * 1000.0 / summary["mean_ms"]) if summary["mean_ms"] > 0 else None
     wanted = [name for name in ("p50", "p90") if summary[f"{name}_ms"] is not None and samples.size >= 2]
     if round_sizes is not None and wanted:
-        from edgeport.benchmarks.rounds import percentile_intervals, split_rounds  # rounds imports this module
-
         blocks = split_rounds(samples, {"round_sizes": list(round_sizes)})
         intervals = dict(zip(wanted, percentile_intervals(blocks, [float(n[1:]) for n in wanted], seed), strict=True))
     else:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -60,7 +59,7 @@ def measure_torch(
     environment = {**environment_fingerprint(), "torch": torch.__version__}
     sizes = split_counts(settings.iterations, settings.rounds)  # the rounds the statistics resample
     settings_used = {
-        **asdict(settings),
+        **settings.to_dict(),
         "provider": "pytorch-cpu",
         "engine": engine,
         "inputs": "given",

@@ -12,7 +12,8 @@ from edgeport.cli.common import FINITE, SEED
 from edgeport.core.bench_defaults import CLI_BENCH
 
 if TYPE_CHECKING:  # the command imports its stage code when it runs (see edgeport.cli)
-    from edgeport.benchmarks.records import BenchSettings
+    from edgeport.benchmarks.records import BenchSettings, RuntimeChoice
+    from edgeport.benchmarks.request import TorchModel
     from edgeport.benchmarks.ssh_device import RemoteDevice
 
 
@@ -122,23 +123,32 @@ def bench(
     quiet,
 ) -> None:
     """Measure ONNX latency with onnxruntime or OpenVINO: percentiles with 95% intervals, optional A/B."""
+    from edgeport.benchmarks.job import run_bench
+    from edgeport.benchmarks.options import parse_int_list, parse_shapes
+    from edgeport.benchmarks.request import BenchRequest
+    from edgeport.core.progress import SILENT, RichProgress
+
     settings = _settings(warmup, iterations, rounds, opt_level, seed, provider, duration)
-    settings = _with_runtime(settings, runtime, precision, vs)
+    settings, every_runtime = _with_runtime(settings, runtime, precision, vs)
     _check_comparison(vs, margin, duration, iterations)
-    if torch_spec is not None:
-        if model or vs or remote or weights is None:
-            raise click.UsageError("--torch takes --weights and no MODEL.onnx, --vs or --remote")
-        report = _torch_report(
-            torch_spec, weights, num_classes, engine, batches, threads, settings, shapes, inputs_path, output
-        )
-    else:
-        if model is None:
-            raise click.UsageError("give MODEL.onnx (or --torch SPEC --weights W.safetensors)")
-        device = _device(remote, remote_python, ssh_options, settings)
-        every = runtime == "all"
-        report = _onnx_report(
-            model, vs, batches, threads, settings, shapes, inputs_path, output, quiet, device, margin, every, precision
-        )
+    torch_model = _torch_model(torch_spec, weights, num_classes, engine, (model, vs, remote))
+    if torch_model is None and model is None:
+        raise click.UsageError("give MODEL.onnx (or --torch SPEC --weights W.safetensors)")
+    request = BenchRequest(
+        model=model,
+        remote=_device(remote, remote_python, ssh_options, settings),
+        batches=tuple(parse_int_list(batches, "--batch")) if batches is not None else None,
+        threads=tuple(parse_int_list(threads, "--threads")),
+        settings=settings,
+        shapes=parse_shapes(shapes),
+        inputs_path=inputs_path,
+        output=output,
+        vs=vs,
+        margin=margin,
+        runtimes=every_runtime,
+        torch=torch_model,
+    )
+    report = run_bench(request, SILENT if quiet else RichProgress())
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
     else:
@@ -171,17 +181,35 @@ def _settings(
     )
 
 
-def _with_runtime(settings: BenchSettings, runtime: str, precision: str | None, vs: str | None) -> BenchSettings:
-    """The runtime MODEL runs on; --runtime all measures it on each (onnxruntime first, the reference)."""
+def _with_runtime(
+    settings: BenchSettings, runtime: str, precision: str | None, vs: str | None
+) -> tuple[BenchSettings, tuple[RuntimeChoice, ...]]:
+    """The settings with the runtime MODEL runs on, and with --runtime all the runtimes to measure it on
+    (onnxruntime first, the reference; --precision is then OpenVINO's)."""
     import dataclasses
+
+    from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
 
     if runtime == "all":
         if vs:
             raise click.UsageError("--runtime all compares MODEL across runtimes; --vs compares two models")
-        return settings
+        return settings, (ONNXRUNTIME, RuntimeChoice("openvino", precision))
     if precision is not None and runtime != "openvino":
         raise click.UsageError("--precision is OpenVINO's inference precision hint: use it with --runtime openvino")
-    return dataclasses.replace(settings, runtime=runtime, precision=precision)
+    return dataclasses.replace(settings, runtime=RuntimeChoice(runtime, precision)), ()
+
+
+def _torch_model(
+    spec: str | None, weights: str | None, num_classes: int | None, engine: str | None, onnx_options: tuple
+) -> TorchModel | None:
+    """--torch's model, None without --torch; it takes --weights and none of MODEL.onnx, --vs, --remote."""
+    from edgeport.benchmarks.request import TorchModel
+
+    if spec is None:
+        return None
+    if any(onnx_options) or weights is None:
+        raise click.UsageError("--torch takes --weights and no MODEL.onnx, --vs or --remote")
+    return TorchModel(spec, weights, num_classes, engine)
 
 
 def _check_comparison(vs: str | None, margin: float, duration: float | None, iterations: int) -> None:
@@ -210,68 +238,3 @@ def _device(
     if settings.duration_s is not None or settings.warmup_s is not None:
         raise click.BadParameter("--remote takes counts: use --iterations and a --warmup count", param_hint="--remote")
     return device
-
-
-def _onnx_report(
-    model: str,
-    vs: str | None,
-    batches: str | None,
-    threads: str,
-    settings: BenchSettings,
-    shapes: tuple[str, ...],
-    inputs_path: str | None,
-    output: str | None,
-    quiet: bool,
-    device: RemoteDevice | None,
-    margin: float,
-    every_runtime: bool,
-    precision: str | None,
-) -> dict:
-    from edgeport.benchmarks.job import run_bench
-    from edgeport.benchmarks.options import parse_int_list, parse_shapes
-    from edgeport.core.progress import SILENT, RichProgress
-
-    return run_bench(
-        model,
-        vs,
-        parse_int_list(batches, "--batch") if batches is not None else None,
-        parse_int_list(threads, "--threads"),
-        settings,
-        parse_shapes(shapes),
-        inputs_path,
-        output,
-        SILENT if quiet else RichProgress(),
-        device,
-        margin=margin,
-        every_runtime=every_runtime,
-        openvino_precision=precision,
-    )
-
-
-def _torch_report(
-    torch_spec: str,
-    weights: str,
-    num_classes: int | None,
-    engine: str | None,
-    batches: str | None,
-    threads: str,
-    settings: BenchSettings,
-    shapes: tuple[str, ...],
-    inputs_path: str | None,
-    output: str | None,
-) -> dict:
-    from edgeport.benchmarks.job import run_torch_bench
-    from edgeport.benchmarks.options import parse_int_list, parse_shapes
-
-    return run_torch_bench(
-        torch_spec,
-        weights,
-        num_classes,
-        engine,
-        parse_int_list(batches, "--batch") if batches is not None else None,
-        parse_int_list(threads, "--threads"),
-        settings,
-        parse_shapes(shapes),
-        inputs_path,
-        output,
-    )

@@ -13,7 +13,7 @@ from edgeport.cli.common import FINITE, exit_if_outside_tolerance, reduce_range_
 def default_backend(config: dict) -> str:
     """auto, unless the command line set an option of a specific backend (one auto's type does not
     have): then ort-static, as before auto."""
-    from edgeport.quantize.strategy.recipes import AutoConfig
+    from edgeport.quantize.config import AutoConfig
 
     return "auto" if set(config) <= set(AutoConfig.model_fields) else "ort-static"
 
@@ -137,31 +137,27 @@ def quantize(
     """Quantize an fp32 ONNX file or a torch model to a verified int8 ONNX artifact."""
     from edgeport.benchmarks.records import RuntimeChoice
     from edgeport.core.progress import SILENT, RichProgress
-    from edgeport.quantize.guard.judge import Tolerance
-    from edgeport.quantize.job import quantize_file
+    from edgeport.quantize.job import QuantizeFileRequest, quantize_file
+    from edgeport.quantize.tolerance import ToleranceSettings
     from edgeport.report.summary import print_quantize_summary, print_sensitivity
 
-    config = _settings(options, quant_format, reduce_range)
-    given = max_accuracy_drop is not None or min_cosine is not None
-    tolerance = Tolerance(max_drop=max_accuracy_drop, min_cosine=min_cosine) if given else None
-    path, manifest = quantize_file(
-        model,
-        torch_spec,
-        weights,
+    request = QuantizeFileRequest(
         calib,
-        val,
-        config,
-        output,
-        num_classes,
-        exporter,
-        tolerance,
-        list(fallback_layers) or None,
-        SILENT if quiet else RichProgress(),
-        debug,
-        explain,
-        min_sequence_agreement,
-        RuntimeChoice(runtime, precision),
+        model=model,
+        torch_spec=torch_spec,
+        weights=weights,
+        val=val,
+        config=_settings(options, quant_format, reduce_range),
+        output=output,
+        num_classes=num_classes,
+        exporter=exporter,
+        tolerance=ToleranceSettings(max_accuracy_drop, min_cosine, min_sequence_agreement),
+        fallback_layers=tuple(fallback_layers) or None,
+        runtime=RuntimeChoice(runtime, precision),
+        debug=debug,
+        explain=explain,
     )
+    path, manifest = quantize_file(request, SILENT if quiet else RichProgress())
     if as_json:
         click.echo(json.dumps(manifest, indent=2, default=str))
     else:

@@ -73,7 +73,7 @@ def feed_layout(
             f"{source}: {what} {odd!r} has shape {arrays[odd].shape}; the model expects rank {len(shape)} "
             f"{show_shape(shape)}: {_forms(len(shape))}"
         )
-    kinds = list(found.values())
+    kinds = [layout for layout in found.values() if layout is not None]  # every one, past the check above
     if not kinds or all(k == kinds[0] for k in kinds):
         return kinds[0] if kinds else BATCH_FIRST
     raise error(_mix_message(shapes, arrays, found, source, what))
@@ -84,7 +84,7 @@ def _mix_message(
 ) -> str:
     """Name an input of the minority layout (on a tie, one that differs from the first input); with a
     rank-0 input only per-sample feeds can work, so name a batch-first one then."""
-    kinds = list(found.values())
+    kinds = [layout for layout in found.values() if layout is not None]  # every one, past the check above
     scalar = next((n for n in found if not len(shapes[n])), None)
     if scalar is not None:
         minority: Layout = BATCH_FIRST

@@ -150,8 +150,8 @@ def load_imagefolder(path=None, image_size=None, channels=None) -> Dataset:
             if file.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             try:
-                with Image.open(file) as img:
-                    img = img.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
+                with Image.open(file) as opened:
+                    img = opened.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
                     arr = np.asarray(img, dtype=np.uint8)
             except (OSError, UnidentifiedImageError) as exc:
                 raise DataError(f"{file}: cannot read image ({exc})") from exc

@@ -23,13 +23,13 @@ ROLES = ("calibration", "validation", "benchmark")
 
 
 def _check_arrays(path: Path, inputs: dict[str, np.ndarray], role: str) -> int:
-    counts = {name: (len(a) if a.ndim else None) for name, a in inputs.items()}
-    if None in counts.values():
-        scalar = next(name for name, count in counts.items() if count is None)
+    scalar = next((name for name, a in inputs.items() if not a.ndim), None)
+    if scalar is not None:
         raise DataError(
             f"{path}: {role} input {scalar!r} is a scalar; arrays hold samples on the first axis "
             "(for a rank-0 model input: a 1-D array, one value per sample)"
         )
+    counts = {name: len(a) for name, a in inputs.items()}
     if len(set(counts.values())) != 1:
         shown = ", ".join(f"{name} {count}" for name, count in counts.items())
         raise DataError(f"{path}: {role} input arrays have different sample counts ({shown})")

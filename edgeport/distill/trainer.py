@@ -18,6 +18,16 @@ from edgeport.distill.loss import kd_loss
 from edgeport.errors import TrainingError
 
 
+@dataclass(frozen=True)
+class TrainData:
+    """What one training reads: the arrays it fits and the validation split it scores after every epoch."""
+
+    x: np.ndarray
+    y: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+
+
 @dataclass
 class TrainResult:
     history: list[dict] = field(default_factory=list)
@@ -41,10 +51,7 @@ def _loss(logits, labels, kd: KDConfig | None, t_logits):
 
 def train(
     model: nn.Module,
-    train_x: np.ndarray,
-    train_y: np.ndarray,
-    val_x: np.ndarray,
-    val_y: np.ndarray,
+    data: TrainData,
     config: TrainConfig,
     kd: KDConfig | None = None,
     teacher_logits: np.ndarray | None = None,
@@ -53,16 +60,16 @@ def train(
 ) -> TrainResult:
     """Train ``model`` in place. With ``kd`` and ``teacher_logits`` the loss is the KD loss.
 
-    Teacher logits are indexed like ``train_x``; there is no augmentation, so the
+    Teacher logits are indexed like ``data.x``; there is no augmentation, so the
     teacher's outputs for an image never change and can be computed once.
     """
     if (kd is None) != (teacher_logits is None):
         raise TrainingError("distillation needs both a KD config and the teacher's logits")
-    if teacher_logits is not None and len(teacher_logits) != len(train_x):
-        raise TrainingError(f"{len(teacher_logits)} teacher logits for {len(train_x)} training images")
+    if teacher_logits is not None and len(teacher_logits) != len(data.x):
+        raise TrainingError(f"{len(teacher_logits)} teacher logits for {len(data.x)} training images")
     seed_everything(config.seed)
-    x = torch.from_numpy(train_x)
-    y = torch.from_numpy(train_y)
+    x = torch.from_numpy(data.x)
+    y = torch.from_numpy(data.y)
     t_logits = torch.from_numpy(teacher_logits) if teacher_logits is not None else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(x) / config.batch_size)
@@ -89,7 +96,7 @@ def train(
                 optimizer.step()
                 scheduler.step()
                 total_loss += loss.item() * len(idx)
-            val_acc = accuracy(predict_logits(model, val_x), val_y)
+            val_acc = accuracy(predict_logits(model, data.val_x), data.val_y)
             entry = {"epoch": epoch, "loss": total_loss / len(x), "val_accuracy": val_acc}
             result.history.append(entry)
             advance(1, loss=entry["loss"], val_acc=val_acc)

@@ -82,6 +82,8 @@ def _torch_export(model: nn.Module, example: torch.Tensor, path: Path, exporter:
                 dynamic_shapes=({0: batch},),
                 verbose=False,
             )
+            if program is None:  # torch returns None only with the legacy exporter
+                raise ExportError(f"{path}: the dynamo exporter returned no ONNX program")
             program.save(str(path))
         else:
             torch.onnx.export(

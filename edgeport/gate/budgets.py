@@ -20,6 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from edgeport.benchmarks.records import RuntimeChoice
 from edgeport.core.manifest import refuse_special_file
 from edgeport.core.project_file import read_project_file, validation_message
 from edgeport.errors import ConfigError
@@ -67,6 +68,11 @@ class GateTarget(_Strict):
         if self.precision is not None and self.runtime != "openvino":
             raise ValueError('precision is OpenVINO\'s inference precision hint: set runtime = "openvino"')
         return self
+
+    @property
+    def runtime_choice(self) -> RuntimeChoice:
+        """The runtime the target ships with, as the benchmarks take it (a budget file names it in two fields)."""
+        return RuntimeChoice(self.runtime, self.precision)
 
     def checks(self) -> list[str]:
         return [name for name in CHECKS if getattr(self, name) is not None]

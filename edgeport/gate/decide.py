@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from edgeport.benchmarks.rounds import (
+    CONFIDENCE,
     can_pair,
     paired_ratio_interval,
     paired_slower_p_value,
@@ -26,7 +27,7 @@ from edgeport.benchmarks.rounds import (
     ratio_interval,
     slower_p_value,
 )
-from edgeport.benchmarks.stats import CONFIDENCE, MIN_SAMPLES
+from edgeport.benchmarks.stats import MIN_SAMPLES
 
 ALPHA = 0.01
 VERDICTS = ("pass", "fail", "inconclusive")

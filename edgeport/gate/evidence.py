@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeport.benchmarks.latency import SCHEMA_VERSION
+from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice, recorded_runtime
 from edgeport.benchmarks.rounds import rounds_of
 from edgeport.core.manifest import Accuracy, ArtifactManifest, check_schema_version, read_json, read_manifest
 from edgeport.errors import ConfigError
@@ -136,10 +137,9 @@ def _measurement(entry: _Entry, source: str) -> Measurement:
     )
 
 
-def _runtime(entry: _Entry) -> tuple[str, str | None]:
-    """The runtime a result was measured on (results written before runtimes existed: onnxruntime)."""
-    settings = entry.settings.model_dump()
-    return settings.get("runtime") or "ort", settings.get("precision")
+def _runtime(entry: _Entry) -> tuple[Any, Any]:
+    """The (runtime, precision) a result was measured on, as recorded (before runtimes existed: onnxruntime)."""
+    return recorded_runtime(entry.settings.model_dump())
 
 
 def _bench_entries(results: list, runtime: str) -> list[tuple[str, Any]]:
@@ -153,10 +153,10 @@ def _bench_entries(results: list, runtime: str) -> list[tuple[str, Any]]:
 
 
 def read_result(
-    path: str | Path, batch: int, threads: int, runtime: tuple[str, str | None] = ("ort", None)
+    path: str | Path, batch: int, threads: int, runtime: RuntimeChoice = ONNXRUNTIME
 ) -> tuple[Measurement, Measurement | None]:
     """The artifact's measurement at ``batch`` and ``threads``, and the fp32 reference's when the file has one;
-    both must have been measured on ``runtime`` (name, precision hint): a latency from another runtime
+    both must have been measured on ``runtime`` (and its precision hint): a latency from another runtime
     says nothing about this target."""
     source = str(path)
     data = read_json(path, "result file")
@@ -164,7 +164,7 @@ def read_result(
         candidates = [("artifact", data)]
     elif isinstance(data.get("results"), list):
         check_schema_version(data, source, RESULT_SCHEMA_VERSIONS, "benchmark result")  # `edgeport bench -o`
-        candidates = _bench_entries(data["results"], runtime[0])
+        candidates = _bench_entries(data["results"], runtime.name)
     elif isinstance(data.get("int8"), dict) and isinstance(data.get("fp32"), dict):
         candidates = [("artifact", data["int8"]), ("reference", data["fp32"])]
     else:
@@ -178,11 +178,13 @@ def read_result(
             f"is for; the file has (batch, threads) {have}"
         )
     for role, entry in found.items():
-        if _runtime(entry) != runtime:
-            measured, wanted = ("/".join(filter(None, r)) for r in (_runtime(entry), runtime))
+        recorded = _runtime(entry)
+        if recorded != (runtime.name, runtime.precision):
+            measured = "/".join(filter(None, recorded))
             raise ConfigError(
-                f"{source}: the {role} was measured on runtime {measured!r}; the target is for {wanted!r}: "
-                f"measure it there (edgeport bench --runtime {runtime[0]}) or let the gate measure (--artifact)"
+                f"{source}: the {role} was measured on runtime {measured!r}; the target is for "
+                f"{runtime.label()!r}: measure it there (edgeport bench --runtime {runtime.name}) or let the gate "
+                "measure (--artifact)"
             )
     reference = _measurement(found["reference"], source) if "reference" in found else None
     return _measurement(found["artifact"], source), reference

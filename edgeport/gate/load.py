@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from edgeport.benchmarks.fingerprint import environment_fingerprint
 from edgeport.core.artifacts import sha256_file
 from edgeport.errors import ArtifactError, ConfigError
 from edgeport.gate.budgets import GateTarget
@@ -21,10 +22,6 @@ from edgeport.gate.reporters import check_outputs
 from edgeport.gate.request import MODES, GateRequest
 
 T = TypeVar("T")
-
-
-def _runtime(target: GateTarget) -> tuple[str, str | None]:
-    return target.runtime, target.precision
 
 
 def required(value: T | None, what: str) -> T:
@@ -101,10 +98,10 @@ def read_measurements(request: GateRequest, target: GateTarget) -> GateEvidence:
     measuring = request.result is None
     ev.measure_reference = measuring and request.reference is not None and target.min_speedup is not None
     if request.result is not None:
-        ev.current, ev.reference = read_result(request.result, target.batch, target.threads, _runtime(target))
+        ev.current, ev.reference = read_result(request.result, target.batch, target.threads, target.runtime_choice)
         ev.reference_paired = ev.reference is not None  # the same file measured both, interleaved
     if ev.reference is None and request.reference_result is not None and not ev.measure_reference:
-        ev.reference = read_result(request.reference_result, target.batch, target.threads, _runtime(target))[0]
+        ev.reference = read_result(request.reference_result, target.batch, target.threads, target.runtime_choice)[0]
         ev.reference_paired = False
     return ev
 
@@ -132,13 +129,11 @@ def read_baseline(request: GateRequest, target: GateTarget) -> Measurement | Non
     """--baseline's measurement at the target's settings (a --baseline-artifact is measured instead)."""
     if request.baseline is None:
         return None
-    return read_result(request.baseline, target.batch, target.threads, _runtime(target))[0]
+    return read_result(request.baseline, target.batch, target.threads, target.runtime_choice)[0]
 
 
 def measuring_environment(ev: GateEvidence) -> dict:
     """Where the artifact was measured: the result's machine, or this one, about to measure."""
     if ev.current is not None:
         return ev.current.environment
-    from edgeport.benchmarks.fingerprint import environment_fingerprint
-
     return environment_fingerprint()

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.benchmarks.latency import BenchSettings, measure_interleaved
-from edgeport.benchmarks.rounds import rounds_of
-from edgeport.benchmarks.stats import CONFIDENCE
+from edgeport.benchmarks.openvino_runtime import openvino_module
+from edgeport.benchmarks.rounds import CONFIDENCE, rounds_of
 from edgeport.core.progress import Progress
 from edgeport.gate.budgets import PERCENTILE_BUDGETS, GateTarget
 from edgeport.gate.checks import evaluate_checks, require_samples
@@ -43,12 +43,9 @@ class Measurer:
             iterations=request.iterations,
             rounds=request.rounds,
             seed=request.seed,
-            runtime=target.runtime,  # measured on the runtime the target ships with
-            precision=target.precision,
+            runtime=target.runtime_choice,  # measured on the runtime the target ships with
         )
-        if target.runtime == "openvino":
-            from edgeport.benchmarks.openvino_runtime import openvino_module
-
+        if self.settings.runtime.name == "openvino":
             openvino_module()  # not installed: exit 2 with the install command, before any measuring
         self.progress = progress
         self.count = 0

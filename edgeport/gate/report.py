@@ -108,7 +108,7 @@ def build_report(
         extra_measurements=judgement.extra_measurements,
         batch=target.batch,
         threads=target.threads,
-        runtime="/".join(filter(None, (target.runtime, target.precision))),
+        runtime=target.runtime_choice.label(),
         sources=GateSources(
             result=str(request.result) if request.result else "measured now",
             baseline=str(request.baseline or request.baseline_artifact or "") or None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgeport.benchmarks.fingerprint import environment_fingerprint
 from edgeport.core.progress import SILENT, Progress
 from edgeport.errors import ConfigError
 from edgeport.gate.budgets import GateTarget, load_budgets, select_target
@@ -77,7 +78,5 @@ def target_for_settings(
             "with `edgeport gate --baseline ...` or `--baseline-artifact ...`"
         )
     if remote is None:
-        from edgeport.benchmarks.fingerprint import environment_fingerprint
-
         check_hardware(name, target.hardware, environment_fingerprint(), "this machine")
     return name, target

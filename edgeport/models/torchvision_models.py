@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from edgeport.errors import ModelError
 from edgeport.models.registry import register_model
 
 # Below this input size the ImageNet stem (stride-2 conv + max-pool) would shrink a 32x32 image
@@ -11,13 +12,19 @@ from edgeport.models.registry import register_model
 SMALL_INPUT = 64
 
 
+def _pair(value: tuple[int, ...]) -> tuple[int, int]:
+    """A Conv2d's kernel size, stride or padding: torch types them as tuples of any length; they have two."""
+    return value[0], value[1]
+
+
 def _replace_conv(conv: nn.Conv2d, in_channels: int, stride: int | None = None) -> nn.Conv2d:
+    padding = conv.padding
     return nn.Conv2d(
         in_channels,
         conv.out_channels,
-        conv.kernel_size,
-        stride=conv.stride if stride is None else stride,
-        padding=conv.padding,
+        _pair(conv.kernel_size),
+        stride=_pair(conv.stride) if stride is None else stride,
+        padding=padding if isinstance(padding, str) else _pair(padding),
         groups=1,
         bias=conv.bias is not None,
     )
@@ -40,8 +47,13 @@ def _adapt_mobilenet_stem(model: nn.Module, in_channels: int, image_size: int) -
     """MobileNets start with features[0][0], a stride-2 conv: fit its channels, and drop its stride
     for small inputs."""
     if in_channels != 3 or image_size < SMALL_INPUT:
+        features = model.features
+        stem = features[0] if isinstance(features, nn.Sequential) else None
+        conv = stem[0] if isinstance(stem, nn.Sequential) else None
+        if not isinstance(stem, nn.Sequential) or not isinstance(conv, nn.Conv2d):
+            raise ModelError(f"{type(model).__name__}: expected a conv layer at features[0][0]")
         stride = 1 if image_size < SMALL_INPUT else None
-        model.features[0][0] = _replace_conv(model.features[0][0], in_channels, stride)
+        stem[0] = _replace_conv(conv, in_channels, stride)
     return model
 
 

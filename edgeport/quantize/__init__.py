@@ -1,137 +1,140 @@
-"""Quantization backends: each turns a fp32 model into a verified int8 ONNX artifact."""
+"""All int8 work: a fp32 model to a verified int8 ONNX artifact. This module is the front door.
+
+- config: the typed settings (``QuantSettings`` and its per-backend types) and ``quant_config(...)``,
+  the tolerance (``Tolerance``, ``ToleranceSettings``);
+- backends: ``list_backends()``, ``get_backend(name)``; adding one is one module in ``backends/`` plus
+  its line in ``backends/__init__.py``;
+- ``quantize(source, calibration, config, output)``: one backend, nothing judged;
+- ``quantize_verified(QuantizeRequest) -> QuantOutcome``: auto, plain or with fallback, verified and
+  judged by the guard, the lineage written; ``edgeport quantize`` and ``edgeport run``/``search`` use it.
+
+Importing this package stays cheap: ``edgeport.config`` (and so ``edgeport.gate``'s users) imports
+``quantize.config`` through it, and must not pay for onnxruntime or torch. The functions below that
+reach the backends, the guard or the strategies are therefore thin wrappers importing their module
+on first call, and the request records are loaded on first use (``__getattr__``).
+"""
 
 from __future__ import annotations
 
-from edgeport.errors import ConfigError, QuantizationError
+import importlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from edgeport.core.progress import SILENT, Progress
 from edgeport.quantize.config import (
+    AutoConfig,
+    NoQuantization,
     OrtConfig,
     QuantConfig,
     QuantSettings,
-    build_quant_config,
-    config_types,
-    option_names,
-    quant_config,
-    validate_quant_config,
+    TorchConfig,
 )
-from edgeport.quantize.registry import QuantBackend, QuantResult, get_backend, list_backends, register_backend
+from edgeport.quantize.registry import QuantBackend, QuantResult, register_backend
 from edgeport.quantize.source import ModelSource, TrainingData
+from edgeport.quantize.tolerance import Tolerance, ToleranceSettings
+
+if TYPE_CHECKING:
+    import os
+
+    import numpy as np
+
+    from edgeport.quantize.request import QuantizeRequest, QuantOutcome
+
+# Loaded on first use: request.py imports edgeport.benchmarks (numpy, scipy).
+_LAZY = {"QuantizeRequest": "edgeport.quantize.request", "QuantOutcome": "edgeport.quantize.request"}
 
 
-def _listing(names, limit: int = 12) -> str:
-    names = sorted(names)
-    return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def check_exclusions(source: ModelSource, config: QuantConfig) -> None:
-    """Refuse an excluded node, module or op type the model does not have: ignoring it silently would
-    quantize exactly what the user asked to keep in float."""
-    excluded_op_types = config.exclude_op_types if isinstance(config, OrtConfig) else ()
-    if not config.exclude_nodes and not excluded_op_types:
-        return
-    backend = get_backend(config.backend)
-    if backend.needs == "torch" and source.torch_model is not None:
-        modules = {name for name, _ in source.torch_model.named_modules() if name}
-        unknown = [n for n in config.exclude_nodes if n not in modules]
-        if unknown:
-            raise ConfigError(
-                f"exclude node(s) {', '.join(map(repr, unknown))}: the torch model has no such module; "
-                f"its modules: {_listing(modules)}"
-            )
-        return
-    import onnx
+def list_backends() -> list[str]:
+    from edgeport.quantize import backends  # start-up time: the backends import onnxruntime
 
-    from edgeport.quantize.inputs.graph import iter_nodes
-
-    nodes = [n for n, _ in iter_nodes(onnx.load(str(source.onnx_path), load_external_data=False).graph)]
-    names, op_types = {n.name for n in nodes if n.name}, {n.op_type for n in nodes}
-    unknown = [n for n in config.exclude_nodes if n not in names]
-    if unknown:
-        raise ConfigError(
-            f"exclude node(s) {', '.join(map(repr, unknown))}: {source.onnx_path} has no node of that "
-            f"name; its nodes: {_listing(names)}"
-        )
-    unknown = [t for t in excluded_op_types if t not in op_types]
-    if unknown:
-        raise ConfigError(
-            f"exclude op type(s) {', '.join(map(repr, unknown))}: {source.onnx_path} has no such op; "
-            f"its op types: {_listing(op_types)}"
-        )
+    return backends.list_backends()
 
 
-def backend_for(config: QuantSettings) -> tuple[QuantBackend, QuantConfig]:
-    """The backend ``config`` is typed for, and the config with ``reduce_range = "auto"`` decided for
-    this machine's CPU."""
-    backend = get_backend(config.backend)
-    if not isinstance(config, backend.config_type):
-        raise ConfigError(
-            f"backend {backend.name!r} takes a {backend.config_type.__name__}, got {type(config).__name__}; "
-            "build configs with quant_config(backend=..., ...)"
-        )
-    if config.reduce_range == "auto":
-        from edgeport.benchmarks import cpu_fingerprint
+def get_backend(name: str) -> QuantBackend:
+    from edgeport.quantize import backends  # start-up time: the backends import onnxruntime
 
-        config, _ = config.resolved(cpu_fingerprint())
-    return backend, config
+    return backends.get_backend(name)
 
 
-def quantize(source, calibration, config: QuantSettings, output_path, progress=None) -> QuantResult:
-    """Quantize ``source`` (a ModelSource, or a fp32 ONNX path) with the backend ``config`` is typed for."""
-    from edgeport.core.progress import SILENT
+def config_types() -> dict[str, type[QuantSettings]]:
+    from edgeport.quantize import options  # start-up time: options lists the backends
 
-    backend, config = backend_for(config)
-    if not isinstance(source, ModelSource):
-        source = ModelSource(onnx_path=source)
-    if backend.needs == "onnx" and source.onnx_path is None:
-        raise QuantizationError(f"backend {backend.name!r} quantizes a fp32 ONNX file; none was given")
-    check_exclusions(source, config)
-    if isinstance(config, OrtConfig) and config.smooth_alpha is not None:
-        return _smoothed(backend, source, calibration, config, output_path, progress or SILENT)
-    return run_backend(backend, source, calibration, config, output_path, progress or SILENT)
+    return options.config_types()
 
 
-def _smoothed(backend: QuantBackend, source: ModelSource, calibration, config: OrtConfig, output_path, progress):
-    """Migrate activation outliers into the weights first (SmoothQuant), then quantize the smoothed model."""
-    import dataclasses
+def option_names() -> list[str]:
+    from edgeport.quantize import options  # start-up time: options lists the backends
 
-    from edgeport.quantize.transforms.smoothing import smoothed_model
-
-    assert source.onnx_path is not None
-    with progress.task("smooth activation outliers", total=1) as advance:
-        with smoothed_model(source.onnx_path, calibration, config, output_path) as (staged, plain, report):
-            advance(1)
-            result = run_backend(backend, ModelSource(staged), calibration, plain, output_path, progress)
-    return dataclasses.replace(result, report={**result.report, "smoothing": report})
+    return options.option_names()
 
 
-def run_backend(backend: QuantBackend, source, calibration, config, output_path, progress) -> QuantResult:
-    """The backend's int8 model with its quantization parameters checked: invalid activation scales
-    repaired (left in float, listed in the report under ``repaired``), invalid weight scales refused."""
-    import dataclasses
+def validate_quant_config(data: Mapping[str, Any] | QuantSettings) -> QuantSettings:
+    from edgeport.quantize import options  # start-up time: options lists the backends
 
-    from edgeport.quantize.transforms.params_check import repair_quant_params
+    return options.validate_quant_config(data)
 
-    result = backend.quantize(source, calibration, config, output_path, progress)
-    repairs = repair_quant_params(result.path)
-    return dataclasses.replace(result, report={**result.report, "repaired": repairs}) if repairs else result
+
+def quant_config(**settings: Any) -> QuantSettings:
+    from edgeport.quantize import options  # start-up time: options lists the backends
+
+    return options.quant_config(**settings)
+
+
+def build_quant_config(settings: Mapping[str, Any] | QuantSettings, cpu: dict) -> tuple[QuantConfig, str]:
+    from edgeport.quantize import options  # start-up time: options lists the backends
+
+    return options.build_quant_config(settings, cpu)
+
+
+def quantize(
+    source: ModelSource | str | os.PathLike,
+    calibration: dict[str, np.ndarray],
+    config: QuantSettings,
+    output_path: str | os.PathLike,
+    progress: Progress = SILENT,
+) -> QuantResult:
+    """One backend applied (quantize/apply.py): exclusions checked, smoothing, parameters repaired."""
+    from edgeport.quantize import apply  # start-up time: onnxruntime
+
+    return apply.quantize(source, calibration, config, output_path, progress)
+
+
+def quantize_verified(request: QuantizeRequest, progress: Progress = SILENT) -> QuantOutcome:
+    """The verified quantization (quantize/verified.py): see its docstring for what is judged when."""
+    from edgeport.quantize import verified  # start-up time: onnxruntime, the guard, the strategies
+
+    return verified.quantize_verified(request, progress)
 
 
 __all__ = [
-    "backend_for",
-    "build_quant_config",
-    "check_exclusions",
-    "config_types",
+    "AutoConfig",
     "ModelSource",
+    "NoQuantization",
+    "OrtConfig",
     "QuantBackend",
     "QuantConfig",
+    "QuantOutcome",
     "QuantResult",
     "QuantSettings",
+    "QuantizeRequest",
+    "Tolerance",
+    "ToleranceSettings",
+    "TorchConfig",
+    "TrainingData",
+    "build_quant_config",
+    "config_types",
     "get_backend",
     "list_backends",
     "option_names",
     "quant_config",
     "quantize",
+    "quantize_verified",
     "register_backend",
-    "run_backend",
-    "TrainingData",
     "validate_quant_config",
 ]

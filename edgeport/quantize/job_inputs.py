@@ -1,24 +1,50 @@
-"""The inputs of ``edgeport quantize``: arguments, data files, the output path and the fp32 model,
-each checked before anything is written; and the record a quantization fills in step by step."""
+"""The inputs of ``edgeport quantize``: the request the command line builds, its arguments, data files,
+the output path and the fp32 model, each checked before anything is written; the records they give are
+built once, frozen."""
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from edgeport.benchmarks import cpu_fingerprint
-from edgeport.benchmarks.records import RuntimeChoice
+from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
 from edgeport.core.artifacts import check_output_file, sha256_file
 from edgeport.data.model_inputs import check_labels_fit, load_model_inputs
 from edgeport.errors import ConfigError, QuantizationError
-from edgeport.quantize import ModelSource, QuantConfig, TrainingData, build_quant_config, get_backend
-from edgeport.quantize.guard.judge import GuardReport, Tolerance, default_tolerance, graph_sequence_outputs, hold_back
+from edgeport.quantize.backends import get_backend
+from edgeport.quantize.config import AutoConfig, QuantConfig
+from edgeport.quantize.guard.judge import Validation, graph_sequence_outputs, hold_back
 from edgeport.quantize.inputs.model_check import ModelFacts, check_fp32_model, check_inputs_fit
-from edgeport.quantize.registry import QuantResult
-from edgeport.quantize.strategy.auto import AutoOutcome
-from edgeport.quantize.strategy.fallback import FallbackReport
-from edgeport.quantize.strategy.recipes import AutoConfig
+from edgeport.quantize.inputs.run import ort_session, run_outputs
+from edgeport.quantize.options import build_quant_config
+from edgeport.quantize.source import ModelSource, TrainingData
+from edgeport.quantize.tolerance import ToleranceSettings
+
+
+@dataclass(frozen=True)
+class QuantizeFileRequest:
+    """One ``edgeport quantize``, as the command line gives it: a fp32 ONNX file (``model``) or a torch
+    model (``torch_spec`` with ``weights``), the data files, the settings and the output."""
+
+    calib: str
+    model: str | None = None
+    torch_spec: str | None = None
+    weights: str | None = None
+    val: str | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)  # the quantization settings the command line set
+    output: str | None = None  # default: MODEL.int8.onnx
+    num_classes: int | None = None  # --torch factories (default: from the labels)
+    exporter: str = "dynamo"  # the fp32 ONNX of a --torch model
+    tolerance: ToleranceSettings = ToleranceSettings()
+    fallback_layers: tuple[str, ...] | None = None
+    runtime: RuntimeChoice = ONNXRUNTIME  # the runtime the int8 model ships with
+    debug: bool = False  # third-party warnings as they happen
+    explain: bool = False  # every quantized tensor's SQNR in the manifest
 
 
 def manifest_path_for(output: Path) -> Path:
@@ -27,13 +53,17 @@ def manifest_path_for(output: Path) -> Path:
 
 
 def _torch_source(
-    spec: str, weights: str, x, labels, num_classes: int | None, staging: Path, exporter: str
+    request: QuantizeFileRequest, x: np.ndarray, labels: np.ndarray | None, staging: Path
 ) -> tuple[ModelSource, dict]:
     """Build the torch model (input shape from the calibration images ``x``) and export its fp32 ONNX."""
+    # --torch only: these import torch, which quantizing an ONNX file never loads
     from edgeport.exporter import write_onnx
     from edgeport.models import ModelSpec, build_model
     from edgeport.models.checkpoint import load_weights
 
+    spec, weights, num_classes, exporter = request.torch_spec, request.weights, request.num_classes, request.exporter
+    if spec is None or weights is None:
+        raise ConfigError("--torch needs --weights W.safetensors")
     if num_classes is None and labels is not None:
         num_classes = int(labels.max()) + 1
     model_spec = ModelSpec.parse(spec)
@@ -53,9 +83,7 @@ def _torch_source(
     return ModelSource(fp32, model), lineage
 
 
-def _first_output_shape(onnx_path: Path, inputs: dict) -> tuple:
-    from edgeport.quantize.guard.verify import ort_session, run_outputs
-
+def _first_output_shape(onnx_path: Path, inputs: dict[str, np.ndarray]) -> tuple:
     # v[:1] is one sample in either layout (feeds.py): the first axis indexes samples in both, and
     # run_outputs tells them apart by rank, stacking per-sample outputs into (1, ...)
     one = {k: v[:1] for k, v in inputs.items()}
@@ -66,34 +94,29 @@ def _first_output_shape(onnx_path: Path, inputs: dict) -> tuple:
         raise QuantizationError(f"{onnx_path}: the fp32 model does not run on the given inputs ({text})") from exc
 
 
-@dataclass
+@dataclass(frozen=True)
 class QuantizeJob:
-    """One `edgeport quantize`: its checked inputs, then what each step produced."""
+    """One `edgeport quantize`, its inputs checked: the settings (``reduce_range`` decided for ``cpu``),
+    the calibration inputs, and what the int8 model is judged on."""
 
-    calib_path: Path
-    val: str | None
+    request: QuantizeFileRequest
     output: Path
-    quant_config: QuantConfig
+    config: QuantConfig
     range_reason: str
     cpu: dict
     names: list[str]
-    calibration: dict
-    calib_labels: object
-    val_inputs: dict
-    val_labels: object
-    source: ModelSource | None = None
-    lineage: dict | None = None
-    judged_on: str = ""  # the inputs fidelity is judged on (the --val file or held-back samples)
-    tolerance: Tolerance | None = None
-    result: QuantResult | None = None
-    fallback: FallbackReport | None = None
-    verification: dict | None = None
-    guard: GuardReport | None = None
-    auto: AutoOutcome | None = None
-    sensitivity: list[dict] | None = None  # with --explain: every quantized tensor's SQNR, worst first
-    runtime: RuntimeChoice = field(default_factory=RuntimeChoice)  # the runtime the int8 model is judged on
-    notes: list[str] = field(default_factory=list)  # edgeport's own warnings found on the way
-    third_party: list[str] = field(default_factory=list)
+    calib_path: Path
+    calibration: dict[str, np.ndarray]
+    calib_labels: np.ndarray | None
+    validation: Validation  # the --val file or held-back samples, their labels, the tolerance
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """The fp32 model to quantize (exported first for --torch), and where it came from."""
+
+    source: ModelSource
+    lineage: dict
 
 
 def _check_arguments(onnx_path: str | None, torch_spec: str | None, weights: str | None) -> None:
@@ -128,14 +151,14 @@ def check_sequence_option(model_path: Path, sequences: float | None) -> None:
         )
 
 
-def prepare_job(
-    onnx_path, torch_spec, weights, calib, val, config, output, tolerance: Tolerance | None, sequences=None
-) -> tuple[QuantizeJob, ModelFacts | None]:
+def prepare_job(request: QuantizeFileRequest) -> tuple[QuantizeJob, ModelFacts | None]:
     """Every check of the user's inputs, before anything is written."""
-    _check_arguments(onnx_path, torch_spec, weights)
+    onnx_path, torch_spec = request.model, request.torch_spec
+    _check_arguments(onnx_path, torch_spec, request.weights)
     cpu = cpu_fingerprint()
-    quant_config, range_reason = build_quant_config(config, cpu)
+    quant_config, range_reason = build_quant_config(request.config, cpu)
     needs = "onnx" if isinstance(quant_config, AutoConfig) else get_backend(quant_config.backend).needs
+    sequences = request.tolerance.min_sequence_agreement
     facts = None
     if onnx_path is not None:
         if needs == "torch":
@@ -145,12 +168,12 @@ def prepare_job(
             )
         facts = check_fp32_model(onnx_path)
         check_sequence_option(Path(onnx_path), sequences)
-    out = _output_for(onnx_path, torch_spec, output)
-    inputs = (onnx_path, calib, val, weights)
+    out = _output_for(onnx_path, torch_spec, request.output)
+    inputs = (onnx_path, request.calib, request.val, request.weights)
     check_output_file(out, inputs, "output model")
     check_output_file(manifest_path_for(out), inputs, "output manifest")
 
-    calib_path = Path(calib)
+    calib_path, val = Path(request.calib), request.val
     names = facts.input_names if facts is not None else ["input"]
     calibration, calib_labels = load_model_inputs(calib_path, names, "calibration")
     if facts is not None:
@@ -164,39 +187,37 @@ def prepare_job(
         held = hold_back(calibration, calib_labels, str(calib_path))
         calibration, calib_labels = held.calibration, held.calibration_labels
         val_inputs, val_labels, judged_on = held.validation, held.validation_labels, held.judged_on
+    tolerance = request.tolerance.tolerance(labelled=val_labels is not None)
+    validation = Validation(val_inputs, val_labels, tolerance, judged_on)
     job = QuantizeJob(
-        calib_path, val, out, quant_config, range_reason, cpu, names, calibration, calib_labels, val_inputs, val_labels
+        request, out, quant_config, range_reason, cpu, names, calib_path, calibration, calib_labels, validation
     )
-    job.judged_on = judged_on
-    job.tolerance = tolerance or default_tolerance(val_labels)
-    if sequences is not None:  # --min-sequence-agreement, beside the default or the given tolerance
-        job.tolerance = dataclasses.replace(job.tolerance, min_sequence_agreement=sequences)
     return job, facts
 
 
-def load_source(
-    job: QuantizeJob, onnx_path, torch_spec, weights, num_classes, staging: Path, exporter: str, sequences=None
-) -> None:
+def load_source(job: QuantizeJob, staging: Path) -> LoadedModel:
     """The fp32 model to quantize (exported first for --torch), its labels checked against its output;
-    ``sequences`` (--min-sequence-agreement) against the exported graph, which only now exists."""
-    if onnx_path is not None:
-        source = ModelSource(Path(onnx_path))
-        job.lineage = {"onnx_model": str(onnx_path), "onnx_sha256": sha256_file(onnx_path)}
+    --min-sequence-agreement against the exported graph, which only now exists."""
+    request, validation = job.request, job.validation
+    if request.model is not None:
+        source = ModelSource(Path(request.model))
+        lineage = {"onnx_model": str(request.model), "onnx_sha256": sha256_file(request.model)}
     else:
-        source, job.lineage = _torch_source(
-            torch_spec, weights, job.calibration["input"], job.calib_labels, num_classes, staging, exporter
-        )
-        check_sequence_option(source.onnx_path, sequences)
-    output_shape = _first_output_shape(source.onnx_path, job.val_inputs)
-    for labels, where in ((job.val_labels, job.val or job.calib_path), (job.calib_labels, job.calib_path)):
+        source, lineage = _torch_source(request, job.calibration["input"], job.calib_labels, staging)
+    if source.onnx_path is None:
+        raise QuantizationError("nothing to quantize: no fp32 ONNX file was given or exported")
+    if request.model is None:
+        check_sequence_option(source.onnx_path, request.tolerance.min_sequence_agreement)
+    output_shape = _first_output_shape(source.onnx_path, validation.inputs)
+    for labels, where in ((validation.labels, request.val or job.calib_path), (job.calib_labels, job.calib_path)):
         if labels is not None:
             check_labels_fit(where, labels, output_shape)
     if source.torch_model is not None and job.calib_labels is not None and len(job.names) == 1:
         # Labelled calibration images double as fine-tuning data for quantization-aware training.
         name = job.names[0]
-        labelled_val = job.val_labels is not None
-        fit_x = job.val_inputs[name] if labelled_val else job.calibration[name]
-        fit_y = job.val_labels if labelled_val else job.calib_labels
+        labelled_val = validation.labels is not None
+        fit_x = validation.inputs[name] if labelled_val else job.calibration[name]
+        fit_y = validation.labels if labelled_val and validation.labels is not None else job.calib_labels
         training = TrainingData(job.calibration[name], job.calib_labels, fit_x, fit_y)
         source = ModelSource(source.onnx_path, source.torch_model, training)
-    job.source = source
+    return LoadedModel(source, lineage)

@@ -4,18 +4,17 @@ A backend turns a fp32 model (a fp32 ONNX file, or a torch module for the torch 
 its ``needs`` says) plus calibration inputs into an int8 ONNX file. Backends register
 themselves with ``@register_backend`` and declare their settings as a ``config_type`` (a
 ``QuantConfig`` subclass, see ``quantize.config``) that the project file, the CLI and the
-search validate against; ``list_backends`` feeds `edgeport list`, that validation and the tests'
-parametrisation.
+search validate against. The registry holds no backend itself: ``quantize.backends`` imports each
+backend module (one line per backend) and lists them (``list_backends``, ``get_backend``).
 """
 
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from edgeport.core.progress import SILENT, Progress
 from edgeport.core.registry import Registry
@@ -53,46 +52,21 @@ class QuantBackend(Protocol):
         ...
 
 
-def op_summary(path: str | os.PathLike) -> dict:
-    """Counts of the quantization nodes in a written int8 model (for the backend's report)."""
-    import onnx
-
-    from edgeport.quantize.inputs.graph import iter_nodes
-
-    ops = Counter(n.op_type for n, _ in iter_nodes(onnx.load(str(path)).graph))
-    return {
-        "quantize_linear_nodes": ops.get("QuantizeLinear", 0),
-        "dequantize_linear_nodes": ops.get("DequantizeLinear", 0),
-        "op_counts": dict(sorted(ops.items())),
-    }
-
-
 BACKENDS: Registry = Registry("quantization backend")
 
 
-def register_backend(name: str) -> Callable:
+class _Named(Protocol):
+    name: str
+
+
+B = TypeVar("B", bound="type[_Named]")
+
+
+def register_backend(name: str) -> Callable[[B], B]:
     """Register a backend class under ``name`` (also set as its ``name`` attribute)."""
 
-    def decorate(cls):
+    def decorate(cls: B) -> B:
         cls.name = name
         return BACKENDS.register(name)(cls)
 
     return decorate
-
-
-def _load_builtin_backends() -> None:
-    from edgeport.quantize.backends import ort_dynamic, ort_static, torch_fx, torch_pt2e  # noqa: F401  (register)
-
-
-def list_backends() -> list[str]:
-    _load_builtin_backends()
-    return sorted(BACKENDS)
-
-
-def get_backend(name: str) -> QuantBackend:
-    from edgeport.errors import ConfigError
-
-    _load_builtin_backends()
-    if name not in BACKENDS:
-        raise ConfigError(f"unknown quantization backend {name!r}; expected one of {', '.join(sorted(BACKENDS))}")
-    return BACKENDS[name]()

@@ -26,7 +26,8 @@ def latency_verdict(ratio: float) -> str:
 def describe_quantization(quant: dict) -> str:
     """One line for a quantization config as recorded in a manifest."""
     # torch-pt2e has no per_channel setting: its quantizer picks the weight layout for the engine.
-    layout = {True: "per-channel", False: "per-tensor"}.get(quant.get("per_channel"), "engine-default")
+    per_channel = quant.get("per_channel")
+    layout = "engine-default" if per_channel is None else ("per-channel" if per_channel else "per-tensor")
     if quant["backend"].startswith("torch-"):
         text = f"{quant['backend']}, engine {quant['engine']}, {layout} weights"
     elif quant["backend"] == "ort-dynamic":  # no format or activation type: activations quantize at run time

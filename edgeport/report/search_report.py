@@ -122,6 +122,11 @@ def _fmt(value, digits: int = 2) -> str:
     return str(value)
 
 
+def _param(value) -> str:
+    """A searched value as the search space gives it: 0.0005 and 0.001 must not both read 0.00."""
+    return "-" if value is None else str(value)
+
+
 def _table(summary: dict, trials: list[dict]) -> tuple[list[str], list[list[str]]]:
     metric = summary["selection"]["latency_metric"]
     params = _param_names(trials)
@@ -142,7 +147,7 @@ def _table(summary: dict, trials: list[dict]) -> tuple[list[str], list[list[str]
             [
                 t["id"][:8],
                 t["status"],
-                *(_fmt(t["params"].get(p)) for p in params),
+                *(_param(t["params"].get(p)) for p in params),
                 _fmt(m.get("val_accuracy")),
                 _fmt(m.get("test_accuracy")),
                 _fmt(lat.get(f"{metric}_ms"), 4),

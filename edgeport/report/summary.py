@@ -28,8 +28,8 @@ def print_summary(manifest: dict, folder: Path, console: Console | None = None) 
             label,
             f"{acc[key]['val']:.2f}",
             f"{acc[key]['test']:.2f}",
-            f"{stats['p50_ms'] * 1000:.1f} us" if stats else "",
-            f"{stats['p90_ms'] * 1000:.1f} us" if stats else "",
+            _micros(stats["p50_ms"]) if stats else "",
+            _micros(stats["p90_ms"]) if stats else "",
         )
     console.print(table)
     seeds = manifest["metrics"].get("kd_gain_over_seeds")
@@ -58,6 +58,11 @@ def print_summary(manifest: dict, folder: Path, console: Console | None = None) 
                 highlight=False,
             )
     console.print(f"run folder: {folder}", highlight=False)
+
+
+def _micros(ms: float | None) -> str:
+    """None: too few timed runs for that percentile (p90 needs 10), as summarize records it."""
+    return "n/a" if ms is None else f"{ms * 1000:.1f} us"
 
 
 def print_quantize_summary(manifest: dict, path: Path, console: Console | None = None) -> None:

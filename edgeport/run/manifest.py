@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from edgeport.core import schemas
 from edgeport.core.artifacts import Artifact
 from edgeport.core.versions import package_versions
-
-if TYPE_CHECKING:
-    from edgeport.run.pipeline import RunBuild
+from edgeport.run.build import RunResult
 
 MANIFEST_SCHEMA = schemas.RUN_MANIFEST
 
 
-def _dataset(build: RunBuild) -> dict:
-    prepared = build.prepared
+def _dataset(run: RunResult) -> dict:
+    prepared = run.inputs.prepared
     return {
         **prepared.data.describe(),
         "splits": prepared.splits.describe(),
@@ -26,28 +23,27 @@ def _dataset(build: RunBuild) -> dict:
     }
 
 
-def _lineage(build: RunBuild) -> dict:
-    assert build.teacher and build.student and build.quantized and build.checked.quant_config
-    config, quantized = build.config, build.quantized
+def _lineage(run: RunResult) -> dict:
+    config, checked, trained, quantized = run.inputs.config, run.inputs.checked, run.trained, run.built.quantized
     return {
         "teacher": {
-            "model": build.checked.teacher.describe(),
+            "model": checked.teacher.describe(),
             "weights": config.teacher.weights,
-            "trained_here": build.teacher.history is not None,
-            "history": build.teacher.history,
+            "trained_here": trained.teacher.history is not None,
+            "history": trained.teacher.history,
         },
         "student": {
-            "model": build.checked.student.describe(),
-            "kd": build.student.kd.describe() if build.student.kd else None,
-            "history": build.student.history,
+            "model": checked.student.describe(),
+            "kd": trained.student.kd.describe() if trained.student.kd else None,
+            "history": trained.student.history,
         },
-        "student_no_kd": {"history": build.baseline.history} if build.baseline is not None else None,
-        "student_choice": build.choice.describe() if build.choice is not None else None,
-        "teacher_logits_cache_hit": build.logits_cache_hit,
+        "student_no_kd": {"history": trained.baseline.history} if trained.baseline is not None else None,
+        "student_choice": trained.choice.describe(),
+        "teacher_logits_cache_hit": trained.logits_cache_hit,
         "calibration": quantized.calibration(),
         "quantization": {
             **quantized.config.describe(),  # for backend "auto": the recipe it chose
-            "reduce_range_reason": build.checked.reduce_range_reason,
+            "reduce_range_reason": checked.reduce_range_reason,
             "seconds": round(quantized.result.seconds, 3),
             "report": quantized.result.report,
             "auto": quantized.auto.describe() if quantized.auto is not None else None,
@@ -55,25 +51,25 @@ def _lineage(build: RunBuild) -> dict:
     }
 
 
-def _metrics(build: RunBuild) -> dict:
-    assert build.accuracies is not None and build.export and build.quantized
-    accuracies = build.accuracies
+def _metrics(run: RunResult) -> dict:
+    accuracies, trained = run.measured.accuracies, run.trained
     return {
         "accuracy": accuracies,
         "kd_gain_points": (
-            accuracies["student"]["test"] - accuracies["student_no_kd"]["test"] if build.baseline is not None else None
+            accuracies["student"]["test"] - accuracies["student_no_kd"]["test"]
+            if trained.baseline is not None
+            else None
         ),
-        "kd_gain_over_seeds": build.kd_gain.describe() if build.kd_gain is not None else None,
+        "kd_gain_over_seeds": trained.kd_gain.describe() if trained.kd_gain is not None else None,
         "parity": {
-            "fp32_onnx_vs_torch": build.export.describe()["parity"],
-            "int8_vs_fp32": build.quantized.verification["vs_fp32"],
+            "fp32_onnx_vs_torch": run.built.export.describe()["parity"],
+            "int8_vs_fp32": run.built.quantized.verification["vs_fp32"],
         },
     }
 
 
-def _latency(build: RunBuild) -> dict:
-    assert build.latency is not None
-    fp32, int8 = build.latency["fp32"], build.latency["int8"]
+def _latency(run: RunResult) -> dict:
+    fp32, int8 = run.measured.latency["fp32"], run.measured.latency["int8"]
     ratio = int8.stats["p50_ms"] / fp32.stats["p50_ms"]
     return {
         "settings": fp32.settings,
@@ -86,29 +82,29 @@ def _latency(build: RunBuild) -> dict:
 
 
 def build_manifest(
-    build: RunBuild, run_id: str, artifacts: dict[str, Artifact], root: Path, timings: dict[str, float]
+    run: RunResult, run_id: str, artifacts: dict[str, Artifact], root: Path, timings: dict[str, float]
 ) -> dict:
     """The run's manifest; artifact paths are relative to the run folder ``root``."""
-    assert build.quantized and build.latency
-    fallback = build.quantized.fallback
+    config, quantized = run.inputs.config, run.built.quantized
+    fallback = quantized.fallback
     return {
-        "verdict": build.quantized.guard.line(),  # first: a model outside tolerance says so before anything
+        "verdict": quantized.guard.line(),  # first: a model outside tolerance says so before anything
         "schema_version": MANIFEST_SCHEMA,
         "run_id": run_id,
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "seed": build.config.seed,
-        "config": build.config.model_dump(),
-        "dataset": _dataset(build),
+        "seed": config.seed,
+        "config": config.model_dump(),
+        "dataset": _dataset(run),
         "artifacts": {name: art.describe(relative_to=root) for name, art in artifacts.items()},
-        "lineage": _lineage(build),
-        "metrics": _metrics(build),
-        "verification": build.quantized.verification,
-        "guard": build.quantized.guard.describe(),
+        "lineage": _lineage(run),
+        "metrics": _metrics(run),
+        "verification": quantized.verification,
+        "guard": quantized.guard.describe(),
         "fallback": fallback.describe() if fallback is not None else None,
-        "warnings": build.warnings,
-        "latency": _latency(build),
-        "runtimes": build.runtimes,  # fp32 and int8 on every installed runtime; the fastest faithful one
-        "environment": build.latency["fp32"].environment,
+        "warnings": run.warnings,
+        "latency": _latency(run),
+        "runtimes": run.measured.runtimes,  # fp32 and int8 on every installed runtime; the fastest faithful one
+        "environment": run.measured.latency["fp32"].environment,
         "versions": package_versions(),
         "timings_s": timings,
     }

@@ -12,45 +12,44 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from edgeport.benchmarks import cpu_fingerprint, measure_interleaved
-from edgeport.benchmarks.records import RuntimeChoice
 from edgeport.config import RunConfig
 from edgeport.core.artifacts import Artifact, atomic_write_json, atomic_write_text, sha256_json
 from edgeport.core.manifest import check_manifest
 from edgeport.core.progress import SILENT, Progress
 from edgeport.core.staging import RunFolder
 from edgeport.distill import accuracy, predict_logits, teacher_logits
-from edgeport.exporter import ExportResult, onnx_predict
+from edgeport.errors import ConfigError
+from edgeport.exporter import onnx_predict
+from edgeport.quantize import QuantConfig
 from edgeport.quantize.guard.judge import DEFAULT_MAX_DROP
 from edgeport.quantize.strategy.fallback import fallback_miss
 from edgeport.quantize.target import saturation_warning
 from edgeport.report.run_report import render_run_report
-from edgeport.run.kd_gain import KDGain, kd_gain
+from edgeport.run.build import BuiltModels, Measurements, RunInputs, RunResult, TrainedStudents
+from edgeport.run.kd_gain import kd_gain
 from edgeport.run.manifest import MANIFEST_SCHEMA, build_manifest
 from edgeport.run.runtimes import runtime_table, runtime_variants
-from edgeport.run.select import StudentChoice, choose_student
+from edgeport.run.select import choose_student
 from edgeport.stages import (
     CheckedRun,
     PreparedData,
-    QuantizedStudent,
-    TrainedModel,
     batch_of,
     bench_settings,
     build_teacher,
     export_student,
-    kd_config,
     prepare_data,
     quantize_student,
     student_lineage,
     train_student,
     validate,
 )
+from edgeport.stages.quantize import Fp32Student
 
-__all__ = ["MANIFEST_SCHEMA", "RunBuild", "run_id_for", "run_pipeline"]
+__all__ = ["MANIFEST_SCHEMA", "RunResult", "run_id_for", "run_pipeline"]
 
 
 class _StageTimer:
@@ -64,28 +63,6 @@ class _StageTimer:
         start = time.perf_counter()
         yield
         self.seconds[name] = round(time.perf_counter() - start, 3)
-
-
-@dataclass
-class RunBuild:
-    """What the stages of one run returned: the inputs of its manifest and report."""
-
-    config: RunConfig
-    checked: CheckedRun
-    prepared: PreparedData
-    warnings: list[str]
-    teacher: TrainedModel | None = None
-    logits_cache_hit: bool = False
-    student: TrainedModel | None = None
-    baseline: TrainedModel | None = None
-    shipped: TrainedModel | None = None  # the student exported: the KD one, or the baseline when better on val
-    choice: StudentChoice | None = None
-    kd_gain: KDGain | None = None  # with student.kd_seeds > 1: the KD gain over seeds
-    runtimes: dict | None = None  # every installed runtime's latency and accuracy, the fastest faithful one
-    export: ExportResult | None = None
-    quantized: QuantizedStudent | None = None
-    accuracies: dict | None = None
-    latency: dict | None = None
 
 
 def run_id_for(config: RunConfig) -> str:
@@ -112,68 +89,60 @@ def _data_warnings(prepared: PreparedData, progress: Progress) -> list[str]:
     return [warning]
 
 
-def _train(build: RunBuild, root: Path, cache: Path, stages: _StageTimer, progress: Progress) -> None:
+def _train(inputs: RunInputs, root: Path, cache: Path, stages: _StageTimer, progress: Progress) -> TrainedStudents:
     """Teacher, its cached logits, the distilled student and (unless skipped) the no-KD baseline."""
-    config, prepared = build.config, build.prepared
+    config, prepared = inputs.config, inputs.prepared
     with stages("teacher"):
-        build.teacher = build_teacher(config, prepared, root / "teacher.safetensors", progress)
+        teacher = build_teacher(config, prepared, root / "teacher.safetensors", progress)
     with stages("teacher_logits"):
-        t_logits, build.logits_cache_hit = teacher_logits(
-            build.teacher.model, build.teacher.sha256, prepared.splits.train.x, cache
-        )
+        t_logits, logits_cache_hit = teacher_logits(teacher.model, teacher.sha256, prepared.splits.train.x, cache)
     with stages("student"):
-        build.student = train_student(
-            config, prepared, root / "student.safetensors", t_logits, progress, "student (KD)"
-        )
+        student = train_student(config, prepared, root / "student.safetensors", t_logits, progress, "student (KD)")
+    baseline = gain = None
     if config.student.no_kd_baseline:
         with stages("student_no_kd"):
-            build.baseline = train_student(
+            baseline = train_student(
                 config, prepared, root / "student-nokd.safetensors", None, progress, "student (no KD)"
             )
-    if build.baseline is not None and config.student.kd_seeds > 1:
+    if baseline is not None and config.student.kd_seeds > 1:
         with stages("kd_seeds"):
-            build.kd_gain = kd_gain(config, prepared, t_logits, (build.student, build.baseline), progress)
-        progress.log(build.kd_gain.line())
-    build.shipped, build.choice = choose_student(build.student, build.baseline)
-    progress.log(f"student: {build.choice.reason}")
+            gain = kd_gain(config, prepared, t_logits, (student, baseline), progress)
+        progress.log(gain.line())
+    shipped, choice = choose_student(student, baseline)
+    progress.log(f"student: {choice.reason}")
+    return TrainedStudents(teacher, t_logits, logits_cache_hit, student, baseline, shipped, choice, gain)
+
+
+def _build(
+    inputs: RunInputs, trained: TrainedStudents, root: Path, stages: _StageTimer, progress: Progress
+) -> BuiltModels:
+    """The shipped student exported to fp32 ONNX, then quantized to int8."""
+    config, prepared, shipped = inputs.config, inputs.prepared, trained.shipped
     with stages("export"):
-        build.export = export_student(config, prepared, build.shipped, build.teacher.sha256, root / "student.fp32.onnx")
+        export = export_student(config, prepared, shipped, trained.teacher.sha256, root / "student.fp32.onnx")
     with stages("quantize"):
-        quant_config = build.checked.quant_config
-        assert quant_config is not None  # validate() refused backend "none" for a run
-        lineage = student_lineage("onnx-int8", config, prepared, build.teacher.sha256, build.shipped.sha256)
-        build.quantized = quantize_student(
-            build.export.path,
-            build.shipped,
-            prepared,
-            t_logits if build.shipped.kd else None,  # QAT fine-tunes the no-KD student without the teacher
-            kd_config(config),
-            quant_config,
-            root / "student.int8.onnx",
-            config.seed,
-            lineage,
-            progress,
-            RuntimeChoice(config.bench.runtime, config.bench.precision),
-        )
-        fallback = build.quantized.fallback
-        if fallback is not None and not fallback.within_tolerance:
-            build.warnings.append(fallback_miss(fallback))
+        lineage = student_lineage("onnx-int8", config, prepared, trained.teacher.sha256, shipped.sha256)
+        # QAT fine-tunes the no-KD student without the teacher
+        fp32 = Fp32Student(export.path, shipped, lineage, trained.teacher_logits if shipped.kd else None)
+        quantized = quantize_student(fp32, prepared, config, inputs.quant_config, root / "student.int8.onnx", progress)
+        fallback = quantized.fallback
+        missed = (fallback_miss(fallback),) if fallback is not None and not fallback.within_tolerance else ()
+    return BuiltModels(export, quantized, missed)
 
 
-def _evaluate(build: RunBuild) -> dict:
+def _evaluate(inputs: RunInputs, trained: TrainedStudents, built: BuiltModels) -> dict:
     """Top-1 accuracy of every model on val and test."""
-    assert build.teacher and build.student and build.export and build.quantized
-    splits = build.prepared.splits
-    fp32_path, int8_path = build.export.path, build.quantized.result.path
-    teacher, student = build.teacher.model, build.student.model
+    splits = inputs.prepared.splits
+    fp32_path, int8_path = built.export.path, built.quantized.result.path
+    teacher, student = trained.teacher.model, trained.student.model
     predictors = {
         "teacher": lambda x: predict_logits(teacher, x),
         "student": lambda x: predict_logits(student, x),
         "fp32_onnx": lambda x: onnx_predict(fp32_path, x),
         "int8_onnx": lambda x: onnx_predict(int8_path, x),
     }
-    if build.baseline is not None:
-        baseline = build.baseline.model
+    if trained.baseline is not None:
+        baseline = trained.baseline.model
         predictors["student_no_kd"] = lambda x: predict_logits(baseline, x)
     return {
         name: {"val": accuracy(fn(splits.val.x), splits.val.y), "test": accuracy(fn(splits.test.x), splits.test.y)}
@@ -181,27 +150,26 @@ def _evaluate(build: RunBuild) -> dict:
     }
 
 
-def _benchmark(build: RunBuild, root: Path, progress: Progress) -> dict:
-    """fp32 and int8 measured interleaved on real test images, on every installed runtime (stages/
-    runtimes.py); raw samples to latency.json; each runtime's accuracy and agreement on val."""
-    assert build.export and build.quantized
-    bench = bench_settings(build.config.bench, build.config.seed)
-    sample = {"input": batch_of(build.prepared.splits.test.x, bench.batch)}
-    paths = {"fp32": build.export.path, "int8": build.quantized.result.path}
-    variants = runtime_variants(bench.runtime_choice)
+def _benchmark(inputs: RunInputs, built: BuiltModels, root: Path, progress: Progress) -> tuple[dict, dict]:
+    """fp32 and int8 measured interleaved on real test images, on every installed runtime (run/
+    runtimes.py); raw samples to latency.json. The results, and each runtime's accuracy and agreement on val."""
+    config, prepared = inputs.config, inputs.prepared
+    bench = bench_settings(config.bench, config.seed)
+    sample = {"input": batch_of(prepared.splits.test.x, bench.batch)}
+    paths = {"fp32": built.export.path, "int8": built.quantized.result.path}
+    variants = runtime_variants(bench.runtime)
     models = {v.label: paths[v.model] for v in variants}
     with progress.task("benchmark fp32 vs int8 on every runtime", total=bench.rounds) as advance:
         results = measure_interleaved(models, bench, sample, advance, runtimes={v.label: v.runtime for v in variants})
     atomic_write_json(root / "latency.json", {k: r.to_dict() for k, r in results.items()})
-    drop = build.config.quantize.max_accuracy_drop
-    val = build.prepared.splits.val
-    build.runtimes = runtime_table(variants, paths, results, val.x, val.y, DEFAULT_MAX_DROP if drop is None else drop)
-    return results
+    drop = config.max_accuracy_drop
+    val = prepared.splits.val
+    runtimes = runtime_table(variants, paths, results, val.x, val.y, DEFAULT_MAX_DROP if drop is None else drop)
+    return results, runtimes
 
 
-def _artifacts(build: RunBuild) -> dict[str, Artifact]:
-    assert build.teacher and build.student and build.export and build.quantized
-    teacher, student = build.teacher, build.student
+def _artifacts(trained: TrainedStudents, built: BuiltModels) -> dict[str, Artifact]:
+    teacher, student, baseline = trained.teacher, trained.student, trained.baseline
     artifacts = {
         "teacher": Artifact.from_file(
             teacher.checkpoint, "torch-state", model=str(teacher.spec), parameters=teacher.parameters
@@ -213,29 +181,35 @@ def _artifacts(build: RunBuild) -> dict[str, Artifact]:
             parameters=student.parameters,
             kd=student.kd.describe() if student.kd else None,
         ),
-        "fp32_onnx": Artifact.from_file(build.export.path, "onnx-fp32", **build.export.describe()),
+        "fp32_onnx": Artifact.from_file(built.export.path, "onnx-fp32", **built.export.describe()),
         "int8_onnx": Artifact.from_file(
-            build.quantized.result.path, "onnx-int8", backend=build.quantized.result.backend
+            built.quantized.result.path, "onnx-int8", backend=built.quantized.result.backend
         ),
     }
-    if build.baseline is not None:
+    if baseline is not None:
         artifacts["student_no_kd"] = Artifact.from_file(
-            build.baseline.checkpoint, "torch-state", model=str(build.baseline.spec), kd=None
+            baseline.checkpoint, "torch-state", model=str(baseline.spec), kd=None
         )
     return artifacts
+
+
+def _checked(config: RunConfig, cpu: dict, progress: Progress) -> tuple[CheckedRun, QuantConfig, list[str]]:
+    """The run's checked settings, its quantization config and the CPU's saturation warning (logged)."""
+    checked = validate(config, cpu)
+    if checked.quant_config is None:  # validate() builds one unless asked for a search's fp32 candidate
+        raise ConfigError("edgeport run quantizes its student: quantize.backend cannot be 'none'")
+    risk = saturation_warning(checked.quant_config, cpu)
+    warnings = [risk] if risk else []
+    for warning in warnings:
+        progress.log(f"warning: {warning}")
+    return checked, checked.quant_config, warnings
 
 
 def run_pipeline(
     config: RunConfig, out: str | Path = "runs", progress: Progress = SILENT, run_id: str | None = None
 ) -> tuple[Path, dict]:
     """Run every stage; return the committed run folder and its manifest."""
-    cpu = cpu_fingerprint()
-    checked = validate(config, cpu)
-    assert checked.quant_config is not None
-    risk = saturation_warning(checked.quant_config, cpu)
-    warnings = [risk] if risk else []
-    for warning in warnings:
-        progress.log(f"warning: {warning}")
+    checked, quant_config, warnings = _checked(config, cpu_fingerprint(), progress)
     stages = _StageTimer()
     # Two identical runs started in the same second get the same id: the second builds in <id>-2. An id
     # the caller chose is never changed (refused when taken), before any work.
@@ -244,14 +218,16 @@ def run_pipeline(
             progress.log(f"removed {stale}: a run that was killed left it unfinished")
         with stages("data"):
             prepared = prepare_data(config.data, config.seed)
-        build = RunBuild(config, checked, prepared, warnings + _data_warnings(prepared, progress))
-        _train(build, folder.path, Path(out) / ".cache" / "teacher-logits", stages, progress)
+        inputs = RunInputs(config, checked, quant_config, prepared, (*warnings, *_data_warnings(prepared, progress)))
+        trained = _train(inputs, folder.path, Path(out) / ".cache" / "teacher-logits", stages, progress)
+        built = _build(inputs, trained, folder.path, stages, progress)
         with stages("evaluate"):
-            build.accuracies = _evaluate(build)
-        artifacts = _artifacts(build)
+            accuracies = _evaluate(inputs, trained, built)
+        artifacts = _artifacts(trained, built)
         with stages("benchmark"):
-            build.latency = _benchmark(build, folder.path, progress)
-        manifest = build_manifest(build, folder.run_id, artifacts, folder.path, stages.seconds)
+            latency, runtimes = _benchmark(inputs, built, folder.path, progress)
+        result = RunResult(inputs, trained, built, Measurements(accuracies, latency, runtimes))
+        manifest = build_manifest(result, folder.run_id, artifacts, folder.path, stages.seconds)
         check_manifest(manifest, str(folder.path / "manifest.json"))  # the schema the gate reads
         atomic_write_text(folder.path / "report.md", render_run_report(manifest))
         atomic_write_json(folder.path / "manifest.json", manifest)  # last: its presence marks the run complete

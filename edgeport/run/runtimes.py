@@ -9,12 +9,16 @@ tolerance is named: on a CPU where OpenVINO runs int8 three times faster, that i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from edgeport.benchmarks.openvino_runtime import OpenVinoSession, openvino_version
 from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
 from edgeport.distill import accuracy
+from edgeport.exporter import onnx_predict
 
 
 @dataclass(frozen=True)
@@ -27,8 +31,6 @@ class Variant:
 def runtime_variants(primary: RuntimeChoice = ONNXRUNTIME) -> list[Variant]:
     """The combinations to measure: "fp32" and "int8" on the run's own runtime (``bench.runtime``, what
     its latency section and the gate read), then onnxruntime and OpenVINO (when installed) beside it."""
-    from edgeport.benchmarks.openvino_runtime import openvino_version
-
     variants = [Variant("fp32", "fp32", primary), Variant("int8", "int8", primary)]
     if primary.name != "ort":
         variants += [Variant("fp32@ort", "fp32", ONNXRUNTIME), Variant("int8@ort", "int8", ONNXRUNTIME)]
@@ -45,10 +47,7 @@ def runtime_variants(primary: RuntimeChoice = ONNXRUNTIME) -> list[Variant]:
     return list(unique.values())
 
 
-def _outputs(variant: Variant, path, x: np.ndarray) -> np.ndarray:
-    from edgeport.benchmarks.openvino_runtime import OpenVinoSession
-    from edgeport.exporter import onnx_predict
-
+def _outputs(variant: Variant, path: Path, x: np.ndarray) -> np.ndarray:
     if variant.runtime.name == "ort":
         return onnx_predict(path, x)
     session = OpenVinoSession(path, threads=1, precision=variant.runtime.precision)
@@ -57,7 +56,7 @@ def _outputs(variant: Variant, path, x: np.ndarray) -> np.ndarray:
 
 
 def runtime_table(
-    variants: list[Variant], paths: dict[str, object], results: dict, val_x: np.ndarray, val_y: np.ndarray, drop: float
+    variants: list[Variant], paths: Mapping[str, Path], results: dict, val_x: np.ndarray, val_y: np.ndarray, drop: float
 ) -> dict:
     """One row per combination (latency, precision used, val accuracy, agreement with the same file on
     onnxruntime, faithful or not), and the fastest faithful one. Faithful: val accuracy at most ``drop``

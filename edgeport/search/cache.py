@@ -10,6 +10,12 @@ read: an entry whose digest or files do not match, or that has no digest (writte
 edgeport), is treated as absent and built again, with a warning. A cache is derived data, so a
 rebuild gives the right answer where a refusal would only stop the search. The digest catches
 edits and damage; it is not a signature: whoever may write the cache folder can also forge it.
+
+Every key carries the cache version (``core.schemas.STAGE_CACHE``), and the root records it in a
+``cache-version`` file written when the cache is created. A key's content may change freely with a
+version bump; a cache folder of another version (or one with entries and no version file: written
+before versions were recorded) is refused before any work, with one line naming both versions, rather
+than filled with a second generation of entries nothing would ever read or clean.
 """
 
 from __future__ import annotations
@@ -20,16 +26,55 @@ import shutil
 import sys
 from pathlib import Path
 
-from edgeport.core.artifacts import atomic_write_json, ensure_writable_dir, sha256_file, sha256_json
+from edgeport.core.artifacts import (
+    atomic_write_json,
+    atomic_write_text,
+    ensure_writable_dir,
+    sha256_file,
+    sha256_json,
+)
+from edgeport.core.schemas import STAGE_CACHE
 from edgeport.core.staging import make_staging_dir, remove_stale_staging
 from edgeport.errors import ArtifactError
 
 RESULT = "result.json"
 DIGEST = "digest"
+VERSION_FILE = "cache-version"
+UNVERSIONED = 1  # the caches written before the version was recorded (no cache-version file)
 
 
 def stage_key(stage: str, **parts) -> str:
-    return sha256_json({"stage": stage, **parts})[:20]
+    return sha256_json({"stage": stage, "cache_version": STAGE_CACHE, **parts})[:20]
+
+
+def _found_version(root: Path) -> str | None:
+    """What the cache at ``root`` says of its version: the version file's text, "" when there is none
+    but entries are (an older cache), None for a folder without entries (a new cache)."""
+    try:
+        return (root / VERSION_FILE).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        # Hidden folders (.tmp, .teacher-logits) hold no stage entries: only those make a cache "older".
+        return "" if any(not p.name.startswith(".") for p in root.iterdir()) else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"stage cache {str(root)!r}: cannot read its {VERSION_FILE} file ({exc})") from exc
+
+
+def check_cache_version(root: Path) -> None:
+    """Refuse a cache folder written with another cache version; give a new (empty) one this version."""
+    found = _found_version(root)
+    if found is None:
+        atomic_write_text(root / VERSION_FILE, f"{STAGE_CACHE}\n")
+        return
+    if found == str(STAGE_CACHE):
+        return
+    if not found:
+        written = f"was written by an older edgeport (cache version {UNVERSIONED}, no {VERSION_FILE} file)"
+    else:
+        written = f"has cache version {found if found.isdigit() else repr(found)}"
+    raise ArtifactError(
+        f"stage cache {str(root)!r} {written}; this edgeport uses cache version {STAGE_CACHE}: "
+        "delete that folder or give another one with --cache"
+    )
 
 
 def _warn(folder: Path, why: str) -> None:
@@ -40,6 +85,7 @@ def _warn(folder: Path, why: str) -> None:
 class StageCache:
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = ensure_writable_dir(root)
+        check_cache_version(self.root)
         self.tmp = ensure_writable_dir(self.root / ".tmp")
 
     def entry(self, stage: str, key: str) -> Path:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from edgeport.errors import ConfigError, EdgeportError
 from edgeport.search.settings import SearchSettings
 from edgeport.search.space import Candidate
+from edgeport.stages import validate
 
 
 def validate_candidates(candidates: list[Candidate], cpu: dict) -> None:
     """`edgeport run`'s own checks (``stages.validate``), once for every distinct setting a candidate uses."""
-    from edgeport.stages import validate
-
     seen: set[str] = set()
     for candidate in candidates:
         config = candidate.config

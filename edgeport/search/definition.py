@@ -14,7 +14,8 @@ from pathlib import Path
 from edgeport.config import RunConfig, load_config
 from edgeport.core.artifacts import atomic_write_json
 from edgeport.core.project_file import read_project_file
-from edgeport.errors import ConfigError
+from edgeport.errors import ConfigError, ModelError
+from edgeport.models import ModelSpec
 from edgeport.search.settings import SearchSettings, load_search_settings
 from edgeport.search.space import Candidate
 from edgeport.search.store import STORE_NAME
@@ -29,6 +30,14 @@ class Definition:
     base: RunConfig
     settings: SearchSettings
     source: str
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """The folder --resume names and the search.json it holds."""
+
+    folder: Path
+    stored: dict
 
 
 def _from_file(path: Path, overrides: dict) -> Definition:
@@ -107,9 +116,6 @@ def _check_imports_nothing(stored: Definition, resume: Path) -> None:
     """search.json is a file edgeport wrote, so it may name registered models but never code to import:
     a user's factory runs on --resume only when the user's own --config names it (that file's
     definition is then the one used, and [run] must match)."""
-    from edgeport.errors import ModelError
-    from edgeport.models import ModelSpec
-
     for text in sorted(_model_specs(stored)):
         try:
             spec = ModelSpec.parse(text)
@@ -124,7 +130,7 @@ def _check_imports_nothing(stored: Definition, resume: Path) -> None:
 
 def resolve_definition(
     config_path: Path | None, resume: Path | None, overrides: dict
-) -> tuple[Definition, dict | None]:
+) -> tuple[Definition, Resumed | None]:
     """The search to run, and for --resume what the folder stored (checked against the new file)."""
     if resume is None:
         if config_path is None:
@@ -134,23 +140,23 @@ def resolve_definition(
         raise ConfigError(
             "--seed with --resume needs --config: a resumed search keeps the settings it was started with"
         )
-    stored = _stored(Path(resume))
-    old = _from_stored(stored, Path(resume))
+    resumed = Resumed(Path(resume), _stored(Path(resume)))
+    old = _from_stored(resumed.stored, resumed.folder)
     if config_path is None:
-        _check_imports_nothing(old, Path(resume))
-        return old, stored
+        _check_imports_nothing(old, resumed.folder)
+        return old, resumed
     new = _from_file(config_path, overrides)
     _check_same_search(old, new, config_path, resume)
-    return new, stored
+    return new, resumed
 
 
-def check_keeps_candidates(stored: dict, candidates: list[Candidate], resume: Path) -> None:
+def check_keeps_candidates(resumed: Resumed, candidates: list[Candidate]) -> None:
     """A resumed search may widen its space, never drop a candidate it already had."""
     ids = {c.id for c in candidates}
-    missing = [c for c in stored["candidates"] if c not in ids]
+    missing = [c for c in resumed.stored["candidates"] if c not in ids]
     if missing:
         raise ConfigError(
-            f"{resume}: the new space drops {len(missing)} candidate(s) of the earlier search; "
+            f"{resumed.folder}: the new space drops {len(missing)} candidate(s) of the earlier search; "
             "a resumed search may only add candidates"
         )
 

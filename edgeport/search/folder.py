@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgeport.core.artifacts import ensure_writable_dir, sha256_json
 from edgeport.errors import ArtifactError, ConfigError
-from edgeport.search.definition import Definition
+from edgeport.search.definition import Definition, Resumed
 from edgeport.search.options import SearchOptions
 
 
@@ -26,7 +26,7 @@ def new_folder(out: Path, definition: Definition) -> Path:
     return folder
 
 
-def cache_root(options: SearchOptions, stored: dict | None) -> Path:
+def cache_root(options: SearchOptions, resumed: Resumed | None) -> Path:
     """--cache, else OUT/.cache/stages (shared by searches in OUT; on --resume OUT is the folder's parent).
 
     The cache search.json recorded is compared, never used: a folder edgeport writes into and cleans
@@ -34,13 +34,14 @@ def cache_root(options: SearchOptions, stored: dict | None) -> Path:
     """
     if options.cache:
         return Path(options.cache)
-    if stored is None:
+    if resumed is None:
         return Path(options.out) / ".cache" / "stages"
-    default = Path(options.resume).parent / ".cache" / "stages"
-    if not _same_folder(stored["cache"], default):
+    default = resumed.folder.parent / ".cache" / "stages"
+    recorded = resumed.stored["cache"]
+    if not _same_folder(recorded, default):
         raise ConfigError(
-            f"{Path(options.resume) / 'search.json'}: the search used the stage cache {stored['cache']!r}, "
-            f"not the default {str(default)!r}; to resume with it, give --cache {stored['cache']!r}"
+            f"{resumed.folder / 'search.json'}: the search used the stage cache {recorded!r}, "
+            f"not the default {str(default)!r}; to resume with it, give --cache {recorded!r}"
         )
     return default
 

@@ -6,33 +6,38 @@ runs at the end, on the chosen trial's own benchmark.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgeport.core.artifacts import atomic_write_json
 from edgeport.errors import ConfigError
+from edgeport.gate import GateRequest, run_gate
+from edgeport.gate.run_gate import target_for_settings
 from edgeport.search.options import SearchOptions
 from edgeport.search.space import Candidate
 
 
-def resolve_gate_target(candidates: list[Candidate], options: SearchOptions) -> str | None:
+@dataclass(frozen=True)
+class GateTarget:
+    budget: Path  # --budget
+    target: str  # --target, or the one target the budget file defines for the search's batch and threads
+
+
+def resolve_gate_target(candidates: list[Candidate], options: SearchOptions) -> GateTarget | None:
     """The target to gate on (None without --budget); every candidate must be measured at its batch and threads."""
     if options.gate_budget is None:
         return None
-    from edgeport.gate.run_gate import target_for_settings
-
     settings = {(c.config.bench.batch, c.config.bench.threads) for c in candidates}
     if len(settings) > 1:
         raise ConfigError(f"--budget gates one target, but the space varies bench batch/threads {sorted(settings)}")
     batch, threads = settings.pop()
-    return target_for_settings(options.gate_budget, options.gate_target, batch, threads, "this search", options.remote)[
-        0
-    ]
+    budget = options.gate_budget
+    target = target_for_settings(budget, options.gate_target, batch, threads, "this search", options.remote)[0]
+    return GateTarget(budget, target)
 
 
-def gate_chosen(folder: Path, trials: list[dict], chosen: str | None, budget: Path, target: str) -> dict | None:
+def gate_chosen(folder: Path, trials: list[dict], chosen: str | None, gate: GateTarget) -> dict | None:
     """Gate best/ with the chosen trial's own benchmark; the fp32 trial of the same student is the reference."""
-    from edgeport.gate import GateRequest, run_gate
-
     if chosen is None:
         return None
     trial = next(t for t in trials if t["id"] == chosen)
@@ -48,8 +53,8 @@ def gate_chosen(folder: Path, trials: list[dict], chosen: str | None, budget: Pa
     )
     report = run_gate(
         GateRequest(
-            budget=budget,
-            target=target,
+            budget=gate.budget,
+            target=gate.target,
             result=Path(trial["artifacts"]["benchmark"]),
             artifact=folder / "best" / "model.onnx",
             manifest=folder / "best" / "manifest.json",

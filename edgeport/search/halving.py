@@ -40,7 +40,8 @@ def run_rungs(plans: list[TrialPlan], settings: SearchSettings, scheduler, store
     for plan in plans:
         by_student.setdefault(plan.student_task().key, []).append(plan)
     schedule = rung_epochs(full, settings.halving_min_epochs, settings.halving_factor, len(by_student))
-    report = {"factor": settings.halving_factor, "full_epochs": full, "students": len(by_student), "rungs": []}
+    rungs: list[dict] = []
+    report = {"factor": settings.halving_factor, "full_epochs": full, "students": len(by_student), "rungs": rungs}
     if not schedule:
         report["note"] = "nothing to halve: one student, or too few epochs for a shorter rung"
         return plans, report
@@ -77,7 +78,7 @@ def run_rungs(plans: list[TrialPlan], settings: SearchSettings, scheduler, store
                         },
                     )
                 )
-        report["rungs"].append(
+        rungs.append(
             {
                 "rung": rung,
                 "epochs": rung_epochs_,

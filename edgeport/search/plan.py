@@ -14,7 +14,6 @@ from edgeport.config import RunConfig
 from edgeport.core.artifacts import sha256_file
 from edgeport.core.versions import package_versions
 from edgeport.search.cache import stage_key
-from edgeport.search.settings import NO_QUANTIZATION
 from edgeport.search.space import Candidate
 
 _VERSIONED = ("torch", "torchvision", "onnx", "onnxruntime", "onnxscript", "numpy", "edgeport")
@@ -86,20 +85,18 @@ def plan_trial(candidate: Candidate, data_fingerprint: str) -> TrialPlan:
         config.model_dump(),
     )
     chain = [teacher, student, export]
-    if config.quantize.backend != NO_QUANTIZATION:
-        quant = candidate.quant_config.describe()
-        # judged (and auto's recipes ranked) on bench.runtime: part of the key, left out for onnxruntime so
-        # that quantizations cached before runtimes existed still match
-        judged = {} if config.bench.runtime == "ort" else {"runtime": [config.bench.runtime, config.bench.precision]}
+    quant_config = candidate.quant_config  # None: the fp32 model is the candidate (backend "none")
+    if quant_config is not None:
+        quant = quant_config.describe()
         key = stage_key(
             "quantize",
             quant=quant,
-            max_accuracy_drop=config.quantize.max_accuracy_drop,
+            max_accuracy_drop=config.max_accuracy_drop,
             export=export.key,
             student=student.key,
             teacher=teacher.key,
             seed=config.seed,
-            **judged,
+            runtime=[config.bench.runtime, config.bench.precision],  # judged (and auto's recipes ranked) there
         )
         chain.append(
             StageTask(
@@ -107,7 +104,7 @@ def plan_trial(candidate: Candidate, data_fingerprint: str) -> TrialPlan:
                 key,
                 {"teacher": teacher.key, "student": student.key, "export": export.key},
                 config.model_dump(),
-                candidate.quant_config.model_dump(mode="json"),  # the worker's full config, guards included
+                quant_config.model_dump(mode="json"),  # the worker's full config, guards included
             )
         )
     return TrialPlan(candidate, data_key, chain)

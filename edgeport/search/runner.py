@@ -16,7 +16,13 @@ from edgeport.search import halving, limits
 from edgeport.search.bench_device import BenchDevice
 from edgeport.search.cache import StageCache
 from edgeport.search.checks import check_halving, validate_candidates
-from edgeport.search.definition import Definition, check_keeps_candidates, resolve_definition, write_definition
+from edgeport.search.definition import (
+    Definition,
+    Resumed,
+    check_keeps_candidates,
+    resolve_definition,
+    write_definition,
+)
 from edgeport.search.executors import make_executor
 from edgeport.search.finish import finish_search
 from edgeport.search.folder import cache_root, new_folder
@@ -30,7 +36,7 @@ from edgeport.search.tasks import prepared_data
 
 
 def _candidates(
-    definition: Definition, stored: dict | None, options: SearchOptions
+    definition: Definition, resumed: Resumed | None, options: SearchOptions
 ) -> tuple[list[Candidate], dict, float | None]:
     """The candidates this session may run, checked before any work; the expansion; the time limit (s)."""
     settings = definition.settings
@@ -41,8 +47,8 @@ def _candidates(
         settings, definition.base, cpu, limit=max_trials + 1 if options.allow_large_grid and max_trials else None
     )
     validate_candidates(candidates, cpu)
-    if stored is not None:
-        check_keeps_candidates(stored, candidates, options.resume)
+    if resumed is not None:
+        check_keeps_candidates(resumed, candidates)
     candidates = limits.first_candidates(candidates, options, settings)
     time_limit_s = limits.time_limit_s(options, settings)
     check_halving(candidates, settings)
@@ -73,17 +79,17 @@ def run_search(config_path: Path | None, options: SearchOptions, progress: Progr
     Everything that can be refused is checked before the folder is created (or, on resume, before
     the stored definition is touched): the space, the data, the limits, the cache, the executor.
     """
-    definition, stored = resolve_definition(config_path, options.resume, options.overrides)
-    candidates, expansion, time_limit_s = _candidates(definition, stored, options)
+    definition, resumed = resolve_definition(config_path, options.resume, options.overrides)
+    candidates, expansion, time_limit_s = _candidates(definition, resumed, options)
     gate_target = resolve_gate_target(candidates, options)
     device = BenchDevice.create(options.remote, options.remote_python, options.ssh_options)
     device.check({c.config.bench.runtime for c in candidates})
-    cache = StageCache(cache_root(options, stored))
+    cache = StageCache(cache_root(options, resumed))  # refuses a cache of another version
     prepared_data(definition.base)  # loads and checks the data: a bad dataset is refused before any folder
     plans = [plan_trial(c, prepared_data(c.config).data.fingerprint()) for c in candidates]
     executor = make_executor(options.executor, options.workers, options.ray_address, progress)
     try:
-        folder = new_folder(Path(options.out), definition) if stored is None else Path(options.resume)
+        folder = new_folder(Path(options.out), definition) if resumed is None else resumed.folder
         cache.remove_stale_builds()
         write_definition(folder, definition, candidates, cache.root)
         store = TrialStore(folder / STORE_NAME)
@@ -104,9 +110,7 @@ def run_search(config_path: Path | None, options: SearchOptions, progress: Progr
                 "bench_target": device.describe(),
                 "cache": str(cache.root),
             }
-            gate = (
-                functools.partial(gate_chosen, budget=options.gate_budget, target=gate_target) if gate_target else None
-            )
+            gate = functools.partial(gate_chosen, gate=gate_target) if gate_target else None
             return finish_search(folder, store, definition, candidates, expansion, run_info, gate)
         finally:
             store.close()

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from edgeport.config import MAX_SEED, RunConfig
 from edgeport.core.project_file import validation_message
 from edgeport.errors import ConfigError
+from edgeport.quantize import option_names
 
 NO_QUANTIZATION = "none"
 # Settings a search never varies: the baseline student is a report of `edgeport run`, not a candidate.
@@ -26,8 +27,6 @@ LATENCY_METRICS = ("p50", "p90", "p95", "mean")
 
 
 def searchable_parameters() -> list[str]:
-    from edgeport.quantize import option_names
-
     names = []
     for section, info in RunConfig.model_fields.items():
         annotation = info.annotation

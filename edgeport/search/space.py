@@ -22,6 +22,8 @@ from edgeport.core.project_file import validation_message
 from edgeport.errors import ConfigError, EdgeportError
 from edgeport.models import ModelSpec
 from edgeport.quantize import QuantConfig, build_quant_config, config_types
+from edgeport.quantize.config import NO_QUANTIZATION
+from edgeport.quantize.tolerance import TOLERANCE_KEYS
 from edgeport.search.settings import SearchSettings, searchable_parameters
 
 MODEL_OPTION_PREFIX = "student.model."
@@ -127,6 +129,8 @@ def _normalize_quantize(config: dict, params: dict[str, Any]) -> tuple[dict[str,
     quant = config["quantize"]
     kinds = config_types()
     used = set(kinds[quant["backend"]].model_fields) if quant["backend"] in kinds else set(quant)
+    if quant["backend"] != NO_QUANTIZATION:  # the guard's tolerance keys, beside the backend's options
+        used |= set(TOLERANCE_KEYS)
     ignored = tuple(sorted(k for k in quant if k not in used))
     for key in ignored:
         del quant[key]
@@ -154,7 +158,7 @@ def check_size(settings: SearchSettings, max_trials: int | None, allow_large_gri
     """Count the candidates arithmetically (the product of the value lists) and refuse a space that is
     too large, before building any of its points; return the count."""
     size = grid_size(settings)  # ParameterGrid's len multiplies list lengths; nothing is materialised
-    if settings.strategy == "random":
+    if settings.strategy == "random" and settings.n_iter is not None:  # load_search_settings requires n_iter
         size = min(size, settings.n_iter)
     if allow_large_grid:
         return size

@@ -4,6 +4,9 @@
 inputs), builds one stage into the cache, and returns ``{"ok": True, "result": ...}`` or
 ``{"ok": False, "error": "..."}``: errors travel as text, so no exception has to cross a
 process boundary. Inputs are read from the cache, outputs written to it.
+
+Every import is at the top: a worker process or Ray task finds ``execute`` by importing
+``edgeport.search``, whose runner loads the stages (and torch) anyway, and every stage here needs them.
 """
 
 from __future__ import annotations
@@ -13,50 +16,78 @@ import json
 import shutil
 import time
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import torch
 
 from edgeport.config import DataSection, RunConfig
 from edgeport.core.progress import SILENT, Progress
-from edgeport.errors import EdgeportError
+from edgeport.distill import accuracy, teacher_logits
+from edgeport.errors import ConfigError, EdgeportError
+from edgeport.exporter import onnx_predict
+from edgeport.models import ModelSpec
+from edgeport.quantize import QuantConfig, validate_quant_config
 from edgeport.search.cache import StageCache
+from edgeport.stages import (
+    PreparedData,
+    TrainedModel,
+    build_teacher,
+    export_student,
+    kd_config,
+    load_trained,
+    prepare_data,
+    quantize_student,
+    student_lineage,
+    train_student,
+)
+from edgeport.stages.quantize import Fp32Student
 
 BUILD_STAGES = ("teacher", "student", "export", "quantize")
 
 
 @functools.lru_cache(maxsize=4)
-def _prepared(data_json: str, seed: int):
-    from edgeport.stages import prepare_data
-
+def _prepared(data_json: str, seed: int) -> PreparedData:
     return prepare_data(DataSection.model_validate(json.loads(data_json)), seed)
 
 
-def prepared_data(config: RunConfig):
+def prepared_data(config: RunConfig) -> PreparedData:
     return _prepared(json.dumps(config.data.model_dump(), sort_keys=True), config.seed)
+
+
+@dataclass(frozen=True)
+class StageBuild:
+    """What one stage's builder reads: the candidate's settings and data, its inputs' cache entries."""
+
+    config: RunConfig
+    prepared: PreparedData
+    out: Path  # the build folder: the stage writes its files here
+    inputs: dict  # stage name -> the cache entry of that input
+    logits_cache: Path
+    progress: Progress
+    quant_config: dict | None = None  # the quantize stage's full config, resolved by the main process
 
 
 def _checkpoint(entry: dict) -> Path:
     return Path(entry["paths"]["model.safetensors"])
 
 
-def _teacher_logits(teacher_entry: dict, config: RunConfig, prepared, logits_cache: Path):
-    from edgeport.distill import teacher_logits
-    from edgeport.stages import load_trained
-
-    teacher = load_trained(_checkpoint(teacher_entry), config.teacher.model, prepared)
+def _teacher_logits(build: StageBuild) -> np.ndarray:
+    entry, prepared = build.inputs["teacher"], build.prepared
+    teacher = load_trained(_checkpoint(entry), build.config.teacher.model, prepared)
     logits, _ = teacher_logits(
-        teacher, teacher_entry["files"]["model.safetensors"], prepared.splits.train.x, logits_cache
+        teacher, entry["files"]["model.safetensors"], prepared.splits.train.x, build.logits_cache
     )
     return logits
 
 
-def _trained(entry: dict, config: RunConfig, prepared):
+def _trained(build: StageBuild) -> TrainedModel:
     """The student stage's cached result as the record the export and quantize stages take."""
-    from edgeport.models import ModelSpec
-    from edgeport.stages import TrainedModel, load_trained
-
-    spec = config.student.model
+    entry, spec = build.inputs["student"], build.config.student.model
     return TrainedModel(
-        load_trained(_checkpoint(entry), spec, prepared),
+        load_trained(_checkpoint(entry), spec, build.prepared),
         ModelSpec.parse(spec),
         _checkpoint(entry),
         entry["files"]["model.safetensors"],
@@ -66,12 +97,11 @@ def _trained(entry: dict, config: RunConfig, prepared):
     )
 
 
-def _build_teacher(config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress) -> dict:
-    from edgeport.distill import teacher_logits
-    from edgeport.stages import build_teacher
-
-    teacher = build_teacher(config, prepared, out / "model.safetensors", progress)
-    teacher_logits(teacher.model, teacher.sha256, prepared.splits.train.x, logits_cache)  # computed once, here
+def _build_teacher(build: StageBuild) -> dict:
+    config, prepared = build.config, build.prepared
+    teacher = build_teacher(config, prepared, build.out / "model.safetensors", build.progress)
+    # computed once, here
+    teacher_logits(teacher.model, teacher.sha256, prepared.splits.train.x, build.logits_cache)
     return {
         "val_accuracy": teacher.val_accuracy,
         "history": teacher.history,
@@ -81,65 +111,51 @@ def _build_teacher(config: RunConfig, prepared, out: Path, inputs: dict, logits_
     }
 
 
-def _build_student(config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress) -> dict:
-    from edgeport.stages import train_student
-
-    t_logits = _teacher_logits(inputs["teacher"], config, prepared, logits_cache)
+def _build_student(build: StageBuild) -> dict:
+    config = build.config
+    t_logits = _teacher_logits(build)
     description = f"student {config.student.model} ({config.student.epochs} epochs)"
-    student = train_student(config, prepared, out / "model.safetensors", t_logits, progress, description)
-    assert student.kd is not None
+    student = train_student(
+        config, build.prepared, build.out / "model.safetensors", t_logits, build.progress, description
+    )
     return {
         "val_accuracy": student.val_accuracy,
         "history": student.history,
         "epochs": config.student.epochs,
         "parameters": student.parameters,
         "model": config.student.model,
-        "kd": student.kd.describe(),
+        "kd": kd_config(config).describe(),  # trained with the teacher's logits: distilled with these settings
     }
 
 
-def _build_export(config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress) -> dict:
-    from edgeport.distill import accuracy
-    from edgeport.exporter import onnx_predict
-    from edgeport.stages import export_student
-
-    student = _trained(inputs["student"], config, prepared)
-    teacher_sha = inputs["teacher"]["files"]["model.safetensors"]
-    export = export_student(config, prepared, student, teacher_sha, out / "model.onnx")
+def _build_export(build: StageBuild) -> dict:
+    config, prepared = build.config, build.prepared
+    student = _trained(build)
+    teacher_sha = build.inputs["teacher"]["files"]["model.safetensors"]
+    export = export_student(config, prepared, student, teacher_sha, build.out / "model.onnx")
     val = prepared.splits.val
     return {"val_accuracy": accuracy(onnx_predict(export.path, val.x), val.y), **export.describe()}
 
 
-def _build_quantize(
-    config: RunConfig, prepared, out: Path, inputs: dict, logits_cache: Path, progress, quant_config: dict
-) -> dict:
-    from edgeport.benchmarks.records import RuntimeChoice
-    from edgeport.distill import accuracy
-    from edgeport.exporter import onnx_predict
-    from edgeport.quantize import QuantConfig, validate_quant_config
-    from edgeport.stages import kd_config, quantize_student, student_lineage
+def _quant_config(build: StageBuild) -> QuantConfig:
+    # resolved by the main process: reduce_range is a bool
+    qc = validate_quant_config(build.quant_config) if build.quant_config is not None else None
+    if not isinstance(qc, QuantConfig):  # the plan gives every quantize stage a quantizing backend's config
+        raise ConfigError(f"the quantize stage needs a quantizing backend's config, got {build.quant_config!r}")
+    return qc
 
-    qc = validate_quant_config(quant_config)  # resolved by the main process: reduce_range is a bool
-    assert isinstance(qc, QuantConfig)
-    student = _trained(inputs["student"], config, prepared)
+
+def _build_quantize(build: StageBuild) -> dict:
+    config, prepared, out, inputs, progress = build.config, build.prepared, build.out, build.inputs, build.progress
+    qc = _quant_config(build)
+    student = _trained(build)
     teacher_sha = inputs["teacher"]["files"]["model.safetensors"]
-    t_logits = _teacher_logits(inputs["teacher"], config, prepared, logits_cache)
+    t_logits = _teacher_logits(build)
     path = out / "model.onnx"
     lineage = student_lineage("onnx-int8", config, prepared, teacher_sha, student.sha256)
     started = time.perf_counter()
-    quantized = quantize_student(
-        Path(inputs["export"]["paths"]["model.onnx"]),
-        student,
-        prepared,
-        t_logits,
-        kd_config(config),
-        qc,
-        path,
-        config.seed,
-        lineage,
-        progress,
-        RuntimeChoice(config.bench.runtime, config.bench.precision),
-    )
+    fp32 = Fp32Student(Path(inputs["export"]["paths"]["model.onnx"]), student, lineage, t_logits)
+    quantized = quantize_student(fp32, prepared, config, qc, path, progress)
     seconds = time.perf_counter() - started
     for leftover in out.iterdir():  # backends may leave helper files (e.g. augmented models) beside the output
         if leftover.name != "model.onnx":
@@ -160,7 +176,12 @@ def _build_quantize(
     }
 
 
-_BUILDERS = {"teacher": _build_teacher, "student": _build_student, "export": _build_export, "quantize": _build_quantize}
+_BUILDERS: dict[str, Callable[[StageBuild], dict]] = {
+    "teacher": _build_teacher,
+    "student": _build_student,
+    "export": _build_export,
+    "quantize": _build_quantize,
+}
 
 
 def execute(task: dict, progress: Progress = SILENT) -> dict:
@@ -168,8 +189,6 @@ def execute(task: dict, progress: Progress = SILENT) -> dict:
     stage, key = task["stage"], task["key"]
     try:
         if task.get("threads"):
-            import torch
-
             torch.set_num_threads(task["threads"])
         cache = StageCache(task["cache"])
         found = cache.lookup(stage, key)
@@ -189,10 +208,16 @@ def execute(task: dict, progress: Progress = SILENT) -> dict:
         build_dir = cache.new_build_dir(stage, key)
         try:
             started, wall = time.perf_counter(), time.time()
-            extra = {"quant_config": task["quant_config"]} if stage == "quantize" else {}
-            result = _BUILDERS[stage](
-                config, prepared, build_dir, inputs, Path(task["logits_cache"]), progress, **extra
+            build = StageBuild(
+                config,
+                prepared,
+                build_dir,
+                inputs,
+                Path(task["logits_cache"]),
+                progress,
+                task["quant_config"] if stage == "quantize" else None,
             )
+            result = _BUILDERS[stage](build)
             result["build_seconds"] = round(time.perf_counter() - started, 3)
             result["build_window"] = [wall, time.time()]  # wall clock, to show builds never overlap benchmarks
             return {"ok": True, "result": cache.commit(stage, key, build_dir, result), "reused": False}

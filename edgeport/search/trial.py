@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import asdict
 from pathlib import Path
 
+from edgeport.benchmarks import BenchSettings
+from edgeport.benchmarks.openvino_runtime import openvino_version
 from edgeport.errors import BenchmarkError
 from edgeport.search.cache import StageCache, stage_key
 from edgeport.search.plan import TrialPlan
@@ -30,15 +31,10 @@ LATENCY_KEYS = (
 )
 
 
-def _key_settings(settings) -> dict:
-    """The settings a cached latency depends on. onnxruntime's default leaves the runtime fields out, so
-    benchmarks cached before runtimes existed still match; OpenVINO adds its version."""
-    found = asdict(settings)
-    if settings.runtime == "ort":
-        found.pop("runtime"), found.pop("precision")
-    else:
-        from edgeport.benchmarks.openvino_runtime import openvino_version
-
+def _key_settings(settings: BenchSettings) -> dict:
+    """The settings a cached latency depends on; OpenVINO adds its version."""
+    found = settings.to_dict()
+    if settings.runtime.name == "openvino":
         found["openvino"] = openvino_version()
     return found
 

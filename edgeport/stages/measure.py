@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edgeport.benchmarks import BenchSettings
+from edgeport.benchmarks.records import RuntimeChoice
 from edgeport.config import BenchSection
 
 
@@ -14,6 +15,5 @@ def bench_settings(section: BenchSection, seed: int) -> BenchSettings:
         iterations=section.iterations,
         rounds=section.rounds,
         seed=seed,
-        runtime=section.runtime,
-        precision=section.precision,
+        runtime=RuntimeChoice(section.runtime, section.precision),
     )

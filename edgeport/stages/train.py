@@ -12,7 +12,7 @@ from torch import nn
 from edgeport.config import RunConfig, StudentSection, TeacherSection
 from edgeport.core.artifacts import sha256_file
 from edgeport.core.progress import SILENT, Progress
-from edgeport.distill import KDConfig, TrainConfig, accuracy, predict_logits, train
+from edgeport.distill import KDConfig, TrainConfig, TrainData, accuracy, predict_logits, train
 from edgeport.distill.trainer import TrainResult
 from edgeport.models import ModelSpec, build_model
 from edgeport.models.checkpoint import count_parameters, load_checkpoint_model, load_weights, save_checkpoint
@@ -56,10 +56,7 @@ def fit(
     cfg = TrainConfig(epochs=section.epochs, batch_size=section.batch_size, lr=section.lr, seed=seed)
     return train(
         model,
-        splits.train.x,
-        splits.train.y,
-        splits.val.x,
-        splits.val.y,
+        TrainData(splits.train.x, splits.train.y, splits.val.x, splits.val.y),
         cfg,
         kd=kd,
         teacher_logits=t_logits,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeport.benchmarks.openvino_runtime import openvino_module
 from edgeport.config import RunConfig
 from edgeport.errors import ConfigError
 from edgeport.models import ModelSpec
@@ -32,8 +33,6 @@ def validate(config: RunConfig, cpu: dict, fp32_candidate: bool = False) -> Chec
             "student.kd_seeds: the KD gain over seeds compares with the no-KD baseline; do not skip it (--skip-no-kd)"
         )
     if config.bench.runtime == "openvino":  # refused now, not after minutes of training
-        from edgeport.benchmarks.openvino_runtime import openvino_module
-
         openvino_module()
     if config.teacher.weights is not None and not Path(config.teacher.weights).is_file():
         raise ConfigError(f"{config.teacher.weights}: teacher checkpoint not found")

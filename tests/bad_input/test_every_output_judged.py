@@ -139,12 +139,15 @@ def test_fallback_with_labels_keeps_the_destroyed_output_in_float(two_heads, tmp
 
 
 def test_the_stage_and_the_search_use_the_same_judge():
-    """`edgeport run` and every search trial judge through ``verify_and_judge`` -> ``judge``, the
-    function the CLI cases above exercise; a plain ``max_drop`` tolerance judges other outputs too."""
-    from edgeport.quantize import guard
+    """`edgeport run` and every search trial judge through ``quantize_verified`` -> ``verify_and_judge``
+    -> ``judge``, the functions the CLI cases above exercise; a plain ``max_drop`` tolerance judges other
+    outputs too."""
+    from edgeport.quantize import job, verified
+    from edgeport.quantize.guard import judge as guard
     from edgeport.stages import quantize as stage
 
-    assert stage.verify_and_judge is guard.verify_and_judge
+    assert stage.quantize_verified is verified.quantize_verified is job.quantize_verified
+    assert verified.verify_and_judge is guard.verify_and_judge
     rng = np.random.default_rng(1)
     labels = np.arange(20) % 4
     logits, embedding = np.eye(4)[labels] * 5.0, rng.standard_normal((20, 8))

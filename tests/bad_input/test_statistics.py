@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -179,7 +178,7 @@ def test_remote_runner_records_exactly_the_iterations_asked_for(tiny_onnx, tmp_p
 
     np.savez(tmp_path / "inputs.npz", x=np.zeros((1, 32), np.float32))
     for iterations in (1, 23):
-        settings = asdict(BenchSettings(iterations=iterations, warmup=1))
+        settings = BenchSettings(iterations=iterations, warmup=1).to_dict()  # as remote.py uploads them
         data = remote_runner.run(str(tiny_onnx), settings, str(tmp_path / "inputs.npz"))
         assert len(data["samples_ms"]) == iterations
         assert data["round_sizes"] == split_counts(iterations, 10)  # the host finds these boundaries again

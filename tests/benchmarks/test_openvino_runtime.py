@@ -14,6 +14,7 @@ import pytest
 
 from edgeport.benchmarks import BenchSettings
 from edgeport.benchmarks.openvino_runtime import OpenVinoSession
+from edgeport.benchmarks.records import RuntimeChoice
 from edgeport.cli import main
 from edgeport.errors import ConfigError
 
@@ -92,7 +93,7 @@ def test_runtime_options_that_do_not_fit_exit_2(capsys, fp32_onnx, args, message
 
 def test_a_precision_hint_needs_openvino():
     with pytest.raises(ConfigError, match="applies to runtime 'openvino'"):
-        BenchSettings(precision="bf16")
+        BenchSettings(runtime=RuntimeChoice("ort", "bf16"))
 
 
 def test_without_openvino_installed_the_runtime_exits_2_with_the_install_command(fp32_onnx):

@@ -37,7 +37,7 @@ def test_quantize_an_onnx_file(files, capsys):
     int8 = files / "model.int8.onnx"
     assert int8.exists() and (files / "model.int8.manifest.json").exists()
     assert json.loads((files / "model.int8.manifest.json").read_text()) == manifest
-    assert manifest["artifact"]["sha256"] == __import__("edgeport.core.artifacts").artifacts.sha256_file(int8)
+    assert manifest["artifact"]["sha256"] == __import__("edgeport.core.artifacts").core.artifacts.sha256_file(int8)
     verification = manifest["verification"]
     assert verification["vs_fp32"]["top1_agreement"] >= 97 and verification["coverage"]["share"] == 1.0
     assert verification["accuracy"]["int8"] > 80

@@ -21,7 +21,7 @@ from edgeport.core.manifest import (
     read_manifest,
 )
 from edgeport.errors import ConfigError
-from tests.benchmarks.test_benchmarks import BLOCK_TORCH
+from tests.benchmarks.no_torch import BLOCK_TORCH
 
 ROOT = Path(__file__).resolve().parents[1]
 INT8, FP32, TEACHER, STUDENT = "1" * 64, "f" * 64, "3" * 64, "4" * 64

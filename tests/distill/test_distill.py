@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from edgeport.distill import KDConfig, TrainConfig, accuracy, kd_loss, predict_logits, teacher_logits, train
+from edgeport.distill import KDConfig, TrainConfig, TrainData, accuracy, kd_loss, predict_logits, teacher_logits, train
 from edgeport.errors import ConfigError, TrainingError
 from edgeport.models import build_model
 
@@ -47,10 +47,7 @@ def test_training_learns_digits(digits16):
     model = build_model("cnn:width=1,depth=3", 1, 10, 16)
     result = train(
         model,
-        digits16.train.x,
-        digits16.train.y,
-        digits16.val.x,
-        digits16.val.y,
+        TrainData(digits16.train.x, digits16.train.y, digits16.val.x, digits16.val.y),
         TrainConfig(epochs=4, lr=1e-2, seed=0),
     )
     assert len(result.history) == 4
@@ -63,10 +60,7 @@ def test_training_is_deterministic_by_seed(digits16):
         model = build_model("cnn:width=0.5,depth=2", 1, 10, 16)
         train(
             model,
-            digits16.train.x[:200],
-            digits16.train.y[:200],
-            digits16.val.x,
-            digits16.val.y,
+            TrainData(digits16.train.x[:200], digits16.train.y[:200], digits16.val.x, digits16.val.y),
             TrainConfig(epochs=1, seed=seed),
         )
         return predict_logits(model, digits16.val.x[:20])
@@ -88,10 +82,7 @@ def test_student_learns_from_the_teachers_soft_outputs(digits16):
     student = build_model("cnn:width=1,depth=3", 1, 10, 16)
     train(
         student,
-        x,
-        y,
-        digits16.val.x,
-        digits16.val.y,
+        TrainData(x, y, digits16.val.x, digits16.val.y),
         TrainConfig(epochs=4, lr=1e-2, seed=0),
         kd=KDConfig(temperature=2.0, alpha=1.0),
         teacher_logits=fake_teacher,
@@ -106,20 +97,14 @@ def test_training_rejects_inconsistent_kd_inputs(digits16):
     with pytest.raises(TrainingError, match="both"):
         train(
             model,
-            digits16.train.x,
-            digits16.train.y,
-            digits16.val.x,
-            digits16.val.y,
+            TrainData(digits16.train.x, digits16.train.y, digits16.val.x, digits16.val.y),
             TrainConfig(epochs=1),
             kd=KDConfig(),
         )
     with pytest.raises(TrainingError, match="teacher logits for"):
         train(
             model,
-            digits16.train.x,
-            digits16.train.y,
-            digits16.val.x,
-            digits16.val.y,
+            TrainData(digits16.train.x, digits16.train.y, digits16.val.x, digits16.val.y),
             TrainConfig(epochs=1),
             kd=KDConfig(),
             teacher_logits=np.zeros((3, 10), np.float32),
@@ -131,7 +116,11 @@ def test_nan_loss_is_a_training_error(digits16):
     bad = digits16.train.x.copy()
     bad[0] = np.nan
     with pytest.raises(TrainingError, match="loss became nan"):
-        train(model, bad, digits16.train.y, digits16.val.x, digits16.val.y, TrainConfig(epochs=1, batch_size=4096))
+        train(
+            model,
+            TrainData(bad, digits16.train.y, digits16.val.x, digits16.val.y),
+            TrainConfig(epochs=1, batch_size=4096),
+        )
 
 
 def test_teacher_logits_are_cached(tmp_path, digits16):

@@ -23,7 +23,7 @@ from edgeport.gate import GateReport, evaluate_gate, run_gate
 from edgeport.gate.decide import percentile_check, regression_check
 from edgeport.gate.measure import Measurer
 from edgeport.gate.run_gate import GateRequest
-from tests.benchmarks.test_benchmarks import BLOCK_TORCH
+from tests.benchmarks.no_torch import BLOCK_TORCH
 
 ROOT = Path(__file__).resolve().parents[2]
 

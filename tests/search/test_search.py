@@ -198,7 +198,8 @@ def test_sigkill_then_resume_gives_the_same_trials_as_an_uninterrupted_run(tmp_p
 
     # Whatever the kill left in the cache is either complete and intact or absent.
     cache = StageCache(killed / ".cache" / "stages")
-    for entry in (p for stage in cache.root.iterdir() if not stage.name.startswith(".") for p in stage.iterdir()):
+    stages = [stage for stage in cache.root.iterdir() if stage.is_dir() and not stage.name.startswith(".")]
+    for entry in (p for stage in stages for p in stage.iterdir()):
         assert cache.lookup(entry.parent.name, entry.name) is not None, entry
 
     proc = search_cli("--resume", str(folder))

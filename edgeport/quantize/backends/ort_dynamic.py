@@ -17,7 +17,8 @@ from edgeport.errors import QuantizationError
 from edgeport.quantize.backends.ort_prepare import pre_process
 from edgeport.quantize.config import OrtConfig
 from edgeport.quantize.inputs.calibration import load_fp32_onnx
-from edgeport.quantize.registry import QuantResult, op_summary, register_backend
+from edgeport.quantize.inputs.graph import op_summary
+from edgeport.quantize.registry import QuantResult, register_backend
 
 _TYPES = {"uint8": "QUInt8", "int8": "QInt8"}
 
@@ -33,6 +34,7 @@ class OrtDynamicConfig(OrtConfig):
 
 @register_backend("ort-dynamic")
 class OrtDynamicBackend:
+    name: str  # set by @register_backend
     needs = "onnx"
     config_type = OrtDynamicConfig
 

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from edgeport.core.progress import SILENT, Progress
-from edgeport.data.feeds import BATCH_FIRST, feed_layout
+from edgeport.data.feeds import BATCH_FIRST, feed_layout, model_inputs
 from edgeport.errors import QuantizationError
 from edgeport.quantize.backends.ort_prepare import pre_process
 from edgeport.quantize.config import OrtConfig, TensorType
@@ -20,9 +20,9 @@ from edgeport.quantize.inputs.calibration import (
     check_calibration,
     input_shapes,
     load_fp32_onnx,
-    model_inputs,
 )
-from edgeport.quantize.registry import QuantResult, op_summary, register_backend
+from edgeport.quantize.inputs.graph import op_summary
+from edgeport.quantize.registry import QuantResult, register_backend
 
 
 class OrtStaticConfig(OrtConfig):
@@ -73,6 +73,7 @@ def _batching(inputs: dict, layout: str, config: OrtStaticConfig, default: int) 
 class OrtStaticBackend:
     """Static (calibrated) int8 in QDQ or QOperator format, per-tensor or per-channel."""
 
+    name: str  # set by @register_backend
     needs = "onnx"
     config_type = OrtStaticConfig
     calibration_batch = 32

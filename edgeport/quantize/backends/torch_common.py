@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.core.progress import Progress
-from edgeport.errors import QuantizationError
+from edgeport.errors import ExportError, QuantizationError
 
 CALIBRATION_BATCH = 32
 
@@ -53,8 +53,7 @@ def calibrate(model, samples: np.ndarray, progress: Progress) -> None:
 
 
 def export_int8(model, samples: np.ndarray, output_path: Path, exporter: str, input_name: str, backend: str) -> None:
-    from edgeport.errors import ExportError
-    from edgeport.exporter import write_onnx
+    from edgeport.exporter import write_onnx  # imports torch: loaded only when a torch backend exports
 
     try:
         write_onnx(model, samples[:2], output_path, exporter, input_name=input_name)

@@ -19,7 +19,8 @@ from edgeport.core.progress import SILENT, Progress
 from edgeport.errors import QuantizationError
 from edgeport.quantize.backends.torch_common import calibrate, export_int8, torch_inputs
 from edgeport.quantize.config import TorchConfig
-from edgeport.quantize.registry import QuantResult, op_summary, register_backend
+from edgeport.quantize.inputs.graph import op_summary
+from edgeport.quantize.registry import QuantResult, register_backend
 
 
 class TorchFxConfig(TorchConfig):
@@ -85,6 +86,7 @@ def qconfig_mapping(config: TorchFxConfig | TorchFxQatConfig, qat: bool = False)
 
 @register_backend("torch-fx")
 class TorchFxBackend:
+    name: str  # set by @register_backend
     needs = "torch"
     config_type = TorchFxConfig
 
@@ -127,6 +129,7 @@ class TorchFxQatBackend:
     """Quantization-aware fine-tuning: fake-quantize the model, train it for ``qat_epochs`` (with the
     KD loss when teacher logits are given), then convert and export like torch-fx."""
 
+    name: str  # set by @register_backend
     needs = "torch"
     config_type = TorchFxQatConfig
 
@@ -136,7 +139,7 @@ class TorchFxQatBackend:
         import torch
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_qat_fx
 
-        from edgeport.distill import KDConfig, TrainConfig, train
+        from edgeport.distill import KDConfig, TrainConfig, TrainData, train  # imports torch, as this method does
 
         model, input_name, samples = torch_inputs(source, calibration, config.calibration_samples, self.name)
         data = source.training
@@ -155,10 +158,7 @@ class TorchFxQatBackend:
                 prepared = prepare_qat_fx(copy.deepcopy(model).train(), qconfig_mapping(config, qat=True), example)
                 history = train(
                     prepared,
-                    data.x,
-                    data.y,
-                    data.val_x,
-                    data.val_y,
+                    TrainData(data.x, data.y, data.val_x, data.val_y),
                     TrainConfig(epochs=config.qat_epochs, lr=config.qat_lr),
                     kd=kd,
                     teacher_logits=data.teacher_logits,

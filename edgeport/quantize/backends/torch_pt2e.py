@@ -15,7 +15,8 @@ from edgeport.core.progress import SILENT, Progress
 from edgeport.errors import QuantizationError
 from edgeport.quantize.backends.torch_common import calibrate, export_int8, torch_inputs
 from edgeport.quantize.config import TorchConfig
-from edgeport.quantize.registry import QuantResult, op_summary, register_backend
+from edgeport.quantize.inputs.graph import op_summary
+from edgeport.quantize.registry import QuantResult, register_backend
 
 
 class TorchPt2eConfig(TorchConfig):
@@ -49,6 +50,7 @@ def make_quantizer(config: TorchPt2eConfig):
 
 @register_backend("torch-pt2e")
 class TorchPt2eBackend:
+    name: str  # set by @register_backend
     needs = "torch"
     config_type = TorchPt2eConfig
 

@@ -12,7 +12,8 @@ ever add a check: a second output int8 destroys fails with them as it does witho
 An output the graph marks as a sequence of class scores (``fidelity.sequence_outputs``: Softmax or
 LogSoftmax over the last axis of [samples, T, C], a CTC recognizer's output) is also judged by what
 it means: at least ``DEFAULT_MIN_SEQUENCE_AGREEMENT`` of the samples must decode (greedy CTC) to the
-same sequence as fp32, whatever the tolerance above says.
+same sequence as fp32, whatever the tolerance above says. The tolerance and its defaults live in
+quantize/tolerance.py (named here too).
 """
 
 from __future__ import annotations
@@ -21,51 +22,33 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
+import onnx
 
+from edgeport.benchmarks.records import RuntimeChoice
 from edgeport.errors import ConfigError
 from edgeport.quantize.guard.fidelity import fidelity, is_classifier, sequence_outputs
 from edgeport.quantize.guard.verify import verify_with_outputs
+from edgeport.quantize.tolerance import (
+    DEFAULT_MAX_DROP,
+    DEFAULT_MIN_COSINE,
+    DEFAULT_MIN_SEQUENCE_AGREEMENT,
+    Tolerance,
+    default_tolerance,
+)
 
-DEFAULT_MAX_DROP = 1.0  # top-1 points
-DEFAULT_MIN_COSINE = 0.99
-# A sequence output passes when at least this share of samples decode to exactly the fp32 sequence.
-# Only samples on which the two disagree can change from right to wrong, so 0.95 bounds the loss of
-# line accuracy by 5 points (the classifier tolerance bounds a single argmax's by 1; a line is tens
-# of argmaxes, and a 25-character line misses as soon as one flips, so 0.95 of lines is already a
-# per-step flip rate near 0.2%). Stricter would refuse on the judged sample count alone: with the
-# usual 10 to 20 held-back lines, 0.95 already means no line may differ (0.99 would need 100 lines
-# before one difference is allowed). The int8 recognizer that prompted this agreed on 9% of lines.
-DEFAULT_MIN_SEQUENCE_AGREEMENT = 0.95
 # Without a validation file, this share of the calibration samples is held back to judge fidelity.
 HOLD_BACK_FRACTION = 0.25
 
 
 @dataclass(frozen=True)
-class Tolerance:
-    """``max_drop`` (needs labels): the labelled classifier output at most this many top-1 points below
-    fp32; None: no top-1 check. ``min_cosine``: mean cosine of every output top-1 does not judge (all of
-    them without ``max_drop``); left out beside ``max_drop``, ``DEFAULT_MIN_COSINE``, so that no output
-    goes unjudged. Every sequence output: decoded-sequence agreement >= ``min_sequence_agreement``."""
+class Validation:
+    """What an int8 model is judged on: held-out inputs (never the calibration samples), their labels
+    (None: every output judged by cosine), the tolerance, and where the inputs came from."""
 
-    max_drop: float | None = None
-    min_cosine: float | None = None  # None only as given: __post_init__ fills in the default
-    min_sequence_agreement: float = DEFAULT_MIN_SEQUENCE_AGREEMENT
-
-    def __post_init__(self) -> None:
-        if self.max_drop is None and self.min_cosine is None:
-            raise ConfigError("a tolerance needs at least one of max_accuracy_drop (with labels) or min_cosine")
-        cosine = DEFAULT_MIN_COSINE if self.min_cosine is None else self.min_cosine
-        object.__setattr__(self, "min_cosine", cosine)  # frozen: set once, so the outputs top-1 skips stay judged
-        if self.max_drop is not None and not 0 <= self.max_drop <= 100:  # also refuses NaN
-            raise ConfigError(f"max_accuracy_drop must be between 0 and 100 points, got {self.max_drop!r}")
-        if not -1.0 <= cosine <= 1.0:
-            raise ConfigError(f"min_cosine must be in [-1, 1], got {cosine!r}")
-        if not 0.0 <= self.min_sequence_agreement <= 1.0:
-            raise ConfigError(f"min_sequence_agreement must be in [0, 1], got {self.min_sequence_agreement!r}")
-
-
-def default_tolerance(labels: np.ndarray | None) -> Tolerance:
-    return Tolerance(max_drop=DEFAULT_MAX_DROP) if labels is not None else Tolerance(min_cosine=DEFAULT_MIN_COSINE)
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray | None
+    tolerance: Tolerance
+    judged_on: str = ""
 
 
 @dataclass
@@ -183,8 +166,6 @@ def _top1_check(name: str, fp32: np.ndarray, int8: np.ndarray, labels: np.ndarra
 
 def graph_sequence_outputs(fp32_path) -> set[str]:
     """``fidelity.sequence_outputs`` of the model at ``fp32_path`` (its graph only: no external data)."""
-    import onnx
-
     return sequence_outputs(onnx.load(str(fp32_path), load_external_data=False))
 
 
@@ -195,7 +176,7 @@ def verify_and_judge(
     labels: np.ndarray | None,
     tolerance: Tolerance,
     judged_on: str,
-    runtime=None,
+    runtime: RuntimeChoice | None = None,
 ) -> tuple[dict, GuardReport]:
     """The int8 model's verification report and the guard's verdict, from one run of each model;
     ``runtime`` (a benchmarks RuntimeChoice): the int8 model is judged as that runtime runs it."""
@@ -233,3 +214,20 @@ def hold_back(calibration: dict[str, np.ndarray], labels: np.ndarray | None, sou
         labels[keep:] if labels is not None else None,
         f"the last {held} of {count} samples of {source}, held back from calibration",
     )
+
+
+__all__ = [
+    "DEFAULT_MAX_DROP",
+    "DEFAULT_MIN_COSINE",
+    "DEFAULT_MIN_SEQUENCE_AGREEMENT",
+    "HOLD_BACK_FRACTION",
+    "GuardReport",
+    "HeldOut",
+    "Tolerance",
+    "Validation",
+    "default_tolerance",
+    "graph_sequence_outputs",
+    "hold_back",
+    "judge",
+    "verify_and_judge",
+]

@@ -8,15 +8,20 @@ import os
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 import onnx.version_converter
 
+from edgeport.benchmarks.openvino_runtime import OpenVinoSession, openvino_version
 from edgeport.benchmarks.records import RuntimeChoice
-from edgeport.data.feeds import BATCH_FIRST, feed_layout, iter_feeds, join_outputs, session_shapes
+from edgeport.data.feeds import feed_layout, iter_feeds, join_outputs, model_inputs
 from edgeport.errors import CheckFailedError, QuantizationError
-from edgeport.quantize.guard.fidelity import fidelity
+from edgeport.quantize.guard.fidelity import fidelity, sequence_outputs
+from edgeport.quantize.inputs.calibration import QUANTIZED_OPS, input_shapes
+from edgeport.quantize.inputs.graph import iter_nodes
+from edgeport.quantize.inputs.run import fixed_batch, ort_session, run_all_outputs, run_outputs
 
 # Compute ops whose float form after ORT optimisation means "this layer did not become int8".
 FLOAT_COMPUTE = {"Conv", "Gemm", "MatMul", "FusedConv", "FusedGemm", "FusedMatMul", "NhwcFusedConv"}
@@ -38,60 +43,12 @@ def _default_opset(model: onnx.ModelProto) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
-def ort_session(path: str | os.PathLike, optimized_to: str | None = None):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # fatal only: the NCHWc "hardware specific" notice is expected here, and a model that fails on the
-    # given inputs would log its own coloured error line before edgeport's one-line error says the same
-    options.log_severity_level = 4
-    if optimized_to:
-        options.optimized_model_filepath = optimized_to
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def fixed_batch(session) -> int | None:
-    """The batch size the model's first input fixes, or None when its batch axis is dynamic."""
-    first = session.get_inputs()[0].shape
-    return first[0] if first and isinstance(first[0], int) and first[0] > 0 else None
-
-
-def run_all_outputs(
-    session, inputs: dict[str, np.ndarray], batch: int = 256, source: str = "the inputs"
-) -> dict[str, np.ndarray]:
-    """Every output on every sample, by output name, samples on the first axis. Batch-first inputs run in
-    chunks; a model with a fixed batch size gets chunks of exactly that size (the last one padded with
-    repeats of its final sample, whose outputs are dropped). Per-sample feeds (feeds.py) run one sample
-    at a time, each slice a complete input, and the outputs are stacked."""
-    layout = feed_layout(session_shapes(session), inputs, source)
-    fixed = fixed_batch(session) if layout == BATCH_FIRST else None
-    names = [o.name for o in session.get_outputs()]
-    outputs: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    for chunk in iter_feeds(inputs, layout, fixed or batch):
-        real = len(next(iter(chunk.values()))) if fixed else None  # None: keep every row
-        if fixed and real is not None and real < fixed:
-            chunk = {k: np.concatenate([v, np.repeat(v[-1:], fixed - real, axis=0)]) for k, v in chunk.items()}
-        for name, value in zip(names, session.run(None, chunk), strict=True):
-            value = np.asarray(value)
-            outputs[name].append(value[:real] if real is not None else value)
-    return {name: join_outputs(parts, layout).astype(np.float64) for name, parts in outputs.items()}
-
-
-def run_outputs(session, inputs: dict[str, np.ndarray], batch: int = 256) -> np.ndarray:
-    """The first output on every sample (see ``run_all_outputs``)."""
-    return next(iter(run_all_outputs(session, inputs, batch).values()))
-
-
 def int8_coverage(int8_path: str | os.PathLike) -> dict:
     """Share of Conv/Gemm/MatMul that run as integer kernels after ORT_ENABLE_ALL, unfused ones named.
 
     Layers inside If/Loop/Scan subgraphs count too (``in_subgraphs`` says how many sat there);
     ``quantized_nodes`` counts every node only a quantized model has (Q/DQ, integer kernels).
     """
-    from edgeport.quantize.inputs.calibration import QUANTIZED_OPS
-    from edgeport.quantize.inputs.graph import iter_nodes
-
     with tempfile.TemporaryDirectory() as tmp:
         optimized = os.path.join(tmp, "optimized.onnx")
         ort_session(int8_path, optimized)
@@ -128,6 +85,11 @@ def require_quantized(coverage: dict) -> None:
     )
 
 
+def _first_output(outputs: dict[str, Any] | list[Any]) -> Any:
+    """The first output of ``ReferenceEvaluator.run`` (a list for requested outputs; typed as either)."""
+    return next(iter(outputs.values())) if isinstance(outputs, dict) else outputs[0]
+
+
 def reference_agreement(
     int8_path: str | os.PathLike,
     inputs: dict[str, np.ndarray],
@@ -137,9 +99,6 @@ def reference_agreement(
     """Run the int8 file in onnx's reference evaluator (a second, independent runtime)."""
     from onnx.reference import ReferenceEvaluator
 
-    from edgeport.data.feeds import model_inputs
-    from edgeport.quantize.inputs.calibration import input_shapes
-
     feeds = {k: v[:samples] for k, v in inputs.items()}
     try:
         model = onnx.load(str(int8_path))
@@ -148,7 +107,7 @@ def reference_agreement(
             # onnx's reference runtime lacks Q/DQ for opset 18; 19+ means the same for int8 tensors.
             model = onnx.version_converter.convert_version(model, REFERENCE_MIN_OPSET)
         evaluator = ReferenceEvaluator(model)
-        parts = [np.asarray(evaluator.run(None, feed)[0]) for feed in iter_feeds(feeds, layout, samples)]
+        parts = [np.asarray(_first_output(evaluator.run(None, feed))) for feed in iter_feeds(feeds, layout, samples)]
         outputs = join_outputs(parts, layout).astype(np.float64)
     except Exception as exc:  # unsupported (contrib) ops or reference-runtime limits
         return {"samples": 0, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
@@ -158,8 +117,6 @@ def reference_agreement(
 def other_runtimes(int8_path: str | os.PathLike, inputs: dict[str, np.ndarray], ort_outputs: np.ndarray) -> dict:
     """The same int8 file on every other installed runtime (OpenVINO), against onnxruntime's outputs: the
     numerics of one artifact differ between runtimes (kernels, fusions, OpenVINO's bf16 default)."""
-    from edgeport.benchmarks.openvino_runtime import OpenVinoSession, openvino_version
-
     if not openvino_version():
         return {}
     try:
@@ -188,8 +145,6 @@ def _check(int8_path: Path, fp32_path: str | os.PathLike) -> str:
 
 def _first_output_is_sequence(fp32_path) -> bool:
     """Whether the graph marks its first output as per-step class scores (a CTC recognizer's)."""
-    from edgeport.quantize.guard.fidelity import sequence_outputs
-
     model = onnx.load(str(fp32_path), load_external_data=False)
     return bool(model.graph.output) and model.graph.output[0].name in sequence_outputs(model)
 
@@ -243,10 +198,21 @@ def verify_with_outputs(
             "int8": float((int8_out.argmax(1) == labels).mean() * 100),
         }
     if runtime is not None and runtime.name != "ort":
-        from edgeport.benchmarks.openvino_runtime import OpenVinoSession
-
         session = OpenVinoSession(int8_path, threads=1, precision=runtime.precision)
         int8_all = run_all_outputs(session, inputs)
         report["judged_on_runtime"] = f"{runtime.name} ({session.precision})"
         report["judged_on_precision"] = session.precision  # what it compiled, whatever the hint asked
     return report, fp32_all, int8_all
+
+
+__all__ = [  # ort_session and the runners live in inputs/run.py; named here too, where callers found them
+    "fixed_batch",
+    "int8_coverage",
+    "ort_session",
+    "reference_agreement",
+    "require_quantized",
+    "run_all_outputs",
+    "run_outputs",
+    "verify_int8",
+    "verify_with_outputs",
+]

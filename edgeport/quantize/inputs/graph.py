@@ -6,6 +6,8 @@ coverage 0 of 0" for a model whose convolutions all sat inside an If branch.
 
 from __future__ import annotations
 
+import os
+from collections import Counter
 from collections.abc import Iterator
 
 import numpy as np
@@ -40,3 +42,13 @@ def dequantize_constant(node: onnx.NodeProto, constants: dict[str, np.ndarray]) 
         shape[axis] = -1
         scale, zero = scale.reshape(shape), zero.reshape(shape)
     return (q - zero) * scale
+
+
+def op_summary(path: str | os.PathLike) -> dict:
+    """Counts of the quantization nodes in a written int8 model (for the backend's report)."""
+    ops = Counter(n.op_type for n, _ in iter_nodes(onnx.load(str(path)).graph))
+    return {
+        "quantize_linear_nodes": ops.get("QuantizeLinear", 0),
+        "dequantize_linear_nodes": ops.get("DequantizeLinear", 0),
+        "op_counts": dict(sorted(ops.items())),
+    }

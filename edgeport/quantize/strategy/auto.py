@@ -18,12 +18,15 @@ from edgeport.benchmarks.session import create_session
 from edgeport.core.progress import SILENT, Progress
 from edgeport.data.feeds import BATCH_FIRST, first_feed, model_layout
 from edgeport.errors import EdgeportError
-from edgeport.quantize import ModelSource, QuantConfig, QuantResult, quantize
+from edgeport.quantize.apply import quantize
+from edgeport.quantize.config import AutoConfig, QuantConfig
 from edgeport.quantize.guard.fidelity import sequence_outputs
-from edgeport.quantize.guard.judge import GuardReport, Tolerance, judge
-from edgeport.quantize.guard.verify import fixed_batch, ort_session, run_all_outputs
+from edgeport.quantize.guard.judge import GuardReport, Validation, judge
+from edgeport.quantize.inputs.run import fixed_batch, ort_session, run_all_outputs
+from edgeport.quantize.registry import QuantResult
+from edgeport.quantize.source import ModelSource
 from edgeport.quantize.strategy.fallback import quantize_with_fallback
-from edgeport.quantize.strategy.recipes import AutoConfig, GraphProfile, Recipe, graph_profile, recipes_for
+from edgeport.quantize.strategy.recipes import GraphProfile, Recipe, graph_profile, recipes_for
 from edgeport.quantize.transforms.smoothing import worst_outlier_ratio
 
 # Ranking faithful recipes needs a clear ordering, not a release figure: short, interleaved, batch 1.
@@ -36,7 +39,7 @@ CHECK = BenchSettings(batch=1, threads=1, warmup=10, iterations=100, rounds=5)
 class Attempt:
     recipe: Recipe
     seconds: float
-    config: QuantConfig | None = None  # the recipe's config with reduce_range decided for the CPU
+    config: QuantConfig | None = None  # the recipe's config (reduce_range as auto's, decided for the CPU)
     result: QuantResult | None = None
     guard: GuardReport | None = None
     error: str | None = None
@@ -87,22 +90,20 @@ class _Judging:
 
     source: ModelSource
     calibration: dict[str, np.ndarray]
-    validation: dict[str, np.ndarray]
-    labels: np.ndarray | None
-    tolerance: Tolerance
-    judged_on: str
+    validation: Validation
     fp32_out: dict[str, np.ndarray]
     sequences: set[str]  # outputs judged by their decoded sequence too (fidelity.sequence_outputs)
     runtime: RuntimeChoice = ONNXRUNTIME  # the runtime the artifact ships with: judged as it runs there
 
     def judge(self, int8_path: Path) -> GuardReport:
+        validation = self.validation
         if self.runtime.name == "ort":
-            session, judged_on = ort_session(int8_path), self.judged_on
+            session, judged_on = ort_session(int8_path), validation.judged_on
         else:
             session = create_session(int8_path, CHECK, self.runtime)
-            judged_on = f"{self.judged_on} ({compiled_precision(session)})"
-        int8_out = run_all_outputs(session, self.validation)
-        return judge(self.fp32_out, int8_out, self.labels, self.tolerance, judged_on, self.sequences)
+            judged_on = f"{validation.judged_on} ({compiled_precision(session)})"
+        int8_out = run_all_outputs(session, validation.inputs)
+        return judge(self.fp32_out, int8_out, validation.labels, validation.tolerance, judged_on, self.sequences)
 
 
 def compiled_precision(session: object) -> str:
@@ -111,11 +112,13 @@ def compiled_precision(session: object) -> str:
     return f"OpenVINO compiled it as {getattr(session, 'precision', None) or 'an unreported precision'}"
 
 
-def _attempt(recipe: Recipe, judging: _Judging, staged: Path, cpu: dict) -> Attempt:
+def _attempt(recipe: Recipe, judging: _Judging, staged: Path) -> Attempt:
     started = time.perf_counter()
     attempt = Attempt(recipe, 0.0)
     try:
-        attempt.config, _ = recipe.config.resolved(cpu)
+        if not isinstance(recipe.config, QuantConfig):
+            raise EdgeportError(f"recipe {recipe.name!r} does not quantize")
+        attempt.config = recipe.config
         attempt.result = quantize(judging.source, judging.calibration, attempt.config, staged, SILENT)
         attempt.guard = judging.judge(staged)
     except EdgeportError as exc:  # a recipe the graph cannot take: recorded, the next one is tried
@@ -136,14 +139,7 @@ def _fallback(best: Attempt, judging: _Judging, staged: Path, progress: Progress
     attempt = Attempt(recipe, 0.0, best.config)
     try:
         attempt.result, report = quantize_with_fallback(
-            judging.source,
-            judging.calibration,
-            best.config,
-            staged,
-            judging.validation,
-            judging.labels,
-            judging.tolerance,
-            progress,
+            judging.source, judging.calibration, best.config, staged, judging.validation, progress
         )
         attempt.fallback = {k: v for k, v in report.describe().items() if k != "tensors"}  # the ranking: --explain
         layers = len(report.sensitivity)
@@ -158,7 +154,7 @@ def _fallback(best: Attempt, judging: _Judging, staged: Path, progress: Progress
     return attempt
 
 
-def _one_run(fp32_path: Path, validation: dict) -> dict:
+def _one_run(fp32_path: Path, validation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """What one measured run is fed: one sample in either .npz layout, or a whole batch where the model
     fixes its batch size (the first samples, repeated when there are fewer)."""
     layout = model_layout(fp32_path, validation)
@@ -170,7 +166,12 @@ def _one_run(fp32_path: Path, validation: dict) -> dict:
 
 
 def _rank(
-    outcome: AutoOutcome, fp32_path: Path, faithful: list[Attempt], validation: dict, runtime: RuntimeChoice, progress
+    outcome: AutoOutcome,
+    fp32_path: Path,
+    faithful: list[Attempt],
+    validation: dict[str, np.ndarray],
+    runtime: RuntimeChoice,
+    progress: Progress,
 ) -> None:
     """Measure the faithful recipes interleaved with fp32 (one alone too: whether int8 pays at all), all
     on ``runtime``: on OpenVINO, fp32 runs at its default precision (bf16 on CPUs with AMX), so int8 must
@@ -188,32 +189,29 @@ def _rank(
 def run_recipes(
     source: ModelSource,
     calibration: dict[str, np.ndarray],
-    validation: dict[str, np.ndarray],
-    labels: np.ndarray | None,
     auto: AutoConfig,
-    tolerance: Tolerance,
-    judged_on: str,
+    validation: Validation,
     staging: Path,
-    cpu: dict,
     progress: Progress = SILENT,
     runtime: RuntimeChoice = ONNXRUNTIME,
 ) -> AutoOutcome:
-    """Try the recipes for ``source``'s graph; ``chosen`` is the fastest within tolerance; when none is,
-    the most faithful one with its sensitive layers in float, else the most faithful (the caller fails
-    the command then)."""
-    assert source.onnx_path is not None
+    """Try the recipes for ``source``'s graph, each judged on ``validation``; ``chosen`` is the fastest
+    within tolerance; when none is, the most faithful one with its sensitive layers in float, else the
+    most faithful (the caller fails the command then). Each recipe inherits ``auto``'s ``reduce_range``,
+    decided where auto's settings were built."""
+    if source.onnx_path is None:
+        raise EdgeportError("backend auto reads a fp32 ONNX file; none was given")
     graph = onnx.load(str(source.onnx_path), load_external_data=False)
     profile = graph_profile(graph)
     outcome = AutoOutcome(profile, runtime=runtime)
-    fp32_out = run_all_outputs(ort_session(source.onnx_path), validation)
-    sequences = sequence_outputs(graph)
-    judging = _Judging(source, calibration, validation, labels, tolerance, judged_on, fp32_out, sequences, runtime)
+    fp32_out = run_all_outputs(ort_session(source.onnx_path), validation.inputs)
+    judging = _Judging(source, calibration, validation, fp32_out, sequence_outputs(graph), runtime)
     if not profile.conv_dominant:  # outlier channels: a reason to try smoothed recipes too
         outcome.outlier_ratio = worst_outlier_ratio(source.onnx_path, calibration)
     recipes = recipes_for(profile, auto, outcome.outlier_ratio)
     with progress.task("auto: try recipes", total=len(recipes)) as advance:
         for index, recipe in enumerate(recipes):
-            attempt = _attempt(recipe, judging, staging / f"recipe-{index}.onnx", cpu)
+            attempt = _attempt(recipe, judging, staging / f"recipe-{index}.onnx")
             outcome.attempts.append(attempt)
             advance(1)
             if attempt.guard and attempt.guard.within_tolerance and profile.conv_dominant:
@@ -226,7 +224,7 @@ def run_recipes(
         judged.append(outcome.attempts[-1])
         faithful = [a for a in outcome.attempts[-1:] if a.guard and a.guard.within_tolerance]
     if faithful:
-        _rank(outcome, source.onnx_path, faithful, validation, runtime, progress)
+        _rank(outcome, source.onnx_path, faithful, validation.inputs, runtime, progress)
         outcome.chosen = min(faithful, key=lambda a: a.p50_ms or float("inf"))
     else:
         outcome.chosen = min(judged, key=lambda a: a.guard.shortfall() if a.guard else float("inf"), default=None)

@@ -22,11 +22,14 @@ import onnx
 
 from edgeport.core.progress import SILENT, Progress
 from edgeport.errors import ConfigError
-from edgeport.quantize.config import QuantConfig
-from edgeport.quantize.guard.judge import Tolerance, graph_sequence_outputs, judge
-from edgeport.quantize.guard.verify import ort_session, run_all_outputs
+from edgeport.quantize.apply import backend_for, check_exclusions, run_backend
+from edgeport.quantize.config import OrtConfig, QuantConfig
+from edgeport.quantize.guard.judge import Tolerance, Validation, graph_sequence_outputs, judge
+from edgeport.quantize.guard.sensitivity import layer_ranking, tensor_errors
+from edgeport.quantize.inputs.run import ort_session, run_all_outputs
 from edgeport.quantize.registry import QuantResult
 from edgeport.quantize.source import ModelSource
+from edgeport.quantize.transforms.smoothing import smoothed_model
 
 ONNX_LAYER_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose"}
 
@@ -53,7 +56,7 @@ def layer_candidates(source: ModelSource, needs: str) -> list[str]:
     if needs == "onnx":
         graph = onnx.load(str(source.onnx_path), load_external_data=False).graph
         return [n.name for n in graph.node if n.op_type in ONNX_LAYER_OPS and n.name]
-    from torch import nn
+    from torch import nn  # torch backends only: the ONNX path never loads torch
 
     return [
         name
@@ -62,7 +65,9 @@ def layer_candidates(source: ModelSource, needs: str) -> list[str]:
     ]
 
 
-def _check_request(known: list[str], allowed, tolerance: Tolerance, val_labels) -> None:
+def _check_request(
+    known: list[str], allowed: list[str] | None, tolerance: Tolerance, val_labels: np.ndarray | None
+) -> None:
     unknown = sorted(set(allowed or ()) - set(known))
     if unknown:
         raise ConfigError(
@@ -79,45 +84,44 @@ def quantize_with_fallback(
     calibration: dict[str, np.ndarray],
     config: QuantConfig,
     output_path: str | Path,
-    val_inputs: dict[str, np.ndarray],
-    val_labels: np.ndarray | None,
-    tolerance: Tolerance,
+    validation: Validation,
     progress: Progress = SILENT,
     allowed: list[str] | None = None,
 ) -> tuple[QuantResult, FallbackReport]:
     """``allowed`` limits which layers may fall back to float (default: every conv/linear layer). With
     ``smooth_alpha``, the model is smoothed once (quantize/transforms/smoothing.py) and the whole fallback,
     sensitivity included, runs on the smoothed model, which computes the same function."""
-    from edgeport.quantize.config import OrtConfig
-    from edgeport.quantize.transforms.smoothing import smoothed_model
-
-    args = (val_inputs, val_labels, tolerance, progress, allowed)
     if not isinstance(config, OrtConfig) or config.smooth_alpha is None:
-        return _with_fallback(source, calibration, config, Path(output_path), *args)
-    assert source.onnx_path is not None
+        return _with_fallback(_Trial(source, calibration, config, Path(output_path)), validation, progress, allowed)
+    if source.onnx_path is None:
+        raise ConfigError("smooth_alpha rewrites a fp32 ONNX file; none was given")
     with smoothed_model(source.onnx_path, calibration, config, output_path) as (staged, plain, smoothing):
-        result, report = _with_fallback(ModelSource(staged), calibration, plain, Path(output_path), *args)
+        trial = _Trial(ModelSource(staged), calibration, plain, Path(output_path))
+        result, report = _with_fallback(trial, validation, progress, allowed)
     return dataclasses.replace(result, report={**result.report, "smoothing": smoothing}), report
 
 
-def _with_fallback(
-    source: ModelSource,
-    calibration: dict[str, np.ndarray],
-    config: QuantConfig,
-    output_path: str | Path,
-    val_inputs: dict[str, np.ndarray],
-    val_labels: np.ndarray | None,
-    tolerance: Tolerance,
-    progress: Progress = SILENT,
-    allowed: list[str] | None = None,
-) -> tuple[QuantResult, FallbackReport]:
-    from edgeport.quantize import backend_for, check_exclusions, run_backend
+@dataclass(frozen=True)
+class _Trial:
+    """What every re-quantization of the fallback starts from."""
 
-    backend, config = backend_for(config)
+    source: ModelSource
+    calibration: dict[str, np.ndarray]
+    config: QuantConfig
+    output_path: Path
+
+
+def _with_fallback(
+    trial: _Trial, validation: Validation, progress: Progress, allowed: list[str] | None
+) -> tuple[QuantResult, FallbackReport]:
+    source, calibration, output_path = trial.source, trial.calibration, trial.output_path
+    val_inputs, val_labels, tolerance = validation.inputs, validation.labels, validation.tolerance
+    backend, config = backend_for(trial.config)
     check_exclusions(source, config)
     known = layer_candidates(source, backend.needs)
     _check_request(known, allowed, tolerance, val_labels)
-    output_path = Path(output_path)
+    if source.onnx_path is None:
+        raise ConfigError("the fallback judges a fp32 ONNX file; none was given")
     fp32_all = run_all_outputs(ort_session(source.onnx_path), val_inputs)
     sequences = graph_sequence_outputs(source.onnx_path)
     if tolerance.max_drop is not None:
@@ -125,6 +129,7 @@ def _with_fallback(
         fp32_quality = float((fp32_out.argmax(1) == val_labels).mean() * 100)
         report = FallbackReport("top1_accuracy", fp32_quality, fp32_quality - tolerance.max_drop)
     else:
+        assert tolerance.min_cosine is not None  # Tolerance.__post_init__ fills it in
         report = FallbackReport("mean_cosine", 1.0, tolerance.min_cosine)
 
     with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".fallback-") as tmp:
@@ -161,8 +166,6 @@ def _with_fallback(
 def _ranked(needs, candidates, attempt, full, source, val_inputs, report, progress) -> list[str]:
     """The candidate layers, worst quantized first."""
     if needs == "onnx":
-        from edgeport.quantize.guard.sensitivity import layer_ranking, tensor_errors
-
         report.tensors = tensor_errors(full.path, source.onnx_path, val_inputs)
         report.sensitivity = layer_ranking(report.tensors, candidates)
         return [row["layer"] for row in report.sensitivity]

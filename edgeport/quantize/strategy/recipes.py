@@ -21,21 +21,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Literal
 
 import onnx
 
-from edgeport.quantize.config import QuantConfig, QuantSettings, quant_config
+from edgeport.quantize.config import AutoConfig, QuantSettings
 from edgeport.quantize.inputs.graph import iter_nodes
+from edgeport.quantize.options import quant_config
 from edgeport.quantize.transforms.smoothing import DEFAULT_ALPHA, OUTLIER_RATIO
 
 WEIGHT_OPS = ("MatMul", "Gemm")
-
-
-class AutoConfig(QuantConfig):
-    """Let edgeport choose the recipe (ONNX models): only what every recipe shares can be set."""
-
-    backend: Literal["auto"] = "auto"
 
 
 @dataclass(frozen=True)
@@ -83,7 +77,8 @@ def graph_profile(model: onnx.ModelProto) -> GraphProfile:
 
 
 def recipes_for(profile: GraphProfile, auto: AutoConfig, outlier_ratio: float | None = None) -> list[Recipe]:
-    """The ordered attempts for a graph; each inherits auto's shared settings. ``outlier_ratio``: the
+    """The ordered attempts for a graph; each inherits auto's shared settings (``reduce_range`` as
+    decided where auto's settings were built). ``outlier_ratio``: the
     calibration activations' worst channel over median channel (smoothing.worst_outlier_ratio); from
     ``OUTLIER_RATIO`` up, SmoothQuant-smoothed versions of the encoder recipes are tried as well."""
     shared = {

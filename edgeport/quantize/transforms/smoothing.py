@@ -20,18 +20,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
+
+from edgeport.quantize.config import OrtConfig
+from edgeport.quantize.inputs.run import run_all_outputs
 
 # Worst channel max over the median channel's, above which auto also tries smoothed recipes. Random-
 # weight BERT encoders measure about 3; the outlier features of pretrained transformers are reported at
 # 20x to 100x the typical channel (Dettmers et al., LLM.int8(), 2022; Xiao et al., SmoothQuant, 2023).
 OUTLIER_RATIO = 20.0
 DEFAULT_ALPHA = 0.5  # SmoothQuant's default migration strength for encoder-sized models
-C = TypeVar("C", bound=Any)  # an OrtConfig (typed loosely: the config module imports this one's users)
+C = TypeVar("C", bound=OrtConfig)  # the ORT backends' config, static or dynamic
 CHUNK = 16  # calibration samples per run: per-channel maxima are reduced as they come, not stored
 SCALE_LIMITS = (1e-4, 1e4)  # a channel that is (nearly) zero on one side must not blow the other up
 
@@ -71,10 +75,6 @@ def channel_maxima(
     model: onnx.ModelProto, names: list[str], calibration: dict[str, np.ndarray], where: str
 ) -> dict[str, np.ndarray]:
     """max |x| per channel (last axis) of each named activation over the calibration samples."""
-    import onnxruntime as ort
-
-    from edgeport.quantize.guard.verify import run_all_outputs
-
     exposed = onnx.ModelProto()
     exposed.CopyFrom(model)
     known = {o.name for o in exposed.graph.output}
@@ -176,8 +176,10 @@ def _fold_into_layer_norm(graph, activation: str, readers: list[Reader], weights
     LayerNorm that feeds them alone (a residual Add keeps the original). Either way no unsmoothed tensor
     sits between the LayerNorm and the MatMuls, where static quantization would give it one scale."""
     position = next((i for i, n in enumerate(graph.node) if activation in n.output), None)
-    producer = graph.node[position] if position is not None else None
-    if producer is None or producer.op_type != "LayerNormalization" or len(producer.output) != 1:
+    if position is None:
+        return False
+    producer = graph.node[position]
+    if producer.op_type != "LayerNormalization" or len(producer.output) != 1:
         return False
     params = [name for name in producer.input[1:3] if name]
     if not all(name in weights for name in params):
@@ -214,6 +216,8 @@ def smoothed_model(
     it with (smoothing done, the nodes that must stay float excluded) and the smoothing report."""
     output = Path(output_path)
     staged = output.with_name(f".{output.name}.smoothed.onnx")
+    if config.smooth_alpha is None:
+        raise ValueError("smoothed_model needs a config with smooth_alpha set")
     try:
         report, keep = smooth_model(fp32_path, staged, calibration, config.smooth_alpha)
         plain = config.model_copy(update={"smooth_alpha": None, "exclude_nodes": (*config.exclude_nodes, *keep)})

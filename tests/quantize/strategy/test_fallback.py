@@ -8,6 +8,7 @@ from edgeport.cli import main
 from edgeport.errors import ConfigError
 from edgeport.exporter import onnx_predict
 from edgeport.quantize import ModelSource, quant_config, quantize
+from edgeport.quantize.guard.judge import Validation
 from edgeport.quantize.strategy.fallback import Tolerance, layer_candidates, quantize_with_fallback
 from tests.helpers import plant_outlier_channel
 
@@ -35,7 +36,11 @@ def test_fallback_finds_and_excludes_the_damaged_layers(tmp_path, damaged, digit
     quantize(path, calib, PER_TENSOR, tmp_path / "plain.onnx")
     assert _accuracy(tmp_path / "plain.onnx", digits16) < fp32 - 20
     result, report = quantize_with_fallback(
-        ModelSource(path), calib, PER_TENSOR, tmp_path / "fb.onnx", val, digits16.val.y, Tolerance(max_drop=1.0)
+        ModelSource(path),
+        calib,
+        PER_TENSOR,
+        tmp_path / "fb.onnx",
+        Validation(val, digits16.val.y, Tolerance(max_drop=1.0)),
     )
     assert report.within_tolerance
     assert first in report.excluded
@@ -59,9 +64,7 @@ def test_fallback_on_output_fidelity_without_labels(tmp_path, damaged, digits16)
         {"input": digits16.train.x[:128]},
         PER_TENSOR,
         tmp_path / "fb.onnx",
-        {"input": digits16.val.x},
-        None,
-        Tolerance(min_cosine=0.99),
+        Validation({"input": digits16.val.x}, None, Tolerance(min_cosine=0.99)),
     )
     assert report.metric == "mean_cosine" and report.within_tolerance
     chosen = next(step for step in report.steps if step["excluded"] == report.excluded)
@@ -108,9 +111,7 @@ def test_unknown_fallback_layer_is_refused(tmp_path, damaged, digits16):
             {"input": digits16.train.x[:8]},
             PER_TENSOR,
             tmp_path / "o.onnx",
-            {"input": digits16.val.x},
-            digits16.val.y,
-            Tolerance(max_drop=1),
+            Validation({"input": digits16.val.x}, digits16.val.y, Tolerance(max_drop=1)),
             allowed=["conv9"],
         )
 

@@ -104,6 +104,7 @@ def test_a_smoothing_strength_outside_0_1_is_refused():
 
 
 def test_fallback_keeps_the_smoothing(tmp_path):
+    from edgeport.quantize.guard.judge import Validation
     from edgeport.quantize.strategy.fallback import Tolerance, quantize_with_fallback
 
     fp32 = tmp_path / "fp32.onnx"
@@ -111,7 +112,11 @@ def test_fallback_keeps_the_smoothing(tmp_path):
     config = quant_config(backend="ort-dynamic", smooth_alpha=0.5)
     val = _data(32, 2)
     result, report = quantize_with_fallback(
-        ModelSource(fp32), _data(64, 1), config, tmp_path / "int8.onnx", val, None, Tolerance(min_cosine=0.999)
+        ModelSource(fp32),
+        _data(64, 1),
+        config,
+        tmp_path / "int8.onnx",
+        Validation(val, None, Tolerance(min_cosine=0.999)),
     )
     assert result.report["smoothing"]["activations"] == 2 and report.within_tolerance
     reference = run_all_outputs(ort_session(fp32), val)["m"]

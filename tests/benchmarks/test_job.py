@@ -1,70 +1,17 @@
-"""Statistics, A/B comparison and `edgeport bench`, as a user runs it."""
+"""`edgeport bench` (edgeport/benchmarks/job.py, its request and options), as a user runs it, and the
+BenchRequest the command builds once."""
 
 import json
+import os
 
 import numpy as np
 import pytest
 
-from edgeport.benchmarks.compare import compare
-from edgeport.benchmarks.stats import summarize
+from edgeport.benchmarks.job import run_bench
+from edgeport.benchmarks.records import BenchSettings, RuntimeChoice
+from edgeport.benchmarks.request import BenchRequest, TorchModel
 from edgeport.cli import main
-
-
-def test_summary_intervals_cover_the_estimate_and_p99_needs_100_samples():
-    x = np.random.default_rng(0).lognormal(0, 0.3, 500)
-    s = summarize(x, batch=4)
-    assert s["p50_ci_ms"][0] <= s["p50_ms"] <= s["p50_ci_ms"][1]
-    assert s["p90_ci_ms"][0] <= s["p90_ms"] <= s["p90_ci_ms"][1]
-    assert s["throughput_per_s"] == pytest.approx(4000 / x.mean())
-    assert s["p95_ms"] == pytest.approx(np.percentile(x, 95))
-    small = summarize(x[:50])
-    assert small["p99_ms"] is None and small["unsupported"] == ["p99"]
-
-
-def test_p50_interval_has_about_95_percent_coverage():
-    rng = np.random.default_rng(1)
-    true_median = 1.0  # lognormal(0, s) has median exp(0)
-    hits = sum(
-        lo <= true_median <= hi
-        for lo, hi in (summarize(rng.lognormal(0, 0.3, 300), seed=i)["p50_ci_ms"] for i in range(100))
-    )
-    assert 88 <= hits <= 100
-
-
-# As `edgeport bench --vs --iterations 400` records them: 10 interleaved rounds of 40 runs.
-BENCH_SETTINGS = {"iterations": 400, "rounds": 10, "round_sizes": [40] * 10, "rounds_run": 10}
-
-
-def test_a_a_comparisons_rarely_raise_false_alarms():
-    rng = np.random.default_rng(2)
-    verdicts = [
-        compare(rng.lognormal(0, 0.25, 400), rng.lognormal(0, 0.25, 400), BENCH_SETTINGS, seed=i) for i in range(200)
-    ]
-    false_alarms = sum(v["verdict"] != "no detectable difference" for v in verdicts)
-    contains_one = sum(v["p50_ratio_ci"][0] <= 1.0 <= v["p50_ratio_ci"][1] for v in verdicts)
-    assert false_alarms <= 4  # 2% of 200
-    assert 180 <= contains_one <= 199  # a 95% interval: neither too narrow nor uselessly wide
-
-
-def test_a_real_speedup_is_detected_in_both_directions():
-    rng = np.random.default_rng(3)
-    slow, fast = rng.lognormal(0, 0.25, 400), rng.lognormal(np.log(0.85), 0.25, 400)
-    assert compare(fast, slow, BENCH_SETTINGS)["verdict"] == "faster"
-    assert compare(slow, fast, BENCH_SETTINGS)["verdict"] == "slower"
-    detected = sum(
-        compare(rng.lognormal(np.log(0.85), 0.25, 400), rng.lognormal(0, 0.25, 400), BENCH_SETTINGS, seed=i)["verdict"]
-        == "faster"
-        for i in range(100)
-    )
-    assert detected >= 95
-
-
-def test_measurements_that_were_not_interleaved_are_compared_unpaired():
-    rng = np.random.default_rng(4)
-    slow, fast = rng.lognormal(0, 0.25, 400), rng.lognormal(np.log(0.7), 0.25, 400)
-    result = compare(fast, slow, BENCH_SETTINGS, paired=False)
-    assert result["test"] == "mann-whitney-rounds" and result["verdict"] == "faster"
-    assert compare(fast, slow, BENCH_SETTINGS)["test"] == "wilcoxon-paired-rounds"
+from edgeport.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -212,33 +159,10 @@ def test_bench_bad_input_exits_2(student_pair, tmp_path, capsys):
 
 
 def test_threads_above_core_count_warn(student_pair, capsys):
-    import os
-
     code, stdout, _ = _bench(
         capsys, student_pair / "fp32.onnx", "--threads", (os.cpu_count() or 1) + 1, "--iterations", 20, "--json"
     )
     assert code == 0 and "more than the" in json.loads(stdout)["warnings"][0]
-
-
-def test_pytorch_runner_measures_fp32_and_quantized_models(tmp_path, trained_cnn, digits16):
-    from edgeport.benchmarks import BenchSettings
-    from edgeport.benchmarks.torch_latency import measure_torch
-    from edgeport.quantize import ModelSource, quant_config, quantize
-
-    settings = BenchSettings(warmup=3, iterations=50, rounds=5)
-    x = digits16.val.x[:1]
-    fp32 = measure_torch(trained_cnn, x, settings, label="fp32")
-    result = quantize(
-        ModelSource(None, trained_cnn),
-        {"input": digits16.train.x[:32]},
-        quant_config(backend="torch-fx", engine="fbgemm", reduce_range=True),
-        tmp_path / "q.onnx",
-    )
-    int8 = measure_torch(result.torch_model, x, settings, engine="fbgemm", label="torch-fx int8")
-    for measured in (fp32, int8):
-        assert len(measured.samples_ms) == 50 and measured.stats["p50_ms"] > 0
-        assert measured.environment["torch"]
-    assert int8.settings["engine"] == "fbgemm" and int8.settings["provider"] == "pytorch-cpu"
 
 
 def test_bench_a_pytorch_model_from_the_cli(tmp_path, capsys, trained_cnn):
@@ -270,3 +194,53 @@ def test_bench_a_pytorch_model_from_the_cli(tmp_path, capsys, trained_cnn):
     assert all(r["settings"]["provider"] == "pytorch-cpu" and len(r["samples_ms"]) == 30 for r in results)
     code, _, err = _bench(capsys, "--torch", "cnn", "--weights", tmp_path / "w.safetensors")
     assert code == 2 and "needs its input" in err
+
+
+def test_a_request_is_checked_when_built(tmp_path):
+    with pytest.raises(ConfigError, match="--batch: the arrays of --inputs fix the batch size"):
+        BenchRequest("m.onnx", inputs_path="x.npz", batches=(2,))
+    with pytest.raises(ConfigError, match="--shape: the arrays of --inputs fix every input's shape"):
+        BenchRequest("m.onnx", inputs_path="x.npz", shapes={"input": (1, 1, 32, 32)})
+    with pytest.raises(ConfigError, match="--threads .* is more than the"):
+        BenchRequest("m.onnx", threads=(1, 10_000))
+    with pytest.raises(AttributeError):
+        BenchRequest("m.onnx").output = str(tmp_path / "other.json")  # type: ignore[misc]  # frozen: built once
+
+
+def test_run_bench_measures_what_the_request_asks(student_pair, tmp_path):
+    out = tmp_path / "result.json"
+    request = BenchRequest(
+        str(student_pair / "fp32.onnx"),
+        BenchSettings(warmup=2, iterations=30, rounds=3, seed=3),
+        threads=(1,),
+        batches=(2,),
+        output=str(out),
+        vs=str(student_pair / "int8.onnx"),
+        margin=0.05,
+    )
+    report = run_bench(request)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(report))
+    assert report["model"] == request.model and report["vs"] == request.vs
+    assert [r["model"] for r in report["results"]] == ["a", "b"]
+    assert all(r["settings"]["batch"] == 2 and r["settings"]["seed"] == 3 for r in report["results"])
+    assert report["comparisons"][0]["margin"] == 0.05 and report["comparisons"][0]["batch"] == 2
+    # one runtime choice per model, from the settings unless --vs names B's
+    assert {(r["settings"]["runtime"], r["settings"]["precision"]) for r in report["results"]} == {("ort", None)}
+
+
+def test_a_request_without_onnx_or_torch_model_is_refused():
+    with pytest.raises(ConfigError, match="give MODEL.onnx"):
+        run_bench(BenchRequest(None))
+    assert TorchModel("cnn", "w.safetensors").engine is None  # the engine is torch's default unless chosen
+
+
+def test_vs_at_runtime_names_b_runtime(student_pair):
+    # B.onnx@ort: the text after @ is B's runtime; a file named so is B itself (split_runtime)
+    request = BenchRequest(
+        str(student_pair / "fp32.onnx"),
+        BenchSettings(warmup=1, iterations=10, rounds=2, runtime=RuntimeChoice("ort")),
+        vs=f"{student_pair / 'int8.onnx'}@ort",
+    )
+    report = run_bench(request)
+    assert report["results"][1]["model_path"] == str(student_pair / "int8.onnx")
+    assert report["vs"] == request.vs

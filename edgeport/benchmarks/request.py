@@ -1,0 +1,47 @@
+"""What one ``edgeport bench`` is asked to measure: built once from its options (edgeport/cli/bench.py),
+checked when built, then read by the job (benchmarks/job.py) instead of a long list of arguments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgeport.benchmarks.options import check_given_inputs, check_threads
+from edgeport.benchmarks.records import BenchSettings, RuntimeChoice
+from edgeport.benchmarks.session import Shapes
+from edgeport.benchmarks.ssh_device import RemoteDevice
+
+
+@dataclass(frozen=True)
+class TorchModel:
+    """``edgeport bench --torch``: a PyTorch model built from its spec, with fp32 weights from safetensors."""
+
+    spec: str  # a model spec (cnn:width=2) or package.module:factory
+    weights: str  # the .safetensors file
+    num_classes: int | None = None  # for factories that need it
+    engine: str | None = None  # the torch quantized engine to select (x86, fbgemm, qnnpack, onednn)
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    """One ``edgeport bench``: MODEL.onnx (or ``torch``), the settings every measurement starts from, with
+    ``settings.runtime`` the runtime MODEL runs on, the batch and thread sweep, the inputs, and where the
+    result goes. Refused when built if the threads are too many or --inputs meets --batch or --shape."""
+
+    model: str | None  # MODEL.onnx; None with ``torch``
+    settings: BenchSettings = BenchSettings()
+    threads: tuple[int, ...] = (1,)
+    batches: tuple[int, ...] | None = None  # --batch; None: the batch --inputs or --shape give, else 1
+    shapes: Shapes = field(default_factory=dict)  # --shape, used as given (the batch axis may be N)
+    inputs_path: str | None = None  # --inputs: real inputs, which fix the batch and every shape
+    output: str | None = None  # -o: the result file
+    vs: str | None = None  # --vs as given: OTHER.onnx, or OTHER.onnx@runtime[/precision]
+    margin: float = 0.0  # with --vs: see compare()
+    # --runtime all: MODEL on each of these that is installed here, each compared with the first
+    # (onnxruntime); empty: MODEL on settings.runtime
+    runtimes: tuple[RuntimeChoice, ...] = ()
+    remote: RemoteDevice | None = None  # --remote: the device to measure on instead of this machine
+    torch: TorchModel | None = None  # --torch: a PyTorch model instead of MODEL.onnx
+
+    def __post_init__(self) -> None:
+        check_threads(self.threads, self.remote)
+        check_given_inputs(self.inputs_path, self.batches, self.shapes)

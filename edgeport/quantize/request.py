@@ -1,0 +1,78 @@
+"""The request for one verified quantization and its outcome: built once, frozen.
+
+``QuantizeRequest`` carries everything ``quantize_verified`` needs (both ``edgeport quantize`` and the
+run/search stage build one); ``QuantOutcome`` everything it produced. Kept light (the records of the
+guard and the strategies are named for the type checker only): the package's front door names both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
+from edgeport.quantize.config import QuantConfig
+from edgeport.quantize.registry import QuantResult
+from edgeport.quantize.source import ModelSource
+
+if TYPE_CHECKING:
+    from edgeport.exporter import OnnxLineage
+    from edgeport.quantize.guard.judge import GuardReport, Validation
+    from edgeport.quantize.strategy.auto import AutoOutcome
+    from edgeport.quantize.strategy.fallback import FallbackReport
+
+
+@dataclass(frozen=True)
+class QuantizeRequest:
+    """One quantization to verify: the fp32 model, the calibration inputs, what the int8 model is
+    judged on (held-out inputs, labels, tolerance), the settings (``reduce_range`` already decided:
+    ``options.build_quant_config``), where the int8 model goes and the lineage written into it
+    (``backend`` and ``quant`` are filled in from the applied settings)."""
+
+    source: ModelSource
+    calibration: dict[str, np.ndarray]
+    validation: Validation
+    config: QuantConfig  # AutoConfig: edgeport chooses the recipe
+    output: Path
+    lineage: OnnxLineage
+    fallback: bool = False  # an explicit tolerance: sensitive layers kept in float until within it
+    fallback_layers: tuple[str, ...] | None = None  # only these may fall back (default: every conv/linear)
+    runtime: RuntimeChoice = ONNXRUNTIME  # the runtime the artifact ships with: judged as it runs there
+
+    def judged_on(self) -> str:
+        """Which inputs the guard judged, and on which runtime when it is not onnxruntime."""
+        ran = f"; int8 run on {self.runtime.label()}" if self.runtime.name != ONNXRUNTIME.name else ""
+        return self.validation.judged_on + ran
+
+
+@dataclass(frozen=True)
+class QuantOutcome:
+    """A verified quantization: the int8 model (at the request's ``output``), the settings applied (for
+    backend ``auto``, the chosen recipe's), the verification report, the guard's verdict, and, when they
+    ran, the fallback's steps and every recipe auto tried."""
+
+    result: QuantResult
+    config: QuantConfig
+    verification: dict
+    guard: GuardReport
+    fallback: FallbackReport | None = None
+    auto: AutoOutcome | None = None
+
+    def notes(self) -> list[str]:
+        """edgeport's own observations for the manifest's warnings: int8 that does not pay on this CPU."""
+        chosen = self.auto.chosen if self.auto is not None else None
+        if self.auto is None or chosen is None or not chosen.p50_ms or not self.auto.fp32_p50_ms:
+            return []
+        ratio = chosen.p50_ms / self.auto.fp32_p50_ms
+        if ratio < 1.0:
+            return []
+        return [
+            f"the fastest faithful int8 recipe ({chosen.recipe.name}) ran at {ratio:.2f}x the fp32 p50 "
+            "on this CPU (batch 1, one thread): int8 does not pay here; keep the fp32 model or measure on the target"
+        ]
+
+
+__all__ = ["QuantOutcome", "QuantizeRequest"]

@@ -1,0 +1,96 @@
+"""The one verified quantization: auto, plain or with fallback, then judged, then the lineage written.
+
+Both ``edgeport quantize`` (quantize/job.py) and the run/search stage (stages/quantize.py) call
+``quantize_verified``; what they add around it (a manifest, a run folder) is theirs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+
+from edgeport.core.progress import SILENT, Progress
+from edgeport.errors import QuantizationError
+from edgeport.exporter.metadata import write_metadata
+from edgeport.quantize.apply import quantize
+from edgeport.quantize.config import AutoConfig, QuantConfig
+from edgeport.quantize.guard.judge import GuardReport, verify_and_judge
+from edgeport.quantize.guard.verify import verify_int8
+from edgeport.quantize.registry import QuantResult
+from edgeport.quantize.request import QuantizeRequest, QuantOutcome
+from edgeport.quantize.strategy.auto import AutoOutcome, run_recipes
+from edgeport.quantize.strategy.fallback import FallbackReport, quantize_with_fallback
+
+
+def quantize_verified(request: QuantizeRequest, progress: Progress = SILENT) -> QuantOutcome:
+    """Quantize ``request.source`` to ``request.output``, verify the int8 model and judge it.
+
+    - backend ``auto``: every recipe is judged on the request's inputs and tolerance; the chosen one's
+      verdict is that judgement, reused as is (the same model, inputs, tolerance and runtime would give
+      the same verdict again), and the model is verified once more only for the report (checker,
+      coverage, second runtime);
+    - ``request.fallback`` (an explicit tolerance): sensitive layers kept in float until within it;
+    - otherwise the backend once.
+    Every int8 model, whichever way it was made, is judged exactly once, and gets its lineage
+    (``request.lineage`` with the applied backend and settings hash) before it is judged, so the file
+    judged is the file shipped. An int8 model outside its tolerance is returned with that verdict, never
+    raised: the caller says so (``guard.within_tolerance``)."""
+    fallback: FallbackReport | None = None
+    auto: AutoOutcome | None = None
+    guard: GuardReport | None = None
+    config = request.config
+    judged_on = request.judged_on()
+    if isinstance(config, AutoConfig):
+        auto, (result, config, guard) = _auto(request, judged_on, progress)
+    elif request.fallback:
+        allowed = list(request.fallback_layers) if request.fallback_layers is not None else None
+        validation = request.validation
+        result, fallback = quantize_with_fallback(
+            request.source, request.calibration, config, request.output, validation, progress, allowed
+        )
+    else:
+        result = quantize(request.source, request.calibration, config, request.output, progress)
+    lineage = dataclasses.replace(request.lineage, kind="onnx-int8", backend=config.backend, quant=config.short_hash())
+    write_metadata(request.output, lineage)
+    verification, guard = _judged(request, judged_on, guard)
+    return QuantOutcome(result, config, verification, guard, fallback, auto)
+
+
+def _judged(request: QuantizeRequest, judged_on: str, guard: GuardReport | None) -> tuple[dict, GuardReport]:
+    """The verification report, and the guard's verdict: auto's, or judged now."""
+    fp32 = request.source.onnx_path
+    if fp32 is None:
+        raise QuantizationError("the int8 model is verified against a fp32 ONNX file; none was given")
+    validation = request.validation
+    if guard is not None:
+        return verify_int8(request.output, fp32, validation.inputs, validation.labels), guard
+    return verify_and_judge(
+        request.output, fp32, validation.inputs, validation.labels, validation.tolerance, judged_on, request.runtime
+    )
+
+
+def _auto(
+    request: QuantizeRequest, judged_on: str, progress: Progress
+) -> tuple[AutoOutcome, tuple[QuantResult, QuantConfig, GuardReport]]:
+    """Backend "auto": the recipes, judged on the request's inputs; the chosen one moved to ``output``,
+    with its config and verdict."""
+    if not isinstance(request.config, AutoConfig):
+        raise QuantizationError(f"backend {request.config.backend!r} is not auto")
+    validation = dataclasses.replace(request.validation, judged_on=judged_on)
+    output = Path(request.output)
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".auto-") as staging:
+        outcome = run_recipes(
+            request.source, request.calibration, request.config, validation, Path(staging), progress, request.runtime
+        )
+        chosen = outcome.chosen
+        # a chosen recipe was judged (run_recipes chooses among those), so it has its config and verdict
+        if chosen is None or chosen.result is None or chosen.config is None or chosen.guard is None:
+            errors = "; ".join(f"{a.recipe.name}: {a.error}" for a in outcome.attempts)
+            raise QuantizationError(f"{request.source.onnx_path}: no quantization recipe worked ({errors})")
+        os.replace(chosen.result.path, output)
+    return outcome, (dataclasses.replace(chosen.result, path=output), chosen.config, chosen.guard)
+
+
+__all__ = ["quantize_verified"]

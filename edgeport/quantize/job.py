@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edgeport.benchmarks.openvino_runtime import openvino_module
+from edgeport.benchmarks.records import ONNXRUNTIME
 from edgeport.core import schemas
 from edgeport.core.artifacts import atomic_write_json, disk_full, sha256_file
 from edgeport.core.manifest import check_manifest
@@ -130,7 +131,7 @@ def quantize_file(request: QuantizeFileRequest, progress: Progress = SILENT) -> 
     the staging folder exists, so a refused command leaves nothing behind.
     """
     job, _ = prepare_job(request)
-    if request.runtime.name != "ort":  # judged (and auto's recipes ranked) as it will run
+    if request.runtime.name != ONNXRUNTIME.name:  # judged (and auto's recipes ranked) as it will run
         openvino_module()  # not installed: exit 2 with the install command, before any work
     for stale in remove_stale_staging(job.output.parent):
         progress.log(f"removed {stale}: a quantization that was killed left it unfinished")

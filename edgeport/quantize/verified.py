@@ -17,7 +17,7 @@ from edgeport.exporter.metadata import write_metadata
 from edgeport.quantize.apply import quantize
 from edgeport.quantize.config import AutoConfig, QuantConfig
 from edgeport.quantize.guard.judge import GuardReport, verify_and_judge
-from edgeport.quantize.guard.verify import verify_int8
+from edgeport.quantize.guard.verify import verify_with_outputs
 from edgeport.quantize.registry import QuantResult
 from edgeport.quantize.request import QuantizeRequest, QuantOutcome
 from edgeport.quantize.strategy.auto import AutoOutcome, run_recipes
@@ -64,8 +64,9 @@ def _judged(request: QuantizeRequest, judged_on: str, guard: GuardReport | None)
     if fp32 is None:
         raise QuantizationError("the int8 model is verified against a fp32 ONNX file; none was given")
     validation = request.validation
-    if guard is not None:
-        return verify_int8(request.output, fp32, validation.inputs, validation.labels), guard
+    if guard is not None:  # auto's verdict; the report still names the runtime it was judged on
+        report = verify_with_outputs(request.output, fp32, validation.inputs, validation.labels, request.runtime)[0]
+        return report, guard
     return verify_and_judge(
         request.output, fp32, validation.inputs, validation.labels, validation.tolerance, judged_on, request.runtime
     )

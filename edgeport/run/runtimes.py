@@ -32,7 +32,7 @@ def runtime_variants(primary: RuntimeChoice = ONNXRUNTIME) -> list[Variant]:
     """The combinations to measure: "fp32" and "int8" on the run's own runtime (``bench.runtime``, what
     its latency section and the gate read), then onnxruntime and OpenVINO (when installed) beside it."""
     variants = [Variant("fp32", "fp32", primary), Variant("int8", "int8", primary)]
-    if primary.name != "ort":
+    if primary.name != ONNXRUNTIME.name:
         variants += [Variant("fp32@ort", "fp32", ONNXRUNTIME), Variant("int8@ort", "int8", ONNXRUNTIME)]
     if openvino_version():
         others = [
@@ -48,7 +48,7 @@ def runtime_variants(primary: RuntimeChoice = ONNXRUNTIME) -> list[Variant]:
 
 
 def _outputs(variant: Variant, path: Path, x: np.ndarray) -> np.ndarray:
-    if variant.runtime.name == "ort":
+    if variant.runtime.name == ONNXRUNTIME.name:
         return onnx_predict(path, x)
     session = OpenVinoSession(path, threads=1, precision=variant.runtime.precision)
     (name,) = [i.name for i in session.get_inputs()]
@@ -61,7 +61,7 @@ def runtime_table(
     """One row per combination (latency, precision used, val accuracy, agreement with the same file on
     onnxruntime, faithful or not), and the fastest faithful one. Faithful: val accuracy at most ``drop``
     points below the fp32 model on onnxruntime (the guard's tolerance)."""
-    ort_outputs = {v.model: _outputs(v, paths[v.model], val_x) for v in variants if v.runtime.name == "ort"}
+    ort_outputs = {v.model: _outputs(v, paths[v.model], val_x) for v in variants if v.runtime.name == ONNXRUNTIME.name}
     reference = accuracy(ort_outputs["fp32"], val_y)
     ort_fp32 = next(v.label for v in variants if v.model == "fp32" and v.runtime == ONNXRUNTIME)
     base_p50 = results[ort_fp32].stats["p50_ms"]
@@ -69,7 +69,7 @@ def runtime_table(
     for variant in variants:
         outputs = (
             ort_outputs[variant.model]
-            if variant.runtime.name == "ort"
+            if variant.runtime.name == ONNXRUNTIME.name
             else _outputs(variant, paths[variant.model], val_x)
         )
         val_accuracy = accuracy(outputs, val_y)

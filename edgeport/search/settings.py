@@ -29,6 +29,8 @@ LATENCY_METRICS = ("p50", "p90", "p95", "mean")
 def searchable_parameters() -> list[str]:
     names = []
     for section, info in RunConfig.model_fields.items():
+        if info.exclude:  # read from another section's key (max_accuracy_drop: quantize.max_accuracy_drop)
+            continue
         annotation = info.annotation
         if section == "quantize":  # typed per backend: every option some backend has
             names += [f"quantize.{option}" for option in option_names()]

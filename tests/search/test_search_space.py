@@ -9,7 +9,7 @@ from edgeport.config import RunConfig
 from edgeport.errors import ConfigError
 from edgeport.search.halving import rung_epochs
 from edgeport.search.objective import choose, pareto_front, violations
-from edgeport.search.settings import SearchSettings, parse_duration
+from edgeport.search.settings import SearchSettings, parse_duration, searchable_parameters
 from edgeport.search.space import expand
 
 CPU = cpu_fingerprint()
@@ -144,3 +144,10 @@ def test_durations(text, seconds):
 def test_bad_duration():
     with pytest.raises(ConfigError, match="not a duration"):
         parse_duration("tomorrow")
+
+
+def test_the_tolerance_is_searchable_under_its_own_key_only():
+    # RunConfig reads it from [run.quantize] max_accuracy_drop: a bare name is no parameter
+    names = searchable_parameters()
+    assert "quantize.max_accuracy_drop" in names
+    assert "max_accuracy_drop" not in names

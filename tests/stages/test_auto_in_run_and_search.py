@@ -77,6 +77,7 @@ def test_a_run_shipping_on_openvino_is_judged_and_measured_there(tmp_path):
     (folder,) = [p for p in (tmp_path / "runs").iterdir() if (p / "manifest.json").is_file()]
     manifest = json.loads((folder / "manifest.json").read_text())
     assert "int8 run on openvino" in manifest["guard"]["judged_on"]
+    assert manifest["verification"]["judged_on_runtime"].startswith("openvino")  # auto's verdict, reused, says where
     assert manifest["lineage"]["quantization"]["auto"]["runtime"] == "openvino"
     assert manifest["latency"]["settings"]["runtime"] == "openvino"  # the headline latency, which the gate reads
     labels = {row["label"] for row in manifest["runtimes"]["rows"]}

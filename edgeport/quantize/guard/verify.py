@@ -15,7 +15,7 @@ import onnx
 import onnx.version_converter
 
 from edgeport.benchmarks.openvino_runtime import OpenVinoSession, openvino_version
-from edgeport.benchmarks.records import RuntimeChoice
+from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
 from edgeport.data.feeds import feed_layout, iter_feeds, join_outputs, model_inputs
 from edgeport.errors import CheckFailedError, QuantizationError
 from edgeport.quantize.guard.fidelity import fidelity, sequence_outputs
@@ -197,7 +197,7 @@ def verify_with_outputs(
             "fp32": float((fp32_out.argmax(1) == labels).mean() * 100),
             "int8": float((int8_out.argmax(1) == labels).mean() * 100),
         }
-    if runtime is not None and runtime.name != "ort":
+    if runtime is not None and runtime.name != ONNXRUNTIME.name:
         session = OpenVinoSession(int8_path, threads=1, precision=runtime.precision)
         int8_all = run_all_outputs(session, inputs)
         report["judged_on_runtime"] = f"{runtime.name} ({session.precision})"

@@ -97,7 +97,7 @@ class _Judging:
 
     def judge(self, int8_path: Path) -> GuardReport:
         validation = self.validation
-        if self.runtime.name == "ort":
+        if self.runtime.name == ONNXRUNTIME.name:
             session, judged_on = ort_session(int8_path), validation.judged_on
         else:
             session = create_session(int8_path, CHECK, self.runtime)

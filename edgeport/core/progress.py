@@ -33,7 +33,7 @@ class RichProgress(Progress):
     def __init__(self) -> None:
         from rich.console import Console
 
-        self.console = Console(stderr=True)
+        self.console = Console(stderr=True, markup=False)  # descriptions hold paths: see core/console.py
         self._bar: Any = None  # a rich Progress while a task is open
         self._depth = 0
 
@@ -42,11 +42,11 @@ class RichProgress(Progress):
         from rich.progress import Progress as RichBar
 
         return RichBar(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"),
+            TextColumn("{task.fields[info]}", markup=False),
             console=self.console,
             transient=False,
         )

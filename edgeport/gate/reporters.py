@@ -44,8 +44,8 @@ HEADER = ["check", "budget", "measured", "95% interval", "verdict", "why"]
 def print_table(report: dict) -> None:
     # rich (and edgeport.core.console, which imports it) only for the table: a gate that reports as JSON
     # or JUnit, and the gate library that imports check_outputs from here, do without it.
-    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     from edgeport.core.console import make_console
 
@@ -55,9 +55,9 @@ def print_table(report: dict) -> None:
         table.add_column(column, no_wrap=column != "why")
     colours = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
     for row, check in zip(rows(report), report["checks"], strict=True):
-        row = [escape(cell) for cell in row]
-        row[4] = f"[{colours[check['verdict']]}]{row[4]}[/]"
-        table.add_row(*row)
+        cells: list[str | Text] = list(row)  # plain text: the console reads no markup (core/console.py)
+        cells[4] = Text(row[4], style=colours[check["verdict"]])
+        table.add_row(*cells)
     console.print(table)
     console.print(
         f"artifact sha256 {report['artifact']['sha256'][:16]}..., {report['samples']} latency samples"
@@ -66,7 +66,7 @@ def print_table(report: dict) -> None:
     )
     verdict = report["verdict"].upper()
     note = " (allowed by --allow-inconclusive)" if report["verdict"] == "inconclusive" and report["passed"] else ""
-    console.print(f"[bold]gate {verdict}{note}[/bold]")
+    console.print(Text(f"gate {verdict}{note}", style="bold"))
 
 
 def _tolerated(report: dict, check: dict) -> bool:

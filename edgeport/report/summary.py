@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from edgeport.core.console import make_console
 from edgeport.quantize.noise import THIRD_PARTY
@@ -263,5 +264,5 @@ def print_search_summary(summary: dict, folder: Path, console: Console | None = 
             f"chosen: {summary['chosen'][:8]} ({summary['chosen_because']}) -> {folder / 'best' / 'model.onnx'}"
         )
     else:
-        console.print(f"[red]no candidate chosen:[/red] {summary['chosen_because']}")
+        console.print(Text.assemble(("no candidate chosen:", "red"), f" {summary['chosen_because']}"))
     console.print(f"report: {folder / 'report.html'}")

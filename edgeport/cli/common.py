@@ -35,9 +35,12 @@ SEED = click.IntRange(0, MAX_SEED)  # numpy and scikit-learn take 32-bit unsigne
 
 
 def exit_if_outside_tolerance(manifest: dict) -> None:
-    """A model outside its tolerance is still written (to be inspected), but the command fails (exit 1)."""
+    """A model outside its tolerance, or one that does not ship (``ships``: not faster than fp32), is still
+    written (to be inspected), but the command fails (exit 1)."""
     fallback, guard = manifest.get("fallback"), manifest.get("guard")
     if (fallback is not None and not fallback["within_tolerance"]) or (guard and not guard["within_tolerance"]):
+        raise click.exceptions.Exit(EXIT_CHECK_FAILED)
+    if manifest.get("ships") is False:
         raise click.exceptions.Exit(EXIT_CHECK_FAILED)
 
 

@@ -106,6 +106,15 @@ def _settings(options: dict, quant_format: str | None, reduce_range: str) -> dic
     help="The runtime the int8 model ships with: it is judged (and auto's recipes ranked) as that runtime runs it.",
 )
 @click.option("--precision", type=click.Choice(["f32", "bf16", "f16"]), help="OpenVINO's inference precision hint.")
+@click.option(
+    "--speed-check/--no-speed-check",
+    default=True,
+    show_default=True,
+    envvar="EDGEPORT_SPEED_CHECK",
+    help="Ship int8 only when it runs faster than fp32 on --runtime here (else exit 1, naming the fastest "
+    "faithful option measured). Off when this machine is not the target (measure there with `edgeport "
+    "bench`); EDGEPORT_SPEED_CHECK=0 turns it off for every command.",
+)
 @click.option("-o", "--output", help="Output .onnx (default MODEL.int8.onnx); the manifest goes beside it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -131,6 +140,7 @@ def quantize(
     min_sequence_agreement,
     runtime,
     precision,
+    speed_check,
     fallback_layers,
     **options,
 ) -> None:
@@ -154,6 +164,7 @@ def quantize(
         tolerance=ToleranceSettings(max_accuracy_drop, min_cosine, min_sequence_agreement),
         fallback_layers=tuple(fallback_layers) or None,
         runtime=RuntimeChoice(runtime, precision),
+        speed_check=speed_check,
         debug=debug,
         explain=explain,
     )
@@ -164,6 +175,8 @@ def quantize(
         print_quantize_summary(manifest, path)
         print_sensitivity(manifest["sensitivity"]) if explain else None
     _third_party_note(manifest)
+    if manifest.get("ships") is False and not as_json:  # why, on stderr too: the table may be scrolled away
+        click.echo(f"{path}: does not ship: {manifest['verdict']}", err=True)
     exit_if_outside_tolerance(manifest)
 
 

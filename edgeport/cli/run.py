@@ -109,12 +109,21 @@ def _overrides(**values) -> dict:
     help="budgets.toml: gate the int8 artifact against a target and exit with the gate's verdict.",
 )
 @click.option("--target", "budget_target", help="Target in the --budget file (optional when it defines one).")
+@click.option(
+    "--speed-check/--no-speed-check",
+    default=True,
+    show_default=True,
+    envvar="EDGEPORT_SPEED_CHECK",
+    help="Exit 1 when the faithful int8 model is not faster than fp32 on the run's runtime, naming the fastest "
+    "faithful option measured (as `edgeport quantize`). Off when this machine is not the target.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def run(config_path, out, budget, budget_target, as_json, quiet, **options) -> None:
+def run(config_path, out, budget, budget_target, as_json, quiet, speed_check, **options) -> None:
     """Distil a student from a teacher, export it to ONNX, quantize it to int8 and measure both."""
     from edgeport.config import load_config
     from edgeport.core.progress import SILENT, RichProgress
+    from edgeport.quantize.strategy.payoff import PAYS_BELOW
     from edgeport.report.summary import print_summary
     from edgeport.run.pipeline import run_pipeline
 
@@ -137,6 +146,15 @@ def run(config_path, out, budget, budget_target, as_json, quiet, **options) -> N
         if report:
             emit_gate(report, None, False, False)
     exit_if_outside_tolerance(manifest)
+    latency = manifest["latency"]
+    if speed_check and not latency["int8_faster"]:  # faithful, but int8 does not pay: not an answer to ship
+        best = manifest["runtimes"].get("fastest_faithful")
+        click.echo(
+            f"{folder}: int8 does not ship: it ran at {latency['int8_over_fp32_p50']:.2f}x fp32's p50 (it pays "
+            f"from {PAYS_BELOW:.2f}x); fastest faithful option measured: {best or 'none'}",
+            err=True,
+        )
+        raise click.exceptions.Exit(EXIT_CHECK_FAILED)
     if report and not report["passed"]:
         raise click.exceptions.Exit(EXIT_CHECK_FAILED)
 

@@ -157,9 +157,11 @@ def iter_feeds(arrays: Mapping[str, np.ndarray], layout: Layout, step: int) -> I
         yield {name: a[start : start + step] for name, a in arrays.items()}
 
 
-def join_outputs(parts: Sequence[np.ndarray], layout: Layout) -> np.ndarray:
-    """The runs' values of one output, samples on the first axis: concatenated chunks, or stacked samples.
-    A single chunk is returned as it is: an exposed rank-0 tensor (sensitivity.py) cannot be concatenated."""
+def join_outputs(parts: Sequence[np.ndarray], layout: Layout, dtype: Any = None) -> np.ndarray:
+    """The runs' values of one output, samples on the first axis: concatenated chunks, or stacked samples,
+    converted to ``dtype`` (None: as they are) in the one copy the join makes. A single chunk is returned
+    as it is: an exposed rank-0 tensor (sensitivity.py) cannot be concatenated. (Batch-first outputs whose
+    samples are on another axis: ``quantize/inputs/output_axes.py``.)"""
     if layout == PER_SAMPLE:
         shapes = {np.shape(part) for part in parts}
         if len(shapes) > 1:  # NonZero, NMS: outputs whose size depends on the sample cannot be stacked
@@ -167,8 +169,19 @@ def join_outputs(parts: Sequence[np.ndarray], layout: Layout) -> np.ndarray:
                 f"an output's shape changes from sample to sample ({', '.join(map(str, sorted(shapes)[:3]))}); "
                 "per-sample feeds need outputs of one shape to compare the int8 model with fp32"
             )
-        return np.stack(parts)
-    return np.asarray(parts[0]) if len(parts) == 1 else np.concatenate(parts)
+        return np.stack(parts, dtype=dtype, casting="unsafe")
+    if len(parts) == 1:
+        return np.asarray(parts[0], dtype=dtype)
+    return np.concatenate(parts, dtype=dtype, casting="unsafe")
+
+
+def pad_feed(feed: Mapping[str, np.ndarray], size: int) -> Feeds:
+    """A batch-first chunk filled up to ``size`` samples with repeats of its last sample (a model with a
+    fixed batch size); a full chunk is returned as it is."""
+    real = sample_count(feed)
+    if real >= size:
+        return dict(feed)
+    return {name: np.concatenate([a, np.repeat(a[-1:], size - real, axis=0)]) for name, a in feed.items()}
 
 
 def first_feed(arrays: Mapping[str, np.ndarray], layout: Layout) -> Feeds:

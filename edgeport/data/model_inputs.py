@@ -5,9 +5,11 @@ on its batch axis) or per-sample feeds (one axis more, each slice one complete m
 follows from the model's ranks (data/feeds.py).
 
 The arrays are checked here, where the file is known, so every complaint names the file: no
-samples, unequal sample counts, NaN or Inf, and (for calibration data) a float input that never
-varies, which calibrates every range to nothing and gives an int8 model that looks fine and is not
-(measured: an all-zero calibration set took a digits CNN from 87.9% to 14.4% with exit 0).
+samples, unequal sample counts, NaN or Inf, and (for calibration data) a set in which nothing varies, a
+float input constant and every other input too, which calibrates every range to nothing and gives an int8
+model that looks fine and is not (measured: an all-zero calibration set took a digits CNN from 87.9% to
+14.4% with exit 0). A constant input beside one that varies is a fixed input of the model (a recurrent
+model's zero initial state, a fixed sample rate, an all-ones mask) and is accepted.
 """
 
 from __future__ import annotations
@@ -43,17 +45,42 @@ def _check_arrays(path: Path, inputs: dict[str, np.ndarray], role: str) -> int:
             bad = int(np.size(array) - np.isfinite(array).sum())
             raise DataError(f"{path}: {role} input {name!r} contains {bad} NaN or Inf value(s)")
     if role == "calibration":
-        for name, array in inputs.items():
-            # A float input that never varies gives zero ranges (scale 0): refuse it rather than
-            # calibrate on nothing. Integer inputs (token ids, masks) may legitimately be constant.
-            if np.issubdtype(array.dtype, np.floating) and array.size and np.ptp(array) == 0:
-                value = float(array.flat[0])
-                shown = "all zero" if value == 0 else f"every value {value:g}"
-                raise DataError(
-                    f"{path}: calibration input {name!r} is constant ({shown}); "
-                    "calibrate on real samples of what the model will see"
-                )
+        _refuse_nothing_varies(path, inputs)
     return count
+
+
+def _constant_value(array: np.ndarray) -> str | None:
+    """How a constant array reads ("all zero", "every value 0.5"), or None when it varies."""
+    if not array.size or array.min() != array.max():  # min/max, not np.ptp: a bool mask has no subtraction
+        return None
+    value = float(array.flat[0])
+    return "all zero" if value == 0 else f"every value {value:g}"
+
+
+def _refuse_nothing_varies(path: Path, inputs: dict[str, np.ndarray]) -> None:
+    """Refuse calibration in which no input varies while a float input is constant: every activation
+    is then the same for every sample, its range calibrated on nothing (zero for a zero input).
+
+    One constant input beside one that varies is a model's legitimate fixed input (the zero initial
+    state every stream starts from, a fixed sample rate, an all-ones attention mask) and is accepted.
+    Integer inputs (token ids, masks) alone may be constant, as before."""
+    shown = {name: _constant_value(array) for name, array in inputs.items()}
+    if any(value is None for value in shown.values()):
+        return  # something varies: the constant inputs are fixed inputs of the model, not missing data
+    floats = [name for name, array in inputs.items() if np.issubdtype(array.dtype, np.floating)]
+    if not floats:
+        return
+    if len(inputs) == 1:
+        name = floats[0]
+        raise DataError(
+            f"{path}: calibration input {name!r} is constant ({shown[name]}); "
+            "calibrate on real samples of what the model will see"
+        )
+    listed = ", ".join(f"{name!r} {value}" for name, value in shown.items())
+    raise DataError(
+        f"{path}: every calibration input is constant ({listed}); no input varies, so every range would be "
+        "calibrated on one value: calibrate on real samples of what the model will see"
+    )
 
 
 def load_model_inputs(

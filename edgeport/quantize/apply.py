@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,11 @@ import onnx
 
 from edgeport.benchmarks import cpu_fingerprint
 from edgeport.core.progress import SILENT, Progress
-from edgeport.errors import ConfigError, QuantizationError
+from edgeport.errors import ConfigError, EdgeportError, QuantizationError
 from edgeport.quantize.backends import get_backend
 from edgeport.quantize.config import OrtConfig, QuantConfig, QuantSettings
 from edgeport.quantize.inputs.graph import iter_nodes
+from edgeport.quantize.inputs.model_check import failure_reason
 from edgeport.quantize.registry import QuantBackend, QuantResult
 from edgeport.quantize.source import ModelSource
 from edgeport.quantize.transforms.params_check import repair_quant_params
@@ -86,16 +88,43 @@ def quantize(
     output_path: str | os.PathLike,
     progress: Progress = SILENT,
 ) -> QuantResult:
-    """Quantize ``source`` (a ModelSource, or a fp32 ONNX path) with the backend ``config`` is typed for."""
+    """Quantize ``source`` (a ModelSource, or a fp32 ONNX path) with the backend ``config`` is typed for.
+
+    Whatever goes wrong inside is an ``EdgeportError``: a third-party exception (onnxruntime's shape
+    inference, quantizer or session, onnx's checker, numpy, torch) becomes one ``QuantizationError``
+    line naming the model and the backend, so ``--backend auto`` records the recipe as failed and
+    moves on, and the command line never shows a traceback."""
     backend, resolved = backend_for(config)
     if not isinstance(source, ModelSource):
         source = ModelSource(onnx_path=Path(source))
     if backend.needs == "onnx" and source.onnx_path is None:
         raise QuantizationError(f"backend {backend.name!r} quantizes a fp32 ONNX file; none was given")
-    check_exclusions(source, resolved)
-    if isinstance(resolved, OrtConfig) and resolved.smooth_alpha is not None:
-        return _smoothed(backend, source, calibration, resolved, output_path, progress)
-    return run_backend(backend, source, calibration, resolved, output_path, progress)
+    with backend_failures(backend, source):
+        check_exclusions(source, resolved)
+        if isinstance(resolved, OrtConfig) and resolved.smooth_alpha is not None:
+            return _smoothed(backend, source, calibration, resolved, output_path, progress)
+        return run_backend(backend, source, calibration, resolved, output_path, progress)
+
+
+@contextmanager
+def backend_failures(backend: QuantBackend, source: ModelSource) -> Iterator[None]:
+    """A third-party exception raised inside becomes one ``QuantizationError`` line naming the model and
+    the backend; an ``EdgeportError`` passes as it is (wrapped once, where it was raised)."""
+    try:
+        yield
+    except EdgeportError:
+        raise
+    except Exception as exc:  # onnxruntime, onnx, numpy and torch raise their own types
+        raise QuantizationError(
+            f"{_model_name(source)}: backend {backend.name!r} failed ({type(exc).__name__}: {failure_reason(exc)})"
+        ) from exc
+
+
+def _model_name(source: ModelSource) -> str:
+    if source.onnx_path is not None:
+        return str(source.onnx_path)
+    model = source.torch_model
+    return f"the torch model {type(model).__name__}" if model is not None else "the model"
 
 
 def _smoothed(
@@ -112,7 +141,8 @@ def _smoothed(
     with progress.task("smooth activation outliers", total=1) as advance:
         with smoothed_model(source.onnx_path, calibration, config, output_path) as (staged, plain, report):
             advance(1)
-            result = run_backend(backend, ModelSource(staged), calibration, plain, output_path, progress)
+            # third-party failures are named after the user's model by quantize(), not the staged copy
+            result = _checked(backend, ModelSource(staged), calibration, plain, output_path, progress)
     return dataclasses.replace(result, report={**result.report, "smoothing": report})
 
 
@@ -126,9 +156,21 @@ def run_backend(
 ) -> QuantResult:
     """The backend's int8 model with its quantization parameters checked: invalid activation scales
     repaired (left in float, listed in the report under ``repaired``), invalid weight scales refused."""
+    with backend_failures(backend, source):
+        return _checked(backend, source, calibration, config, output_path, progress)
+
+
+def _checked(
+    backend: QuantBackend,
+    source: ModelSource,
+    calibration: dict[str, np.ndarray],
+    config: QuantConfig,
+    output_path: str | os.PathLike,
+    progress: Progress,
+) -> QuantResult:
     result = backend.quantize(source, calibration, config, output_path, progress)
     repairs = repair_quant_params(result.path)
     return dataclasses.replace(result, report={**result.report, "repaired": repairs}) if repairs else result
 
 
-__all__ = ["backend_for", "check_exclusions", "quantize", "run_backend"]
+__all__ = ["backend_failures", "backend_for", "check_exclusions", "quantize", "run_backend"]

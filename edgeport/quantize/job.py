@@ -1,9 +1,11 @@
 """``edgeport quantize``: an existing fp32 ONNX file or torch model -> verified int8 ONNX + manifest.
 
 Everything is built in a hidden staging folder beside the output and moved into place only when
-the int8 model has been verified, judged by the guard and its manifest written. An int8 model
-outside its tolerance is still written (to be inspected) but the manifest's first line says so
-and the command exits 1.
+the int8 model has been verified, judged by the guard, measured against fp32 and its manifest
+written. Exit 0 means ship it: an int8 model outside its tolerance, or no faster than fp32 on the
+runtime it ships with, is written as ``<name>.rejected.onnx`` (to be inspected, never mistaken for the
+artifact), the manifest's first line says why and names the fastest faithful option measured, and the
+command exits 1.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from edgeport.quantize.job_inputs import (
     load_source,
     manifest_path_for,
     prepare_job,
+    rejected_path_for,
 )
 from edgeport.quantize.noise import captured_warnings
 from edgeport.quantize.request import QuantizeRequest, QuantOutcome
@@ -62,6 +65,7 @@ def _request(job: QuantizeJob, model: LoadedModel, staged: Path) -> QuantizeRequ
         fallback=request.tolerance.fallback,
         fallback_layers=request.fallback_layers,
         runtime=request.runtime,
+        speed_check=request.speed_check,
     )
 
 
@@ -103,11 +107,12 @@ def _manifest(job: QuantizeJob, request: QuantizeRequest, outcome: QuantOutcome,
         "quantization": quantization,
     }
     return {
-        "verdict": outcome.guard.line(),  # first: a model outside tolerance says so before anything else
+        "verdict": outcome.verdict(),  # first: a model that does not ship says so before anything else
+        "ships": outcome.ships,
         "schema_version": MANIFEST_SCHEMA,
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "artifact": {
-            "path": job.output.name,
+            "path": (job.output if outcome.ships else rejected_path_for(job.output)).name,
             "kind": "onnx-int8",
             "sha256": sha256_file(staged),
             "size_bytes": staged.stat().st_size,
@@ -118,6 +123,7 @@ def _manifest(job: QuantizeJob, request: QuantizeRequest, outcome: QuantOutcome,
         "auto": outcome.auto.describe() if outcome.auto else None,
         "sensitivity": shipped.sensitivity,
         "fallback": outcome.fallback.describe() if outcome.fallback is not None else None,
+        "speed": outcome.payoff.describe() if outcome.payoff is not None else None,
         "warnings": warnings,
         "environment": {"cpu": job.cpu},
         "versions": package_versions(),
@@ -147,7 +153,9 @@ def quantize_file(request: QuantizeFileRequest, progress: Progress = SILENT) -> 
         shipped = _Shipped(model, staged, noise.lines(), explained)
         manifest = check_manifest(_manifest(job, quantize, outcome, shipped), str(manifest_path_for(job.output)))
         atomic_write_json(staging / "manifest.json", manifest)
-        os.replace(staged, job.output)
+        # a model that does not ship is kept to be inspected, under a name that says so
+        written = job.output if outcome.ships else rejected_path_for(job.output)
+        os.replace(staged, written)
         os.replace(staging / "manifest.json", manifest_path_for(job.output))
     except Exception as exc:
         if disk_full(exc) and not isinstance(exc, ArtifactError):  # the backends' errors blame the input model
@@ -158,4 +166,4 @@ def quantize_file(request: QuantizeFileRequest, progress: Progress = SILENT) -> 
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return job.output, manifest
+    return written, manifest

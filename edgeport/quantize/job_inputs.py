@@ -43,6 +43,7 @@ class QuantizeFileRequest:
     tolerance: ToleranceSettings = ToleranceSettings()
     fallback_layers: tuple[str, ...] | None = None
     runtime: RuntimeChoice = ONNXRUNTIME  # the runtime the int8 model ships with
+    speed_check: bool = True  # int8 ships only when faster than fp32 on ``runtime``, measured here
     debug: bool = False  # third-party warnings as they happen
     explain: bool = False  # every quantized tensor's SQNR in the manifest
 
@@ -50,6 +51,13 @@ class QuantizeFileRequest:
 def manifest_path_for(output: Path) -> Path:
     name = output.name[:-5] if output.name.endswith(".onnx") else output.name
     return output.with_name(f"{name}.manifest.json")
+
+
+def rejected_path_for(output: Path) -> Path:
+    """Where an int8 model that does not ship is written, to be inspected: a name no one ships by mistake
+    (``det.int8.onnx`` -> ``det.int8.rejected.onnx``)."""
+    name = output.name[:-5] if output.name.endswith(".onnx") else output.name
+    return output.with_name(f"{name}.rejected.onnx")
 
 
 def _torch_source(
@@ -146,8 +154,9 @@ def check_sequence_option(model_path: Path, sequences: float | None) -> None:
     silently ignored, and the user would believe a check was made."""
     if sequences is not None and not graph_sequence_outputs(model_path):
         raise ConfigError(
-            f"--min-sequence-agreement: {model_path} has no sequence output (Softmax or LogSoftmax over the last "
-            "axis of [samples, T, C], as a CTC recognizer's), so there is nothing for it to judge; leave it out"
+            f"--min-sequence-agreement: {model_path} has no sequence output (class scores per step, "
+            "[samples, T, C]: a Softmax, LogSoftmax or linear head over the last axis, as a CTC recognizer's), "
+            "so there is nothing for it to judge; leave it out"
         )
 
 

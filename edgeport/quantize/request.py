@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from edgeport.quantize.guard.judge import GuardReport, Validation
     from edgeport.quantize.strategy.auto import AutoOutcome
     from edgeport.quantize.strategy.fallback import FallbackReport
+    from edgeport.quantize.strategy.payoff import Payoff
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ class QuantizeRequest:
     fallback: bool = False  # an explicit tolerance: sensitive layers kept in float until within it
     fallback_layers: tuple[str, ...] | None = None  # only these may fall back (default: every conv/linear)
     runtime: RuntimeChoice = ONNXRUNTIME  # the runtime the artifact ships with: judged as it runs there
+    # int8 ships only when faster than fp32 on ``runtime`` (measured here); off where this machine is not
+    # the target (the latency is then measured there, e.g. `edgeport bench` on the board)
+    speed_check: bool = True
 
     def judged_on(self) -> str:
         """Which inputs the guard judged, and on which runtime when it is not onnxruntime."""
@@ -60,11 +64,28 @@ class QuantOutcome:
     guard: GuardReport
     fallback: FallbackReport | None = None
     auto: AutoOutcome | None = None
+    payoff: Payoff | None = None  # the speed verdict (None: the speed check was off)
+
+    @property
+    def ships(self) -> bool:
+        """Within tolerance and, where it was measured, faster than fp32 on the runtime it ships with."""
+        return self.guard.within_tolerance and (self.payoff is None or self.payoff.ships)
+
+    def verdict(self) -> str:
+        """The first line of the manifest: the guard's verdict, or why a faithful model does not ship."""
+        if self.guard.within_tolerance and self.payoff is not None and not self.payoff.ships:
+            return f"NOT FASTER THAN FP32: {self.payoff.line()} (guard: {self.guard.line()})"
+        if not self.guard.within_tolerance and self.payoff is not None:
+            return f"{self.guard.line()}; {self.payoff.line()}"
+        return self.guard.line()
 
     def notes(self) -> list[str]:
-        """edgeport's own observations for the manifest's warnings: int8 that does not pay on this CPU."""
+        """edgeport's own observations for the manifest's warnings: with the speed check off, int8 that
+        auto measured slower than fp32 on this CPU."""
         chosen = self.auto.chosen if self.auto is not None else None
-        if self.auto is None or chosen is None or not chosen.p50_ms or not self.auto.fp32_p50_ms:
+        if self.payoff is not None or self.auto is None or chosen is None:
+            return []
+        if not chosen.p50_ms or not self.auto.fp32_p50_ms:
             return []
         ratio = chosen.p50_ms / self.auto.fp32_p50_ms
         if ratio < 1.0:

@@ -20,8 +20,9 @@ from edgeport.quantize.guard.judge import GuardReport, verify_and_judge
 from edgeport.quantize.guard.verify import verify_with_outputs
 from edgeport.quantize.registry import QuantResult
 from edgeport.quantize.request import QuantizeRequest, QuantOutcome
-from edgeport.quantize.strategy.auto import AutoOutcome, run_recipes
+from edgeport.quantize.strategy.auto import AutoOutcome, Judging, judging_for, run_recipes
 from edgeport.quantize.strategy.fallback import FallbackReport, quantize_with_fallback
+from edgeport.quantize.strategy.payoff import Payoff, measure_payoff, one_run
 
 
 def quantize_verified(request: QuantizeRequest, progress: Progress = SILENT) -> QuantOutcome:
@@ -55,7 +56,33 @@ def quantize_verified(request: QuantizeRequest, progress: Progress = SILENT) -> 
     lineage = dataclasses.replace(request.lineage, kind="onnx-int8", backend=config.backend, quant=config.short_hash())
     write_metadata(request.output, lineage)
     verification, guard = _judged(request, judged_on, guard)
-    return QuantOutcome(result, config, verification, guard, fallback, auto)
+    payoff = _payoff(request, judged_on, guard, auto, progress) if request.speed_check else None
+    return QuantOutcome(result, config, verification, guard, fallback, auto, payoff)
+
+
+def _payoff(
+    request: QuantizeRequest, judged_on: str, guard: GuardReport, auto: AutoOutcome | None, progress: Progress
+) -> Payoff:
+    """Whether the int8 model ships: faithful and faster than fp32 on the request's runtime (auto's ranking
+    measured both already); when not, the options a user could ship instead, judged and measured."""
+    fp32 = request.source.onnx_path
+    if fp32 is None:
+        raise QuantizationError("the int8 model is measured against a fp32 ONNX file; none was given")
+    validation = dataclasses.replace(request.validation, judged_on=judged_on)
+    chosen = auto.chosen if auto is not None else None
+    measured = None
+    if auto is not None and chosen is not None and chosen.p50_ms and auto.fp32_p50_ms:
+        measured = (auto.fp32_p50_ms, chosen.p50_ms)
+    reference: list[Judging] = [auto.judging] if auto is not None and auto.judging is not None else []
+
+    def judge_outputs(outputs: dict) -> GuardReport:  # the fp32 reference is computed only when needed
+        if not reference:
+            reference.append(judging_for(request.source, request.calibration, validation, request.runtime))
+        return reference[0].judge_outputs(outputs)
+
+    paths = {"fp32": Path(fp32), "int8": Path(request.output)}
+    sample = one_run(Path(fp32), validation.inputs)
+    return measure_payoff(paths, sample, validation.inputs, judge_outputs, guard, request.runtime, measured, progress)
 
 
 def _judged(request: QuantizeRequest, judged_on: str, guard: GuardReport | None) -> tuple[dict, GuardReport]:
@@ -83,7 +110,14 @@ def _auto(
     output = Path(request.output)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".auto-") as staging:
         outcome = run_recipes(
-            request.source, request.calibration, request.config, validation, Path(staging), progress, request.runtime
+            request.source,
+            request.calibration,
+            request.config,
+            validation,
+            Path(staging),
+            progress,
+            request.runtime,
+            must_pay=request.speed_check,
         )
         chosen = outcome.chosen
         # a chosen recipe was judged (run_recipes chooses among those), so it has its config and verdict

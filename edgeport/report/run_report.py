@@ -113,7 +113,8 @@ def _quantization_section(manifest: dict) -> list[str]:
     lines += [
         "",
         f"int8 coverage after onnxruntime optimisation: {coverage['integer_kernels']} of "
-        f"{coverage['integer_kernels'] + coverage['float_kernels']} Conv/Gemm/MatMul layers run as integer "
+        f"{coverage['integer_kernels'] + coverage['float_kernels']} compute layers (Conv/Gemm/MatMul/LSTM/GRU/RNN) "
+        "run as integer "
         f"kernels ({', '.join(f'{k} x{v}' for k, v in coverage['integer_ops'].items()) or 'none'}).{unfused}",
     ]
     if reference.get("samples"):

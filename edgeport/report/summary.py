@@ -66,6 +66,16 @@ def _micros(ms: float | None) -> str:
     return "n/a" if ms is None else f"{ms * 1000:.1f} us"
 
 
+def _speed_line(speed: dict) -> str:
+    """int8 against fp32 on the runtime it ships with; when it does not ship, the fastest faithful option."""
+    ratio = speed.get("int8_over_fp32")
+    line = f"int8 at {ratio:.2f}x fp32's p50 on {speed['runtime']}" if ratio is not None else "int8 not measured"
+    if speed.get("fastest_faithful") and not speed.get("ships"):
+        best = next(a for a in speed["alternatives"] if a["option"] == speed["fastest_faithful"])
+        line += f"; fastest faithful option: {best['option']} at {best['p50_over_fp32']:.2f}x"
+    return line
+
+
 def print_quantize_summary(manifest: dict, path: Path, console: Console | None = None) -> None:
     console = console or make_console()
     verification, quant = manifest["verification"], manifest["lineage"]["quantization"]
@@ -80,6 +90,8 @@ def print_quantize_summary(manifest: dict, path: Path, console: Console | None =
     table.add_row("backend", describe_quantization(quant))
     if manifest.get("auto"):
         table.add_row("auto", _auto_line(manifest["auto"]))
+    if manifest.get("speed"):
+        table.add_row("speed", _speed_line(manifest["speed"]))
     table.add_row("size", f"{manifest['artifact']['size_bytes'] / 1024:.1f} KiB")
     table.add_row(
         "int8 coverage",

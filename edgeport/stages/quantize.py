@@ -90,6 +90,8 @@ def quantize_student(
         replace(student.lineage, source_sha256=sha256_file(student.onnx_path)),
         fallback=tolerance.fallback,
         runtime=RuntimeChoice(config.bench.runtime, config.bench.precision),
+        # run and search measure int8 against fp32 themselves, with the release settings (latency stage)
+        speed_check=False,
     )
     outcome = quantize_verified(request, progress)
     return QuantizedStudent(

@@ -37,7 +37,9 @@ def test_a_collapsed_model_is_never_a_success(tmp_path, capsys, fp32_onnx, digit
     guard = manifest["guard"]
     assert guard["metric"] == "top1_accuracy" and not guard["within_tolerance"]
     assert guard["required"] == pytest.approx(manifest["verification"]["accuracy"]["fp32"] - 1.0)
-    assert "OUTSIDE TOLERANCE" in stdout and out.is_file()  # written, to be inspected
+    # written to be inspected, under a name no one ships by mistake
+    assert "OUTSIDE TOLERANCE" in stdout and not out.exists() and (tmp_path / "q.rejected.onnx").is_file()
+    assert manifest["ships"] is False and manifest["artifact"]["path"] == "q.rejected.onnx"
 
 
 def test_without_val_fidelity_is_judged_on_held_back_samples(tmp_path, capsys, fp32_onnx, digits16):

@@ -15,7 +15,7 @@ import onnxruntime as ort
 import pytest
 
 from edgeport.cli import main
-from edgeport.quantize.guard.fidelity import sequence_outputs
+from edgeport.quantize.guard.heads import sequence_outputs
 from tests.models.foreign_onnx import build_detector, build_recognizer, text_images, text_lines
 
 pytestmark = pytest.mark.slow  # each case quantizes a conv net (several recipes) and verifies it: 10-30 s

@@ -161,7 +161,8 @@ def test_equal_int8_and_fp32_accuracy_is_plus_zero_never_minus_zero():
 def test_coverage_counts_integer_kernels_and_names_the_layers_left_in_float():
     report = render_run_report(run_manifest())
     assert (
-        "4 of 5 Conv/Gemm/MatMul layers run as integer kernels (ConvInteger x3, MatMulInteger x1). "
+        "4 of 5 compute layers (Conv/Gemm/MatMul/LSTM/GRU/RNN) run as integer kernels "
+        "(ConvInteger x3, MatMulInteger x1). "
         "Left in float: /head/Gemm (Gemm)."
     ) in report
 
@@ -170,7 +171,7 @@ def test_full_coverage_and_no_integer_ops_read_cleanly():
     manifest = run_manifest()
     manifest["verification"]["coverage"].update(integer_kernels=0, float_kernels=5, integer_ops={}, unfused=[])
     report = render_run_report(manifest)
-    assert "0 of 5 Conv/Gemm/MatMul layers run as integer kernels (none)." in report
+    assert "0 of 5 compute layers (Conv/Gemm/MatMul/LSTM/GRU/RNN) run as integer kernels (none)." in report
     assert "Left in float" not in report
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import time
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Literal
 
@@ -13,7 +15,8 @@ from pydantic import Field
 from edgeport.core.progress import SILENT, Progress
 from edgeport.data.feeds import BATCH_FIRST, feed_layout, model_inputs
 from edgeport.errors import QuantizationError
-from edgeport.quantize.backends.ort_prepare import pre_process
+from edgeport.quantize.backends.ort_calibrate import BatchRules, CalibrationPlan, measure_sample_bytes, plan_calibration
+from edgeport.quantize.backends.ort_prepare import pre_process, working_folder
 from edgeport.quantize.config import OrtConfig, TensorType
 from edgeport.quantize.inputs.calibration import (
     ArrayCalibrationReader,
@@ -22,7 +25,9 @@ from edgeport.quantize.inputs.calibration import (
     load_fp32_onnx,
 )
 from edgeport.quantize.inputs.graph import op_summary
+from edgeport.quantize.inputs.model_check import failure_reason
 from edgeport.quantize.registry import QuantResult, register_backend
+from edgeport.quantize.transforms.subgraphs import finish_file, keep_shared_activations, shield_file
 
 
 class OrtStaticConfig(OrtConfig):
@@ -57,18 +62,6 @@ def _fixed_batch(shapes: dict) -> int | None:
     return None
 
 
-def _batching(inputs: dict, layout: str, config: OrtStaticConfig, default: int) -> tuple[int, bool]:
-    """The calibration batch size, and whether a short last batch is filled up with repeats of its
-    last sample. A per-sample slice is one complete input, its batch size already inside it. A fixed
-    batch size must be met. ORT's histogram collector (entropy, percentile) stacks every batch's
-    tensors into one array, so a short last batch breaks it ("inhomogeneous shape"); at most
-    ``batch - 1`` repeats are a small weight in a histogram of every calibration value."""
-    if layout != BATCH_FIRST:
-        return 1, False
-    fixed = _fixed_batch(inputs)
-    return fixed or default, fixed is not None or config.calibration_method != "minmax"
-
-
 @register_backend("ort-static")
 class OrtStaticBackend:
     """Static (calibrated) int8 in QDQ or QOperator format, per-tensor or per-channel."""
@@ -94,43 +87,74 @@ class OrtStaticBackend:
         if config.exclude_op_types:
             present = {n.op_type for n in model.graph.node}
             op_types = sorted(present - set(config.exclude_op_types))
+        rules = BatchRules(layout, _fixed_batch(inputs), config.calibration_method, self.calibration_batch)
+        del model  # the prepared copy is what onnxruntime reads from here on
 
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".quant-") as tmp:
-            prepared = Path(tmp) / "prepared.onnx"
-            staged = Path(tmp) / "int8.onnx"
+            folder = Path(tmp).resolve()  # absolute: onnxruntime works inside it (working_folder)
+            prepared = folder / "prepared.onnx"
+            staged = folder / "int8.onnx"
             notes = pre_process(fp32_path, prepared)
-            batch, pad = _batching(inputs, layout, config, self.calibration_batch)
-            with progress.task("calibrate", total=samples) as advance:
-                reader = ArrayCalibrationReader(calibration, batch, advance, pad=pad, layout=layout)
-                try:
-                    quantize_static(
-                        str(prepared),
-                        str(staged),
-                        reader,
-                        quant_format=QuantFormat.QDQ if config.format == "qdq" else QuantFormat.QOperator,
-                        op_types_to_quantize=op_types,
-                        per_channel=config.per_channel,
-                        reduce_range=config.reduce_range,
-                        activation_type=getattr(QuantType, _TYPES[config.activation_type]),
-                        weight_type=getattr(QuantType, _TYPES[config.weight_type]),
-                        nodes_to_exclude=list(config.exclude_nodes) or None,
-                        calibrate_method=getattr(CalibrationMethod, _CALIBRATION[config.calibration_method]),
-                        extra_options={
-                            "ActivationSymmetric": config.symmetric_activations,
-                            "WeightSymmetric": config.symmetric_weights,
-                            "CalibPercentile": config.percentile,
-                        },
+            # what bodies of If/Loop/Scan read from outside becomes explicit; the bodies stay in float (no
+            # calibration ranges exist inside them) and the report says so (transforms/subgraphs.py)
+            shields = shield_file(prepared)
+            keep = [shield.node for shield in shields]
+            if config.format == "qoperator":  # a Relu/Clip whose input has other readers: see the function
+                keep += keep_shared_activations(prepared)
+            # onnxruntime's scratch folder (ort.quant.*: the augmented model) in ours, not in /tmp
+            with working_folder(folder):
+                plan = _plan(prepared, calibration, rules, op_types)
+                with progress.task("calibrate", total=samples) as advance:
+                    reader = ArrayCalibrationReader(
+                        calibration, plan.batch, advance, pad=plan.pad, layout=layout, chunk=plan.chunk
                     )
-                except Exception as exc:
-                    raise QuantizationError(f"{fp32_path}: ORT static quantization failed ({exc})") from exc
+                    try:
+                        # the histogram collector prints a line per chunk: stdout stays clean for --json
+                        with redirect_stdout(io.StringIO()):
+                            quantize_static(
+                                str(prepared),
+                                str(staged),
+                                reader,
+                                quant_format=QuantFormat.QDQ if config.format == "qdq" else QuantFormat.QOperator,
+                                op_types_to_quantize=op_types,
+                                per_channel=config.per_channel,
+                                reduce_range=config.reduce_range,
+                                activation_type=getattr(QuantType, _TYPES[config.activation_type]),
+                                weight_type=getattr(QuantType, _TYPES[config.weight_type]),
+                                nodes_to_exclude=[*config.exclude_nodes, *keep] or None,
+                                calibrate_method=getattr(CalibrationMethod, _CALIBRATION[config.calibration_method]),
+                                extra_options={
+                                    "ActivationSymmetric": config.symmetric_activations,
+                                    "WeightSymmetric": config.symmetric_weights,
+                                    "CalibPercentile": config.percentile,
+                                    # one collect_data per chunk of the reader (ort_calibrate.py)
+                                    "CalibStridedMinMax": 1,
+                                },
+                            )
+                    except Exception as exc:  # ORT, onnx and numpy raise their own types
+                        raise QuantizationError(
+                            f"{fp32_path}: backend {self.name!r} failed in onnxruntime's quantize_static "
+                            f"({type(exc).__name__}: {failure_reason(exc)})"
+                        ) from exc
+            control_flow = finish_file(staged, shields, str(fp32_path))
             os.replace(staged, output_path)
         seconds = time.perf_counter() - started
         report = {
             "calibration_samples": samples,
-            "calibration_batch": batch,
+            **plan.report(),
             "calibration_layout": layout,
             **notes,
+            **({"control_flow": control_flow} if control_flow else {}),
             **op_summary(output_path),
         }
         return QuantResult(output_path, self.name, seconds, report)
+
+
+def _plan(prepared: Path, calibration: dict, rules: BatchRules, op_types: list[str] | None) -> CalibrationPlan:
+    """The calibration batch and chunk for these samples, from the measured bytes of the intermediate
+    tensors of the first sample (or the first batch a model fixes): ort_calibrate.py."""
+    in_first = 1 if rules.layout != BATCH_FIRST else rules.fixed or 1
+    first = ArrayCalibrationReader(calibration, in_first, pad=True, layout=rules.layout).get_next() or {}
+    sample_bytes = measure_sample_bytes(prepared, first, in_first, op_types)
+    return plan_calibration(sample_bytes, len(next(iter(calibration.values()))), rules)

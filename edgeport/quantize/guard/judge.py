@@ -9,16 +9,25 @@ labels are checked against) is judged instead by top-1: at most ``max_drop`` (de
 ``DEFAULT_MAX_DROP``) points below fp32; every other output is still held to the cosine. Labels only
 ever add a check: a second output int8 destroys fails with them as it does without.
 
-An output the graph marks as a sequence of class scores (``fidelity.sequence_outputs``: Softmax or
-LogSoftmax over the last axis of [samples, T, C], a CTC recognizer's output) is also judged by what
-it means: at least ``DEFAULT_MIN_SEQUENCE_AGREEMENT`` of the samples must decode (greedy CTC) to the
-same sequence as fp32, whatever the tolerance above says. The tolerance and its defaults live in
+An output that is a sequence of class scores (a CTC recognizer's [samples, T, C]: the graph makes it
+with a Softmax / LogSoftmax or a linear head, ``heads.sequence_outputs``, and its fp32 values have a
+CTC blank, ``fidelity.ctc_blank``) is also judged by what it means: at least
+``DEFAULT_MIN_SEQUENCE_AGREEMENT`` of the samples must decode (greedy CTC, that blank dropped) to the
+same sequence as fp32, whatever the tolerance above says.
+
+Every other output whose parts differ in scale (``slices.slice_fidelity``: a detector's box
+coordinates beside its class scores in one tensor) is also judged slice by slice along its feature
+axis: at least ``DEFAULT_MIN_SLICE_AGREEMENT`` of its slices must hold (RMS error at most
+``SLICE_MAX_ERROR`` of the slice's fp32 RMS), so that one int8 scale that wipes out the small part
+fails although the cosine, dominated by the large part, stays high. Outputs judged by a decision (the
+labelled output's top-1, a decoded sequence) are not sliced. The tolerance and its defaults live in
 quantize/tolerance.py (named here too).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,12 +35,17 @@ import onnx
 
 from edgeport.benchmarks.records import RuntimeChoice
 from edgeport.errors import ConfigError
-from edgeport.quantize.guard.fidelity import fidelity, is_classifier, sequence_outputs
+from edgeport.quantize.guard.fidelity import fidelity, is_classifier
+from edgeport.quantize.guard.heads import sequence_heads, sequence_outputs
+from edgeport.quantize.guard.slices import slice_fidelity
 from edgeport.quantize.guard.verify import verify_with_outputs
+from edgeport.quantize.inputs.output_axes import not_per_sample
 from edgeport.quantize.tolerance import (
     DEFAULT_MAX_DROP,
     DEFAULT_MIN_COSINE,
     DEFAULT_MIN_SEQUENCE_AGREEMENT,
+    DEFAULT_MIN_SLICE_AGREEMENT,
+    SLICE_MAX_ERROR,
     Tolerance,
     default_tolerance,
 )
@@ -57,10 +71,11 @@ class GuardReport:
 
     ``metric`` / ``value`` / ``required`` are the headline: the check that misses by most, else the
     tolerance's own metric. ``checks`` lists every check made (top-1 on the labelled output when the
-    tolerance has ``max_drop``, the worst cosine of every other output, then one per sequence output),
+    tolerance has ``max_drop``, the worst cosine of every other output, one per sequence output, then the
+    worst slice agreement of the sliced outputs, its ``details`` naming the axis and the worst slices),
     ``failed`` names the ones that failed."""
 
-    metric: str  # "top1_accuracy" (points, labels), "mean_cosine" (worst output) or "sequence_agreement"
+    metric: str  # "top1_accuracy" (points), "mean_cosine" (worst output), "sequence_agreement" or "slice_agreement"
     value: float
     required: float
     within_tolerance: bool
@@ -85,8 +100,13 @@ class GuardReport:
 
     def _measured(self, metric: str, value: float, required: float | None, check: dict | None) -> str:
         unit = "%" if metric == "top1_accuracy" else ""
-        named = check is not None and check["output"] and (metric == "sequence_agreement" or len(self.outputs) > 1)
+        own = metric in ("sequence_agreement", "slice_agreement")
+        named = check is not None and check["output"] and (own or len(self.outputs) > 1)
         where = f" on output {check['output']!r}" if named and check is not None else ""
+        details = check.get("details") if check is not None and not check["passed"] else None
+        if metric == "slice_agreement" and details and details["worst"]:  # where a failed one fails most
+            worst = details["worst"][0]
+            where += f" (axis {details['axis']}; worst slice {worst['index']}: error {worst['error']:.2g})"
         text = f"{metric} {value:.4g}{unit}{where}"
         return text if required is None else f"{text}, required >= {required:.4g}{unit}"
 
@@ -111,19 +131,55 @@ def _check(metric: str, output: str | None, value: float, required: float) -> di
     return {"metric": metric, "output": output, "value": value, "required": required, "passed": value >= required}
 
 
+def _slice_check(outputs: list[dict], min_agreement: float) -> dict | None:
+    """The worst slice agreement of the sliced outputs, with where it fails (axis, worst slices)."""
+    sliced = [o for o in outputs if "slice_agreement" in o]
+    if not sliced:
+        return None
+    worst = min(sliced, key=lambda o: o["slice_agreement"])
+    check = _check("slice_agreement", worst["name"], worst["slice_agreement"], min_agreement)
+    check["details"] = {
+        "axis": worst["slice_axis"],
+        "slices": worst["slices_judged"],
+        "max_error": SLICE_MAX_ERROR,
+        "worst": worst["worst_slices"],
+    }
+    return check
+
+
 def judge(
     fp32: dict[str, np.ndarray],
     int8: dict[str, np.ndarray],
     labels: np.ndarray | None,
     tolerance: Tolerance,
     judged_on: str,
-    sequence_outputs: set[str] | frozenset[str] = frozenset(),
+    sequence_outputs: Set[str] | Mapping[str, int] = frozenset(),
 ) -> GuardReport:
     """Compare every output of the int8 model with the fp32 one's on the same held-out inputs.
 
-    ``sequence_outputs``: the outputs the graph marks as sequences of class scores
-    (``fidelity.sequence_outputs(model)``); each must also keep its decoded sequence."""
-    outputs = [{"name": name, **fidelity(fp32[name], int8[name], sequence=name in sequence_outputs)} for name in fp32]
+    ``sequence_outputs``: the outputs the graph allows to be sequences of class scores
+    (``heads.sequence_outputs(model)``: each is one when its fp32 values have a CTC blank), or the
+    sequence heads with their blank (``heads.sequence_heads(model, fp32)``); each must also keep its
+    decoded sequence. Every output neither top-1 nor a sequence judges is also judged slice by slice."""
+    blanks = sequence_outputs if isinstance(sequence_outputs, Mapping) else {}
+    # an output that holds no samples axis (one value per run: a ReduceMean over everything, a per-batch
+    # constant) is compared as one vector: no per-sample cosine, top-1, sequence or slice is defined on it
+    whole = not_per_sample(fp32) | not_per_sample(int8)
+    fp32 = {name: (value.reshape(1, -1) if name in whole else value) for name, value in fp32.items()}
+    int8 = {name: (value.reshape(1, -1) if name in whole else value) for name, value in int8.items()}
+    outputs = [
+        {
+            "name": name,
+            **fidelity(
+                fp32[name],
+                int8[name],
+                sequence=name in sequence_outputs and name not in whole,
+                blank=blanks.get(name),
+            ),
+            **({"per_sample": False} if name in whole else {}),
+        }
+        for name in fp32
+    ]
     checks = []
     by_top1 = None  # the output the labels judge; every other one is judged by cosine
     if tolerance.max_drop is not None:
@@ -138,6 +194,12 @@ def judge(
         if "sequence_agreement" in output:
             agreement = output["sequence_agreement"]
             checks.append(_check("sequence_agreement", output["name"], agreement, tolerance.min_sequence_agreement))
+    for output in outputs:  # what a decision (top-1, a decoded sequence) does not judge, judged part by part
+        if output["name"] != by_top1 and "sequence_agreement" not in output and output["name"] not in whole:
+            output.update(slice_fidelity(fp32[output["name"]], int8[output["name"]]))
+    sliced = _slice_check(outputs, tolerance.min_slice_agreement)
+    if sliced is not None:
+        checks.append(sliced)
     failed = [c for c in checks if not c["passed"]]
     headline = _headline(checks)
     return GuardReport(
@@ -165,8 +227,14 @@ def _top1_check(name: str, fp32: np.ndarray, int8: np.ndarray, labels: np.ndarra
 
 
 def graph_sequence_outputs(fp32_path) -> set[str]:
-    """``fidelity.sequence_outputs`` of the model at ``fp32_path`` (its graph only: no external data)."""
+    """``heads.sequence_outputs`` of the model at ``fp32_path`` (its graph only: no external data): the
+    outputs that may be sequences of class scores; ``judge`` keeps those whose fp32 values have a blank."""
     return sequence_outputs(onnx.load(str(fp32_path), load_external_data=False))
+
+
+def graph_sequence_heads(fp32_path, fp32: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """``heads.sequence_heads`` of the model at ``fp32_path`` on its ``fp32`` outputs: name -> blank."""
+    return sequence_heads(onnx.load(str(fp32_path), load_external_data=False), fp32)
 
 
 def verify_and_judge(
@@ -183,7 +251,7 @@ def verify_and_judge(
     report, fp32, int8 = verify_with_outputs(int8_path, fp32_path, inputs, labels, runtime)
     if report.get("judged_on_precision"):  # a precision hint is a request: say what the runtime compiled
         judged_on = f"{judged_on} (OpenVINO compiled it as {report['judged_on_precision']})"
-    return report, judge(fp32, int8, labels, tolerance, judged_on, graph_sequence_outputs(fp32_path))
+    return report, judge(fp32, int8, labels, tolerance, judged_on, graph_sequence_heads(fp32_path, fp32))
 
 
 @dataclass(frozen=True)
@@ -220,12 +288,14 @@ __all__ = [
     "DEFAULT_MAX_DROP",
     "DEFAULT_MIN_COSINE",
     "DEFAULT_MIN_SEQUENCE_AGREEMENT",
+    "DEFAULT_MIN_SLICE_AGREEMENT",
     "HOLD_BACK_FRACTION",
     "GuardReport",
     "HeldOut",
     "Tolerance",
     "Validation",
     "default_tolerance",
+    "graph_sequence_heads",
     "graph_sequence_outputs",
     "hold_back",
     "judge",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,13 @@ import onnx.version_converter
 
 from edgeport.benchmarks.openvino_runtime import OpenVinoSession, openvino_version
 from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
-from edgeport.data.feeds import feed_layout, iter_feeds, join_outputs, model_inputs
+from edgeport.data.feeds import model_inputs, sample_count
 from edgeport.errors import CheckFailedError, QuantizationError
-from edgeport.quantize.guard.fidelity import fidelity, sequence_outputs
-from edgeport.quantize.inputs.calibration import QUANTIZED_OPS, input_shapes
+from edgeport.quantize.guard.fidelity import fidelity
+from edgeport.quantize.guard.heads import sequence_outputs
+from edgeport.quantize.inputs.calibration import QUANTIZED_OPS
 from edgeport.quantize.inputs.graph import iter_nodes
+from edgeport.quantize.inputs.output_axes import OutputPlan, not_per_sample, output_plan, sample_axes
 from edgeport.quantize.inputs.run import fixed_batch, ort_session, run_all_outputs, run_outputs
 
 # Compute ops whose float form after ORT optimisation means "this layer did not become int8".
@@ -44,26 +47,30 @@ def _default_opset(model: onnx.ModelProto) -> int:
 
 
 def int8_coverage(int8_path: str | os.PathLike) -> dict:
-    """Share of Conv/Gemm/MatMul that run as integer kernels after ORT_ENABLE_ALL, unfused ones named.
+    """Share of the compute layers (Conv/Gemm/MatMul and the recurrent LSTM/GRU/RNN) that run as integer
+    kernels after ORT_ENABLE_ALL, unfused ones named.
 
     Layers inside If/Loop/Scan subgraphs count too (``in_subgraphs`` says how many sat there);
     ``quantized_nodes`` counts every node only a quantized model has (Q/DQ, integer kernels).
     """
+    from edgeport.quantize.inputs.graph import RECURRENT_FLOAT, RECURRENT_INTEGER
+
+    integer_ops, float_ops = INTEGER_COMPUTE | RECURRENT_INTEGER, FLOAT_COMPUTE | RECURRENT_FLOAT
     with tempfile.TemporaryDirectory() as tmp:
         optimized = os.path.join(tmp, "optimized.onnx")
         ort_session(int8_path, optimized)
         graph = onnx.load(optimized).graph
     nodes = list(iter_nodes(graph))
-    integer = [n for n, _ in nodes if n.op_type in INTEGER_COMPUTE]
-    floating = [n for n, _ in nodes if n.op_type in FLOAT_COMPUTE]
-    nested = sum(1 for n, depth in nodes if depth > 0 and n.op_type in INTEGER_COMPUTE | FLOAT_COMPUTE)
+    integer = [n for n, _ in nodes if n.op_type in integer_ops]
+    floating = [n for n, _ in nodes if n.op_type in float_ops]
+    nested = sum(1 for n, depth in nodes if depth > 0 and n.op_type in integer_ops | float_ops)
     total = len(integer) + len(floating)
     return {
         "integer_kernels": len(integer),
         "float_kernels": len(floating),
         "share": len(integer) / total if total else 0.0,
         "in_subgraphs": nested,
-        "quantized_nodes": sum(1 for n, _ in nodes if n.op_type in QUANTIZED_OPS | INTEGER_COMPUTE),
+        "quantized_nodes": sum(1 for n, _ in nodes if n.op_type in QUANTIZED_OPS | integer_ops),
         "integer_ops": dict(sorted(Counter(n.op_type for n in integer).items())),
         "unfused": [f"{n.name or '(unnamed)'} ({n.op_type})" for n in floating],
     }
@@ -73,21 +80,48 @@ def require_quantized(coverage: dict) -> None:
     """An "int8" file in which nothing was quantized is a failed check, never a success."""
     if coverage["quantized_nodes"]:
         return
+    from edgeport.quantize.inputs.graph import COMPUTE_LAYERS
+
     layers = coverage["float_kernels"]
     where = (
-        f"; {coverage['in_subgraphs']} of its {layers} Conv/Gemm/MatMul layer(s) sit inside If/Loop/Scan "
+        f"; {coverage['in_subgraphs']} of its {layers} {COMPUTE_LAYERS} layer(s) sit inside If/Loop/Scan "
         "subgraphs, which the quantizer does not enter"
         if coverage["in_subgraphs"]
-        else f" (it has {layers} Conv/Gemm/MatMul layer(s))"
+        else f" (it has {layers} {COMPUTE_LAYERS} layer(s))"
     )
     raise CheckFailedError(
         f"nothing was quantized: the output has no QuantizeLinear/DequantizeLinear or integer nodes{where}"
     )
 
 
-def _first_output(outputs: dict[str, Any] | list[Any]) -> Any:
-    """The first output of ``ReferenceEvaluator.run`` (a list for requested outputs; typed as either)."""
-    return next(iter(outputs.values())) if isinstance(outputs, dict) else outputs[0]
+class _ReferenceSession:
+    """onnx's reference evaluator behind the part of the onnxruntime session interface that
+    ``run_all_outputs`` calls, so that it is fed as onnxruntime is: in chunks of the model's fixed batch
+    size (padded), one per-sample feed a run, outputs joined along their sample axes."""
+
+    def __init__(self, model: onnx.ModelProto, evaluator: Any) -> None:
+        self._inputs = [_Arg(name, list(shape)) for name, (shape, _) in model_inputs(model).items()]
+        self._outputs = [_Arg(o.name, []) for o in model.graph.output]
+        self._evaluator = evaluator
+
+    def get_inputs(self) -> list[_Arg]:
+        return self._inputs
+
+    def get_outputs(self) -> list[_Arg]:
+        return self._outputs
+
+    def run(self, _names: Any, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        values = self._evaluator.run(None, feed)
+        found = list(values.values()) if isinstance(values, dict) else list(values)
+        return [np.asarray(v) for v in found]
+
+
+@dataclass(frozen=True)
+class _Arg:
+    """An onnxruntime NodeArg look-alike: a name and a shape (ints, or names for symbolic dims)."""
+
+    name: str
+    shape: list
 
 
 def reference_agreement(
@@ -95,35 +129,59 @@ def reference_agreement(
     inputs: dict[str, np.ndarray],
     ort_outputs: np.ndarray,
     samples: int = REFERENCE_SAMPLES,
+    *,
+    plan: OutputPlan | None = None,
+    output: str | None = None,
 ) -> dict:
-    """Run the int8 file in onnx's reference evaluator (a second, independent runtime)."""
+    """Run the int8 file in onnx's reference evaluator (a second, independent runtime) on the first
+    ``samples`` samples, and compare its ``output`` (the first by default) with onnxruntime's
+    ``ort_outputs`` of it. ``plan``: onnxruntime's output plan of the same file (``output_plan``), so
+    that the reference run is fed and joined the same way without probing it again."""
     from onnx.reference import ReferenceEvaluator
 
     feeds = {k: v[:samples] for k, v in inputs.items()}
     try:
         model = onnx.load(str(int8_path))
-        layout = feed_layout(input_shapes(model_inputs(model)), feeds, str(int8_path))
         if _default_opset(model) < REFERENCE_MIN_OPSET:
             # onnx's reference runtime lacks Q/DQ for opset 18; 19+ means the same for int8 tensors.
             model = onnx.version_converter.convert_version(model, REFERENCE_MIN_OPSET)
-        evaluator = ReferenceEvaluator(model)
-        parts = [np.asarray(_first_output(evaluator.run(None, feed))) for feed in iter_feeds(feeds, layout, samples)]
-        outputs = join_outputs(parts, layout).astype(np.float64)
+        runner = _ReferenceSession(model, ReferenceEvaluator(model))
+        name = output or runner.get_outputs()[0].name
+        if plan is not None and plan.axes.get(name) is None:
+            return {"samples": 0, "error": f"not compared: output {name!r} holds no axis of samples"}
+        outputs = run_all_outputs(runner, feeds, samples, str(int8_path), plan=plan)
+        if name in not_per_sample(outputs):
+            return {"samples": 0, "error": f"not compared: output {name!r} holds no axis of samples"}
+        value = outputs[name]
     except Exception as exc:  # unsupported (contrib) ops or reference-runtime limits
         return {"samples": 0, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
-    return {"samples": int(len(outputs)), **fidelity(ort_outputs[:samples], outputs)}
+    reference = ort_outputs[: len(value)]
+    if reference.shape != value.shape:
+        return {"samples": 0, "error": f"not compared: shape {value.shape} against onnxruntime's {reference.shape}"}
+    return {"samples": int(len(value)), **fidelity(reference, value)}
 
 
-def other_runtimes(int8_path: str | os.PathLike, inputs: dict[str, np.ndarray], ort_outputs: np.ndarray) -> dict:
+def other_runtimes(
+    int8_path: str | os.PathLike,
+    inputs: dict[str, np.ndarray],
+    ort_outputs: np.ndarray,
+    *,
+    plan: OutputPlan | None = None,
+    output: str | None = None,
+) -> dict:
     """The same int8 file on every other installed runtime (OpenVINO), against onnxruntime's outputs: the
-    numerics of one artifact differ between runtimes (kernels, fusions, OpenVINO's bf16 default)."""
+    numerics of one artifact differ between runtimes (kernels, fusions, OpenVINO's bf16 default).
+    ``output``: the one compared (the first by default); ``plan``: onnxruntime's output plan of the file."""
     if not openvino_version():
         return {}
     try:
         session = OpenVinoSession(int8_path, threads=1, precision=None)  # as it would be deployed
-        outputs = next(iter(run_all_outputs(session, inputs).values()))
+        all_outputs = run_all_outputs(session, inputs, plan=plan)
+        outputs = all_outputs[output] if output else next(iter(all_outputs.values()))
     except Exception as exc:  # an op OpenVINO lacks, or its own error types: recorded, not fatal
         return {"openvino": {"error": " ".join(str(exc).split())[:300]}}
+    if outputs.shape != ort_outputs.shape:
+        return {"openvino": {"error": f"not compared: shape {outputs.shape} against onnxruntime's {ort_outputs.shape}"}}
     return {"openvino": {"precision_used": session.precision, **fidelity(ort_outputs, outputs)}}
 
 
@@ -147,6 +205,14 @@ def _first_output_is_sequence(fp32_path) -> bool:
     """Whether the graph marks its first output as per-step class scores (a CTC recognizer's)."""
     model = onnx.load(str(fp32_path), load_external_data=False)
     return bool(model.graph.output) and model.graph.output[0].name in sequence_outputs(model)
+
+
+def _vs_fp32(fp32_out: np.ndarray, int8_out: np.ndarray, whole: bool, fp32_path) -> dict:
+    """``fidelity`` of the first output; one that holds no axis of samples (``whole``: a per-batch
+    constant, a reduced output, rank 0 perhaps) is compared as one vector, not row by row."""
+    if whole:
+        return fidelity(fp32_out.reshape(1, -1), int8_out.reshape(1, -1))
+    return fidelity(fp32_out, int8_out, sequence=_first_output_is_sequence(fp32_path))
 
 
 def verify_int8(
@@ -180,16 +246,20 @@ def verify_with_outputs(
         ) from exc
     coverage = int8_coverage(int8_path)
     require_quantized(coverage)
-    int8_all = run_all_outputs(int8_session, inputs)
+    plan = output_plan(int8_session, inputs, str(int8_path))
+    int8_all = run_all_outputs(int8_session, inputs, source=str(int8_path), plan=plan)
     fp32_all = run_all_outputs(ort_session(fp32_path), inputs)
     int8_out, fp32_out = next(iter(int8_all.values())), next(iter(fp32_all.values()))
+    # the second runtimes are compared on the first output that holds the samples (a per-batch
+    # constant sliced to a few samples would differ for no fault of the runtime)
+    compared = next((n for n in int8_all if n not in not_per_sample(int8_all)), next(iter(int8_all)))
     report = {
         "checker": checker,
         "onnxruntime": "loads",
-        "samples": int(len(int8_out)),
-        "vs_fp32": fidelity(fp32_out, int8_out, sequence=_first_output_is_sequence(fp32_path)),
-        "reference_runtime": reference_agreement(int8_path, inputs, int8_out),
-        "other_runtimes": other_runtimes(int8_path, inputs, int8_out),
+        "samples": int(sample_count(inputs)),
+        "vs_fp32": _vs_fp32(fp32_out, int8_out, next(iter(int8_all)) in not_per_sample(int8_all), fp32_path),
+        "reference_runtime": reference_agreement(int8_path, inputs, int8_all[compared], plan=plan, output=compared),
+        "other_runtimes": other_runtimes(int8_path, inputs, int8_all[compared], plan=plan, output=compared),
         "coverage": coverage,
     }
     if labels is not None:
@@ -199,7 +269,7 @@ def verify_with_outputs(
         }
     if runtime is not None and runtime.name != ONNXRUNTIME.name:
         session = OpenVinoSession(int8_path, threads=1, precision=runtime.precision)
-        int8_all = run_all_outputs(session, inputs)
+        int8_all = run_all_outputs(session, inputs, plan=plan)
         report["judged_on_runtime"] = f"{runtime.name} ({session.precision})"
         report["judged_on_precision"] = session.precision  # what it compiled, whatever the hint asked
     return report, fp32_all, int8_all
@@ -208,11 +278,13 @@ def verify_with_outputs(
 __all__ = [  # ort_session and the runners live in inputs/run.py; named here too, where callers found them
     "fixed_batch",
     "int8_coverage",
+    "not_per_sample",
     "ort_session",
     "reference_agreement",
     "require_quantized",
     "run_all_outputs",
     "run_outputs",
+    "sample_axes",
     "verify_int8",
     "verify_with_outputs",
 ]

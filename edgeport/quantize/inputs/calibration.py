@@ -95,7 +95,13 @@ def check_calibration(inputs: dict[str, tuple[tuple, np.dtype]], calibration: di
 
 class ArrayCalibrationReader(CalibrationDataReader):
     """Feeds ``calibration`` to ORT's calibrator in batches (batch-first) or one sample at a time
-    (per-sample feeds), reporting the samples of each run."""
+    (per-sample feeds), reporting the samples of each run.
+
+    With ``chunk`` samples per chunk, ``len()`` counts chunks and ``set_range(i, j)`` narrows the reader
+    to chunks ``i`` to ``j - 1``: what ``quantize_static``'s ``CalibStridedMinMax`` loop calls before
+    each ``collect_data``, so that the calibrator holds one chunk's tensors at a time
+    (backends/ort_calibrate.py). ``chunk`` is a multiple of ``batch_size`` (or every sample), so the
+    batches are the same as without chunks."""
 
     def __init__(
         self,
@@ -104,22 +110,33 @@ class ArrayCalibrationReader(CalibrationDataReader):
         on_batch: Callable[[int], None] = lambda n: None,
         pad: bool = False,
         layout: Layout = BATCH_FIRST,
+        chunk: int = 0,
     ) -> None:
         """``pad``: the model fixes its batch size, so a short last batch is filled up with repeats of
         its final sample (repeats change no min/max range); batch-first only, as a per-sample slice is
-        already a complete input."""
+        already a complete input. ``chunk``: samples per chunk (0: all of them, one chunk)."""
         self.calibration = calibration
         self.batch_size = 1 if layout == PER_SAMPLE else batch_size
         self.on_batch = on_batch
         self.pad = pad and layout == BATCH_FIRST
         self.layout = layout
         self.total = len(next(iter(calibration.values())))
+        self.chunk = chunk or self.total
         self.position = 0
+        self.end = self.total
+
+    def __len__(self) -> int:
+        """How many chunks (what ``set_range`` indexes)."""
+        return -(-self.total // self.chunk)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self.position = min(start_index * self.chunk, self.total)
+        self.end = min(end_index * self.chunk, self.total)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        if self.position >= self.total:
+        if self.position >= self.end:
             return None
-        end = min(self.position + self.batch_size, self.total)
+        end = min(self.position + self.batch_size, self.end)
         if self.layout == PER_SAMPLE:
             batch = sample_feed(self.calibration, self.position)
         else:
@@ -132,4 +149,4 @@ class ArrayCalibrationReader(CalibrationDataReader):
         return batch
 
     def rewind(self) -> None:
-        self.position = 0
+        self.position, self.end = 0, self.total

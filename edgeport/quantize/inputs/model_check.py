@@ -79,15 +79,26 @@ def newest_int8_opset(below: int) -> int | None:
     return next((v for v in range(below - 1, OLDEST_QDQ_OPSET - 1, -1) if runs_int8_at(v)), None)
 
 
+def failure_reason(exc: BaseException, limit: int = 300) -> str:
+    """One line for a third-party exception (onnxruntime, onnx, numpy, protobuf): its text without ORT's
+    ``[ONNXRuntimeError] : 1 : FAIL :`` prefix and C++ source locations, whitespace (newlines included)
+    collapsed, cut at ``limit`` characters; its type's name when it has no text."""
+    text = str(exc).strip()
+    text = re.sub(r"\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    text = re.sub(r"/onnxruntime_src/\S+ \S.*?\) ", "", text)
+    text = " ".join(text.split())
+    if not text:
+        return type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _ort_reason(exc: Exception) -> str:
     """ORT's message without its C++ source location."""
     text = str(exc).strip()
     newest = re.search(r"official support for domain ai\.onnx is till opset (\d+)", text)
     if newest:
         return f"its newest supported opset is {newest.group(1)}"
-    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
-    text = re.sub(r"/onnxruntime_src/\S+ \S.*?\) ", "", text)
-    return " ".join(text.split())[:300]
+    return failure_reason(exc)
 
 
 def _refuse_zero_sized_inputs(path: Path, inputs: dict[str, tuple[tuple, np.dtype]]) -> None:

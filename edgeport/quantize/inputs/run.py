@@ -1,17 +1,34 @@
 """Running an ONNX model on inputs: every output on every sample, in either feed layout (data/feeds.py).
 
 Shared by the guard (fp32 against int8), the transforms (activation ranges for smoothing) and the
-recipes' ranking, so it sits below all of them.
+recipes' ranking, so it sits below all of them. Where each output keeps its samples is found by
+running the model (output_axes.py); the outputs come back samples first.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from edgeport.data.feeds import BATCH_FIRST, feed_layout, iter_feeds, join_outputs, session_shapes
+from edgeport.data.feeds import BATCH_FIRST, iter_feeds, pad_feed, sample_count
+from edgeport.quantize.inputs.output_axes import (
+    OutputPlan,
+    SampleOutputs,
+    fixed_batch,
+    join_samples,
+    not_per_sample,
+    output_plan,
+    sample_axes,
+)
+
+# What one run of a model with an open batch axis is fed at most, in bytes of input: the batch is chosen
+# from the inputs' size per sample. Activations take many times the input's size, so 256 images of
+# 800x608 (1.5 GB of input) in one run took gigabytes; 64 MB is 11 of those images, and still every
+# sample of small inputs (256 digits of 8x8 are 64 KB).
+RUN_INPUT_BYTES = 64 * 2**20
 
 
 def ort_session(path: str | os.PathLike, optimized_to: str | None = None):
@@ -25,33 +42,63 @@ def ort_session(path: str | os.PathLike, optimized_to: str | None = None):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def fixed_batch(session) -> int | None:
-    """The batch size the model's first input fixes, or None when its batch axis is dynamic."""
-    first = session.get_inputs()[0].shape
-    return first[0] if first and isinstance(first[0], int) and first[0] > 0 else None
+def run_batch(inputs: dict[str, np.ndarray], batch: int = 256) -> int:
+    """Samples per run of a model with an open batch axis: at most ``batch``, and at most
+    ``RUN_INPUT_BYTES`` of input (at least one sample)."""
+    count = max(sample_count(inputs), 1)
+    per_sample = sum(a.nbytes for a in inputs.values()) / count
+    return max(1, min(batch, int(RUN_INPUT_BYTES // max(per_sample, 1))))
 
 
 def run_all_outputs(
-    session, inputs: dict[str, np.ndarray], batch: int = 256, source: str = "the inputs"
-) -> dict[str, np.ndarray]:
-    """Every output on every sample, by output name, samples on the first axis. Batch-first inputs run in
-    chunks; a model with a fixed batch size gets chunks of exactly that size (the last one padded with
-    repeats of its final sample, whose outputs are dropped). Per-sample feeds (feeds.py) run one sample
-    at a time, each slice a complete input, and the outputs are stacked."""
-    layout = feed_layout(session_shapes(session), inputs, source)
-    fixed = fixed_batch(session) if layout == BATCH_FIRST else None
+    session,
+    inputs: dict[str, np.ndarray],
+    batch: int = 256,
+    source: str = "the inputs",
+    *,
+    dtype: Any = np.float64,
+    plan: OutputPlan | None = None,
+) -> SampleOutputs:
+    """Every output on every sample, by output name, samples on the first axis, as ``dtype``.
+
+    Batch-first inputs run in chunks of at most ``batch`` samples (fewer for large inputs: ``run_batch``);
+    a model with a fixed batch size gets chunks of exactly that size (the last one padded with repeats
+    of its final sample, whose outputs are dropped). Per-sample feeds (feeds.py) run one sample at a
+    time, each slice a complete input, and the outputs are stacked. Each output is joined along the axis
+    that holds its samples (output_axes.py: a time-major [T, N, C] output comes back [N, T, C]); an
+    output without one is joined on axis 0 and named in ``not_per_sample(result)``. ``plan``: the
+    output plan of another session of the same model (the reference runtime reuses onnxruntime's)."""
+    plan = plan or output_plan(session, inputs, source)
     names = [o.name for o in session.get_outputs()]
-    outputs: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    for chunk in iter_feeds(inputs, layout, fixed or batch):
-        real = len(next(iter(chunk.values()))) if fixed else None  # None: keep every row
-        if fixed and real is not None and real < fixed:
-            chunk = {k: np.concatenate([v, np.repeat(v[-1:], fixed - real, axis=0)]) for k, v in chunk.items()}
+    step = plan.per_run or run_batch(inputs, batch)
+    fixed = plan.per_run if plan.layout == BATCH_FIRST else None  # chunks of exactly this many, padded
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for chunk in iter_feeds(inputs, plan.layout, step):
+        real = sample_count(chunk)
+        if fixed and real < fixed:
+            chunk = pad_feed(chunk, fixed)
         for name, value in zip(names, session.run(None, chunk), strict=True):
             value = np.asarray(value)
-            outputs[name].append(value[:real] if real is not None else value)
-    return {name: join_outputs(parts, layout).astype(np.float64) for name, parts in outputs.items()}
+            axis = plan.axes.get(name)
+            if fixed and real < fixed and axis is not None and axis < value.ndim and value.shape[axis] == fixed:
+                value = np.take(value, np.arange(real), axis=axis)  # the padding's outputs dropped
+            parts[name].append(value)
+    joined = {name: join_samples(name, values, plan, source, dtype) for name, values in parts.items()}
+    return SampleOutputs(joined, frozenset(n for n in names if plan.axes.get(n) is None))
 
 
 def run_outputs(session, inputs: dict[str, np.ndarray], batch: int = 256) -> np.ndarray:
     """The first output on every sample (see ``run_all_outputs``)."""
     return next(iter(run_all_outputs(session, inputs, batch).values()))
+
+
+__all__ = [
+    "RUN_INPUT_BYTES",
+    "fixed_batch",
+    "not_per_sample",
+    "ort_session",
+    "run_all_outputs",
+    "run_batch",
+    "run_outputs",
+    "sample_axes",
+]

@@ -30,6 +30,7 @@ from edgeport.quantize.options import quant_config
 from edgeport.quantize.transforms.smoothing import DEFAULT_ALPHA, OUTLIER_RATIO
 
 WEIGHT_OPS = ("MatMul", "Gemm")
+SMOOTHED_PREFIX = "smooth-"  # a recipe named smooth-X is recipe X after SmoothQuant smoothing
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,9 @@ def recipes_for(profile: GraphProfile, auto: AutoConfig, outlier_ratio: float | 
     if outlier_ratio is not None and outlier_ratio >= OUTLIER_RATIO:
         why = f"; activation outliers ({outlier_ratio:.0f}x the median channel) migrated into the weights first"
         recipes += [
-            Recipe(f"smooth-{r.name}", r.config.model_copy(update={"smooth_alpha": DEFAULT_ALPHA}), r.why + why)
+            Recipe(
+                f"{SMOOTHED_PREFIX}{r.name}", r.config.model_copy(update={"smooth_alpha": DEFAULT_ALPHA}), r.why + why
+            )
             for r in (weights_only, dynamic)
         ]
     return recipes

@@ -18,6 +18,7 @@ from onnx import numpy_helper
 
 from edgeport.errors import QuantizationError
 from edgeport.quantize.inputs.graph import dequantize_constant
+from edgeport.quantize.transforms.subgraphs import node_outer_reads, rename_reads
 
 # A uint8 step of 4e9 spans 10^12: no activation of a working network, only masking constants.
 MAX_SCALE = 4e9
@@ -41,10 +42,12 @@ def _bypass(graph: onnx.GraphProto, quant: onnx.NodeProto) -> set[str]:
     outputs = {o.name for o in graph.output}
     if not readers or any(n.op_type != "DequantizeLinear" or n.output[0] in outputs for n in readers):
         return set()  # another reader, or a graph output produced by the pair: not ours to rewire
+    if any(quant.output[0] in node_outer_reads(n) for n in graph.node):
+        return set()  # an If/Loop/Scan body reads the int8 tensor itself
     float_name = quant.input[0]
     for dequant in readers:
-        for node in graph.node:
-            node.input[:] = [float_name if i == dequant.output[0] else i for i in node.input]
+        for node in graph.node:  # a body reading the dequantized value reads the float one as well
+            rename_reads(node, dequant.output[0], float_name)
         graph.node.remove(dequant)
     graph.node.remove(quant)
     return {quant.output[0], *(d.output[0] for d in readers)}

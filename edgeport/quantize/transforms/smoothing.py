@@ -29,6 +29,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgeport.quantize.config import OrtConfig
 from edgeport.quantize.inputs.run import run_all_outputs
+from edgeport.quantize.transforms.subgraphs import node_outer_reads
 
 # Worst channel max over the median channel's, above which auto also tries smoothed recipes. Random-
 # weight BERT encoders measure about 3; the outlier features of pretrained transformers are reported at
@@ -55,7 +56,8 @@ def _readers(model: onnx.ModelProto) -> dict[str, list[Reader]]:
     weights = {i.name: i for i in graph.initializer}
     uses: dict[str, int] = {}
     for node in graph.node:
-        for name in node.input:
+        # what an If/Loop/Scan body reads counts too: a weight it shares must not be rescaled
+        for name in (*node.input, *node_outer_reads(node)):
             uses[name] = uses.get(name, 0) + 1
     groups: dict[str, list[Reader]] = {}
     for node in graph.node:
@@ -186,7 +188,7 @@ def _fold_into_layer_norm(graph, activation: str, readers: list[Reader], weights
         return False
     reader_ids = {id(r.node) for r in readers}
     shared = activation in {o.name for o in graph.output} or any(
-        activation in n.input and id(n) not in reader_ids for n in graph.node
+        (activation in n.input or activation in node_outer_reads(n)) and id(n) not in reader_ids for n in graph.node
     )
     target = producer
     if shared:

@@ -13,7 +13,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgeport.errors import ConfigError
 from edgeport.quantize import quant_config
-from edgeport.quantize.guard.fidelity import ctc_greedy_decode, fidelity, sequence_agreement, sequence_outputs
+from edgeport.quantize.guard.fidelity import ctc_greedy_decode, fidelity, sequence_agreement
+from edgeport.quantize.guard.heads import sequence_heads, sequence_outputs
 from edgeport.quantize.guard.judge import (
     DEFAULT_MIN_SEQUENCE_AGREEMENT,
     GuardReport,
@@ -241,7 +242,7 @@ def test_sequence_outputs_reads_softmax_over_classes_from_the_graph():
         [_value("y", ["n", "t", 5])],
     )
     assert sequence_outputs(channels_first) == {"y"}
-    # time-major [T, N, C] (torch CTC style): the first axis is not the samples
+    # time-major [T, N, C] (torch CTC style): run_all_outputs delivers it samples-first, classes still last
     time_major = _graph_model(
         [
             head,
@@ -252,7 +253,7 @@ def test_sequence_outputs_reads_softmax_over_classes_from_the_graph():
         [_value("y", ["t", "n", 5])],
         [w],
     )
-    assert sequence_outputs(time_major) == set()
+    assert sequence_outputs(time_major) == {"y"}
     # Softmax on [N * T, C], reshaped to [N, T, C] by a constant shape
     shape = numpy_helper.from_array(np.array([-1, 10, 5], np.int64), "shape")
     reshaped = _graph_model(
@@ -284,21 +285,31 @@ def test_feature_maps_classifiers_and_probability_maps_are_not_sequences(fp32_on
         [_value("y", ["n", 4, "h", "w"])],
         [conv_w],
     )
-    hidden = _attention_like()  # [n, 4, 8] hidden states: the right shape, but no softmax makes them
     classifier = onnx.load(str(fp32_onnx))
-    for model in (features, segmentation, probability_map, hidden, classifier):
+    for model in (features, segmentation, probability_map, classifier):
         assert sequence_outputs(model) == set()
+    # [n, 4, 8] hidden states out of a projection (MatMul): the graph cannot tell them from a linear CTC
+    # head; their values can (no class 0 or 7 is the argmax of most steps: no CTC blank)
+    hidden = _attention_like()
+    assert sequence_outputs(hidden) == {"y"}
+    states = np.random.default_rng(3).normal(0, 1, (6, 4, 8))
+    assert sequence_heads(hidden, {"y": states}) == {}
 
 
 def test_verify_and_judge_reads_sequence_outputs_from_the_fp32_graph(tmp_path, rng):
     from edgeport.quantize import ModelSource, quantize
 
     w = numpy_helper.from_array(rng.normal(0, 1, (8, 6)).astype(np.float32), "w")
+    bias = numpy_helper.from_array(np.array([4, 0, 0, 0, 0, 0], np.float32), "b")  # class 0 the blank of most steps
     model = _graph_model(
-        [helper.make_node("MatMul", ["x", "w"], ["logits"]), helper.make_node("Softmax", ["logits"], ["y"], axis=-1)],
+        [
+            helper.make_node("MatMul", ["x", "w"], ["mm"]),
+            helper.make_node("Add", ["mm", "b"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["y"], axis=-1),
+        ],
         [_value("x", ["n", 12, 8])],
         [_value("y", ["n", 12, 6])],
-        [w],
+        [w, bias],
     )
     fp32 = tmp_path / "seq.onnx"
     onnx.save(model, str(fp32))
@@ -308,11 +319,12 @@ def test_verify_and_judge_reads_sequence_outputs_from_the_fp32_graph(tmp_path, r
     _, report = verify_and_judge(int8, fp32, {"x": x[32:]}, None, Tolerance(min_cosine=0.9), "held out")
     sequence = [c for c in report.checks if c["metric"] == "sequence_agreement"]
     assert [c["output"] for c in sequence] == ["y"] and "sequence_agreement" in report.outputs[0]
+    assert report.outputs[0]["ctc_blank"] == 0
 
 
-def test_a_time_major_output_behind_a_transpose_is_not_a_sequence_of_samples():
-    """[N, T, C] -> Transpose(1, 0, 2) -> LogSoftmax(axis=2): PyTorch's CTC layout [T, N, C]. Its first
-    axis is time, so decoding along it would mix samples: it is not judged as a sequence."""
+def test_a_time_major_output_behind_a_transpose_is_a_sequence_once_samples_first():
+    """[N, T, C] -> Transpose(1, 0, 2) -> LogSoftmax(axis=2): PyTorch's CTC layout [T, N, C]. run_all_outputs
+    moves its samples axis to the front, so the classes stay last: a sequence output like the batch-first one."""
 
     def model(nodes, source):
         graph = helper.make_graph(
@@ -327,4 +339,4 @@ def test_a_time_major_output_behind_a_transpose_is_not_a_sequence_of_samples():
     transpose = helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0, 2])
     time_major = model([transpose, helper.make_node("LogSoftmax", ["t"], ["y"], axis=2)], "time-major")
     batch_first = model([helper.make_node("LogSoftmax", ["x"], ["y"], axis=2)], "batch-first")
-    assert sequence_outputs(time_major) == set() and sequence_outputs(batch_first) == {"y"}
+    assert sequence_outputs(time_major) == {"y"} and sequence_outputs(batch_first) == {"y"}

@@ -100,7 +100,8 @@ def test_fallback_that_cannot_reach_tolerance_says_so(tmp_path, damaged, digits1
     assert manifest["fallback"]["within_tolerance"] is False
     assert manifest["fallback"]["excluded"] == [first]
     assert any("misses the tolerance" in w for w in manifest["warnings"])
-    assert (tmp_path / "out.onnx").exists()  # the model is still written, with the verdict beside it
+    # the model is still written (never as out.onnx: it does not ship), with the verdict beside it
+    assert (tmp_path / "out.rejected.onnx").exists() and not (tmp_path / "out.onnx").exists()
 
 
 def test_unknown_fallback_layer_is_refused(tmp_path, damaged, digits16):

@@ -1,0 +1,219 @@
+"""`edgeport quantize` with its defaults on the real pretrained corpus of `.zoo/` (`make zoo`).
+
+For each corpus model (PP-OCRv4 detector and recogniser, PP-OCR direction classifier, Silero VAD,
+MiniLM): calib.npz and val.npz from tests/corpus/inputs.py (different samples), the CLI run as a
+subprocess (exit code, wall time, the child's peak RSS, the manifest's verdict and chosen recipe),
+then, where an int8 file was written, its task judge (tests/corpus/judges.py: decoded text, masks,
+speech decisions, embeddings) and p50 at batch 1, one thread, interleaved with fp32, on onnxruntime
+and on OpenVINO where installed. Appends a table to perf/RESULTS.md.
+
+    python perf/corpus.py [--only NAME ...] [--no-append] [--seed N] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from perf_common import append_results, cpu_line
+
+from edgeport.benchmarks import BenchSettings, measure_interleaved
+from edgeport.benchmarks.fingerprint import cpu_fingerprint
+from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
+from tests.corpus.inputs import CASES, ZOO, corpus_case, first_feed, ort_session, write_npz, zoo_model
+from tests.corpus.judges import MEASURES, judge
+
+CLI_TIMEOUT_S = 3600
+LATENCY_BUDGET_S = 20.0  # per model and runtime: fp32 + int8 runs together
+OPENVINO = RuntimeChoice("openvino")
+
+
+def _runtimes() -> dict[str, RuntimeChoice]:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return {"ort": ONNXRUNTIME}
+    return {"ort": ONNXRUNTIME, "openvino": OPENVINO}
+
+
+def run_cli(args: list[str], folder: Path, timeout_s: float = CLI_TIMEOUT_S) -> dict[str, Any]:
+    """``edgeport ARGS`` in a child process: exit code, wall seconds, the child's peak RSS (MiB, from
+    wait4's rusage of that child alone), stdout and stderr."""
+    out, err = folder / "cli.stdout", folder / "cli.stderr"
+    command = [sys.executable, "-m", "edgeport.cli", *args]
+    start = time.perf_counter()
+    with open(out, "wb") as stdout, open(err, "wb") as stderr:
+        proc = subprocess.Popen(command, stdout=stdout, stderr=stderr, cwd=Path(__file__).resolve().parents[1])
+        timer = threading.Timer(timeout_s, proc.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+    wall = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    proc.returncode = code  # reaped by wait4: Popen must not wait for it again
+    return {
+        "code": code,
+        "wall_s": wall,
+        "peak_rss_mib": usage.ru_maxrss / 1024,  # Linux: KiB
+        "stdout": out.read_text(errors="replace"),
+        "stderr": err.read_text(errors="replace"),
+    }
+
+
+def _manifest(result: dict[str, Any], output: Path) -> dict[str, Any] | None:
+    """The manifest: printed by --json, else the file beside the output."""
+    text = result["stdout"]
+    start = text.find("{")
+    if start >= 0:
+        try:
+            return json.loads(text[start:])
+        except json.JSONDecodeError:
+            pass
+    beside = output.with_name(output.name.removesuffix(".onnx") + ".manifest.json")
+    return json.loads(beside.read_text()) if beside.is_file() else None
+
+
+def _settings(model: Path, feed: dict[str, np.ndarray]) -> BenchSettings:
+    """Iterations sized so that fp32 and int8 together take about LATENCY_BUDGET_S on this machine."""
+    session = ort_session(model)
+    session.run(None, feed)
+    start = time.perf_counter()
+    for _ in range(3):
+        session.run(None, feed)
+    per_run = (time.perf_counter() - start) / 3
+    iterations = int(np.clip(LATENCY_BUDGET_S / (2 * per_run), 30, 500))
+    return BenchSettings(batch=1, threads=1, warmup=max(5, iterations // 10), iterations=iterations, rounds=10)
+
+
+def latency_ratios(fp32: Path, int8: Path, feed: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Per runtime: (int8 p50 / fp32 p50, int8 ms, fp32 ms), or the error that runtime gave."""
+    settings = _settings(fp32, feed)
+    ratios: dict[str, Any] = {}
+    for label, runtime in _runtimes().items():
+        try:
+            results = measure_interleaved(
+                {"fp32": fp32, "int8": int8}, settings, feed, runtimes={"fp32": runtime, "int8": runtime}
+            )
+        except Exception as exc:  # a runtime that cannot run the model is a result, not a crash
+            ratios[label] = f"error: {' '.join(str(exc).split())[:240]}"
+            continue
+        p50 = {k: r.stats["p50_ms"] for k, r in results.items()}
+        ratios[label] = (p50["int8"] / p50["fp32"], p50["int8"], p50["fp32"])
+    return ratios
+
+
+def _last_lines(text: str, count: int = 3) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return " / ".join(lines[-count:])
+
+
+def run_case(name: str, folder: Path, seed: int = 0) -> dict[str, Any]:
+    """One corpus model end to end; every figure of its table row."""
+    model = zoo_model(name)
+    calib, val, context = corpus_case(name, seed)
+    calib_path, val_path = write_npz(folder / "calib.npz", calib), write_npz(folder / "val.npz", val)
+    output = folder / f"{name}.int8.onnx"
+    args = ["quantize", str(model), "--calib", str(calib_path), "--val", str(val_path), "-o", str(output)]
+    result = run_cli([*args, "--json", "--quiet"], folder)
+    manifest = _manifest(result, output) if result["code"] in (0, 1) else None
+    row: dict[str, Any] = {"name": name, **{k: result[k] for k in ("code", "wall_s", "peak_rss_mib")}}
+    row["stderr"] = _last_lines(result["stderr"])
+    row["verdict"] = manifest.get("verdict") if manifest else None
+    auto = (manifest or {}).get("auto") or {}
+    row["chosen"] = auto.get("chosen")
+    row["tried"] = [a.get("recipe") + (f" ({a['error']})" if a.get("error") else "") for a in auto.get("attempts", [])]
+    row["judge"], row["judge_detail"], row["latency"] = None, {}, {}
+    int8 = _int8_file(manifest, output)
+    row["int8_file"] = int8.name if int8 else None
+    if int8 is not None:
+        row["judge"], row["judge_detail"] = judge(name, model, int8, context)
+        row["latency"] = latency_ratios(model, int8, first_feed(context))
+    return row
+
+
+def _int8_file(manifest: dict[str, Any] | None, output: Path) -> Path | None:
+    """The int8 file written: ``output``, or the one the manifest names (``*.int8.rejected.onnx`` when
+    edgeport kept it but does not ship it: judged and timed all the same, for the record)."""
+    if output.is_file():
+        return output
+    named = ((manifest or {}).get("artifact") or {}).get("path")
+    if named and (output.parent / named).is_file():
+        return output.parent / named
+    return None
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, tuple):
+        return f"{value[0]:.2f} ({value[1]:.2f} / {value[2]:.2f} ms)"
+    return str(value).replace("|", "\\|")
+
+
+def table_row(row: dict[str, Any], runtimes: list[str]) -> str:
+    outcome = row["verdict"] or row["stderr"] or "-"
+    chosen = row["chosen"] or "-"
+    if row["tried"]:
+        chosen += f" (tried: {', '.join(row['tried'])})"
+    fidelity = "-" if row["judge"] is None else f"{row['judge']:.4f} {MEASURES[row['name']]}"
+    if row["judge"] is not None and row["int8_file"] and "rejected" in row["int8_file"]:
+        fidelity += " (of the rejected int8 file)"
+    p50 = [_cell(row["latency"].get(r, "-")) for r in runtimes]
+    return (
+        f"| {row['name']} | {row['code']} | {_cell(outcome)} | {_cell(chosen)} | {fidelity} | "
+        + " | ".join(p50)
+        + f" | {row['wall_s']:.0f} s | {row['peak_rss_mib']:.0f} MiB |"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", choices=sorted(CASES), help="only this model (repeatable)")
+    parser.add_argument("--no-append", action="store_true", help="print the table, leave RESULTS.md alone")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", help="keep each model's files (npz, int8, manifest, CLI output) under DIR")
+    args = parser.parse_args(argv)
+    if not ZOO.is_dir():
+        print(f"{ZOO} is missing: run `make zoo` first", file=sys.stderr)
+        return 2
+    cpu = cpu_fingerprint()
+    runtimes = list(_runtimes())
+    rows = []
+    for name in args.only or list(CASES):
+        with tempfile.TemporaryDirectory() as tmp:
+            row = run_case(name, Path(tmp), args.seed)
+            if args.keep:
+                shutil.copytree(tmp, Path(args.keep) / name, dirs_exist_ok=True)
+        print(json.dumps(row, default=str), file=sys.stderr)
+        rows.append(table_row(row, runtimes))
+    header = [
+        "| model | exit | verdict / stderr | chosen | task fidelity (int8 vs fp32) | "
+        + " | ".join(f"int8/fp32 p50 {r}" for r in runtimes)
+        + " | auto wall | peak RSS |",
+        "|" + "---|" * (7 + len(runtimes)),
+    ]
+    intro = (
+        f"{cpu_line(cpu)}. `edgeport quantize MODEL --calib --val` with defaults on real pretrained models "
+        "and realistic inputs (tests/corpus/inputs.py); fidelity by task judges independent of edgeport's guard "
+        "(tests/corpus/judges.py); p50 at batch 1, one thread, interleaved with fp32; wall time and peak RSS of "
+        "the CLI process."
+    )
+    if args.no_append:
+        print("\n".join(["", intro, "", *header, *rows]))
+    else:
+        append_results("Real pretrained corpus, default quantize", "corpus.py", intro, [*header, *rows])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

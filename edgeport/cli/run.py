@@ -122,8 +122,8 @@ def _overrides(**values) -> dict:
 def run(config_path, out, budget, budget_target, as_json, quiet, speed_check, **options) -> None:
     """Distil a student from a teacher, export it to ONNX, quantize it to int8 and measure both."""
     from edgeport.config import load_config
+    from edgeport.core.bench_defaults import PAYS_BELOW
     from edgeport.core.progress import SILENT, RichProgress
-    from edgeport.quantize.strategy.payoff import PAYS_BELOW
     from edgeport.report.summary import print_summary
     from edgeport.run.pipeline import run_pipeline
 

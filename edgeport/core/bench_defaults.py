@@ -47,3 +47,10 @@ MAX_SYNTHETIC_INPUT_BYTES = 2 * 1024**3
 MAX_THREADS_PER_CORE = 4
 # --threads with --remote, where the device's core count is unknown until it has been reached.
 MAX_REMOTE_THREADS = 1024
+
+
+# int8 pays when its p50 is at most this share of its fp32 source's on the same runtime and settings: a 1-2 %
+# "win" is within the noise of a short interleaved measurement (two sessions of one file differ by up to
+# 10 %), and no reason to ship int8. `edgeport quantize` (quantize/strategy/payoff.py), `edgeport run` and
+# `edgeport search` (an int8 trial against its own fp32 twin) all ask it.
+PAYS_BELOW = 0.95

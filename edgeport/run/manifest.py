@@ -7,8 +7,8 @@ from pathlib import Path
 
 from edgeport.core import schemas
 from edgeport.core.artifacts import Artifact
+from edgeport.core.bench_defaults import PAYS_BELOW
 from edgeport.core.versions import package_versions
-from edgeport.quantize.strategy.payoff import PAYS_BELOW
 from edgeport.run.build import RunResult
 
 MANIFEST_SCHEMA = schemas.RUN_MANIFEST

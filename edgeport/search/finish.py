@@ -163,7 +163,7 @@ def _judge(trials: list[dict], by_id: dict[str, Candidate], selection: dict, sto
     for trial in trials:
         trial["pareto"] = trial["id"] in front
         trial["chosen"] = trial["id"] == chosen
-        trial["violations"] = violations(trial, selection) if trial["status"] == "ok" else []
+        trial["violations"] = violations(trial, selection, trials) if trial["status"] == "ok" else []
     return _Choice(front, chosen, reason)
 
 

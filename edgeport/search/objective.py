@@ -6,9 +6,15 @@ Policies:
 - ``min-latency``: the fastest candidate with accuracy at or above ``accuracy_floor``;
 - ``weighted``: the highest ``accuracy - latency_weight * latency_ms``, within the latency budget.
 Ties go to the faster, then the earlier candidate. Only validation accuracy is used to choose.
+
+An int8 trial is no answer when it is not faster than its own fp32 twin (the same exported student,
+measured in the same search without quantization): it must be at most ``PAYS_BELOW`` of the twin's
+latency, as ``edgeport quantize`` and ``edgeport run`` ask of an int8 model.
 """
 
 from __future__ import annotations
+
+from edgeport.core.bench_defaults import PAYS_BELOW
 
 
 def latency_of(trial: dict, metric: str) -> float:
@@ -38,10 +44,38 @@ def accuracy_drop(trial: dict, reference: str) -> float:
     return base - metrics["val_accuracy"]
 
 
-def violations(trial: dict, selection: dict) -> list[str]:
-    """Why a trial cannot be chosen under ``selection`` (empty: it is feasible)."""
+def _export_key(trial: dict) -> object:
+    return (trial.get("artifacts") or {}).get("stage_keys", {}).get("export")
+
+
+def _slower_than_its_fp32(trial: dict, trials: list[dict], metric: str) -> str | None:
+    """Why an int8 trial does not pay against its fp32 twin (same export stage, measured alike), if it does not."""
+    metrics = trial["metrics"]
+    if metrics.get("kind") != "onnx-int8" or _export_key(trial) is None:
+        return None
+    for twin in trials:
+        twin_metrics = twin.get("metrics") or {}
+        if (
+            twin["status"] == "ok"
+            and twin_metrics.get("kind") == "onnx-fp32"
+            and _export_key(twin) == _export_key(trial)
+            and (twin_metrics.get("latency_batch"), twin_metrics.get("latency_threads"))
+            == (metrics.get("latency_batch"), metrics.get("latency_threads"))
+        ):
+            ratio = latency_of(trial, metric) / latency_of(twin, metric)
+            if ratio > PAYS_BELOW:
+                return f"int8 at {ratio:.2f}x the {metric} of its own fp32 (trial {twin['id']}): int8 does not pay"
+    return None
+
+
+def violations(trial: dict, selection: dict, trials: list[dict] | None = None) -> list[str]:
+    """Why a trial cannot be chosen under ``selection`` (empty: it is feasible); with ``trials``, also an
+    int8 trial no faster than its own fp32 twin among them."""
     metric = selection["latency_metric"]
     why = []
+    slower = _slower_than_its_fp32(trial, trials, metric) if trials else None
+    if slower:
+        why.append(slower)
     budget = selection.get("latency_budget_ms")
     if budget is not None and latency_of(trial, metric) > budget:
         why.append(f"{metric} {latency_of(trial, metric):.4g} ms > budget {budget:g} ms")
@@ -71,12 +105,10 @@ def choose(trials: list[dict], selection: dict) -> tuple[str | None, str]:
     ok = [t for t in trials if t["status"] == "ok"]
     if not ok:
         return None, "no trial finished"
-    feasible = [t for t in ok if not violations(t, selection)]
+    feasible = [t for t in ok if not violations(t, selection, trials)]
     if not feasible:
-        return (
-            None,
-            f"none of {len(ok)} finished trials meets the constraints ({'; '.join(violations(ok[0], selection))} ...)",
-        )
+        first = "; ".join(violations(ok[0], selection, trials))
+        return None, f"none of {len(ok)} finished trials meets the constraints ({first} ...)"
     policy = selection["policy"]
     if policy == "max-accuracy":
         best = min(feasible, key=lambda t: (-t["metrics"]["val_accuracy"], latency_of(t, metric), t["position"]))

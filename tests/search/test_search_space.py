@@ -128,6 +128,25 @@ def test_policies_choose_as_documented():
     assert choose(trials, {**SELECTION, "policy": "weighted", "latency_weight": 1.0})[0] == "slow"
 
 
+def _twin(trial: dict, kind: str, export: str) -> dict:
+    trial["metrics"].update(kind=kind, latency_batch=1, latency_threads=1)
+    trial["artifacts"] = {"stage_keys": {"export": export}}
+    return trial
+
+
+def test_an_int8_trial_no_faster_than_its_own_fp32_is_no_answer():
+    fp32 = _twin(_trial("fp32", 98, 0.30, position=0), "onnx-fp32", "student-a")
+    slow_int8 = _twin(_trial("int8", 98, 0.29, position=1), "onnx-int8", "student-a")  # 0.97x: noise, no pay
+    other = _twin(_trial("other-int8", 98, 0.20, position=2), "onnx-int8", "student-b")  # no twin measured
+    trials = [fp32, slow_int8, other]
+    why = violations(slow_int8, SELECTION, trials)
+    assert why and "int8 at 0.97x the p90 of its own fp32 (trial fp32)" in why[0]
+    assert not violations(other, SELECTION, trials) and not violations(slow_int8, SELECTION)
+    assert choose(trials, {**SELECTION, "policy": "min-latency", "accuracy_floor": 90.0})[0] == "other-int8"
+    fast_int8 = _twin(_trial("int8", 98, 0.2, position=1), "onnx-int8", "student-a")  # 0.67x: pays
+    assert not violations(fast_int8, SELECTION, [fp32, fast_int8])
+
+
 def test_halving_schedule():
     assert rung_epochs(9, 1, 3, 9) == [1, 3]
     assert rung_epochs(9, 1, 3, 3) == [3]

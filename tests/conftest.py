@@ -6,12 +6,15 @@ import pytest
 from edgeport.data import Normalizer, Splits, load_dataset, split_dataset
 
 
-@pytest.fixture(autouse=True)
-def _no_speed_check(monkeypatch):
-    """`edgeport quantize` ships int8 only when it measures faster than fp32 here; on the suite's tiny models
-    that is a property of the machine, not of the behaviour under test. Tests of the speed rule itself pass
-    --speed-check, which overrides this."""
-    monkeypatch.setenv("EDGEPORT_SPEED_CHECK", "0")
+@pytest.fixture(autouse=True, scope="session")
+def _no_speed_check():
+    """`edgeport quantize` and `run` ship int8 only when it measures faster than fp32 here; on the suite's tiny
+    models that is a property of the machine, not of the behaviour under test. Session-wide, so module and
+    session fixtures that run the CLI see it too; tests of the speed rule itself pass --speed-check, which
+    overrides it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EDGEPORT_SPEED_CHECK", "0")
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -66,6 +66,7 @@ perf: $(DEV_STAMP) $(ZOO_STAMP)
 	$(BIN)/python perf/kd_students.py
 	$(BIN)/python perf/runtimes.py
 	$(BIN)/python perf/corpus.py
+	$(BIN)/python perf/calibration_memory.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache $(ZOO)

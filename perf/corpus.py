@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from perf_common import append_results, cpu_line
+from perf_common import append_results, cpu_line, run_cli
 
 from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.benchmarks.fingerprint import cpu_fingerprint
@@ -33,7 +30,6 @@ from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
 from tests.corpus.inputs import CASES, ZOO, corpus_case, first_feed, ort_session, write_npz, zoo_model
 from tests.corpus.judges import MEASURES, judge
 
-CLI_TIMEOUT_S = 3600
 LATENCY_BUDGET_S = 20.0  # per model and runtime: fp32 + int8 runs together
 OPENVINO = RuntimeChoice("openvino")
 
@@ -44,32 +40,6 @@ def _runtimes() -> dict[str, RuntimeChoice]:
     except ImportError:
         return {"ort": ONNXRUNTIME}
     return {"ort": ONNXRUNTIME, "openvino": OPENVINO}
-
-
-def run_cli(args: list[str], folder: Path, timeout_s: float = CLI_TIMEOUT_S) -> dict[str, Any]:
-    """``edgeport ARGS`` in a child process: exit code, wall seconds, the child's peak RSS (MiB, from
-    wait4's rusage of that child alone), stdout and stderr."""
-    out, err = folder / "cli.stdout", folder / "cli.stderr"
-    command = [sys.executable, "-m", "edgeport.cli", *args]
-    start = time.perf_counter()
-    with open(out, "wb") as stdout, open(err, "wb") as stderr:
-        proc = subprocess.Popen(command, stdout=stdout, stderr=stderr, cwd=Path(__file__).resolve().parents[1])
-        timer = threading.Timer(timeout_s, proc.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-    wall = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    proc.returncode = code  # reaped by wait4: Popen must not wait for it again
-    return {
-        "code": code,
-        "wall_s": wall,
-        "peak_rss_mib": usage.ru_maxrss / 1024,  # Linux: KiB
-        "stdout": out.read_text(errors="replace"),
-        "stderr": err.read_text(errors="replace"),
-    }
 
 
 def _manifest(result: dict[str, Any], output: Path) -> dict[str, Any] | None:

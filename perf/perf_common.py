@@ -4,9 +4,14 @@ import path (for the model builders of tests/models/)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,3 +58,32 @@ def append_results(title: str, script: str, intro: str, table: list[str], after:
     with open(RESULTS, "a") as handle:
         handle.write(text)
     return text
+
+
+CLI_TIMEOUT_S = 3600
+
+
+def run_cli(args: list[str], folder: Path, timeout_s: float = CLI_TIMEOUT_S) -> dict[str, Any]:
+    """``edgeport ARGS`` in a child process: exit code, wall seconds, the child's peak RSS (MiB, from
+    wait4's rusage of that child alone), stdout and stderr."""
+    out, err = folder / "cli.stdout", folder / "cli.stderr"
+    command = [sys.executable, "-m", "edgeport.cli", *args]
+    start = time.perf_counter()
+    with open(out, "wb") as stdout, open(err, "wb") as stderr:
+        proc = subprocess.Popen(command, stdout=stdout, stderr=stderr, cwd=Path(__file__).resolve().parents[1])
+        timer = threading.Timer(timeout_s, proc.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+    wall = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    proc.returncode = code  # reaped by wait4: Popen must not wait for it again
+    return {
+        "code": code,
+        "wall_s": wall,
+        "peak_rss_mib": usage.ru_maxrss / 1024,  # Linux: KiB
+        "stdout": out.read_text(errors="replace"),
+        "stderr": err.read_text(errors="replace"),
+    }

@@ -40,7 +40,8 @@ def _settings(options: dict, quant_format: str | None, reduce_range: str) -> dic
 @click.option(
     "--backend",
     help="auto (default: tries recipes, keeps the fastest within tolerance; ort-static when an option of a "
-    "specific backend is given), ort-static, ort-dynamic; torch-fx, torch-fx-qat, torch-pt2e (--torch).",
+    "specific backend is given), ort-static, ort-dynamic, nncf (pip install 'edgeport[nncf]'); torch-fx, "
+    "torch-fx-qat, torch-pt2e (--torch).",
 )
 @click.option("--format", "quant_format", help="qdq or qoperator (ort-static).")
 @click.option("--per-channel/--per-tensor", default=None, help="Weight ranges per output channel or per tensor.")
@@ -65,6 +66,12 @@ def _settings(options: dict, quant_format: str | None, reduce_range: str) -> dic
 @click.option("--exclude-node", "exclude_nodes", multiple=True, help="Keep this node (torch: module) in float.")
 @click.option("--exclude-op-type", "exclude_op_types", multiple=True, help="Keep all nodes of this op type in float.")
 @click.option("--engine", help="torch backends: x86, fbgemm, qnnpack or onednn.")
+@click.option(
+    "--model-type",
+    help="nncf: transformer or default (default auto: transformer when the graph has attention MatMuls).",
+)
+@click.option("--preset", help="nncf: performance or mixed (default: NNCF's own for the model type).")
+@click.option("--target-device", help="nncf: any, cpu, gpu, npu or cpu_spr (default any).")
 @click.option("--qat-epochs", type=int, help="torch-fx-qat: fine-tuning epochs on the labelled --calib data.")
 @click.option("--qat-lr", type=FINITE, help="torch-fx-qat: learning rate.")
 @click.option(

@@ -36,7 +36,7 @@ def _listing(names: Iterable[str], limit: int = 12) -> str:
 def check_exclusions(source: ModelSource, config: QuantConfig) -> None:
     """Refuse an excluded node, module or op type the model does not have: ignoring it silently would
     quantize exactly what the user asked to keep in float."""
-    excluded_op_types = config.exclude_op_types if isinstance(config, OrtConfig) else ()
+    excluded_op_types = getattr(config, "exclude_op_types", ())  # onnxruntime's and NNCF's configs
     if not config.exclude_nodes and not excluded_op_types:
         return
     backend = get_backend(config.backend)

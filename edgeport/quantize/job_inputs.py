@@ -18,7 +18,8 @@ from edgeport.data.model_inputs import check_labels_fit, load_model_inputs
 from edgeport.errors import ConfigError, QuantizationError
 from edgeport.quantize.backends import get_backend
 from edgeport.quantize.config import AutoConfig, QuantConfig
-from edgeport.quantize.guard.judge import Validation, graph_sequence_outputs, hold_back
+from edgeport.quantize.guard.held_out import hold_back
+from edgeport.quantize.guard.judge import Validation, graph_sequence_outputs
 from edgeport.quantize.inputs.model_check import ModelFacts, check_fp32_model, check_inputs_fit
 from edgeport.quantize.inputs.run import ort_session, run_outputs
 from edgeport.quantize.options import build_quant_config

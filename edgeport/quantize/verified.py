@@ -20,8 +20,9 @@ from edgeport.quantize.guard.judge import GuardReport, verify_and_judge
 from edgeport.quantize.guard.verify import verify_with_outputs
 from edgeport.quantize.registry import QuantResult
 from edgeport.quantize.request import QuantizeRequest, QuantOutcome
-from edgeport.quantize.strategy.auto import AutoOutcome, Judging, judging_for, run_recipes
+from edgeport.quantize.strategy.auto import AutoOutcome, run_recipes
 from edgeport.quantize.strategy.fallback import FallbackReport, quantize_with_fallback
+from edgeport.quantize.strategy.judging import Judging, judging_for
 from edgeport.quantize.strategy.payoff import Payoff, measure_payoff, one_run
 
 

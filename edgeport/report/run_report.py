@@ -32,6 +32,14 @@ def describe_quantization(quant: dict) -> str:
         text = f"{quant['backend']}, engine {quant['engine']}, {layout} weights"
     elif quant["backend"] == "ort-dynamic":  # no format or activation type: activations quantize at run time
         text = f"ort-dynamic, {quant['weight_type']} {layout} weights, activations quantized at run time"
+    elif quant["backend"] == "nncf":  # NNCF chooses types and layouts from its preset and model type
+        done = quant.get("report") or {}  # what "auto" and NNCF's default preset became for this model
+        model_type = done.get("model_type") or quant.get("model_type", "auto")
+        preset = done.get("preset") or quant.get("preset") or "NNCF's default"
+        text = f"nncf {done.get('nncf_version', '')} QDQ, {model_type} model type, {preset} preset".replace("  ", " ")
+    elif "format" not in quant:  # a backend this summary does not know: its name and settings as recorded
+        shown = {k: v for k, v in quant.items() if k not in ("backend", "reduce_range", "reduce_range_reason")}
+        text = f"{quant['backend']}, " + ", ".join(f"{k} {v}" for k, v in shown.items())
     else:
         text = (
             f"{quant['backend']} {quant['format'].upper()}, {quant['activation_type']} activations, "

@@ -1,7 +1,8 @@
 """ort-static calibrates in chunks sized from the measured bytes of the intermediate tensors
 (backends/ort_calibrate.py): MinMax ranges are identical in one chunk or many, percentile thresholds
-equivalent, entropy in one chunk; a model with large activations gets small batches and chunks, a small
-one large ones; onnxruntime's scratch folder lives in our staging folder; stdout stays clean."""
+equivalent, entropy identical to one call over every sample; a model with large activations gets
+small batches and chunks, a small one large ones; onnxruntime's scratch folder lives in our staging
+folder; stdout stays clean."""
 
 from __future__ import annotations
 
@@ -123,19 +124,36 @@ def test_percentile_thresholds_are_equivalent_in_chunks(tmp_path, monkeypatch):
     assert moved <= max(0.02, max(abs(float(spread[name] / one[name]) - 1) for name in one)), moved
 
 
-def test_entropy_stays_in_one_chunk_and_is_identical_in_small_batches(tmp_path, monkeypatch):
-    """Merged chunks change its histograms' bins and so its thresholds: one chunk, only the runs smaller."""
+def test_entropy_in_chunks_is_identical_to_one_call_over_every_sample(tmp_path, monkeypatch):
+    """Two passes (ranges, then histograms over the one range every chunk shares): the int8 model is the
+    same in one chunk or ten, and the ranges equal onnxruntime's own calibrator fed every sample at once."""
     model, calib = conv_model(tmp_path / "m.onnx"), calibration(40)
     monkeypatch.setattr(OrtStaticBackend, "calibration_batch", 4)
     whole = _quantize(model, calib, tmp_path / "whole.onnx", calibration_method="entropy")
-    monkeypatch.setattr(ort_calibrate, "BUDGET", 1)
-    small = _quantize(model, calib, tmp_path / "small.onnx", calibration_method="entropy")
     assert (whole["calibration_batch"], whole["calibration_chunk"]) == (4, 40)
-    assert (small["calibration_batch"], small["calibration_chunk"]) == (1, 40)
-    one, runs = initializers(tmp_path / "whole.onnx"), initializers(tmp_path / "small.onnx")
-    assert one.keys() == runs.keys()
+    monkeypatch.setattr(ort_calibrate, "BUDGET", 4 * whole["calibration_sample_bytes"])
+    chunked = _quantize(model, calib, tmp_path / "chunked.onnx", calibration_method="entropy")
+    assert (chunked["calibration_batch"], chunked["calibration_chunk"]) == (4, 4)
+    one, many = initializers(tmp_path / "whole.onnx"), initializers(tmp_path / "chunked.onnx")
+    assert one.keys() == many.keys() and len(scales(tmp_path / "whole.onnx")) > 5
     for name, value in one.items():
-        assert np.array_equal(value, runs[name]), name
+        assert np.array_equal(value, many[name]), name
+
+    from onnxruntime.quantization import CalibrationMethod
+    from onnxruntime.quantization.calibrate import create_calibrator, load_tensors_data
+
+    reference = create_calibrator(
+        model, augmented_model_path=str(tmp_path / "aug.onnx"), calibrate_method=CalibrationMethod.Entropy
+    )
+    reference.collect_data(ArrayCalibrationReader(calib, 4))  # every sample in one call
+    expected = reference.compute_data()
+    reader = ArrayCalibrationReader(calib, 4, chunk=8)
+    ort_calibrate.write_entropy_ranges(model, reader, None, tmp_path / "ranges.json")
+    ranges = load_tensors_data(tmp_path / "ranges.json")
+    assert set(ranges.data) == set(expected.data) and len(expected.data) > 5
+    for name, data in expected.data.items():
+        assert np.array_equal(ranges.data[name].range_value, data.range_value), name
+        assert np.array_equal(ranges.data[name].hist, data.hist), name
 
 
 # --- the sizes: from the measured bytes, not a constant -------------------------------------------------------
@@ -188,7 +206,7 @@ def test_plan_calibration():
     percentile = plan_calibration(10, 100, BatchRules(BATCH_FIRST, None, "percentile", 32), budget=1000)
     assert percentile.pad and (percentile.batch, percentile.chunk) == (32, 96)
     entropy = plan_calibration(300, 100, BatchRules(BATCH_FIRST, None, "entropy", 32), budget=1000)
-    assert entropy.pad and (entropy.batch, entropy.chunk) == (3, 100)
+    assert entropy.pad and (entropy.batch, entropy.chunk) == (3, 3)
     fixed = plan_calibration(300, 100, BatchRules(BATCH_FIRST, 8, "minmax", 32), budget=1000)
     assert (fixed.batch, fixed.chunk, fixed.pad) == (8, 8, True)
     per_sample = plan_calibration(10, 100, BatchRules(PER_SAMPLE, None, "percentile", 32), budget=1000)

@@ -4,6 +4,7 @@ importing the module registers it (``@register_backend``) with its config type."
 from __future__ import annotations
 
 from edgeport.errors import ConfigError
+from edgeport.quantize.backends import nncf_onnx as nncf_onnx  # registers nncf (imports nncf when used)
 from edgeport.quantize.backends import ort_dynamic as ort_dynamic  # registers ort-dynamic
 from edgeport.quantize.backends import ort_static as ort_static  # registers ort-static
 from edgeport.quantize.backends import torch_fx as torch_fx  # registers torch-fx, torch-fx-qat

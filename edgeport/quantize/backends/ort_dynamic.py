@@ -15,7 +15,7 @@ from typing import Literal
 
 from edgeport.core.progress import SILENT, Progress
 from edgeport.errors import QuantizationError
-from edgeport.quantize.backends.ort_prepare import pre_process
+from edgeport.quantize.backends.ort_reuse import prepare
 from edgeport.quantize.config import OrtConfig
 from edgeport.quantize.inputs.calibration import load_fp32_onnx
 from edgeport.quantize.inputs.graph import iter_nodes, op_summary
@@ -54,7 +54,7 @@ class OrtDynamicBackend:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".quant-") as tmp:
             prepared, staged = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
-            notes = pre_process(fp32_path, prepared)
+            notes = prepare(fp32_path, prepared)  # pre-processed once per model within auto (ort_reuse.py)
             # what bodies of If/Loop/Scan read from outside becomes explicit (transforms/subgraphs.py)
             shields = shield_file(prepared)
             excluded = [*config.exclude_nodes, *(shield.node for shield in shields)]

@@ -54,7 +54,7 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+def graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
     """Every tensor a graph holds: initializers, and Constant-like attributes, subgraphs included."""
     import onnx
 
@@ -67,7 +67,7 @@ def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
             elif attribute.type == onnx.AttributeProto.TENSORS:
                 yield from attribute.tensors
         for sub in subgraphs(node):
-            yield from _graph_tensors(sub)
+            yield from graph_tensors(sub)
 
 
 def has_external_data(path: str | os.PathLike) -> bool:
@@ -76,7 +76,7 @@ def has_external_data(path: str | os.PathLike) -> bool:
     from onnx.external_data_helper import uses_external_data
 
     model = onnx.load(str(path), load_external_data=False)
-    return any(uses_external_data(tensor) for tensor in _graph_tensors(model.graph))
+    return any(uses_external_data(tensor) for tensor in graph_tensors(model.graph))
 
 
 def data_file(path: Path) -> Path:
@@ -104,7 +104,7 @@ def save_model(model: onnx.ModelProto, path: Path, external: bool) -> None:
     )
 
 
-def _upgraded(fp32_path: Path, folder: Path, notes: dict, external: bool) -> Path:
+def upgraded(fp32_path: Path, folder: Path, notes: dict, external: bool) -> Path:
     """``fp32_path``, or a copy converted to ``MIN_OPSET`` when the graph is older (recorded in ``notes``)."""
     import onnx
     import onnx.version_converter
@@ -157,7 +157,7 @@ def pre_process(fp32_path: Path, prepared: Path) -> dict:
         external = has_external_data(fp32_path)
     except Exception as exc:  # a file the checks before let through but onnx cannot parse
         raise QuantizationError(f"{fp32_path}: cannot read the ONNX model ({_first_line(exc)})") from exc
-    source = _upgraded(Path(fp32_path).resolve(), target.parent, notes, external)
+    source = upgraded(Path(fp32_path).resolve(), target.parent, notes, external)
     options: dict = {}
     if external:
         options = {

@@ -15,8 +15,16 @@ from pydantic import Field
 from edgeport.core.progress import SILENT, Progress
 from edgeport.data.feeds import BATCH_FIRST, feed_layout, model_inputs
 from edgeport.errors import QuantizationError
-from edgeport.quantize.backends.ort_calibrate import BatchRules, CalibrationPlan, measure_sample_bytes, plan_calibration
-from edgeport.quantize.backends.ort_prepare import pre_process, working_folder
+from edgeport.quantize.backends.ort_calibrate import (
+    BatchRules,
+    CalibrationPlan,
+    measure_sample_bytes,
+    plan_calibration,
+    write_entropy_ranges,
+)
+from edgeport.quantize.backends.ort_prepare import working_folder
+from edgeport.quantize.backends.ort_reuse import active as reuse_active
+from edgeport.quantize.backends.ort_reuse import arrays_digest, model_digest, prepare, ranges_file, remembered
 from edgeport.quantize.config import OrtConfig, TensorType
 from edgeport.quantize.inputs.calibration import (
     ArrayCalibrationReader,
@@ -95,7 +103,7 @@ class OrtStaticBackend:
             folder = Path(tmp).resolve()  # absolute: onnxruntime works inside it (working_folder)
             prepared = folder / "prepared.onnx"
             staged = folder / "int8.onnx"
-            notes = pre_process(fp32_path, prepared)
+            notes = prepare(fp32_path, prepared)  # pre-processed once per model within auto (ort_reuse.py)
             # what bodies of If/Loop/Scan read from outside becomes explicit; the bodies stay in float (no
             # calibration ranges exist inside them) and the report says so (transforms/subgraphs.py)
             shields = shield_file(prepared)
@@ -104,12 +112,21 @@ class OrtStaticBackend:
                 keep += keep_shared_activations(prepared)
             # onnxruntime's scratch folder (ort.quant.*: the augmented model) in ours, not in /tmp
             with working_folder(folder):
-                plan = _plan(prepared, calibration, rules, op_types)
-                with progress.task("calibrate", total=samples) as advance:
+                digest = model_digest(prepared) if reuse_active() else ""  # what reuse finds it by
+                plan = _plan(prepared, digest, calibration, rules, op_types)
+                ranges = _ranges_file(digest, calibration, config, op_types, plan)
+                passes = 2 if config.calibration_method == "entropy" else 1
+                with progress.task("calibrate", total=samples * passes) as advance:
                     reader = ArrayCalibrationReader(
                         calibration, plan.batch, advance, pad=plan.pad, layout=layout, chunk=plan.chunk
                     )
+                    reused = ranges is not None and ranges.exists()
+                    if reused:  # the same model, samples and settings were calibrated earlier in this run
+                        advance(samples * passes)
                     try:
+                        if config.calibration_method == "entropy" and not reused:
+                            ranges = ranges or folder / "ranges.json"
+                            write_entropy_ranges(prepared, reader, op_types, ranges)
                         # the histogram collector prints a line per chunk: stdout stays clean for --json
                         with redirect_stdout(io.StringIO()):
                             quantize_static(
@@ -131,6 +148,8 @@ class OrtStaticBackend:
                                     # one collect_data per chunk of the reader (ort_calibrate.py)
                                     "CalibStridedMinMax": 1,
                                 },
+                                # read when it exists, else written: ort_reuse.py
+                                calibration_cache_path=str(ranges) if ranges is not None else None,
                             )
                     except Exception as exc:  # ORT, onnx and numpy raise their own types
                         raise QuantizationError(
@@ -143,6 +162,7 @@ class OrtStaticBackend:
         report = {
             "calibration_samples": samples,
             **plan.report(),
+            **({"calibration_reused": True} if reused else {}),
             "calibration_layout": layout,
             **notes,
             **({"control_flow": control_flow} if control_flow else {}),
@@ -151,10 +171,29 @@ class OrtStaticBackend:
         return QuantResult(output_path, self.name, seconds, report)
 
 
-def _plan(prepared: Path, calibration: dict, rules: BatchRules, op_types: list[str] | None) -> CalibrationPlan:
+def _ranges_file(
+    digest: str, calibration: dict, config: OrtStaticConfig, op_types: list[str] | None, plan: CalibrationPlan
+) -> Path | None:
+    """Where this calibration's ranges are kept within auto or a fallback (None outside them): keyed by
+    everything the calibrator reads (ort_reuse.py)."""
+    settings = {
+        "method": config.calibration_method,
+        "percentile": config.percentile,
+        "op_types": op_types,
+        "batch": plan.batch,
+        "chunk": plan.chunk,
+        "pad": plan.pad,
+    }
+    return ranges_file(digest, calibration, settings)
+
+
+def _plan(
+    prepared: Path, digest: str, calibration: dict, rules: BatchRules, op_types: list[str] | None
+) -> CalibrationPlan:
     """The calibration batch and chunk for these samples, from the measured bytes of the intermediate
     tensors of the first sample (or the first batch a model fixes): ort_calibrate.py."""
     in_first = 1 if rules.layout != BATCH_FIRST else rules.fixed or 1
     first = ArrayCalibrationReader(calibration, in_first, pad=True, layout=rules.layout).get_next() or {}
-    sample_bytes = measure_sample_bytes(prepared, first, in_first, op_types)
+    key = {"model": digest, "first": arrays_digest(first), "op_types": op_types}
+    sample_bytes = remembered("sample-bytes", key, lambda: measure_sample_bytes(prepared, first, in_first, op_types))
     return plan_calibration(sample_bytes, len(next(iter(calibration.values()))), rules)

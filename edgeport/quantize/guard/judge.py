@@ -37,6 +37,7 @@ from edgeport.benchmarks.records import RuntimeChoice
 from edgeport.errors import ConfigError
 from edgeport.quantize.guard.fidelity import fidelity, is_classifier
 from edgeport.quantize.guard.heads import sequence_heads, sequence_outputs
+from edgeport.quantize.guard.padding import padding_mask, without_padding
 from edgeport.quantize.guard.slices import slice_fidelity
 from edgeport.quantize.guard.verify import verify_with_outputs
 from edgeport.quantize.inputs.output_axes import not_per_sample
@@ -49,9 +50,6 @@ from edgeport.quantize.tolerance import (
     Tolerance,
     default_tolerance,
 )
-
-# Without a validation file, this share of the calibration samples is held back to judge fidelity.
-HOLD_BACK_FRACTION = 0.25
 
 
 @dataclass(frozen=True)
@@ -154,19 +152,27 @@ def judge(
     tolerance: Tolerance,
     judged_on: str,
     sequence_outputs: Set[str] | Mapping[str, int] = frozenset(),
+    padding: np.ndarray | None = None,
 ) -> GuardReport:
     """Compare every output of the int8 model with the fp32 one's on the same held-out inputs.
 
     ``sequence_outputs``: the outputs the graph allows to be sequences of class scores
     (``heads.sequence_outputs(model)``: each is one when its fp32 values have a CTC blank), or the
     sequence heads with their blank (``heads.sequence_heads(model, fp32)``); each must also keep its
-    decoded sequence. Every output neither top-1 nor a sequence judges is also judged slice by slice."""
+    decoded sequence. Every output neither top-1 nor a sequence judges is also judged slice by slice.
+    ``padding``: the inputs' mask of real positions (``padding.padding_mask``); padding positions of
+    outputs laid out like it are left out (guard/padding.py)."""
     blanks = sequence_outputs if isinstance(sequence_outputs, Mapping) else {}
     # an output that holds no samples axis (one value per run: a ReduceMean over everything, a per-batch
     # constant) is compared as one vector: no per-sample cosine, top-1, sequence or slice is defined on it
     whole = not_per_sample(fp32) | not_per_sample(int8)
     fp32 = {name: (value.reshape(1, -1) if name in whole else value) for name, value in fp32.items()}
     int8 = {name: (value.reshape(1, -1) if name in whole else value) for name, value in int8.items()}
+    left_out = {}
+    for name in fp32 if padding is not None else ():
+        if name not in whole:
+            fp32[name], left_out[name] = without_padding(fp32[name], padding)
+            int8[name], _ = without_padding(int8[name], padding)
     outputs = [
         {
             "name": name,
@@ -177,6 +183,7 @@ def judge(
                 blank=blanks.get(name),
             ),
             **({"per_sample": False} if name in whole else {}),
+            **({"padding_positions_left_out": left_out[name]} if left_out.get(name) else {}),
         }
         for name in fp32
     ]
@@ -251,37 +258,8 @@ def verify_and_judge(
     report, fp32, int8 = verify_with_outputs(int8_path, fp32_path, inputs, labels, runtime)
     if report.get("judged_on_precision"):  # a precision hint is a request: say what the runtime compiled
         judged_on = f"{judged_on} (OpenVINO compiled it as {report['judged_on_precision']})"
-    return report, judge(fp32, int8, labels, tolerance, judged_on, graph_sequence_heads(fp32_path, fp32))
-
-
-@dataclass(frozen=True)
-class HeldOut:
-    """Calibration inputs and the inputs fidelity is judged on, never the same samples."""
-
-    calibration: dict[str, np.ndarray]
-    calibration_labels: np.ndarray | None
-    validation: dict[str, np.ndarray]
-    validation_labels: np.ndarray | None
-    judged_on: str
-
-
-def hold_back(calibration: dict[str, np.ndarray], labels: np.ndarray | None, source: str) -> HeldOut:
-    """Split the last ``HOLD_BACK_FRACTION`` of the calibration samples off for the fidelity check."""
-    count = len(next(iter(calibration.values())))
-    if count < 2:
-        raise ConfigError(
-            f"{source}: {count} calibration sample: give --val, or at least 2 samples so that some can "
-            "be held back to check the int8 model on inputs it was not calibrated on"
-        )
-    held = max(1, int(round(count * HOLD_BACK_FRACTION)))
-    keep = count - held
-    return HeldOut(
-        {k: v[:keep] for k, v in calibration.items()},
-        labels[:keep] if labels is not None else None,
-        {k: v[keep:] for k, v in calibration.items()},
-        labels[keep:] if labels is not None else None,
-        f"the last {held} of {count} samples of {source}, held back from calibration",
-    )
+    sequences = graph_sequence_heads(fp32_path, fp32)
+    return report, judge(fp32, int8, labels, tolerance, judged_on, sequences, padding_mask(inputs))
 
 
 __all__ = [
@@ -289,15 +267,12 @@ __all__ = [
     "DEFAULT_MIN_COSINE",
     "DEFAULT_MIN_SEQUENCE_AGREEMENT",
     "DEFAULT_MIN_SLICE_AGREEMENT",
-    "HOLD_BACK_FRACTION",
     "GuardReport",
-    "HeldOut",
     "Tolerance",
     "Validation",
     "default_tolerance",
     "graph_sequence_heads",
     "graph_sequence_outputs",
-    "hold_back",
     "judge",
     "verify_and_judge",
 ]

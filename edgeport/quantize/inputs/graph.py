@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -58,3 +59,44 @@ def op_summary(path: str | os.PathLike) -> dict:
         "dequantize_linear_nodes": ops.get("DequantizeLinear", 0),
         "op_counts": dict(sorted(ops.items())),
     }
+
+
+# What auto's recipes and the NNCF backend read first: what kind of graph it is.
+WEIGHT_OPS = ("MatMul", "Gemm")
+
+
+@dataclass(frozen=True)
+class GraphProfile:
+    op_counts: dict[str, int]
+    weight_matmuls: int  # MatMul/Gemm with a constant (initializer) operand
+    activation_matmuls: list[str]  # MatMul nodes whose operands are both computed (attention)
+    integer_inputs: int
+
+    @property
+    def conv_dominant(self) -> bool:
+        convs = self.op_counts.get("Conv", 0) + self.op_counts.get("ConvTranspose", 0)
+        return convs >= self.weight_matmuls and not self.activation_matmuls and not self.integer_inputs
+
+    def describe(self) -> dict:
+        return {
+            "kind": "conv-dominant" if self.conv_dominant else "matmul-dominant",
+            "conv": self.op_counts.get("Conv", 0),
+            "weight_matmuls": self.weight_matmuls,
+            "activation_matmuls": len(self.activation_matmuls),
+            "layer_norms": self.op_counts.get("LayerNormalization", 0),
+            "softmax": self.op_counts.get("Softmax", 0),
+            "integer_inputs": self.integer_inputs,
+        }
+
+
+def graph_profile(model: onnx.ModelProto) -> GraphProfile:
+    graph = model.graph
+    constants = {i.name for i in graph.initializer}
+    constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    nodes = [n for n, depth in iter_nodes(graph) if depth == 0]
+    weight = [n for n in nodes if n.op_type in WEIGHT_OPS and any(i in constants for i in n.input[:2])]
+    activation = [n.name for n in nodes if n.op_type == "MatMul" and not any(i in constants for i in n.input[:2])]
+    initializers = {i.name for i in graph.initializer}
+    integer_types = (onnx.TensorProto.INT64, onnx.TensorProto.INT32)  # token ids, masks: a language model
+    integer = [i for i in graph.input if i.name not in initializers and i.type.tensor_type.elem_type in integer_types]
+    return GraphProfile(dict(Counter(n.op_type for n in nodes)), len(weight), activation, len(integer))

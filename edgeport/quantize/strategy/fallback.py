@@ -23,8 +23,10 @@ import onnx
 from edgeport.core.progress import SILENT, Progress
 from edgeport.errors import ConfigError
 from edgeport.quantize.apply import backend_for, check_exclusions, run_backend
+from edgeport.quantize.backends.ort_reuse import reuse
 from edgeport.quantize.config import OrtConfig, QuantConfig
 from edgeport.quantize.guard.judge import Tolerance, Validation, graph_sequence_outputs, judge
+from edgeport.quantize.guard.padding import padding_mask
 from edgeport.quantize.guard.sensitivity import layer_ranking, tensor_errors
 from edgeport.quantize.inputs.run import ort_session, run_all_outputs
 from edgeport.quantize.registry import QuantResult
@@ -43,7 +45,7 @@ class FallbackReport:
     sensitivity: list[dict] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
     within_tolerance: bool = False
-    quantizations: int = 0  # how many times the backend ran, the first full quantization included
+    quantizations: int = 0  # how many times the backend ran (the first full one too, unless given made)
     seconds: dict = field(default_factory=dict)  # the first quantization, and the sensitivity ranking
     tensors: list[dict] = field(default_factory=list)  # per-tensor SQNR ranking (ONNX backends), worst first
 
@@ -87,12 +89,16 @@ def quantize_with_fallback(
     validation: Validation,
     progress: Progress = SILENT,
     allowed: list[str] | None = None,
+    first: QuantResult | None = None,
 ) -> tuple[QuantResult, FallbackReport]:
     """``allowed`` limits which layers may fall back to float (default: every conv/linear layer). With
     ``smooth_alpha``, the model is smoothed once (quantize/transforms/smoothing.py) and the whole fallback,
-    sensitivity included, runs on the smoothed model, which computes the same function."""
+    sensitivity included, runs on the smoothed model, which computes the same function. ``first``: the
+    model ``config`` already made from ``source`` (auto's recipe), judged as the first step instead of
+    quantizing it again; the count of quantizations leaves it out."""
     if not isinstance(config, OrtConfig) or config.smooth_alpha is None:
-        return _with_fallback(_Trial(source, calibration, config, Path(output_path)), validation, progress, allowed)
+        trial = _Trial(source, calibration, config, Path(output_path), first)
+        return _with_fallback(trial, validation, progress, allowed)
     if source.onnx_path is None:
         raise ConfigError("smooth_alpha rewrites a fp32 ONNX file; none was given")
     with smoothed_model(source.onnx_path, calibration, config, output_path) as (staged, plain, smoothing):
@@ -109,12 +115,13 @@ class _Trial:
     calibration: dict[str, np.ndarray]
     config: QuantConfig
     output_path: Path
+    first: QuantResult | None = None  # already quantized with ``config``, nothing more excluded
 
 
 def _with_fallback(
     trial: _Trial, validation: Validation, progress: Progress, allowed: list[str] | None
 ) -> tuple[QuantResult, FallbackReport]:
-    source, calibration, output_path = trial.source, trial.calibration, trial.output_path
+    source, calibration, output_path, first = trial.source, trial.calibration, trial.output_path, trial.first
     val_inputs, val_labels, tolerance = validation.inputs, validation.labels, validation.tolerance
     backend, config = backend_for(trial.config)
     check_exclusions(source, config)
@@ -124,6 +131,7 @@ def _with_fallback(
         raise ConfigError("the fallback judges a fp32 ONNX file; none was given")
     fp32_all = run_all_outputs(ort_session(source.onnx_path), val_inputs)
     sequences = graph_sequence_outputs(source.onnx_path)
+    padding = padding_mask(val_inputs)
     if tolerance.max_drop is not None:
         fp32_out = next(iter(fp32_all.values()))
         fp32_quality = float((fp32_out.argmax(1) == val_labels).mean() * 100)
@@ -132,17 +140,21 @@ def _with_fallback(
         assert tolerance.min_cosine is not None  # Tolerance.__post_init__ fills it in
         report = FallbackReport("mean_cosine", 1.0, tolerance.min_cosine)
 
-    with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".fallback-") as tmp:
+    with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".fallback-") as tmp, reuse(Path(tmp) / "reuse"):
 
         def attempt(excluded: list[str], name: str) -> tuple[float, bool, QuantResult, list[str]]:
             """The tolerance's own metric (the first check: top-1, else the worst cosine), whether every
             check of the guard passed (every other output, decoded sequences included), the model, and
             the checks that failed."""
-            report.quantizations += 1
-            trial = config.model_copy(update={"exclude_nodes": tuple(config.exclude_nodes) + tuple(excluded)})
-            result = run_backend(backend, source, calibration, trial, Path(tmp) / f"{name}.onnx", SILENT)
+            staged = Path(tmp) / f"{name}.onnx"
+            if not excluded and first is not None:
+                result = dataclasses.replace(first, path=Path(shutil.copyfile(first.path, staged)))
+            else:
+                report.quantizations += 1
+                step = config.model_copy(update={"exclude_nodes": tuple(config.exclude_nodes) + tuple(excluded)})
+                result = run_backend(backend, source, calibration, step, staged, SILENT)
             int8_all = run_all_outputs(ort_session(result.path), val_inputs)
-            guard = judge(fp32_all, int8_all, val_labels, tolerance, "", sequences)
+            guard = judge(fp32_all, int8_all, val_labels, tolerance, "", sequences, padding)
             return guard.checks[0]["value"], guard.within_tolerance, result, guard.failed
 
         started = time.perf_counter()

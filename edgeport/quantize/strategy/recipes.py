@@ -19,17 +19,14 @@ graphs stop at the first recipe within tolerance: static per-channel is the fast
 
 from __future__ import annotations
 
-from collections import Counter
+import dataclasses
 from dataclasses import dataclass
 
-import onnx
-
 from edgeport.quantize.config import AutoConfig, QuantSettings
-from edgeport.quantize.inputs.graph import iter_nodes
+from edgeport.quantize.inputs.graph import WEIGHT_OPS, GraphProfile, graph_profile
 from edgeport.quantize.options import quant_config
 from edgeport.quantize.transforms.smoothing import DEFAULT_ALPHA, OUTLIER_RATIO
 
-WEIGHT_OPS = ("MatMul", "Gemm")
 SMOOTHED_PREFIX = "smooth-"  # a recipe named smooth-X is recipe X after SmoothQuant smoothing
 
 
@@ -38,43 +35,9 @@ class Recipe:
     name: str
     config: QuantSettings
     why: str
-
-
-@dataclass(frozen=True)
-class GraphProfile:
-    op_counts: dict[str, int]
-    weight_matmuls: int  # MatMul/Gemm with a constant (initializer) operand
-    activation_matmuls: list[str]  # MatMul nodes whose operands are both computed (attention)
-    integer_inputs: int
-
-    @property
-    def conv_dominant(self) -> bool:
-        convs = self.op_counts.get("Conv", 0) + self.op_counts.get("ConvTranspose", 0)
-        return convs >= self.weight_matmuls and not self.activation_matmuls and not self.integer_inputs
-
-    def describe(self) -> dict:
-        return {
-            "kind": "conv-dominant" if self.conv_dominant else "matmul-dominant",
-            "conv": self.op_counts.get("Conv", 0),
-            "weight_matmuls": self.weight_matmuls,
-            "activation_matmuls": len(self.activation_matmuls),
-            "layer_norms": self.op_counts.get("LayerNormalization", 0),
-            "softmax": self.op_counts.get("Softmax", 0),
-            "integer_inputs": self.integer_inputs,
-        }
-
-
-def graph_profile(model: onnx.ModelProto) -> GraphProfile:
-    graph = model.graph
-    constants = {i.name for i in graph.initializer}
-    constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
-    nodes = [n for n, depth in iter_nodes(graph) if depth == 0]
-    weight = [n for n in nodes if n.op_type in WEIGHT_OPS and any(i in constants for i in n.input[:2])]
-    activation = [n.name for n in nodes if n.op_type == "MatMul" and not any(i in constants for i in n.input[:2])]
-    initializers = {i.name for i in graph.initializer}
-    integer_types = (onnx.TensorProto.INT64, onnx.TensorProto.INT32)  # token ids, masks: a language model
-    integer = [i for i in graph.input if i.name not in initializers and i.type.tensor_type.elem_type in integer_types]
-    return GraphProfile(dict(Counter(n.op_type for n in nodes)), len(weight), activation, len(integer))
+    # a recipe that quantizes a subset of what this one does, with the same calibration: when it already
+    # misses the tolerance, quantizing more is not tried (auto skips this one and says why)
+    narrower: str | None = None
 
 
 def recipes_for(profile: GraphProfile, auto: AutoConfig, outlier_ratio: float | None = None) -> list[Recipe]:
@@ -109,7 +72,9 @@ def recipes_for(profile: GraphProfile, auto: AutoConfig, outlier_ratio: float | 
         ),
         "static int8 on weight-bearing MatMul/Gemm only; attention score MatMuls and the mask path in float",
     )
-    recipes = [weights_only, dynamic, static]
+    # full static quantizes every layer weights-only static does and the attention and normalisation paths
+    # besides: a transformer's weights-only static outside tolerance makes it a wasted quantization
+    recipes = [weights_only, dynamic, dataclasses.replace(static, narrower=weights_only.name)]
     if outlier_ratio is not None and outlier_ratio >= OUTLIER_RATIO:
         why = f"; activation outliers ({outlier_ratio:.0f}x the median channel) migrated into the weights first"
         recipes += [
@@ -119,3 +84,6 @@ def recipes_for(profile: GraphProfile, auto: AutoConfig, outlier_ratio: float | 
             for r in (weights_only, dynamic)
         ]
     return recipes
+
+
+__all__ = ["SMOOTHED_PREFIX", "WEIGHT_OPS", "GraphProfile", "Recipe", "graph_profile", "recipes_for"]

@@ -15,12 +15,12 @@ from edgeport.errors import ConfigError
 from edgeport.quantize import quant_config
 from edgeport.quantize.guard.fidelity import ctc_greedy_decode, fidelity, sequence_agreement
 from edgeport.quantize.guard.heads import sequence_heads, sequence_outputs
+from edgeport.quantize.guard.held_out import hold_back
 from edgeport.quantize.guard.judge import (
     DEFAULT_MIN_SEQUENCE_AGREEMENT,
     GuardReport,
     Tolerance,
     default_tolerance,
-    hold_back,
     judge,
     verify_and_judge,
 )

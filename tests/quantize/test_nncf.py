@@ -1,0 +1,126 @@
+"""`--backend nncf`: NNCF's post-training int8 through edgeport, as a user runs it (real nncf, real
+onnxruntime): a conv net and a BERT-style encoder come out verified, the model type follows the graph,
+excluded nodes stay in float, a fixed batch size is met, and without the extra the command says what to
+install (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+from edgeport.cli import main
+from edgeport.quantize import quant_config
+from edgeport.quantize.backends.nncf_onnx import _advanced, calibration_items, is_transformer
+from tests.models.encoders import export_bert_encoder, save_padded_sentences
+from tests.quantize.test_calibration_memory import calibration, conv_model
+
+pytest.importorskip("nncf")  # a dev extra: installed by `make test`
+
+
+def _quantize(capsys, *args) -> tuple[int, dict | None, str]:
+    code = main(["quantize", "--quiet", "--json", "--backend", "nncf", *map(str, args)])
+    captured = capsys.readouterr()
+    manifest = json.loads(captured.out) if code in (0, 1) else None
+    return code, manifest, captured.err
+
+
+def _float_inputs(path) -> set[str]:
+    """The nodes whose every float input is read straight, not through a DequantizeLinear."""
+    model = onnx.load(str(path))
+    dequantized = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    return {n.name for n in model.graph.node if n.op_type == "Conv" and n.input[0] not in dequantized}
+
+
+def _named_conv_model(path):
+    model = onnx.load(str(conv_model(path)))
+    for index, node in enumerate(model.graph.node):
+        node.name = f"{node.op_type.lower()}_{index}"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_conv_net_is_quantized_verified_and_its_excluded_node_stays_float(tmp_path, capsys):
+    model = _named_conv_model(tmp_path / "m.onnx")
+    np.savez(tmp_path / "calib.npz", x=calibration(32)["x"])
+    np.savez(tmp_path / "val.npz", x=calibration(16, seed=3)["x"])
+    convs = [n.name for n in onnx.load(str(model)).graph.node if n.op_type == "Conv"]
+    assert convs and all(convs)
+    code, manifest, err = _quantize(
+        capsys, model, "--calib", tmp_path / "calib.npz", "--val", tmp_path / "val.npz", "-o", tmp_path / "q.onnx"
+    )
+    assert code == 0, err
+    assert manifest["lineage"]["quantization"]["backend"] == "nncf"
+    report = manifest["quantization"] if "quantization" in manifest else manifest
+    text = json.dumps(report)
+    assert '"model_type": "default"' in text and '"calibration_runs": 32' in text
+    assert manifest["guard"]["within_tolerance"]
+    assert not _float_inputs(tmp_path / "q.onnx")  # every conv reads int8 activations
+
+    code, manifest, err = _quantize(
+        capsys,
+        model,
+        "--calib",
+        tmp_path / "calib.npz",
+        "--val",
+        tmp_path / "val.npz",
+        "-o",
+        tmp_path / "kept.onnx",
+        "--exclude-node",
+        convs[0],
+    )
+    assert code == 0, err
+    assert _float_inputs(tmp_path / "kept.onnx") == {convs[0]}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
+
+
+def test_an_encoder_is_quantized_as_a_transformer(tmp_path, capsys):
+    model = export_bert_encoder(
+        tmp_path / "bert.onnx", vocab=64, hidden=32, layers=2, heads=2, intermediate=64, length=16
+    )
+    assert is_transformer(onnx.load(str(model)))
+    rng = np.random.default_rng(0)
+    save_padded_sentences(tmp_path / "calib.npz", 24, 16, 64, rng)
+    save_padded_sentences(tmp_path / "val.npz", 12, 16, 64, rng)
+    code, manifest, err = _quantize(
+        capsys, model, "--calib", tmp_path / "calib.npz", "--val", tmp_path / "val.npz", "-o", tmp_path / "q.onnx"
+    )
+    assert code in (0, 1), err  # random weights: judged honestly either way
+    assert '"model_type": "transformer"' in json.dumps(manifest) and '"preset": "mixed"' in json.dumps(manifest)
+    assert manifest["verification"]["coverage"]["share"] > 0
+
+
+def test_a_fixed_batch_is_met_with_padding_and_per_sample_feeds_stay_whole(tmp_path):
+    fixed = onnx.load(str(conv_model(tmp_path / "f.onnx", batch=4)))
+    items, layout = calibration_items(fixed, calibration(10), "f.onnx")
+    assert layout == "batch-first" and [len(i["x"]) for i in items] == [4, 4, 4]
+    assert np.array_equal(items[-1]["x"][2], items[-1]["x"][3])  # the last batch padded with its last sample
+    open_batch = onnx.load(str(conv_model(tmp_path / "o.onnx")))
+    items, _ = calibration_items(open_batch, calibration(5), "o.onnx")
+    assert [len(i["x"]) for i in items] == [1] * 5
+
+
+def test_reduce_range_is_nncfs_overflow_fix():
+    from nncf.quantization.advanced_parameters import OverflowFix
+
+    assert _advanced(quant_config(backend="nncf", reduce_range=True)).overflow_fix == OverflowFix.ENABLE
+    assert _advanced(quant_config(backend="nncf", reduce_range=False)).overflow_fix == OverflowFix.DISABLE
+
+
+def test_without_the_extra_the_command_names_the_install(tmp_path, capsys, monkeypatch):
+    model = conv_model(tmp_path / "m.onnx")
+    np.savez(tmp_path / "calib.npz", x=calibration(8)["x"])
+    monkeypatch.setitem(sys.modules, "nncf", None)  # `import nncf` raises ImportError
+    code, _, err = _quantize(capsys, model, "--calib", tmp_path / "calib.npz", "-o", tmp_path / "q.onnx")
+    assert code == 2
+    assert "pip install 'edgeport[nncf]'" in err and "Traceback" not in err
+    assert not (tmp_path / "q.onnx").exists()
+
+
+def test_nncf_options_belong_to_nncf():
+    with pytest.raises(Exception, match="preset"):
+        quant_config(backend="ort-static", preset="mixed")
+    assert quant_config(backend="nncf", preset="mixed", model_type="transformer").preset == "mixed"

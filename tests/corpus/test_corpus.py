@@ -4,6 +4,7 @@ or says why not. Every test skips when `.zoo/` is missing."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -195,3 +196,27 @@ def test_default_quantize_ships_a_faithful_model_or_says_why_not(name, tmp_path)
         return
     value, detail = judges.judge(name, model, out, context)
     assert value >= FLOORS[name], (value, detail)
+
+
+@pytest.mark.slow
+def test_nncf_minilm_is_faithful_to_the_guard_and_to_the_task(tmp_path):
+    """NNCF's transformer scheme keeps MiniLM's embeddings (pooled cosine about 0.996); judged with the
+    padding positions left out, the guard agrees: whatever this CPU's speed verdict, never outside
+    tolerance."""
+    pytest.importorskip("nncf")
+    model = _model("minilm")
+    calib, val, context = inputs.corpus_case("minilm")
+    out = tmp_path / "minilm.nncf.onnx"
+    command = [sys.executable, "-m", "edgeport.cli", "quantize", str(model), "-o", str(out), "--json", "--quiet"]
+    command += ["--backend", "nncf", "--speed-check"]
+    command += ["--calib", str(inputs.write_npz(tmp_path / "calib.npz", calib))]
+    command += ["--val", str(inputs.write_npz(tmp_path / "val.npz", val))]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    manifest = json.loads(done.stdout)
+    assert manifest["guard"]["within_tolerance"], manifest["verdict"]
+    assert manifest["lineage"]["quantization"]["report"]["model_type"] == "transformer"
+    assert any(o.get("padding_positions_left_out") for o in manifest["guard"]["outputs"])
+    shipped = out if out.exists() else tmp_path / manifest["artifact"]["path"]
+    value, detail = judges.judge("minilm", model, shipped, context)
+    assert value >= FLOORS["minilm"], (value, detail)

@@ -30,6 +30,7 @@ class Attempt:
     guard: GuardReport | None = None
     error: str | None = None
     p50_ms: float | None = None
+    fp32_p50_ms: float | None = None  # fp32's p50 in the same interleaved measurement as ``p50_ms``
     fallback: dict | None = None  # the fallback's steps, for the attempt that kept layers in float
 
     def describe(self, fp32_p50: float | None) -> dict:
@@ -42,7 +43,7 @@ class Attempt:
             "value": self.guard.value if self.guard else None,
             "within_tolerance": self.guard.within_tolerance if self.guard else False,
             "p50_ms": self.p50_ms,
-            "p50_over_fp32": self.p50_ms / fp32_p50 if self.p50_ms and fp32_p50 else None,
+            "p50_over_fp32": self.p50_ms / base if self.p50_ms and (base := self.fp32_p50_ms or fp32_p50) else None,
             "seconds": round(self.seconds, 3),
             "error": self.error,
             "fallback": self.fallback,

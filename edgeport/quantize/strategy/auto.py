@@ -101,6 +101,7 @@ def _rank(
     outcome.fp32_p50_ms = results["fp32"].stats["p50_ms"]
     for attempt in faithful:
         attempt.p50_ms = results[attempt.recipe.name].stats["p50_ms"]
+        attempt.fp32_p50_ms = outcome.fp32_p50_ms
 
 
 def _may_pay(
@@ -119,8 +120,8 @@ def _may_pay(
     settings = budgeted(CHECK, fp32_path, sample)
     with progress.task("auto: does int8 pay at all", total=settings.rounds) as advance:
         results = measure_interleaved(models, settings, sample, advance, runtimes=dict.fromkeys(models, runtime))
-    outcome.fp32_p50_ms = results["fp32"].stats["p50_ms"]
-    best.p50_ms = results[best.recipe.name].stats["p50_ms"]
+    outcome.fp32_p50_ms = best.fp32_p50_ms = results["fp32"].stats["p50_ms"]
+    best.p50_ms = results[best.recipe.name].stats["p50_ms"]  # its ratio read against this fp32 run, not a later one
     if best.p50_ms <= PAYS_BELOW * outcome.fp32_p50_ms:
         return True
     outcome.fallback_skipped = (

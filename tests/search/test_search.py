@@ -105,14 +105,17 @@ def test_pareto_front_and_choice_agree_with_the_trials_table(example_search):
 
 def test_example_shows_a_trade_off(example_search):
     """The shipped example is there to show what a search is for: accuracy and latency both move, and
-    the Pareto front holds several candidates (it once gave six trials at the same 98.52%)."""
+    the Pareto front holds a trade-off: candidates at different accuracies (it once gave six trials at
+    the same 98.52%). How many candidates it holds depends on this machine's timing noise (a 95.6%
+    student once measured faster than two 72% ones and left two on the front), so two is the floor."""
     _, folder, _ = example_search
     rows = read_csv(folder / "trials.csv")
     accuracy = [float(r["val_accuracy"]) for r in rows]
     latency = [float(r["p90_ms"]) for r in rows]
     assert max(accuracy) - min(accuracy) >= 20, accuracy
     assert max(latency) / min(latency) >= 2, latency
-    assert sum(r["pareto"] == "1" for r in rows) >= 3
+    front = {r["val_accuracy"] for r in rows if r["pareto"] == "1"}
+    assert len(front) >= 2, front  # distinct accuracies: a trade-off, not ties
 
 
 def test_best_holds_the_chosen_artifact_with_its_manifest(example_search):

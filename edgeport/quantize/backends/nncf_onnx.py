@@ -33,11 +33,16 @@ from pathlib import Path
 from typing import Literal
 
 from edgeport.core.progress import SILENT, Progress
-from edgeport.data.feeds import BATCH_FIRST, feed_layout, model_inputs
+from edgeport.data.feeds import feed_layout, model_inputs
 from edgeport.errors import ConfigError, QuantizationError
 from edgeport.quantize.backends.ort_prepare import has_external_data, upgraded
 from edgeport.quantize.config import Names, QuantConfig
-from edgeport.quantize.inputs.calibration import ArrayCalibrationReader, check_calibration, input_shapes
+from edgeport.quantize.inputs.calibration import (
+    ArrayCalibrationReader,
+    check_calibration,
+    declared_batch,
+    input_shapes,
+)
 from edgeport.quantize.inputs.graph import graph_profile, op_summary
 from edgeport.quantize.inputs.model_check import failure_reason
 from edgeport.quantize.registry import QuantResult, register_backend
@@ -80,15 +85,9 @@ def calibration_items(model, calibration: dict, fp32_path: str) -> tuple[list[di
     inputs = model_inputs(model)
     check_calibration(inputs, calibration, fp32_path)
     layout = feed_layout(input_shapes(inputs), calibration, fp32_path, "calibration input")
-    fixed = None
-    if layout == BATCH_FIRST:
-        first = next(iter(inputs.values()))[0]
-        fixed = first[0] if first and isinstance(first[0], int) and first[0] > 0 else None
-    reader = ArrayCalibrationReader(calibration, fixed or 1, pad=True, layout=layout)
-    items = []
-    while (feed := reader.get_next()) is not None:
-        items.append(feed)
-    return items, layout
+    # a per-sample layout feeds each slice whole whatever the batch given here
+    reader = ArrayCalibrationReader(calibration, declared_batch(inputs) or 1, pad=True, layout=layout)
+    return list(iter(reader.get_next, None)), layout
 
 
 @register_backend("nncf")

@@ -107,14 +107,18 @@ def prepare(fp32_path: Path, prepared: Path) -> dict:
     return notes
 
 
+def _key_digest(key: Mapping) -> str:
+    """A short name for a key of digests and settings."""
+    return hashlib.sha256(json.dumps(dict(key), sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
 def remembered(what: str, key: Mapping, compute: Callable[[], T]) -> T:
     """``compute()``, or its JSON-able value from earlier in this ``reuse`` folder under the same ``key``
     (whose values are digests and settings); computed every time outside ``reuse``."""
     folder = _FOLDER.get()
     if folder is None:
         return compute()
-    digest = hashlib.sha256(json.dumps(dict(key), sort_keys=True, default=str).encode()).hexdigest()[:24]
-    stored = folder / f"{what}-{digest}.json"
+    stored = folder / f"{what}-{_key_digest(key)}.json"
     if stored.exists():
         return json.loads(stored.read_text())
     value = compute()
@@ -130,8 +134,7 @@ def ranges_file(prepared: str, calibration: Mapping[str, np.ndarray], settings: 
     if folder is None:
         return None
     key = {"model": prepared, "calibration": arrays_digest(calibration), **settings}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:24]
-    return folder / f"ranges-{digest}.json"
+    return folder / f"ranges-{_key_digest(key)}.json"
 
 
 def active() -> bool:

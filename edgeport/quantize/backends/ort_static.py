@@ -29,6 +29,7 @@ from edgeport.quantize.config import OrtConfig, TensorType
 from edgeport.quantize.inputs.calibration import (
     ArrayCalibrationReader,
     check_calibration,
+    declared_batch,
     input_shapes,
     load_fp32_onnx,
 )
@@ -63,13 +64,6 @@ _CALIBRATION = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percent
 _TYPES = {"uint8": "QUInt8", "int8": "QInt8"}
 
 
-def _fixed_batch(shapes: dict) -> int | None:
-    for shape, _ in shapes.values():
-        if shape and isinstance(shape[0], int) and shape[0] > 0:
-            return shape[0]
-    return None
-
-
 @register_backend("ort-static")
 class OrtStaticBackend:
     """Static (calibrated) int8 in QDQ or QOperator format, per-tensor or per-channel."""
@@ -95,7 +89,7 @@ class OrtStaticBackend:
         if config.exclude_op_types:
             present = {n.op_type for n in model.graph.node}
             op_types = sorted(present - set(config.exclude_op_types))
-        rules = BatchRules(layout, _fixed_batch(inputs), config.calibration_method, self.calibration_batch)
+        rules = BatchRules(layout, declared_batch(inputs), config.calibration_method, self.calibration_batch)
         del model  # the prepared copy is what onnxruntime reads from here on
 
         started = time.perf_counter()

@@ -42,6 +42,14 @@ def load_fp32_onnx(path: str | Path) -> onnx.ModelProto:
     return model
 
 
+def declared_batch(inputs: dict[str, tuple[tuple, np.dtype]]) -> int | None:
+    """The batch size the model fixes (the first input whose first dim is a number), or None."""
+    for shape, _ in inputs.values():
+        if shape and isinstance(shape[0], int) and shape[0] > 0:
+            return shape[0]
+    return None
+
+
 def input_shapes(inputs: dict[str, tuple[tuple, np.dtype]]) -> dict[str, tuple]:
     return {name: shape for name, (shape, _) in inputs.items()}
 

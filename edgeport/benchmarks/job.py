@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -79,20 +80,56 @@ def _models(request: BenchRequest, model: str) -> tuple[dict[str, Path], dict[st
     return models, runtimes
 
 
-def _given_inputs(inputs_path: str, model: Path, base: BenchSettings) -> tuple[Feeds, int]:
-    """What --inputs feeds each run, and its batch size: batch-first arrays as they are (every sample in
-    one batch), per-sample feeds (data/feeds.py) their first sample, one complete input."""
+def _given_inputs(
+    inputs_path: str, model: Path, base: BenchSettings, batches: Sequence[int] | None, progress: Progress
+) -> dict[int, Feeds]:
+    """What --inputs feeds each run, per batch size measured. Batch-first arrays: batch N takes the file's
+    first N samples (repeated when it holds fewer), at --batch (default 1, or the batch the model fixes);
+    a file of 100 samples is not a batch of 100. Per-sample feeds (data/feeds.py): the first sample, one
+    complete input, whose batch it fixes. Says what it measures."""
     # Imported here, for --inputs alone: the edgeport.data package imports scikit-learn (its splits), which
     # every other `edgeport bench` would load at start-up for nothing.
-    from edgeport.data.feeds import PER_SAMPLE, feed_batch, feed_layout, first_feed, session_shapes
+    from edgeport.data.feeds import PER_SAMPLE, feed_batch, feed_layout, first_feed, sample_count, session_shapes
     from edgeport.data.model_inputs import load_model_inputs
 
     shapes = session_shapes(create_session(model, base, ONNXRUNTIME))  # the signature, as onnxruntime reads it
     arrays = load_model_inputs(inputs_path, list(shapes), "benchmark")[0]
+    count = sample_count(arrays)
     if feed_layout(shapes, arrays, inputs_path, "benchmark input", BenchmarkError) == PER_SAMPLE:
         feed = first_feed(arrays, PER_SAMPLE)
-        return feed, feed_batch(shapes, feed)
-    return arrays, len(next(iter(arrays.values())))
+        batch = feed_batch(shapes, feed)
+        if batches is not None and list(batches) != [batch]:
+            raise ConfigError(
+                f"--batch: {inputs_path} holds one complete input per sample (batch {batch} each); "
+                f"drop --batch, or give batch-first arrays"
+            )
+        progress.log(f"--inputs {inputs_path}: {count} complete input(s); measuring the first (batch {batch})")
+        return {batch: feed}
+    fixed = _fixed_batch(shapes)
+    if batches is None:
+        batches = [fixed or 1]
+    elif fixed and any(b != fixed for b in batches):
+        raise ConfigError(f"--batch: {model} fixes its batch at {fixed}; use --batch {fixed} or leave it out")
+    feeds = {}
+    for batch in batches:
+        take = np.resize(np.arange(count), batch)  # the first samples, repeated when the file holds fewer
+        feeds[batch] = {name: np.ascontiguousarray(array[take]) for name, array in arrays.items()}
+    repeated = " (repeated)" if max(batches) > count else ""
+    progress.log(
+        f"--inputs {inputs_path}: {count} sample(s); measuring batch {', '.join(map(str, batches))} from the first "
+        f"{min(max(batches), count)}{repeated} (--batch N sets it)"
+    )
+    return feeds
+
+
+def _fixed_batch(shapes: dict) -> int | None:
+    """The batch size every input with a leading axis fixes, when they agree (None: an open batch)."""
+    leading = {shape[0] for shape in shapes.values() if shape}
+    if len(leading) == 1:
+        (size,) = leading
+        if isinstance(size, int) and size > 0:
+            return size
+    return None
 
 
 def _measure(
@@ -131,17 +168,17 @@ def _report(request: BenchRequest, model: str, results: list, comparisons: list,
     return report
 
 
-def _batches(request: BenchRequest, model: Path) -> tuple[list[int], Feeds | None]:
-    """The batch sizes to sweep and the given inputs: --inputs fixes the batch; without --batch, the batch
-    the --shapes give for inputs whose first axis is the batch, else 1."""
+def _batches(request: BenchRequest, model: Path, progress: Progress) -> dict[int, Feeds | None]:
+    """The batch sizes to sweep, each with what it is fed (None: synthetic inputs): --inputs at --batch
+    (``_given_inputs``); without --inputs or --batch, the batch the --shapes give for inputs whose first axis
+    is the batch, else 1."""
     if request.inputs_path is not None:
-        feeds, given_batch = _given_inputs(request.inputs_path, model, request.settings)
-        return [given_batch], feeds  # real inputs fix the batch size
+        return _given_inputs(request.inputs_path, model, request.settings, request.batches, progress)
     if request.batches is not None:
-        return list(request.batches), None
+        return dict.fromkeys(request.batches)
     if not request.shapes:
-        return [1], None
-    return [batch_of_shapes(create_session(model, request.settings, ONNXRUNTIME), request.shapes) or 1], None
+        return {1: None}
+    return {batch_of_shapes(create_session(model, request.settings, ONNXRUNTIME), request.shapes) or 1: None}
 
 
 def run_bench(request: BenchRequest, progress: Progress = SILENT) -> dict:
@@ -154,9 +191,9 @@ def run_bench(request: BenchRequest, progress: Progress = SILENT) -> dict:
         raise ConfigError("give MODEL.onnx (or --torch SPEC --weights W.safetensors)")
     models, runtimes = _models(request, request.model)
     warnings = thread_warnings(request.threads, request.remote)
-    batches, feeds = _batches(request, next(iter(models.values())))
+    batches = _batches(request, next(iter(models.values())), progress)
     results, comparisons = [], []
-    for batch in batches:
+    for batch, feeds in batches.items():
         for thread_count in request.threads:
             settings = dataclasses.replace(request.settings, batch=batch, threads=thread_count)
             # --shape is used as given; the batch fills the other inputs (session.synthesize_inputs)
@@ -206,7 +243,10 @@ def run_torch_bench(request: BenchRequest, torch_model: TorchModel) -> dict:
     if request.output:
         check_output_file(request.output, (torch_model.weights, request.inputs_path), "result file")
     x = _torch_input(request)
-    batches = [len(x)] if request.inputs_path is not None or request.batches is None else list(request.batches)
+    if request.inputs_path is not None:  # as for ONNX models: --batch (default 1) samples of the file
+        batches = list(request.batches or [1])
+    else:
+        batches = [len(x)] if request.batches is None else list(request.batches)
     for batch in batches:
         check_synthetic_size("input", [batch, *x.shape[1:]], x.dtype)
     channels, size = (x.shape[1], x.shape[2]) if x.ndim == 4 else (None, None)
@@ -215,7 +255,10 @@ def run_torch_bench(request: BenchRequest, torch_model: TorchModel) -> dict:
     model.eval()
     results = []
     for batch in batches:
-        feed = x if request.inputs_path is not None else np.resize(x, (batch, *x.shape[1:]))
+        if request.inputs_path is not None:
+            feed = np.ascontiguousarray(x[np.resize(np.arange(len(x)), batch)])
+        else:
+            feed = np.resize(x, (batch, *x.shape[1:]))
         for thread_count in request.threads:
             settings = dataclasses.replace(request.settings, batch=batch, threads=thread_count)
             measured = measure_torch(model, feed, settings, engine=torch_model.engine, label=torch_model.spec)

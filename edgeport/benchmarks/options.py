@@ -68,13 +68,11 @@ def check_threads(threads: Sequence[int], device: RemoteDevice | None) -> None:
         raise ConfigError(f"--threads {too_many[0]} is more than the {limit} allowed {where}")
 
 
-def check_given_inputs(inputs_path: str | None, batches: Sequence[int] | None, shapes: Shapes) -> None:
-    """--inputs fixes the batch (the arrays' first axis) and every shape: a --batch or --shape beside it
-    would be ignored, so it is refused instead."""
+def check_given_inputs(inputs_path: str | None, shapes: Shapes) -> None:
+    """--inputs fixes every shape but the batch (its samples fill --batch): a --shape beside it would be
+    ignored, so it is refused instead."""
     if inputs_path is None:
         return
-    if batches is not None:
-        raise ConfigError("--batch: the arrays of --inputs fix the batch size; drop --batch or --inputs")
     if shapes:
         raise ConfigError("--shape: the arrays of --inputs fix every input's shape; drop --shape or --inputs")
 

@@ -30,9 +30,9 @@ class BenchRequest:
     model: str | None  # MODEL.onnx; None with ``torch``
     settings: BenchSettings = BenchSettings()
     threads: tuple[int, ...] = (1,)
-    batches: tuple[int, ...] | None = None  # --batch; None: the batch --inputs or --shape give, else 1
+    batches: tuple[int, ...] | None = None  # --batch; None: the batch --shape gives (or the model fixes), else 1
     shapes: Shapes = field(default_factory=dict)  # --shape, used as given (the batch axis may be N)
-    inputs_path: str | None = None  # --inputs: real inputs, which fix the batch and every shape
+    inputs_path: str | None = None  # --inputs: real inputs, which fix every shape; --batch of their samples
     output: str | None = None  # -o: the result file
     vs: str | None = None  # --vs as given: OTHER.onnx, or OTHER.onnx@runtime[/precision]
     margin: float = 0.0  # with --vs: see compare()
@@ -44,4 +44,4 @@ class BenchRequest:
 
     def __post_init__(self) -> None:
         check_threads(self.threads, self.remote)
-        check_given_inputs(self.inputs_path, self.batches, self.shapes)
+        check_given_inputs(self.inputs_path, self.shapes)

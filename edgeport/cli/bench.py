@@ -31,8 +31,8 @@ if TYPE_CHECKING:  # the command imports its stage code when it runs (see edgepo
 @click.option(
     "--batch",
     "batches",
-    help="Batch sizes, e.g. 1,8 (default: the first axis of --shape where given, else 1); fills the batch axis of "
-    "inputs without a --shape.",
+    help="Batch sizes, e.g. 1,8 (default: the first axis of --shape where given, the batch the model fixes, else 1); "
+    "fills the batch axis of inputs without a --shape, or with that many samples of --inputs.",
 )
 @click.option("--threads", "threads", default="1", show_default=True, help="Intra-op thread counts, e.g. 1,2.")
 @click.option(
@@ -81,7 +81,11 @@ if TYPE_CHECKING:  # the command imports its stage code when it runs (see edgepo
     multiple=True,
     help="Shape of an input, used as given (batch axis included): name=1x3x32x32; name=Nx3x32x32 takes each --batch.",
 )
-@click.option("--inputs", "inputs_path", help=".npz with real inputs (x, or one array per input name).")
+@click.option(
+    "--inputs",
+    "inputs_path",
+    help=".npz with real inputs (x, or one array per input name); each run is fed --batch of its samples (default 1).",
+)
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of synthetic inputs and bootstrap.")
 @click.option("--remote", help="Measure on an edge device: ssh://user@host[:port] (numpy + onnxruntime there).")
 @click.option("--remote-python", default="python3", show_default=True, help="Python on the device.")

@@ -108,9 +108,9 @@ def _settings(options: dict, quant_format: str | None, reduce_range: str) -> dic
 @click.option(
     "--runtime",
     type=click.Choice(["ort", "openvino"]),
-    default="ort",
-    show_default=True,
-    help="The runtime the int8 model ships with: it is judged (and auto's recipes ranked) as that runtime runs it.",
+    help="The runtime the int8 model ships with: it is judged (and auto's recipes ranked) as that runtime runs it. "
+    "Default: onnxruntime judges and ranks, and with the speed check the int8 file ships on whichever installed "
+    "runtime runs it fastest and faithfully, if it beats fp32 on every installed runtime and precision.",
 )
 @click.option("--precision", type=click.Choice(["f32", "bf16", "f16"]), help="OpenVINO's inference precision hint.")
 @click.option(
@@ -152,7 +152,7 @@ def quantize(
     **options,
 ) -> None:
     """Quantize an fp32 ONNX file or a torch model to a verified int8 ONNX artifact."""
-    from edgeport.benchmarks.records import RuntimeChoice
+    from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
     from edgeport.core.progress import SILENT, RichProgress
     from edgeport.quantize.job import QuantizeFileRequest, quantize_file
     from edgeport.quantize.tolerance import ToleranceSettings
@@ -170,7 +170,8 @@ def quantize(
         exporter=exporter,
         tolerance=ToleranceSettings(max_accuracy_drop, min_cosine, min_sequence_agreement),
         fallback_layers=tuple(fallback_layers) or None,
-        runtime=RuntimeChoice(runtime, precision),
+        runtime=RuntimeChoice(runtime or ONNXRUNTIME.name, precision),
+        choose_runtime=runtime is None,
         speed_check=speed_check,
         debug=debug,
         explain=explain,

@@ -121,8 +121,8 @@ def _overrides(**values) -> dict:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(config_path, out, budget, budget_target, as_json, quiet, speed_check, **options) -> None:
     """Distil a student from a teacher, export it to ONNX, quantize it to int8 and measure both."""
+    from edgeport.benchmarks.speedup import Speedup
     from edgeport.config import load_config
-    from edgeport.core.bench_defaults import PAYS_BELOW
     from edgeport.core.progress import SILENT, RichProgress
     from edgeport.report.summary import print_summary
     from edgeport.run.pipeline import run_pipeline
@@ -149,9 +149,11 @@ def run(config_path, out, budget, budget_target, as_json, quiet, speed_check, **
     latency = manifest["latency"]
     if speed_check and not latency["int8_faster"]:  # faithful, but int8 does not pay: not an answer to ship
         best = manifest["runtimes"].get("fastest_faithful")
+        interval = latency.get("int8_over_fp32_p50_ci")
+        speedup = Speedup(1.0, latency["int8_over_fp32_p50"], tuple(interval) if interval else None)
         click.echo(
-            f"{folder}: int8 does not ship: it ran at {latency['int8_over_fp32_p50']:.2f}x fp32's p50 (it pays "
-            f"from {PAYS_BELOW:.2f}x); fastest faithful option measured: {best or 'none'}",
+            f"{folder}: int8 does not ship: it ran at {speedup.text()} fp32's p50 ({speedup.why_not()}); "
+            f"fastest faithful option measured: {best or 'none'}",
             err=True,
         )
         raise click.exceptions.Exit(EXIT_CHECK_FAILED)

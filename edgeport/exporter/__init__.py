@@ -1,18 +1,40 @@
-"""PyTorch -> ONNX export with validation against PyTorch."""
+"""PyTorch -> ONNX export with validation against PyTorch.
 
-from edgeport.exporter.metadata import OnnxLineage, read_metadata, write_metadata
-from edgeport.exporter.onnx_export import EXPORTERS, ExportResult, export_onnx, onnx_predict, write_onnx
-from edgeport.exporter.scrub import scrub_model, scrub_onnx
+The names are loaded on first use: ``onnx_export`` imports torch (several seconds), which the ONNX-only
+paths (``edgeport quantize MODEL.onnx``, the torch-free runners) never need, though they read the
+lineage metadata kept in ``metadata``.
+"""
 
-__all__ = [
-    "EXPORTERS",
-    "ExportResult",
-    "export_onnx",
-    "onnx_predict",
-    "OnnxLineage",
-    "read_metadata",
-    "scrub_model",
-    "scrub_onnx",
-    "write_metadata",
-    "write_onnx",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "OnnxLineage": "metadata",
+    "read_metadata": "metadata",
+    "write_metadata": "metadata",
+    "EXPORTERS": "onnx_export",
+    "ExportResult": "onnx_export",
+    "export_onnx": "onnx_export",
+    "onnx_predict": "onnx_export",
+    "write_onnx": "onnx_export",
+    "scrub_model": "scrub",
+    "scrub_onnx": "scrub",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])
+
+
+__all__ = sorted(_WHERE)

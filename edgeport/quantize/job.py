@@ -65,6 +65,7 @@ def _request(job: QuantizeJob, model: LoadedModel, staged: Path) -> QuantizeRequ
         fallback=request.tolerance.fallback,
         fallback_layers=request.fallback_layers,
         runtime=request.runtime,
+        choose_runtime=request.choose_runtime,
         speed_check=request.speed_check,
     )
 

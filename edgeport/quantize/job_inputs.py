@@ -44,6 +44,7 @@ class QuantizeFileRequest:
     tolerance: ToleranceSettings = ToleranceSettings()
     fallback_layers: tuple[str, ...] | None = None
     runtime: RuntimeChoice = ONNXRUNTIME  # the runtime the int8 model ships with
+    choose_runtime: bool = False  # --runtime not given: ship on the installed runtime that runs it best
     speed_check: bool = True  # int8 ships only when faster than fp32 on ``runtime``, measured here
     debug: bool = False  # third-party warnings as they happen
     explain: bool = False  # every quantized tensor's SQNR in the manifest

@@ -45,6 +45,9 @@ class QuantizeRequest:
     # int8 ships only when faster than fp32 on ``runtime`` (measured here); off where this machine is not
     # the target (the latency is then measured there, e.g. `edgeport bench` on the board)
     speed_check: bool = True
+    # with the speed check: the int8 file ships on whichever installed runtime runs it fastest and faithfully,
+    # if it beats fp32 on every installed runtime and precision (``runtime`` still judges and ranks recipes)
+    choose_runtime: bool = False
 
     def judged_on(self) -> str:
         """Which inputs the guard judged, and on which runtime when it is not onnxruntime."""
@@ -77,13 +80,22 @@ class QuantOutcome:
             return f"NOT FASTER THAN FP32: {self.payoff.line()} (guard: {self.guard.line()})"
         if not self.guard.within_tolerance and self.payoff is not None:
             return f"{self.guard.line()}; {self.payoff.line()}"
+        payoff = self.payoff
+        if payoff is not None and payoff.baseline is not None and payoff.speedup is not None:  # the runtime chosen
+            return (
+                f"{self.guard.line()}; ships as int8 on {payoff.runtime.label()} at {payoff.speedup.text()} the p50 "
+                f"of {payoff.baseline.label}, the fastest faithful fp32"
+            )
         return self.guard.line()
 
     def notes(self) -> list[str]:
         """edgeport's own observations for the manifest's warnings: with the speed check off, int8 that
-        auto measured slower than fp32 on this CPU."""
+        auto measured slower than fp32 on this CPU; with it on, a faithful option on another runtime or
+        precision that ran clearly faster than the int8 model that ships."""
         chosen = self.auto.chosen if self.auto is not None else None
-        if self.payoff is not None or self.auto is None or chosen is None:
+        if self.payoff is not None:
+            return self._faster_option()
+        if self.auto is None or chosen is None:
             return []
         if not chosen.p50_ms or not self.auto.fp32_p50_ms:
             return []
@@ -93,6 +105,19 @@ class QuantOutcome:
         return [
             f"the fastest faithful int8 recipe ({chosen.recipe.name}) ran at {ratio:.2f}x the fp32 p50 "
             "on this CPU (batch 1, one thread): int8 does not pay here; keep the fp32 model or measure on the target"
+        ]
+
+    def _faster_option(self) -> list[str]:
+        """A faithful option that ran clearly faster than the int8 model that ships (measured beside it)."""
+        assert self.payoff is not None
+        better = self.payoff.faster_than_shipped()
+        if better is None:
+            return []
+        base = self.payoff.options_fp32_p50_ms or better.p50_ms
+        return [
+            f"{better.option.label} ran at {better.p50_ms / base:.2f}x fp32 on {self.payoff.runtime.label()}, faster "
+            f"than this int8 model on {self.payoff.runtime.label()} and faithful: where that runtime is the target, "
+            f"quantize with --runtime {better.option.runtime.name} or ship that option"
         ]
 
 

@@ -23,7 +23,7 @@ from edgeport.quantize.request import QuantizeRequest, QuantOutcome
 from edgeport.quantize.strategy.auto import AutoOutcome, run_recipes
 from edgeport.quantize.strategy.fallback import FallbackReport, quantize_with_fallback
 from edgeport.quantize.strategy.judging import Judging, judging_for
-from edgeport.quantize.strategy.payoff import Payoff, measure_payoff, one_run
+from edgeport.quantize.strategy.payoff import Candidates, Payoff, measure_payoff, one_run
 
 
 def quantize_verified(request: QuantizeRequest, progress: Progress = SILENT) -> QuantOutcome:
@@ -71,9 +71,7 @@ def _payoff(
         raise QuantizationError("the int8 model is measured against a fp32 ONNX file; none was given")
     validation = dataclasses.replace(request.validation, judged_on=judged_on)
     chosen = auto.chosen if auto is not None else None
-    measured = None
-    if auto is not None and chosen is not None and chosen.p50_ms and auto.fp32_p50_ms:
-        measured = (auto.fp32_p50_ms, chosen.p50_ms)
+    measured = chosen.speedup() if chosen is not None else None
     reference: list[Judging] = [auto.judging] if auto is not None and auto.judging is not None else []
 
     def judge_outputs(outputs: dict) -> GuardReport:  # the fp32 reference is computed only when needed
@@ -83,7 +81,8 @@ def _payoff(
 
     paths = {"fp32": Path(fp32), "int8": Path(request.output)}
     sample = one_run(Path(fp32), validation.inputs)
-    return measure_payoff(paths, sample, validation.inputs, judge_outputs, guard, request.runtime, measured, progress)
+    candidates = Candidates(paths, sample, validation.inputs, judge_outputs)
+    return measure_payoff(candidates, guard, request.runtime, measured, progress, request.choose_runtime)
 
 
 def _judged(request: QuantizeRequest, judged_on: str, guard: GuardReport | None) -> tuple[dict, GuardReport]:

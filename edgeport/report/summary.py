@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from rich.console import Console
@@ -68,12 +69,28 @@ def _micros(ms: float | None) -> str:
 
 def _speed_line(speed: dict) -> str:
     """int8 against fp32 on the runtime it ships with; when it does not ship, the fastest faithful option."""
-    ratio = speed.get("int8_over_fp32")
-    line = f"int8 at {ratio:.2f}x fp32's p50 on {speed['runtime']}" if ratio is not None else "int8 not measured"
+    ratio, interval = speed.get("int8_over_fp32"), speed.get("int8_over_fp32_ci")
+    within = f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else ""
+    baseline = speed.get("baseline") or f"fp32 on {speed['runtime']}"
+    line = "int8 not measured" if ratio is None else f"int8 on {speed['runtime']} at {ratio:.2f}x{within} {baseline}'s p50"
     if speed.get("fastest_faithful") and not speed.get("ships"):
         best = next(a for a in speed["alternatives"] if a["option"] == speed["fastest_faithful"])
         line += f"; fastest faithful option: {best['option']} at {best['p50_over_fp32']:.2f}x"
     return line
+
+
+def _options_cell(speed: dict) -> str:
+    """One line per option measured side by side: its p50 over fp32's in that measurement, and whether
+    it was faithful as its runtime ran it."""
+    lines = []
+    for option in sorted(speed["alternatives"], key=lambda a: math.inf if a["p50_ms"] is None else a["p50_ms"]):
+        ratio = option["p50_over_fp32"]
+        speed_text = "not measured" if ratio is None else f"{ratio:.2f}x"
+        fidelity = "faithful" if option["faithful"] else "NOT faithful"
+        if option["verdict"].startswith("does not run"):
+            fidelity = "does not run"
+        lines.append(f"{option['option']}: {speed_text}, {fidelity}")
+    return "\n".join(lines)
 
 
 def print_quantize_summary(manifest: dict, path: Path, console: Console | None = None) -> None:
@@ -92,6 +109,8 @@ def print_quantize_summary(manifest: dict, path: Path, console: Console | None =
         table.add_row("auto", _auto_line(manifest["auto"]))
     if manifest.get("speed"):
         table.add_row("speed", _speed_line(manifest["speed"]))
+        if manifest["speed"].get("alternatives"):
+            table.add_row("every runtime (p50 / fp32 on ort)", _options_cell(manifest["speed"]))
     table.add_row("size", f"{manifest['artifact']['size_bytes'] / 1024:.1f} KiB")
     table.add_row(
         "int8 coverage",

@@ -309,13 +309,11 @@ def test_remote_bench_refuses_an_absurd_thread_count_before_connecting(capsys, c
     refused(code, err, "--threads", "100000")
 
 
-# --- item 20: --inputs fixes the batch and the shapes ----------------------------------------------------
+# --- item 20: --inputs fixes the shapes (its samples fill --batch) -----------------------------------------
 
 
-def test_inputs_with_batch_or_shape_is_refused(capsys, cnn_files):
+def test_inputs_with_shape_is_refused(capsys, cnn_files):
     model, inputs = cnn_files / "model.onnx", cnn_files / "calib.npz"
-    code, _, err = _bench(capsys, model, "--inputs", inputs, "--batch", 8, "--iterations", 10)
-    refused(code, err, "--batch", "--inputs")
     code, _, err = _bench(capsys, model, "--inputs", inputs, "--shape", "input=8x1x16x16", "--iterations", 10)
     refused(code, err, "--shape", "--inputs")
 

@@ -5,7 +5,9 @@ import json
 import os
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper
 
 from edgeport.benchmarks.job import run_bench
 from edgeport.benchmarks.records import BenchSettings, RuntimeChoice
@@ -121,7 +123,8 @@ def test_bench_real_inputs_and_shapes(student_pair, capsys):
     )
     assert code == 0, err
     result = json.loads(stdout)["results"][0]
-    assert result["settings"]["batch"] == 4 and result["settings"]["inputs"] == "given"
+    # 4 samples in the file are not a batch of 4: --batch (default 1) of them, and said so
+    assert result["settings"]["batch"] == 1 and result["settings"]["inputs"] == "given"
     assert result["stats"]["p99_ms"] is None and "p99" in result["stats"]["unsupported"]
     code, stdout, _ = _bench(
         capsys, student_pair / "fp32.onnx", "--shape", "input=3x1x32x32", "--iterations", 20, "--json"
@@ -196,9 +199,48 @@ def test_bench_a_pytorch_model_from_the_cli(tmp_path, capsys, trained_cnn):
     assert code == 2 and "needs its input" in err
 
 
+def test_inputs_are_measured_at_the_batch_asked_and_it_is_said(student_pair, tmp_path):
+    from edgeport.core.progress import Progress
+
+    class Said(Progress):
+        lines: list[str] = []
+
+        def log(self, message: str) -> None:
+            self.lines.append(message)
+
+    said = Said()
+    request = BenchRequest(
+        str(student_pair / "fp32.onnx"),
+        inputs_path=str(student_pair / "inputs.npz"),
+        batches=(2, 8),
+        settings=BenchSettings(iterations=10, warmup=2, rounds=2),
+    )
+    results = run_bench(request, said)["results"]
+    assert [r["settings"]["batch"] for r in results] == [2, 8]
+    assert said.lines == [
+        f"--inputs {student_pair / 'inputs.npz'}: 4 sample(s); measuring batch 2, 8 from the first 4 (repeated) "
+        "(--batch N sets it)"
+    ]
+
+
+def test_a_fixed_batch_model_is_fed_its_own_batch_from_the_inputs(tmp_path, capsys):
+    model = tmp_path / "fixed.onnx"
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "fixed",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 5])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), model)
+    np.savez(tmp_path / "x.npz", x=np.ones((10, 5), np.float32))
+    code, stdout, err = _bench(capsys, model, "--inputs", tmp_path / "x.npz", "--iterations", 10, "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["results"][0]["settings"]["batch"] == 3  # the model's own batch, not 1 or 10
+    code, _, err = _bench(capsys, model, "--inputs", tmp_path / "x.npz", "--batch", 4, "--iterations", 10)
+    assert code == 2 and "fixes its batch at 3" in err and len(err.strip().splitlines()) == 1
+
+
 def test_a_request_is_checked_when_built(tmp_path):
-    with pytest.raises(ConfigError, match="--batch: the arrays of --inputs fix the batch size"):
-        BenchRequest("m.onnx", inputs_path="x.npz", batches=(2,))
     with pytest.raises(ConfigError, match="--shape: the arrays of --inputs fix every input's shape"):
         BenchRequest("m.onnx", inputs_path="x.npz", shapes={"input": (1, 1, 32, 32)})
     with pytest.raises(ConfigError, match="--threads .* is more than the"):

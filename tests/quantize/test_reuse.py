@@ -74,3 +74,29 @@ def test_nested_runs_share_the_outer_folder(tmp_path):
             inner = quantize(model, calib, _config(), tmp_path / "b.onnx")
     assert inner.report["calibration_reused"]
     assert not (tmp_path / "inner").exists()
+
+
+def test_weights_quantized_earlier_in_the_run_are_found_again_and_identical(tmp_path):
+    """onnxruntime's per-channel weight quantization (a Python loop per channel) is remembered within a run:
+    a second quantization computes no weight again, and its int8 model is the one made from scratch."""
+    import onnxruntime.quantization.base_quantizer as base_quantizer
+    import onnxruntime.quantization.quant_utils as quant_utils
+
+    from edgeport.quantize.backends.ort_weight_memo import memo_stats
+
+    model, calib = conv_model(tmp_path / "m.onnx"), calibration(24)
+    for backend in ("ort-dynamic", "ort-static"):
+        config = quant_config(backend=backend, per_channel=True, reduce_range=True)
+        fresh = initializers(quantize(model, calib, config, tmp_path / f"{backend}-fresh.onnx").path)
+        with reuse(tmp_path / f"reuse-{backend}"):
+            quantize(model, calib, config, tmp_path / f"{backend}-first.onnx")
+            stats = memo_stats()
+            assert stats is not None and stats.misses > 0 and stats.hits == 0
+            misses = stats.misses
+            again = initializers(quantize(model, calib, config, tmp_path / f"{backend}-again.onnx").path)
+            assert stats.misses == misses and stats.hits >= misses  # every weight found again
+        assert memo_stats() is None
+        assert base_quantizer.quantize_data is quant_utils.quantize_data  # onnxruntime's own function back
+        assert fresh.keys() == again.keys()
+        for name, value in fresh.items():
+            assert np.array_equal(value, again[name]), (backend, name)

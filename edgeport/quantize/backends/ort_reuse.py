@@ -10,7 +10,8 @@ kept in ``folder`` and found again by what they depend on:
 - the bytes of intermediate tensors one calibration sample takes (ort_calibrate.py), likewise;
 - the calibration ranges by the bytes of the prepared model, the calibration samples and every setting
   the calibrator reads (method, percentile, op types calibrated, batch and chunk), stored in
-  onnxruntime's own calibration cache format (``quantize_static(calibration_cache_path=...)``).
+  onnxruntime's own calibration cache format (``quantize_static(calibration_cache_path=...)``);
+- the weights' scales, zero points and int8 values, in memory (ort_weight_memo.py).
 
 Outside ``reuse`` nothing is kept. The folder belongs to the run that opened it (auto's staging
 folder), so nothing outlives the command.
@@ -30,6 +31,7 @@ from typing import TypeVar
 import numpy as np
 
 from edgeport.quantize.backends.ort_prepare import data_file, graph_tensors, pre_process
+from edgeport.quantize.backends.ort_weight_memo import weights_remembered
 
 _FOLDER: ContextVar[Path | None] = ContextVar("edgeport_ort_reuse", default=None)
 _CHUNK = 1 << 22
@@ -46,7 +48,8 @@ def reuse(folder: Path) -> Iterator[None]:
     Path(folder).mkdir(parents=True, exist_ok=True)
     token = _FOLDER.set(Path(folder))
     try:
-        yield
+        with weights_remembered():
+            yield
     finally:
         _FOLDER.reset(token)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import onnx
 
+from edgeport.benchmarks.speedup import Speedup
 from edgeport.core.progress import SILENT, Progress
 from edgeport.errors import EdgeportError
 from edgeport.quantize.apply import quantize
@@ -31,7 +32,17 @@ class Attempt:
     error: str | None = None
     p50_ms: float | None = None
     fp32_p50_ms: float | None = None  # fp32's p50 in the same interleaved measurement as ``p50_ms``
+    ratio_ci: tuple[float, float] | None = None  # the interval of p50_ms / fp32_p50_ms (benchmarks/speedup.py)
     fallback: dict | None = None  # the fallback's steps, for the attempt that kept layers in float
+
+    def speedup(self) -> Speedup | None:
+        """Its p50 against fp32's, measured side by side (None until auto measured it)."""
+        if not self.p50_ms or not self.fp32_p50_ms:
+            return None
+        return Speedup(self.fp32_p50_ms, self.p50_ms, self.ratio_ci)
+
+    def measured(self, speedup: Speedup) -> None:
+        self.fp32_p50_ms, self.p50_ms, self.ratio_ci = speedup.fp32_p50_ms, speedup.int8_p50_ms, speedup.ratio_ci
 
     def describe(self, fp32_p50: float | None) -> dict:
         return {
@@ -44,6 +55,7 @@ class Attempt:
             "within_tolerance": self.guard.within_tolerance if self.guard else False,
             "p50_ms": self.p50_ms,
             "p50_over_fp32": self.p50_ms / base if self.p50_ms and (base := self.fp32_p50_ms or fp32_p50) else None,
+            "p50_over_fp32_ci": list(self.ratio_ci) if self.ratio_ci else None,
             "seconds": round(self.seconds, 3),
             "error": self.error,
             "fallback": self.fallback,

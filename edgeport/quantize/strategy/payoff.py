@@ -1,7 +1,7 @@
 """Whether an int8 model is worth shipping: faithful (the guard) and faster than its fp32 source on the
 runtime it ships with. Exit 0 means "ship this": an int8 model that runs slower than fp32 is no answer
 (a paddle2onnx detector's dynamic+fallback recipe ran at 2.6x fp32's p50 and used to exit 0 with a
-warning).
+warning). Faster means faster by a margin and beyond the measurement's noise (benchmarks/speedup.py).
 
 When the int8 model does not ship, the user still needs an answer, so the options a user could ship
 instead are measured side by side on the same input: fp32 on every installed runtime and precision
@@ -13,6 +13,7 @@ faithful one is named.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,8 +23,9 @@ import numpy as np
 
 from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.benchmarks.openvino_runtime import openvino_version
-from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
+from edgeport.benchmarks.records import ONNXRUNTIME, BenchResult, RuntimeChoice
 from edgeport.benchmarks.session import create_session
+from edgeport.benchmarks.speedup import Speedup, speedup_of
 from edgeport.core.bench_defaults import PAYS_BELOW
 from edgeport.core.progress import SILENT, Progress
 from edgeport.data.feeds import BATCH_FIRST, first_feed, model_layout
@@ -61,12 +63,13 @@ class Measured:
     verdict: str  # the guard's line for this option ("reference" for fp32 on onnxruntime itself)
 
     def describe(self, fp32_p50: float) -> dict:
+        ran = math.isfinite(self.p50_ms)  # an option that does not run has no time (JSON has no Infinity)
         return {
             "option": self.option.label,
             "model": self.option.model,
             "runtime": self.option.runtime.label(),
-            "p50_ms": self.p50_ms,
-            "p50_over_fp32": round(self.p50_ms / fp32_p50, 4) if fp32_p50 else None,
+            "p50_ms": self.p50_ms if ran else None,
+            "p50_over_fp32": round(self.p50_ms / fp32_p50, 4) if fp32_p50 and ran else None,
             "faithful": self.faithful,
             "verdict": self.verdict,
         }
@@ -84,16 +87,24 @@ class Payoff:
     alternatives: list[Measured] = field(default_factory=list)
     options_fp32_p50_ms: float | None = None  # fp32 on ``runtime`` in the alternatives' own measurement
     seconds: float = 0.0
+    ratio_ci: tuple[float, float] | None = None  # the interval of int8's p50 over fp32's (benchmarks/speedup.py)
+    # fp32 as int8 is measured against: fp32 on ``runtime`` (None), or, choosing the runtime, the fastest
+    # faithful fp32 option on any installed runtime and precision
+    baseline: Option | None = None
+
+    @property
+    def speedup(self) -> Speedup | None:
+        if not self.fp32_p50_ms or not self.int8_p50_ms:
+            return None
+        return Speedup(self.fp32_p50_ms, self.int8_p50_ms, self.ratio_ci)
 
     @property
     def ratio(self) -> float | None:
-        if not self.fp32_p50_ms or not self.int8_p50_ms:
-            return None
-        return self.int8_p50_ms / self.fp32_p50_ms
+        return self.speedup.ratio if self.speedup else None
 
     @property
     def faster(self) -> bool:
-        return self.ratio is not None and self.ratio <= PAYS_BELOW
+        return self.speedup is not None and self.speedup.pays
 
     @property
     def ships(self) -> bool:
@@ -103,17 +114,34 @@ class Payoff:
         faithful = [m for m in self.alternatives if m.faithful]
         return min(faithful, key=lambda m: m.p50_ms, default=None)
 
+    def faster_than_shipped(self) -> Measured | None:
+        """When the int8 model ships: a faithful option that ran clearly faster than it (by the margin,
+        p50 in the same measurement), e.g. OpenVINO's bf16 against int8 on onnxruntime; else None."""
+        own = next((m for m in self.alternatives if m.option == Option("int8", self.runtime)), None)
+        best = self.fastest()
+        if not self.ships or own is None or best is None or best is own:
+            return None
+        return best if best.p50_ms <= PAYS_BELOW * own.p50_ms else None
+
     def line(self) -> str:
         """One line: why the int8 model does not ship, and what to ship instead ("" when it ships)."""
         if self.ships:
             return ""
         runtime = self.runtime.label()
-        why = (
-            f"int8 ran at {self.ratio:.2f}x fp32's p50 on {runtime} (batch 1, one thread; it pays from "
-            f"{PAYS_BELOW:.2f}x): it does not pay"
-            if self.faithful and self.ratio is not None
-            else "no faithful int8 model"
-        )
+        speedup = self.speedup
+        if not self.faithful or speedup is None:
+            why = "no faithful int8 model"
+        elif self.baseline is None:
+            why = (
+                f"int8 ran at {speedup.text()} fp32's p50 on {runtime} (batch 1, one thread; {speedup.why_not()}): "
+                "it does not pay"
+            )
+        else:
+            why = (
+                f"int8 on {runtime}, the fastest faithful int8, ran at {speedup.text()} the p50 of "
+                f"{self.baseline.label}, the fastest faithful fp32 (batch 1, one thread; {speedup.why_not()}): "
+                "it does not pay"
+            )
         best = self.fastest()
         if best is None:
             return f"{why}; no faithful option was measured"
@@ -128,12 +156,21 @@ class Payoff:
     def describe(self) -> dict:
         base = self.options_fp32_p50_ms or 0.0
         best = self.fastest()
+        own = next((m for m in self.alternatives if m.option == Option("int8", self.runtime)), None)
         return {
             "runtime": self.runtime.label(),
+            "baseline": (self.baseline or Option("fp32", self.runtime)).label,
+            # how the artifact is deployed: the runtime it ships on (precision: that runtime's default), and the
+            # guard's verdict as that runtime ran it
+            "deploy": {"runtime": self.runtime.name, "precision": self.runtime.precision, "verdict": own.verdict}
+            if self.ships and own is not None
+            else None,
             "settings": {"batch": CHECK.batch, "threads": CHECK.threads, "iterations": CHECK.iterations},
             "fp32_p50_ms": self.fp32_p50_ms,
             "int8_p50_ms": self.int8_p50_ms,
             "int8_over_fp32": round(self.ratio, 4) if self.ratio is not None else None,
+            "int8_over_fp32_ci": [round(v, 4) for v in self.ratio_ci] if self.ratio_ci else None,
+            "pays_below": PAYS_BELOW,
             "faithful": self.faithful,
             "faster": self.faster,
             "ships": self.ships,
@@ -178,18 +215,19 @@ def one_run(fp32_path: Path, validation: dict[str, np.ndarray]) -> dict[str, np.
     return {name: np.ascontiguousarray(array[take]) for name, array in validation.items()}
 
 
-def options_to_compare(runtime: RuntimeChoice, int8_faithful: bool) -> list[Option]:
+def options_to_compare(runtime: RuntimeChoice, int8_faithful: bool, with_own: bool = False) -> list[Option]:
     """What a user could ship instead of the int8 model on ``runtime``: fp32 on ``runtime`` and on every
     other installed runtime and precision (OpenVINO at f32 and at its CPU default), and (when faithful)
-    the int8 file on the other runtimes at their default."""
+    the int8 file on the other runtimes at their default. ``with_own``: the int8 model on ``runtime`` is
+    measured beside them too (it ships, or the runtime is being chosen: every runtime in one measurement)."""
     fp32_runtimes = [runtime, ONNXRUNTIME]
     int8_runtimes = [runtime, ONNXRUNTIME]
     if openvino_version():
         fp32_runtimes += [RuntimeChoice("openvino", "f32"), RuntimeChoice("openvino")]
         int8_runtimes += [RuntimeChoice("openvino")]
     options = [Option("fp32", rt) for rt in dict.fromkeys(fp32_runtimes)]
-    if int8_faithful:  # the int8 model on ``runtime`` itself is what does not ship: never its own alternative
-        options += [Option("int8", rt) for rt in dict.fromkeys(int8_runtimes) if rt != runtime]
+    if int8_faithful:  # the int8 model on ``runtime`` itself, when it does not ship, is never its own alternative
+        options += [Option("int8", rt) for rt in dict.fromkeys(int8_runtimes) if with_own or rt != runtime]
     return options
 
 
@@ -198,63 +236,89 @@ def _verdict(option: Option, path: Path, inputs: dict[str, np.ndarray], judge_ou
     return judge_outputs(run_all_outputs(session, inputs))
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """What every option is made of: the fp32 and int8 files (``paths``), one run's feeds to time them on
+    (``sample``), the validation inputs they are judged on and the judge (fp32 on onnxruntime's outputs as
+    reference, the request's tolerance)."""
+
+    paths: Mapping[str, Path]
+    sample: dict[str, np.ndarray]
+    validation: dict[str, np.ndarray]
+    judge_outputs: OutputJudge
+
+
 def measure_payoff(
-    paths: Mapping[str, Path],
-    sample: dict[str, np.ndarray],
-    validation: dict[str, np.ndarray],
-    judge_outputs: OutputJudge,
+    candidates: Candidates,
     guard: GuardReport,
     runtime: RuntimeChoice = ONNXRUNTIME,
-    measured: tuple[float, float] | None = None,
+    measured: Speedup | None = None,
     progress: Progress = SILENT,
+    choose_runtime: bool = False,
 ) -> Payoff:
     """The speed verdict of the int8 model ``paths["int8"]`` (judged ``guard``) against ``paths["fp32"]``.
 
-    ``measured``: (fp32 p50, int8 p50) already measured on ``runtime`` (auto's ranking), else both are
-    measured here on ``sample`` (one run's feeds). When the int8 model does not ship, every option of
-    ``options_to_compare`` is judged on ``validation`` by ``judge_outputs`` (fp32 on onnxruntime is the
-    reference itself) and measured interleaved."""
+    ``measured``: int8 against fp32 already measured on ``runtime`` (auto's ranking), else both are
+    measured here on ``sample`` (one run's feeds). When the int8 model does not ship, or another runtime is
+    installed, every option of ``options_to_compare`` is judged on ``validation`` by ``judge_outputs`` (fp32
+    on onnxruntime is the reference itself) and measured interleaved.
+
+    ``choose_runtime`` (with another runtime installed): the int8 file on every installed runtime and fp32 on
+    every installed runtime and precision are judged and measured side by side; the fastest faithful int8
+    option ships on its runtime when it beats the fastest faithful fp32 option (``Speedup.pays``)."""
     started = time.perf_counter()
+    paths, sample = candidates.paths, candidates.sample
     payoff = Payoff(runtime, None, None, guard.within_tolerance)
+    if choose_runtime and guard.within_tolerance and openvino_version():
+        _choose(payoff, candidates, progress, guard)
+        payoff.seconds = time.perf_counter() - started
+        return payoff
     if guard.within_tolerance:
         if measured is None:
             own = {"fp32": paths["fp32"], "int8": paths["int8"]}
             settings = budgeted(CHECK, paths["fp32"], sample)
             with progress.task("int8 against fp32", total=CHECK.rounds) as advance:
                 results = measure_interleaved(own, settings, sample, advance, runtimes=dict.fromkeys(own, runtime))
-            measured = (results["fp32"].stats["p50_ms"], results["int8"].stats["p50_ms"])
-        payoff.fp32_p50_ms, payoff.int8_p50_ms = measured
-    if not payoff.ships:
-        _alternatives(payoff, paths, sample, validation, judge_outputs, progress)
+            measured = speedup_of(results["int8"], results["fp32"])
+        payoff.fp32_p50_ms, payoff.int8_p50_ms = measured.fp32_p50_ms, measured.int8_p50_ms
+        payoff.ratio_ci = measured.ratio_ci
+    if not payoff.ships or openvino_version():  # where another runtime is installed, every runtime is shown
+        _alternatives(payoff, candidates, progress, guard)
     payoff.seconds = time.perf_counter() - started
     return payoff
 
 
 def _alternatives(
     payoff: Payoff,
-    paths: Mapping[str, Path],
-    sample: dict[str, np.ndarray],
-    validation: dict[str, np.ndarray],
-    judge_outputs: OutputJudge,
+    candidates: Candidates,
     progress: Progress,
-) -> None:
-    options = options_to_compare(payoff.runtime, payoff.faithful)
+    guard: GuardReport,
+    settings: BenchSettings = OPTIONS,
+    with_own: bool | None = None,
+) -> dict[str, BenchResult]:
+    """Judge and measure ``options_to_compare`` into ``payoff.alternatives``; returns the measurement.
+    ``with_own``: the int8 file on ``payoff.runtime`` is measured too (default: when it ships)."""
+    paths, sample = candidates.paths, candidates.sample
+    own = payoff.ships if with_own is None else with_own
+    options = options_to_compare(payoff.runtime, payoff.faithful, own)
     verdicts: dict[Option, tuple[bool, str]] = {}
     for option in options:
         if option == Option("fp32", ONNXRUNTIME):
             verdicts[option] = (True, "the fp32 reference")
+        elif option == Option("int8", payoff.runtime):  # the model that ships: the guard judged it there
+            verdicts[option] = (guard.within_tolerance, guard.line())
         else:
             try:
-                report = _verdict(option, paths[option.model], validation, judge_outputs)
+                report = _verdict(option, paths[option.model], candidates.validation, candidates.judge_outputs)
                 verdicts[option] = (report.within_tolerance, report.line())
             except Exception as exc:  # a runtime that cannot run this file: not an option, said why
                 verdicts[option] = (False, f"does not run: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
     runnable = [o for o in options if not verdicts[o][1].startswith("does not run")]
     labels = {o.label: o for o in runnable}
-    with progress.task("options against fp32", total=OPTIONS.rounds) as advance:
+    with progress.task("options against fp32", total=settings.rounds) as advance:
         results = measure_interleaved(
             {label: paths[o.model] for label, o in labels.items()},
-            budgeted(OPTIONS, paths["fp32"], sample, OPTIONS_ROUND_SECONDS),
+            budgeted(settings, paths["fp32"], sample, OPTIONS_ROUND_SECONDS),
             sample,
             advance,
             runtimes={label: o.runtime for label, o in labels.items()},
@@ -268,10 +332,31 @@ def _alternatives(
         payoff.options_fp32_p50_ms = fp32_here.stats["p50_ms"]
         if payoff.fp32_p50_ms is None:
             payoff.fp32_p50_ms = payoff.options_fp32_p50_ms
+    return results
+
+
+def _choose(payoff: Payoff, candidates: Candidates, progress: Progress, guard: GuardReport) -> None:
+    """The runtime the faithful int8 file ships on: every option judged as its runtime runs it and measured
+    side by side (as many rounds as the ship decision takes, CHECK's); the fastest faithful int8 option
+    against the fastest faithful fp32 option, with the interval of their ratio (paired rounds)."""
+    payoff.ratio_ci = None
+    payoff.faithful = True  # int8 on ``runtime`` is: the guard judged it there
+    payoff.fp32_p50_ms = payoff.int8_p50_ms = None
+    results = _alternatives(payoff, candidates, progress, guard, CHECK, with_own=True)
+    measured = [m for m in payoff.alternatives if m.faithful and m.option.label in results]
+    int8 = min((m for m in measured if m.option.model == "int8"), key=lambda m: m.p50_ms, default=None)
+    fp32 = min((m for m in measured if m.option.model == "fp32"), key=lambda m: m.p50_ms, default=None)
+    if int8 is None or fp32 is None:  # the int8 file did not run where the guard judged it: nothing to ship
+        payoff.faithful = int8 is not None
+        return
+    speedup = speedup_of(results[int8.option.label], results[fp32.option.label])
+    payoff.runtime, payoff.baseline = int8.option.runtime, fp32.option
+    payoff.fp32_p50_ms, payoff.int8_p50_ms, payoff.ratio_ci = speedup.fp32_p50_ms, speedup.int8_p50_ms, speedup.ratio_ci
 
 
 __all__ = [
     "CHECK",
+    "Candidates",
     "budgeted",
     "Measured",
     "Option",

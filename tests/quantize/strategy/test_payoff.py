@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeport.benchmarks.openvino_runtime import openvino_version
@@ -29,6 +30,16 @@ def test_a_faithful_int8_model_ships_only_when_faster():
     assert not _payoff(1.0, 0.5, faithful=False).ships  # faster is not enough
 
 
+def test_a_win_within_the_noise_does_not_ship():
+    """0.90x by its point ratio, but the interval of that ratio reaches 1.0: not faster beyond noise."""
+    noisy = Payoff(ONNXRUNTIME, 1.0, 0.9, True, ratio_ci=(0.8, 1.05))
+    assert not noisy.faster and not noisy.ships
+    assert noisy.line().startswith("int8 ran at 0.90x [0.80, 1.05] fp32's p50 on ort")
+    assert "not faster beyond noise" in noisy.line()
+    clear = Payoff(ONNXRUNTIME, 1.0, 0.9, True, ratio_ci=(0.86, 0.94))
+    assert clear.ships and clear.describe()["int8_over_fp32_ci"] == [0.86, 0.94]
+
+
 def test_the_fastest_faithful_option_is_named_and_an_unfaithful_one_never_is():
     openvino = RuntimeChoice("openvino")
     options = [
@@ -40,6 +51,42 @@ def test_the_fastest_faithful_option_is_named_and_an_unfaithful_one_never_is():
     assert payoff.fastest() is options[2]
     assert payoff.line().endswith("fastest faithful option measured: fp32 on openvino at 0.60x fp32 on ort")
     assert payoff.describe()["fastest_faithful"] == "fp32 on openvino"
+
+
+def test_a_faster_faithful_option_beside_a_shipping_int8_model_is_named():
+    openvino = RuntimeChoice("openvino")
+    own = Measured(Option("int8", ONNXRUNTIME), 0.8, True, "within tolerance")
+    options = [
+        Measured(Option("fp32", ONNXRUNTIME), 1.0, True, "the fp32 reference"),
+        own,
+        Measured(Option("fp32", openvino), 0.5, True, "within tolerance"),
+        Measured(Option("int8", openvino), 0.3, False, "OUTSIDE TOLERANCE"),  # faster still, but not faithful
+    ]
+    payoff = _payoff(1.0, 0.8, options=options)
+    assert payoff.ships and payoff.faster_than_shipped() is options[2]
+    close = [*options[:2], Measured(Option("fp32", openvino), 0.78, True, "within tolerance")]
+    assert _payoff(1.0, 0.8, options=close).faster_than_shipped() is None  # within the margin: no advice
+
+
+def test_the_summary_lists_every_runtime_measured(capsys):
+    from edgeport.report.summary import _options_cell
+
+    alternatives = [
+        {"option": "fp32 on ort", "p50_ms": 1.0, "p50_over_fp32": 1.0, "faithful": True, "verdict": "reference"},
+        {
+            "option": "int8 on openvino",
+            "p50_ms": None,
+            "p50_over_fp32": None,
+            "faithful": False,
+            "verdict": "does not run: RuntimeError: unsupported op",
+        },
+        {"option": "fp32 on openvino", "p50_ms": 0.6, "p50_over_fp32": 0.6, "faithful": True, "verdict": "ok"},
+    ]
+    assert _options_cell({"alternatives": alternatives}).splitlines() == [
+        "fp32 on openvino: 0.60x, faithful",
+        "fp32 on ort: 1.00x, faithful",
+        "int8 on openvino: not measured, does not run",
+    ]
 
 
 def test_options_cover_every_installed_runtime():
@@ -79,13 +126,30 @@ def test_the_exit_code_follows_the_measured_speed(tmp_path, capsys):
     err = capsys.readouterr().err
     manifest = json.loads((tmp_path / "tiny.int8.manifest.json").read_text())
     speed = manifest["speed"]
-    faster = speed["int8_over_fp32"] <= PAYS_BELOW
+    interval = speed["int8_over_fp32_ci"]
+    faster = speed["int8_over_fp32"] <= PAYS_BELOW and (interval is None or interval[1] < 1.0)
     # whatever this machine measured, the verdict, the exit code and the file name agree with it
     assert manifest["ships"] is faster and code == (0 if faster else 1), err
     assert out.is_file() is faster and (tmp_path / "tiny.int8.rejected.onnx").is_file() is not faster
     assert manifest["artifact"]["path"] == ("tiny.int8.onnx" if faster else "tiny.int8.rejected.onnx")
+    measured = {a["option"]: a for a in speed["alternatives"]}
+    if openvino_version():  # no --runtime: the int8 file on every installed runtime against fp32 on every one
+        assert {"fp32 on ort", "fp32 on openvino/f32", "fp32 on openvino", "int8 on ort", "int8 on openvino"} <= set(
+            measured
+        )
+        timed = [a for a in speed["alternatives"] if a["faithful"] and a["p50_ms"] is not None]
+        fastest_int8 = min((a for a in timed if a["model"] == "int8"), key=lambda a: a["p50_ms"])
+        fastest_fp32 = min((a for a in timed if a["model"] == "fp32"), key=lambda a: a["p50_ms"])
+        # the decision is read against the fastest faithful fp32, for the fastest faithful int8, as measured
+        assert speed["runtime"] == fastest_int8["runtime"] and speed["baseline"] == fastest_fp32["option"]
+        assert speed["int8_over_fp32"] == pytest.approx(fastest_int8["p50_ms"] / fastest_fp32["p50_ms"], rel=1e-3)
+        assert (speed["deploy"] is not None) is faster
+        if faster:  # how to deploy it, and the guard's verdict as that runtime ran it
+            assert speed["deploy"]["runtime"] == speed["runtime"].split("/")[0]
+            assert speed["deploy"]["verdict"] == fastest_int8["verdict"]
+            assert f"ships as int8 on {speed['runtime']}" in manifest["verdict"]
     if not faster:
-        assert manifest["verdict"].startswith("NOT FASTER THAN FP32: int8 ran at")
+        assert manifest["verdict"].startswith("NOT FASTER THAN FP32: int8 ")
         assert "does not ship" in err and speed["fastest_faithful"]
         assert any(a["option"] == "fp32 on ort" and a["faithful"] for a in speed["alternatives"])
 

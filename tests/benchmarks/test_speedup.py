@@ -1,0 +1,54 @@
+"""int8 pays only when faster by the margin and beyond the measurement's noise (paired round intervals)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeport.benchmarks.records import BenchResult
+from edgeport.benchmarks.speedup import Speedup, speedup_of
+from edgeport.core.bench_defaults import PAYS_BELOW
+
+
+def _result(rounds: list[np.ndarray]) -> BenchResult:
+    samples = np.concatenate(rounds).tolist()
+    settings = {"batch": 1, "rounds_run": len(rounds), "round_sizes": [len(r) for r in rounds]}
+    return BenchResult("m.onnx", "0" * 64, settings, {}, samples)
+
+
+def _rounds(medians: list[float], seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [median * (1 + 0.01 * rng.standard_normal(40)) for median in medians]
+
+
+def test_a_steady_gain_pays_and_its_interval_lies_below_one():
+    fp32 = _rounds([10.0, 10.5, 9.8, 10.2, 10.1, 9.9], seed=0)
+    int8 = _rounds([8.0, 8.4, 7.8, 8.2, 8.1, 7.9], seed=1)  # 0.8x in every round, whatever the drift
+    speedup = speedup_of(_result(int8), _result(fp32))
+    assert speedup.ratio == pytest.approx(0.8, abs=0.02)
+    assert speedup.ratio_ci is not None and speedup.ratio_ci[0] <= speedup.ratio <= speedup.ratio_ci[1] < 1.0
+    assert speedup.pays and speedup.why_not() == ""
+
+
+def test_a_gain_that_comes_and_goes_between_rounds_does_not_pay():
+    fp32 = _rounds([10.0] * 6, seed=0)
+    int8 = _rounds([6.0, 12.0, 6.5, 11.5, 7.0, 8.0], seed=1)  # median below fp32's, rounds on both sides
+    speedup = speedup_of(_result(int8), _result(fp32))
+    assert speedup.ratio <= PAYS_BELOW
+    assert speedup.ratio_ci is not None and speedup.ratio_ci[1] >= 1.0
+    assert not speedup.pays and "beyond noise" in speedup.why_not()
+
+
+def test_the_margin_decides_before_the_interval():
+    assert not Speedup(10.0, 9.7, (0.96, 0.98)).pays  # beyond noise, but a 3 % win: within the margin
+    assert "pays from 0.95x" in Speedup(10.0, 9.7, (0.96, 0.98)).why_not()
+    assert Speedup(10.0, 9.0, None).pays  # no interval (too few rounds): the point ratio alone
+    assert Speedup(10.0, 9.0, (0.85, 0.95)).text() == "0.90x [0.85, 0.95]"
+    assert Speedup(1.0, 0.952, None).text() == "0.952x"  # not "0.95x": the threshold it missed
+
+
+def test_rounds_that_cannot_be_paired_give_no_interval():
+    int8 = _rounds([8.0] * 6, seed=1)
+    int8[0] = int8[0][:30]  # round 0 of int8 was cut short: round i no longer stands beside round i
+    speedup = speedup_of(_result(int8), _result(_rounds([10.0] * 6, seed=0)))
+    assert speedup.ratio_ci is None and speedup.pays

@@ -173,7 +173,7 @@ def _batches(request: BenchRequest, model: Path, progress: Progress) -> dict[int
     (``_given_inputs``); without --inputs or --batch, the batch the --shapes give for inputs whose first axis
     is the batch, else 1."""
     if request.inputs_path is not None:
-        return _given_inputs(request.inputs_path, model, request.settings, request.batches, progress)
+        return dict(_given_inputs(request.inputs_path, model, request.settings, request.batches, progress))
     if request.batches is not None:
         return dict.fromkeys(request.batches)
     if not request.shapes:

@@ -72,7 +72,8 @@ def _speed_line(speed: dict) -> str:
     ratio, interval = speed.get("int8_over_fp32"), speed.get("int8_over_fp32_ci")
     within = f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else ""
     baseline = speed.get("baseline") or f"fp32 on {speed['runtime']}"
-    line = "int8 not measured" if ratio is None else f"int8 on {speed['runtime']} at {ratio:.2f}x{within} {baseline}'s p50"
+    runtime = speed["runtime"]
+    line = "int8 not measured" if ratio is None else f"int8 on {runtime} at {ratio:.2f}x{within} {baseline}'s p50"
     if speed.get("fastest_faithful") and not speed.get("ships"):
         best = next(a for a in speed["alternatives"] if a["option"] == speed["fastest_faithful"])
         line += f"; fastest faithful option: {best['option']} at {best['p50_over_fp32']:.2f}x"

@@ -120,13 +120,14 @@ def _may_pay(
     settings = budgeted(CHECK, fp32_path, sample)
     with progress.task("auto: does int8 pay at all", total=settings.rounds) as advance:
         results = measure_interleaved(models, settings, sample, advance, runtimes=dict.fromkeys(models, runtime))
-    outcome.fp32_p50_ms = results["fp32"].stats["p50_ms"]
-    best.measured(speedup_of(results[best.recipe.name], results["fp32"]))  # read against this fp32 run
+    speedup = speedup_of(results[best.recipe.name], results["fp32"])
+    outcome.fp32_p50_ms = speedup.fp32_p50_ms
+    best.measured(speedup)  # read against this fp32 run
     # Lenient on purpose: the fallback is skipped only when int8 is clearly no faster; shipping asks more.
-    if best.p50_ms <= PAYS_BELOW * outcome.fp32_p50_ms:
+    if speedup.ratio <= PAYS_BELOW:
         return True
     outcome.fallback_skipped = (
-        f"the most faithful recipe ({best.recipe.name}) ran at {best.p50_ms / outcome.fp32_p50_ms:.2f}x fp32's p50 "
+        f"the most faithful recipe ({best.recipe.name}) ran at {speedup.ratio:.2f}x fp32's p50 "
         "with every layer int8: keeping layers in float cannot make it pay, so no fallback was tried"
     )
     return False

@@ -1,8 +1,10 @@
 """The rich consoles every command prints through.
 
-A CI log is not a terminal: rich then assumes 80 columns and cuts table cells ("verdi…"). Off a
-terminal the console gets a width no table of ours reaches, and tables size themselves to their
-content, so a log shows every cell in full. ``COLUMNS`` still wins when the user sets it.
+A CI log is not a terminal: rich then assumes 80 columns and cut table cells ("verdi…"), and a width
+no table reaches (400 columns, as before) made rows of 300 characters that no log viewer shows whole.
+Off a terminal the console is 100 columns wide, and every table column folds (``overflow="fold"``):
+long verdicts wrap inside their cell, nothing is cut, and paths a user copies (the artifact, the run
+folder) are printed whole under the table. ``COLUMNS`` still wins when the user sets it.
 
 Markup is off: what edgeport prints holds user paths and third-party messages, and rich would read
 their brackets as styles (``--out "exp[/x]"`` crashed the run's summary after the whole run). Styled
@@ -16,7 +18,7 @@ import sys
 
 from rich.console import Console
 
-LOG_WIDTH = 400  # columns off a terminal: wide enough for any table edgeport prints
+LOG_WIDTH = 100  # columns off a terminal (a log, CI): tables wrap within it
 
 
 def make_console(stderr: bool = False) -> Console:

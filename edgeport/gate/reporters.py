@@ -49,16 +49,18 @@ def print_table(report: dict) -> None:
 
     from edgeport.core.console import make_console
 
-    console = make_console()  # off a terminal (a CI log) wide enough that no cell is cut
+    console = make_console()  # off a terminal (a CI log) 100 columns: the table fits, the reasons follow it
     table = Table(title=f"edgeport gate: target {report['target']} ({report['mode']} mode)", title_style=None)
-    for column in HEADER:
-        table.add_column(column, no_wrap=column != "why")
+    for column in HEADER[:-1]:  # "why" goes under the table, one whole line per check: a sentence per cell
+        table.add_column(column, overflow="fold")  # would make the table too wide for a log, or cut it
     colours = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
     for row, check in zip(rows(report), report["checks"], strict=True):
-        cells: list[str | Text] = list(row)  # plain text: the console reads no markup (core/console.py)
+        cells: list[str | Text] = list(row[:-1])  # plain text: the console reads no markup (core/console.py)
         cells[4] = Text(row[4], style=colours[check["verdict"]])
         table.add_row(*cells)
     console.print(table)
+    for row in rows(report):
+        console.print(f"why {row[0]}: {row[-1]}", highlight=False, soft_wrap=True)
     console.print(
         f"artifact sha256 {report['artifact']['sha256'][:16]}..., {report['samples']} latency samples"
         + f" on runtime {report['settings'].get('runtime', ONNXRUNTIME.name)}"

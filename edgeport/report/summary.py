@@ -20,7 +20,7 @@ def print_summary(manifest: dict, folder: Path, console: Console | None = None) 
     acc, lat = manifest["metrics"]["accuracy"], manifest["latency"]
     table = Table(title=f"edgeport run {manifest['run_id']}")
     for column in ("model", "val top-1 %", "test top-1 %", "p50", "p90"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+        table.add_column(column, justify="left" if column == "model" else "right", overflow="fold")
     timed = {"fp32_onnx": lat["fp32"], "int8_onnx": lat["int8"]}
     for key, label in ROWS:
         if key not in acc:
@@ -59,7 +59,7 @@ def print_summary(manifest: dict, folder: Path, console: Console | None = None) 
                 + " (report.md: every runtime)",
                 highlight=False,
             )
-    console.print(f"run folder: {folder}", highlight=False)
+    console.print(f"run folder: {folder}", highlight=False, soft_wrap=True)
 
 
 def _micros(ms: float | None) -> str:
@@ -99,12 +99,11 @@ def print_quantize_summary(manifest: dict, path: Path, console: Console | None =
     verification, quant = manifest["verification"], manifest["lineage"]["quantization"]
     vs_fp32, coverage = verification["vs_fp32"], verification["coverage"]
     table = Table(title="edgeport quantize", show_header=False)
-    table.add_column("what")
-    table.add_column("value")
+    table.add_column("what", overflow="fold")
+    table.add_column("value", overflow="fold")
     guard = manifest.get("guard")
     if guard:  # first: whether this model may ship at all
         table.add_row("verdict", manifest["verdict"])
-    table.add_row("artifact", str(path))  # a row, not the title: a title wraps at the table's width
     table.add_row("backend", describe_quantization(quant))
     if manifest.get("auto"):
         table.add_row("auto", _auto_line(manifest["auto"]))
@@ -152,6 +151,8 @@ def print_quantize_summary(manifest: dict, path: Path, console: Console | None =
             + ("" if fallback["within_tolerance"] else " - STILL OUTSIDE TOLERANCE"),
         )
     console.print(table)
+    # under the table, whole on one line (soft_wrap): a path folded inside a cell could not be copied
+    console.print(f"artifact: {path}", highlight=False, soft_wrap=True)
     for warning in manifest.get("warnings", []):
         if not warning.startswith(THIRD_PARTY):  # those are summarised in one line, kept in the manifest
             console.print(f"warning: {warning}", highlight=False)
@@ -165,7 +166,7 @@ def print_sensitivity(tensors: list[dict], console: Console | None = None, shown
         return
     table = Table(title=f"the {min(shown, len(tensors))} worst of {len(tensors)} quantized tensors (SQNR, dB)")
     for column in ("tensor", "kind", "SQNR dB", "read by"):
-        table.add_column(column, justify="right" if column == "SQNR dB" else "left")
+        table.add_column(column, justify="right" if column == "SQNR dB" else "left", overflow="fold")
     for row in tensors[:shown]:
         sqnr = "exact" if row["sqnr_db"] is None else f"{row['sqnr_db']:.1f}"
         table.add_row(row["tensor"], row["kind"], sqnr, ", ".join(row["read_by"][:3]))
@@ -209,7 +210,7 @@ def print_bench_summary(report: dict, console: Console | None = None) -> None:
     table = Table(title=f"edgeport bench: A = {report['model']}" + (f", B = {report['vs']}" if report["vs"] else ""))
     columns = ("model", "runtime", "batch", "threads", "p50 ms [95% CI]", "p90 ms [95% CI]", "p99 ms", "mean ms")
     for column in (*columns, "items/s"):
-        table.add_column(column, justify="left" if column in ("model", "runtime") else "right")
+        table.add_column(column, justify="left" if column in ("model", "runtime") else "right", overflow="fold")
     for result in report["results"]:
         stats, settings = result["stats"], result["settings"]
         table.add_row(
@@ -272,7 +273,7 @@ def print_search_summary(summary: dict, folder: Path, console: Console | None = 
     metric = summary["selection"]["latency_metric"]
     table = Table(title=f"edgeport search {folder.name}")
     for column in ("trial", "status", "parameters", "val %", "test %", f"{metric} ms", ""):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for trial in trials:
         m = trial.get("metrics", {})
         lat = (m.get("latency") or {}).get(f"{metric}_ms")

@@ -65,7 +65,24 @@ def _slower_than_its_fp32(trial: dict, trials: list[dict], metric: str) -> str |
             ratio = latency_of(trial, metric) / latency_of(twin, metric)
             if ratio > PAYS_BELOW:
                 return f"int8 at {ratio:.2f}x the {metric} of its own fp32 (trial {twin['id']}): int8 does not pay"
+            upper = _ratio_upper(trial, twin, metric)
+            if upper is not None and upper >= 1.0:
+                return (
+                    f"int8 at {ratio:.2f}x the {metric} of its own fp32 (trial {twin['id']}), but not faster beyond "
+                    f"noise: its interval's top over fp32's bottom is {upper:.2f}x"
+                )
     return None
+
+
+def _ratio_upper(trial: dict, twin: dict, metric: str) -> float | None:
+    """The largest ratio the two trials' percentile intervals allow (int8's top over fp32's bottom): the two
+    were measured in different trials, not interleaved, so no paired interval exists; this bound is the
+    conservative one. None where a trial recorded no interval."""
+    key = f"{metric}_ci_ms"
+    int8_ci, fp32_ci = trial["metrics"]["latency"].get(key), twin["metrics"]["latency"].get(key)
+    if not int8_ci or not fp32_ci or not fp32_ci[0]:
+        return None
+    return float(int8_ci[1]) / float(fp32_ci[0])
 
 
 def violations(trial: dict, selection: dict, trials: list[dict] | None = None) -> list[str]:

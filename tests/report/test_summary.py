@@ -144,12 +144,12 @@ def test_run_names_the_fastest_faithful_runtime_when_there_are_others():
 # --- edgeport quantize --------------------------------------------------------------------------------
 
 
-def test_quantize_table_puts_the_verdict_first_then_the_artifact():
+def test_quantize_table_puts_the_verdict_first_and_the_artifact_under_it():
     text = printed(print_quantize_summary, quantize_manifest(), Path("out/model.int8.onnx"))
     rows = [line.split("│")[1].strip() for line in text.splitlines() if line.count("│") == 3]
-    assert rows[:4] == ["verdict", "artifact", "backend", "size"]
+    assert rows[:3] == ["verdict", "backend", "size"]
     assert cells(text, "verdict")[1] == VERDICT_OK
-    assert cells(text, "artifact")[1] == str(Path("out/model.int8.onnx"))
+    assert f"artifact: {Path('out/model.int8.onnx')}" in text.splitlines()  # whole on its line, to be copied
     assert (
         cells(text, "backend")[1] == "ort-static QDQ, uint8 activations, int8 per-channel weights, minmax calibration"
     )
@@ -260,16 +260,36 @@ def test_quantize_prints_edgeports_warnings_but_not_third_party_ones():
     assert "onnxruntime said so" not in text
 
 
+def wrapped_cell(text: str, first: str) -> str:
+    """The value of a two-column table's row ``first`` with its continuation lines, whitespace dropped (a
+    wrapped or folded cell splits its text at any character)."""
+    parts, inside = [], False
+    for line in text.splitlines():
+        cells_here = [p.strip() for p in line.split("│")]
+        if len(cells_here) != 4:  # a border line: the row ended
+            inside = False if parts else inside
+            continue
+        if cells_here[1] == first or (inside and cells_here[1] == ""):
+            inside = True
+            parts.append(cells_here[2])
+        elif inside:
+            break
+    return "".join("".join(parts).split())
+
+
 def test_quantize_long_path_and_verdict_are_printed_whole_off_a_terminal(monkeypatch, capsys):
-    """Off a terminal (a CI log) the default console is wide enough that no cell is cut ('verdi…')."""
+    """Off a terminal (a CI log) the summary fits 100 columns: the long verdict wraps inside its cell, nothing
+    is cut ('verdi…'), and the artifact's path is printed whole under the table."""
     monkeypatch.delenv("COLUMNS", raising=False)
     manifest = quantize_manifest()
     manifest["verdict"] = VERDICT_MISS + "; mean_cosine 0.9213 on output 'logits' (>= 0.99) also FAILED" * 2
     path = Path("/very/long/output/folder/" + "nested/" * 12 + "model.int8.onnx")
     print_quantize_summary(manifest, path)
     out = capsys.readouterr().out
-    assert str(path) in out and manifest["verdict"] in out
+    assert f"artifact: {path}" in out.splitlines()
+    assert wrapped_cell(out, "verdict") == "".join(manifest["verdict"].split())
     assert "…" not in out
+    assert max(len(line) for line in out.splitlines() if not line.startswith("artifact: ")) <= 100
 
 
 # --- edgeport quantize --explain ----------------------------------------------------------------------

@@ -145,6 +145,13 @@ def test_an_int8_trial_no_faster_than_its_own_fp32_is_no_answer():
     assert choose(trials, {**SELECTION, "policy": "min-latency", "accuracy_floor": 90.0})[0] == "other-int8"
     fast_int8 = _twin(_trial("int8", 98, 0.2, position=1), "onnx-int8", "student-a")  # 0.67x: pays
     assert not violations(fast_int8, SELECTION, [fp32, fast_int8])
+    # 0.67x by its p90, but the two trials' intervals overlap: not faster beyond noise
+    fp32["metrics"]["latency"]["p90_ci_ms"] = [0.18, 0.40]
+    fast_int8["metrics"]["latency"]["p90_ci_ms"] = [0.15, 0.26]
+    why = violations(fast_int8, SELECTION, [fp32, fast_int8])
+    assert why and "not faster beyond noise: its interval's top over fp32's bottom is 1.44x" in why[0]
+    fast_int8["metrics"]["latency"]["p90_ci_ms"] = [0.15, 0.17]  # wholly below fp32's: it pays
+    assert not violations(fast_int8, SELECTION, [fp32, fast_int8])
 
 
 def test_halving_schedule():

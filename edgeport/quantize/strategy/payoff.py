@@ -86,6 +86,7 @@ class Payoff:
     faithful: bool  # the int8 model's guard verdict
     alternatives: list[Measured] = field(default_factory=list)
     options_fp32_p50_ms: float | None = None  # fp32 on ``runtime`` in the alternatives' own measurement
+    options_base: str = ""  # the label of that fp32 option (``runtime`` may change when it is chosen)
     seconds: float = 0.0
     ratio_ci: tuple[float, float] | None = None  # the interval of int8's p50 over fp32's (benchmarks/speedup.py)
     # fp32 as int8 is measured against: fp32 on ``runtime`` (None), or, choosing the runtime, the fastest
@@ -111,7 +112,11 @@ class Payoff:
         return self.faithful and self.faster
 
     def fastest(self) -> Measured | None:
+        """The fastest faithful option measured; when the runtime was being chosen and no int8 option beat
+        the fastest faithful fp32 beyond noise, the fastest faithful fp32 (what to ship instead)."""
         faithful = [m for m in self.alternatives if m.faithful]
+        if self.baseline is not None and not self.ships:
+            faithful = [m for m in faithful if m.option.model == "fp32"]
         return min(faithful, key=lambda m: m.p50_ms, default=None)
 
     def faster_than_shipped(self) -> Measured | None:
@@ -147,10 +152,11 @@ class Payoff:
             return f"{why}; no faithful option was measured"
         if best.option == Option("fp32", self.runtime):
             return f"{why}; keep the fp32 model on {runtime}: the fastest faithful option measured"
-        base = self.options_fp32_p50_ms or best.p50_ms
+        if not self.options_fp32_p50_ms:
+            return f"{why}; fastest faithful option measured: {best.option.label}"
         return (
-            f"{why}; fastest faithful option measured: {best.option.label} at {best.p50_ms / base:.2f}x "
-            f"fp32 on {runtime}"
+            f"{why}; fastest faithful option measured: {best.option.label} at "
+            f"{best.p50_ms / self.options_fp32_p50_ms:.2f}x {self.options_base}"
         )
 
     def describe(self) -> dict:
@@ -330,6 +336,7 @@ def _alternatives(
     fp32_here = results.get(Option("fp32", payoff.runtime).label)
     if fp32_here is not None:  # the options' ratios are read against fp32 of this same measurement
         payoff.options_fp32_p50_ms = fp32_here.stats["p50_ms"]
+        payoff.options_base = Option("fp32", payoff.runtime).label
         if payoff.fp32_p50_ms is None:
             payoff.fp32_p50_ms = payoff.options_fp32_p50_ms
     return results

@@ -16,7 +16,9 @@ from edgeport.quantize.strategy.payoff import PAYS_BELOW, Measured, Option, Payo
 
 
 def _payoff(fp32: float, int8: float, faithful: bool = True, options=()) -> Payoff:
-    payoff = Payoff(ONNXRUNTIME, fp32, int8, faithful, list(options), options_fp32_p50_ms=fp32)
+    payoff = Payoff(
+        ONNXRUNTIME, fp32, int8, faithful, list(options), options_fp32_p50_ms=fp32, options_base="fp32 on ort"
+    )
     return payoff
 
 
@@ -87,6 +89,25 @@ def test_the_summary_lists_every_runtime_measured(capsys):
         "fp32 on ort: 1.00x, faithful",
         "int8 on openvino: not measured, does not run",
     ]
+
+
+def test_choosing_the_runtime_int8_that_does_not_beat_the_fastest_fp32_names_that_fp32():
+    """int8 on OpenVINO is the fastest faithful int8 (0.9x fp32 on ort) but not faster beyond noise than fp32
+    on OpenVINO: the fp32 option is what to ship, never the int8 model that was just refused."""
+    openvino = RuntimeChoice("openvino")
+    options = [
+        Measured(Option("fp32", ONNXRUNTIME), 1.0, True, "the fp32 reference"),
+        Measured(Option("int8", ONNXRUNTIME), 0.95, True, "within tolerance"),
+        Measured(Option("fp32", openvino), 0.92, True, "within tolerance"),
+        Measured(Option("int8", openvino), 0.9, True, "within tolerance"),
+    ]
+    payoff = Payoff(
+        openvino, 0.92, 0.9, True, options, 1.0, "fp32 on ort", ratio_ci=(0.8, 1.1), baseline=options[2].option
+    )
+    assert not payoff.ships and payoff.fastest() is options[2]
+    assert payoff.line().startswith("int8 on openvino, the fastest faithful int8, ran at 0.98x [0.80, 1.10] the p50")
+    assert payoff.line().endswith("keep the fp32 model on openvino: the fastest faithful option measured")
+    assert payoff.describe()["deploy"] is None and payoff.describe()["baseline"] == "fp32 on openvino"
 
 
 def test_options_cover_every_installed_runtime():

@@ -51,17 +51,6 @@ class Speedup:
             return f"it pays from {PAYS_BELOW:.2f}x"
         return f"not faster beyond noise: the {CONFIDENCE:.0%} interval reaches 1.0"
 
-    def describe(self) -> dict:
-        return {
-            "fp32_p50_ms": self.fp32_p50_ms,
-            "int8_p50_ms": self.int8_p50_ms,
-            "int8_over_fp32": round(self.ratio, 4),
-            "int8_over_fp32_ci": [round(v, 4) for v in self.ratio_ci] if self.ratio_ci else None,
-            "confidence": CONFIDENCE,
-            "pays_below": PAYS_BELOW,
-            "pays": self.pays,
-        }
-
 
 def speedup_of(int8: BenchResult, fp32: BenchResult, seed: int = 0) -> Speedup:
     """int8 against fp32, two results of one ``measure_interleaved`` call; the interval pairs their rounds."""

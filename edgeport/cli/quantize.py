@@ -156,7 +156,7 @@ def quantize(
     from edgeport.core.progress import SILENT, RichProgress
     from edgeport.quantize.job import QuantizeFileRequest, quantize_file
     from edgeport.quantize.tolerance import ToleranceSettings
-    from edgeport.report.summary import print_quantize_summary, print_sensitivity
+    from edgeport.report.quantize_summary import print_quantize_summary, print_sensitivity
 
     request = QuantizeFileRequest(
         calib,

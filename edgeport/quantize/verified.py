@@ -23,7 +23,8 @@ from edgeport.quantize.request import QuantizeRequest, QuantOutcome
 from edgeport.quantize.strategy.auto import AutoOutcome, run_recipes
 from edgeport.quantize.strategy.fallback import FallbackReport, quantize_with_fallback
 from edgeport.quantize.strategy.judging import Judging, judging_for
-from edgeport.quantize.strategy.payoff import Candidates, Payoff, measure_payoff, one_run
+from edgeport.quantize.strategy.payoff import Candidates, Payoff, measure_payoff
+from edgeport.quantize.strategy.timing import one_run
 
 
 def quantize_verified(request: QuantizeRequest, progress: Progress = SILENT) -> QuantOutcome:

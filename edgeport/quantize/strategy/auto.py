@@ -14,6 +14,7 @@ import onnx
 from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
 from edgeport.benchmarks.speedup import speedup_of
+from edgeport.core.bench_defaults import PAYS_BELOW
 from edgeport.core.progress import SILENT, Progress
 from edgeport.quantize.backends.ort_reuse import reuse
 from edgeport.quantize.config import AutoConfig
@@ -21,8 +22,8 @@ from edgeport.quantize.guard.judge import Validation
 from edgeport.quantize.source import ModelSource
 from edgeport.quantize.strategy.attempts import Attempt, fallback_attempt, float_head, try_recipe
 from edgeport.quantize.strategy.judging import Judging, judging_for
-from edgeport.quantize.strategy.payoff import CHECK, PAYS_BELOW, budgeted, one_run
 from edgeport.quantize.strategy.recipes import SMOOTHED_PREFIX, GraphProfile, Recipe, graph_profile, recipes_for
+from edgeport.quantize.strategy.timing import CHECK, budgeted, one_run
 from edgeport.quantize.transforms.smoothing import worst_outlier_ratio
 
 # Ranking faithful recipes needs a clear ordering, not a release figure: short, interleaved, batch 1.

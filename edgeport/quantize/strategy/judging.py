@@ -17,7 +17,7 @@ from edgeport.quantize.guard.judge import GuardReport, Validation, judge
 from edgeport.quantize.guard.padding import padding_mask
 from edgeport.quantize.inputs.run import ort_session, run_all_outputs
 from edgeport.quantize.source import ModelSource
-from edgeport.quantize.strategy.payoff import CHECK
+from edgeport.quantize.strategy.timing import CHECK
 
 
 @dataclass(frozen=True)

@@ -7,72 +7,30 @@ When the int8 model does not ship, the user still needs an answer, so the option
 instead are measured side by side on the same input: fp32 on every installed runtime and precision
 (OpenVINO at f32 and at its CPU default, bf16 where the CPU has it), and the int8 file on the other
 runtime. Each is judged against onnxruntime's fp32 outputs with the same tolerance; the fastest
-faithful one is named.
+faithful one is named (the options themselves: options.py; how they are timed: timing.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import time
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import numpy as np
 
 from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.benchmarks.openvino_runtime import openvino_version
 from edgeport.benchmarks.records import ONNXRUNTIME, BenchResult, RuntimeChoice
-from edgeport.benchmarks.session import create_session
 from edgeport.benchmarks.speedup import Speedup, speedup_of
 from edgeport.core.bench_defaults import PAYS_BELOW
 from edgeport.core.progress import SILENT, Progress
-from edgeport.data.feeds import BATCH_FIRST, first_feed, model_layout
 from edgeport.quantize.guard.judge import GuardReport
-from edgeport.quantize.inputs.run import fixed_batch, ort_session, run_all_outputs
-
-# Only whether int8 beats fp32 at all is asked, and which option is fastest: short, interleaved, batch 1.
-CHECK = BenchSettings(batch=1, threads=1, warmup=10, iterations=100, rounds=5)
-# The options a user could ship instead (up to five models, OpenVINO compiling each afresh every round): which
-# is fastest by a clear margin, not a release figure, so fewer rounds and a shorter round.
-OPTIONS = BenchSettings(batch=1, threads=1, warmup=5, iterations=60, rounds=3)
-OPTIONS_ROUND_SECONDS = 0.5
-
-
-OutputJudge = Callable[[dict[str, np.ndarray]], GuardReport]  # outputs on the validation inputs -> verdict
-
-
-@dataclass(frozen=True)
-class Option:
-    """One thing a user could ship: a model file ("fp32" or "int8") on a runtime."""
-
-    model: str
-    runtime: RuntimeChoice
-
-    @property
-    def label(self) -> str:
-        return f"{self.model} on {self.runtime.label()}"
-
-
-@dataclass
-class Measured:
-    option: Option
-    p50_ms: float
-    faithful: bool
-    verdict: str  # the guard's line for this option ("reference" for fp32 on onnxruntime itself)
-
-    def describe(self, fp32_p50: float) -> dict:
-        ran = math.isfinite(self.p50_ms)  # an option that does not run has no time (JSON has no Infinity)
-        return {
-            "option": self.option.label,
-            "model": self.option.model,
-            "runtime": self.option.runtime.label(),
-            "p50_ms": self.p50_ms if ran else None,
-            "p50_over_fp32": round(self.p50_ms / fp32_p50, 4) if fp32_p50 and ran else None,
-            "faithful": self.faithful,
-            "verdict": self.verdict,
-        }
+from edgeport.quantize.strategy.options import (
+    OPTIONS,
+    Candidates,
+    Measured,
+    Option,
+    judge_and_measure,
+    options_to_compare,
+)
+from edgeport.quantize.strategy.timing import CHECK, budgeted
 
 
 @dataclass
@@ -186,74 +144,6 @@ class Payoff:
         }
 
 
-# A measured round of one model takes at most this long: a 50 ms model would otherwise spend 15 s per round
-# on 300 iterations, and auto measures several models over several rounds.
-ROUND_SECONDS = 1.0
-
-
-def budgeted(
-    settings: BenchSettings, fp32_path: Path, sample: dict[str, np.ndarray], seconds: float = ROUND_SECONDS
-) -> BenchSettings:
-    """``settings`` with fewer iterations (at least 20) when the fp32 model is slow enough that a round would
-    last longer than ``seconds``: the ordering asked for is clear long before, on models that slow."""
-    session = ort_session(fp32_path)
-    session.run(None, sample)  # the first run pays for allocations
-    times = []
-    for _ in range(3):
-        started = time.perf_counter()
-        session.run(None, sample)
-        times.append(time.perf_counter() - started)
-    per_run = sorted(times)[1]
-    iterations = max(20, min(settings.iterations, int(seconds / max(per_run, 1e-6))))
-    if iterations >= settings.iterations:
-        return settings
-    return dataclasses.replace(settings, iterations=iterations, warmup=min(settings.warmup, iterations))
-
-
-def one_run(fp32_path: Path, validation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """What one measured run is fed: one sample in either .npz layout, or a whole batch where the model
-    fixes its batch size (the first samples, repeated when there are fewer)."""
-    layout = model_layout(fp32_path, validation)
-    fixed = fixed_batch(ort_session(fp32_path)) if layout == BATCH_FIRST else None
-    if not fixed or fixed == 1:
-        return first_feed(validation, layout)
-    take = np.resize(np.arange(min(fixed, len(next(iter(validation.values()))))), fixed)
-    return {name: np.ascontiguousarray(array[take]) for name, array in validation.items()}
-
-
-def options_to_compare(runtime: RuntimeChoice, int8_faithful: bool, with_own: bool = False) -> list[Option]:
-    """What a user could ship instead of the int8 model on ``runtime``: fp32 on ``runtime`` and on every
-    other installed runtime and precision (OpenVINO at f32 and at its CPU default), and (when faithful)
-    the int8 file on the other runtimes at their default. ``with_own``: the int8 model on ``runtime`` is
-    measured beside them too (it ships, or the runtime is being chosen: every runtime in one measurement)."""
-    fp32_runtimes = [runtime, ONNXRUNTIME]
-    int8_runtimes = [runtime, ONNXRUNTIME]
-    if openvino_version():
-        fp32_runtimes += [RuntimeChoice("openvino", "f32"), RuntimeChoice("openvino")]
-        int8_runtimes += [RuntimeChoice("openvino")]
-    options = [Option("fp32", rt) for rt in dict.fromkeys(fp32_runtimes)]
-    if int8_faithful:  # the int8 model on ``runtime`` itself, when it does not ship, is never its own alternative
-        options += [Option("int8", rt) for rt in dict.fromkeys(int8_runtimes) if with_own or rt != runtime]
-    return options
-
-
-def _verdict(option: Option, path: Path, inputs: dict[str, np.ndarray], judge_outputs: OutputJudge) -> GuardReport:
-    session = create_session(path, CHECK, option.runtime)
-    return judge_outputs(run_all_outputs(session, inputs))
-
-
-@dataclass(frozen=True)
-class Candidates:
-    """What every option is made of: the fp32 and int8 files (``paths``), one run's feeds to time them on
-    (``sample``), the validation inputs they are judged on and the judge (fp32 on onnxruntime's outputs as
-    reference, the request's tolerance)."""
-
-    paths: Mapping[str, Path]
-    sample: dict[str, np.ndarray]
-    validation: dict[str, np.ndarray]
-    judge_outputs: OutputJudge
-
-
 def measure_payoff(
     candidates: Candidates,
     guard: GuardReport,
@@ -303,36 +193,12 @@ def _alternatives(
     with_own: bool | None = None,
 ) -> dict[str, BenchResult]:
     """Judge and measure ``options_to_compare`` into ``payoff.alternatives``; returns the measurement.
-    ``with_own``: the int8 file on ``payoff.runtime`` is measured too (default: when it ships)."""
-    paths, sample = candidates.paths, candidates.sample
+    ``with_own``: the int8 file on ``payoff.runtime`` is measured too (default: when it ships); the guard
+    judged it there already."""
     own = payoff.ships if with_own is None else with_own
     options = options_to_compare(payoff.runtime, payoff.faithful, own)
-    verdicts: dict[Option, tuple[bool, str]] = {}
-    for option in options:
-        if option == Option("fp32", ONNXRUNTIME):
-            verdicts[option] = (True, "the fp32 reference")
-        elif option == Option("int8", payoff.runtime):  # the model that ships: the guard judged it there
-            verdicts[option] = (guard.within_tolerance, guard.line())
-        else:
-            try:
-                report = _verdict(option, paths[option.model], candidates.validation, candidates.judge_outputs)
-                verdicts[option] = (report.within_tolerance, report.line())
-            except Exception as exc:  # a runtime that cannot run this file: not an option, said why
-                verdicts[option] = (False, f"does not run: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
-    runnable = [o for o in options if not verdicts[o][1].startswith("does not run")]
-    labels = {o.label: o for o in runnable}
-    with progress.task("options against fp32", total=settings.rounds) as advance:
-        results = measure_interleaved(
-            {label: paths[o.model] for label, o in labels.items()},
-            budgeted(settings, paths["fp32"], sample, OPTIONS_ROUND_SECONDS),
-            sample,
-            advance,
-            runtimes={label: o.runtime for label, o in labels.items()},
-        )
-    for option in options:
-        faithful, verdict = verdicts[option]
-        p50 = results[option.label].stats["p50_ms"] if option.label in results else float("inf")
-        payoff.alternatives.append(Measured(option, p50, faithful, verdict))
+    known = {Option("int8", payoff.runtime): (guard.within_tolerance, guard.line())}
+    payoff.alternatives, results = judge_and_measure(options, candidates, progress, settings, known)
     fp32_here = results.get(Option("fp32", payoff.runtime).label)
     if fp32_here is not None:  # the options' ratios are read against fp32 of this same measurement
         payoff.options_fp32_p50_ms = fp32_here.stats["p50_ms"]
@@ -346,9 +212,6 @@ def _choose(payoff: Payoff, candidates: Candidates, progress: Progress, guard: G
     """The runtime the faithful int8 file ships on: every option judged as its runtime runs it and measured
     side by side (as many rounds as the ship decision takes, CHECK's); the fastest faithful int8 option
     against the fastest faithful fp32 option, with the interval of their ratio (paired rounds)."""
-    payoff.ratio_ci = None
-    payoff.faithful = True  # int8 on ``runtime`` is: the guard judged it there
-    payoff.fp32_p50_ms = payoff.int8_p50_ms = None
     results = _alternatives(payoff, candidates, progress, guard, CHECK, with_own=True)
     measured = [m for m in payoff.alternatives if m.faithful and m.option.label in results]
     int8 = min((m for m in measured if m.option.model == "int8"), key=lambda m: m.p50_ms, default=None)
@@ -361,15 +224,4 @@ def _choose(payoff: Payoff, candidates: Candidates, progress: Progress, guard: G
     payoff.fp32_p50_ms, payoff.int8_p50_ms, payoff.ratio_ci = speedup.fp32_p50_ms, speedup.int8_p50_ms, speedup.ratio_ci
 
 
-__all__ = [
-    "CHECK",
-    "Candidates",
-    "budgeted",
-    "Measured",
-    "Option",
-    "OutputJudge",
-    "Payoff",
-    "measure_payoff",
-    "one_run",
-    "options_to_compare",
-]
+__all__ = ["Candidates", "Payoff", "measure_payoff"]

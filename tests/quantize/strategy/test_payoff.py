@@ -12,7 +12,9 @@ from onnx import TensorProto, helper, numpy_helper
 from edgeport.benchmarks.openvino_runtime import openvino_version
 from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
 from edgeport.cli import main
-from edgeport.quantize.strategy.payoff import PAYS_BELOW, Measured, Option, Payoff, options_to_compare
+from edgeport.core.bench_defaults import PAYS_BELOW
+from edgeport.quantize.strategy.options import Measured, Option, options_to_compare
+from edgeport.quantize.strategy.payoff import Payoff
 
 
 def _payoff(fp32: float, int8: float, faithful: bool = True, options=()) -> Payoff:
@@ -71,7 +73,7 @@ def test_a_faster_faithful_option_beside_a_shipping_int8_model_is_named():
 
 
 def test_the_summary_lists_every_runtime_measured(capsys):
-    from edgeport.report.summary import _options_cell
+    from edgeport.report.quantize_summary import _options_cell
 
     alternatives = [
         {"option": "fp32 on ort", "p50_ms": 1.0, "p50_over_fp32": 1.0, "faithful": True, "verdict": "reference"},

@@ -1,0 +1,145 @@
+"""The options a user could ship instead of (or beside) an int8 model: fp32 on every installed runtime and
+precision, the int8 file on every installed runtime; each judged as its runtime runs it against
+onnxruntime's fp32 outputs with the request's tolerance, and all timed side by side."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeport.benchmarks import BenchSettings, measure_interleaved
+from edgeport.benchmarks.openvino_runtime import openvino_version
+from edgeport.benchmarks.records import ONNXRUNTIME, BenchResult, RuntimeChoice
+from edgeport.benchmarks.session import create_session
+from edgeport.core.progress import Progress
+from edgeport.quantize.guard.judge import GuardReport
+from edgeport.quantize.inputs.run import run_all_outputs
+from edgeport.quantize.strategy.timing import CHECK, budgeted
+
+# The options a user could ship instead (up to five models, OpenVINO compiling each afresh every round): which
+# is fastest by a clear margin, not a release figure, so fewer rounds and a shorter round.
+OPTIONS = BenchSettings(batch=1, threads=1, warmup=5, iterations=60, rounds=3)
+OPTIONS_ROUND_SECONDS = 0.5
+
+
+OutputJudge = Callable[[dict[str, np.ndarray]], GuardReport]  # outputs on the validation inputs -> verdict
+
+
+@dataclass(frozen=True)
+class Option:
+    """One thing a user could ship: a model file ("fp32" or "int8") on a runtime."""
+
+    model: str
+    runtime: RuntimeChoice
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} on {self.runtime.label()}"
+
+
+@dataclass
+class Measured:
+    option: Option
+    p50_ms: float
+    faithful: bool
+    verdict: str  # the guard's line for this option ("reference" for fp32 on onnxruntime itself)
+
+    def describe(self, fp32_p50: float) -> dict:
+        ran = math.isfinite(self.p50_ms)  # an option that does not run has no time (JSON has no Infinity)
+        return {
+            "option": self.option.label,
+            "model": self.option.model,
+            "runtime": self.option.runtime.label(),
+            "p50_ms": self.p50_ms if ran else None,
+            "p50_over_fp32": round(self.p50_ms / fp32_p50, 4) if fp32_p50 and ran else None,
+            "faithful": self.faithful,
+            "verdict": self.verdict,
+        }
+
+
+def options_to_compare(runtime: RuntimeChoice, int8_faithful: bool, with_own: bool = False) -> list[Option]:
+    """What a user could ship instead of the int8 model on ``runtime``: fp32 on ``runtime`` and on every
+    other installed runtime and precision (OpenVINO at f32 and at its CPU default), and (when faithful)
+    the int8 file on the other runtimes at their default. ``with_own``: the int8 model on ``runtime`` is
+    measured beside them too (it ships, or the runtime is being chosen: every runtime in one measurement)."""
+    fp32_runtimes = [runtime, ONNXRUNTIME]
+    int8_runtimes = [runtime, ONNXRUNTIME]
+    if openvino_version():
+        fp32_runtimes += [RuntimeChoice("openvino", "f32"), RuntimeChoice("openvino")]
+        int8_runtimes += [RuntimeChoice("openvino")]
+    options = [Option("fp32", rt) for rt in dict.fromkeys(fp32_runtimes)]
+    if int8_faithful:  # the int8 model on ``runtime`` itself, when it does not ship, is never its own alternative
+        options += [Option("int8", rt) for rt in dict.fromkeys(int8_runtimes) if with_own or rt != runtime]
+    return options
+
+
+def _verdict(option: Option, path: Path, inputs: dict[str, np.ndarray], judge_outputs: OutputJudge) -> GuardReport:
+    session = create_session(path, CHECK, option.runtime)
+    return judge_outputs(run_all_outputs(session, inputs))
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What every option is made of: the fp32 and int8 files (``paths``), one run's feeds to time them on
+    (``sample``), the validation inputs they are judged on and the judge (fp32 on onnxruntime's outputs as
+    reference, the request's tolerance)."""
+
+    paths: Mapping[str, Path]
+    sample: dict[str, np.ndarray]
+    validation: dict[str, np.ndarray]
+    judge_outputs: OutputJudge
+
+
+Known = dict[Option, tuple[bool, str]]  # options already judged: (faithful, the guard's line)
+
+
+def judge_and_measure(
+    options: list[Option],
+    candidates: Candidates,
+    progress: Progress,
+    settings: BenchSettings = OPTIONS,
+    known: Known | None = None,
+) -> tuple[list[Measured], dict[str, BenchResult]]:
+    """Every option judged on the validation inputs as its runtime runs it (``known`` verdicts are used as
+    given, fp32 on onnxruntime is the reference itself), then every one that runs measured side by side on
+    one run's feeds; an option that does not run is kept with its reason and no time."""
+    paths, sample = candidates.paths, candidates.sample
+    verdicts: Known = {Option("fp32", ONNXRUNTIME): (True, "the fp32 reference"), **(known or {})}
+    for option in options:
+        if option in verdicts:
+            continue
+        try:
+            report = _verdict(option, paths[option.model], candidates.validation, candidates.judge_outputs)
+            verdicts[option] = (report.within_tolerance, report.line())
+        except Exception as exc:  # a runtime that cannot run this file: not an option, said why
+            verdicts[option] = (False, f"does not run: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+    labels = {o.label: o for o in options if not verdicts[o][1].startswith("does not run")}
+    with progress.task("options against fp32", total=settings.rounds) as advance:
+        results = measure_interleaved(
+            {label: paths[o.model] for label, o in labels.items()},
+            budgeted(settings, paths["fp32"], sample, OPTIONS_ROUND_SECONDS),
+            sample,
+            advance,
+            runtimes={label: o.runtime for label, o in labels.items()},
+        )
+    measured = [
+        Measured(o, results[o.label].stats["p50_ms"] if o.label in results else float("inf"), *verdicts[o])
+        for o in options
+    ]
+    return measured, results
+
+
+__all__ = [
+    "OPTIONS",
+    "Candidates",
+    "Known",
+    "Measured",
+    "Option",
+    "OutputJudge",
+    "judge_and_measure",
+    "options_to_compare",
+]

@@ -11,6 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from edgeport.benchmarks.openvino_runtime import compiled_models_cached
 from edgeport.core.progress import SILENT, Progress
 from edgeport.errors import QuantizationError
 from edgeport.exporter.metadata import write_metadata
@@ -39,7 +40,14 @@ def quantize_verified(request: QuantizeRequest, progress: Progress = SILENT) -> 
     Every int8 model, whichever way it was made, is judged exactly once, and gets its lineage
     (``request.lineage`` with the applied backend and settings hash) before it is judged, so the file
     judged is the file shipped. An int8 model outside its tolerance is returned with that verdict, never
-    raised: the caller says so (``guard.within_tolerance``)."""
+    raised: the caller says so (``guard.within_tolerance``). OpenVINO compiles each file once for the
+    whole job (``compiled_models_cached``): the guard, the verification and the speed check run the same
+    files on it several times."""
+    with compiled_models_cached():
+        return _quantize_verified(request, progress)
+
+
+def _quantize_verified(request: QuantizeRequest, progress: Progress) -> QuantOutcome:
     fallback: FallbackReport | None = None
     auto: AutoOutcome | None = None
     guard: GuardReport | None = None

@@ -134,8 +134,8 @@ def test_quantize_judges_the_int8_model_on_the_runtime_it_ships_with(tmp_path, c
     assert code == 0, captured.err
     manifest = json.loads(captured.out)
     assert "int8 run on openvino" in manifest["guard"]["judged_on"]
-    if backend is None:  # auto ranked its recipes against fp32 on OpenVINO (its bf16 default where it has it)
-        assert manifest["auto"]["runtime"] == "openvino" and manifest["auto"]["fp32_p50_ms"] > 0
+    if backend is None:  # auto judged its recipes there (one faithful recipe: nothing to rank, no speed check)
+        assert manifest["auto"]["runtime"] == "openvino" and manifest["auto"]["ranking_settings"] is None
     else:
         assert manifest["verification"]["judged_on_runtime"].startswith("openvino")
 

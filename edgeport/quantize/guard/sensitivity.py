@@ -5,6 +5,13 @@ QuantizeLinear -> DequantizeLinear pair exposed as outputs: the float tensor and
 back. A weight's error is its DequantizeLinear output against the fp32 model's initializer. Each
 quantized tensor gets an SQNR (dB, higher is better); the ranking, worst first, is what
 ``--explain`` prints and what the fallback returns to float, layer by layer, by bisection.
+
+Dynamic quantization (``MatMulInteger``/``ConvInteger`` fed by ``DynamicQuantizeLinear``) has no such
+pairs: its weights are int8 initializers read by the integer op, and each activation is quantized at run
+time from its own range. A weight is dequantized with its scale and zero point; an activation is exposed
+and quantized here exactly as the ONNX spec defines DynamicQuantizeLinear, one sample at a time (how
+it runs at batch 1). Without this every layer of a dynamic model scored alike, and the fallback kept
+layers in float in graph order instead of the worst first.
 """
 
 from __future__ import annotations
@@ -111,10 +118,13 @@ def tensor_errors(
         for name in node.input:
             readers.setdefault(name, []).append(node)
 
-    def read_by(tensor: str) -> list[str]:
-        return [n.name for n in readers.get(tensor, []) if n.op_type != "QuantizeLinear"]
+    fp32_nodes = {n.name for n in fp32_model.graph.node}
 
-    rows, pairs = [], []
+    def read_by(tensor: str) -> list[str]:
+        return [_source_name(n, fp32_nodes) for n in readers.get(tensor, []) if n.op_type != "QuantizeLinear"]
+
+    rows, pairs = _dynamic_weights(graph, constants, fp32_weights, read_by), []
+    dynamic = [n for n in graph.node if n.op_type == "DynamicQuantizeLinear"]
     for node in graph.node:
         if node.op_type == "DequantizeLinear" and node.input[0] in constants:
             original = fp32_weights.get(node.input[0].removesuffix("_quantized"))
@@ -133,7 +143,17 @@ def tensor_errors(
             if dequant is not None:
                 pairs.append((node.input[0], dequant.output[0]))
     folded = _folded_activations(fp32_model, readers, fp32_weights, graph)
-    values = _exposed_values(model, {n for pair in pairs for n in pair}, inputs, str(int8_path))
+    exposed = {n for pair in pairs for n in pair} | {n.input[0] for n in dynamic}
+    values = _exposed_values(model, exposed, inputs, str(int8_path))
+    for node in dynamic:  # the tensor it quantizes, against what the integer op reads back
+        rows.append(
+            {
+                "tensor": node.input[0],
+                "kind": "activation",
+                "sqnr_db": _sqnr(values[node.input[0]], _dynamic_round_trip(values[node.input[0]])),
+                "read_by": read_by(node.output[0]),
+            }
+        )
     for float_name, dequant_name in pairs:
         rows.append(
             {
@@ -149,6 +169,70 @@ def tensor_errors(
     for row in ranked:  # JSON has no infinity: an exact tensor (no quantization noise) is null
         row["sqnr_db"] = row["sqnr_db"] if np.isfinite(row["sqnr_db"]) else None
     return ranked
+
+
+def _source_name(node: onnx.NodeProto, fp32_nodes: set[str]) -> str:
+    """The fp32 node an int8 node stands for: its own name (QDQ models keep it), else the longest fp32 node
+    name it extends with "_": onnxruntime's dynamic quantization names the integer op of a MatMul or Conv
+    after it with ``_quant`` appended, and a Gemm becomes ``{gemm}_MatMul_quant``."""
+    if node.name in fp32_nodes:
+        return node.name
+    extended = [name for name in fp32_nodes if name and node.name.startswith(name + "_")]
+    return max(extended, key=len, default=node.name)
+
+
+def _fp32_weight(name: str, fp32_weights: dict) -> np.ndarray | None:
+    """The fp32 initializer an int8 one was made from (a Gemm's B transposed for its MatMul: transposed)."""
+    base = name.removesuffix("_quantized")
+    if base in fp32_weights:
+        return fp32_weights[base]
+    original = fp32_weights.get(base.removesuffix("_Transposed"))
+    return original.T if base.endswith("_Transposed") and original is not None and original.ndim == 2 else None
+
+
+def _dynamic_weights(graph: onnx.GraphProto, constants: dict, fp32_weights: dict, read_by) -> list[dict]:
+    """The int8 weights an integer op reads directly (dynamic quantization), each dequantized with the scale
+    the quantizer stored beside it, per output channel (the last axis of a MatMul's B, the first of a
+    Conv's W) when the scale is a vector."""
+    rows = []
+    for node in graph.node:
+        if node.op_type not in ("MatMulInteger", "ConvInteger") or len(node.input) < 2:
+            continue
+        name = node.input[1]
+        original = _fp32_weight(name, fp32_weights)
+        scale = constants.get(name.removesuffix("_quantized") + "_scale")
+        if name not in constants or original is None or scale is None or original.shape != constants[name].shape:
+            continue
+        zero = constants.get(node.input[3]) if len(node.input) > 3 else None
+        q = constants[name].astype(np.float64)
+        scale = np.asarray(scale, dtype=np.float64)
+        zero = np.zeros(()) if zero is None else np.asarray(zero, dtype=np.float64)
+        if scale.ndim == 1 and q.ndim > 1:
+            shape = [1] * q.ndim
+            shape[-1 if node.op_type == "MatMulInteger" else 0] = -1
+            scale, zero = scale.reshape(shape), zero.reshape(shape)
+        rows.append(
+            {
+                "tensor": name.removesuffix("_quantized"),
+                "kind": "weight",
+                "sqnr_db": _sqnr(original, (q - zero) * scale),
+                "read_by": read_by(name),
+            }
+        )
+    return rows
+
+
+def _dynamic_round_trip(values: np.ndarray) -> np.ndarray:
+    """ONNX DynamicQuantizeLinear then dequantization, per sample (the first axis): uint8 over the range
+    [min(x, 0), max(x, 0)], zero point rounded half to even and saturated."""
+    flat = values.astype(np.float64).reshape(len(values), -1) if values.ndim > 1 else values.reshape(1, -1)
+    low = np.minimum(flat.min(axis=1, keepdims=True), 0.0)
+    high = np.maximum(flat.max(axis=1, keepdims=True), 0.0)
+    scale = (high - low) / 255.0
+    scale = np.where(scale == 0, 1.0, scale)  # an all-zero sample quantizes exactly
+    zero = np.clip(np.round(-low / scale), 0, 255)
+    q = np.clip(np.round(flat / scale) + zero, 0, 255)
+    return ((q - zero) * scale).reshape(values.shape)
 
 
 def layer_ranking(errors: list[dict], layers: list[str]) -> list[dict]:

@@ -49,12 +49,15 @@ class AutoOutcome:
             "activation_outlier_ratio": round(self.outlier_ratio, 2) if self.outlier_ratio is not None else None,
             "chosen": self.chosen.recipe.name if self.chosen else None,
             "fp32_p50_ms": self.fp32_p50_ms,
+            # None: fewer than two faithful recipes, nothing to rank (the speed check measures the one)
             "ranking_settings": {
                 "batch": 1,
                 "threads": 1,
-                "iterations": (self.ranking or RANKING).iterations,
-                "rounds": (self.ranking or RANKING).rounds,
-            },
+                "iterations": self.ranking.iterations,
+                "rounds": self.ranking.rounds,
+            }
+            if self.ranking
+            else None,
             "runtime": self.runtime.label(),
             "attempts": [a.describe(self.fp32_p50_ms) for a in self.attempts],
             "fallback_skipped": self.fallback_skipped,
@@ -204,8 +207,9 @@ def _run_recipes(
         outcome.attempts.append(fallback_attempt(best, judging, staging / "fallback.onnx", progress))
         judged.append(outcome.attempts[-1])
         faithful = [a for a in outcome.attempts[-1:] if a.guard and a.guard.within_tolerance]
-    if faithful:
+    if len(faithful) > 1:  # one faithful recipe needs no ranking: the speed check (if on) measures it next
         _rank(outcome, source.onnx_path, faithful, validation.inputs, runtime, progress)
+    if faithful:
         outcome.chosen = min(faithful, key=lambda a: a.p50_ms or float("inf"))
     else:
         outcome.chosen = min(judged, key=lambda a: a.guard.shortfall() if a.guard else float("inf"), default=None)

@@ -4,8 +4,9 @@ within tolerance of the fp32 model, in few re-quantizations.
 Sensitivity, ONNX backends: one pass over the first int8 model with every quantized tensor exposed
 (``sensitivity.tensor_errors``); a layer scores the worst SQNR among the tensors it reads. Torch
 backends (module names, no shared tensor names): the quality of the int8 model with only that layer
-in float. The ranking is then bisected: the smallest k such that the k worst layers in float bring
-the model within tolerance, about log2(layers) re-quantizations. Every step is recorded.
+in float. The ranking is then searched: the smallest k such that the k worst layers in float bring
+the model within tolerance, found by an exponential search from the worst layer then bisection (about
+2 log2(k) + 1 re-quantizations for k layers). Every step is recorded.
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ def _with_fallback(
             started = time.perf_counter()
             ranked = _ranked(backend.needs, candidates, attempt, best, source, val_inputs, report, progress)
             report.seconds["sensitivity"] = round(time.perf_counter() - started, 3)
-            within, best = _bisect(ranked, attempt, report, progress)
+            within, best = _fewest_in_float(ranked, attempt, report, progress)
         report.within_tolerance = within
         shutil.move(best.path, output_path)
     final = dataclasses.replace(
@@ -189,14 +190,19 @@ def _ranked(needs, candidates, attempt, full, source, val_inputs, report, progre
     return [row["layer"] for row in sorted(report.sensitivity, key=lambda row: -row[report.metric])]
 
 
-def _bisect(ranked: list[str], attempt, report: FallbackReport, progress) -> tuple[bool, QuantResult]:
+def _fewest_in_float(ranked: list[str], attempt, report: FallbackReport, progress) -> tuple[bool, QuantResult]:
     """The fewest worst-ranked layers in float that bring the model within tolerance (all of them if
-    none do): ``report.excluded``, whether the model is within tolerance, and the model, found by
-    bisection over the ranking."""
+    none do): ``report.excluded``, whether the model is within tolerance, and the model.
+
+    An exponential search from the worst layer (1, 2, 4, ... in float until one is within tolerance), then
+    bisection between the last miss and that hit: about 2 log2(k) + 1 re-quantizations for an answer of k
+    layers, against log2(layers) for plain bisection. The answer is usually a handful of layers when the
+    ranking is right (one of MiniLM's 49 MatMuls: 1 step instead of 6), and a miss by far still ends at
+    every layer in float."""
     low, high, chosen = 0, len(ranked), None  # k = low misses the tolerance; k = high is assumed to reach it
+    k = min(1, high)
     with progress.task("fallback", total=max(1, len(ranked).bit_length())) as advance:
-        while high - low > 1 or chosen is None:
-            k = (low + high + 1) // 2 if high - low > 1 else high
+        while chosen is None or high - low > 1:
             quality, within, result, failed = attempt(ranked[:k], f"step-{k}")
             step = {"excluded": ranked[:k], report.metric: quality, "within_tolerance": within, "failed": failed}
             report.steps.append(step)
@@ -208,6 +214,8 @@ def _bisect(ranked: list[str], attempt, report: FallbackReport, progress) -> tup
                 break
             else:
                 low = k
+            # still growing (nothing within tolerance yet): double; else halve the bracket
+            k = min(2 * k, high) if chosen is None else (low + high + 1) // 2
     report.excluded = ranked[:high]
     return chosen
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper
 
-from edgeport.quantize import quant_config, quantize
-from edgeport.quantize.guard.sensitivity import tensor_errors
+from edgeport.quantize import ModelSource, quant_config, quantize
+from edgeport.quantize.guard.sensitivity import _dynamic_round_trip, layer_ranking, tensor_errors
+from edgeport.quantize.strategy.fallback import layer_candidates
+from tests.helpers import plant_outlier_channel
 
 
 def test_a_relu_folded_into_the_int8_range_is_not_counted_as_error(tmp_path, fp32_onnx, digits16):
@@ -35,3 +40,43 @@ def test_a_relu_the_quantizer_kept_is_not_applied_twice(tmp_path, fp32_onnx, dig
         if n.input[0].endswith("_DequantizeLinear_Output")
     ]
     assert compared and all(row["sqnr_db"] > 20 for row in compared), compared
+
+
+def test_the_dynamic_round_trip_is_onnxruntimes_dynamic_quantize_linear():
+    node = helper.make_node("DynamicQuantizeLinear", ["x"], ["y", "scale", "zero"])
+    graph = helper.make_graph(
+        [node],
+        "dql",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 7])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.UINT8, [3, 7]),
+            helper.make_tensor_value_info("scale", TensorProto.FLOAT, []),
+            helper.make_tensor_value_info("zero", TensorProto.UINT8, []),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    samples = [rng.normal(size=(3, 7)) * 5 + 2, rng.uniform(0.5, 3, size=(3, 7)), np.zeros((3, 7))]
+    for sample in samples:  # one sample at a time: the range is the sample's own
+        x = sample.astype(np.float32)
+        y, scale, zero = session.run(None, {"x": x})
+        expected = (y.astype(np.float64) - float(zero)) * float(scale)
+        assert np.allclose(_dynamic_round_trip(x[None])[0], expected, atol=1e-6)
+
+
+def test_a_dynamic_model_is_ranked_by_its_own_errors_under_the_fp32_layer_names(tmp_path, fp32_onnx, digits16):
+    damaged = tmp_path / "damaged.onnx"
+    plant_outlier_channel(fp32_onnx, damaged)
+    out = tmp_path / "dynamic.onnx"
+    quantize(damaged, {"input": digits16.train.x[:64]}, quant_config(backend="ort-dynamic", per_channel=False), out)
+    assert any(n.op_type == "ConvInteger" for n in onnx.load(str(out)).graph.node)
+    rows = tensor_errors(out, damaged, {"input": digits16.val.x})
+    kinds = {row["kind"] for row in rows if row["sqnr_db"] is not None}
+    assert kinds == {"weight", "activation"}, rows
+    ranking = layer_ranking(rows, layer_candidates(ModelSource(damaged), "onnx"))
+    scored = [row for row in ranking if row["sqnr_db"] is not None]
+    # every integer op (the Gemm made a MatMul too) is scored under its fp32 node's name, worst first
+    layers = layer_candidates(ModelSource(damaged), "onnx")
+    assert sorted(row["layer"] for row in scored) == sorted(layers)
+    assert [row["sqnr_db"] for row in scored] == sorted(row["sqnr_db"] for row in scored)

@@ -5,11 +5,18 @@ import numpy as np
 import pytest
 
 from edgeport.cli import main
+from edgeport.core.progress import SILENT
 from edgeport.errors import ConfigError
 from edgeport.exporter import onnx_predict
 from edgeport.quantize import ModelSource, quant_config, quantize
 from edgeport.quantize.guard.judge import Validation
-from edgeport.quantize.strategy.fallback import Tolerance, layer_candidates, quantize_with_fallback
+from edgeport.quantize.strategy.fallback import (
+    FallbackReport,
+    Tolerance,
+    _fewest_in_float,
+    layer_candidates,
+    quantize_with_fallback,
+)
 from tests.helpers import plant_outlier_channel
 
 PER_TENSOR = quant_config(per_channel=False, reduce_range=True)
@@ -48,8 +55,8 @@ def test_fallback_finds_and_excludes_the_damaged_layers(tmp_path, damaged, digit
     assert report.excluded in [step["excluded"] for step in report.steps]
     layers = layer_candidates(ModelSource(path), "onnx")
     assert len(report.sensitivity) == len(layers)
-    # sensitivity in one pass, then bisection: the full quantization plus about log2(layers) more
-    assert report.quantizations == len(report.steps) <= 2 + math.ceil(math.log2(len(layers)))
+    # sensitivity in one pass, then the search: the full quantization plus about 2 log2(k) + 1 more
+    assert report.quantizations == len(report.steps) <= 2 + 2 * math.ceil(math.log2(len(report.excluded)))
     sqnr = [row["sqnr_db"] for row in report.tensors if row["sqnr_db"] is not None]  # None: exact
     assert sqnr and sqnr == sorted(sqnr)  # the whole ranking, worst first
     assert _accuracy(tmp_path / "fb.onnx", digits16) >= fp32 - 1.0
@@ -124,3 +131,29 @@ def test_tolerance_validation():
         Tolerance(max_drop=-1)
     with pytest.raises(ConfigError, match="min_cosine"):
         Tolerance(min_cosine=2)
+
+
+@pytest.mark.parametrize("layers", [1, 2, 7, 49])
+def test_the_search_finds_the_fewest_layers_in_few_steps(layers):
+    ranked = [f"layer{i}" for i in range(layers)]
+    for needed in range(1, layers + 1):  # within tolerance from ``needed`` layers in float on (monotone)
+        probes = []
+
+        def attempt(excluded, name, needed=needed, probes=probes):
+            probes.append(len(excluded))
+            within = len(excluded) >= needed
+            return float(within), within, f"model-{len(excluded)}", []
+
+        report = FallbackReport("mean_cosine", 1.0, 0.99)
+        within, model = _fewest_in_float(ranked, attempt, report, SILENT)
+        assert within and model == f"model-{needed}" and report.excluded == ranked[:needed]
+        # exponential then bisection: 2 log2(k) + 1 at most, so one layer takes one step
+        assert len(probes) <= 2 * math.ceil(math.log2(needed)) + 1, (needed, probes)
+
+
+def test_the_search_ends_at_every_layer_when_none_is_enough():
+    ranked = [f"layer{i}" for i in range(10)]
+    report = FallbackReport("mean_cosine", 1.0, 0.99)
+    within, model = _fewest_in_float(ranked, lambda excluded, name: (0.0, False, len(excluded), []), report, SILENT)
+    assert not within and model == 10 and report.excluded == ranked
+    assert [len(step["excluded"]) for step in report.steps] == [1, 2, 4, 8, 10]

@@ -18,7 +18,7 @@ import stat
 from abc import abstractmethod
 from collections.abc import Collection
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError
 from pydantic_core import PydanticCustomError
@@ -101,6 +101,10 @@ class ArtifactManifest(_Part):
     def accuracies(self) -> dict[str, Accuracy]:
         """Accuracy by split ("test", "val", "validation file")."""
 
+    def deploy(self) -> Deploy | None:
+        """The runtime and precision the artifact ships on, where the command that wrote it chose one."""
+        return None
+
 
 class _RunAccuracy(_Part):  # by model, then split
     int8_onnx: dict[str, Percent | None] = {}
@@ -136,6 +140,17 @@ class RunManifest(ArtifactManifest):
         }
 
 
+class Deploy(_Part):
+    """How an artifact is deployed (``speed.deploy`` of a quantize manifest whose runtime was chosen)."""
+
+    runtime: Literal["ort", "openvino"]
+    precision: Literal["f32", "bf16", "f16"] | None = None  # OpenVINO's hint; None: the runtime's default
+
+
+class _Speed(_Part):
+    deploy: Deploy | None = None
+
+
 class _QuantizeLineage(_Part):
     onnx_sha256: Sha256 | None = None  # quantized from an fp32 ONNX file
     exported_fp32_sha256: Sha256 | None = None  # or from a torch model, exported here
@@ -152,9 +167,13 @@ class QuantizeManifest(ArtifactManifest):
     artifact: FileEntry
     lineage: _QuantizeLineage = _QuantizeLineage()
     verification: _Verification = _Verification()
+    speed: _Speed | None = None  # None: written with the speed check off
 
     def artifact_file(self) -> FileEntry:
         return self.artifact
+
+    def deploy(self) -> Deploy | None:
+        return self.speed.deploy if self.speed is not None else None
 
     def fp32_sha256(self) -> str | None:
         return self.lineage.onnx_sha256 or self.lineage.exported_fp32_sha256

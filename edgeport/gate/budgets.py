@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from edgeport.benchmarks.records import RuntimeChoice
+from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
 from edgeport.core.manifest import refuse_special_file
 from edgeport.core.project_file import read_project_file, validation_message
 from edgeport.errors import ConfigError
@@ -50,8 +50,9 @@ class GateTarget(_Strict):
     description: str | None = None
     batch: int = Field(1, gt=0)
     threads: int = Field(1, gt=0)
-    # The runtime that executes the artifact on the target; results measured on another are refused
-    runtime: Literal["ort", "openvino"] = "ort"
+    # The runtime that executes the artifact on the target; results measured on another are refused. None:
+    # the runtime the artifact's manifest says it ships on (`edgeport quantize` choosing it), else onnxruntime
+    runtime: Literal["ort", "openvino"] | None = None
     precision: Literal["f32", "bf16", "f16"] | None = None  # openvino: inference precision hint
     p50_ms: float | None = Field(None, gt=0)
     p90_ms: float | None = Field(None, gt=0)
@@ -72,7 +73,7 @@ class GateTarget(_Strict):
     @property
     def runtime_choice(self) -> RuntimeChoice:
         """The runtime the target ships with, as the benchmarks take it (a budget file names it in two fields)."""
-        return RuntimeChoice(self.runtime, self.precision)
+        return RuntimeChoice(self.runtime or ONNXRUNTIME.name, self.precision)
 
     def checks(self) -> list[str]:
         return [name for name in CHECKS if getattr(self, name) is not None]

@@ -45,6 +45,7 @@ class GateReport:
     batch: int
     threads: int
     runtime: str  # the runtime the latency was measured on ("openvino/bf16" with a precision hint)
+    runtime_from: str  # "budget", "default" (onnxruntime), or the manifest whose speed.deploy named it
     sources: GateSources
     environment: dict[str, Any]  # where the artifact was measured
 
@@ -67,7 +68,12 @@ class GateReport:
             },
             "samples": self.samples,
             "extra_measurements": self.extra_measurements,
-            "settings": {"batch": self.batch, "threads": self.threads, "runtime": self.runtime},
+            "settings": {
+                "batch": self.batch,
+                "threads": self.threads,
+                "runtime": self.runtime,
+                "runtime_from": self.runtime_from,
+            },
             "sources": {
                 "result": self.sources.result,
                 "baseline": self.sources.baseline,
@@ -85,7 +91,12 @@ def overall_verdict(checks: list[Check]) -> str:
 
 
 def build_report(
-    name: str, target: GateTarget, request: GateRequest, ev: GateEvidence, judgement: Judgement
+    name: str,
+    target: GateTarget,
+    request: GateRequest,
+    ev: GateEvidence,
+    judgement: Judgement,
+    runtime_from: str = "budget",
 ) -> GateReport:
     current = required(ev.current, "the measurement")
     verdict = overall_verdict(judgement.checks)
@@ -109,6 +120,7 @@ def build_report(
         batch=target.batch,
         threads=target.threads,
         runtime=target.runtime_choice.label(),
+        runtime_from=runtime_from,
         sources=GateSources(
             result=str(request.result) if request.result else "measured now",
             baseline=str(request.baseline or request.baseline_artifact or "") or None,

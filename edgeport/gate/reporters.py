@@ -64,11 +64,19 @@ def print_table(report: dict) -> None:
     console.print(
         f"artifact sha256 {report['artifact']['sha256'][:16]}..., {report['samples']} latency samples"
         + f" on runtime {report['settings'].get('runtime', ONNXRUNTIME.name)}"
+        + _runtime_from(report["settings"].get("runtime_from"))
         + (f" ({report['extra_measurements']} extra measurement(s))" if report["extra_measurements"] else "")
     )
     verdict = report["verdict"].upper()
     note = " (allowed by --allow-inconclusive)" if report["verdict"] == "inconclusive" and report["passed"] else ""
     console.print(Text(f"gate {verdict}{note}", style="bold"))
+
+
+def _runtime_from(source: str | None) -> str:
+    """Why the gate measured on that runtime, when the budget did not say."""
+    if source in (None, "budget"):
+        return ""
+    return " (the budget names none: onnxruntime)" if source == "default" else f" (as {source} deploys it)"
 
 
 def _tolerated(report: dict, check: dict) -> bool:

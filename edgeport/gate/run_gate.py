@@ -19,6 +19,7 @@ from edgeport.core.progress import SILENT, Progress
 from edgeport.errors import ConfigError
 from edgeport.gate.budgets import GateTarget, load_budgets, select_target
 from edgeport.gate.checks import require_inputs
+from edgeport.gate.deploy import with_deployed_runtime
 from edgeport.gate.integrity import (
     check_baseline,
     check_hardware,
@@ -44,6 +45,7 @@ def evaluate_gate(request: GateRequest, progress: Progress = SILENT) -> GateRepo
     """The verdict on ``request`` as a typed report; raises an EdgeportError (exit 2) for input it refuses."""
     check_request(request)
     name, target = select_target(load_budgets(request.budget), request.target, request.budget)
+    target, runtime_from = with_deployed_runtime(request, target)
     ev = read_measurements(request, target)
     check_result_is_artifact(request, ev)
     read_artifact_manifest(request, ev)
@@ -54,7 +56,8 @@ def evaluate_gate(request: GateRequest, progress: Progress = SILENT) -> GateRepo
     measurer = prepare_measurer(request, target, ev, progress)
     ev.baseline = read_baseline(request, target)
     check_baseline(request, ev)
-    return build_report(name, target, request, ev, measure_until_conclusive(request, target, ev, measurer))
+    judgement = measure_until_conclusive(request, target, ev, measurer)
+    return build_report(name, target, request, ev, judgement, runtime_from)
 
 
 def run_gate(request: GateRequest, progress: Progress = SILENT) -> dict:

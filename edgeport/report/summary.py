@@ -43,7 +43,8 @@ def print_summary(manifest: dict, folder: Path, console: Console | None = None) 
             highlight=False,
         )
     choice = manifest["lineage"].get("student_choice")
-    if choice is not None and choice["exported"] == "student_no_kd":  # the unexpected case is the one to say
+    # the unexpected cases are the ones to say: the no-KD twin shipped, or it scored higher but within noise
+    if choice is not None and (choice["exported"] == "student_no_kd" or choice.get("within_noise")):
         console.print(f"student: {choice['reason']}", highlight=False)
     if "verdict" in manifest:
         console.print(f"int8 {manifest['verdict']}", highlight=False)

@@ -108,7 +108,8 @@ def _train(inputs: RunInputs, root: Path, cache: Path, stages: _StageTimer, prog
         with stages("kd_seeds"):
             gain = kd_gain(config, prepared, t_logits, (student, baseline), progress)
         progress.log(gain.line())
-    shipped, choice = choose_student(student, baseline)
+    val = prepared.splits.val
+    shipped, choice = choose_student(student, baseline, val.x, val.y)
     progress.log(f"student: {choice.reason}")
     return TrainedStudents(teacher, t_logits, logits_cache_hit, student, baseline, shipped, choice, gain)
 

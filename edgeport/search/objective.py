@@ -6,6 +6,10 @@ Policies:
 - ``min-latency``: the fastest candidate with accuracy at or above ``accuracy_floor``;
 - ``weighted``: the highest ``accuracy - latency_weight * latency_ms``, within the latency budget.
 Ties go to the faster, then the earlier candidate. Only validation accuracy is used to choose.
+Under ``max-accuracy`` two accuracies tie unless one is higher beyond chance: every feasible candidate
+the most accurate one does not beat by an exact McNemar test on their per-sample validation outcomes
+(core/paired.py) ties with it, and the fastest of them is chosen; one image more of 270 right is no
+reason to ship a model twice as slow.
 
 An int8 trial is no answer when it is not faster than its own fp32 twin (the same exported student,
 measured in the same search without quantization): it must be at most ``PAYS_BELOW`` of the twin's
@@ -15,6 +19,7 @@ latency, as ``edgeport quantize`` and ``edgeport run`` ask of an int8 model.
 from __future__ import annotations
 
 from edgeport.core.bench_defaults import PAYS_BELOW
+from edgeport.core.paired import ALPHA, compare_paired, unpack_outcomes
 
 
 def latency_of(trial: dict, metric: str) -> float:
@@ -116,6 +121,15 @@ def score(trial: dict, selection: dict) -> float:
     )
 
 
+def _beats(a: dict, b: dict) -> bool:
+    """Whether trial ``a`` is more accurate than ``b`` beyond chance on the same validation samples; without
+    per-sample outcomes for both (an older cache entry), whether its accuracy is simply higher."""
+    a_outcomes, b_outcomes = a["metrics"].get("val_outcomes"), b["metrics"].get("val_outcomes")
+    if not a_outcomes or not b_outcomes:
+        return a["metrics"]["val_accuracy"] > b["metrics"]["val_accuracy"]
+    return compare_paired(unpack_outcomes(a_outcomes), unpack_outcomes(b_outcomes)).a_better
+
+
 def choose(trials: list[dict], selection: dict) -> tuple[str | None, str]:
     """The chosen trial id (None when nothing is feasible) and a one-line reason."""
     metric = selection["latency_metric"]
@@ -128,8 +142,16 @@ def choose(trials: list[dict], selection: dict) -> tuple[str | None, str]:
         return None, f"none of {len(ok)} finished trials meets the constraints ({first} ...)"
     policy = selection["policy"]
     if policy == "max-accuracy":
-        best = min(feasible, key=lambda t: (-t["metrics"]["val_accuracy"], latency_of(t, metric), t["position"]))
+        top = min(feasible, key=lambda t: (-t["metrics"]["val_accuracy"], latency_of(t, metric), t["position"]))
+        tied = [t for t in feasible if t is top or not _beats(top, t)]
+        best = min(tied, key=lambda t: (latency_of(t, metric), -t["metrics"]["val_accuracy"], t["position"]))
         reason = f"highest validation accuracy among {len(feasible)} feasible of {len(ok)} finished trials"
+        if best is not top:
+            reason = (
+                f"fastest of {len(tied)} trials whose validation accuracy is within noise of the highest "
+                f"({top['metrics']['val_accuracy']:.2f}%, trial {top['id']}; exact McNemar test, p >= {ALPHA:g}) "
+                f"among {len(feasible)} feasible of {len(ok)} finished trials"
+            )
     elif policy == "min-latency":
         best = min(feasible, key=lambda t: (latency_of(t, metric), -t["metrics"]["val_accuracy"], t["position"]))
         reason = (

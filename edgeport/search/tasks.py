@@ -24,8 +24,9 @@ import numpy as np
 import torch
 
 from edgeport.config import DataSection, RunConfig
+from edgeport.core.paired import pack_outcomes
 from edgeport.core.progress import SILENT, Progress
-from edgeport.distill import accuracy, teacher_logits
+from edgeport.distill import teacher_logits
 from edgeport.errors import ConfigError, EdgeportError
 from edgeport.exporter import onnx_predict
 from edgeport.models import ModelSpec
@@ -133,8 +134,15 @@ def _build_export(build: StageBuild) -> dict:
     student = _trained(build)
     teacher_sha = build.inputs["teacher"]["files"]["model.safetensors"]
     export = export_student(config, prepared, student, teacher_sha, build.out / "model.onnx")
+    return {**_val_outcomes(export.path, prepared), **export.describe()}
+
+
+def _val_outcomes(path: Path, prepared: PreparedData) -> dict:
+    """The model's validation accuracy and its per-sample outcomes: choosing between two trials' accuracies
+    takes a paired test on the same samples (objective.py), not the two percentages."""
     val = prepared.splits.val
-    return {"val_accuracy": accuracy(onnx_predict(export.path, val.x), val.y), **export.describe()}
+    correct = onnx_predict(path, val.x).argmax(axis=1) == val.y
+    return {"val_accuracy": float(correct.mean() * 100.0), "val_outcomes": pack_outcomes(correct)}
 
 
 def _quant_config(build: StageBuild) -> QuantConfig:
@@ -160,9 +168,9 @@ def _build_quantize(build: StageBuild) -> dict:
     for leftover in out.iterdir():  # backends may leave helper files (e.g. augmented models) beside the output
         if leftover.name != "model.onnx":
             shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-    val, fallback, verification = prepared.splits.val, quantized.fallback, quantized.verification
+    fallback, verification = quantized.fallback, quantized.verification
     return {
-        "val_accuracy": accuracy(onnx_predict(path, val.x), val.y),
+        **_val_outcomes(path, prepared),
         "backend": quantized.result.backend,
         "quant_config": quantized.config.describe(),  # for backend "auto": the recipe it chose
         "auto": quantized.auto.describe() if quantized.auto is not None else None,

@@ -77,6 +77,7 @@ def measured_record(plan: TrialPlan, entries: dict, bench: dict, latency_metric:
     quant = entries.get("quantize")
     metrics = {
         "val_accuracy": val,
+        "val_outcomes": artifact.get("val_outcomes"),  # per-sample, for paired tests (None: an older cache entry)
         "fp32_val_accuracy": fp32,
         "student_val_accuracy": entries["student"]["val_accuracy"],
         "teacher_val_accuracy": teacher,

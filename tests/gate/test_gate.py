@@ -377,7 +377,8 @@ def test_the_typed_report_is_frozen_and_its_json_form_is_gate_json(tmp_path, mod
     assert as_json["sources"] == {
         "result": str(result), "baseline": None, "baseline_interleaved": False, "budget": str(request.budget)
     }  # fmt: skip
-    assert as_json["settings"] == {"batch": 1, "threads": 1, "runtime": "ort"} and as_json["samples"] == 2000
+    assert as_json["settings"] == {"batch": 1, "threads": 1, "runtime": "ort", "runtime_from": "default"}
+    assert as_json["samples"] == 2000
     assert as_json["artifact"]["manifest"] == str(model.with_name("model.int8.manifest.json"))
     drop = next(c for c in as_json["checks"] if c["name"] == "max_accuracy_drop")
     assert drop["verdict"] == "fail" and drop["measured"] == pytest.approx(3.5)

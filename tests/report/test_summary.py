@@ -116,12 +116,15 @@ def test_run_kd_gain_over_seeds_line():
     assert "KD gain over 5 seeds: +0.50 test points (95% interval -0.25 to +1.25)" in text
 
 
-def test_run_names_the_student_only_when_the_no_kd_one_shipped():
+def test_run_names_the_student_only_when_the_no_kd_one_shipped_or_scored_higher_within_noise():
     manifest = run_manifest()
     manifest["lineage"]["student_choice"] = {"exported": "student", "reason": "the distilled one is better"}
     assert "student:" not in printed(print_summary, manifest, Path("runs/x"))
     manifest["lineage"]["student_choice"] = {"exported": "student_no_kd", "reason": "distillation made it worse"}
     assert "student: distillation made it worse" in printed(print_summary, manifest, Path("runs/x"))
+    within = {"exported": "student", "within_noise": True, "reason": "higher but within noise"}
+    manifest["lineage"]["student_choice"] = within
+    assert "student: higher but within noise" in printed(print_summary, manifest, Path("runs/x"))
 
 
 def test_run_names_the_fastest_faithful_runtime_when_there_are_others():

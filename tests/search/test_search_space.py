@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from edgeport.benchmarks import cpu_fingerprint
 from edgeport.config import RunConfig
+from edgeport.core.paired import pack_outcomes, unpack_outcomes
 from edgeport.errors import ConfigError
 from edgeport.search.halving import rung_epochs
 from edgeport.search.objective import choose, pareto_front, violations
@@ -126,6 +128,30 @@ def test_policies_choose_as_documented():
     assert choose(trials, {**SELECTION, "policy": "min-latency", "accuracy_floor": 96.0})[0] == "mid"
     assert choose(trials, {**SELECTION, "policy": "weighted", "latency_weight": 5.0})[0] == "mid"
     assert choose(trials, {**SELECTION, "policy": "weighted", "latency_weight": 1.0})[0] == "slow"
+
+
+def _outcomes(wrong: list[int], samples: int = 270) -> str:
+    correct = np.ones(samples, dtype=bool)
+    correct[wrong] = False
+    return pack_outcomes(correct)
+
+
+def test_max_accuracy_takes_the_fastest_of_the_trials_within_noise_of_the_most_accurate():
+    # "slow" gets one image more right than "fast" (98.89% against 98.52% of 270): within noise
+    slow, fast = _trial("slow", 98.89, 0.9, position=0), _trial("fast", 98.52, 0.3, position=1)
+    slow["metrics"]["val_outcomes"], fast["metrics"]["val_outcomes"] = _outcomes([0, 1, 2]), _outcomes([0, 1, 2, 3])
+    worse = _trial("worse", 94.07, 0.1, position=2)  # 16 images fewer: beyond chance (p < 0.001)
+    worse["metrics"]["val_outcomes"] = _outcomes(list(range(16)))
+    chosen, reason = choose([slow, fast, worse], SELECTION)
+    assert chosen == "fast" and "within noise of the highest (98.89%, trial slow" in reason
+    # without per-sample outcomes (an older cache entry) the higher accuracy wins as before
+    del fast["metrics"]["val_outcomes"]
+    assert choose([slow, fast, worse], SELECTION)[0] == "slow"
+
+
+def test_outcomes_survive_the_record():
+    correct = np.arange(13) % 3 == 0
+    assert np.array_equal(unpack_outcomes(pack_outcomes(correct)), correct)
 
 
 def _twin(trial: dict, kind: str, export: str) -> dict:

@@ -217,6 +217,12 @@ def _runtimes_section(manifest: dict) -> list[str]:
         "",
         f"Fastest within {table['tolerance_points']:g} point(s) of fp32 on val: **{table['fastest_faithful']}**.",
     ]
+    if table.get("deploy"):
+        lines += [
+            "",
+            f"Ships: **{table['deploy']['label']}**: {table['deploy']['verdict']} (int8 ships only where it beats the "
+            "fastest faithful fp32 by the margin and beyond noise, as `edgeport quantize` decides).",
+        ]
     return lines
 
 

@@ -60,7 +60,14 @@ def print_summary(manifest: dict, folder: Path, console: Console | None = None) 
                 + " (report.md: every runtime)",
                 highlight=False,
             )
+        if runtimes.get("deploy"):  # quantize's rule: int8 ships where it beats the fastest faithful fp32 beyond noise
+            ships = runtimes["deploy"]
+            console.print(f"ships: {ships['model']} on {_where(ships)}: {ships['verdict']}", highlight=False)
     console.print(f"run folder: {folder}", highlight=False, soft_wrap=True)
+
+
+def _where(row: dict) -> str:
+    return row["runtime"] + (f"/{row['precision']}" if row["precision"] else "")
 
 
 def _micros(ms: float | None) -> str:

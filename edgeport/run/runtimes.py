@@ -5,6 +5,10 @@ needs no calibration), all interleaved in one measurement. Each combination is a
 validation split, so its accuracy and its agreement with the same file on onnxruntime are known (the
 numerics of one artifact differ between runtimes). The fastest combination within the guard's
 tolerance is named: on a CPU where OpenVINO runs int8 three times faster, that is what a user ships.
+
+What ships (``deploy``) follows the rule ``edgeport quantize`` chooses its runtime by: the fastest faithful
+int8 combination against the fastest faithful fp32 one (any runtime or precision), int8 only when it is
+faster by the margin and beyond noise (benchmarks/speedup.py, the two paired round by round).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 
 from edgeport.benchmarks.openvino_runtime import OpenVinoSession, openvino_version
 from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
+from edgeport.benchmarks.speedup import speedup_of
 from edgeport.distill import accuracy
 from edgeport.exporter import onnx_predict
 
@@ -94,4 +99,40 @@ def runtime_table(
         )
     faithful = [r for r in rows if r["faithful"]]
     fastest = min(faithful, key=lambda r: r["p50_ms"])["label"] if faithful else None
-    return {"tolerance_points": drop, "rows": rows, "fastest_faithful": fastest}
+    return {"tolerance_points": drop, "rows": rows, "fastest_faithful": fastest, "deploy": deploy_choice(rows, results)}
+
+
+def deploy_choice(rows: list[dict], results: dict) -> dict | None:
+    """What ships: the fastest faithful int8 row when it beats the fastest faithful fp32 row beyond noise,
+    else that fp32 row; None when no fp32 row is faithful (nothing to compare with)."""
+    faithful = [r for r in rows if r["faithful"]]
+    fp32 = min((r for r in faithful if r["model"] == "fp32"), key=lambda r: r["p50_ms"], default=None)
+    int8 = min((r for r in faithful if r["model"] == "int8"), key=lambda r: r["p50_ms"], default=None)
+    if fp32 is None:
+        return None
+    if int8 is None:
+        return {**_ships(fp32), "against": None, "int8_over_fp32_p50": None, "int8_over_fp32_p50_ci": None,
+                "verdict": f"no faithful int8 combination: keep fp32 on {_where(fp32)}"}  # fmt: skip
+    speedup = speedup_of(results[int8["label"]], results[fp32["label"]])
+    ships = int8 if speedup.pays else fp32
+    verdict = (
+        f"int8 on {_where(int8)} at {speedup.text()} the p50 of fp32 on {_where(fp32)}, the fastest faithful fp32"
+        if speedup.pays
+        else f"int8 on {_where(int8)}, the fastest faithful int8, ran at {speedup.text()} the p50 of fp32 on "
+        f"{_where(fp32)} ({speedup.why_not()}): keep fp32 on {_where(fp32)}"
+    )
+    return {
+        **_ships(ships),
+        "against": fp32["label"],
+        "int8_over_fp32_p50": round(speedup.ratio, 4),
+        "int8_over_fp32_p50_ci": [round(v, 4) for v in speedup.ratio_ci] if speedup.ratio_ci else None,
+        "verdict": verdict,
+    }
+
+
+def _where(row: dict) -> str:
+    return row["runtime"] + (f"/{row['precision']}" if row["precision"] else "")
+
+
+def _ships(row: dict) -> dict:
+    return {"label": row["label"], "model": row["model"], "runtime": row["runtime"], "precision": row["precision"]}

@@ -142,6 +142,13 @@ def test_run_names_the_fastest_faithful_runtime_when_there_are_others():
     manifest["runtimes"]["fastest_faithful"] = "int8"  # onnxruntime's: no precision to name
     text = printed(print_summary, manifest, Path("runs/x"))
     assert "fastest faithful on this CPU: int8 on ort, p50 100.0 us = 0.50x onnxruntime fp32" in text
+    assert "ships:" not in text  # a manifest from before the deploy choice was recorded
+    manifest["runtimes"]["deploy"] = {
+        "label": "fp32@openvino", "model": "fp32", "runtime": "openvino", "precision": None,
+        "verdict": "int8 on ort, the fastest faithful int8, ran at 1.25x ...: keep fp32 on openvino",
+    }  # fmt: skip
+    text = printed(print_summary, manifest, Path("runs/x"))
+    assert "ships: fp32 on openvino: int8 on ort, the fastest faithful int8, ran at 1.25x" in " ".join(text.split())
 
 
 # --- edgeport quantize --------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edgeport.benchmarks.speedup import Speedup
+
 ROWS = (
     ("teacher", "Teacher (PyTorch)"),
     ("student", "Student, distilled (PyTorch)"),
@@ -11,13 +13,18 @@ ROWS = (
 )
 
 
-def latency_verdict(ratio: float) -> str:
-    if ratio < 1.0:
-        return (
-            f"int8 is faster: its p50 is {ratio:.2f}x the fp32 p50 ({(1 - ratio) * 100:.0f}% less time per inference)."
-        )
+def latency_verdict(latency: dict) -> str:
+    """The run's int8 against fp32 on its own runtime, by the ship rule (benchmarks/speedup.py): faster by
+    the margin and beyond noise, or why not."""
+    interval = latency.get("int8_over_fp32_p50_ci")
+    speedup = Speedup(1.0, latency["int8_over_fp32_p50"], tuple(interval) if interval else None)
+    if speedup.pays:
+        saved = (1 - speedup.ratio) * 100
+        return f"int8 is faster: its p50 is {speedup.text()} the fp32 p50 ({saved:.0f}% less time per inference)."
+    if speedup.ratio < 1.0:
+        return f"int8 is not faster beyond noise: its p50 is {speedup.text()} the fp32 p50 ({speedup.why_not()})."
     return (
-        f"int8 is NOT faster on this machine: its p50 is {ratio:.2f}x the fp32 p50. On small models the "
+        f"int8 is NOT faster on this machine: its p50 is {speedup.text()} the fp32 p50. On small models the "
         "added Quantize/Dequantize work can outweigh the int8 kernels; keep the fp32 model, or try a "
         "larger model or another quantization format."
     )
@@ -178,7 +185,7 @@ def _latency_section(manifest: dict) -> list[str]:
         )
     lines += [
         "",
-        f"int8/fp32 p50 ratio: **{lat['int8_over_fp32_p50']:.2f}**. {latency_verdict(lat['int8_over_fp32_p50'])}",
+        f"int8/fp32 p50 ratio: **{lat['int8_over_fp32_p50']:.2f}**. {latency_verdict(lat)}",
     ]
     return lines
 

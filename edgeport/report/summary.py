@@ -48,7 +48,7 @@ def print_summary(manifest: dict, folder: Path, console: Console | None = None) 
         console.print(f"student: {choice['reason']}", highlight=False)
     if "verdict" in manifest:
         console.print(f"int8 {manifest['verdict']}", highlight=False)
-    console.print(latency_verdict(lat["int8_over_fp32_p50"]), highlight=False)
+    console.print(latency_verdict(lat), highlight=False)
     runtimes = manifest.get("runtimes")
     if runtimes and len(runtimes["rows"]) > 2:  # more than onnxruntime's two: name the fastest faithful one
         best = next((r for r in runtimes["rows"] if r["label"] == runtimes["fastest_faithful"]), None)

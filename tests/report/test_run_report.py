@@ -256,16 +256,22 @@ def test_a_percentile_too_few_samples_support_is_not_available():
 
 
 @pytest.mark.parametrize(
-    "ratio, verdict",
+    "ratio, interval, verdict",
     [
-        (0.5, "int8 is faster: its p50 is 0.50x the fp32 p50 (50% less time per inference)."),
-        (0.31, "int8 is faster: its p50 is 0.31x the fp32 p50 (69% less time per inference)."),
-        (1.0, "int8 is NOT faster on this machine: its p50 is 1.00x the fp32 p50."),
-        (1.27, "int8 is NOT faster on this machine: its p50 is 1.27x the fp32 p50."),
+        (
+            0.5,
+            [0.45, 0.55],
+            "int8 is faster: its p50 is 0.50x [0.45, 0.55] the fp32 p50 (50% less time per inference).",
+        ),
+        (0.31, None, "int8 is faster: its p50 is 0.31x the fp32 p50 (69% less time per inference)."),
+        (0.9, [0.76, 1.12], "int8 is not faster beyond noise: its p50 is 0.90x [0.76, 1.12] the fp32 p50 (not faster"),
+        (0.97, [0.95, 0.99], "int8 is not faster beyond noise: its p50 is 0.97x [0.95, 0.99] the fp32 p50 (it pays"),
+        (1.0, None, "int8 is NOT faster on this machine: its p50 is 1.00x the fp32 p50."),
+        (1.27, [1.2, 1.3], "int8 is NOT faster on this machine: its p50 is 1.27x [1.20, 1.30] the fp32 p50."),
     ],
 )
-def test_latency_verdict_wording(ratio, verdict):
-    text = latency_verdict(ratio)
+def test_latency_verdict_wording(ratio, interval, verdict):
+    text = latency_verdict({"int8_over_fp32_p50": ratio, "int8_over_fp32_p50_ci": interval})
     assert text.startswith(verdict)
     if ratio >= 1.0:  # the slower case says what to do about it
         assert "keep the fp32 model" in text and "another quantization format" in text

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -15,6 +18,8 @@ from edgeport.cli import main
 from edgeport.core.bench_defaults import PAYS_BELOW
 from edgeport.quantize.strategy.options import Measured, Option, options_to_compare
 from edgeport.quantize.strategy.payoff import Payoff
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _payoff(fp32: float, int8: float, faithful: bool = True, options=()) -> Payoff:
@@ -175,6 +180,25 @@ def test_the_exit_code_follows_the_measured_speed(tmp_path, capsys):
         assert manifest["verdict"].startswith("NOT FASTER THAN FP32: int8 ")
         assert "does not ship" in err and speed["fastest_faithful"]
         assert any(a["option"] == "fp32 on ort" and a["faithful"] for a in speed["alternatives"])
+
+
+def test_without_openvino_installed_the_choice_is_onnxruntime_alone(tmp_path):
+    # a real interpreter in which `import openvino` fails, as on a machine without the extra (make run and
+    # make test install it; users may not)
+    model = _tiny_model(tmp_path)
+    args = [str(model), "--calib", str(tmp_path / "calib.npz"), "--val", str(tmp_path / "val.npz")]
+    code = (
+        "import sys; sys.modules['openvino'] = None\n"
+        "from edgeport.cli import main\n"
+        f"sys.exit(main(['quantize', *{args!r}, '--speed-check', '--quiet', '--json']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode in (0, 1), done.stderr
+    manifest = json.loads(done.stdout)
+    speed = manifest["speed"]
+    assert {a["runtime"] for a in speed["alternatives"]} == {"ort"} and speed["runtime"] == "ort"
+    assert manifest["verification"]["other_runtimes"] == {} and "openvino" not in done.stderr
+    assert manifest["ships"] is (done.returncode == 0)
 
 
 def test_without_the_speed_check_a_faithful_model_ships(tmp_path, capsys):

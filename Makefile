@@ -42,7 +42,7 @@ run: $(STAMP)
 	$(BIN)/edgeport run
 
 test: $(DEV_STAMP) $(ZOO_STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" --durations=25
 
 # ruff (lint, import order, format, argument count), mypy on the whole package, the import contracts
 lint: $(DEV_STAMP)

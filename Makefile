@@ -38,8 +38,12 @@ zoo: $(ZOO_STAMP)
 install: $(STAMP)
 install-dev: $(DEV_STAMP)
 
+# Exit 1 is a verdict, not a failure of the job: the run finished, and its summary says why its int8 artifact
+# does not ship on this CPU (outside tolerance, or not faster than fp32 beyond noise). Errors (2 and up) fail.
 run: $(STAMP)
-	$(BIN)/edgeport run
+	@$(BIN)/edgeport run; code=$$?; \
+	if [ $$code -eq 1 ]; then echo "make run: finished; the int8 artifact does not ship on this machine (see above)"; fi; \
+	[ $$code -le 1 ]
 
 test: $(DEV_STAMP) $(ZOO_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" --durations=25

@@ -121,9 +121,9 @@ def _overrides(**values) -> dict:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(config_path, out, budget, budget_target, as_json, quiet, speed_check, **options) -> None:
     """Distil a student from a teacher, export it to ONNX, quantize it to int8 and measure both."""
-    from edgeport.benchmarks.speedup import Speedup
     from edgeport.config import load_config
     from edgeport.core.progress import SILENT, RichProgress
+    from edgeport.report.run_report import latency_speedup
     from edgeport.report.summary import print_summary
     from edgeport.run.pipeline import run_pipeline
 
@@ -154,8 +154,7 @@ def run(config_path, out, budget, budget_target, as_json, quiet, speed_check, **
         if deploy:
             why = deploy["verdict"]
         else:
-            interval = latency.get("int8_over_fp32_p50_ci")
-            speedup = Speedup(1.0, latency["int8_over_fp32_p50"], tuple(interval) if interval else None)
+            speedup = latency_speedup(latency)
             why = f"it ran at {speedup.text()} fp32's p50 ({speedup.why_not()})"
         click.echo(f"{folder}: int8 does not ship: {why}", err=True)
         raise click.exceptions.Exit(EXIT_CHECK_FAILED)

@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
-from edgeport.core.manifest import refuse_special_file
+from edgeport.core.json_files import refuse_special_file
 from edgeport.core.project_file import read_project_file, validation_message
 from edgeport.errors import ConfigError
 

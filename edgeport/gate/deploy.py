@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeport.core.manifest import read_json, read_manifest
+from edgeport.core.json_files import read_json
+from edgeport.core.manifest import read_manifest
 from edgeport.gate.budgets import GateTarget
 from edgeport.gate.evidence import find_manifest
 from edgeport.gate.request import GateRequest

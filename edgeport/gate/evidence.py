@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgeport.benchmarks.latency import SCHEMA_VERSION
 from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice, recorded_runtime
 from edgeport.benchmarks.rounds import rounds_of
-from edgeport.core.manifest import Accuracy, ArtifactManifest, check_schema_version, read_json, read_manifest
+from edgeport.core.json_files import check_schema_version, read_json
+from edgeport.core.manifest import Accuracy, ArtifactManifest, read_manifest
 from edgeport.errors import ConfigError
 
 RESULT_SCHEMA_VERSIONS = (SCHEMA_VERSION,)

@@ -13,11 +13,16 @@ ROWS = (
 )
 
 
+def latency_speedup(latency: dict) -> Speedup:
+    """The run manifest's ``latency`` section as a Speedup (its ratio and interval)."""
+    interval = latency.get("int8_over_fp32_p50_ci")
+    return Speedup(1.0, latency["int8_over_fp32_p50"], tuple(interval) if interval else None)
+
+
 def latency_verdict(latency: dict) -> str:
     """The run's int8 against fp32 on its own runtime, by the ship rule (benchmarks/speedup.py): faster by
     the margin and beyond noise, or why not."""
-    interval = latency.get("int8_over_fp32_p50_ci")
-    speedup = Speedup(1.0, latency["int8_over_fp32_p50"], tuple(interval) if interval else None)
+    speedup = latency_speedup(latency)
     if speedup.pays:
         saved = (1 - speedup.ratio) * 100
         return f"int8 is faster: its p50 is {speedup.text()} the fp32 p50 ({saved:.0f}% less time per inference)."

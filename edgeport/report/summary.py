@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from edgeport.benchmarks.records import RuntimeChoice
 from edgeport.core.console import make_console
 from edgeport.report.quantize_summary import print_quantize_summary, print_sensitivity
 from edgeport.report.run_report import ROWS, latency_verdict
@@ -62,12 +63,9 @@ def print_summary(manifest: dict, folder: Path, console: Console | None = None) 
             )
         if runtimes.get("deploy"):  # quantize's rule: int8 ships where it beats the fastest faithful fp32 beyond noise
             ships = runtimes["deploy"]
-            console.print(f"ships: {ships['model']} on {_where(ships)}: {ships['verdict']}", highlight=False)
+            where = RuntimeChoice(ships["runtime"], ships["precision"]).label()
+            console.print(f"ships: {ships['model']} on {where}: {ships['verdict']}", highlight=False)
     console.print(f"run folder: {folder}", highlight=False, soft_wrap=True)
-
-
-def _where(row: dict) -> str:
-    return row["runtime"] + (f"/{row['precision']}" if row["precision"] else "")
 
 
 def _micros(ms: float | None) -> str:

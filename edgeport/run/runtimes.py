@@ -131,7 +131,7 @@ def deploy_choice(rows: list[dict], results: dict) -> dict | None:
 
 
 def _where(row: dict) -> str:
-    return row["runtime"] + (f"/{row['precision']}" if row["precision"] else "")
+    return RuntimeChoice(row["runtime"], row["precision"]).label()
 
 
 def _ships(row: dict) -> dict:

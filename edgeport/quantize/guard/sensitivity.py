@@ -25,7 +25,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeport.quantize.guard.verify import run_all_outputs
-from edgeport.quantize.inputs.graph import dequantize_constant
+from edgeport.quantize.inputs.graph import dequantize, dequantize_constant
 
 SAMPLES = 32  # a few batches: the ranking, not a metric to report
 
@@ -204,18 +204,12 @@ def _dynamic_weights(graph: onnx.GraphProto, constants: dict, fp32_weights: dict
         if name not in constants or original is None or scale is None or original.shape != constants[name].shape:
             continue
         zero = constants.get(node.input[3]) if len(node.input) > 3 else None
-        q = constants[name].astype(np.float64)
-        scale = np.asarray(scale, dtype=np.float64)
-        zero = np.zeros(()) if zero is None else np.asarray(zero, dtype=np.float64)
-        if scale.ndim == 1 and q.ndim > 1:
-            shape = [1] * q.ndim
-            shape[-1 if node.op_type == "MatMulInteger" else 0] = -1
-            scale, zero = scale.reshape(shape), zero.reshape(shape)
+        axis = -1 if node.op_type == "MatMulInteger" else 0
         rows.append(
             {
                 "tensor": name.removesuffix("_quantized"),
                 "kind": "weight",
-                "sqnr_db": _sqnr(original, (q - zero) * scale),
+                "sqnr_db": _sqnr(original, dequantize(constants[name], scale, zero, axis)),
                 "read_by": read_by(name),
             }
         )

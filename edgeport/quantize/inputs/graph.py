@@ -37,18 +37,22 @@ def iter_nodes(graph: onnx.GraphProto, depth: int = 0) -> Iterator[tuple[onnx.No
             yield from iter_nodes(sub, depth + 1)
 
 
-def dequantize_constant(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> np.ndarray:
-    """The float value a DequantizeLinear of constant inputs stands for: (q - zero point) * scale,
-    per channel along the node's axis when the scale is a vector."""
-    q = np.asarray(constants[node.input[0]], dtype=np.float64)
-    scale = np.asarray(constants[node.input[1]], dtype=np.float64)
-    zero = np.asarray(constants[node.input[2]], dtype=np.float64) if len(node.input) > 2 else np.zeros(())
+def dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray | None, axis: int) -> np.ndarray:
+    """(q - zero point) * scale in float64, per channel along ``axis`` when the scale is a vector."""
+    q, scale = np.asarray(q, dtype=np.float64), np.asarray(scale, dtype=np.float64)
+    zero = np.zeros(()) if zero is None else np.asarray(zero, dtype=np.float64)
     if scale.ndim == 1 and q.ndim > 1:
-        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
         shape = [1] * q.ndim
         shape[axis] = -1
         scale, zero = scale.reshape(shape), zero.reshape(shape)
     return (q - zero) * scale
+
+
+def dequantize_constant(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> np.ndarray:
+    """The float value a DequantizeLinear of constant inputs stands for (its axis: 1 unless set)."""
+    zero = constants[node.input[2]] if len(node.input) > 2 else None
+    axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+    return dequantize(constants[node.input[0]], constants[node.input[1]], zero, axis)
 
 
 def op_summary(path: str | os.PathLike) -> dict:

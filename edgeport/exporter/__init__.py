@@ -18,6 +18,7 @@ _WHERE = {
     "ExportResult": "onnx_export",
     "export_onnx": "onnx_export",
     "onnx_predict": "onnx_export",
+    "predict_on": "predict",
     "write_onnx": "onnx_export",
     "scrub_model": "scrub",
     "scrub_onnx": "scrub",

@@ -11,19 +11,21 @@ import os
 import tempfile
 from pathlib import Path
 
-from edgeport.benchmarks.openvino_runtime import compiled_models_cached
+from edgeport.benchmarks.openvino_runtime import compiled_models_cached, openvino_version
 from edgeport.core.progress import SILENT, Progress
 from edgeport.errors import QuantizationError
 from edgeport.exporter.metadata import write_metadata
 from edgeport.quantize.apply import quantize
+from edgeport.quantize.backends.nncf_onnx import nncf_installed
 from edgeport.quantize.config import AutoConfig, QuantConfig
 from edgeport.quantize.guard.judge import GuardReport, verify_and_judge
 from edgeport.quantize.guard.verify import verify_with_outputs
 from edgeport.quantize.registry import QuantResult
 from edgeport.quantize.request import QuantizeRequest, QuantOutcome
-from edgeport.quantize.strategy.auto import AutoOutcome, run_recipes
+from edgeport.quantize.strategy.auto import AutoOutcome, Plan, run_recipes
 from edgeport.quantize.strategy.fallback import FallbackReport, quantize_with_fallback
 from edgeport.quantize.strategy.judging import Judging, judging_for
+from edgeport.quantize.strategy.options import Option
 from edgeport.quantize.strategy.payoff import Candidates, Payoff, measure_payoff
 from edgeport.quantize.strategy.timing import one_run
 
@@ -48,13 +50,19 @@ def quantize_verified(request: QuantizeRequest, progress: Progress = SILENT) -> 
 
 
 def _quantize_verified(request: QuantizeRequest, progress: Progress) -> QuantOutcome:
+    # auto's recipes are staged beside the output and kept until the speed check chose among them
+    with tempfile.TemporaryDirectory(dir=Path(request.output).parent, prefix=".auto-") as staging:
+        return _quantize_staged(request, Path(staging), progress)
+
+
+def _quantize_staged(request: QuantizeRequest, staging: Path, progress: Progress) -> QuantOutcome:
     fallback: FallbackReport | None = None
     auto: AutoOutcome | None = None
     guard: GuardReport | None = None
     config = request.config
     judged_on = request.judged_on()
     if isinstance(config, AutoConfig):
-        auto, (result, config, guard) = _auto(request, judged_on, progress)
+        auto, (result, config, guard) = _auto(request, judged_on, staging, progress)
     elif request.fallback:
         allowed = list(request.fallback_layers) if request.fallback_layers is not None else None
         validation = request.validation
@@ -63,11 +71,31 @@ def _quantize_verified(request: QuantizeRequest, progress: Progress) -> QuantOut
         )
     else:
         result = quantize(request.source, request.calibration, config, request.output, progress)
-    lineage = dataclasses.replace(request.lineage, kind="onnx-int8", backend=config.backend, quant=config.short_hash())
-    write_metadata(request.output, lineage)
+    _stamp(request, config)
     verification, guard = _judged(request, judged_on, guard)
     payoff = _payoff(request, judged_on, guard, auto, progress) if request.speed_check else None
+    if auto is not None and payoff is not None and payoff.int8_model != "int8":
+        # another faithful recipe's file ran fastest on its runtime: that file is the artifact
+        chosen = auto.faithful_files()[payoff.int8_model]
+        assert chosen.result is not None and chosen.config is not None and chosen.guard is not None
+        os.replace(chosen.result.path, request.output)
+        auto.chosen, result = chosen, dataclasses.replace(chosen.result, path=Path(request.output))
+        config, guard = chosen.config, chosen.guard
+        _stamp(request, config)
+        verification, guard = _judged(request, judged_on, guard)
     return QuantOutcome(result, config, verification, guard, fallback, auto, payoff)
+
+
+def _weighed_everywhere(request: QuantizeRequest) -> bool:
+    """Whether the speed check judges and times the int8 files on every installed runtime (it chooses the
+    runtime, and a second one is installed)."""
+    return request.speed_check and request.choose_runtime and bool(openvino_version())
+
+
+def _stamp(request: QuantizeRequest, config: QuantConfig) -> None:
+    """The lineage written into the int8 file, with the applied backend and settings hash."""
+    lineage = dataclasses.replace(request.lineage, kind="onnx-int8", backend=config.backend, quant=config.short_hash())
+    write_metadata(request.output, lineage)
 
 
 def _payoff(
@@ -89,8 +117,13 @@ def _payoff(
         return reference[0].judge_outputs(outputs)
 
     paths = {"fp32": Path(fp32), "int8": Path(request.output)}
+    judged = {}
+    if auto is not None and auto.ranked_later:  # every faithful recipe's file is weighed on every runtime
+        others = auto.faithful_files()
+        paths.update({name: a.result.path for name, a in others.items() if a.result is not None})
+        judged = {Option(name, request.runtime): (True, a.guard.line()) for name, a in others.items() if a.guard}
     sample = one_run(Path(fp32), validation.inputs)
-    candidates = Candidates(paths, sample, validation.inputs, judge_outputs)
+    candidates = Candidates(paths, sample, validation.inputs, judge_outputs, judged)
     return measure_payoff(candidates, guard, request.runtime, measured, progress, request.choose_runtime)
 
 
@@ -101,7 +134,11 @@ def _judged(request: QuantizeRequest, judged_on: str, guard: GuardReport | None)
         raise QuantizationError("the int8 model is verified against a fp32 ONNX file; none was given")
     validation = request.validation
     if guard is not None:  # auto's verdict; the report still names the runtime it was judged on
-        report = verify_with_outputs(request.output, fp32, validation.inputs, validation.labels, request.runtime)[0]
+        # a faithful file whose runtime is being chosen is judged on every runtime by the speed check: not here too
+        everywhere = guard.within_tolerance and _weighed_everywhere(request)
+        report = verify_with_outputs(
+            request.output, fp32, validation.inputs, validation.labels, request.runtime, second_runtimes=not everywhere
+        )[0]
         return report, guard
     return verify_and_judge(
         request.output, fp32, validation.inputs, validation.labels, validation.tolerance, judged_on, request.runtime
@@ -109,31 +146,33 @@ def _judged(request: QuantizeRequest, judged_on: str, guard: GuardReport | None)
 
 
 def _auto(
-    request: QuantizeRequest, judged_on: str, progress: Progress
+    request: QuantizeRequest, judged_on: str, staging: Path, progress: Progress
 ) -> tuple[AutoOutcome, tuple[QuantResult, QuantConfig, GuardReport]]:
     """Backend "auto": the recipes, judged on the request's inputs; the chosen one moved to ``output``,
-    with its config and verdict."""
+    with its config and verdict. Where the speed check chooses the runtime among several installed ones,
+    NNCF's int8 (when installed) is one more recipe, and the faithful recipes are measured there, each file
+    on every runtime, instead of here."""
     if not isinstance(request.config, AutoConfig):
         raise QuantizationError(f"backend {request.config.backend!r} is not auto")
     validation = dataclasses.replace(request.validation, judged_on=judged_on)
     output = Path(request.output)
-    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".auto-") as staging:
-        outcome = run_recipes(
-            request.source,
-            request.calibration,
-            request.config,
-            validation,
-            Path(staging),
-            progress,
-            request.runtime,
-            must_pay=request.speed_check,
-        )
-        chosen = outcome.chosen
-        # a chosen recipe was judged (run_recipes chooses among those), so it has its config and verdict
-        if chosen is None or chosen.result is None or chosen.config is None or chosen.guard is None:
-            errors = "; ".join(f"{a.recipe.name}: {a.error}" for a in outcome.attempts)
-            raise QuantizationError(f"{request.source.onnx_path}: no quantization recipe worked ({errors})")
-        os.replace(chosen.result.path, output)
+    ranked_later = _weighed_everywhere(request)
+    outcome = run_recipes(
+        request.source,
+        request.calibration,
+        request.config,
+        validation,
+        staging,
+        progress,
+        request.runtime,
+        Plan(must_pay=request.speed_check, with_nncf=ranked_later and nncf_installed(), ranked_later=ranked_later),
+    )
+    chosen = outcome.chosen
+    # a chosen recipe was judged (run_recipes chooses among those), so it has its config and verdict
+    if chosen is None or chosen.result is None or chosen.config is None or chosen.guard is None:
+        errors = "; ".join(f"{a.recipe.name}: {a.error}" for a in outcome.attempts)
+        raise QuantizationError(f"{request.source.onnx_path}: no quantization recipe worked ({errors})")
+    os.replace(chosen.result.path, output)
     return outcome, (dataclasses.replace(chosen.result, path=output), chosen.config, chosen.guard)
 
 

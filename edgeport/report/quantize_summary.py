@@ -11,6 +11,7 @@ from rich.table import Table
 
 from edgeport.core.console import make_console
 from edgeport.quantize.noise import THIRD_PARTY
+from edgeport.quantize.strategy.screening import SUBSET
 from edgeport.report.run_report import describe_quantization
 
 
@@ -139,6 +140,8 @@ def _auto_line(auto: dict) -> str:
         speed = f", {attempt['p50_over_fp32']:.2f}x fp32 p50" if attempt["p50_over_fp32"] else ""
         mark = " <- chosen" if attempt["recipe"] == auto["chosen"] else ""
         ok = "ok" if attempt["within_tolerance"] else "outside tolerance"
+        if attempt.get("screened"):  # judged after a calibration subset only, and dropped there
+            ok = f"clearly outside tolerance on a {SUBSET}-sample calibration subset"
         parts.append(f"{attempt['recipe']}: {attempt['metric']} {attempt['value']:.4g} {ok}{speed}{mark}")
     return f"{auto['graph']['kind']} graph; " + "; ".join(parts)
 

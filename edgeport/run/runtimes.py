@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeport.benchmarks.openvino_runtime import OpenVinoSession, openvino_version
+from edgeport.benchmarks.openvino_runtime import openvino_version
 from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
 from edgeport.benchmarks.speedup import speedup_of
 from edgeport.distill import accuracy
-from edgeport.exporter import onnx_predict
+from edgeport.exporter import predict_on
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,7 @@ def runtime_variants(primary: RuntimeChoice = ONNXRUNTIME) -> list[Variant]:
 
 
 def _outputs(variant: Variant, path: Path, x: np.ndarray) -> np.ndarray:
-    if variant.runtime.name == ONNXRUNTIME.name:
-        return onnx_predict(path, x)
-    session = OpenVinoSession(path, threads=1, precision=variant.runtime.precision)
-    (name,) = [i.name for i in session.get_inputs()]
-    return np.concatenate([np.asarray(session.run(None, {name: x[i : i + 256]})[0]) for i in range(0, len(x), 256)])
+    return predict_on(path, x, variant.runtime)
 
 
 def runtime_table(

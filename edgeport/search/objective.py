@@ -54,7 +54,9 @@ def _export_key(trial: dict) -> object:
 
 
 def _slower_than_its_fp32(trial: dict, trials: list[dict], metric: str) -> str | None:
-    """Why an int8 trial does not pay against its fp32 twin (same export stage, measured alike), if it does not."""
+    """Why an int8 trial does not pay against its fp32 twin (same export stage, measured alike, faithful on its
+    runtime: any runtime and precision, as ``edgeport quantize`` weighs int8 against the fastest faithful fp32),
+    if it does not."""
     metrics = trial["metrics"]
     if metrics.get("kind") != "onnx-int8" or _export_key(trial) is None:
         return None
@@ -63,6 +65,7 @@ def _slower_than_its_fp32(trial: dict, trials: list[dict], metric: str) -> str |
         if (
             twin["status"] == "ok"
             and twin_metrics.get("kind") == "onnx-fp32"
+            and twin_metrics.get("within_tolerance") is not False  # an unfaithful fp32 (bf16) is no baseline
             and _export_key(twin) == _export_key(trial)
             and (twin_metrics.get("latency_batch"), twin_metrics.get("latency_threads"))
             == (metrics.get("latency_batch"), metrics.get("latency_threads"))
@@ -111,7 +114,10 @@ def violations(trial: dict, selection: dict, trials: list[dict] | None = None) -
     if selection["policy"] == "min-latency" and trial["metrics"]["val_accuracy"] < selection["accuracy_floor"]:
         why.append(f"accuracy {trial['metrics']['val_accuracy']:.2f}% < floor {selection['accuracy_floor']:g}%")
     if trial["metrics"].get("within_tolerance") is False:
-        why.append("int8 outside its tolerance (the guard's verdict on val)")
+        kind = "int8" if trial["metrics"].get("kind") == "onnx-int8" else "fp32"
+        on = trial["metrics"].get("judged_on_runtime")
+        where = f", as {on['runtime']} runs it" if on else ""
+        why.append(f"{kind} outside its tolerance (the guard's verdict on val{where})")
     return why
 
 

@@ -20,6 +20,7 @@ from edgeport.search.limits import Clock, fmt_seconds
 from edgeport.search.objective import choose, latency_of
 from edgeport.search.plan import StageTask, TrialPlan
 from edgeport.search.record import TrialRecord, trial_record
+from edgeport.search.runtime_judgement import judge_on_runtime
 from edgeport.search.store import TrialStore
 from edgeport.search.trial import bench_trial, measured_record
 
@@ -184,7 +185,8 @@ class Scheduler:
         try:
             bench_entry, reused = bench_trial(plan, entries, self.cache, self.device)
             self.store.count_stage("benchmark", built=not reused)
-            return measured_record(plan, entries, bench_entry, self.selection["latency_metric"])
+            judged = judge_on_runtime(plan, entries, self.cache)  # its accuracy as its runtime runs it
+            return measured_record(plan, entries, bench_entry, self.selection["latency_metric"], judged)
         except EdgeportError as exc:
             return trial_record(plan.candidate, "failed", error=f"benchmark: {exc}")
 

@@ -31,6 +31,9 @@ LATENCY_KEYS = (
 )
 
 
+_CACHE_FIELDS = ("stage", "key", "files", "paths", "folder", "val_outcomes")  # bookkeeping, not the verdict
+
+
 def _key_settings(settings: BenchSettings) -> dict:
     """The settings a cached latency depends on; OpenVINO adds its version."""
     found = settings.to_dict()
@@ -63,8 +66,11 @@ def bench_trial(plan: TrialPlan, entries: dict, cache: StageCache, device) -> tu
         raise
 
 
-def measured_record(plan: TrialPlan, entries: dict, bench: dict, latency_metric: str) -> TrialRecord:
-    """The ok record of a benchmarked trial, from its stages' cache entries and its benchmark entry."""
+def measured_record(
+    plan: TrialPlan, entries: dict, bench: dict, latency_metric: str, judged: dict | None = None
+) -> TrialRecord:
+    """The ok record of a benchmarked trial, from its stages' cache entries and its benchmark entry.
+    ``judged``: its accuracy as its runtime runs it (runtime_judgement.py; None: onnxruntime, the stages')."""
     artifact_stage = plan.artifact_stage.stage
     artifact = entries[artifact_stage]
     stats = bench["stats"]
@@ -72,12 +78,16 @@ def measured_record(plan: TrialPlan, entries: dict, bench: dict, latency_metric:
         raise BenchmarkError(
             f"{stats['count']} latency samples cannot support {latency_metric}; raise bench.iterations"
         )
-    val = artifact["val_accuracy"]
+    val = artifact["val_accuracy"] if judged is None else judged["val_accuracy"]
+    outcomes = artifact.get("val_outcomes") if judged is None else judged["val_outcomes"]
     fp32, teacher = entries["export"]["val_accuracy"], entries["teacher"]["val_accuracy"]
     quant = entries.get("quantize")
+    faithful = quant.get("within_tolerance") if quant else None
+    if judged is not None:  # both verdicts must hold: the guard's (int8) and top-1 as its runtime runs it
+        faithful = judged["within_tolerance"] and faithful is not False
     metrics = {
         "val_accuracy": val,
-        "val_outcomes": artifact.get("val_outcomes"),  # per-sample, for paired tests (None: an older cache entry)
+        "val_outcomes": outcomes,  # per-sample, for paired tests (None: an older cache entry)
         "fp32_val_accuracy": fp32,
         "student_val_accuracy": entries["student"]["val_accuracy"],
         "teacher_val_accuracy": teacher,
@@ -89,7 +99,8 @@ def measured_record(plan: TrialPlan, entries: dict, bench: dict, latency_metric:
         "kind": "onnx-int8" if quant else "onnx-fp32",
         "size_bytes": os.path.getsize(artifact["paths"]["model.onnx"]),
         "student_parameters": entries["student"]["parameters"],
-        "within_tolerance": quant.get("within_tolerance") if quant else None,
+        "within_tolerance": faithful,
+        "judged_on_runtime": {k: v for k, v in judged.items() if k not in _CACHE_FIELDS} if judged else None,
         "int8_coverage": quant["verification"]["coverage"] if quant else None,
         # backend "auto": the recipe it chose (the quantize entry keeps every attempt)
         "quant_recipe": quant["auto"]["chosen"] if quant and quant.get("auto") else None,

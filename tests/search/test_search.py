@@ -447,6 +447,14 @@ def test_a_runtime_dimension_measures_each_trial_on_its_runtime(tmp_path):
         runtimes[trial["params"]["bench.runtime"]] = bench["settings"]["runtime"]
     assert runtimes == {"ort": "ort", "openvino": "openvino"}  # each trial measured where it says
     assert {r["bench.runtime"] for r in read_csv(folder / "trials.csv")} == {"ort", "openvino"}
+    for trial in trials:  # and its accuracy is the one of the runtime it ships on
+        judged, metrics = trial["metrics"]["judged_on_runtime"], trial["metrics"]
+        if trial["params"]["bench.runtime"] == "ort":
+            assert judged is None  # the stages measured it on onnxruntime already
+            continue
+        assert judged["runtime"] == "openvino" and metrics["val_accuracy"] == judged["val_accuracy"]
+        assert judged["within_tolerance"] is (judged["accuracy_drop_vs_fp32_ort"] <= judged["tolerance_points"])
+        assert 0.0 <= judged["top1_agreement_with_ort"] <= 100.0 and "val_outcomes" not in judged
     best = json.loads((folder / "best" / "manifest.json").read_text())
     assert best["latency"]["settings"]["runtime"] == best["params"]["bench.runtime"]
 

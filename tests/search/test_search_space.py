@@ -180,6 +180,21 @@ def test_an_int8_trial_no_faster_than_its_own_fp32_is_no_answer():
     assert not violations(fast_int8, SELECTION, [fp32, fast_int8])
 
 
+def test_an_fp32_trial_outside_its_tolerance_on_its_runtime_is_neither_chosen_nor_a_baseline():
+    """fp32 at bf16 on OpenVINO, judged as OpenVINO runs it and found 3 points below fp32 on onnxruntime: not
+    feasible, and an int8 trial need not beat it (quantize's rule: the fastest *faithful* fp32)."""
+    bf16 = _twin(_trial("bf16", 95, 0.10, position=0), "onnx-fp32", "student-a")
+    bf16["metrics"]["within_tolerance"] = False
+    bf16["metrics"]["judged_on_runtime"] = {"runtime": "openvino/bf16", "within_tolerance": False}
+    int8 = _twin(_trial("int8", 98, 0.20, position=1), "onnx-int8", "student-a")
+    why = violations(bf16, SELECTION, [bf16, int8])
+    assert why == ["fp32 outside its tolerance (the guard's verdict on val, as openvino/bf16 runs it)"]
+    assert not violations(int8, SELECTION, [bf16, int8])  # 2x bf16's latency, but bf16 is no answer
+    assert choose([bf16, int8], {**SELECTION, "policy": "min-latency", "accuracy_floor": 90.0})[0] == "int8"
+    bf16["metrics"]["within_tolerance"] = True  # faithful: now int8 must beat it, and does not
+    assert violations(int8, SELECTION, [bf16, int8])
+
+
 def test_halving_schedule():
     assert rung_epochs(9, 1, 3, 9) == [1, 3]
     assert rung_epochs(9, 1, 3, 3) == [3]

@@ -24,6 +24,7 @@ The result is then checked and verified like every other backend's (quantize/app
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import logging
 import os
@@ -72,6 +73,11 @@ def _nncf():
         raise ConfigError(f"backend 'nncf' needs the nncf package: {INSTALL}") from exc
     nncf.set_log_level(logging.ERROR)  # its INFO lines would interleave with edgeport's progress
     return nncf
+
+
+def nncf_installed() -> bool:
+    """Whether the nncf extra is installed (finds the package, imports nothing: NNCF takes seconds to load)."""
+    return importlib.util.find_spec("nncf") is not None
 
 
 def is_transformer(model) -> bool:
@@ -163,4 +169,4 @@ def _advanced(config: NncfConfig):
     )
 
 
-__all__ = ["INSTALL", "NncfBackend", "NncfConfig", "calibration_items", "is_transformer"]
+__all__ = ["INSTALL", "NncfBackend", "NncfConfig", "calibration_items", "is_transformer", "nncf_installed"]

@@ -45,8 +45,9 @@ def reuse(folder: Path) -> Iterator[None]:
     if _FOLDER.get() is not None:
         yield
         return
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    token = _FOLDER.set(Path(folder))
+    folder = Path(folder).resolve()  # absolute: pre-processing changes the working directory meanwhile
+    folder.mkdir(parents=True, exist_ok=True)
+    token = _FOLDER.set(folder)
     try:
         with weights_remembered():
             yield

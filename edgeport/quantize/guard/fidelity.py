@@ -81,11 +81,19 @@ def fidelity(reference: np.ndarray, candidate: np.ndarray, sequence: bool = Fals
     cand = candidate.reshape(len(candidate), -1)
     noise = float(np.mean((cand - ref) ** 2))
     signal = float(np.mean(ref**2))
-    norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
-    cosine = np.where(norms > 0, (ref * cand).sum(1) / np.maximum(norms, 1e-30), 1.0)
+    ref_norm, cand_norm = np.linalg.norm(ref, axis=1), np.linalg.norm(cand, axis=1)
+    norms = ref_norm * cand_norm
+    # two zero vectors agree; a zero beside a non-zero one does not (an int8 model whose activations all
+    # rounded to zero outputs zeros: that is cosine 0, never a pass)
+    cosine = np.where(
+        norms > 0, (ref * cand).sum(1) / np.maximum(norms, 1e-30), np.where((ref_norm > 0) | (cand_norm > 0), 0.0, 1.0)
+    )
     result = {
         "max_abs_diff": float(np.abs(cand - ref).max()),
         "mean_cosine": float(cosine.mean()),
+        # the spread of the per-sample cosines: how well the mean is known (strategy/screening.py)
+        "cosine_sd": float(cosine.std(ddof=1)) if len(cosine) > 1 else 0.0,
+        "samples": len(cosine),
         "sqnr_db": float(10 * np.log10(signal / noise)) if noise > 0 else float("inf"),
     }
     if classifier:

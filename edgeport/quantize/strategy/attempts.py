@@ -20,6 +20,7 @@ from edgeport.quantize.registry import QuantResult
 from edgeport.quantize.strategy.fallback import quantize_with_fallback
 from edgeport.quantize.strategy.judging import Judging
 from edgeport.quantize.strategy.recipes import Recipe
+from edgeport.quantize.strategy.screening import SUBSET, clearly_outside, worth_screening
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Attempt:
     fp32_p50_ms: float | None = None  # fp32's p50 in the same interleaved measurement as ``p50_ms``
     ratio_ci: tuple[float, float] | None = None  # the interval of p50_ms / fp32_p50_ms (benchmarks/speedup.py)
     fallback: dict | None = None  # the fallback's steps, for the attempt that kept layers in float
+    screened: str | None = None  # dropped after a calibration subset, and why (its guard is that run's)
 
     def speedup(self) -> Speedup | None:
         """Its p50 against fp32's, measured side by side (None until auto measured it)."""
@@ -59,6 +61,7 @@ class Attempt:
             "seconds": round(self.seconds, 3),
             "error": self.error,
             "fallback": self.fallback,
+            "screened": self.screened,
         }
 
 
@@ -76,6 +79,24 @@ def try_recipe(recipe: Recipe, judging: Judging, staged: Path) -> Attempt:
     except Exception as exc:  # onnxruntime refusing the recipe's output (its own exception types)
         attempt.error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
     attempt.seconds = time.perf_counter() - started
+    return attempt
+
+
+def screen(recipe: Recipe, judging: Judging, staged: Path) -> Attempt | None:
+    """``recipe`` first calibrated on a subset (strategy/screening.py): the dropped attempt when it is
+    clearly outside tolerance there (no file, its guard the subset's), else None (calibrate it in full)."""
+    config = recipe.config
+    if not isinstance(config, QuantConfig):
+        return None
+    available = len(next(iter(judging.calibration.values()), ()))
+    if not worth_screening(config.backend, min(config.calibration_samples, available)):
+        return None
+    subset = Recipe(recipe.name, config.model_copy(update={"calibration_samples": SUBSET}), recipe.why)
+    attempt = try_recipe(subset, judging, staged)
+    reason = clearly_outside(attempt.guard) if attempt.guard is not None and attempt.error is None else None
+    if reason is None:
+        return None
+    attempt.recipe, attempt.config, attempt.result, attempt.screened = recipe, config, None, reason
     return attempt
 
 
@@ -142,4 +163,4 @@ def fallback_attempt(best: Attempt, judging: Judging, staged: Path, progress: Pr
     return attempt
 
 
-__all__ = ["Attempt", "fallback_attempt", "float_head", "output_heads", "try_recipe"]
+__all__ = ["Attempt", "fallback_attempt", "float_head", "output_heads", "screen", "try_recipe"]

@@ -20,7 +20,7 @@ from edgeport.quantize.backends.ort_reuse import reuse
 from edgeport.quantize.config import AutoConfig
 from edgeport.quantize.guard.judge import Validation
 from edgeport.quantize.source import ModelSource
-from edgeport.quantize.strategy.attempts import Attempt, fallback_attempt, float_head, try_recipe
+from edgeport.quantize.strategy.attempts import Attempt, fallback_attempt, float_head, screen, try_recipe
 from edgeport.quantize.strategy.judging import Judging, judging_for
 from edgeport.quantize.strategy.recipes import SMOOTHED_PREFIX, GraphProfile, Recipe, graph_profile, recipes_for
 from edgeport.quantize.strategy.timing import CHECK, budgeted, one_run
@@ -42,6 +42,16 @@ class AutoOutcome:
     ranking: BenchSettings | None = None  # the settings the faithful recipes were measured with
     fallback_skipped: str | None = None  # why the fallback was not tried (int8 could not pay)
     skipped: dict[str, str] = field(default_factory=dict)  # recipes not tried, and why
+    ranked_later: bool = False  # the faithful recipes were measured on every installed runtime, not here
+
+    def faithful_files(self) -> dict[str, Attempt]:
+        """Every faithful recipe other than the chosen one, by its option name ("int8 (nncf)"): the files
+        measured beside the chosen one ("int8") on every installed runtime when the runtime is chosen."""
+        return {
+            f"int8 ({a.recipe.name})": a
+            for a in self.attempts
+            if a is not self.chosen and a.result is not None and a.guard is not None and a.guard.within_tolerance
+        }
 
     def describe(self) -> dict:
         return {
@@ -58,6 +68,8 @@ class AutoOutcome:
             }
             if self.ranking
             else None,
+            # True: the faithful recipes were measured with fp32 on every installed runtime (speed.alternatives)
+            "ranked_with_runtimes": self.ranked_later,
             "runtime": self.runtime.label(),
             "attempts": [a.describe(self.fp32_p50_ms) for a in self.attempts],
             "fallback_skipped": self.fallback_skipped,
@@ -127,19 +139,50 @@ def _may_pay(
     speedup = speedup_of(results[best.recipe.name], results["fp32"])
     outcome.fp32_p50_ms = speedup.fp32_p50_ms
     best.measured(speedup)  # read against this fp32 run
-    # Lenient on purpose: the fallback is skipped only when int8 is clearly no faster; shipping asks more.
-    if speedup.ratio <= PAYS_BELOW:
+    # Lenient on purpose: the fallback is skipped only when int8 is clearly no faster (the whole interval of
+    # the ratio above the margin; MiniLM's 0.95x [0.90, 1.00] can pay); shipping asks more.
+    low = speedup.ratio_ci[0] if speedup.ratio_ci else speedup.ratio
+    if low <= PAYS_BELOW:
         return True
     outcome.fallback_skipped = (
-        f"the most faithful recipe ({best.recipe.name}) ran at {speedup.ratio:.2f}x fp32's p50 "
+        f"the most faithful recipe ({best.recipe.name}) ran at {speedup.text()} fp32's p50 "
         "with every layer int8: keeping layers in float cannot make it pay, so no fallback was tried"
     )
     return False
 
 
-def _most_faithful(outcome: AutoOutcome, judged: list[Attempt]) -> AutoOutcome:
-    outcome.chosen = min(judged, key=lambda a: a.guard.shortfall() if a.guard else float("inf"), default=None)
-    return outcome
+def _fall_back(outcome: AutoOutcome, judging: Judging, staging: Path, plan: Plan, progress: Progress) -> Attempt | None:
+    """The most faithful onnxruntime recipe (whose quantized layers the sensitivity ranking names by their fp32
+    nodes) again with its most sensitive layers in float; None when none was judged or int8 cannot pay. A
+    recipe dropped on a calibration subset is calibrated in full first (and returned if that is enough)."""
+    own = [a for a in outcome.attempts if a.recipe.quantizer == "onnxruntime" and a.guard and (a.result or a.screened)]
+    if not own:
+        return None
+    best = min(own, key=lambda a: a.guard.shortfall() if a.guard else float("inf"))
+    if best.result is None:  # screened: its file was never made
+        best = try_recipe(best.recipe, judging, staging / "fallback-base.onnx")
+        outcome.attempts.append(best)
+        if best.result is None or best.guard is None or best.guard.within_tolerance:
+            return best
+    source = judging.source.onnx_path
+    assert source is not None  # judging_for refuses a source without one
+    if plan.must_pay and not _may_pay(outcome, source, best, judging.validation.inputs, outcome.runtime, progress):
+        return None
+    outcome.attempts.append(fallback_attempt(best, judging, staging / "fallback.onnx", progress))
+    return outcome.attempts[-1]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the caller does around the recipes. ``must_pay``: int8 ships only when faster than fp32, so the
+    fallback is skipped when the most faithful recipe, every layer int8, is already no faster: keeping
+    layers in float cannot make it pay (a detector spent ten minutes on a fallback that could not).
+    ``with_nncf``: NNCF's int8 is one more recipe. ``ranked_later``: the faithful recipes are not measured
+    here: the caller measures every faithful file on every installed runtime (``AutoOutcome.faithful_files``)."""
+
+    must_pay: bool = False
+    with_nncf: bool = False
+    ranked_later: bool = False
 
 
 def run_recipes(
@@ -150,43 +193,43 @@ def run_recipes(
     staging: Path,
     progress: Progress = SILENT,
     runtime: RuntimeChoice = ONNXRUNTIME,
-    must_pay: bool = False,
+    plan: Plan = Plan(),
 ) -> AutoOutcome:
     """Try the recipes for ``source``'s graph, each judged on ``validation``; ``chosen`` is the fastest
     within tolerance; when none is, the most faithful one with its sensitive layers in float, else the
     most faithful (the caller fails the command then). Each recipe inherits ``auto``'s ``reduce_range``,
-    decided where auto's settings were built. ``must_pay``: int8 ships only when faster than fp32, so the
-    fallback is skipped when the most faithful recipe, every layer int8, is already no faster: keeping
-    layers in float cannot make it pay (a detector spent ten minutes on a fallback that could not)."""
+    decided where auto's settings were built."""
     with reuse(staging / "reuse"):  # each recipe and fallback step pre-processes and calibrates once
-        return _run_recipes(source, calibration, auto, validation, staging, progress, runtime, must_pay)
+        outcome = _run_recipes(source, calibration, auto, validation, staging, progress, runtime, plan)
+    outcome.ranked_later = plan.ranked_later
+    return outcome
 
 
-def _run_recipes(
-    source: ModelSource,
-    calibration: dict[str, np.ndarray],
-    auto: AutoConfig,
-    validation: Validation,
-    staging: Path,
-    progress: Progress,
-    runtime: RuntimeChoice,
-    must_pay: bool,
-) -> AutoOutcome:
-    judging = judging_for(source, calibration, validation, runtime)
-    assert source.onnx_path is not None  # judging_for refuses a source without one
-    profile = graph_profile(onnx.load(str(source.onnx_path), load_external_data=False))
-    outcome = AutoOutcome(profile, runtime=runtime, judging=judging)
-    if not profile.conv_dominant:  # outlier channels: a reason to try smoothed recipes too
-        outcome.outlier_ratio = worst_outlier_ratio(source.onnx_path, calibration)
-    recipes = recipes_for(profile, auto, outcome.outlier_ratio)
+def _try_recipes(
+    outcome: AutoOutcome, recipes: list[Recipe], judging: Judging, staging: Path, progress: Progress
+) -> None:
+    """Each recipe in order into ``outcome.attempts``, or into ``outcome.skipped`` with why it was not tried."""
+    profile = outcome.profile
     with progress.task("auto: try recipes", total=len(recipes)) as advance:
+        done: set[str] = set()  # quantizers whose first faithful recipe on a conv net is their fastest
         for index, recipe in enumerate(recipes):
+            if recipe.quantizer in done:
+                outcome.skipped[recipe.name] = (
+                    f"a conv net: {recipe.quantizer}'s first recipe within tolerance is its fastest"
+                )
+                advance(1)
+                continue
             if _twin_was_faithful(recipe, outcome.attempts):
                 advance(1)  # smoothing only buys fidelity: its twin already had it, at the same speed
                 continue
             missed = _narrower_miss(recipe, outcome.attempts)
             if missed is not None:
                 outcome.skipped[recipe.name] = missed
+                advance(1)
+                continue
+            dropped = screen(recipe, judging, staging / f"recipe-{index}-subset.onnx")
+            if dropped is not None:  # clearly outside tolerance on a calibration subset: not calibrated in full
+                outcome.attempts.append(dropped)
                 advance(1)
                 continue
             attempt = try_recipe(recipe, judging, staging / f"recipe-{index}.onnx")
@@ -197,17 +240,38 @@ def _run_recipes(
                 attempt = head
             advance(1)
             if attempt.guard and attempt.guard.within_tolerance and profile.conv_dominant:
-                break  # static per-channel first: a later recipe cannot be faster on a conv net
+                done.add(recipe.quantizer)  # static per-channel first: its later recipes cannot be faster
+
+
+def _run_recipes(
+    source: ModelSource,
+    calibration: dict[str, np.ndarray],
+    auto: AutoConfig,
+    validation: Validation,
+    staging: Path,
+    progress: Progress,
+    runtime: RuntimeChoice,
+    plan: Plan,
+) -> AutoOutcome:
+    judging = judging_for(source, calibration, validation, runtime)
+    assert source.onnx_path is not None  # judging_for refuses a source without one
+    profile = graph_profile(onnx.load(str(source.onnx_path), load_external_data=False))
+    outcome = AutoOutcome(profile, runtime=runtime, judging=judging)
+    if not profile.conv_dominant:  # outlier channels: a reason to try smoothed recipes too
+        outcome.outlier_ratio = worst_outlier_ratio(source.onnx_path, calibration)
+    recipes = recipes_for(profile, auto, outcome.outlier_ratio, plan.with_nncf)
+    _try_recipes(outcome, recipes, judging, staging, progress)
+    faithful = [a for a in outcome.attempts if a.result and a.guard and a.guard.within_tolerance]
+    # the fallback only when no recipe is faithful: tried after NNCF's faithful file on MiniLM (AVX2), onnxruntime's
+    # dynamic with a layer in float cost a measurement, a fallback and a third file timed, and did not pay either
+    if not faithful:
+        rescued = _fall_back(outcome, judging, staging, plan, progress)
+        if rescued is not None and rescued.result and rescued.guard and rescued.guard.within_tolerance:
+            faithful.append(rescued)
     judged = [a for a in outcome.attempts if a.guard and a.result]
-    faithful = [a for a in judged if a.guard and a.guard.within_tolerance]
-    if not faithful and judged:
-        best = min(judged, key=lambda a: a.guard.shortfall() if a.guard else float("inf"))
-        if must_pay and not _may_pay(outcome, source.onnx_path, best, validation.inputs, runtime, progress):
-            return _most_faithful(outcome, judged)
-        outcome.attempts.append(fallback_attempt(best, judging, staging / "fallback.onnx", progress))
-        judged.append(outcome.attempts[-1])
-        faithful = [a for a in outcome.attempts[-1:] if a.guard and a.guard.within_tolerance]
-    if len(faithful) > 1:  # one faithful recipe needs no ranking: the speed check (if on) measures it next
+    # one faithful recipe needs no ranking (the speed check, if on, measures it next), and recipes ranked with
+    # the runtime are measured there (every faithful file on every installed runtime, payoff.py)
+    if len(faithful) > 1 and not plan.ranked_later:
         _rank(outcome, source.onnx_path, faithful, validation.inputs, runtime, progress)
     if faithful:
         outcome.chosen = min(faithful, key=lambda a: a.p50_ms or float("inf"))

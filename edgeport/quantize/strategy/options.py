@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -61,11 +61,14 @@ class Measured:
         }
 
 
-def options_to_compare(runtime: RuntimeChoice, int8_faithful: bool, with_own: bool = False) -> list[Option]:
+def options_to_compare(
+    runtime: RuntimeChoice, int8_faithful: bool, with_own: bool = False, others: tuple[str, ...] = ()
+) -> list[Option]:
     """What a user could ship instead of the int8 model on ``runtime``: fp32 on ``runtime`` and on every
     other installed runtime and precision (OpenVINO at f32 and at its CPU default), and (when faithful)
     the int8 file on the other runtimes at their default. ``with_own``: the int8 model on ``runtime`` is
-    measured beside them too (it ships, or the runtime is being chosen: every runtime in one measurement)."""
+    measured beside them too (it ships, or the runtime is being chosen: every runtime in one measurement).
+    ``others``: more faithful int8 files (e.g. "int8 (nncf)", another quantizer's), on every runtime."""
     fp32_runtimes = [runtime, ONNXRUNTIME]
     int8_runtimes = [runtime, ONNXRUNTIME]
     if openvino_version():
@@ -74,6 +77,7 @@ def options_to_compare(runtime: RuntimeChoice, int8_faithful: bool, with_own: bo
     options = [Option("fp32", rt) for rt in dict.fromkeys(fp32_runtimes)]
     if int8_faithful:  # the int8 model on ``runtime`` itself, when it does not ship, is never its own alternative
         options += [Option("int8", rt) for rt in dict.fromkeys(int8_runtimes) if with_own or rt != runtime]
+        options += [Option(model, rt) for model in others for rt in dict.fromkeys(int8_runtimes)]
     return options
 
 
@@ -92,6 +96,11 @@ class Candidates:
     sample: dict[str, np.ndarray]
     validation: dict[str, np.ndarray]
     judge_outputs: OutputJudge
+    judged: Mapping[Option, tuple[bool, str]] = field(default_factory=dict)  # verdicts given already
+
+    def others(self) -> tuple[str, ...]:
+        """The int8 files beside the one weighed by default ("int8"): more faithful recipes' files."""
+        return tuple(name for name in self.paths if name not in ("fp32", "int8"))
 
 
 Known = dict[Option, tuple[bool, str]]  # options already judged: (faithful, the guard's line)
@@ -108,7 +117,7 @@ def judge_and_measure(
     given, fp32 on onnxruntime is the reference itself), then every one that runs measured side by side on
     one run's feeds; an option that does not run is kept with its reason and no time."""
     paths, sample = candidates.paths, candidates.sample
-    verdicts: Known = {Option("fp32", ONNXRUNTIME): (True, "the fp32 reference"), **(known or {})}
+    verdicts: Known = {Option("fp32", ONNXRUNTIME): (True, "the fp32 reference"), **candidates.judged, **(known or {})}
     for option in options:
         if option in verdicts:
             continue

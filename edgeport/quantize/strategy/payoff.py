@@ -50,6 +50,13 @@ class Payoff:
     # fp32 as int8 is measured against: fp32 on ``runtime`` (None), or, choosing the runtime, the fastest
     # faithful fp32 option on any installed runtime and precision
     baseline: Option | None = None
+    # the int8 file weighed: "int8" (the request's), or, choosing the runtime among several faithful files,
+    # the fastest one's option name ("int8 (nncf)"): the caller ships that file then
+    int8_model: str = "int8"
+
+    def own(self) -> Measured | None:
+        """The weighed int8 file on ``runtime`` as measured among the alternatives."""
+        return next((m for m in self.alternatives if m.option == Option(self.int8_model, self.runtime)), None)
 
     @property
     def speedup(self) -> Speedup | None:
@@ -80,7 +87,7 @@ class Payoff:
     def faster_than_shipped(self) -> Measured | None:
         """When the int8 model ships: a faithful option that ran clearly faster than it (by the margin,
         p50 in the same measurement), e.g. OpenVINO's bf16 against int8 on onnxruntime; else None."""
-        own = next((m for m in self.alternatives if m.option == Option("int8", self.runtime)), None)
+        own = self.own()
         best = self.fastest()
         if not self.ships or own is None or best is None or best is own:
             return None
@@ -100,8 +107,9 @@ class Payoff:
                 "it does not pay"
             )
         else:
+            weighed = Option(self.int8_model, self.runtime).label
             why = (
-                f"int8 on {runtime}, the fastest faithful int8, ran at {speedup.text()} the p50 of "
+                f"{weighed}, the fastest faithful int8, ran at {speedup.text()} the p50 of "
                 f"{self.baseline.label}, the fastest faithful fp32 (batch 1, one thread; {speedup.why_not()}): "
                 "it does not pay"
             )
@@ -120,10 +128,11 @@ class Payoff:
     def describe(self) -> dict:
         base = self.options_fp32_p50_ms or 0.0
         best = self.fastest()
-        own = next((m for m in self.alternatives if m.option == Option("int8", self.runtime)), None)
+        own = self.own()
         return {
             "runtime": self.runtime.label(),
             "baseline": (self.baseline or Option("fp32", self.runtime)).label,
+            "int8_model": self.int8_model,
             # how the artifact is deployed: the runtime it ships on (precision: that runtime's default), and the
             # guard's verdict as that runtime ran it
             "deploy": {"runtime": self.runtime.name, "precision": self.runtime.precision, "verdict": own.verdict}
@@ -196,7 +205,7 @@ def _alternatives(
     ``with_own``: the int8 file on ``payoff.runtime`` is measured too (default: when it ships); the guard
     judged it there already."""
     own = payoff.ships if with_own is None else with_own
-    options = options_to_compare(payoff.runtime, payoff.faithful, own)
+    options = options_to_compare(payoff.runtime, payoff.faithful, own, candidates.others() if own else ())
     known = {Option("int8", payoff.runtime): (guard.within_tolerance, guard.line())}
     payoff.alternatives, results = judge_and_measure(options, candidates, progress, settings, known)
     fp32_here = results.get(Option("fp32", payoff.runtime).label)
@@ -214,13 +223,13 @@ def _choose(payoff: Payoff, candidates: Candidates, progress: Progress, guard: G
     against the fastest faithful fp32 option, with the interval of their ratio (paired rounds)."""
     results = _alternatives(payoff, candidates, progress, guard, CHECK, with_own=True)
     measured = [m for m in payoff.alternatives if m.faithful and m.option.label in results]
-    int8 = min((m for m in measured if m.option.model == "int8"), key=lambda m: m.p50_ms, default=None)
+    int8 = min((m for m in measured if m.option.model != "fp32"), key=lambda m: m.p50_ms, default=None)
     fp32 = min((m for m in measured if m.option.model == "fp32"), key=lambda m: m.p50_ms, default=None)
     if int8 is None or fp32 is None:  # the int8 file did not run where the guard judged it: nothing to ship
         payoff.faithful = int8 is not None
         return
     speedup = speedup_of(results[int8.option.label], results[fp32.option.label])
-    payoff.runtime, payoff.baseline = int8.option.runtime, fp32.option
+    payoff.runtime, payoff.baseline, payoff.int8_model = int8.option.runtime, fp32.option, int8.option.model
     payoff.fp32_p50_ms, payoff.int8_p50_ms, payoff.ratio_ci = speedup.fp32_p50_ms, speedup.int8_p50_ms, speedup.ratio_ci
 
 

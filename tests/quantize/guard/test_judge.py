@@ -340,3 +340,13 @@ def test_a_time_major_output_behind_a_transpose_is_a_sequence_once_samples_first
     time_major = model([transpose, helper.make_node("LogSoftmax", ["t"], ["y"], axis=2)], "time-major")
     batch_first = model([helper.make_node("LogSoftmax", ["x"], ["y"], axis=2)], "batch-first")
     assert sequence_outputs(time_major) == {"y"} and sequence_outputs(batch_first) == {"y"}
+
+
+def test_an_int8_model_that_outputs_zeros_is_not_faithful():
+    """Every activation rounded to zero gives zero outputs: their cosine to fp32 is 0, not a pass (a
+    zero norm used to read as perfect agreement); two zero outputs still agree."""
+    reference = np.random.default_rng(0).normal(size=(8, 4))
+    assert fidelity(reference, np.zeros_like(reference))["mean_cosine"] == 0.0
+    assert fidelity(np.zeros_like(reference), np.zeros_like(reference))["mean_cosine"] == 1.0
+    spread = fidelity(reference, reference + 0.1 * np.random.default_rng(1).normal(size=(8, 4)))
+    assert 0.0 < spread["cosine_sd"] < 0.1 and spread["samples"] == 8

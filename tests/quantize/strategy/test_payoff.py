@@ -222,7 +222,10 @@ def test_auto_skips_a_fallback_that_cannot_pay(tmp_path, capsys):
     assert code == 1
     if auto["fallback_skipped"]:
         assert not fallbacks and "cannot make it pay" in auto["fallback_skipped"]
-        ratio = float(auto["fallback_skipped"].split(" ran at ")[1].split("x")[0])
-        assert ratio > PAYS_BELOW
+        measured = auto["fallback_skipped"].split(" ran at ")[1]
+        ratio = float(measured.split("x")[0])
+        # skipped only when clearly no faster: the whole interval above the margin, not its point alone
+        low = float(measured.split("[")[1].split(",")[0]) if measured.split("x")[1].startswith(" [") else ratio
+        assert ratio >= low > PAYS_BELOW
     else:
         assert len(fallbacks) == 1

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from edgeport.core.console import make_console
 from edgeport.quantize.noise import THIRD_PARTY
-from edgeport.quantize.strategy.screening import SUBSET
 from edgeport.report.run_report import describe_quantization
 
 
@@ -141,7 +140,7 @@ def _auto_line(auto: dict) -> str:
         mark = " <- chosen" if attempt["recipe"] == auto["chosen"] else ""
         ok = "ok" if attempt["within_tolerance"] else "outside tolerance"
         if attempt.get("screened"):  # judged after a calibration subset only, and dropped there
-            ok = f"clearly outside tolerance on a {SUBSET}-sample calibration subset"
+            ok = "clearly outside tolerance on a calibration subset"
         parts.append(f"{attempt['recipe']}: {attempt['metric']} {attempt['value']:.4g} {ok}{speed}{mark}")
     return f"{auto['graph']['kind']} graph; " + "; ".join(parts)
 

@@ -4,10 +4,12 @@ sensitive layers kept in float (the fallback)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from edgeport.benchmarks.speedup import Speedup
@@ -91,8 +93,12 @@ def screen(recipe: Recipe, judging: Judging, staged: Path) -> Attempt | None:
     available = len(next(iter(judging.calibration.values()), ()))
     if not worth_screening(config.backend, min(config.calibration_samples, available)):
         return None
+    # evenly spaced samples, not the first ones: a calibration file ordered by class or by source is common
+    used = min(config.calibration_samples, available)
+    picked = np.linspace(0, used - 1, SUBSET).round().astype(int)
+    spread = dataclasses.replace(judging, calibration={k: v[picked] for k, v in judging.calibration.items()})
     subset = Recipe(recipe.name, config.model_copy(update={"calibration_samples": SUBSET}), recipe.why)
-    attempt = try_recipe(subset, judging, staged)
+    attempt = try_recipe(subset, spread, staged)
     reason = clearly_outside(attempt.guard) if attempt.guard is not None and attempt.error is None else None
     if reason is None:
         return None

@@ -3,8 +3,9 @@
 Calibration is most of a static recipe's cost (a transformer's weights-only static recipe: 16 s of
 MiniLM's quantization on 100 sentences, AMD EPYC Zen 1), and a recipe far outside the tolerance is
 no better with more samples. So, where the calibration set is large, a static recipe is first
-quantized on its first ``SUBSET`` samples and judged; it is dropped when its fidelity is clearly
-outside the tolerance, and calibrated in full otherwise.
+quantized on ``SUBSET`` samples spread evenly through the set (a file ordered by class or source is
+common) and judged; it is dropped when its fidelity is clearly outside the tolerance, and calibrated
+in full otherwise.
 
 "Clearly" is an interval, not one number: the 95% interval of the worst output's mean cosine over the
 validation samples, whose best end still misses the requirement by ``MARGIN`` times the error the

@@ -39,6 +39,11 @@ class Attempt:
     fallback: dict | None = None  # the fallback's steps, for the attempt that kept layers in float
     screened: str | None = None  # dropped after a calibration subset, and why (its guard is that run's)
 
+    @property
+    def faithful(self) -> bool:
+        """A file was made and the guard judged it within tolerance."""
+        return self.result is not None and self.guard is not None and self.guard.within_tolerance
+
     def speedup(self) -> Speedup | None:
         """Its p50 against fp32's, measured side by side (None until auto measured it)."""
         if not self.p50_ms or not self.fp32_p50_ms:
@@ -90,11 +95,10 @@ def screen(recipe: Recipe, judging: Judging, staged: Path) -> Attempt | None:
     config = recipe.config
     if not isinstance(config, QuantConfig):
         return None
-    available = len(next(iter(judging.calibration.values()), ()))
-    if not worth_screening(config.backend, min(config.calibration_samples, available)):
+    used = min(config.calibration_samples, len(next(iter(judging.calibration.values()), ())))
+    if not worth_screening(config.backend, used):
         return None
     # evenly spaced samples, not the first ones: a calibration file ordered by class or by source is common
-    used = min(config.calibration_samples, available)
     picked = np.linspace(0, used - 1, SUBSET).round().astype(int)
     spread = dataclasses.replace(judging, calibration={k: v[picked] for k, v in judging.calibration.items()})
     subset = Recipe(recipe.name, config.model_copy(update={"calibration_samples": SUBSET}), recipe.why)

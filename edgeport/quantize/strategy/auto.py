@@ -47,11 +47,7 @@ class AutoOutcome:
     def faithful_files(self) -> dict[str, Attempt]:
         """Every faithful recipe other than the chosen one, by its option name ("int8 (nncf)"): the files
         measured beside the chosen one ("int8") on every installed runtime when the runtime is chosen."""
-        return {
-            f"int8 ({a.recipe.name})": a
-            for a in self.attempts
-            if a is not self.chosen and a.result is not None and a.guard is not None and a.guard.within_tolerance
-        }
+        return {f"int8 ({a.recipe.name})": a for a in self.attempts if a is not self.chosen and a.faithful}
 
     def describe(self) -> dict:
         return {
@@ -151,25 +147,25 @@ def _may_pay(
     return False
 
 
-def _fall_back(outcome: AutoOutcome, judging: Judging, staging: Path, plan: Plan, progress: Progress) -> Attempt | None:
+def _fall_back(outcome: AutoOutcome, judging: Judging, staging: Path, plan: Plan, progress: Progress) -> None:
     """The most faithful onnxruntime recipe (whose quantized layers the sensitivity ranking names by their fp32
-    nodes) again with its most sensitive layers in float; None when none was judged or int8 cannot pay. A
-    recipe dropped on a calibration subset is calibrated in full first (and returned if that is enough)."""
+    nodes) again with its most sensitive layers in float, into ``outcome.attempts``; nothing when none was judged
+    or int8 cannot pay. A recipe dropped on a calibration subset is calibrated in full first (enough, if that
+    makes it faithful)."""
     own = [a for a in outcome.attempts if a.recipe.quantizer == "onnxruntime" and a.guard and (a.result or a.screened)]
     if not own:
-        return None
+        return
     best = min(own, key=lambda a: a.guard.shortfall() if a.guard else float("inf"))
     if best.result is None:  # screened: its file was never made
         best = try_recipe(best.recipe, judging, staging / "fallback-base.onnx")
         outcome.attempts.append(best)
-        if best.result is None or best.guard is None or best.guard.within_tolerance:
-            return best
+        if best.guard is None or best.faithful:
+            return
     source = judging.source.onnx_path
     assert source is not None  # judging_for refuses a source without one
     if plan.must_pay and not _may_pay(outcome, source, best, judging.validation.inputs, outcome.runtime, progress):
-        return None
+        return
     outcome.attempts.append(fallback_attempt(best, judging, staging / "fallback.onnx", progress))
-    return outcome.attempts[-1]
 
 
 @dataclass(frozen=True)
@@ -200,9 +196,7 @@ def run_recipes(
     most faithful (the caller fails the command then). Each recipe inherits ``auto``'s ``reduce_range``,
     decided where auto's settings were built."""
     with reuse(staging / "reuse"):  # each recipe and fallback step pre-processes and calibrates once
-        outcome = _run_recipes(source, calibration, auto, validation, staging, progress, runtime, plan)
-    outcome.ranked_later = plan.ranked_later
-    return outcome
+        return _run_recipes(source, calibration, auto, validation, staging, progress, runtime, plan)
 
 
 def _try_recipes(
@@ -256,18 +250,16 @@ def _run_recipes(
     judging = judging_for(source, calibration, validation, runtime)
     assert source.onnx_path is not None  # judging_for refuses a source without one
     profile = graph_profile(onnx.load(str(source.onnx_path), load_external_data=False))
-    outcome = AutoOutcome(profile, runtime=runtime, judging=judging)
+    outcome = AutoOutcome(profile, runtime=runtime, judging=judging, ranked_later=plan.ranked_later)
     if not profile.conv_dominant:  # outlier channels: a reason to try smoothed recipes too
         outcome.outlier_ratio = worst_outlier_ratio(source.onnx_path, calibration)
     recipes = recipes_for(profile, auto, outcome.outlier_ratio, plan.with_nncf)
     _try_recipes(outcome, recipes, judging, staging, progress)
-    faithful = [a for a in outcome.attempts if a.result and a.guard and a.guard.within_tolerance]
     # the fallback only when no recipe is faithful: tried after NNCF's faithful file on MiniLM (AVX2), onnxruntime's
     # dynamic with a layer in float cost a measurement, a fallback and a third file timed, and did not pay either
-    if not faithful:
-        rescued = _fall_back(outcome, judging, staging, plan, progress)
-        if rescued is not None and rescued.result and rescued.guard and rescued.guard.within_tolerance:
-            faithful.append(rescued)
+    if not any(a.faithful for a in outcome.attempts):
+        _fall_back(outcome, judging, staging, plan, progress)
+    faithful = [a for a in outcome.attempts if a.faithful]
     judged = [a for a in outcome.attempts if a.guard and a.result]
     # one faithful recipe needs no ranking (the speed check, if on, measures it next), and recipes ranked with
     # the runtime are measured there (every faithful file on every installed runtime, payoff.py)

@@ -27,7 +27,9 @@ def verdict(ok: bool) -> str:
 
 def cpu_line(cpu: dict) -> str:
     """``CPU <model> (<n> logical cores, ISA <flags>)``: every figure names the CPU it was measured on."""
-    return f"CPU {cpu.get('model')} ({cpu.get('logical_cores')} logical cores, ISA {', '.join(cpu.get('isa', []))})"
+    family = f", {cpu['family']}" if cpu.get("family") else ""
+    cores, isa = cpu.get("logical_cores"), ", ".join(cpu.get("isa", []))
+    return f"CPU {cpu.get('model')} ({cores} logical cores{family}, ISA {isa})"
 
 
 def export_torchvision(name: str, num_classes: int, x: np.ndarray, path: Path) -> Path:

@@ -7,7 +7,23 @@ from edgeport.errors import ConfigError
 def test_defaults():
     config = load_config()
     assert config.data.name == "digits" and config.data.image_size == 32
-    assert config.quantize.backend == "ort-static" and config.quantize.reduce_range == "auto"
+    assert config.quantize.backend == "auto" and config.quantize.reduce_range == "auto"
+
+
+@pytest.mark.parametrize(
+    "table, backend",
+    [
+        ("calibration_samples = 64\nmax_accuracy_drop = 1.0\n", "auto"),  # auto takes both: still auto
+        ("per_channel = true\nformat = 'qdq'\n", "auto"),  # the static options at their defaults ask nothing
+        ("per_channel = false\n", "ort-static"),  # written for onnxruntime's static backend: it stays that
+        ("calibration_method = 'entropy'\ncalibration_samples = 64\n", "ort-static"),
+        ("backend = 'ort-dynamic'\n", "ort-dynamic"),
+    ],
+)
+def test_a_quantize_table_without_backend_is_autos_unless_it_sets_static_options(tmp_path, table, backend):
+    path = tmp_path / "edgeport.toml"
+    path.write_text("[run.quantize]\n" + table)
+    assert load_config(path).quantize.backend == backend
 
 
 def test_file_then_overrides(tmp_path):

@@ -80,6 +80,12 @@ def validate_quant_config(data: Mapping[str, Any] | QuantSettings) -> QuantSetti
     return options.validate_quant_config(data)
 
 
+def validate_project_table(data: Mapping[str, Any] | QuantSettings) -> QuantSettings:
+    from edgeport.quantize import options  # start-up time: options lists the backends
+
+    return options.validate_project_table(data)
+
+
 def quant_config(**settings: Any) -> QuantSettings:
     from edgeport.quantize import options  # start-up time: options lists the backends
 
@@ -136,5 +142,6 @@ __all__ = [
     "quantize",
     "quantize_verified",
     "register_backend",
+    "validate_project_table",
     "validate_quant_config",
 ]

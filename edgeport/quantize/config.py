@@ -22,7 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field, Strict
 from edgeport.core.artifacts import sha256_json
 from edgeport.quantize.target import resolve_reduce_range
 
+# ``quant_config(...)`` without ``backend``: the config ``quantize()`` applies, onnxruntime's static int8.
 DEFAULT_BACKEND = "ort-static"
+# A project file's quantize table without ``backend`` is auto's (recipes tried, the fastest faithful kept,
+# as `edgeport quantize` does), unless it sets an option auto does not take (per_channel, format, ...):
+# such a table was written for DEFAULT_BACKEND, which it keeps meaning (options.validate_project_table).
+PROJECT_DEFAULT_BACKEND = "auto"
 NO_QUANTIZATION = "none"
 AUTO = "auto"
 TensorType = Literal["uint8", "int8"]
@@ -106,6 +111,7 @@ class AutoConfig(QuantConfig):
 __all__ = [
     "AUTO",
     "DEFAULT_BACKEND",
+    "PROJECT_DEFAULT_BACKEND",
     "NO_QUANTIZATION",
     "AutoConfig",
     "NoQuantization",

@@ -19,6 +19,7 @@ from edgeport.quantize.config import (
     AUTO,
     DEFAULT_BACKEND,
     NO_QUANTIZATION,
+    PROJECT_DEFAULT_BACKEND,
     AutoConfig,
     NoQuantization,
     QuantConfig,
@@ -91,6 +92,19 @@ def _same(value: Any, default: Any) -> bool:
     return type(value) is type(default) and value == default
 
 
+def validate_project_table(data: Mapping[str, Any] | QuantSettings) -> QuantSettings:
+    """A project file's quantize table (``[run.quantize]``, a search's point): as ``validate_quant_config``,
+    but without ``backend`` it is auto's unless it sets, away from its default, an option auto does not
+    take; then the static backend it was written for (DEFAULT_BACKEND), as before auto was the default."""
+    if isinstance(data, QuantSettings) or not isinstance(data, Mapping) or "backend" in data:
+        return validate_quant_config(data)
+    types = config_types()
+    auto = types[PROJECT_DEFAULT_BACKEND]
+    own = _without_idle_options(data, auto, types)
+    written_for_auto = all(key in auto.model_fields or key in TOLERANCE_KEYS for key in own)
+    return validate_quant_config({**data, "backend": PROJECT_DEFAULT_BACKEND if written_for_auto else DEFAULT_BACKEND})
+
+
 def validate_quant_config(data: Mapping[str, Any] | QuantSettings) -> QuantSettings:
     """The typed config for ``data`` (a mapping with an optional ``backend``).
 
@@ -135,4 +149,11 @@ def build_quant_config(options: Mapping[str, Any] | QuantSettings, cpu: dict) ->
     return config.resolved(cpu)
 
 
-__all__ = ["build_quant_config", "config_types", "option_names", "quant_config", "validate_quant_config"]
+__all__ = [
+    "build_quant_config",
+    "config_types",
+    "option_names",
+    "quant_config",
+    "validate_project_table",
+    "validate_quant_config",
+]

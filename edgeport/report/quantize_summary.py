@@ -66,7 +66,8 @@ def print_quantize_summary(manifest: dict, path: Path, console: Console | None =
     )
     if "top1_agreement" in vs_fp32:
         table.add_row("top-1 agreement with fp32", f"{vs_fp32['top1_agreement']:.2f}%")
-    table.add_row("SQNR / mean cosine vs fp32", f"{vs_fp32['sqnr_db']:.1f} dB / {vs_fp32['mean_cosine']:.4f}")
+    sqnr = "exact" if vs_fp32["sqnr_db"] is None else f"{vs_fp32['sqnr_db']:.1f} dB"
+    table.add_row("SQNR / mean cosine vs fp32", f"{sqnr} / {vs_fp32['mean_cosine']:.4f}")
     if "sequence_agreement" in vs_fp32:  # a CTC recognizer: what matters is the text it reads
         table.add_row("decoded sequences equal to fp32's", f"{vs_fp32['sequence_agreement'] * 100:.1f}% of samples")
     if "accuracy" in verification:

@@ -124,7 +124,7 @@ def _quantization_section(manifest: dict) -> list[str]:
         "",
         f"int8 versus fp32 ONNX on test: {round(delta, 2) + 0.0:+.2f} points; on val the int8 model agrees with fp32 "
         f"on {parity['int8_vs_fp32']['top1_agreement']:.2f}% of top-1 predictions "
-        f"(SQNR {parity['int8_vs_fp32']['sqnr_db']:.1f} dB). fp32 ONNX versus PyTorch: max abs diff "
+        f"(SQNR {_sqnr(parity['int8_vs_fp32']['sqnr_db'])}). fp32 ONNX versus PyTorch: max abs diff "
         f"{parity['fp32_onnx_vs_torch']['max_abs_diff']:.2e}.",
     ]
     coverage = manifest["verification"]["coverage"]
@@ -177,7 +177,8 @@ def _latency_section(manifest: dict) -> list[str]:
         "",
         f"Batch {settings['batch']}, {settings['threads']} thread(s), {settings['warmup']} warm-up runs, "
         f"{lat['fp32']['count']} timed runs per model, interleaved in {settings['rounds']} rounds; "
-        f"CPU: {cpu['model']} ({', '.join(cpu['isa']) or 'no SIMD flags read'}).",
+        f"CPU: {cpu['model']}{', ' + cpu['family'] if cpu.get('family') else ''} "
+        f"({', '.join(cpu['isa']) or 'no SIMD flags read'}).",
         "",
         "| model | p50 | p90 | p99 | mean | size |",
         "|---|---:|---:|---:|---:|---:|",
@@ -241,3 +242,7 @@ def _runtimes_section(manifest: dict) -> list[str]:
 def render_run_report(manifest: dict) -> str:
     sections = (_accuracy_section, _quantization_section, _latency_section, _runtimes_section, _files_section)
     return "\n".join(line for section in sections for line in section(manifest))
+
+
+def _sqnr(value: float | None) -> str:
+    return "exact, no error" if value is None else f"{value:.1f} dB"

@@ -33,7 +33,7 @@ def test_grid_expands_every_combination_and_merges_options_the_backend_ignores()
     assert info["merged_duplicates"] == 2 and len(candidates) == 6
     none = [c for c in candidates if c.params["quantize.backend"] == "none"]
     assert all(c.params["quantize.per_channel"] is None and c.quant_config is None for c in none)
-    assert {c.config.student.model for c in candidates} == {"cnn:depth=4,width=1", "cnn:depth=4,width=2"}
+    assert {c.config.student.model for c in candidates} == {"cnn:depth=2,width=1", "cnn:depth=2,width=2"}
     per_tensor = [c for c in candidates if c.params["quantize.per_channel"] is False]
     assert all(c.quant_config.per_channel is False for c in per_tensor)
     assert len({c.id for c in candidates}) == len(candidates)

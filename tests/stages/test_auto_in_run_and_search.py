@@ -62,9 +62,10 @@ def test_search_takes_auto_as_a_backend_and_names_the_chosen_recipe(tmp_path):
     (folder,) = [p for p in (tmp_path / "out").iterdir() if p.name.startswith("search-")]
     with sqlite3.connect(folder / "search.db") as db:
         metrics = [json.loads(row[0]) for row in db.execute("select metrics from trials where status = 'ok'")]
-    assert metrics and all(m["quant_recipe"] == "static-per-channel" for m in metrics)
+    static = {"static-per-channel", "static-float-classifier"}  # the faster faithful one of the two, per trial
+    assert metrics and all(m["quant_recipe"] in static for m in metrics)
     best = json.loads((folder / "best" / "manifest.json").read_text())
-    assert best["lineage"]["quantization"]["recipe"] == "static-per-channel"
+    assert best["lineage"]["quantization"]["recipe"] in static
 
 
 @pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")

@@ -94,7 +94,9 @@ def fidelity(reference: np.ndarray, candidate: np.ndarray, sequence: bool = Fals
         # the spread of the per-sample cosines: how well the mean is known (strategy/screening.py)
         "cosine_sd": float(cosine.std(ddof=1)) if len(cosine) > 1 else 0.0,
         "samples": len(cosine),
-        "sqnr_db": float(10 * np.log10(signal / noise)) if noise > 0 else float("inf"),
+        # None: no error at all (the same file on a second runtime often matches bit for bit); an infinite
+        # float would be written as `Infinity`, which strict JSON readers refuse
+        "sqnr_db": float(10 * np.log10(signal / noise)) if noise > 0 else None,
     }
     if classifier:
         result["top1_agreement"] = float((cand.argmax(1) == ref.argmax(1)).mean() * 100.0)

@@ -75,6 +75,8 @@ class GraphProfile:
     weight_matmuls: int  # MatMul/Gemm with a constant (initializer) operand
     activation_matmuls: list[str]  # MatMul nodes whose operands are both computed (attention)
     integer_inputs: int
+    # a conv net's classifier head: the nodes after its last convolution, when a weight MatMul/Gemm is among them
+    classifier_head: tuple[str, ...] = ()
 
     @property
     def conv_dominant(self) -> bool:
@@ -90,6 +92,7 @@ class GraphProfile:
             "layer_norms": self.op_counts.get("LayerNormalization", 0),
             "softmax": self.op_counts.get("Softmax", 0),
             "integer_inputs": self.integer_inputs,
+            "classifier_head": list(self.classifier_head),
         }
 
 
@@ -103,4 +106,42 @@ def graph_profile(model: onnx.ModelProto) -> GraphProfile:
     initializers = {i.name for i in graph.initializer}
     integer_types = (onnx.TensorProto.INT64, onnx.TensorProto.INT32)  # token ids, masks: a language model
     integer = [i for i in graph.input if i.name not in initializers and i.type.tensor_type.elem_type in integer_types]
-    return GraphProfile(dict(Counter(n.op_type for n in nodes)), len(weight), activation, len(integer))
+    return GraphProfile(
+        dict(Counter(n.op_type for n in nodes)),
+        len(weight),
+        activation,
+        len(integer),
+        classifier_head(nodes, {n.name for n in weight}),
+    )
+
+
+_CONVOLUTIONS = ("Conv", "ConvTranspose")
+_FUSED_WITH_CONV = ("BatchNormalization", "Relu", "Clip")
+
+
+def classifier_head(nodes: list[onnx.NodeProto], weight_layers: set[str]) -> tuple[str, ...]:
+    """The named nodes computed from the last convolution's output (pooling, flatten, the Gemm that makes
+    the logits), in graph order, when a weight MatMul/Gemm is among them; () otherwise (no convolution, or
+    a tail without a weight layer, such as a detector's Sigmoid). ``nodes``: the main graph's, which ONNX
+    keeps in topological order."""
+    last = max((i for i, n in enumerate(nodes) if n.op_type in _CONVOLUTIONS), default=None)
+    if last is None:
+        return ()
+    consumers: dict[str, list[int]] = {}
+    for index, node in enumerate(nodes):
+        for name in node.input:
+            consumers.setdefault(name, []).append(index)
+    # the convolution's own normalisation and activation run fused with it (QLinearConv): not the head
+    while len(nodes[last].output) == 1 and len(after := consumers.get(nodes[last].output[0], [])) == 1:
+        if nodes[after[0]].op_type not in _FUSED_WITH_CONV:
+            break
+        last = after[0]
+    reached = set(nodes[last].output)
+    tail: list[onnx.NodeProto] = []
+    for node in nodes[last + 1 :]:
+        if any(i in reached for i in node.input):
+            reached.update(node.output)
+            tail.append(node)
+    if not any(n.name in weight_layers for n in tail) or not all(n.name for n in tail):
+        return ()  # an unnamed node cannot be kept in float by name
+    return tuple(n.name for n in tail)

@@ -94,6 +94,11 @@ def _twin_was_faithful(recipe: Recipe, attempts: list[Attempt]) -> bool:
     return any(a.recipe.name == twin and a.guard is not None and a.guard.within_tolerance for a in attempts)
 
 
+def _races_a_faithful(recipe: Recipe, attempts: list[Attempt]) -> bool:
+    """``recipe`` races a recipe already within tolerance on speed (``Recipe.races``): worth its try."""
+    return recipe.races is not None and any(a.recipe.name == recipe.races and a.faithful for a in attempts)
+
+
 def _rank(
     outcome: AutoOutcome,
     fp32_path: Path,
@@ -205,11 +210,12 @@ def _try_recipes(
     """Each recipe in order into ``outcome.attempts``, or into ``outcome.skipped`` with why it was not tried."""
     profile = outcome.profile
     with progress.task("auto: try recipes", total=len(recipes)) as advance:
-        done: set[str] = set()  # quantizers whose first faithful recipe on a conv net is their fastest
+        done: set[str] = set()  # quantizers with a faithful recipe on a conv net: their later ones are slower
         for index, recipe in enumerate(recipes):
-            if recipe.quantizer in done:
+            if recipe.quantizer in done and not _races_a_faithful(recipe, outcome.attempts):
                 outcome.skipped[recipe.name] = (
-                    f"a conv net: {recipe.quantizer}'s first recipe within tolerance is its fastest"
+                    f"a conv net: {recipe.quantizer}'s static int8 is within tolerance, and this recipe's "
+                    "kernels are slower"
                 )
                 advance(1)
                 continue

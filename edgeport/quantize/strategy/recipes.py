@@ -5,7 +5,11 @@ transformer encoder does not: its activation x activation MatMuls (attention sco
 arithmetic have ranges that one calibrated scale cannot hold, and quantizing them destroyed a BERT
 encoder's embeddings (mean cosine 0.57 on held-out sentences). So the graph is read first:
 
-- conv-dominant: static per-channel QDQ, then dynamic int8 if that misses the tolerance;
+- conv-dominant: static per-channel QDQ, and the same with the classifier head in float: a head as
+  small as a 128x10 Gemm gains nothing from int8 and pays the conversions around it. Which is faster
+  depends on the CPU (the digits student cnn:width=4,depth=2 ran int8 at 1.14x fp32 with its head
+  quantized and 0.80x with it in float on an AMD EPYC Zen 1, at 0.67x either way on a Zen 3), so both
+  are judged and the faster faithful one kept; dynamic int8 only if neither is within tolerance;
 - MatMul-dominant (attention, LayerNorm/Softmax, integer token inputs): static int8 on the
   weight-bearing MatMul/Gemm only (activation x activation MatMuls and everything else in float),
   dynamic int8, and full static QDQ last; when the calibration activations have outlier channels,
@@ -18,9 +22,10 @@ recipe: on OpenVINO it is often the fastest faithful int8 (all-MiniLM-L6-v2 on a
 
 Every attempt is checked by the guard on held-out inputs; when more than one is within tolerance
 they are measured side by side with edgeport's own harness and the fastest wins. Conv-dominant
-graphs stop onnxruntime's recipes at the first one within tolerance: static per-channel is the
-fastest of them there (resnet18: 0.32x fp32 versus ConvInteger's slower dynamic kernels); another
-quantizer's recipe is still tried, since its file may run faster on another runtime.
+graphs stop onnxruntime's recipes at the first one within tolerance, save the one that races it
+(``Recipe.races``): static per-channel is the fastest of the rest there (resnet18: 0.32x fp32 versus
+ConvInteger's slower dynamic kernels); another quantizer's recipe is still tried, since its file may
+run faster on another runtime.
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ class Recipe:
     # a recipe that quantizes a subset of what this one does, with the same calibration: when it already
     # misses the tolerance, quantizing more is not tried (auto skips this one and says why)
     narrower: str | None = None
+    # the recipe this one races on speed: tried even when that one is faithful on a conv net (where a
+    # quantizer's later recipes are otherwise skipped), and the faster of the two faithful ones is kept
+    races: str | None = None
 
     @property
     def quantizer(self) -> str:
@@ -93,7 +101,18 @@ def _onnxruntime_recipes(profile: GraphProfile, auto: AutoConfig, outlier_ratio:
         "int8 weights, activations quantized per input at run time: no calibrated ranges to go wrong",
     )
     if profile.conv_dominant:
-        return [static, dynamic]
+        if not profile.classifier_head:
+            return [static, dynamic]
+        head = Recipe(
+            "static-float-classifier",
+            static.config.model_copy(
+                update={"exclude_nodes": tuple(auto.exclude_nodes) + tuple(profile.classifier_head)}
+            ),
+            static.why + "; the classifier head after the last convolution (pooling, its Gemm) kept in float: a head "
+            "that small gains little from int8 and pays the conversions around it",
+            races=static.name,
+        )
+        return [static, head, dynamic]
     keep_float = sorted(set(profile.op_counts) - set(WEIGHT_OPS))
     weights_only = Recipe(
         "static-weight-matmuls",

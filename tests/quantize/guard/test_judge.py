@@ -99,7 +99,26 @@ def test_recipes_follow_the_graph(fp32_onnx):
     conv = graph_profile(onnx.load(str(fp32_onnx)))
     assert conv.conv_dominant
     auto = quant_config(backend="auto")
-    assert [r.name for r in recipes_for(conv, auto)] == ["static-per-channel", "dynamic"]
+    recipes = recipes_for(conv, auto)
+    assert [r.name for r in recipes] == ["static-per-channel", "static-float-classifier", "dynamic"]
+    # the head after the last convolution (and its fused BatchNorm/ReLU) stays in float: pooling, flatten, Gemm
+    model = onnx.load(str(fp32_onnx))
+    ops = {n.name: n.op_type for n in model.graph.node}
+    head = recipes[1].config.exclude_nodes
+    assert head == conv.classifier_head and "Gemm" in {ops[name] for name in head}
+    assert not {ops[name] for name in head} & {"Conv", "Relu", "BatchNormalization"}
+    assert recipes[1].races == "static-per-channel"
+    # without a weight layer after the last convolution (a detector's map) there is no such head
+    headless = onnx.helper.make_model(
+        onnx.helper.make_graph(
+            [c for c in model.graph.node if ops[c.name] not in ("Gemm",)][:3],
+            "headless",
+            list(model.graph.input),
+            [onnx.helper.make_tensor_value_info(model.graph.node[2].output[0], onnx.TensorProto.FLOAT, None)],
+            list(model.graph.initializer),
+        )
+    )
+    assert [r.name for r in recipes_for(graph_profile(headless), auto)] == ["static-per-channel", "dynamic"]
 
     attention = graph_profile(_attention_like())
     assert not attention.conv_dominant and attention.integer_inputs == 1

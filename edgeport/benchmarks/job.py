@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.benchmarks.compare import compare
+from edgeport.benchmarks.footprint import footprints_of
 from edgeport.benchmarks.latency import (
     SCHEMA_VERSION,
     BenchResult,
@@ -198,7 +199,14 @@ def run_bench(request: BenchRequest, progress: Progress = SILENT) -> dict:
             settings = dataclasses.replace(request.settings, batch=batch, threads=thread_count)
             # --shape is used as given; the batch fills the other inputs (session.synthesize_inputs)
             measured = _measure(models, settings, feeds, request, progress, runtimes)
-            results += [{"model": label, **result.to_dict()} for label, result in measured.items()]
+            found = {}
+            if request.footprint:  # memory and cold start, fresh processes fed what the latency was measured on
+                device, count = request.remote, request.footprint
+                found = footprints_of(models, runtimes, settings, feeds, request.shapes, count, device, progress)
+            results += [
+                {"model": label, **result.to_dict(), **({"footprint": found[label]} if found else {})}
+                for label, result in measured.items()
+            ]
             first, *others = list(measured)  # A against B; with --runtime all, onnxruntime against each other
             for other in others:
                 a, b = measured[first], measured[other]

@@ -12,6 +12,7 @@ import io
 import json
 import shlex
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "check_remote_python",
     "check_ssh_option",
     "measure_remote",
+    "measure_remote_footprint",
     "probe_remote",
 ]
 
@@ -56,16 +58,22 @@ def _make_folder(device: RemoteDevice) -> str:
 
 
 def _upload(
-    device: RemoteDevice, folder: str, model: Path, settings: BenchSettings, inputs: dict[str, np.ndarray]
+    device: RemoteDevice,
+    folder: str,
+    model: Path,
+    settings: BenchSettings,
+    inputs: Mapping[str, np.ndarray],
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
-    """The model, the runner, the inputs and the settings into ``folder`` on the device."""
+    """The model, the runner, the inputs and the settings (with ``extra``: a footprint's) into ``folder``."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         buffer = io.BytesIO()
         np.savez(buffer, **inputs)  # type: ignore[arg-type]  # numpy's stub types **kwds as its own options
         (tmp_path / "inputs.npz").write_bytes(buffer.getvalue())
         # watch_stdin: the runner stops when this side's ssh goes away (see _runner_command)
-        (tmp_path / "settings.json").write_text(json.dumps({**settings.to_dict(), "watch_stdin": True}))
+        written = {**settings.to_dict(), **(extra or {}), "watch_stdin": True}
+        (tmp_path / "settings.json").write_text(json.dumps(written))
         # The runner travels as its own source text: it imports nothing from edgeport.
         runner = tmp_path / _RUNNER
         runner.write_text(Path(remote_runner.__file__).read_text())
@@ -85,16 +93,38 @@ def _runner_command(device: RemoteDevice, folder: str, model: Path) -> str:
     return f"sh -c {shlex.quote(f'trap {cleanup} EXIT HUP INT TERM; {run}')}"
 
 
-def _run_runner(device: RemoteDevice, folder: str, model: Path, settings: BenchSettings) -> dict[str, Any]:
-    """Run the uploaded runner on the device; its JSON answer, checked against ``settings``."""
+def _runner_answer(device: RemoteDevice, folder: str, model: Path) -> Any:
+    """Run the uploaded runner on the device; its parsed JSON answer."""
     result = device.ssh(_runner_command(device, folder, model), hold_stdin=True)
     if result.returncode != 0:
         raise device.failed(result)
     try:
-        data = json.loads(result.stdout)
+        return json.loads(result.stdout)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise BenchmarkError(f"{device.url}: the runner's answer is not JSON ({exc})") from exc
-    return check_answer(data, device.url, settings)
+
+
+def _run_runner(device: RemoteDevice, folder: str, model: Path, settings: BenchSettings) -> dict[str, Any]:
+    """Run the uploaded runner on the device; its JSON answer, checked against ``settings``."""
+    return check_answer(_runner_answer(device, folder, model), device.url, settings)
+
+
+def measure_remote_footprint(
+    model: str | Path,
+    device: RemoteDevice,
+    settings: BenchSettings,
+    inputs: Mapping[str, np.ndarray],
+    extra: Mapping[str, Any],
+) -> Any:
+    """The footprint runner's answer from ``device`` (``extra``: footprint_settings' additions): its cold
+    starts run there, each a fresh process of the device's Python. Checked by the caller (footprint.py)."""
+    model = Path(model)
+    folder = _make_folder(device)
+    try:
+        _upload(device, folder, model, settings, inputs, extra)
+        return _runner_answer(device, folder, model)
+    finally:
+        device.quick(f"rm -rf -- {shlex.quote(folder)}")
 
 
 def measure_remote(

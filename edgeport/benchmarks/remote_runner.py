@@ -5,7 +5,9 @@ It is copied to the device by `edgeport bench --remote` and run there as
 
     python3 remote_runner.py MODEL.onnx SETTINGS.json INPUTS.npz
 
-It prints one JSON object: the raw per-iteration samples, timings and the device's fingerprint.
+It prints one JSON object: the raw per-iteration samples, timings and the device's fingerprint. With
+``cold_starts`` in the settings it measures the footprint instead: that many cold starts, each in a
+fresh process running this file (memory before the session, session creation, first run, peak).
 The host computes every statistic. The host's own fingerprint, timing loop, session options and
 round split come from this file too, so host and device describe themselves and measure the same way;
 hence it imports nothing from edgeport (remote.py sends its source text as it is). Exit codes: 0 ok,
@@ -155,6 +157,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
+def current_rss_mb():
+    """This process's resident memory now (VmRSS), or None where /proc does not say."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 # --opt-level name -> onnxruntime.GraphOptimizationLevel member
 OPT_LEVELS = {
     "disable": "ORT_DISABLE_ALL",
@@ -197,6 +210,9 @@ def _session(model: str, settings: dict):
     import onnxruntime as ort
 
     options = session_options(settings["threads"], settings["optimization_level"])
+    # onnxruntime's CPU arena keeps what it allocated (about twice the model, for the process's life);
+    # a footprint is measured with it and without it
+    options.enable_cpu_mem_arena = settings.get("cpu_mem_arena", True)
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
@@ -250,6 +266,58 @@ def run(model: str, settings: dict, inputs_path: str) -> dict:
     }
 
 
+# Runs after the first one in a cold start, before the peak is read: the arena and the runtime's caches
+# grow on the first runs and then hold; a few more show the memory a serving process keeps.
+FOOTPRINT_RUNS = 10
+
+
+def cold_start(model: str, settings: dict, inputs_path: str) -> dict:
+    """One cold start in this fresh process (the model file may be in the OS page cache): the memory
+    before the session (interpreter, numpy, the runtime's import, the inputs), the session's creation,
+    the first run, FOOTPRINT_RUNS more runs, then the process's peak resident memory (VmHWM, what
+    `/usr/bin/time -v` reports as its maximum resident set size)."""
+    feeds = read_inputs(inputs_path)
+    before = current_rss_mb()
+    start = time.perf_counter()
+    session = _session(model, settings)
+    created_ms = (time.perf_counter() - start) * 1e3
+    first_ms = timed_runs(session, feeds, 1)[0]
+    warm = timed_runs(session, feeds, FOOTPRINT_RUNS)
+    peak = peak_rss_mb()
+    return {
+        "session_create_ms": created_ms,
+        "first_inference_ms": first_ms,
+        "warm_median_ms": sorted(warm)[len(warm) // 2],
+        "rss_before_session_mb": before,
+        "peak_rss_mb": peak,
+        "model_rss_mb": peak - before if before is not None else None,
+        "precision_used": getattr(session, "precision", None),
+        "pid": os.getpid(),  # each cold start is a process of its own
+    }
+
+
+def cold_starts(model: str, settings: dict, inputs_path: str, settings_path: str) -> dict:
+    """``settings["cold_starts"]`` cold starts, each in a fresh process running this file (so that no
+    import, allocation or cache of one start helps the next, and each process's peak is its own)."""
+    import subprocess
+
+    starts = []
+    for _ in range(settings["cold_starts"]):
+        done = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), COLD_START, model, settings_path, inputs_path],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise RuntimeError((done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1])
+        starts.append(json.loads(done.stdout))
+    return {"cold_starts": starts, "environment": environment_fingerprint()}
+
+
+COLD_START = "--cold-start"  # argv[1] of the child that measures one cold start
+
+
 def stop_when_the_host_goes() -> None:
     """Exit as soon as stdin reaches end-of-file. The host holds this command's stdin open through ssh
     for as long as it waits for the answer; end-of-file means it is gone (killed, even by SIGKILL, or its
@@ -268,6 +336,9 @@ def stop_when_the_host_goes() -> None:
 
 
 def main(argv: list) -> int:
+    child = len(argv) == 4 and argv[0] == COLD_START
+    if child:
+        argv = argv[1:]
     if len(argv) != 3:
         print("usage: remote_runner.py MODEL.onnx SETTINGS.json INPUTS.npz", file=sys.stderr)
         return 2
@@ -279,10 +350,15 @@ def main(argv: list) -> int:
         except ImportError:
             print(f"missing package on the device: {package} (pip install {package})", file=sys.stderr)
             return 3
-    if settings.get("watch_stdin"):
+    if settings.get("watch_stdin") and not child:  # the parent watches; a child ends on its own in seconds
         stop_when_the_host_goes()
     try:
-        result = run(argv[0], settings, argv[2])
+        if child:
+            result = cold_start(argv[0], settings, argv[2])
+        elif settings.get("cold_starts"):
+            result = cold_starts(argv[0], settings, argv[2], argv[1])
+        else:
+            result = run(argv[0], settings, argv[2])
     except Exception as exc:  # report any failure as one line for the host
         print(f"benchmark failed on the device: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 4

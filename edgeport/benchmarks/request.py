@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgeport.benchmarks.footprint import check_cold_starts
 from edgeport.benchmarks.options import check_given_inputs, check_threads
 from edgeport.benchmarks.records import BenchSettings, RuntimeChoice
 from edgeport.benchmarks.session import Shapes
 from edgeport.benchmarks.ssh_device import RemoteDevice
+from edgeport.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,12 @@ class BenchRequest:
     runtimes: tuple[RuntimeChoice, ...] = ()
     remote: RemoteDevice | None = None  # --remote: the device to measure on instead of this machine
     torch: TorchModel | None = None  # --torch: a PyTorch model instead of MODEL.onnx
+    footprint: int | None = None  # --footprint: that many cold starts per model and runtime (footprint.py)
 
     def __post_init__(self) -> None:
         check_threads(self.threads, self.remote)
         check_given_inputs(self.inputs_path, self.shapes)
+        if self.footprint is not None:
+            check_cold_starts(self.footprint)
+            if self.torch is not None:
+                raise ConfigError("--footprint measures ONNX models on their runtime; --torch has none")

@@ -95,6 +95,17 @@ if TYPE_CHECKING:  # the command imports its stage code when it runs (see edgepo
     multiple=True,
     help="Extra ssh -o KEY=VALUE, e.g. IdentityFile=~/.ssh/board or UserKnownHostsFile=...",
 )
+@click.option(
+    "--footprint",
+    is_flag=True,
+    help="Also measure each model's memory and cold start on its runtime (onnxruntime with and without its CPU "
+    "arena), each cold start in a fresh process.",
+)
+@click.option(
+    "--cold-starts",
+    type=int,
+    help="With --footprint: fresh processes per model, runtime and memory setting (default 5).",
+)
 @click.option("-o", "--output", help="Write the full result (raw samples included) to this JSON file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -122,6 +133,8 @@ def bench(
     remote,
     remote_python,
     ssh_options,
+    footprint,
+    cold_starts,
     output,
     as_json,
     quiet,
@@ -151,6 +164,7 @@ def bench(
         margin=margin,
         runtimes=every_runtime,
         torch=torch_model,
+        footprint=_cold_starts(footprint, cold_starts),
     )
     report = run_bench(request, SILENT if quiet else RichProgress())
     if as_json:
@@ -159,6 +173,15 @@ def bench(
         from edgeport.report.summary import print_bench_summary
 
         print_bench_summary(report)
+
+
+def _cold_starts(footprint: bool, count: int | None) -> int | None:
+    """--footprint's cold starts per model and setting (None: no footprint)."""
+    from edgeport.benchmarks.footprint import COLD_STARTS
+
+    if count is not None and not footprint:
+        raise click.UsageError("--cold-starts counts the cold starts of --footprint: add --footprint")
+    return (COLD_STARTS if count is None else count) if footprint else None
 
 
 def _settings(

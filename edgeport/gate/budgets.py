@@ -27,7 +27,17 @@ from edgeport.errors import ConfigError
 
 PERCENTILE_BUDGETS = ("p50_ms", "p90_ms", "p99_ms")
 TARGET_NAME = re.compile(r"^[A-Za-z0-9._-]+$")  # names appear in JUnit XML, GitHub annotations and file names
-CHECKS = (*PERCENTILE_BUDGETS, "max_accuracy_drop", "min_accuracy", "max_size_mb", "min_speedup", "max_regression")
+# memory and cold start, from the footprint's cold starts (gate/footprint_checks.py)
+FOOTPRINT_BUDGETS = ("max_peak_rss_mb", "max_cold_start_ms", "max_first_run_ms")
+CHECKS = (
+    *PERCENTILE_BUDGETS,
+    "max_accuracy_drop",
+    "min_accuracy",
+    "max_size_mb",
+    "min_speedup",
+    "max_regression",
+    *FOOTPRINT_BUDGETS,
+)
 
 
 class _Strict(BaseModel):
@@ -62,12 +72,19 @@ class GateTarget(_Strict):
     max_size_mb: float | None = Field(None, gt=0)  # 1 MB = 10^6 bytes
     min_speedup: float | None = Field(None, gt=0)  # fp32 p50 / artifact p50
     max_regression: float | None = Field(None, gt=0, lt=10)  # relative slowdown vs a baseline: 0.10 = 10%
+    max_peak_rss_mb: float | None = Field(None, gt=0)  # the serving process's peak resident memory
+    max_cold_start_ms: float | None = Field(None, gt=0)  # session creation + first run, in a fresh process
+    max_first_run_ms: float | None = Field(None, gt=0)  # the first run alone
+    # onnxruntime's CPU memory arena as the target deploys it (its default: on); footprints only
+    cpu_mem_arena: bool = True
     hardware: Hardware = Hardware()
 
     @model_validator(mode="after")
     def _precision_needs_openvino(self) -> GateTarget:
         if self.precision is not None and self.runtime != "openvino":
             raise ValueError('precision is OpenVINO\'s inference precision hint: set runtime = "openvino"')
+        if not self.cpu_mem_arena and self.runtime == "openvino":
+            raise ValueError("cpu_mem_arena is onnxruntime's memory arena: OpenVINO has none")
         return self
 
     @property

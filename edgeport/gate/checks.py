@@ -15,6 +15,7 @@ from edgeport.gate.decide import (
     size_check,
     speedup_check,
 )
+from edgeport.gate.footprint_checks import footprint_checks, require_footprint
 from edgeport.gate.load import GateEvidence, required
 from edgeport.gate.request import GateRequest
 
@@ -39,6 +40,8 @@ def require_inputs(name: str, target: GateTarget, request: GateRequest, ev: Gate
             )
     if target.max_size_mb is not None and ev.size_bytes is None:
         raise ConfigError(f"target {name!r} has max_size_mb: give --artifact or the artifact's manifest")
+    if ev.current is not None:  # a result file: its footprint must be there (the gate measures its own otherwise)
+        require_footprint(name, target, ev.current.footprint, ev.current.source)
 
 
 def require_samples(target: GateTarget, count: int, source: str, remedy: str) -> None:
@@ -83,7 +86,7 @@ def _accuracy(ev: GateEvidence, need_fp32: bool) -> tuple[str, float, float | No
 
 
 def evaluate_checks(target: GateTarget, ev: GateEvidence, mode: str, seed: int, confidence: float) -> list[Check]:
-    """Every check the target has: latency (percentiles, speed-up, regression), then accuracy, then size."""
+    """Every check the target has: latency (percentiles, speed-up, regression), accuracy, size, footprint."""
     checks = _latency_checks(target, ev, mode, seed, confidence)
     if target.max_accuracy_drop is not None:
         split, accuracy, fp32 = _accuracy(ev, need_fp32=True)
@@ -95,4 +98,4 @@ def evaluate_checks(target: GateTarget, ev: GateEvidence, mode: str, seed: int, 
         checks.append(min_accuracy_check(accuracy, split, target.min_accuracy))
     if target.max_size_mb is not None:
         checks.append(size_check(required(ev.size_bytes, "the artifact size"), target.max_size_mb))
-    return checks
+    return checks + footprint_checks(target, required(ev.current, "the measurement").footprint)

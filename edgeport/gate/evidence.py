@@ -25,6 +25,7 @@ from edgeport.benchmarks.rounds import rounds_of
 from edgeport.core.json_files import check_schema_version, read_json
 from edgeport.core.manifest import Accuracy, ArtifactManifest, read_manifest
 from edgeport.errors import ConfigError
+from edgeport.gate.footprint_checks import read_footprints
 
 RESULT_SCHEMA_VERSIONS = (SCHEMA_VERSION,)
 
@@ -37,6 +38,7 @@ class Measurement:
     model_sha256: str
     model_path: str
     source: str
+    footprint: list[dict] | None = None  # `bench --footprint`'s records, or the gate's own (footprint_checks.py)
 
     @property
     def samples_ms(self) -> np.ndarray:
@@ -46,7 +48,9 @@ class Measurement:
         """This measurement followed by ``more`` (another measurement of the same model, same round size)."""
         width, extra = self.rounds.shape[1], more.samples_ms
         rounds = np.vstack([self.rounds, extra[: extra.size - extra.size % width].reshape(-1, width)])
-        return Measurement(rounds, self.settings, self.environment, self.model_sha256, self.model_path, self.source)
+        return Measurement(
+            rounds, self.settings, self.environment, self.model_sha256, self.model_path, self.source, self.footprint
+        )
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,7 @@ def _measurement(entry: _Entry, source: str) -> Measurement:
         entry.model_sha256,
         entry.model_path,
         source,
+        read_footprints((entry.model_extra or {}).get("footprint"), source),
     )
 
 

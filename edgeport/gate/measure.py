@@ -18,6 +18,7 @@ from edgeport.gate.budgets import PERCENTILE_BUDGETS, GateTarget
 from edgeport.gate.checks import evaluate_checks, require_samples
 from edgeport.gate.decide import Check
 from edgeport.gate.evidence import Measurement
+from edgeport.gate.footprint_checks import measure_for_target, wanted
 from edgeport.gate.integrity import check_unchanged
 from edgeport.gate.load import GateEvidence, required
 from edgeport.gate.request import GateRequest
@@ -96,6 +97,8 @@ def prepare_measurer(request: GateRequest, target: GateTarget, ev: GateEvidence,
 def _first_measurement(request: GateRequest, target: GateTarget, ev: GateEvidence, measurer: Measurer) -> None:
     measured = measurer.measure()
     ev.current = measured["artifact"]
+    if wanted(target):  # footprint budgets: cold starts of the artifact as the target deploys it
+        ev.current.footprint = measure_for_target(Path(measurer.models["artifact"]), target, measurer.settings)
     if "reference" in measured:
         ev.reference, ev.reference_paired = measured["reference"], True
     ev.baseline = measured.get("baseline", ev.baseline)

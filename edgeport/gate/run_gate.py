@@ -20,6 +20,7 @@ from edgeport.errors import ConfigError
 from edgeport.gate.budgets import GateTarget, load_budgets, select_target
 from edgeport.gate.checks import require_inputs
 from edgeport.gate.deploy import with_deployed_runtime
+from edgeport.gate.footprint_checks import wanted
 from edgeport.gate.integrity import (
     check_baseline,
     check_hardware,
@@ -74,6 +75,11 @@ def target_for_settings(
         raise ConfigError(
             f"{budget}: target {name!r} is for batch {target.batch}, {target.threads} thread(s), but {where} "
             f"measures batch {batch}, {threads} thread(s); set [run.bench] batch/threads to match"
+        )
+    if footprint := wanted(target):
+        raise ConfigError(
+            f"{budget}: target {name!r} has {', '.join(footprint)}, which {where} does not measure; gate the "
+            "artifact afterwards with `edgeport gate --artifact ...` (it measures cold starts)"
         )
     if target.max_regression is not None:
         raise ConfigError(

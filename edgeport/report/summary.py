@@ -12,6 +12,7 @@ from rich.text import Text
 
 from edgeport.benchmarks.records import RuntimeChoice
 from edgeport.core.console import make_console
+from edgeport.report.footprint_table import print_footprints
 from edgeport.report.quantize_summary import print_quantize_summary, print_sensitivity
 from edgeport.report.run_report import ROWS, latency_verdict
 
@@ -129,6 +130,7 @@ def print_bench_summary(report: dict, console: Console | None = None) -> None:
         console.print(
             f"note: {', '.join(unsupported)} not reported: too few iterations for that percentile", highlight=False
         )
+    print_footprints(report, console)
     for warning in report["warnings"]:
         console.print(f"warning: {warning}", highlight=False)
 

@@ -92,6 +92,20 @@ def test_remote_benchmark_end_to_end(sshd, capsys, fp32_onnx):
     assert result["model_sha256"] and result["session_create_ms"] > 0
 
 
+def test_remote_footprint_runs_its_cold_starts_on_the_device(sshd, capsys, fp32_onnx):
+    """The device's own processes: the cold starts run there (through ssh, on the device's Python), each a
+    fresh process, and their figures come back checked."""
+    args = ("--remote-python", sys.executable, "--iterations", 40, "--warmup", 2, "--footprint", "--cold-starts", 2)
+    code, out, err = _bench(capsys, fp32_onnx, *_args(sshd), *args, "--json")
+    assert code == 0, err
+    (result,) = json.loads(out)["results"]
+    footprints = result["footprint"]
+    assert [f["cpu_mem_arena"] for f in footprints] == [True, False]
+    for footprint in footprints:
+        assert len({s["pid"] for s in footprint["starts"]}) == 2 and footprint["peak_rss_mb"]["median"] > 0
+        assert footprint["environment"]["cpu"]["logical_cores"] >= 1
+
+
 @pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")
 def test_remote_benchmark_on_openvino_when_the_device_has_it(sshd, capsys, fp32_onnx):
     args = ("--remote-python", sys.executable, "--runtime", "openvino", "--precision", "f32", "--iterations", 50)

@@ -87,6 +87,8 @@ class BenchSection(_Section):
     # The runtime the artifact ships with (a search dimension: "bench.runtime" = ["ort", "openvino"])
     runtime: Literal["ort", "openvino"] = "ort"
     precision: Literal["f32", "bf16", "f16"] | None = None  # openvino: its inference precision hint
+    # `edgeport run`: the artifacts' memory and cold start, this many fresh processes each (0: not measured)
+    cold_starts: int = Field(3, ge=0, le=100)
 
     @model_validator(mode="after")
     def _precision_needs_openvino(self) -> BenchSection:

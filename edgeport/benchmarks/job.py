@@ -26,6 +26,7 @@ from edgeport.benchmarks.remote import measure_remote
 from edgeport.benchmarks.request import BenchRequest, TorchModel
 from edgeport.benchmarks.session import BATCH_AXIS, Feeds, Shapes, batch_of_shapes, check_synthetic_size
 from edgeport.benchmarks.ssh_device import RemoteDevice
+from edgeport.benchmarks.sustained import TelemetryLog, sustained_record
 from edgeport.benchmarks.torch_latency import measure_torch
 from edgeport.core.artifacts import atomic_write_json, check_output_file
 from edgeport.core.progress import SILENT, Progress
@@ -140,9 +141,10 @@ def _measure(
     request: BenchRequest,
     progress: Progress,
     runtimes: dict[str, RuntimeChoice],
+    log: TelemetryLog | None = None,
 ) -> dict[str, BenchResult]:
     """One batch and thread setting: interleaved on this machine, or each model in turn on the request's
-    remote device."""
+    remote device. ``log``: a sustained run's telemetry, read between rounds."""
     device = request.remote
     if device is not None:
         if len(set(runtimes.values())) > 1:
@@ -151,7 +153,8 @@ def _measure(
         return _measure_remote(models, settings, feeds, request.shapes, device)
     with progress.task(f"batch {settings.batch}, {settings.threads} thread(s)", total=settings.rounds) as advance:
         paths = {k: str(v) for k, v in models.items()}
-        return measure_interleaved(paths, settings, feeds, advance, shapes=request.shapes, runtimes=runtimes)
+        step = log.on_round(advance) if log is not None else advance
+        return measure_interleaved(paths, settings, feeds, step, shapes=request.shapes, runtimes=runtimes)
 
 
 def _report(request: BenchRequest, model: str, results: list, comparisons: list, warnings: list) -> dict:
@@ -197,14 +200,24 @@ def run_bench(request: BenchRequest, progress: Progress = SILENT) -> dict:
     for batch, feeds in batches.items():
         for thread_count in request.threads:
             settings = dataclasses.replace(request.settings, batch=batch, threads=thread_count)
+            if request.sustained:  # measure for that long, reading the platform's heat as it goes
+                settings = dataclasses.replace(settings, duration_s=request.sustained)
+            log = TelemetryLog() if request.sustained else None
             # --shape is used as given; the batch fills the other inputs (session.synthesize_inputs)
-            measured = _measure(models, settings, feeds, request, progress, runtimes)
+            measured = _measure(models, settings, feeds, request, progress, runtimes, log)
             found = {}
             if request.footprint:  # memory and cold start, fresh processes fed what the latency was measured on
                 device, count = request.remote, request.footprint
                 found = footprints_of(models, runtimes, settings, feeds, request.shapes, count, device, progress)
+            if log is not None:
+                log.finish()
             results += [
-                {"model": label, **result.to_dict(), **({"footprint": found[label]} if found else {})}
+                {
+                    "model": label,
+                    **result.to_dict(),
+                    **({"footprint": found[label]} if found else {}),
+                    **({"sustained": sustained_record(result, log, settings.duration_s or 0.0)} if log else {}),
+                }
                 for label, result in measured.items()
             ]
             first, *others = list(measured)  # A against B; with --runtime all, onnxruntime against each other

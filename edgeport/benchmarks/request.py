@@ -10,6 +10,7 @@ from edgeport.benchmarks.options import check_given_inputs, check_threads
 from edgeport.benchmarks.records import BenchSettings, RuntimeChoice
 from edgeport.benchmarks.session import Shapes
 from edgeport.benchmarks.ssh_device import RemoteDevice
+from edgeport.benchmarks.sustained import check_sustained
 from edgeport.errors import ConfigError
 
 
@@ -44,6 +45,7 @@ class BenchRequest:
     remote: RemoteDevice | None = None  # --remote: the device to measure on instead of this machine
     torch: TorchModel | None = None  # --torch: a PyTorch model instead of MODEL.onnx
     footprint: int | None = None  # --footprint: that many cold starts per model and runtime (footprint.py)
+    sustained: float | None = None  # --sustained: seconds per setting, with drift and heat (sustained.py)
 
     def __post_init__(self) -> None:
         check_threads(self.threads, self.remote)
@@ -52,3 +54,10 @@ class BenchRequest:
             check_cold_starts(self.footprint)
             if self.torch is not None:
                 raise ConfigError("--footprint measures ONNX models on their runtime; --torch has none")
+        check_sustained(self.sustained)
+        if self.sustained is not None:
+            if self.remote is not None or self.torch is not None:
+                raise ConfigError("--sustained reads this machine's sensors while it measures ONNX here: not with "
+                                  "--remote or --torch")  # fmt: skip
+            if self.settings.duration_s is not None:
+                raise ConfigError("--sustained SECONDS is how long the run measures: drop --duration")

@@ -106,6 +106,12 @@ if TYPE_CHECKING:  # the command imports its stage code when it runs (see edgepo
     type=int,
     help="With --footprint: fresh processes per model, runtime and memory setting (default 5).",
 )
+@click.option(
+    "--sustained",
+    type=FINITE,
+    help="Measure for this many seconds and report the drift between the first and last rounds, with the "
+    "platform's temperature, CPU frequency and throttling (where exposed).",
+)
 @click.option("-o", "--output", help="Write the full result (raw samples included) to this JSON file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -135,6 +141,7 @@ def bench(
     ssh_options,
     footprint,
     cold_starts,
+    sustained,
     output,
     as_json,
     quiet,
@@ -165,6 +172,7 @@ def bench(
         runtimes=every_runtime,
         torch=torch_model,
         footprint=_cold_starts(footprint, cold_starts),
+        sustained=sustained,
     )
     report = run_bench(request, SILENT if quiet else RichProgress())
     if as_json:

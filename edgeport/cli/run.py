@@ -135,7 +135,8 @@ def run(config_path, out, budget, budget_target, as_json, quiet, speed_check, **
         from edgeport.gate.run_gate import target_for_settings
 
         batch, threads = config.bench.batch, config.bench.threads
-        gate_target = target_for_settings(budget, budget_target, batch, threads, "this run")[0]
+        measured = config.bench.cold_starts > 0  # the run measures the footprint its budgets may ask for
+        gate_target = target_for_settings(budget, budget_target, batch, threads, "this run", None, measured)[0]
     progress = SILENT if quiet else RichProgress()
     folder, manifest = run_pipeline(config, out, progress)
     report = _gate_run_folder(folder, budget, gate_target) if budget and gate_target else None

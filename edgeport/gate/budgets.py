@@ -77,6 +77,11 @@ class GateTarget(_Strict):
     max_first_run_ms: float | None = Field(None, gt=0)  # the first run alone
     # onnxruntime's CPU memory arena as the target deploys it (its default: on); footprints only
     cpu_mem_arena: bool = True
+    # Cool-down before the gate measures (gate/heat.py): the device's temperature at rest, turning it on,
+    # how close to it the device must come, and for how long the gate waits
+    idle_temperature_c: float | None = Field(None, gt=-50, lt=150)
+    cool_down_c: float = Field(5.0, gt=0, le=100)
+    cool_down_timeout_s: float = Field(300.0, gt=0, le=86400)
     hardware: Hardware = Hardware()
 
     @model_validator(mode="after")

@@ -16,6 +16,7 @@ from edgeport.gate.decide import (
     speedup_check,
 )
 from edgeport.gate.footprint_checks import footprint_checks, require_footprint
+from edgeport.gate.heat import throttled_check
 from edgeport.gate.load import GateEvidence, required
 from edgeport.gate.request import GateRequest
 
@@ -98,4 +99,6 @@ def evaluate_checks(target: GateTarget, ev: GateEvidence, mode: str, seed: int, 
         checks.append(min_accuracy_check(accuracy, split, target.min_accuracy))
     if target.max_size_mb is not None:
         checks.append(size_check(required(ev.size_bytes, "the artifact size"), target.max_size_mb))
-    return checks + footprint_checks(target, required(ev.current, "the measurement").footprint)
+    current = required(ev.current, "the measurement")
+    heat = ([ev.cool_down] if ev.cool_down else []) + throttled_check(current.sustained)
+    return checks + footprint_checks(target, current.footprint) + heat

@@ -39,6 +39,7 @@ class Measurement:
     model_path: str
     source: str
     footprint: list[dict] | None = None  # `bench --footprint`'s records, or the gate's own (footprint_checks.py)
+    sustained: dict | None = None  # `bench --sustained`'s record: drift, heat, whether the device throttled
 
     @property
     def samples_ms(self) -> np.ndarray:
@@ -49,7 +50,14 @@ class Measurement:
         width, extra = self.rounds.shape[1], more.samples_ms
         rounds = np.vstack([self.rounds, extra[: extra.size - extra.size % width].reshape(-1, width)])
         return Measurement(
-            rounds, self.settings, self.environment, self.model_sha256, self.model_path, self.source, self.footprint
+            rounds,
+            self.settings,
+            self.environment,
+            self.model_sha256,
+            self.model_path,
+            self.source,
+            self.footprint,
+            self.sustained,
         )
 
 
@@ -140,7 +148,14 @@ def _measurement(entry: _Entry, source: str) -> Measurement:
         entry.model_path,
         source,
         read_footprints((entry.model_extra or {}).get("footprint"), source),
+        _sustained((entry.model_extra or {}).get("sustained"), source),
     )
+
+
+def _sustained(value: Any, source: str) -> dict | None:
+    if value is not None and (not isinstance(value, dict) or not isinstance(value.get("throttled"), bool | None)):
+        raise ConfigError(f"{source}: field 'sustained': expected `bench --sustained`'s record with 'throttled'")
+    return value
 
 
 def _runtime(entry: _Entry) -> tuple[Any, Any]:

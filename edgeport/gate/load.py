@@ -17,6 +17,7 @@ from edgeport.benchmarks.fingerprint import environment_fingerprint
 from edgeport.core.artifacts import sha256_file
 from edgeport.errors import ArtifactError, ConfigError
 from edgeport.gate.budgets import GateTarget
+from edgeport.gate.decide import Check
 from edgeport.gate.evidence import ArtifactFacts, Measurement, find_manifest, read_artifact_facts, read_result
 from edgeport.gate.reporters import check_outputs
 from edgeport.gate.request import MODES, GateRequest
@@ -46,6 +47,7 @@ class GateEvidence:
     facts: ArtifactFacts | None = None
     size_bytes: int | None = None
     environment: dict = field(default_factory=dict)  # where the current measurement was (or is about to be) taken
+    cool_down: Check | None = None  # the wait for the device to cool before the gate measured (gate/heat.py)
 
 
 def require_file(path: Path, what: str) -> None:

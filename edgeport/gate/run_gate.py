@@ -21,6 +21,7 @@ from edgeport.gate.budgets import GateTarget, load_budgets, select_target
 from edgeport.gate.checks import require_inputs
 from edgeport.gate.deploy import with_deployed_runtime
 from edgeport.gate.footprint_checks import wanted
+from edgeport.gate.heat import check_cool_down_possible
 from edgeport.gate.integrity import (
     check_baseline,
     check_hardware,
@@ -55,6 +56,8 @@ def evaluate_gate(request: GateRequest, progress: Progress = SILENT) -> GateRepo
     ev.environment = measuring_environment(ev)
     check_machines(name, target, request, ev)
     measurer = prepare_measurer(request, target, ev, progress)
+    if measurer is not None:  # the gate measures: a cool-down it was asked for must be checkable here
+        check_cool_down_possible(name, target)
     ev.baseline = read_baseline(request, target)
     check_baseline(request, ev)
     judgement = measure_until_conclusive(request, target, ev, measurer)
@@ -67,7 +70,13 @@ def run_gate(request: GateRequest, progress: Progress = SILENT) -> dict:
 
 
 def target_for_settings(
-    budget: Path, name: str | None, batch: int, threads: int, where: str, remote: str | None = None
+    budget: Path,
+    name: str | None,
+    batch: int,
+    threads: int,
+    where: str,
+    remote: str | None = None,
+    measures_footprint: bool = False,
 ) -> tuple[str, GateTarget]:
     """The target a run or search will be gated against, refused up front when it measures other settings."""
     name, target = select_target(load_budgets(budget), name, budget)
@@ -76,10 +85,11 @@ def target_for_settings(
             f"{budget}: target {name!r} is for batch {target.batch}, {target.threads} thread(s), but {where} "
             f"measures batch {batch}, {threads} thread(s); set [run.bench] batch/threads to match"
         )
-    if footprint := wanted(target):
+    if (footprint := wanted(target)) and not measures_footprint:
         raise ConfigError(
             f"{budget}: target {name!r} has {', '.join(footprint)}, which {where} does not measure; gate the "
             "artifact afterwards with `edgeport gate --artifact ...` (it measures cold starts)"
+            + ("; or set [run.bench] cold_starts above 0" if where == "this run" else "")
         )
     if target.max_regression is not None:
         raise ConfigError(

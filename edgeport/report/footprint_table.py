@@ -1,5 +1,6 @@
-"""`edgeport bench --footprint`'s table: each model's memory and cold start on each runtime beside its warm
-latency, and with --vs the two models' footprints compared setting by setting."""
+"""What `edgeport bench` prints beside its latency table: `--footprint`'s table (each model's memory and
+cold start on each runtime, and with --vs the two models compared setting by setting) and
+`--sustained`'s drift and heat lines."""
 
 from __future__ import annotations
 
@@ -80,4 +81,49 @@ def _compare_models(measured: list[dict], console: Console) -> None:
             )
 
 
-__all__ = ["print_footprints"]
+def print_sustained(report: dict, console: Console) -> None:
+    """Each model's drift over a sustained run, then what the platform said (or did not) about heat."""
+    from edgeport.benchmarks.sustained import drift_line
+
+    measured = [r for r in report["results"] if r.get("sustained")]
+    for result in measured:
+        record = result["sustained"]
+        where = f"batch {result['settings']['batch']}, {result['settings']['threads']} thread(s)"
+        console.print(f"sustained, {where}: {drift_line(result['model'].upper(), record)}", highlight=False)
+    if not measured:
+        return
+    record = measured[-1]["sustained"]
+    temperature, mhz = record["temperature_c"], record["cpu_mhz"]
+    heat = []
+    if temperature["before"] is not None:
+        heat.append(
+            f"temperature {temperature['before']:.1f} -> {temperature['after']:.1f} C (max {temperature['max']:.1f})"
+        )
+    if mhz["before"] is not None:
+        heat.append(f"CPU {mhz['before']:.0f} -> {mhz['after']:.0f} MHz")
+    heat += [f"not exposed: {what}" for what in record["not_exposed"]]
+    console.print("heat: " + "; ".join(heat), highlight=False)
+    flag = {True: "THROTTLED (result flagged)", False: "not throttled", None: "throttling"}[record["throttled"]]
+    console.print(f"{flag}: {record['throttled_why']}", highlight=False)
+
+
+def footprint_lines(footprint: dict | None) -> list[str]:
+    """A run's footprint (manifest ``footprint``), one line per memory setting: fp32 beside int8."""
+    if not footprint or "int8" not in footprint:
+        return []
+    lines = []
+    for index, int8 in enumerate(footprint["int8"]):
+        fp32 = footprint.get("fp32", [])[index] if index < len(footprint.get("fp32", [])) else None
+        parts = [
+            f"{label} peak {f['peak_rss_mb']['median']:.0f} MB"
+            + (f" (model {f['model_rss_mb']['median']:.0f} MB)" if f.get("model_rss_mb") else "")
+            + f", cold start {f['cold_start_ms']['median']:.1f} ms"
+            for label, f in (("int8", int8), ("fp32", fp32))
+            if f is not None
+        ]
+        where = _where(int8) + ("" if int8.get("cpu_mem_arena") is None else f" {_memory_setting(int8)}")
+        lines.append(f"footprint on {where}, median of {int8['cold_starts']} cold starts: {'; '.join(parts)}")
+    return lines
+
+
+__all__ = ["footprint_lines", "print_footprints", "print_sustained"]

@@ -239,8 +239,28 @@ def _runtimes_section(manifest: dict) -> list[str]:
     return lines
 
 
+def _footprint_section(manifest: dict) -> list[str]:
+    from edgeport.report.footprint_table import footprint_lines
+
+    lines = footprint_lines(manifest.get("footprint"))
+    if not lines:
+        return []
+    note = (
+        "Peak: the process's maximum resident memory; model: the peak minus the memory before the session; "
+        "cold start: session creation + first run, each in a fresh process (raw starts in `latency.json`)."
+    )
+    return ["## Memory and cold start", "", *[f"- {line}" for line in lines], "", note, ""]
+
+
 def render_run_report(manifest: dict) -> str:
-    sections = (_accuracy_section, _quantization_section, _latency_section, _runtimes_section, _files_section)
+    sections = (
+        _accuracy_section,
+        _quantization_section,
+        _latency_section,
+        _footprint_section,
+        _runtimes_section,
+        _files_section,
+    )
     return "\n".join(line for section in sections for line in section(manifest))
 
 

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from edgeport.benchmarks.records import RuntimeChoice
 from edgeport.core.console import make_console
-from edgeport.report.footprint_table import print_footprints
+from edgeport.report.footprint_table import footprint_lines, print_footprints, print_sustained
 from edgeport.report.quantize_summary import print_quantize_summary, print_sensitivity
 from edgeport.report.run_report import ROWS, latency_verdict
 
@@ -66,6 +66,8 @@ def print_summary(manifest: dict, folder: Path, console: Console | None = None) 
             ships = runtimes["deploy"]
             where = RuntimeChoice(ships["runtime"], ships["precision"]).label()
             console.print(f"ships: {ships['model']} on {where}: {ships['verdict']}", highlight=False)
+    for line in footprint_lines(manifest.get("footprint")):
+        console.print(line, highlight=False)
     console.print(f"run folder: {folder}", highlight=False, soft_wrap=True)
 
 
@@ -131,6 +133,7 @@ def print_bench_summary(report: dict, console: Console | None = None) -> None:
             f"note: {', '.join(unsupported)} not reported: too few iterations for that percentile", highlight=False
         )
     print_footprints(report, console)
+    print_sustained(report, console)
     for warning in report["warnings"]:
         console.print(f"warning: {warning}", highlight=False)
 

@@ -61,6 +61,7 @@ class Measurements:
     accuracies: dict
     latency: dict  # "fp32" / "int8" (and the other runtimes' labels) -> the benchmark result
     runtimes: dict  # every installed runtime's latency and accuracy, the fastest faithful one
+    footprint: dict | None = None  # "fp32" / "int8" -> memory and cold start on the run's runtime (footprint.py)
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,13 @@ def _latency(run: RunResult) -> dict:
     }
 
 
+def _footprint(found: dict | None) -> dict | None:
+    if not found:
+        return None
+    drop = ("starts", "environment")  # the raw cold starts stay in latency.json
+    return {label: [{k: v for k, v in f.items() if k not in drop} for f in records] for label, records in found.items()}
+
+
 def build_manifest(
     run: RunResult, run_id: str, artifacts: dict[str, Artifact], root: Path, timings: dict[str, float]
 ) -> dict:
@@ -106,6 +113,8 @@ def build_manifest(
         "warnings": run.warnings,
         "latency": _latency(run),
         "runtimes": run.measured.runtimes,  # fp32 and int8 on every installed runtime; the fastest faithful one
+        # memory and cold start of fp32 and int8 on the run's runtime (raw starts in latency.json); None: off
+        "footprint": _footprint(run.measured.footprint),
         "environment": run.measured.latency["fp32"].environment,
         "versions": package_versions(),
         "timings_s": timings,

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edgeport.benchmarks import cpu_fingerprint, measure_interleaved
+from edgeport.benchmarks.footprint import footprints_of
 from edgeport.config import RunConfig
 from edgeport.core.artifacts import Artifact, atomic_write_json, atomic_write_text, sha256_json
 from edgeport.core.manifest import check_manifest
@@ -151,9 +152,11 @@ def _evaluate(inputs: RunInputs, trained: TrainedStudents, built: BuiltModels) -
     }
 
 
-def _benchmark(inputs: RunInputs, built: BuiltModels, root: Path, progress: Progress) -> tuple[dict, dict]:
+def _benchmark(inputs: RunInputs, built: BuiltModels, root: Path, progress: Progress) -> tuple[dict, dict, dict | None]:
     """fp32 and int8 measured interleaved on real test images, on every installed runtime (run/
-    runtimes.py); raw samples to latency.json. The results, and each runtime's accuracy and agreement on val."""
+    runtimes.py), then each one's footprint on the run's own runtime (``bench.cold_starts`` fresh processes);
+    raw samples and footprints to latency.json. The results, each runtime's accuracy and agreement on val,
+    and the footprints."""
     config, prepared = inputs.config, inputs.prepared
     bench = bench_settings(config.bench, config.seed)
     sample = {"input": batch_of(prepared.splits.test.x, bench.batch)}
@@ -162,11 +165,16 @@ def _benchmark(inputs: RunInputs, built: BuiltModels, root: Path, progress: Prog
     models = {v.label: paths[v.model] for v in variants}
     with progress.task("benchmark fp32 vs int8 on every runtime", total=bench.rounds) as advance:
         results = measure_interleaved(models, bench, sample, advance, runtimes={v.label: v.runtime for v in variants})
-    atomic_write_json(root / "latency.json", {k: r.to_dict() for k, r in results.items()})
+    found = None
+    if config.bench.cold_starts:
+        on = dict.fromkeys(paths, bench.runtime)
+        found = footprints_of(paths, on, bench, sample, {}, config.bench.cold_starts, progress=progress)
+    entries = {k: r.to_dict() | ({"footprint": found[k]} if found and k in found else {}) for k, r in results.items()}
+    atomic_write_json(root / "latency.json", entries)
     drop = config.max_accuracy_drop
     val = prepared.splits.val
     runtimes = runtime_table(variants, paths, results, val.x, val.y, DEFAULT_MAX_DROP if drop is None else drop)
-    return results, runtimes
+    return results, runtimes, found
 
 
 def _artifacts(trained: TrainedStudents, built: BuiltModels) -> dict[str, Artifact]:
@@ -226,8 +234,8 @@ def run_pipeline(
             accuracies = _evaluate(inputs, trained, built)
         artifacts = _artifacts(trained, built)
         with stages("benchmark"):
-            latency, runtimes = _benchmark(inputs, built, folder.path, progress)
-        result = RunResult(inputs, trained, built, Measurements(accuracies, latency, runtimes))
+            latency, runtimes, footprint = _benchmark(inputs, built, folder.path, progress)
+        result = RunResult(inputs, trained, built, Measurements(accuracies, latency, runtimes, footprint))
         manifest = build_manifest(result, folder.run_id, artifacts, folder.path, stages.seconds)
         check_manifest(manifest, str(folder.path / "manifest.json"))  # the schema the gate reads
         atomic_write_text(folder.path / "report.md", render_run_report(manifest))

@@ -141,11 +141,14 @@ def test_the_gate_measures_the_footprint_itself_with_an_artifact(tmp_path, capsy
     assert "worst of 5 cold starts" in report["checks"][0]["reason"]
 
 
-def test_run_and_search_refuse_footprint_budgets_they_do_not_measure(tmp_path):
+def test_search_and_a_run_without_cold_starts_refuse_footprint_budgets(tmp_path):
     (tmp_path / "budgets.toml").write_text(BUDGETS)
-    with pytest.raises(ConfigError, match="has max_peak_rss_mb, which edgeport run does not measure"):
-        target_for_settings(tmp_path / "budgets.toml", "tight", 1, 1, "edgeport run")
-    target_for_settings(tmp_path / "budgets.toml", "latency-only", 1, 1, "edgeport run")
+    with pytest.raises(ConfigError, match="has max_peak_rss_mb, which this search does not measure"):
+        target_for_settings(tmp_path / "budgets.toml", "tight", 1, 1, "this search")
+    with pytest.raises(ConfigError, match=r"or set \[run.bench\] cold_starts above 0"):
+        target_for_settings(tmp_path / "budgets.toml", "tight", 1, 1, "this run")  # cold_starts = 0
+    target_for_settings(tmp_path / "budgets.toml", "tight", 1, 1, "this run", None, measures_footprint=True)
+    target_for_settings(tmp_path / "budgets.toml", "latency-only", 1, 1, "this search")
 
 
 @pytest.mark.parametrize(

@@ -92,6 +92,16 @@ def test_run_numbers_come_from_the_run(tiny_run):
     assert f"{manifest['metrics']['accuracy']['int8_onnx']['test']:.2f}" in report
     verdict = "int8 is faster" if ratio < 1 else "int8 is NOT faster"
     assert verdict in report
+    # memory and cold start of both artifacts, each start a process of its own; the manifest's medians are
+    # the raw starts' in latency.json, which the gate reads
+    for key in ("fp32", "int8"):
+        raw, summary = samples[key]["footprint"], manifest["footprint"][key]
+        assert [f["cpu_mem_arena"] for f in raw] == [True, False] == [f["cpu_mem_arena"] for f in summary]
+        for stored, shown in zip(raw, summary, strict=True):
+            peaks = sorted(s["peak_rss_mb"] for s in stored["starts"])
+            assert len(peaks) == stored["cold_starts"] == 3 and shown["peak_rss_mb"]["median"] == peaks[1]
+            assert "starts" not in shown
+    assert "## Memory and cold start" in report and "median of 3 cold starts" in report
 
 
 def test_given_teacher_is_not_retrained_and_its_logits_are_cached(tiny_run, tmp_path):

@@ -34,7 +34,15 @@ def _row(trial: dict, metric: str) -> dict:
         row.update({f"{metric}_ci_low_ms": ci[0] if ci else None, f"{metric}_ci_high_ms": ci[1] if ci else None})
     else:
         row[f"{metric}_ms"] = lat.get(f"{metric}_ms")
-    return {**row, "size_bytes": m.get("size_bytes"), "kind": m.get("kind")}
+    footprint = m.get("footprint") or {}
+    return {
+        **row,
+        "size_bytes": m.get("size_bytes"),
+        "kind": m.get("kind"),
+        # worst of the trial's cold starts; empty when the search set no footprint constraint
+        "peak_rss_mb": footprint.get("peak_rss_mb_worst"),
+        "cold_start_ms": footprint.get("cold_start_ms_worst"),
+    }
 
 
 def trials_csv(trials: list[dict], metric: str) -> str:

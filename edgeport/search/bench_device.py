@@ -44,5 +44,14 @@ class BenchDevice:
             return measure_remote(model, self.remote, settings, inputs)
         return measure_latency(model, settings, inputs)
 
+    def footprint(
+        self, model: str | Path, settings: BenchSettings, inputs: dict[str, np.ndarray], cold_starts: int
+    ) -> dict:
+        """Memory and cold start on the trial's runtime, in fresh processes here or on the remote device."""
+        from edgeport.benchmarks.footprint import arena_settings, measure_footprint
+
+        arena = arena_settings(settings.runtime)[0]  # the runtime's default: onnxruntime's arena on
+        return measure_footprint(model, settings, inputs, settings.runtime, arena, cold_starts, self.remote)
+
     def describe(self) -> str:
         return self.url if self.url else f"this host ({cpu_fingerprint()['model']})"

@@ -113,6 +113,19 @@ def violations(trial: dict, selection: dict, trials: list[dict] | None = None) -
             )
     if selection["policy"] == "min-latency" and trial["metrics"]["val_accuracy"] < selection["accuracy_floor"]:
         why.append(f"accuracy {trial['metrics']['val_accuracy']:.2f}% < floor {selection['accuracy_floor']:g}%")
+    footprint = trial["metrics"].get("footprint")
+    for constraint, figure, unit in (
+        ("max_peak_rss_mb", "peak_rss_mb", "MB"),
+        ("max_cold_start_ms", "cold_start_ms", "ms"),
+    ):
+        limit = selection.get(constraint)
+        if limit is not None and footprint is not None and footprint[f"{figure}_worst"] > limit:
+            worst = footprint[f"{figure}_worst"]
+            why.append(
+                f"{figure} {worst:.4g} {unit} (worst of {footprint['cold_starts']} cold starts) > {limit:g} {unit}"
+            )
+        elif limit is not None and footprint is None:
+            why.append(f"{constraint} set, but the trial's footprint was not measured")
     if trial["metrics"].get("within_tolerance") is False:
         kind = "int8" if trial["metrics"].get("kind") == "onnx-int8" else "fp32"
         on = trial["metrics"].get("judged_on_runtime")

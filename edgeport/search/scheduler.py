@@ -22,7 +22,7 @@ from edgeport.search.plan import StageTask, TrialPlan
 from edgeport.search.record import TrialRecord, trial_record
 from edgeport.search.runtime_judgement import judge_on_runtime
 from edgeport.search.store import TrialStore
-from edgeport.search.trial import bench_trial, measured_record
+from edgeport.search.trial import bench_trial, footprint_cold_starts, measured_record
 
 
 @dataclass
@@ -183,7 +183,8 @@ class Scheduler:
     def _bench(self, plan: TrialPlan) -> TrialRecord:
         entries = {task.stage: self.results[task.key] for task in plan.chain}
         try:
-            bench_entry, reused = bench_trial(plan, entries, self.cache, self.device)
+            cold_starts = footprint_cold_starts(self.selection)
+            bench_entry, reused = bench_trial(plan, entries, self.cache, self.device, cold_starts)
             self.store.count_stage("benchmark", built=not reused)
             judged = judge_on_runtime(plan, entries, self.cache)  # its accuracy as its runtime runs it
             return measured_record(plan, entries, bench_entry, self.selection["latency_metric"], judged)

@@ -79,6 +79,10 @@ class SearchSettings(BaseModel):
     accuracy_reference: Literal["student", "teacher"] = "student"  # the trial's fp32 student, or the teacher
     accuracy_floor: float | None = Field(None, ge=0, le=100)  # min-latency: lowest acceptable accuracy (%)
     latency_weight: float = Field(1.0, ge=0)  # weighted: score = accuracy points - weight * latency ms
+    # footprint constraints: each trial's artifact is then cold-started in fresh processes (benchmarks/
+    # footprint.py) on its runtime, and a trial whose worst start exceeds one is infeasible
+    max_peak_rss_mb: float | None = Field(None, gt=0)
+    max_cold_start_ms: float | None = Field(None, gt=0)
     max_trials: int | None = Field(None, gt=0)
     time_budget: str | int | float | None = None
     space: dict[str, Any] | list[dict[str, Any]]
@@ -101,6 +105,8 @@ class SearchSettings(BaseModel):
                 "accuracy_reference",
                 "accuracy_floor",
                 "latency_weight",
+                "max_peak_rss_mb",
+                "max_cold_start_ms",
             )
         }
 

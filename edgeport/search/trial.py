@@ -16,6 +16,8 @@ from edgeport.search.record import TrialRecord, trial_record
 from edgeport.search.tasks import prepared_data
 from edgeport.stages import batch_of, bench_settings
 
+SEARCH_COLD_STARTS = 3  # fresh processes per trial when the search constrains memory or cold start
+FOOTPRINT_CONSTRAINTS = ("max_peak_rss_mb", "max_cold_start_ms")
 LATENCY_KEYS = (
     "count",
     "min_ms",
@@ -42,14 +44,25 @@ def _key_settings(settings: BenchSettings) -> dict:
     return found
 
 
-def bench_trial(plan: TrialPlan, entries: dict, cache: StageCache, device) -> tuple[dict, bool]:
-    """Latency of the trial's artifact on ``device`` (a BenchDevice) at its batch and threads (cached by content)."""
+def footprint_cold_starts(selection: dict) -> int:
+    """Cold starts per trial: SEARCH_COLD_STARTS when the selection constrains memory or cold start, else 0."""
+    return SEARCH_COLD_STARTS if any(selection.get(k) is not None for k in FOOTPRINT_CONSTRAINTS) else 0
+
+
+def bench_trial(plan: TrialPlan, entries: dict, cache: StageCache, device, cold_starts: int = 0) -> tuple[dict, bool]:
+    """Latency of the trial's artifact on ``device`` (a BenchDevice) at its batch and threads (cached by content),
+    and with ``cold_starts`` its footprint on its runtime (onnxruntime's default memory setting: arena on)."""
     config = plan.candidate.config
     artifact = entries[plan.artifact_stage.stage]
     settings = bench_settings(config.bench, config.seed)
+    measured = {"footprint": cold_starts} if cold_starts else {}  # keys without a footprint stay as they were
     # "target" is part of the cache key's content: renaming it would miss every cached benchmark.
     key = stage_key(
-        "benchmark", model=artifact["files"]["model.onnx"], settings=_key_settings(settings), target=device.identity()
+        "benchmark",
+        model=artifact["files"]["model.onnx"],
+        settings=_key_settings(settings),
+        target=device.identity(),
+        **measured,
     )
     found = cache.lookup("benchmark", key)
     if found is not None:
@@ -58,12 +71,30 @@ def bench_trial(plan: TrialPlan, entries: dict, cache: StageCache, device) -> tu
     started = time.time()
     result = device.measure(artifact["paths"]["model.onnx"], settings, inputs)
     window = [started, time.time()]
+    footprint = (
+        [device.footprint(artifact["paths"]["model.onnx"], settings, inputs, cold_starts)] if cold_starts else None
+    )
     build_dir = cache.new_build_dir("benchmark", key)
+    entry = {**result.to_dict(), "measure_window": window, **({"footprint": footprint} if footprint else {})}
     try:
-        return cache.commit("benchmark", key, build_dir, {**result.to_dict(), "measure_window": window}), False
+        return cache.commit("benchmark", key, build_dir, entry), False
     except BaseException:
         shutil.rmtree(build_dir, ignore_errors=True)
         raise
+
+
+def _footprint(records: list | None) -> dict | None:
+    """The trial's footprint as its constraints read it: the worst cold start, with the medians."""
+    if not records:
+        return None
+    record = records[0]
+    return {
+        "runtime": record["runtime"],
+        "cpu_mem_arena": record["cpu_mem_arena"],
+        "cold_starts": record["cold_starts"],
+        **{f"{k}_worst": record[k]["max"] for k in ("peak_rss_mb", "cold_start_ms")},
+        **{f"{k}_median": record[k]["median"] for k in ("peak_rss_mb", "cold_start_ms")},
+    }
 
 
 def measured_record(
@@ -104,6 +135,7 @@ def measured_record(
         "int8_coverage": quant["verification"]["coverage"] if quant else None,
         # backend "auto": the recipe it chose (the quantize entry keeps every attempt)
         "quant_recipe": quant["auto"]["chosen"] if quant and quant.get("auto") else None,
+        "footprint": _footprint(bench.get("footprint")),
     }
     artifacts = {
         "model": artifact["paths"]["model.onnx"],

@@ -463,3 +463,23 @@ def test_a_precision_hint_without_openvino_is_refused(tmp_path, capsys):
     config = tiny_config(tmp_path, '"bench.precision" = ["bf16"]\n')
     proc = search_cli("--config", str(config), "--out", str(tmp_path / "out"))
     assert proc.returncode == 2 and "precision is OpenVINO's" in proc.stderr
+
+
+def test_footprint_constraints_cold_start_every_trial_and_rule_out_the_heavy_ones(tmp_path):
+    """A memory limit the trials' artifacts cannot meet makes every trial infeasible; each trial's worst cold
+    start is its own fresh processes', shown in trials.csv and judged against the constraint."""
+    space = '"student.model.width" = [0.5]\n"quantize.backend" = ["none", "ort-static"]\n'
+    search = 'policy = "max-accuracy"\nmax_peak_rss_mb = 1.0\nmax_cold_start_ms = 60000\n'
+    config = tiny_config(tmp_path, space, search)
+    proc = search_cli("--config", str(config), "--out", str(tmp_path / "out"), "--json")
+    assert proc.returncode == 1, proc.stderr  # finished, and nothing is feasible
+    folder = search_folder(tmp_path / "out")
+    trials = json.loads((folder / "trials.json").read_text())
+    assert len(trials) == 2 and json.loads(proc.stdout)["chosen"] is None
+    for trial, row in zip(trials, read_csv(folder / "trials.csv"), strict=True):
+        footprint = trial["metrics"]["footprint"]
+        assert footprint["cold_starts"] == 3 and footprint["runtime"] == "ort" and footprint["cpu_mem_arena"] is True
+        assert float(row["peak_rss_mb"]) == footprint["peak_rss_mb_worst"] > 1.0
+        why = violations(trial, json.loads(proc.stdout)["selection"])
+        assert any(w.startswith("peak_rss_mb ") and "worst of 3 cold starts" in w for w in why)
+        assert not any(w.startswith("cold_start_ms") for w in why)  # a minute is within reach

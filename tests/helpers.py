@@ -61,7 +61,8 @@ def plant_outlier_channel(src, dst, factor=300.0):
 
 # A search small enough for tests: 16x16 digits, 2-epoch models, short benchmarks, and the TorchScript
 # exporter (about 0.3 s a student where the default dynamo exporter takes several seconds: the search's
-# tests are about orchestration; tests/exporter tests both exporters).
+# tests are about orchestration; tests/exporter tests both exporters). A run with it measures no footprint
+# (cold_starts = 0: 12 fresh processes otherwise); tests/cli/test_cli.py's run and tests/benchmarks do.
 TINY_RUN = """
 [run]
 seed = 0
@@ -81,6 +82,7 @@ calibration_samples = 64
 warmup = 20
 iterations = 240
 rounds = 4
+cold_starts = 0
 """
 
 

@@ -35,6 +35,7 @@ def _overrides(**values) -> dict:
         "max_accuracy_drop": ("quantize", "max_accuracy_drop"),
         "iterations": ("bench", "iterations"),
         "threads": ("bench", "threads"),
+        "cold_starts": ("bench", "cold_starts"),
         "seed": ("seed",),
     }
     out: dict = {}
@@ -94,6 +95,11 @@ def _overrides(**values) -> dict:
 )
 @click.option("--iterations", type=int, help="Timed inferences per model in the latency benchmark.")
 @click.option("--threads", type=int, help="onnxruntime intra-op threads for the benchmark.")
+@click.option(
+    "--cold-starts",
+    type=int,
+    help="Fresh processes per artifact for its memory and cold-start footprint (default 3; 0: not measured).",
+)
 @click.option("--seed", type=SEED, help="Seed for splits, initialisation, shuffling and calibration.")
 @click.option(
     "--out",

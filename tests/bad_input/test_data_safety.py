@@ -211,6 +211,8 @@ def test_killed_run_leaves_a_partial_folder_the_next_run_removes(tmp_path, capsy
         "--skip-no-kd",
         "--calibration-samples",
         "32",
+        "--cold-starts",
+        "0",
         "--iterations",
         "40",
         "--out",

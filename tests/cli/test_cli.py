@@ -29,6 +29,8 @@ TINY = [
     "64",
     "--quiet",
 ]
+# the runs that are not about memory or cold start skip the footprint's fresh processes (tiny_run measures it)
+QUICK = [*TINY, "--cold-starts", "0"]
 FILES = {
     "teacher.safetensors",
     "student.safetensors",
@@ -108,7 +110,7 @@ def test_given_teacher_is_not_retrained_and_its_logits_are_cached(tiny_run, tmp_
     out, folder, first = tiny_run
     args = [
         "run",
-        *TINY,
+        *QUICK,
         "--out",
         str(out),
         "--teacher-weights",
@@ -132,7 +134,7 @@ def test_given_teacher_is_not_retrained_and_its_logits_are_cached(tiny_run, tmp_
 def test_run_with_another_backend_and_fallback(tmp_path):
     args = [
         "run",
-        *TINY,
+        *QUICK,
         "--out",
         str(tmp_path),
         "--skip-no-kd",
@@ -210,13 +212,16 @@ def test_run_with_a_budget_finishes_with_the_gate_verdict(tmp_path, capsys):
     budget = tmp_path / "budgets.toml"
     budget.write_text(
         "[targets.cpu]\nbatch = 1\nthreads = 1\np90_ms = 0.001\nmax_accuracy_drop = 50.0\n"
-        "[targets.other]\nthreads = 2\np90_ms = 1.0\n"
+        "[targets.other]\nthreads = 2\np90_ms = 1.0\n[targets.memory]\nmax_peak_rss_mb = 4000\n"
     )
     out = tmp_path / "runs"
-    code = main(["run", *TINY, "--out", str(out), "--budget", str(budget), "--target", "other"])
+    code = main(["run", *QUICK, "--out", str(out), "--budget", str(budget), "--target", "other"])
     err = capsys.readouterr().err
     assert code == 2 and "target 'other' is for batch 1, 2 thread(s)" in err and not out.exists()
-    code = main(["run", *TINY, "--out", str(out), "--budget", str(budget), "--target", "cpu", "--json"])
+    code = main(["run", *QUICK, "--out", str(out), "--budget", str(budget), "--target", "memory"])
+    err = capsys.readouterr().err  # a footprint budget, but the run was told to measure no footprint
+    assert code == 2 and "or set [run.bench] cold_starts above 0" in err and not out.exists()
+    code = main(["run", *QUICK, "--out", str(out), "--budget", str(budget), "--target", "cpu", "--json"])
     manifest = json.loads(capsys.readouterr().out)
     assert code == 1 and manifest["gate"]["verdict"] == "fail"
     gate = json.loads((out / manifest["run_id"] / "gate.json").read_text())

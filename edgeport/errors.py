@@ -42,6 +42,11 @@ class BenchmarkError(EdgeportError):
     """A latency measurement could not be taken."""
 
 
+class DeviceUnreachable(BenchmarkError):
+    """A remote device stopped answering (no connection, connection lost, no answer in time): the device
+    failed, not the measurement, so a device pool moves the work to another device."""
+
+
 class ArtifactError(EdgeportError):
     """An output folder or artifact cannot be written or read."""
 

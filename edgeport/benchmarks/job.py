@@ -3,29 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from edgeport.benchmarks.compare import compare
 from edgeport.benchmarks.footprint import footprints_of
+from edgeport.benchmarks.groups import MeasureGroup, batches_to_measure, measure_groups
 from edgeport.benchmarks.latency import (
     SCHEMA_VERSION,
     BenchResult,
     BenchSettings,
-    create_session,
     measure_interleaved,
     resolve_provider,
-    synthesize_inputs,
 )
 from edgeport.benchmarks.openvino_runtime import openvino_module, openvino_version
 from edgeport.benchmarks.options import split_runtime, thread_warnings
+from edgeport.benchmarks.pool.bench import measure_groups_on_pool
 from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
-from edgeport.benchmarks.remote import measure_remote
+from edgeport.benchmarks.remote import measure_remote_models
 from edgeport.benchmarks.request import BenchRequest, TorchModel
-from edgeport.benchmarks.session import BATCH_AXIS, Feeds, Shapes, batch_of_shapes, check_synthetic_size
-from edgeport.benchmarks.ssh_device import RemoteDevice
+from edgeport.benchmarks.session import BATCH_AXIS, Feeds, check_synthetic_size
 from edgeport.benchmarks.sustained import TelemetryLog, sustained_record
 from edgeport.benchmarks.torch_latency import measure_torch
 from edgeport.core.artifacts import atomic_write_json, check_output_file
@@ -33,22 +31,6 @@ from edgeport.core.progress import SILENT, Progress
 from edgeport.errors import BenchmarkError, ConfigError
 
 __all__ = ["BenchRequest", "TorchModel", "installed_runtimes", "run_bench"]
-
-
-def _measure_remote(
-    models: dict[str, Path], settings: BenchSettings, feeds: Feeds | None, shapes: Shapes, device: RemoteDevice
-) -> dict[str, BenchResult]:
-    """Each model on the device in turn, with inputs made here (the device needs no model parsing)."""
-    measured = {}
-    for label, path in models.items():
-        inputs = (
-            feeds
-            if feeds is not None
-            # synthesised from the model's signature as onnxruntime reads it: the host needs no OpenVINO
-            else synthesize_inputs(create_session(path, settings, ONNXRUNTIME), settings.batch, settings.seed, shapes)
-        )
-        measured[label] = measure_remote(path, device, settings, inputs)
-    return measured
 
 
 def installed_runtimes() -> list[str]:
@@ -77,61 +59,9 @@ def _models(request: BenchRequest, model: str) -> tuple[dict[str, Path], dict[st
         check_output_file(request.output, (model, request.vs, request.inputs_path), "result file")
     if ONNXRUNTIME.name in {r.name for r in runtimes.values()}:
         resolve_provider(base.provider)
-    if request.remote is None and any(r.name == "openvino" for r in runtimes.values()):
+    if request.remote is None and request.pool is None and any(r.name == "openvino" for r in runtimes.values()):
         openvino_module()  # exits 2 naming the extra to install, before anything is measured
     return models, runtimes
-
-
-def _given_inputs(
-    inputs_path: str, model: Path, base: BenchSettings, batches: Sequence[int] | None, progress: Progress
-) -> dict[int, Feeds]:
-    """What --inputs feeds each run, per batch size measured. Batch-first arrays: batch N takes the file's
-    first N samples (repeated when it holds fewer), at --batch (default 1, or the batch the model fixes);
-    a file of 100 samples is not a batch of 100. Per-sample feeds (data/feeds.py): the first sample, one
-    complete input, whose batch it fixes. Says what it measures."""
-    # Imported here, for --inputs alone: the edgeport.data package imports scikit-learn (its splits), which
-    # every other `edgeport bench` would load at start-up for nothing.
-    from edgeport.data.feeds import PER_SAMPLE, feed_batch, feed_layout, first_feed, sample_count, session_shapes
-    from edgeport.data.model_inputs import load_model_inputs
-
-    shapes = session_shapes(create_session(model, base, ONNXRUNTIME))  # the signature, as onnxruntime reads it
-    arrays = load_model_inputs(inputs_path, list(shapes), "benchmark")[0]
-    count = sample_count(arrays)
-    if feed_layout(shapes, arrays, inputs_path, "benchmark input", BenchmarkError) == PER_SAMPLE:
-        feed = first_feed(arrays, PER_SAMPLE)
-        batch = feed_batch(shapes, feed)
-        if batches is not None and list(batches) != [batch]:
-            raise ConfigError(
-                f"--batch: {inputs_path} holds one complete input per sample (batch {batch} each); "
-                f"drop --batch, or give batch-first arrays"
-            )
-        progress.log(f"--inputs {inputs_path}: {count} complete input(s); measuring the first (batch {batch})")
-        return {batch: feed}
-    fixed = _fixed_batch(shapes)
-    if batches is None:
-        batches = [fixed or 1]
-    elif fixed and any(b != fixed for b in batches):
-        raise ConfigError(f"--batch: {model} fixes its batch at {fixed}; use --batch {fixed} or leave it out")
-    feeds = {}
-    for batch in batches:
-        take = np.resize(np.arange(count), batch)  # the first samples, repeated when the file holds fewer
-        feeds[batch] = {name: np.ascontiguousarray(array[take]) for name, array in arrays.items()}
-    repeated = " (repeated)" if max(batches) > count else ""
-    progress.log(
-        f"--inputs {inputs_path}: {count} sample(s); measuring batch {', '.join(map(str, batches))} from the first "
-        f"{min(max(batches), count)}{repeated} (--batch N sets it)"
-    )
-    return feeds
-
-
-def _fixed_batch(shapes: dict) -> int | None:
-    """The batch size every input with a leading axis fixes, when they agree (None: an open batch)."""
-    leading = {shape[0] for shape in shapes.values() if shape}
-    if len(leading) == 1:
-        (size,) = leading
-        if isinstance(size, int) and size > 0:
-            return size
-    return None
 
 
 def _measure(
@@ -150,14 +80,16 @@ def _measure(
         if len(set(runtimes.values())) > 1:
             raise BenchmarkError("--remote measures one runtime per command: drop --runtime all or B's @runtime")
         progress.log(f"measuring on {device.destination}: batch {settings.batch}, {settings.threads} thread(s)")
-        return _measure_remote(models, settings, feeds, request.shapes, device)
+        return measure_remote_models(models, settings, feeds, request.shapes, device)
     with progress.task(f"batch {settings.batch}, {settings.threads} thread(s)", total=settings.rounds) as advance:
         paths = {k: str(v) for k, v in models.items()}
         step = log.on_round(advance) if log is not None else advance
         return measure_interleaved(paths, settings, feeds, step, shapes=request.shapes, runtimes=runtimes)
 
 
-def _report(request: BenchRequest, model: str, results: list, comparisons: list, warnings: list) -> dict:
+def _report(
+    request: BenchRequest, model: str, results: list, comparisons: list, warnings: list, pool: list | None = None
+) -> dict:
     """The result file's content (see docs/bench.md), written to the request's output file when given."""
     report = {
         "schema_version": SCHEMA_VERSION,
@@ -166,76 +98,95 @@ def _report(request: BenchRequest, model: str, results: list, comparisons: list,
         "results": results,
         "comparisons": comparisons,
         "warnings": warnings,
+        **({"pool": pool} if pool is not None else {}),
     }
     if request.output:
         atomic_write_json(Path(request.output), report)
     return report
 
 
-def _batches(request: BenchRequest, model: Path, progress: Progress) -> dict[int, Feeds | None]:
-    """The batch sizes to sweep, each with what it is fed (None: synthetic inputs): --inputs at --batch
-    (``_given_inputs``); without --inputs or --batch, the batch the --shapes give for inputs whose first axis
-    is the batch, else 1."""
-    if request.inputs_path is not None:
-        return dict(_given_inputs(request.inputs_path, model, request.settings, request.batches, progress))
-    if request.batches is not None:
-        return dict.fromkeys(request.batches)
-    if not request.shapes:
-        return {1: None}
-    return {batch_of_shapes(create_session(model, request.settings, ONNXRUNTIME), request.shapes) or 1: None}
+def _measure_here(
+    group: MeasureGroup, models: dict[str, Path], request: BenchRequest, progress: Progress, runtimes: dict
+) -> None:
+    """One group on this machine (or the request's remote device), its footprints and heat with it."""
+    group.log = TelemetryLog() if request.sustained else None
+    # --shape is used as given; the batch fills the other inputs (session.synthesize_inputs)
+    group.measured = _measure(models, group.settings, group.feeds, request, progress, runtimes, group.log)
+    if request.footprint:  # memory and cold start, fresh processes fed what the latency was measured on
+        device, count = request.remote, request.footprint
+        group.footprints = footprints_of(
+            models, runtimes, group.settings, group.feeds, request.shapes, count, device, progress
+        )
+    if group.log is not None:
+        group.log.finish()
+
+
+def _results(group: MeasureGroup) -> list[dict]:
+    log, where = group.log, ({"device": group.device} if group.device else {})
+    return [
+        {
+            "model": label,
+            **where,
+            **result.to_dict(),
+            **({"footprint": group.footprints[label]} if group.footprints else {}),
+            **({"sustained": sustained_record(result, log, group.settings.duration_s or 0.0)} if log else {}),
+        }
+        for label, result in group.measured.items()
+    ]
 
 
 def run_bench(request: BenchRequest, progress: Progress = SILENT) -> dict:
     """The sweep over the request's batches and threads, and its report (the result file's content):
     MODEL alone, A against B with --vs, or with --runtime all MODEL on every installed runtime, each
-    compared with onnxruntime. A --torch request measures the PyTorch model instead (run_torch_bench)."""
+    compared with onnxruntime. A --torch request measures the PyTorch model instead (run_torch_bench);
+    with a pool, each setting is measured on a device of its own, several at once (pool/bench.py)."""
     if request.torch is not None:
         return run_torch_bench(request, request.torch)
     if request.model is None:
         raise ConfigError("give MODEL.onnx (or --torch SPEC --weights W.safetensors)")
     models, runtimes = _models(request, request.model)
-    warnings = thread_warnings(request.threads, request.remote)
-    batches = _batches(request, next(iter(models.values())), progress)
+    warnings = thread_warnings(request.threads, request.remote is not None or request.pool is not None)
+    groups = measure_groups(request, batches_to_measure(request, next(iter(models.values())), progress))
+    pool_summary = None
+    if request.pool is not None:
+        pool_summary = measure_groups_on_pool(request.pool, groups, models, runtimes, request, progress)
+    else:
+        for group in groups:
+            _measure_here(group, models, request, progress, runtimes)
     results, comparisons = [], []
-    for batch, feeds in batches.items():
-        for thread_count in request.threads:
-            settings = dataclasses.replace(request.settings, batch=batch, threads=thread_count)
-            if request.sustained:  # measure for that long, reading the platform's heat as it goes
-                settings = dataclasses.replace(settings, duration_s=request.sustained)
-            log = TelemetryLog() if request.sustained else None
-            # --shape is used as given; the batch fills the other inputs (session.synthesize_inputs)
-            measured = _measure(models, settings, feeds, request, progress, runtimes, log)
-            found = {}
-            if request.footprint:  # memory and cold start, fresh processes fed what the latency was measured on
-                device, count = request.remote, request.footprint
-                found = footprints_of(models, runtimes, settings, feeds, request.shapes, count, device, progress)
-            if log is not None:
-                log.finish()
-            results += [
-                {
-                    "model": label,
-                    **result.to_dict(),
-                    **({"footprint": found[label]} if found else {}),
-                    **({"sustained": sustained_record(result, log, settings.duration_s or 0.0)} if log else {}),
-                }
-                for label, result in measured.items()
-            ]
-            first, *others = list(measured)  # A against B; with --runtime all, onnxruntime against each other
-            for other in others:
-                a, b = measured[first], measured[other]
-                # round by round on this machine; a remote device runs A, then B
-                found = compare(
-                    a.samples_ms,
-                    b.samples_ms,
-                    a.settings,
-                    b.settings,
-                    paired=request.remote is None,
-                    seed=settings.seed,
-                    margin=request.margin,
-                )
-                labels = {"a": first, "b": other} if request.runtimes else {}
-                comparisons.append({"batch": batch, "threads": thread_count, **labels, **found})
-    return _report(request, str(next(iter(models.values()))), results, comparisons, warnings)
+    for group in groups:
+        results += _results(group)
+        first, *others = list(group.measured)  # A against B; with --runtime all, onnxruntime against each other
+        for other in others:
+            a, b = group.measured[first], group.measured[other]
+            # round by round on this machine; a remote device runs A, then B (both on the group's one device)
+            found = compare(
+                a.samples_ms,
+                b.samples_ms,
+                a.settings,
+                b.settings,
+                paired=request.remote is None and request.pool is None,
+                seed=group.settings.seed,
+                margin=request.margin,
+            )
+            labels = {"a": first, "b": other} if request.runtimes else {}
+            where = {"device": group.device} if group.device else {}
+            comparisons.append({"batch": group.batch, "threads": group.settings.threads, **where, **labels, **found})
+    warnings += emulation_warnings(results)
+    return _report(request, str(next(iter(models.values()))), results, comparisons, warnings, pool_summary)
+
+
+def emulation_warnings(results: list[dict]) -> list[str]:
+    """One warning per device whose results were measured under user-mode emulation (qemu-user)."""
+    emulated = sorted(
+        {r.get("device") or r["settings"].get("remote") or "this machine" for r in results
+         if r["environment"].get("cpu", {}).get("emulated")}
+    )  # fmt: skip
+    return [
+        f"{where}: measured under emulation (another CPU's Python on this kernel, such as qemu-user): these "
+        "timings are the emulator's, not the board's"
+        for where in emulated
+    ]
 
 
 def _torch_input(request: BenchRequest) -> np.ndarray:

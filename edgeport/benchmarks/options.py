@@ -9,7 +9,6 @@ from pathlib import Path
 
 from edgeport.benchmarks.records import RUNTIMES, RuntimeChoice
 from edgeport.benchmarks.session import BATCH_AXIS, Shapes
-from edgeport.benchmarks.ssh_device import RemoteDevice
 from edgeport.core.bench_defaults import MAX_REMOTE_THREADS, MAX_THREADS_PER_CORE
 from edgeport.errors import ConfigError
 
@@ -58,11 +57,11 @@ def split_runtime(text: str) -> tuple[str, RuntimeChoice | None]:
     return path, RuntimeChoice(name, precision or None)
 
 
-def check_threads(threads: Sequence[int], device: RemoteDevice | None) -> None:
-    """--threads within MAX_THREADS_PER_CORE per logical core here, or MAX_REMOTE_THREADS on a device
+def check_threads(threads: Sequence[int], remote: bool) -> None:
+    """--threads within MAX_THREADS_PER_CORE per logical core here, or MAX_REMOTE_THREADS on a remote device
     (its cores are unknown before connecting): beyond that a run measures contention, if it ends at all."""
-    limit = MAX_REMOTE_THREADS if device is not None else MAX_THREADS_PER_CORE * (os.cpu_count() or 1)
-    where = "for a remote device" if device is not None else f"here ({MAX_THREADS_PER_CORE} per logical core)"
+    limit = MAX_REMOTE_THREADS if remote else MAX_THREADS_PER_CORE * (os.cpu_count() or 1)
+    where = "for a remote device" if remote else f"here ({MAX_THREADS_PER_CORE} per logical core)"
     too_many = [t for t in threads if t > limit]
     if too_many:
         raise ConfigError(f"--threads {too_many[0]} is more than the {limit} allowed {where}")
@@ -77,9 +76,9 @@ def check_given_inputs(inputs_path: str | None, shapes: Shapes) -> None:
         raise ConfigError("--shape: the arrays of --inputs fix every input's shape; drop --shape or --inputs")
 
 
-def thread_warnings(threads: Sequence[int], device: RemoteDevice | None) -> list[str]:
+def thread_warnings(threads: Sequence[int], remote: bool) -> list[str]:
     """Thread counts above this machine's logical cores (not known for a remote device)."""
-    if device is not None:
+    if remote:
         return []
     cores = os.cpu_count() or 1
     return [

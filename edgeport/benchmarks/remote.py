@@ -2,8 +2,9 @@
 ssh command line: ssh_options.py).
 
 The model, the inputs (as .npz), the settings and the single-file runner (remote_runner.py, sent as
-its source text) are copied into a fresh temporary folder on the device; the device's Python runs the
-runner; the raw samples and the device's fingerprint come back and the host computes the statistics.
+its source text) are unpacked into a fresh temporary folder on the device (one ssh connection); the
+device's Python runs the runner (a second one), whose shell removes the folder; the raw samples and the
+device's fingerprint come back and the host computes the statistics.
 """
 
 from __future__ import annotations
@@ -11,17 +12,18 @@ from __future__ import annotations
 import io
 import json
 import shlex
-import tempfile
+import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgeport.benchmarks import remote_runner
+from edgeport.benchmarks import device_fingerprint, remote_runner
 from edgeport.benchmarks.records import ONNXRUNTIME, BenchResult, BenchSettings
 from edgeport.benchmarks.remote_answer import check_answer
-from edgeport.benchmarks.ssh_device import RemoteDevice
+from edgeport.benchmarks.session import Feeds, Shapes, create_session, synthesize_inputs
+from edgeport.benchmarks.ssh_device import SSH_ERROR, RemoteDevice
 from edgeport.benchmarks.ssh_options import ALLOWED_SSH_OPTIONS, CONTROL, check_remote_python, check_ssh_option
 from edgeport.core.artifacts import sha256_file
 from edgeport.errors import BenchmarkError, ConfigError
@@ -38,46 +40,80 @@ __all__ = [
     "check_ssh_option",
     "measure_remote",
     "measure_remote_footprint",
+    "measure_remote_models",
     "probe_remote",
 ]
 
 _RUNNER = "edgeport_runner.py"
 
 
-def _make_folder(device: RemoteDevice) -> str:
-    """A fresh temporary folder on the device (``mktemp -d``), checked to be one absolute path."""
-    probe = device.quick("mktemp -d")
-    if probe.returncode != 0:
-        raise device.unreachable(probe)
-    folder = probe.stdout.strip()
-    # The folder is pasted (quoted) into the next commands: an answer that is not one absolute path
-    # would put the files, and the final rm -rf, somewhere else.
-    if not folder.startswith("/") or CONTROL.search(folder):
-        raise BenchmarkError(f"{device.destination}: `mktemp -d` answered {folder[:200]!r}, not a folder path")
-    return folder
+# Runs on the device (its Python, nothing else needed): unpacks the archive on stdin into a fresh temporary
+# folder and prints the folder. Only plain files with plain names; the folder goes if unpacking fails.
+_UNPACK = """\
+import os, shutil, sys, tarfile, tempfile
+folder = tempfile.mkdtemp(prefix="edgeport-")
+try:
+    with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as archive:
+        for member in archive:
+            if member.isfile() and "/" not in member.name and member.name not in (".", ".."):
+                with open(os.path.join(folder, member.name), "wb") as out:
+                    shutil.copyfileobj(archive.extractfile(member), out)
+except BaseException:
+    shutil.rmtree(folder, ignore_errors=True)
+    raise
+print(folder)
+"""
+
+
+def _archive(model: Path, settings: BenchSettings, inputs: Mapping[str, np.ndarray], extra: Mapping[str, Any]) -> bytes:
+    """The model, the runner, the inputs and the settings (with ``extra``: a footprint's) as one tar stream."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **inputs)  # type: ignore[arg-type]  # numpy's stub types **kwds as its own options
+    # watch_stdin: the runner stops when this side's ssh goes away (see _runner_command)
+    written = {**settings.to_dict(), **extra, "watch_stdin": True}
+    files = {
+        model.name: model.read_bytes(),
+        # The runner travels as its own source text, with the one file it imports (nothing from edgeport).
+        _RUNNER: Path(remote_runner.__file__).read_bytes(),
+        "device_fingerprint.py": Path(device_fingerprint.__file__).read_bytes(),
+        "inputs.npz": buffer.getvalue(),
+        "settings.json": json.dumps(written).encode(),
+    }
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o600
+            tar.addfile(info, io.BytesIO(data))
+    return archive.getvalue()
 
 
 def _upload(
     device: RemoteDevice,
-    folder: str,
     model: Path,
     settings: BenchSettings,
     inputs: Mapping[str, np.ndarray],
     extra: Mapping[str, Any] | None = None,
-) -> None:
-    """The model, the runner, the inputs and the settings (with ``extra``: a footprint's) into ``folder``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp_path = Path(tmp)
-        buffer = io.BytesIO()
-        np.savez(buffer, **inputs)  # type: ignore[arg-type]  # numpy's stub types **kwds as its own options
-        (tmp_path / "inputs.npz").write_bytes(buffer.getvalue())
-        # watch_stdin: the runner stops when this side's ssh goes away (see _runner_command)
-        written = {**settings.to_dict(), **(extra or {}), "watch_stdin": True}
-        (tmp_path / "settings.json").write_text(json.dumps(written))
-        # The runner travels as its own source text: it imports nothing from edgeport.
-        runner = tmp_path / _RUNNER
-        runner.write_text(Path(remote_runner.__file__).read_text())
-        device.copy([model, runner, tmp_path / "inputs.npz", tmp_path / "settings.json"], folder)
+) -> str:
+    """Everything the runner needs, in a fresh temporary folder on the device, in one ssh connection (each
+    connection costs a key exchange: a third of a second on a small board); the folder, checked."""
+    unpack = f"{shlex.quote(device.python)} -c {shlex.quote(_UNPACK)}"
+    result = device.ssh(unpack, stdin=_archive(model, settings, inputs, extra or {}))
+    if result.returncode == SSH_ERROR:  # the first connection of a measurement: the device is out of reach
+        raise device.unreachable(result)
+    if result.returncode != 0:
+        raise device.failed(result)
+    folder = result.stdout.strip()
+    # The folder is pasted (quoted) into the next commands: an answer that is not one absolute path
+    # would put the runner's files, and the final rm -rf, somewhere else.
+    if not folder.startswith("/") or CONTROL.search(folder):
+        raise BenchmarkError(f"{device.destination}: the upload answered {folder[:200]!r}, not a folder path")
+    return folder
+
+
+def _remove(device: RemoteDevice, folder: str) -> None:
+    """The folder gone from the device, when the runner's own clean-up may not have run (it failed to start)."""
+    device.quick(f"rm -rf -- {shlex.quote(folder)}")
 
 
 def _runner_command(device: RemoteDevice, folder: str, model: Path) -> str:
@@ -119,12 +155,12 @@ def measure_remote_footprint(
     """The footprint runner's answer from ``device`` (``extra``: footprint_settings' additions): its cold
     starts run there, each a fresh process of the device's Python. Checked by the caller (footprint.py)."""
     model = Path(model)
-    folder = _make_folder(device)
+    folder = _upload(device, model, settings, inputs, extra)
     try:
-        _upload(device, folder, model, settings, inputs, extra)
-        return _runner_answer(device, folder, model)
-    finally:
-        device.quick(f"rm -rf -- {shlex.quote(folder)}")
+        return _runner_answer(device, folder, model)  # its shell removes the folder however the runner ends
+    except BaseException:
+        _remove(device, folder)
+        raise
 
 
 def measure_remote(
@@ -134,12 +170,12 @@ def measure_remote(
     if settings.provider != "cpu":
         raise ConfigError("remote benchmarks use the device's CPU provider; --provider must be cpu")
     model = Path(model)
-    folder = _make_folder(device)
+    folder = _upload(device, model, settings, inputs)
     try:
-        _upload(device, folder, model, settings, inputs)
-        data = _run_runner(device, folder, model, settings)
-    finally:
-        device.quick(f"rm -rf -- {shlex.quote(folder)}")
+        data = _run_runner(device, folder, model, settings)  # its shell removes the folder however it ends
+    except BaseException:
+        _remove(device, folder)
+        raise
     return BenchResult(
         str(model),
         sha256_file(model),
@@ -157,6 +193,22 @@ def measure_remote(
         first_inference_ms=data["first_inference_ms"],
         peak_rss_mb=data["peak_rss_mb"],
     )
+
+
+def measure_remote_models(
+    models: Mapping[str, Path], settings: BenchSettings, feeds: Feeds | None, shapes: Shapes, device: RemoteDevice
+) -> dict[str, BenchResult]:
+    """Each model on the device in turn, with inputs made here (the device needs no model parsing)."""
+    measured = {}
+    for label, path in models.items():
+        inputs = (
+            feeds
+            if feeds is not None
+            # synthesised from the model's signature as onnxruntime reads it: the host needs no OpenVINO
+            else synthesize_inputs(create_session(path, settings, ONNXRUNTIME), settings.batch, settings.seed, shapes)
+        )
+        measured[label] = measure_remote(path, device, settings, dict(inputs))
+    return measured
 
 
 def probe_remote(device: RemoteDevice, runtimes: set[str] | frozenset[str] = frozenset({ONNXRUNTIME.name})) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from edgeport.benchmarks.footprint import check_cold_starts
 from edgeport.benchmarks.options import check_given_inputs, check_threads
+from edgeport.benchmarks.pool.devices import PoolChoice
 from edgeport.benchmarks.records import BenchSettings, RuntimeChoice
 from edgeport.benchmarks.session import Shapes
 from edgeport.benchmarks.ssh_device import RemoteDevice
@@ -46,9 +47,11 @@ class BenchRequest:
     torch: TorchModel | None = None  # --torch: a PyTorch model instead of MODEL.onnx
     footprint: int | None = None  # --footprint: that many cold starts per model and runtime (footprint.py)
     sustained: float | None = None  # --sustained: seconds per setting, with drift and heat (sustained.py)
+    pool: PoolChoice | None = None  # --pool: each setting on a device of the pool, several at once (pool/)
 
     def __post_init__(self) -> None:
-        check_threads(self.threads, self.remote)
+        check_threads(self.threads, self.remote is not None or self.pool is not None)
+        self._check_pool()
         check_given_inputs(self.inputs_path, self.shapes)
         if self.footprint is not None:
             check_cold_starts(self.footprint)
@@ -61,3 +64,13 @@ class BenchRequest:
                                   "--remote or --torch")  # fmt: skip
             if self.settings.duration_s is not None:
                 raise ConfigError("--sustained SECONDS is how long the run measures: drop --duration")
+
+    def _check_pool(self) -> None:
+        if self.pool is None:
+            return
+        if self.remote is not None or self.torch is not None or self.sustained is not None:
+            raise ConfigError(
+                "--pool measures ONNX models on the pool's devices: not with --remote, --torch or --sustained"
+            )
+        if self.settings.duration_s is not None or self.settings.warmup_s is not None:
+            raise ConfigError("--pool takes counts: use --iterations and a --warmup count")

@@ -9,16 +9,15 @@ before the destination and the caller quotes every remote word for the device's 
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 from edgeport.benchmarks.ssh_options import check_remote_python, check_ssh_option, parse_ssh_url
-from edgeport.errors import BenchmarkError, ConfigError
+from edgeport.errors import BenchmarkError, ConfigError, DeviceUnreachable
 
 CONNECT_TIMEOUT_S = 10
 RUN_TIMEOUT_S = 1800
+SSH_ERROR = 255  # ssh's own exit status: no connection, or the connection was lost
 
 Completed = subprocess.CompletedProcess[str]
 
@@ -100,21 +99,16 @@ class RemoteDevice:
         """``command`` with the short timeout of a step that only has to connect (a probe, mktemp, rm)."""
         return self.ssh(command, timeout=self.connect_timeout * 3)
 
-    def copy(self, files: list[Path], folder: str) -> None:
-        """Stream each file through ssh into ``folder``: needs only a shell on the device (no scp/sftp)."""
-        for file in files:
-            remote_file = shlex.quote(f"{folder}/{file.name}")
-            result = self.ssh(f"cat > {remote_file}", stdin=file.read_bytes())
-            if result.returncode != 0:
-                raise BenchmarkError(f"copying {file.name} to {self.destination} failed: {last_line(result.stderr)}")
-
-    def unreachable(self, result: Completed) -> BenchmarkError:
-        return BenchmarkError(
+    def unreachable(self, result: Completed) -> DeviceUnreachable:
+        return DeviceUnreachable(
             f"cannot reach {self.destination} over ssh (port {self.port}): {last_line(result.stderr)}"
         )
 
     def failed(self, result: Completed) -> BenchmarkError:
-        """The error of a command that ran on the device and failed: its Python missing, or its last line."""
+        """The error of a command that ran on the device and failed: its Python missing, or its last line;
+        ssh's own status (the connection was lost while the command ran) is the device's failure."""
+        if result.returncode == SSH_ERROR:
+            return DeviceUnreachable(f"{self.destination}: connection lost: {last_line(result.stderr)}")
         if result.returncode == 127:
             return BenchmarkError(f"{self.destination}: {self.python!r} not found on the device")
         return BenchmarkError(f"{self.destination}: {last_line(result.stderr)}")
@@ -149,4 +143,4 @@ def _call(args: list[str], timeout: float, device: RemoteDevice, stdin: bytes | 
     except FileNotFoundError as exc:
         raise BenchmarkError(f"{args[0]} not found: install the OpenSSH client") from exc
     except subprocess.TimeoutExpired as exc:
-        raise BenchmarkError(f"{device.destination}: no answer within {timeout:.0f} s") from exc
+        raise DeviceUnreachable(f"{device.destination}: no answer within {timeout:.0f} s") from exc

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from edgeport.cli.app import cli
-from edgeport.cli.common import FINITE, SEED
+from edgeport.cli.common import FINITE, SEED, pool_choice, pool_options
 from edgeport.core.bench_defaults import CLI_BENCH
 
 if TYPE_CHECKING:  # the command imports its stage code when it runs (see edgeport.cli)
@@ -112,6 +112,7 @@ if TYPE_CHECKING:  # the command imports its stage code when it runs (see edgepo
     help="Measure for this many seconds and report the drift between the first and last rounds, with the "
     "platform's temperature, CPU frequency and throttling (where exposed).",
 )
+@pool_options
 @click.option("-o", "--output", help="Write the full result (raw samples included) to this JSON file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -142,6 +143,9 @@ def bench(
     footprint,
     cold_starts,
     sustained,
+    pool_file,
+    pool_tags,
+    ray_address,
     output,
     as_json,
     quiet,
@@ -155,7 +159,7 @@ def bench(
     settings = _settings(warmup, iterations, rounds, opt_level, seed, provider, duration)
     settings, every_runtime = _with_runtime(settings, runtime, precision, vs)
     _check_comparison(vs, margin, duration, iterations)
-    torch_model = _torch_model(torch_spec, weights, num_classes, engine, (model, vs, remote))
+    torch_model = _torch_model(torch_spec, weights, num_classes, engine, (model, vs, remote, pool_file))
     if torch_model is None and model is None:
         raise click.UsageError("give MODEL.onnx (or --torch SPEC --weights W.safetensors)")
     request = BenchRequest(
@@ -173,6 +177,7 @@ def bench(
         torch=torch_model,
         footprint=_cold_starts(footprint, cold_starts),
         sustained=sustained,
+        pool=pool_choice(pool_file, pool_tags, ray_address),
     )
     report = run_bench(request, SILENT if quiet else RichProgress())
     if as_json:
@@ -243,7 +248,7 @@ def _torch_model(
     if spec is None:
         return None
     if any(onnx_options) or weights is None:
-        raise click.UsageError("--torch takes --weights and no MODEL.onnx, --vs or --remote")
+        raise click.UsageError("--torch takes --weights and no MODEL.onnx, --vs, --remote or --pool")
     return TorchModel(spec, weights, num_classes, engine)
 
 

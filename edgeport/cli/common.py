@@ -61,3 +61,46 @@ def emit_gate(report: dict, junit, github: bool, as_json: bool) -> None:
         click.echo,
         lambda verdict: click.echo(json.dumps(verdict, indent=2, default=str)),
     )
+
+
+def pool_options(command=None, *, ray_address: bool = True):
+    """--pool, --tags and (unless the command has its own) --ray-address: measure on a device pool."""
+    options = [
+        click.option(
+            "--pool",
+            "pool_file",
+            type=click.Path(dir_okay=False),
+            help="Devices file (TOML): measure on its devices over ssh, several at once through Ray (edgeport[ray]).",
+        ),
+        click.option(
+            "--tags",
+            "pool_tags",
+            multiple=True,
+            help="With --pool: only devices with these tags, e.g. board=rpi5,arch=aarch64 (repeatable).",
+        ),
+    ]
+    if ray_address:
+        options.append(
+            click.option(
+                "--ray-address",
+                help="With --pool: a Ray cluster whose nodes declare the devices; default: a local Ray instance.",
+            )
+        )
+
+    def decorate(function):
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate if command is None else decorate(command)
+
+
+def pool_choice(pool_file: str | None, tags: tuple[str, ...], ray_address: str | None):
+    """The --pool choice (None without --pool), its tags checked; --tags and --ray-address need --pool."""
+    from edgeport.benchmarks.pool.devices import PoolChoice, parse_tags
+
+    if pool_file is None:
+        if tags or ray_address:
+            raise click.UsageError("--tags and --ray-address choose the devices of --pool: add --pool FILE")
+        return None
+    return PoolChoice(pool_file, parse_tags(tags), ray_address)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from edgeport.cli.app import cli
-from edgeport.cli.common import EXIT_CHECK_FAILED, emit_gate
+from edgeport.cli.common import EXIT_CHECK_FAILED, emit_gate, pool_choice, pool_options
 from edgeport.core.bench_defaults import GATE
 
 
@@ -72,6 +72,7 @@ from edgeport.core.bench_defaults import GATE
     show_default=True,
     help="With --artifact: timed runs per measurement.",
 )
+@pool_options
 @click.option(
     "--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML (one testcase per check)."
 )
@@ -91,6 +92,9 @@ def gate(
     allow_inconclusive,
     max_extra_measurements,
     iterations,
+    pool_file,
+    pool_tags,
+    ray_address,
     junit,
     github,
     as_json,
@@ -115,6 +119,7 @@ def gate(
         allow_inconclusive=allow_inconclusive,
         max_extra_measurements=max_extra_measurements,
         iterations=iterations,
+        pool=pool_choice(pool_file, pool_tags, ray_address),
         junit=junit,
         step_summary=step_summary_path() if github else None,
     )

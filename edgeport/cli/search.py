@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from edgeport.cli.app import cli
-from edgeport.cli.common import EXIT_CHECK_FAILED, SEED, emit_gate
+from edgeport.cli.common import EXIT_CHECK_FAILED, SEED, emit_gate, pool_choice, pool_options
 
 
 @cli.command()
@@ -37,13 +37,15 @@ from edgeport.cli.common import EXIT_CHECK_FAILED, SEED, emit_gate
     show_default=True,
     help="Run build stages in local processes or as Ray tasks.",
 )
-@click.option("--ray-address", help="Ray cluster address (host:port); default: start a local Ray instance.")
+@click.option(
+    "--ray-address", help="Ray cluster (host:port) for --executor ray and --pool; default: a local Ray instance."
+)
 @click.option(
     "--workers",
     type=int,
     default=1,
     show_default=True,
-    help="Build stages in parallel (processes or Ray CPUs); benchmarks always run alone.",
+    help="Build stages in parallel (processes or Ray CPUs); benchmarks run alone (one per device with --pool).",
 )
 @click.option("--max-trials", type=int, help="At most this many candidates (a larger grid needs --allow-large-grid).")
 @click.option(
@@ -55,6 +57,7 @@ from edgeport.cli.common import EXIT_CHECK_FAILED, SEED, emit_gate
 @click.option("--remote", help="Measure latency on an edge device: ssh://user@host[:port].")
 @click.option("--remote-python", default="python3", show_default=True, help="Python on the device (--remote).")
 @click.option("--ssh-option", "ssh_options", multiple=True, help="Extra ssh -o KEY=VALUE for --remote (repeatable).")
+@pool_options(ray_address=False)
 @click.option(
     "--cache",
     type=click.Path(file_okay=False, path_type=Path),
@@ -83,6 +86,8 @@ def search(
     remote,
     remote_python,
     ssh_options,
+    pool_file,
+    pool_tags,
     cache,
     seed,
     gate_budget,
@@ -111,6 +116,7 @@ def search(
         remote=remote,
         remote_python=remote_python,
         ssh_options=tuple(ssh_options),
+        pool=_pool(pool_file, pool_tags, ray_address),
         cache=cache,
         gate_budget=gate_budget,
         gate_target=gate_target,
@@ -125,3 +131,12 @@ def search(
             emit_gate(summary["gate"], None, False, False)
     if summary["chosen"] is None or (summary.get("gate") and not summary["gate"]["passed"]):
         raise click.exceptions.Exit(EXIT_CHECK_FAILED)
+
+
+def _pool(pool_file: str | None, tags: tuple[str, ...], ray_address: str | None):
+    """--pool's choice; without --pool, --ray-address serves --executor ray, and --tags has nothing to choose."""
+    if pool_file is None:
+        if tags:
+            raise click.UsageError("--tags chooses the devices of --pool: add --pool FILE")
+        return None
+    return pool_choice(pool_file, tags, ray_address)

@@ -11,7 +11,7 @@ says nothing about the target.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -21,6 +21,9 @@ from edgeport.benchmarks.session import create_session, model_feeds
 from edgeport.errors import ConfigError
 from edgeport.gate.budgets import FOOTPRINT_BUDGETS, GateTarget
 from edgeport.gate.decide import Check
+
+if TYPE_CHECKING:
+    from edgeport.benchmarks.ssh_device import RemoteDevice
 
 # budget -> (the footprint figure it reads, its unit, what it is called in a reason)
 _FIGURES = {
@@ -101,11 +104,14 @@ def require_footprint(name: str, target: GateTarget, footprints: list[dict[str, 
         )
 
 
-def measure_for_target(artifact: Path, target: GateTarget, settings: BenchSettings) -> list[dict[str, Any]]:
-    """The artifact's footprint as ``target`` deploys it, measured now (synthetic inputs, settings' seed)."""
+def measure_for_target(
+    artifact: Path, target: GateTarget, settings: BenchSettings, device: RemoteDevice | None = None
+) -> list[dict[str, Any]]:
+    """The artifact's footprint as ``target`` deploys it, measured now (synthetic inputs, settings' seed), here
+    or on ``device``."""
     runtime, arena = target.runtime_choice, _setting(target)[2]
     feeds = model_feeds(create_session(artifact, settings), artifact, settings, None, None)
-    return [measure_footprint(artifact, settings, feeds, runtime, arena, COLD_STARTS)]
+    return [measure_footprint(artifact, settings, feeds, runtime, arena, COLD_STARTS, device)]
 
 
 def footprint_checks(target: GateTarget, footprints: list[dict[str, Any]] | None) -> list[Check]:

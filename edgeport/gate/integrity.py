@@ -97,9 +97,24 @@ def check_manifest_matches(request: GateRequest, target: GateTarget, ev: GateEvi
         )
 
 
+def check_not_emulated(name: str, target: GateTarget, environment: dict, source: str) -> None:
+    """Refuse timings taken under user-mode emulation (qemu-user) for a target that judges time or memory:
+    they are the emulator's, never the board's. A target of accuracy and size alone may still pass."""
+    cpu = environment.get("cpu", {})
+    timed = [c for c in target.checks() if c not in ("max_accuracy_drop", "min_accuracy", "max_size_mb")]
+    if cpu.get("emulated") is True and timed:
+        raise ConfigError(
+            f"{source}: measured under emulation (a {cpu.get('machine')} Python on another CPU's kernel, such as "
+            f"qemu-user): its timings are the emulator's, not the board's, and target {name!r} judges "
+            f"{', '.join(timed)}; measure on the board itself"
+        )
+
+
 def check_machines(name: str, target: GateTarget, request: GateRequest, ev: GateEvidence) -> None:
-    """The current measurement on the target's hardware; the fp32 reference on the same machine."""
+    """The current measurement on the target's hardware, not under emulation; the fp32 reference on the same
+    machine."""
     check_hardware(name, target.hardware, ev.environment, str(request.result or "this machine"))
+    check_not_emulated(name, target, ev.environment, str(request.result or "this machine"))
     if ev.reference is not None and target.min_speedup is not None:
         same_machine(ev.environment, ev.reference, "fp32 reference", "min_speedup")
 

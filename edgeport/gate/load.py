@@ -86,7 +86,8 @@ def check_request(request: GateRequest) -> None:
 
 def read_measurements(request: GateRequest, target: GateTarget) -> GateEvidence:
     """The artifact's hash and the measurements already made: the result's, and the fp32 reference's."""
-    ev = GateEvidence(baseline_paired=request.baseline_artifact is not None)  # measured beside --artifact
+    # --baseline-artifact is measured beside --artifact: interleaved here, in turn on a pool's device
+    ev = GateEvidence(baseline_paired=request.baseline_artifact is not None and request.pool is None)
     if request.artifact is not None:
         require_file(request.artifact, "artifact")
         ev.artifact_sha = sha256_of(request.artifact, "artifact")

@@ -5,69 +5,22 @@ up to ``max_extra_measurements`` times, before reporting "inconclusive".
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 
-import numpy as np
-
-from edgeport.benchmarks.latency import BenchSettings, measure_interleaved
-from edgeport.benchmarks.openvino_runtime import openvino_module
-from edgeport.benchmarks.rounds import CONFIDENCE, rounds_of
+from edgeport.benchmarks.rounds import CONFIDENCE
 from edgeport.core.progress import Progress
 from edgeport.gate.budgets import PERCENTILE_BUDGETS, GateTarget
 from edgeport.gate.checks import evaluate_checks, require_samples
 from edgeport.gate.decide import Check
-from edgeport.gate.evidence import Measurement
-from edgeport.gate.footprint_checks import measure_for_target, wanted
+from edgeport.gate.footprint_checks import wanted
 from edgeport.gate.heat import cool_down
 from edgeport.gate.integrity import check_unchanged
 from edgeport.gate.load import GateEvidence, required
+from edgeport.gate.measurer import Measurer
+from edgeport.gate.pool_measure import PoolMeasurer
 from edgeport.gate.request import GateRequest
 
 LATENCY_CHECKS = {*PERCENTILE_BUDGETS, "max_regression", "min_speedup"}
-
-
-class Measurer:
-    """Measures the artifact (and the fp32 reference) interleaved; later calls add more samples."""
-
-    def __init__(
-        self, artifact: Path, reference: Path | None, target: GateTarget, request: GateRequest, progress: Progress
-    ) -> None:
-        self.models = (
-            {"artifact": str(artifact)}
-            | ({"reference": str(reference)} if reference else {})
-            | ({"baseline": str(request.baseline_artifact)} if request.baseline_artifact else {})
-        )
-        self.settings = BenchSettings(
-            batch=target.batch,
-            threads=target.threads,
-            warmup=request.warmup,
-            iterations=request.iterations,
-            rounds=request.rounds,
-            seed=request.seed,
-            runtime=target.runtime_choice,  # measured on the runtime the target ships with
-        )
-        if self.settings.runtime.name == "openvino":
-            openvino_module()  # not installed: exit 2 with the install command, before any measuring
-        self.progress = progress
-        self.count = 0
-
-    def measure(self) -> dict[str, Measurement]:
-        self.count += 1
-        settings = replace(self.settings, seed=self.settings.seed + self.count - 1)
-        with self.progress.task(f"gate measurement {self.count}", total=settings.rounds) as advance:
-            results = measure_interleaved(self.models, settings, None, advance)
-        return {
-            label: Measurement(
-                rounds_of(np.asarray(r.samples_ms, dtype=np.float64), r.settings),
-                r.settings,
-                r.environment,
-                r.model_sha256,
-                r.model_path,
-                "measured now",
-            )
-            for label, r in results.items()
-        }
 
 
 @dataclass(frozen=True)
@@ -83,16 +36,12 @@ def prepare_measurer(request: GateRequest, target: GateTarget, ev: GateEvidence,
     if ev.current is not None:
         require_samples(target, ev.current.samples_ms.size, ev.current.source, "measure more iterations")
         return None
-    measurer = Measurer(
-        required(request.artifact, "--artifact"),
-        request.reference if ev.measure_reference else None,
-        target,
-        request,
-        progress,
-    )  # validates the benchmark settings
     # a measurement records exactly --iterations samples
-    require_samples(target, measurer.settings.iterations, f"--iterations {request.iterations}", "raise --iterations")
-    return measurer
+    require_samples(target, request.iterations, f"--iterations {request.iterations}", "raise --iterations")
+    models = (required(request.artifact, "--artifact"), request.reference if ev.measure_reference else None)
+    if request.pool is not None:  # on a device of the pool (pool_measure.py)
+        return PoolMeasurer(*models, target, request, progress)
+    return Measurer(*models, target, request, progress)  # validates the benchmark settings
 
 
 def _first_measurement(request: GateRequest, target: GateTarget, ev: GateEvidence, measurer: Measurer) -> None:
@@ -100,9 +49,9 @@ def _first_measurement(request: GateRequest, target: GateTarget, ev: GateEvidenc
     measured = measurer.measure()
     ev.current = measured["artifact"]
     if wanted(target):  # footprint budgets: cold starts of the artifact as the target deploys it
-        ev.current.footprint = measure_for_target(Path(measurer.models["artifact"]), target, measurer.settings)
+        ev.current.footprint = measurer.footprint(target)
     if "reference" in measured:
-        ev.reference, ev.reference_paired = measured["reference"], True
+        ev.reference, ev.reference_paired = measured["reference"], measurer.paired
     ev.baseline = measured.get("baseline", ev.baseline)
     check_unchanged(request, ev, ev.current)
     require_samples(target, ev.current.samples_ms.size, ev.current.source, "measure more iterations")

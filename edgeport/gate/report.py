@@ -23,7 +23,7 @@ class GatedArtifact:
 
 @dataclass(frozen=True)
 class GateSources:
-    result: str  # the result file, or "measured now"
+    result: str  # the result file, or "measured now" (here), or "measured on device NAME" (a pool's)
     baseline: str | None  # --baseline or --baseline-artifact
     baseline_interleaved: bool
     budget: str
@@ -122,7 +122,7 @@ def build_report(
         runtime=target.runtime_choice.label(),
         runtime_from=runtime_from,
         sources=GateSources(
-            result=str(request.result) if request.result else "measured now",
+            result=str(request.result) if request.result else current.source,  # "measured now", or on a device
             baseline=str(request.baseline or request.baseline_artifact or "") or None,
             baseline_interleaved=ev.baseline_paired,
             budget=str(request.budget),

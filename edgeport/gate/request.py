@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeport.benchmarks.pool.devices import PoolChoice
 from edgeport.core.bench_defaults import GATE
 
 MODES = ("ci", "point")
@@ -28,6 +29,7 @@ class GateRequest:
     iterations: int = GATE.iterations
     rounds: int = GATE.rounds
     seed: int = 0
+    pool: PoolChoice | None = None  # --pool: measure on a device of this pool instead of this machine
     # Files the caller writes after the verdict: refused before anything is read or measured when one is
     # an input of the gate (same file after resolving links) or cannot be written.
     junit: Path | None = None

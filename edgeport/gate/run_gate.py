@@ -27,6 +27,7 @@ from edgeport.gate.integrity import (
     check_hardware,
     check_machines,
     check_manifest_matches,
+    check_not_emulated,
     check_result_is_artifact,
 )
 from edgeport.gate.load import (
@@ -48,20 +49,45 @@ def evaluate_gate(request: GateRequest, progress: Progress = SILENT) -> GateRepo
     check_request(request)
     name, target = select_target(load_budgets(request.budget), request.target, request.budget)
     target, runtime_from = with_deployed_runtime(request, target)
+    if request.pool is not None:
+        check_pool_request(name, target, request)
     ev = read_measurements(request, target)
     check_result_is_artifact(request, ev)
     read_artifact_manifest(request, ev)
     check_manifest_matches(request, target, ev)
     require_inputs(name, target, request, ev)
-    ev.environment = measuring_environment(ev)
-    check_machines(name, target, request, ev)
+    if request.pool is None:  # on a device of the pool, the hardware is known once measured (below)
+        ev.environment = measuring_environment(ev)
+        check_machines(name, target, request, ev)
     measurer = prepare_measurer(request, target, ev, progress)
-    if measurer is not None:  # the gate measures: a cool-down it was asked for must be checkable here
-        check_cool_down_possible(name, target)
-    ev.baseline = read_baseline(request, target)
-    check_baseline(request, ev)
-    judgement = measure_until_conclusive(request, target, ev, measurer)
+    try:
+        if measurer is not None and request.pool is None:  # a cool-down it was asked for must be checkable here
+            check_cool_down_possible(name, target)
+        ev.baseline = read_baseline(request, target)
+        check_baseline(request, ev)
+        judgement = measure_until_conclusive(request, target, ev, measurer)
+    finally:
+        if measurer is not None:
+            measurer.close()
+    if request.pool is not None and ev.current is not None:
+        ev.environment = ev.current.environment
+        check_hardware(name, target.hardware, ev.environment, ev.current.source)
+        check_not_emulated(name, target, ev.environment, ev.current.source)
     return build_report(name, target, request, ev, judgement, runtime_from)
+
+
+def check_pool_request(name: str, target: GateTarget, request: GateRequest) -> None:
+    """With --pool the gate measures on one device of the pool everything it compares: no result files
+    measured elsewhere, and no cool-down (it reads this machine's sensors)."""
+    if request.result is not None or request.baseline is not None:
+        raise ConfigError(
+            "--pool measures the artifact on a device of the pool: give --artifact (and --baseline-artifact), "
+            "not --result or --baseline measured elsewhere"
+        )
+    if target.idle_temperature_c is not None:
+        raise ConfigError(
+            f"target {name!r} asks for a cool-down, which reads this machine's temperature: not with --pool"
+        )
 
 
 def run_gate(request: GateRequest, progress: Progress = SILENT) -> dict:

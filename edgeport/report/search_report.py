@@ -42,6 +42,7 @@ def _row(trial: dict, metric: str) -> dict:
         # worst of the trial's cold starts; empty when the search set no footprint constraint
         "peak_rss_mb": footprint.get("peak_rss_mb_worst"),
         "cold_start_ms": footprint.get("cold_start_ms_worst"),
+        "device": m.get("latency_device"),  # the pool device that measured it; empty without --pool
     }
 
 

@@ -88,13 +88,17 @@ def print_bench_summary(report: dict, console: Console | None = None) -> None:
 
     console = console or make_console()
     table = Table(title=f"edgeport bench: A = {report['model']}" + (f", B = {report['vs']}" if report["vs"] else ""))
-    columns = ("model", "runtime", "batch", "threads", "p50 ms [95% CI]", "p90 ms [95% CI]", "p99 ms", "mean ms")
-    for column in (*columns, "items/s"):
-        table.add_column(column, justify="left" if column in ("model", "runtime") else "right", overflow="fold")
+    pooled = any(r.get("device") for r in report["results"])  # --pool: each row names its device
+    columns = ("model", *(("device",) if pooled else ()), "runtime", "batch", "threads", "p50 ms [95% CI]")
+    for column in (*columns, "p90 ms [95% CI]", "p99 ms", "mean ms", "items/s"):
+        table.add_column(
+            column, justify="left" if column in ("model", "device", "runtime") else "right", overflow="fold"
+        )
     for result in report["results"]:
         stats, settings = result["stats"], result["settings"]
         table.add_row(
             result["model"].upper(),
+            *((result.get("device") or "",) if pooled else ()),
             _runtime(settings),
             str(settings["batch"]),
             str(settings["threads"]),
@@ -118,8 +122,9 @@ def print_bench_summary(report: dict, console: Console | None = None) -> None:
             if comparison["verdict"] == "no detectable difference"
             else f"{a} is {comparison['verdict']} than {b}"
         )
+        on = f" on {comparison['device']}" if comparison.get("device") else ""
         console.print(
-            f"batch {comparison['batch']}, {comparison['threads']} thread(s): {verdict}"
+            f"batch {comparison['batch']}, {comparison['threads']} thread(s){on}: {verdict}"
             + (f" (margin {margin * 100:g}%)" if margin else "")
             + f": {a}/{b} p50 ratio {comparison['p50_ratio']:.3f} [{low:.3f}, {high:.3f}], p90 ratio "
             f"{comparison['p90_ratio']:.3f} [{p90[0]:.3f}, {p90[1]:.3f}], {test} p={p_value:.2g}",
@@ -134,8 +139,18 @@ def print_bench_summary(report: dict, console: Console | None = None) -> None:
         )
     print_footprints(report, console)
     print_sustained(report, console)
+    print_pool(report.get("pool"), console)
     for warning in report["warnings"]:
         console.print(f"warning: {warning}", highlight=False)
+
+
+def print_pool(devices: list[dict] | None, console: Console) -> None:
+    """A device pool's devices: how many measurements each finished, and why a device is down."""
+    for device in devices or []:
+        state = "up" if device["state"] == "up" else f"DOWN: {device['error']}"
+        console.print(
+            f"device {device['name']} ({device['url']}): {device['measurements']} measured, {state}", highlight=False
+        )
 
 
 def _runtime(settings: dict) -> str:

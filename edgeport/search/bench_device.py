@@ -1,4 +1,5 @@
-"""Where a search measures latency: this host, or a remote device over ssh (``--remote``)."""
+"""Where a search measures latency: this host, a remote device over ssh (``--remote``), or a device pool
+(``--pool``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import numpy as np
 
 from edgeport.benchmarks import BenchSettings, cpu_fingerprint, measure_latency
 from edgeport.benchmarks.latency import BenchResult
+from edgeport.benchmarks.pool.bench import measure_model, open_pool
+from edgeport.benchmarks.pool.devices import PoolChoice
+from edgeport.benchmarks.pool.dispatch import DevicePool, Outcome
 from edgeport.benchmarks.remote import RemoteTarget, measure_remote, probe_remote
+from edgeport.core.progress import Progress
+from edgeport.errors import ConfigError
+from edgeport.search.trial import BenchJob
 
 
 @dataclass
@@ -19,6 +26,7 @@ class BenchDevice:
     remote: RemoteTarget | None
     url: str | None
     probed: str | None = None  # what the remote probe reported: onnxruntime version, machine, CPU
+    parallel = False  # one measurement at a time, alone (PoolBenchDevice: several, on devices of their own)
 
     @classmethod
     def create(cls, url: str | None, python: str = "python3", ssh_options: tuple[str, ...] = ()) -> BenchDevice:
@@ -55,3 +63,64 @@ class BenchDevice:
 
     def describe(self) -> str:
         return self.url if self.url else f"this host ({cpu_fingerprint()['model']})"
+
+    def summary(self) -> list[dict]:
+        """No pool: nothing to say per device."""
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+class PoolBenchDevice:
+    """A search's trials measured on a device pool (``--pool``): one trial per device, several at once, each
+    submitted when its artifact is ready and collected when it ends; builds here do not wait for them."""
+
+    parallel = True
+
+    def __init__(self, choice: PoolChoice, num_cpus: int, progress: Progress) -> None:
+        self.choice, self.num_cpus, self.progress = choice, num_cpus, progress
+        self.pool: DevicePool | None = None
+
+    def check(self, runtimes: set[str] | frozenset[str] = frozenset({"ort"})) -> None:
+        """Start the pool on Ray and probe its devices for ``runtimes`` before the search starts."""
+        self.pool = open_pool(self.choice, runtimes, self.progress, self.num_cpus)
+
+    def _pool(self) -> DevicePool:
+        if self.pool is None:
+            raise ConfigError("the device pool is not open: check() starts it")
+        return self.pool
+
+    def identity(self) -> dict:
+        """What a cached latency depends on: the kind of device (its tags) and the software the devices run.
+        Devices of one kind stand in for each other, so a latency measured on one is reused for all."""
+        pool = self._pool()
+        kind = next(iter(pool.devices.values())).tags
+        return {"pool_tags": dict(kind), "devices": sorted(set(pool.probes.values()))}
+
+    def submit(self, key: str, job: BenchJob) -> None:
+        kwargs = {"model": job.model, "settings": job.settings, "inputs": job.inputs, "cold_starts": job.cold_starts}
+        self._pool().submit(key, measure_model, kwargs)
+
+    def poll(self, timeout: float | None) -> list[Outcome]:
+        return self._pool().wait(timeout)
+
+    def pending(self) -> int:
+        return self.pool.pending() if self.pool is not None else 0
+
+    def idle(self) -> int:
+        """Devices up with nothing to measure: a trial submitted now starts at once."""
+        return len(self.pool.free_devices()) if self.pool is not None else 0
+
+    def summary(self) -> list[dict]:
+        return self.pool.summary() if self.pool is not None else []
+
+    def describe(self) -> str:
+        if self.pool is None:
+            return self.choice.describe()
+        up = len(self.pool.devices) - len(self.pool.down)
+        return f"{self.choice.describe()}, {up} of {len(self.pool.devices)} device(s) up"
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()

@@ -1,20 +1,20 @@
 """Where build stages run: in this process, in a pool of local processes, or as Ray tasks.
 
-All three take ``submit(task) -> handle`` and ``wait(handles) -> finished handles`` and return the
-dict that ``edgeport.search.tasks.execute`` returns. Latency is never measured here: the search
+All three take ``submit(task) -> handle`` and ``wait(handles, timeout) -> finished handles`` and return
+the dict that ``edgeport.search.tasks.execute`` returns. Latency is never measured here: the search
 runs benchmarks itself, alone, when no build is running.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 
 from edgeport.core.progress import SILENT, Progress
+from edgeport.core.ray_instance import import_ray, start_or_join
 from edgeport.errors import ConfigError
 from edgeport.search.tasks import execute
 
@@ -39,7 +39,7 @@ class InlineExecutor:
         future.set_result(execute({**task, "threads": threads_per_worker(1)}, self.progress))
         return future
 
-    def wait(self, handles: list) -> list:
+    def wait(self, handles: list, timeout: float | None = None) -> list:
         return [h for h in handles if h.done()]
 
     def result(self, handle) -> dict:
@@ -68,8 +68,8 @@ class ProcessExecutor(InlineExecutor):
             self.pool = self._new_pool()
             return self.pool.submit(execute, payload)
 
-    def wait(self, handles: list) -> list:
-        done, _ = wait_futures(handles, return_when=FIRST_COMPLETED)
+    def wait(self, handles: list, timeout: float | None = None) -> list:
+        done, _ = wait_futures(handles, timeout=timeout, return_when=FIRST_COMPLETED)
         return list(done)
 
     def result(self, handle) -> dict:
@@ -82,18 +82,6 @@ class ProcessExecutor(InlineExecutor):
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _check_reachable(address: str) -> None:
-    """Fail fast with a clear message instead of Ray's long retry loop on a dead address."""
-    hostport = address.split("://", 1)[-1]
-    host, sep, port = hostport.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ConfigError(f"Ray address {address!r} is not host:port (or 'auto', or ray://host:port)")
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except OSError as exc:
-        raise ConfigError(f"Ray address {address!r} is unreachable ({exc.strerror or exc})") from exc
-
-
 class RayExecutor:
     """Stages as Ray tasks. Without an address a local Ray instance is started (and stopped after).
 
@@ -104,31 +92,18 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, address: str | None, workers: int) -> None:
-        try:
-            import ray
-        except ImportError as exc:
-            raise ConfigError("--executor ray needs Ray: pip install 'edgeport[ray]'") from exc
-        if address not in (None, "auto"):
-            _check_reachable(address)
+        ray = import_ray("--executor ray")
         self.ray = ray
         self.workers = workers
-        os.environ.setdefault("RAY_ACCEPT_CLUSTER_MODE_FOR_LOCAL", "1")
-        try:
-            if address is None:
-                self.started_here = True
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
-            else:
-                self.started_here = False
-                ray.init(address=address, log_to_driver=False, configure_logging=False)
-        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ... for a bad cluster
-            raise ConfigError(f"cannot start or join Ray at {address or 'a local instance'}: {exc}") from exc
+        # A device pool (--pool) may have started it already, with CPUs for these workers
+        self.started_here = start_or_join(ray, address, workers)
         self.remote_execute = ray.remote(num_cpus=1)(execute)
 
     def submit(self, task: dict):
         return self.remote_execute.remote({**task, "threads": threads_per_worker(self.workers)})
 
-    def wait(self, handles: list) -> list:
-        done, _ = self.ray.wait(list(handles), num_returns=1)
+    def wait(self, handles: list, timeout: float | None = None) -> list:
+        done, _ = self.ray.wait(list(handles), num_returns=1, timeout=timeout)
         return done
 
     def result(self, handle) -> dict:
@@ -142,13 +117,20 @@ class RayExecutor:
             self.ray.shutdown()
 
 
-def make_executor(name: str, workers: int, ray_address: str | None, progress: Progress = SILENT):
+def check_executor(name: str, workers: int, ray_address: str | None, pooled: bool = False) -> None:
+    """The executor's options, refused before anything starts; ``pooled``: a device pool uses --ray-address
+    too (for its devices)."""
     if name not in EXECUTORS:
         raise ConfigError(f"executor {name!r} is not one of {', '.join(EXECUTORS)}")
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
-    if ray_address is not None and name != "ray":
-        raise ConfigError("--ray-address needs --executor ray")
+    if ray_address is not None and name != "ray" and not pooled:
+        raise ConfigError("--ray-address needs --executor ray (or --pool)")
+
+
+def make_executor(name: str, workers: int, ray_address: str | None, progress: Progress = SILENT, pooled: bool = False):
+    """The executor of build stages (a Ray one joins the instance a device pool started, when there is one)."""
+    check_executor(name, workers, ray_address, pooled)
     if name == "ray":
         return RayExecutor(ray_address, workers)
     return InlineExecutor(progress) if workers == 1 else ProcessExecutor(workers)

@@ -32,8 +32,16 @@ def resolve_gate_target(candidates: list[Candidate], options: SearchOptions) -> 
         raise ConfigError(f"--budget gates one target, but the space varies bench batch/threads {sorted(settings)}")
     batch, threads = settings.pop()
     budget = options.gate_budget
-    target = target_for_settings(budget, options.gate_target, batch, threads, "this search", options.remote)[0]
-    return GateTarget(budget, target)
+    # measured elsewhere (a remote device, a pool's): the gate checks the hardware the result names
+    where = options.remote or (options.pool.describe() if options.pool else None)
+    name, target = target_for_settings(budget, options.gate_target, batch, threads, "this search", where)
+    if options.pool is not None and target.min_speedup is not None:
+        raise ConfigError(
+            f"{budget}: target {name!r} has min_speedup, which compares the chosen trial with its fp32 trial on "
+            "one device, but --pool measures trials on several: gate best/ afterwards with `edgeport gate "
+            "--pool ... --artifact best/model.onnx --reference FP32.onnx`"
+        )
+    return GateTarget(budget, name)
 
 
 def gate_chosen(folder: Path, trials: list[dict], chosen: str | None, gate: GateTarget) -> dict | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeport.benchmarks.pool.devices import PoolChoice
+
 
 @dataclass
 class SearchOptions:
@@ -19,6 +21,7 @@ class SearchOptions:
     remote: str | None = None
     remote_python: str = "python3"
     ssh_options: tuple[str, ...] = ()
+    pool: PoolChoice | None = None  # --pool: trials measured on a device pool, several at once
     cache: Path | None = None
     gate_budget: Path | None = None  # --budget: gate the chosen artifact against a target of this budget file
     gate_target: str | None = None  # --target: the target in gate_budget (optional when it defines one)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from edgeport.benchmarks import cpu_fingerprint
 from edgeport.core.progress import SILENT, Progress
+from edgeport.errors import ConfigError
 from edgeport.search import halving, limits
-from edgeport.search.bench_device import BenchDevice
+from edgeport.search.bench_device import BenchDevice, PoolBenchDevice
 from edgeport.search.cache import StageCache
 from edgeport.search.checks import check_halving, validate_candidates
 from edgeport.search.definition import (
@@ -23,7 +24,7 @@ from edgeport.search.definition import (
     resolve_definition,
     write_definition,
 )
-from edgeport.search.executors import make_executor
+from edgeport.search.executors import check_executor, make_executor
 from edgeport.search.finish import finish_search
 from edgeport.search.folder import cache_root, new_folder
 from edgeport.search.gating import gate_chosen, resolve_gate_target
@@ -82,12 +83,17 @@ def run_search(config_path: Path | None, options: SearchOptions, progress: Progr
     definition, resumed = resolve_definition(config_path, options.resume, options.overrides)
     candidates, expansion, time_limit_s = _candidates(definition, resumed, options)
     gate_target = resolve_gate_target(candidates, options)
-    device = BenchDevice.create(options.remote, options.remote_python, options.ssh_options)
-    device.check({c.config.bench.runtime for c in candidates})
-    cache = StageCache(cache_root(options, resumed))  # refuses a cache of another version
-    prepared_data(definition.base)  # loads and checks the data: a bad dataset is refused before any folder
-    plans = [plan_trial(c, prepared_data(c.config).data.fingerprint()) for c in candidates]
-    executor = make_executor(options.executor, options.workers, options.ray_address, progress)
+    pooled = options.pool is not None
+    check_executor(options.executor, options.workers, options.ray_address, pooled)
+    device = _bench_device(options, {c.config.bench.runtime for c in candidates}, progress)
+    try:
+        cache = StageCache(cache_root(options, resumed))  # refuses a cache of another version
+        prepared_data(definition.base)  # loads and checks the data: a bad dataset is refused before any folder
+        plans = [plan_trial(c, prepared_data(c.config).data.fingerprint()) for c in candidates]
+        executor = make_executor(options.executor, options.workers, options.ray_address, progress, pooled)
+    except BaseException:
+        device.close()
+        raise
     try:
         folder = new_folder(Path(options.out), definition) if resumed is None else resumed.folder
         cache.remove_stale_builds()
@@ -108,6 +114,7 @@ def run_search(config_path: Path | None, options: SearchOptions, progress: Progr
                 "executor": executor.name,
                 "workers": executor.workers,
                 "bench_target": device.describe(),
+                **({"pool": device.summary()} if pooled else {}),
                 "cache": str(cache.root),
             }
             gate = functools.partial(gate_chosen, gate=gate_target) if gate_target else None
@@ -116,6 +123,22 @@ def run_search(config_path: Path | None, options: SearchOptions, progress: Progr
             store.close()
     finally:
         executor.close()
+        device.close()
+
+
+def _bench_device(options: SearchOptions, runtimes: set[str], progress: Progress) -> BenchDevice | PoolBenchDevice:
+    """Where the trials are measured, checked (a remote device or a pool probed) before the search starts."""
+    device: BenchDevice | PoolBenchDevice
+    if options.pool is not None:
+        if options.remote:
+            raise ConfigError("--pool and --remote both say where to measure: give one")
+        # one Ray instance for the pool and, with --executor ray, for the builds: CPUs for its workers
+        workers = options.workers if options.executor == "ray" else 1
+        device = PoolBenchDevice(options.pool, workers, progress)
+    else:
+        device = BenchDevice.create(options.remote, options.remote_python, options.ssh_options)
+    device.check(runtimes)
+    return device
 
 
 __all__ = ["SearchOptions", "run_search"]

@@ -4,7 +4,9 @@ The scheduler walks each admitted trial's stage chain (teacher -> student -> exp
 quantize), handing stages that are not in the cache to the executor; a trial whose artifact is
 ready joins the benchmark queue. Benchmarks run in this process, one at a time, and only when
 no build is running: new builds wait while the queue is not empty, so parallel training never
-disturbs a latency measurement. A finished trial is committed to the SQLite store at once.
+disturbs a latency measurement. On a device pool (``--pool``) the benchmarks run on other machines,
+one per device and several at once, while builds go on here. A finished trial is committed to the
+SQLite store at once.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeport.core.progress import Progress
-from edgeport.errors import EdgeportError
+from edgeport.errors import BenchmarkError, EdgeportError
 from edgeport.search.cache import StageCache
 from edgeport.search.limits import Clock, fmt_seconds
 from edgeport.search.objective import choose, latency_of
@@ -22,7 +24,7 @@ from edgeport.search.plan import StageTask, TrialPlan
 from edgeport.search.record import TrialRecord, trial_record
 from edgeport.search.runtime_judgement import judge_on_runtime
 from edgeport.search.store import TrialStore
-from edgeport.search.trial import bench_trial, footprint_cold_starts, measured_record
+from edgeport.search.trial import BenchJob, bench_job, bench_trial, commit_bench, footprint_cold_starts, measured_record
 
 
 @dataclass
@@ -34,12 +36,16 @@ class _Trials:
     recorded: list[dict]  # every stored trial, for the best-so-far shown in the progress line
     active: list[TrialPlan] = field(default_factory=list)
     bench_queue: deque[TrialPlan] = field(default_factory=deque)
+    measuring: dict[str, TrialPlan] = field(default_factory=dict)  # on a device pool, by trial id
     finished: int = 0
     skipped: int = 0
     best: str = "-"
 
     def busy(self) -> bool:
-        return bool(self.pending or self.active or self.bench_queue)
+        return bool(self.pending or self.active or self.bench_queue or self.measuring)
+
+
+POLL_S = 0.1  # with builds and pool measurements both running: how long to wait on one side before the other
 
 
 class Scheduler:
@@ -61,6 +67,7 @@ class Scheduler:
         self.errors: dict[str, str] = {}
         self.running: dict = {}  # handle -> StageTask
         self.running_keys: set[str] = set()
+        self.pool_jobs: dict[str, BenchJob] = {}  # what each trial on the device pool measures, by trial id
 
     # -- build stages ----------------------------------------------------------------------------
     def _take(self, task: StageTask) -> bool:
@@ -81,8 +88,8 @@ class Scheduler:
         self.running[handle] = task
         self.running_keys.add(task.key)
 
-    def _collect(self) -> None:
-        for handle in self.executor.wait(list(self.running)):
+    def _collect(self, timeout: float | None = None) -> None:
+        for handle in self.executor.wait(list(self.running), timeout):
             task = self.running.pop(handle)
             self.running_keys.discard(task.key)
             outcome = self.executor.result(handle)
@@ -136,6 +143,9 @@ class Scheduler:
                     trials.active.append(trials.pending.popleft())
                 for plan in list(trials.active):
                     self._step(plan, trials, advance, show)
+                if self.device.parallel:  # a device pool: benchmarks and builds go on side by side
+                    self._bench_on_pool(trials, advance, show)
+                    continue
                 if trials.bench_queue and not self.running:
                     self._bench_next(trials, advance, show)
                     continue
@@ -156,10 +166,11 @@ class Scheduler:
                 return
             if self._take(task):
                 continue
-            # New builds wait while a benchmark is queued: it runs only when no build is running.
+            # New builds wait while a benchmark is queued: it runs only when no build is running (on a device
+            # pool the benchmarks run on other machines, and builds go on).
             if (
                 task.key not in self.running_keys
-                and not trials.bench_queue
+                and (self.device.parallel or not trials.bench_queue)
                 and len(self.running) < self.executor.workers
             ):
                 self._submit(task)
@@ -171,25 +182,78 @@ class Scheduler:
     def _bench_next(self, trials: _Trials, advance, show) -> None:
         plan = trials.bench_queue.popleft()
         show(f"benchmark {plan.candidate.id[:8]}")
-        record = self._bench(plan)
+        self._record(plan, self._bench(plan), trials, advance)
+        show("")
+
+    def _record(self, plan: TrialPlan, record: TrialRecord, trials: _Trials, advance) -> None:
         self.store.add_trial(record)
         trials.recorded.append(record.to_dict())
         trials.finished += 1
         if record.status == "ok":
             trials.best = self._best_so_far(trials.recorded)
         advance(1)
-        show("")
 
     def _bench(self, plan: TrialPlan) -> TrialRecord:
         entries = {task.stage: self.results[task.key] for task in plan.chain}
         try:
             cold_starts = footprint_cold_starts(self.selection)
             bench_entry, reused = bench_trial(plan, entries, self.cache, self.device, cold_starts)
-            self.store.count_stage("benchmark", built=not reused)
-            judged = judge_on_runtime(plan, entries, self.cache)  # its accuracy as its runtime runs it
-            return measured_record(plan, entries, bench_entry, self.selection["latency_metric"], judged)
+            return self._measured(plan, entries, bench_entry, reused)
         except EdgeportError as exc:
             return trial_record(plan.candidate, "failed", error=f"benchmark: {exc}")
+
+    def _measured(self, plan: TrialPlan, entries: dict, bench_entry: dict, reused: bool) -> TrialRecord:
+        self.store.count_stage("benchmark", built=not reused)
+        judged = judge_on_runtime(plan, entries, self.cache)  # its accuracy as its runtime runs it
+        return measured_record(plan, entries, bench_entry, self.selection["latency_metric"], judged)
+
+    # -- benchmarks on a device pool ---------------------------------------------------------------
+    def _bench_on_pool(self, trials: _Trials, advance, show) -> None:
+        """Hand queued benchmarks to the pool while a device is idle (a cached one finishes at once), then wait
+        for a build or a measurement to end, but not while other trials could move on."""
+        while trials.bench_queue and self.device.idle():
+            plan = trials.bench_queue.popleft()
+            entries = {task.stage: self.results[task.key] for task in plan.chain}
+            try:
+                job = bench_job(plan, entries, self.device, footprint_cold_starts(self.selection))
+                found = self.cache.lookup("benchmark", job.key)
+                if found is not None:
+                    self._record(plan, self._measured(plan, entries, found, True), trials, advance)
+                    continue
+                self.device.submit(plan.candidate.id, job)
+                trials.measuring[plan.candidate.id] = plan
+                self.pool_jobs[plan.candidate.id] = job
+                show(f"benchmark {plan.candidate.id[:8]} on the pool")
+            except EdgeportError as exc:
+                self._record(plan, trial_record(plan.candidate, "failed", error=f"benchmark: {exc}"), trials, advance)
+        if self.running and self.device.pending():  # short waits on both sides: either may end first
+            self._collect(timeout=POLL_S)
+            self._collect_pool(trials, advance, POLL_S)
+        elif self.running:
+            self._collect()
+        elif self.device.pending():
+            # no build runs: trials not yet admitted or stepped can move on now (their builds, their
+            # benchmarks on idle devices), so wait only when nothing else can
+            movable = bool(trials.pending or trials.active) or (bool(trials.bench_queue) and self.device.idle() > 0)
+            self._collect_pool(trials, advance, 0 if movable else None)
+
+    def _collect_pool(self, trials: _Trials, advance, timeout: float | None) -> None:
+        for outcome in self.device.poll(timeout):
+            self._pool_outcome(outcome, trials, advance)
+
+    def _pool_outcome(self, outcome, trials: _Trials, advance) -> None:
+        plan = trials.measuring.pop(outcome.key)
+        job = self.pool_jobs.pop(outcome.key)
+        entries = {task.stage: self.results[task.key] for task in plan.chain}
+        try:
+            if not outcome.ok:
+                raise BenchmarkError(outcome.error)
+            result, window, footprint = outcome.value
+            entry = commit_bench(self.cache, job, result, window, footprint, outcome.device)
+            record = self._measured(plan, entries, entry, False)
+        except EdgeportError as exc:
+            record = trial_record(plan.candidate, "failed", error=f"benchmark: {exc}")
+        self._record(plan, record, trials, advance)
 
     def _best_so_far(self, trials: list[dict]) -> str:
         chosen, _ = choose(trials, self.selection)

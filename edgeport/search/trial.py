@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgeport.benchmarks import BenchSettings
@@ -49,9 +50,20 @@ def footprint_cold_starts(selection: dict) -> int:
     return SEARCH_COLD_STARTS if any(selection.get(k) is not None for k in FOOTPRINT_CONSTRAINTS) else 0
 
 
-def bench_trial(plan: TrialPlan, entries: dict, cache: StageCache, device, cold_starts: int = 0) -> tuple[dict, bool]:
-    """Latency of the trial's artifact on ``device`` (a BenchDevice) at its batch and threads (cached by content),
-    and with ``cold_starts`` its footprint on its runtime (onnxruntime's default memory setting: arena on)."""
+@dataclass(frozen=True)
+class BenchJob:
+    """A trial's benchmark: the artifact, the settings and inputs it is measured at, its cache key."""
+
+    key: str
+    model: str
+    settings: BenchSettings
+    inputs: dict
+    cold_starts: int
+
+
+def bench_job(plan: TrialPlan, entries: dict, device, cold_starts: int = 0) -> BenchJob:
+    """What the trial's benchmark measures on ``device`` (a BenchDevice or a pool): the artifact at its batch
+    and threads, cached by content; with ``cold_starts`` its footprint too."""
     config = plan.candidate.config
     artifact = entries[plan.artifact_stage.stage]
     settings = bench_settings(config.bench, config.seed)
@@ -64,23 +76,40 @@ def bench_trial(plan: TrialPlan, entries: dict, cache: StageCache, device, cold_
         target=device.identity(),
         **measured,
     )
-    found = cache.lookup("benchmark", key)
-    if found is not None:
-        return found, True
     inputs = {"input": batch_of(prepared_data(config).splits.val.x, settings.batch)}
-    started = time.time()
-    result = device.measure(artifact["paths"]["model.onnx"], settings, inputs)
-    window = [started, time.time()]
-    footprint = (
-        [device.footprint(artifact["paths"]["model.onnx"], settings, inputs, cold_starts)] if cold_starts else None
-    )
-    build_dir = cache.new_build_dir("benchmark", key)
-    entry = {**result.to_dict(), "measure_window": window, **({"footprint": footprint} if footprint else {})}
+    return BenchJob(key, artifact["paths"]["model.onnx"], settings, inputs, cold_starts)
+
+
+def commit_bench(
+    cache: StageCache, job: BenchJob, result, window: list[float], footprint: dict | None, device: str | None = None
+) -> dict:
+    """The benchmark's cache entry, stored: the result, when it was measured, its footprint, its pool device."""
+    build_dir = cache.new_build_dir("benchmark", job.key)
+    entry = {
+        **result.to_dict(),
+        "measure_window": window,
+        **({"footprint": [footprint]} if footprint else {}),
+        **({"device": device} if device else {}),
+    }
     try:
-        return cache.commit("benchmark", key, build_dir, entry), False
+        return cache.commit("benchmark", job.key, build_dir, entry)
     except BaseException:
         shutil.rmtree(build_dir, ignore_errors=True)
         raise
+
+
+def bench_trial(plan: TrialPlan, entries: dict, cache: StageCache, device, cold_starts: int = 0) -> tuple[dict, bool]:
+    """Latency of the trial's artifact on ``device`` (a BenchDevice), measured now unless cached, and with
+    ``cold_starts`` its footprint on its runtime (onnxruntime's default memory setting: arena on)."""
+    job = bench_job(plan, entries, device, cold_starts)
+    found = cache.lookup("benchmark", job.key)
+    if found is not None:
+        return found, True
+    started = time.time()
+    result = device.measure(job.model, job.settings, job.inputs)
+    window = [started, time.time()]
+    footprint = device.footprint(job.model, job.settings, job.inputs, cold_starts) if cold_starts else None
+    return commit_bench(cache, job, result, window, footprint), False
 
 
 def _footprint(records: list | None) -> dict | None:
@@ -136,6 +165,7 @@ def measured_record(
         # backend "auto": the recipe it chose (the quantize entry keeps every attempt)
         "quant_recipe": quant["auto"]["chosen"] if quant and quant.get("auto") else None,
         "footprint": _footprint(bench.get("footprint")),
+        "latency_device": bench.get("device"),  # the pool device that measured it (None: one device)
     }
     artifacts = {
         "model": artifact["paths"]["model.onnx"],

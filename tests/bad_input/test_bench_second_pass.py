@@ -145,10 +145,11 @@ BAD_IDS = [
 
 
 def _fake_device_python(folder: Path, answer: str) -> Path:
-    """A "Python" on the device that prints ``answer`` whatever it is asked to run."""
+    """A "Python" on the device that prints ``answer`` as the runner's (the upload, `python -c`, is real)."""
     (folder / "answer.json").write_text(answer)
     script = folder / "fake-python"
-    script.write_text(f"#!/bin/sh\ncat {folder / 'answer.json'}\n")
+    answer_file = folder / "answer.json"
+    script.write_text(f'#!/bin/sh\n[ "$1" = -c ] && exec {sys.executable} "$@"\ncat {answer_file}\n')
     script.chmod(0o755)
     return script
 
@@ -191,7 +192,7 @@ def test_a_bad_remote_answer_is_one_line_naming_the_device_and_field(
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     code, _, err = _remote_bench(capsys, sshd, cnn_files / "model.onnx", python, "-o", out_dir / "r.json")
-    refused(code, err, f"127.0.0.1:{sshd['port']}", field)
+    refused(code, err, f"127.0.0.1:{sshd.port}", field)
     assert list(out_dir.iterdir()) == []  # nothing written, nothing half-written
 
 

@@ -101,7 +101,7 @@ def no_measuring(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the gate started measuring before refusing")
 
-    monkeypatch.setattr(importlib.import_module("edgeport.gate.measure"), "measure_interleaved", refuse)
+    monkeypatch.setattr(importlib.import_module("edgeport.gate.measurer"), "measure_interleaved", refuse)
 
 
 def gate(capsys, *args):

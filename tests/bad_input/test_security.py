@@ -227,10 +227,10 @@ def test_real_ssh_reads_nothing_after_the_destination_as_an_option():
 def test_allowed_options_reach_a_real_sshd(sshd, capsys, cnn_files):  # noqa: F811 (the imported fixture)
     # Port and User given as options (not in the URL) and a lower-case key must still reach the
     # device: the allowlist refuses commands, not the options people need to log in.
-    folder = sshd["folder"]
+    folder = sshd.folder
     options = [
-        f"port={sshd['port']}",
-        f"User={sshd['user']}",
+        f"port={sshd.port}",
+        f"User={sshd.user}",
         f"IdentityFile={folder / 'user_key'}",
         f"UserKnownHostsFile={folder / 'known_hosts'}",
         "IdentitiesOnly=yes",
@@ -256,5 +256,5 @@ def test_allowed_options_reach_a_real_sshd(sshd, capsys, cnn_files):  # noqa: F8
     )
     assert code == 0, err
     result = json.loads(out)["results"][0]
-    assert result["settings"]["remote"] == f"ssh://{sshd['user']}@127.0.0.1:{sshd['port']}"
+    assert result["settings"]["remote"] == f"ssh://{sshd.user}@127.0.0.1:{sshd.port}"
     assert len(result["samples_ms"]) == 20

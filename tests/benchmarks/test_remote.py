@@ -3,69 +3,28 @@
 import importlib.util
 import json
 import shutil
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from edgeport.cli import main
 from tests.helpers import tiny_config
-
-SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.sshd import free_port, start_sshd
 
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
-    if not Path(SSHD).exists() or not shutil.which("ssh") or not shutil.which("ssh-keygen"):
-        pytest.skip("no OpenSSH server/client on this machine (.ci/run installs openssh-server)")
-    folder = tmp_path_factory.mktemp("sshd")
-    for name in ("host_key", "user_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)], check=True)
-    (folder / "authorized_keys").write_text((folder / "user_key.pub").read_text())
-    port = _free_port()
-    config = folder / "sshd_config"
-    config.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {folder / 'host_key'}\n"
-        f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPidFile {folder / 'sshd.pid'}\n"
-        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-        "PermitRootLogin yes\nStrictModes no\nUsePAM no\n"
-    )
-    Path("/run/sshd").mkdir(exist_ok=True)  # privilege-separation directory sshd insists on
-    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if process.poll() is not None:
-                pytest.skip(f"sshd did not start: {process.stderr.read().decode()[-300:]}")
-            time.sleep(0.1)
-    host_key = (folder / "host_key.pub").read_text().split()
-    (folder / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
-    yield {
-        "port": port,
-        "folder": folder,
-        "user": subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip(),
-    }
-    process.terminate()
-    process.wait(timeout=10)
+    daemon = start_sshd(tmp_path_factory.mktemp("sshd"))
+    yield daemon
+    daemon.stop()
 
 
 def _args(sshd, *, known_hosts=None, key="user_key", port=None):
-    folder = sshd["folder"]
+    folder = sshd.folder
     return [
         "--remote",
-        f"ssh://{sshd['user']}@127.0.0.1:{port or sshd['port']}",
+        f"ssh://{sshd.user}@127.0.0.1:{port or sshd.port}",
         "--ssh-option",
         f"IdentityFile={folder / key}",
         "--ssh-option",
@@ -126,10 +85,10 @@ def _python_without_onnxruntime() -> str | None:
 
 
 def test_remote_failures_are_clear_and_exit_2(sshd, capsys, fp32_onnx, tmp_path):
-    folder = sshd["folder"]
+    folder = sshd.folder
     (tmp_path / "other_known_hosts").write_text("[127.0.0.1]:1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA\n")
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")], check=True)
-    dead_port = _free_port()
+    dead_port = free_port()
     cases = [
         (_args(sshd, port=dead_port), "cannot reach"),
         (_args(sshd, key=str(tmp_path / "stranger")), "cannot reach"),  # key not authorized

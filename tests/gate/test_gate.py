@@ -21,7 +21,7 @@ from edgeport.cli import main
 from edgeport.core.artifacts import sha256_file
 from edgeport.gate import GateReport, evaluate_gate, run_gate
 from edgeport.gate.decide import percentile_check, regression_check
-from edgeport.gate.measure import Measurer
+from edgeport.gate.measurer import Measurer
 from edgeport.gate.run_gate import GateRequest
 from tests.benchmarks.no_torch import BLOCK_TORCH
 

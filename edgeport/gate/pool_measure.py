@@ -1,0 +1,80 @@
+"""The gate's measurements on a device pool (``edgeport gate --pool``).
+
+The first measurement runs on whichever device of the pool is free (on another one if that device goes
+down); every later one (while a check is inconclusive) and the footprint run on that same device, so every
+sample the gate pools or compares comes from one device. A device that goes down after the first
+measurement ends the gate (exit 2): its samples cannot be joined with another device's. The models are
+measured in turn on the device, not interleaved, so the fp32 reference is compared unpaired.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from edgeport.benchmarks.latency import BenchSettings
+from edgeport.benchmarks.pool.bench import measure_setting, open_pool
+from edgeport.benchmarks.pool.devices import PoolDevice
+from edgeport.benchmarks.pool.dispatch import DevicePool, Work
+from edgeport.errors import BenchmarkError
+from edgeport.gate.budgets import GateTarget
+from edgeport.gate.evidence import Measurement
+from edgeport.gate.footprint_checks import measure_for_target
+from edgeport.gate.load import required
+from edgeport.gate.measurer import Measurer, measurements
+from edgeport.gate.request import GateRequest
+
+
+def gate_footprint(device: PoolDevice, artifact: Path, target: GateTarget, settings: BenchSettings) -> list[dict]:
+    """Work for the pool: the artifact's cold starts on ``device`` as ``target`` deploys it."""
+    return measure_for_target(artifact, target, settings, device.remote)
+
+
+class PoolMeasurer(Measurer):
+    paired = False  # each model in turn on the device
+
+    pool: DevicePool
+    device: str | None = None  # the device every measurement after the first runs on
+
+    def prepare(self, request: GateRequest) -> None:
+        """The pool started and its devices probed for the target's runtime (this machine needs none)."""
+        self.pool = open_pool(required(request.pool, "--pool"), {self.settings.runtime.name}, self.progress)
+
+    def _run(self, key: str, work: Work, kwargs: dict[str, Any]) -> Any:
+        self.pool.submit(key, work, kwargs, pin=self.device)
+        while True:
+            for outcome in self.pool.wait():
+                if outcome.ok:
+                    self.device = outcome.device
+                    return outcome.value
+                if self.device is not None and self.device in self.pool.down:
+                    why = self.pool.down[self.device]
+                    raise BenchmarkError(
+                        f"device {self.device} went down during the gate's measurements ({why}); its samples "
+                        "cannot be joined with another device's: run the gate again"
+                    )
+                raise BenchmarkError(outcome.error)
+
+    def measure(self) -> dict[str, Measurement]:
+        self.count += 1
+        settings = replace(self.settings, seed=self.settings.seed + self.count - 1)
+        self.progress.log(f"gate measurement {self.count} on {self.device or 'a device of the pool'}")
+        models = {label: Path(path) for label, path in self.models.items()}
+        kwargs = {
+            "models": models,
+            "runtimes": dict.fromkeys(models, settings.runtime),
+            "settings": settings,
+            "feeds": None,
+            "shapes": {},
+            "cold_starts": None,
+        }
+        measured, _ = self._run("measure", measure_setting, kwargs)
+        return measurements(measured, f"measured on device {self.device}")
+
+    def footprint(self, target: GateTarget) -> list[dict]:
+        kwargs = {"artifact": Path(self.models["artifact"]), "target": target, "settings": self.settings}
+        return self._run("footprint", gate_footprint, kwargs)
+
+    def close(self) -> None:
+        self.pool.close()

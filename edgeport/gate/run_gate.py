@@ -115,7 +115,11 @@ def target_for_settings(
         raise ConfigError(
             f"{budget}: target {name!r} has {', '.join(footprint)}, which {where} does not measure; gate the "
             "artifact afterwards with `edgeport gate --artifact ...` (it measures cold starts)"
-            + ("; or set [run.bench] cold_starts above 0" if where == "this run" else "")
+            + {
+                "this run": "; or set [run.bench] cold_starts above 0",
+                "this search": "; or constrain max_peak_rss_mb or max_cold_start_ms in [search] (each trial is "
+                "then cold-started)",
+            }.get(where, "")
         )
     if target.max_regression is not None:
         raise ConfigError(

@@ -23,8 +23,12 @@ class GateTarget:
     target: str  # --target, or the one target the budget file defines for the search's batch and threads
 
 
-def resolve_gate_target(candidates: list[Candidate], options: SearchOptions) -> GateTarget | None:
-    """The target to gate on (None without --budget); every candidate must be measured at its batch and threads."""
+def resolve_gate_target(
+    candidates: list[Candidate], options: SearchOptions, measures_footprint: bool = False
+) -> GateTarget | None:
+    """The target to gate on (None without --budget); every candidate must be measured at its batch and threads,
+    and with its footprint (``measures_footprint``: the search constrains memory or cold start) when the target
+    budgets one."""
     if options.gate_budget is None:
         return None
     settings = {(c.config.bench.batch, c.config.bench.threads) for c in candidates}
@@ -34,7 +38,9 @@ def resolve_gate_target(candidates: list[Candidate], options: SearchOptions) -> 
     budget = options.gate_budget
     # measured elsewhere (a remote device, a pool's): the gate checks the hardware the result names
     where = options.remote or (options.pool.describe() if options.pool else None)
-    name, target = target_for_settings(budget, options.gate_target, batch, threads, "this search", where)
+    name, target = target_for_settings(
+        budget, options.gate_target, batch, threads, "this search", where, measures_footprint
+    )
     if options.pool is not None and target.min_speedup is not None:
         raise ConfigError(
             f"{budget}: target {name!r} has min_speedup, which compares the chosen trial with its fp32 trial on "

@@ -34,6 +34,7 @@ from edgeport.search.scheduler import Scheduler
 from edgeport.search.space import Candidate, check_size, expand
 from edgeport.search.store import STORE_NAME, TrialStore
 from edgeport.search.tasks import prepared_data
+from edgeport.search.trial import footprint_cold_starts
 
 
 def _candidates(
@@ -82,7 +83,8 @@ def run_search(config_path: Path | None, options: SearchOptions, progress: Progr
     """
     definition, resumed = resolve_definition(config_path, options.resume, options.overrides)
     candidates, expansion, time_limit_s = _candidates(definition, resumed, options)
-    gate_target = resolve_gate_target(candidates, options)
+    measures_footprint = footprint_cold_starts(definition.settings.selection()) > 0
+    gate_target = resolve_gate_target(candidates, options, measures_footprint)
     pooled = options.pool is not None
     check_executor(options.executor, options.workers, options.ray_address, pooled)
     device = _bench_device(options, {c.config.bench.runtime for c in candidates}, progress)

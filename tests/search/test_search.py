@@ -483,3 +483,17 @@ def test_footprint_constraints_cold_start_every_trial_and_rule_out_the_heavy_one
         why = violations(trial, json.loads(proc.stdout)["selection"])
         assert any(w.startswith("peak_rss_mb ") and "worst of 3 cold starts" in w for w in why)
         assert not any(w.startswith("cold_start_ms") for w in why)  # a minute is within reach
+
+    # A search that cold-starts its trials can be gated on memory: the chosen trial's own cold starts
+    # (its benchmark is cached: the same artifact, settings and cold starts) against the budget.
+    generous = tiny_config(tmp_path, space, search.replace("= 1.0", "= 100000.0"), name="generous.toml")
+    budget = tmp_path / "budgets.toml"
+    budget.write_text("[targets.cpu]\nmax_peak_rss_mb = 1.0\n")
+    proc = search_cli("--config", str(generous), "--out", str(tmp_path / "out"), "--json", "--budget", str(budget))
+    assert proc.returncode == 1, proc.stderr  # the gate's verdict: the chosen artifact misses its memory budget
+    (check,) = json.loads(proc.stdout)["gate"]["checks"]
+    assert (
+        check["name"] == "max_peak_rss_mb"
+        and check["verdict"] == "fail"
+        and "worst of 3 cold starts" in check["reason"]
+    )

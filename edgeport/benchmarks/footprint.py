@@ -14,7 +14,6 @@ cold start here is a fresh process, not a cold disk.
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import numpy as np
 
 from edgeport.benchmarks import remote_runner
 from edgeport.benchmarks.records import ONNXRUNTIME, BenchSettings, RuntimeChoice
+from edgeport.benchmarks.runner_files import INPUTS, SETTINGS, runner_files
 from edgeport.benchmarks.session import Feeds, Shapes, create_session, model_feeds
 from edgeport.core.progress import SILENT, Progress
 from edgeport.errors import BenchmarkError, ConfigError
@@ -129,12 +129,10 @@ def measure_footprint(
 def _run_locally(model: str | Path, feeds: Mapping[str, np.ndarray], settings: dict, runtime: RuntimeChoice) -> Any:
     with tempfile.TemporaryDirectory(prefix="edgeport-footprint-") as tmp:
         folder = Path(tmp)
-        buffer = io.BytesIO()
-        np.savez(buffer, **feeds)  # type: ignore[arg-type]  # numpy's stub types **kwds as its own options
-        (folder / "inputs.npz").write_bytes(buffer.getvalue())
-        (folder / "settings.json").write_text(json.dumps(settings))
-        command = [sys.executable, remote_runner.__file__, str(model), str(folder / "settings.json")]
-        done = subprocess.run([*command, str(folder / "inputs.npz")], capture_output=True, text=True)
+        for name, data in runner_files(feeds, settings).items():
+            (folder / name).write_bytes(data)
+        command = [sys.executable, remote_runner.__file__, str(model), str(folder / SETTINGS)]
+        done = subprocess.run([*command, str(folder / INPUTS)], capture_output=True, text=True)
     last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
     if done.returncode == _MISSING_PACKAGE:
         raise ConfigError(last)

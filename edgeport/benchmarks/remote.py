@@ -22,6 +22,7 @@ import numpy as np
 from edgeport.benchmarks import device_fingerprint, remote_runner
 from edgeport.benchmarks.records import ONNXRUNTIME, BenchResult, BenchSettings
 from edgeport.benchmarks.remote_answer import check_answer
+from edgeport.benchmarks.runner_files import INPUTS, SETTINGS, runner_files
 from edgeport.benchmarks.session import Feeds, Shapes, create_session, synthesize_inputs
 from edgeport.benchmarks.ssh_device import SSH_ERROR, RemoteDevice
 from edgeport.benchmarks.ssh_options import ALLOWED_SSH_OPTIONS, CONTROL, check_remote_python, check_ssh_option
@@ -67,8 +68,6 @@ print(folder)
 
 def _archive(model: Path, settings: BenchSettings, inputs: Mapping[str, np.ndarray], extra: Mapping[str, Any]) -> bytes:
     """The model, the runner, the inputs and the settings (with ``extra``: a footprint's) as one tar stream."""
-    buffer = io.BytesIO()
-    np.savez(buffer, **inputs)  # type: ignore[arg-type]  # numpy's stub types **kwds as its own options
     # watch_stdin: the runner stops when this side's ssh goes away (see _runner_command)
     written = {**settings.to_dict(), **extra, "watch_stdin": True}
     files = {
@@ -76,8 +75,7 @@ def _archive(model: Path, settings: BenchSettings, inputs: Mapping[str, np.ndarr
         # The runner travels as its own source text, with the one file it imports (nothing from edgeport).
         _RUNNER: Path(remote_runner.__file__).read_bytes(),
         "device_fingerprint.py": Path(device_fingerprint.__file__).read_bytes(),
-        "inputs.npz": buffer.getvalue(),
-        "settings.json": json.dumps(written).encode(),
+        **runner_files(inputs, written),
     }
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
@@ -123,8 +121,8 @@ def _runner_command(device: RemoteDevice, folder: str, model: Path) -> str:
     end-of-file on its stdin and passes it on, the runner stops on it (remote_runner.py: watch_stdin),
     and this trap removes the folder. `sh -c` because the login shell may not be a POSIX shell.
     """
-    words = (device.python, f"{folder}/{_RUNNER}", f"{folder}/{model.name}", f"{folder}/settings.json")
-    run = " ".join(shlex.quote(word) for word in (*words, f"{folder}/inputs.npz"))
+    words = (device.python, f"{folder}/{_RUNNER}", f"{folder}/{model.name}", f"{folder}/{SETTINGS}")
+    run = " ".join(shlex.quote(word) for word in (*words, f"{folder}/{INPUTS}"))
     cleanup = shlex.quote(f"rm -rf -- {shlex.quote(folder)}")
     return f"sh -c {shlex.quote(f'trap {cleanup} EXIT HUP INT TERM; {run}')}"
 

@@ -5,7 +5,7 @@ up to ``max_extra_measurements`` times, before reporting "inconclusive".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 from edgeport.benchmarks.rounds import CONFIDENCE
 from edgeport.core.progress import Progress
@@ -17,7 +17,7 @@ from edgeport.gate.heat import cool_down
 from edgeport.gate.integrity import check_unchanged
 from edgeport.gate.load import GateEvidence, required
 from edgeport.gate.measurer import Measurer
-from edgeport.gate.pool_measure import PoolMeasurer
+from edgeport.gate.pool_measure import DeviceLost, PoolMeasurer
 from edgeport.gate.request import GateRequest
 
 LATENCY_CHECKS = {*PERCENTILE_BUDGETS, "max_regression", "min_speedup"}
@@ -76,7 +76,23 @@ def needs_more(checks: list[Check], extra: int) -> bool:
 def measure_until_conclusive(
     request: GateRequest, target: GateTarget, ev: GateEvidence, measurer: Measurer | None
 ) -> Judgement:
-    """The checks decided on the evidence, measured first (and again, while inconclusive) when ``measurer``."""
+    """The checks decided on the evidence, measured first (and again, while inconclusive) when ``measurer``.
+    On a device pool, a device lost after the first measurement drops everything measured there and the
+    gate measures again from the start on another device."""
+    read = replace(ev)  # the evidence as read from files, before any measurement
+    while True:
+        try:
+            return _judged(request, target, ev, measurer)
+        except DeviceLost as lost:
+            if not isinstance(measurer, PoolMeasurer):
+                raise
+            measurer.progress.log(f"{lost}: measuring again from the start on another device of the pool")
+            measurer.restart()
+            for name in (f.name for f in fields(ev)):
+                setattr(ev, name, getattr(read, name))
+
+
+def _judged(request: GateRequest, target: GateTarget, ev: GateEvidence, measurer: Measurer | None) -> Judgement:
     if measurer is not None:
         _first_measurement(request, target, ev, measurer)
     # The gate may look up to 1 + max_extra_measurements times when it measures itself; splitting the

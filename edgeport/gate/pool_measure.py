@@ -2,8 +2,9 @@
 
 The first measurement runs on whichever device of the pool is free (on another one if that device goes
 down); every later one (while a check is inconclusive) and the footprint run on that same device, so every
-sample the gate pools or compares comes from one device. A device that goes down after the first
-measurement ends the gate (exit 2): its samples cannot be joined with another device's. The models are
+sample the gate pools or compares comes from one device. When that device goes down after the first
+measurement, its samples cannot be joined with another device's: the gate starts measuring again, from
+the first measurement, on another device (measure.py), and fails only when no device is left. The models are
 measured in turn on the device, not interleaved, so the fp32 reference is compared unpaired.
 """
 
@@ -31,6 +32,10 @@ def gate_footprint(device: PoolDevice, artifact: Path, target: GateTarget, setti
     return measure_for_target(artifact, target, settings, device.remote)
 
 
+class DeviceLost(BenchmarkError):
+    """The device the gate's measurements are pinned to went down after the first of them."""
+
+
 class PoolMeasurer(Measurer):
     paired = False  # each model in turn on the device
 
@@ -49,12 +54,12 @@ class PoolMeasurer(Measurer):
                     self.device = outcome.device
                     return outcome.value
                 if self.device is not None and self.device in self.pool.down:
-                    why = self.pool.down[self.device]
-                    raise BenchmarkError(
-                        f"device {self.device} went down during the gate's measurements ({why}); its samples "
-                        "cannot be joined with another device's: run the gate again"
-                    )
+                    raise DeviceLost(f"device {self.device} went down ({self.pool.down[self.device]})")
                 raise BenchmarkError(outcome.error)
+
+    def restart(self) -> None:
+        """Measure from the start, on whichever device is free: the lost device's samples are dropped."""
+        self.device, self.count = None, 0
 
     def measure(self) -> dict[str, Measurement]:
         self.count += 1

@@ -15,7 +15,7 @@ from edgeport.errors import ConfigError
 from tests.helpers import tiny_config
 from tests.sshd import devices_entry, dying_python, free_port, start_sshd
 
-DEVICES = ("loop0", "loop1", "doomed", "gone")
+DEVICES = ("loop0", "loop1", "doomed", "gone", "dying")
 
 
 def _device(name: str, daemon, python: str = sys.executable, port: int | None = None) -> str:
@@ -179,23 +179,37 @@ def test_a_search_measures_its_trials_on_the_pool_and_records_the_device_of_each
     assert manifest["latency"]["settings"]["remote"] in {d.url for d in daemons.values()}
 
 
-def test_the_gate_measures_on_a_device_of_the_pool_and_checks_that_device(lab, tmp_path, capsys, fp32_onnx):
+def test_the_gate_measures_on_one_device_and_starts_again_on_another_when_it_dies(lab, tmp_path, capsys, fp32_onnx):
+    """`dying` (first in the file, so first to be chosen) measures the artifact and the reference, then dies
+    when the footprint's runner starts there: the gate drops its samples and measures everything again on
+    loop1, whose fingerprint the target's hardware is then checked against."""
     folder, daemons = lab
-    devices = tmp_path / "devices.toml"
-    devices.write_text(_device("loop1", daemons["loop1"]))
-    budget = tmp_path / "budgets.toml"
-    budget.write_text(
-        "[targets.loop]\np50_ms = 1000.0\nmin_speedup = 0.5\n[targets.loop.hardware]\nmachine = 'x86_64'\n"
-        "[targets.arm]\np50_ms = 1000.0\n[targets.arm.hardware]\nmachine = 'aarch64'\n"
-    )
-    common = ["gate", "--budget", str(budget), "--artifact", str(fp32_onnx), "--pool", str(devices), "--json"]
-    code = main([*common, "--target", "loop", "--reference", str(fp32_onnx), "--iterations", "60"])
-    captured = capsys.readouterr()
-    assert code == 0, captured.out + captured.err
-    verdict = json.loads(captured.out)
-    assert verdict["passed"] and {c["name"] for c in verdict["checks"]} >= {"p50_ms", "min_speedup"}
-    assert "device loop1" in json.dumps(verdict)
-    code = main([*common, "--target", "arm", "--iterations", "60"])  # the device is not the target's hardware
+    dying = start_sshd(tmp_path / "dying")
+    try:
+        devices = tmp_path / "devices.toml"
+        python = dying_python(tmp_path / "dying-python", dying, at_run=3)
+        devices.write_text(_device("dying", dying, python) + _device("loop1", daemons["loop1"]))
+        budget = tmp_path / "budgets.toml"
+        budget.write_text(
+            "[targets.loop]\np50_ms = 1000.0\nmin_speedup = 0.5\nmax_peak_rss_mb = 100000.0\n"
+            "[targets.loop.hardware]\nmachine = 'x86_64'\n"
+            "[targets.arm]\np50_ms = 1000.0\n[targets.arm.hardware]\nmachine = 'aarch64'\n"
+        )
+        common = ["gate", "--budget", str(budget), "--artifact", str(fp32_onnx), "--pool", str(devices), "--json"]
+        code = main([*common, "--target", "loop", "--reference", str(fp32_onnx), "--iterations", "60"])
+        captured = capsys.readouterr()
+        assert code == 0, captured.out + captured.err
+        verdict = json.loads(captured.out)
+        assert verdict["passed"] and {c["name"] for c in verdict["checks"]} == {
+            "p50_ms",
+            "min_speedup",
+            "max_peak_rss_mb",
+        }
+        assert verdict["sources"]["result"] == "measured on device loop1" and verdict["samples"] == 60
+        assert (tmp_path / "dying-python.count").read_text() == "3"  # it did measure, then died
+    finally:
+        dying.stop()
+    code = main([*common, "--target", "arm", "--iterations", "60"])  # loop1 is not the target's hardware
     err = capsys.readouterr().err
     assert code == 2 and "aarch64" in err
     code = main([*common, "--target", "loop", "--result", str(budget)])

@@ -28,7 +28,7 @@ class MeasureGroup:
     feeds: Feeds | None
     measured: dict[str, BenchResult] = dataclasses.field(default_factory=dict)
     footprints: dict[str, list] = dataclasses.field(default_factory=dict)
-    log: TelemetryLog | None = None
+    logs: dict[str, TelemetryLog] = dataclasses.field(default_factory=dict)  # sustained: each model's telemetry
     device: str | None = None  # the pool device that measured it
 
 

@@ -12,8 +12,6 @@ from edgeport.benchmarks.footprint import footprints_of
 from edgeport.benchmarks.groups import MeasureGroup, batches_to_measure, measure_groups
 from edgeport.benchmarks.latency import (
     SCHEMA_VERSION,
-    BenchResult,
-    BenchSettings,
     measure_interleaved,
     resolve_provider,
 )
@@ -23,8 +21,8 @@ from edgeport.benchmarks.pool.bench import measure_groups_on_pool
 from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
 from edgeport.benchmarks.remote import measure_remote_models
 from edgeport.benchmarks.request import BenchRequest, TorchModel
-from edgeport.benchmarks.session import BATCH_AXIS, Feeds, check_synthetic_size
-from edgeport.benchmarks.sustained import TelemetryLog, sustained_record
+from edgeport.benchmarks.session import BATCH_AXIS, check_synthetic_size
+from edgeport.benchmarks.sustained import TelemetryLog, device_logs, sustained_record
 from edgeport.benchmarks.torch_latency import measure_torch
 from edgeport.core.artifacts import atomic_write_json, check_output_file
 from edgeport.core.progress import SILENT, Progress
@@ -65,26 +63,32 @@ def _models(request: BenchRequest, model: str) -> tuple[dict[str, Path], dict[st
 
 
 def _measure(
+    group: MeasureGroup,
     models: dict[str, Path],
-    settings: BenchSettings,
-    feeds: Feeds | None,
     request: BenchRequest,
     progress: Progress,
     runtimes: dict[str, RuntimeChoice],
-    log: TelemetryLog | None = None,
-) -> dict[str, BenchResult]:
+) -> None:
     """One batch and thread setting: interleaved on this machine, or each model in turn on the request's
-    remote device. ``log``: a sustained run's telemetry, read between rounds."""
-    device = request.remote
+    remote device. Sustained: the telemetry, read between rounds here, or the device's own."""
+    device, settings = request.remote, group.settings
     if device is not None:
         if len(set(runtimes.values())) > 1:
             raise BenchmarkError("--remote measures one runtime per command: drop --runtime all or B's @runtime")
         progress.log(f"measuring on {device.destination}: batch {settings.batch}, {settings.threads} thread(s)")
-        return measure_remote_models(models, settings, feeds, request.shapes, device)
+        group.measured, telemetry = measure_remote_models(models, settings, group.feeds, request.shapes, device)
+        group.logs = device_logs(telemetry)
+        return
+    log = TelemetryLog() if request.sustained else None
     with progress.task(f"batch {settings.batch}, {settings.threads} thread(s)", total=settings.rounds) as advance:
         paths = {k: str(v) for k, v in models.items()}
         step = log.on_round(advance) if log is not None else advance
-        return measure_interleaved(paths, settings, feeds, step, shapes=request.shapes, runtimes=runtimes)
+        group.measured = measure_interleaved(
+            paths, settings, group.feeds, step, shapes=request.shapes, runtimes=runtimes
+        )
+    if log is not None:
+        log.finish()  # the models were measured round by round together: one log for all of them
+        group.logs = dict.fromkeys(group.measured, log)
 
 
 def _report(
@@ -109,27 +113,24 @@ def _measure_here(
     group: MeasureGroup, models: dict[str, Path], request: BenchRequest, progress: Progress, runtimes: dict
 ) -> None:
     """One group on this machine (or the request's remote device), its footprints and heat with it."""
-    group.log = TelemetryLog() if request.sustained else None
     # --shape is used as given; the batch fills the other inputs (session.synthesize_inputs)
-    group.measured = _measure(models, group.settings, group.feeds, request, progress, runtimes, group.log)
+    _measure(group, models, request, progress, runtimes)
     if request.footprint:  # memory and cold start, fresh processes fed what the latency was measured on
         device, count = request.remote, request.footprint
         group.footprints = footprints_of(
             models, runtimes, group.settings, group.feeds, request.shapes, count, device, progress
         )
-    if group.log is not None:
-        group.log.finish()
 
 
 def _results(group: MeasureGroup) -> list[dict]:
-    log, where = group.log, ({"device": group.device} if group.device else {})
+    where, seconds = ({"device": group.device} if group.device else {}), group.settings.duration_s or 0.0
     return [
         {
             "model": label,
             **where,
             **result.to_dict(),
             **({"footprint": group.footprints[label]} if group.footprints else {}),
-            **({"sustained": sustained_record(result, log, group.settings.duration_s or 0.0)} if log else {}),
+            **({"sustained": sustained_record(result, group.logs[label], seconds)} if label in group.logs else {}),
         }
         for label, result in group.measured.items()
     ]

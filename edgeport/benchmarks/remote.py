@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.benchmarks import device_fingerprint, remote_runner
+from edgeport.benchmarks import device_fingerprint, remote_runner, telemetry
 from edgeport.benchmarks.records import ONNXRUNTIME, BenchResult, BenchSettings
 from edgeport.benchmarks.remote_answer import check_answer
 from edgeport.benchmarks.runner_files import INPUTS, SETTINGS, runner_files
@@ -72,9 +72,10 @@ def _archive(model: Path, settings: BenchSettings, inputs: Mapping[str, np.ndarr
     written = {**settings.to_dict(), **extra, "watch_stdin": True}
     files = {
         model.name: model.read_bytes(),
-        # The runner travels as its own source text, with the one file it imports (nothing from edgeport).
+        # The runner travels as its own source text, with the two files it imports (nothing else of edgeport).
         _RUNNER: Path(remote_runner.__file__).read_bytes(),
         "device_fingerprint.py": Path(device_fingerprint.__file__).read_bytes(),
+        "telemetry.py": Path(telemetry.__file__).read_bytes(),
         **runner_files(inputs, written),
     }
     archive = io.BytesIO()
@@ -138,9 +139,11 @@ def _runner_answer(device: RemoteDevice, folder: str, model: Path) -> Any:
         raise BenchmarkError(f"{device.url}: the runner's answer is not JSON ({exc})") from exc
 
 
-def _run_runner(device: RemoteDevice, folder: str, model: Path, settings: BenchSettings) -> dict[str, Any]:
+def _run_runner(
+    device: RemoteDevice, folder: str, model: Path, settings: BenchSettings, sustained: bool
+) -> dict[str, Any]:
     """Run the uploaded runner on the device; its JSON answer, checked against ``settings``."""
-    return check_answer(_runner_answer(device, folder, model), device.url, settings)
+    return check_answer(_runner_answer(device, folder, model), device.url, settings, sustained)
 
 
 def measure_remote_footprint(
@@ -165,23 +168,33 @@ def measure_remote(
     model: str | Path, device: RemoteDevice, settings: BenchSettings, inputs: dict[str, np.ndarray]
 ) -> BenchResult:
     """Run the benchmark on ``device`` and return a BenchResult with the device's fingerprint."""
+    return _measured(model, device, settings, inputs)[0]
+
+
+def _measured(
+    model: str | Path, device: RemoteDevice, settings: BenchSettings, inputs: dict[str, np.ndarray]
+) -> tuple[BenchResult, dict[str, Any] | None]:
+    """The BenchResult, and with ``settings.duration_s`` (`bench --sustained`: measured for that long, in
+    equal rounds) the device's own telemetry before, during and after the run."""
     if settings.provider != "cpu":
         raise ConfigError("remote benchmarks use the device's CPU provider; --provider must be cpu")
     model = Path(model)
-    folder = _upload(device, model, settings, inputs)
+    sustained = {"sustained_s": settings.duration_s} if settings.duration_s else {}
+    folder = _upload(device, model, settings, inputs, sustained)
     try:
-        data = _run_runner(device, folder, model, settings)  # its shell removes the folder however it ends
+        # its shell removes the folder however it ends
+        data = _run_runner(device, folder, model, settings, bool(sustained))
     except BaseException:
         _remove(device, folder)
         raise
-    return BenchResult(
+    result = BenchResult(
         str(model),
         sha256_file(model),
         {
             **settings.to_dict(),
             "inputs": "given",
             "remote": device.url,
-            # checked by check_answer: exactly the rounds asked for
+            # checked by check_answer: exactly the rounds asked for (sustained: as many as the time allowed)
             "round_sizes": data["round_sizes"],
             "precision_used": data.get("precision_used"),
         },
@@ -191,13 +204,15 @@ def measure_remote(
         first_inference_ms=data["first_inference_ms"],
         peak_rss_mb=data["peak_rss_mb"],
     )
+    return result, data.get("telemetry")
 
 
 def measure_remote_models(
     models: Mapping[str, Path], settings: BenchSettings, feeds: Feeds | None, shapes: Shapes, device: RemoteDevice
-) -> dict[str, BenchResult]:
-    """Each model on the device in turn, with inputs made here (the device needs no model parsing)."""
-    measured = {}
+) -> tuple[dict[str, BenchResult], dict[str, dict[str, Any]]]:
+    """Each model on the device in turn, with inputs made here (the device needs no model parsing); with
+    ``settings.duration_s`` (sustained) each model's telemetry from the device too."""
+    measured, telemetry = {}, {}
     for label, path in models.items():
         inputs = (
             feeds
@@ -205,8 +220,10 @@ def measure_remote_models(
             # synthesised from the model's signature as onnxruntime reads it: the host needs no OpenVINO
             else synthesize_inputs(create_session(path, settings, ONNXRUNTIME), settings.batch, settings.seed, shapes)
         )
-        measured[label] = measure_remote(path, device, settings, dict(inputs))
-    return measured
+        measured[label], readings = _measured(path, device, settings, dict(inputs))
+        if readings is not None:
+            telemetry[label] = readings
+    return measured, telemetry
 
 
 def probe_remote(device: RemoteDevice, runtimes: set[str] | frozenset[str] = frozenset({ONNXRUNTIME.name})) -> str:

@@ -38,10 +38,11 @@ def _samples(data: dict[str, Any], expected: int, refuse) -> list[float]:
     return [float(s) for s in samples]
 
 
-def check_answer(data: Any, where: str, settings: BenchSettings) -> dict[str, Any]:
+def check_answer(data: Any, where: str, settings: BenchSettings, sustained: bool = False) -> dict[str, Any]:
     """``data`` (the runner's parsed JSON) when it is exactly what ``settings`` asked for: every field
     present and of its type, ``settings.iterations`` finite positive samples split into the rounds
-    ``split_counts`` makes. ``where`` names the device in the error."""
+    ``split_counts`` makes (``sustained``: equal rounds of iterations/rounds runs, as many as the time
+    allowed, and the device's telemetry). ``where`` names the device in the error."""
 
     def refuse(field: str, why: str) -> BenchmarkError:
         return BenchmarkError(f"{where}: the device's answer is unusable: {field}: {why}")
@@ -51,10 +52,13 @@ def check_answer(data: Any, where: str, settings: BenchSettings) -> dict[str, An
     for key in ("samples_ms", "round_sizes", *_TIMINGS, "environment"):
         if key not in data:
             raise refuse(key, "missing")
-    samples = _samples(data, settings.iterations, refuse)
-    expected_rounds = split_counts(settings.iterations, settings.rounds)
-    if data["round_sizes"] != expected_rounds or not all(type(s) is int for s in data["round_sizes"]):
-        raise refuse("round_sizes", f"expected {expected_rounds}, got {str(data['round_sizes'])[:100]}")
+    if sustained:
+        samples = _sustained_rounds(data, settings, refuse)
+    else:
+        samples = _samples(data, settings.iterations, refuse)
+        expected_rounds = split_counts(settings.iterations, settings.rounds)
+        if data["round_sizes"] != expected_rounds or not all(type(s) is int for s in data["round_sizes"]):
+            raise refuse("round_sizes", f"expected {expected_rounds}, got {str(data['round_sizes'])[:100]}")
     for key in _TIMINGS:
         if not (_is_number(data[key]) and data[key] >= 0):
             raise refuse(key, f"expected a finite number >= 0, got {str(data[key])[:100]!r}")
@@ -64,3 +68,27 @@ def check_answer(data: Any, where: str, settings: BenchSettings) -> dict[str, An
     if precision is not None and not isinstance(precision, str):
         raise refuse("precision_used", f"expected a name such as f32 or null, got {precision!r}")
     return {**data, "samples_ms": samples, **{key: float(data[key]) for key in _TIMINGS}}
+
+
+_READING = {"time_s": float, "temperature_c": float | None, "cpu_mhz": float | None, "throttle_count": int | None}
+
+
+def _sustained_rounds(data: dict[str, Any], settings: BenchSettings, refuse) -> list[float]:
+    """A sustained run's samples: equal rounds of iterations/rounds runs (at least one), with the device's
+    telemetry readings (telemetry.py: before, during, after), each of its type."""
+    size, sizes = max(1, settings.iterations // settings.rounds), data["round_sizes"]
+    if not isinstance(sizes, list) or not sizes or any(type(s) is not int or s != size for s in sizes):
+        raise refuse("round_sizes", f"expected rounds of {size} runs, got {str(sizes)[:100]}")
+    samples = _samples(data, size * len(sizes), refuse)
+    log = data.get("telemetry")
+    if not isinstance(log, dict) or not isinstance(log.get("during"), list):
+        raise refuse("telemetry", "expected readings before, during and after the run")
+    readings = [log.get("before"), log.get("after"), *log["during"]]
+    for reading in readings:
+        fine = isinstance(reading, dict) and isinstance(reading.get("missing"), list)
+        for key, kind in _READING.items():
+            value = reading.get(key) if isinstance(reading, dict) else None
+            fine = fine and ((value is None and key != "time_s") or (_is_number(value) and isinstance(value, kind)))
+        if not fine:
+            raise refuse("telemetry", f"a reading is not what the runner writes: {str(reading)[:100]}")
+    return samples

@@ -25,8 +25,10 @@ from pathlib import Path
 
 if __package__:  # imported on the host, as edgeport.benchmarks.remote_runner
     from edgeport.benchmarks.device_fingerprint import environment_fingerprint
-else:  # run as a script (on a device, or in a fresh process here): the file sent beside this one
+    from edgeport.benchmarks.telemetry import sustained_rounds
+else:  # run as a script (on a device, or in a fresh process here): the files sent beside this one
     from device_fingerprint import environment_fingerprint  # type: ignore[no-redef]
+    from telemetry import sustained_rounds  # type: ignore[no-redef]
 
 
 def openvino_config(threads: int, precision) -> dict:
@@ -165,14 +167,22 @@ def run(model: str, settings: dict, inputs_path: str) -> dict:
     feeds = read_inputs(inputs_path)
     first_ms = timed_runs(session, feeds, 1)[0]
     timed_runs(session, feeds, settings["warmup"])
-    # Exactly ``iterations`` runs: min(iterations, rounds) rounds at most one run apart, the larger first.
-    round_sizes = split_counts(settings["iterations"], settings["rounds"])
-    samples = []
-    for count in round_sizes:
-        samples += timed_runs(session, feeds, count)
+    telemetry = None
+    if settings.get("sustained_s"):
+        size = max(1, settings["iterations"] // settings["rounds"])
+        round_sizes, samples, telemetry = sustained_rounds(
+            lambda: timed_runs(session, feeds, size), settings["sustained_s"]
+        )
+    else:
+        # Exactly ``iterations`` runs: min(iterations, rounds) rounds at most one run apart, the larger first.
+        round_sizes = split_counts(settings["iterations"], settings["rounds"])
+        samples = []
+        for count in round_sizes:
+            samples += timed_runs(session, feeds, count)
     return {
         "samples_ms": samples,
         "round_sizes": round_sizes,
+        **({"telemetry": telemetry} if telemetry is not None else {}),
         "session_create_ms": created_ms,
         "first_inference_ms": first_ms,
         "peak_rss_mb": peak_rss_mb(),

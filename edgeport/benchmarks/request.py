@@ -59,18 +59,15 @@ class BenchRequest:
                 raise ConfigError("--footprint measures ONNX models on their runtime; --torch has none")
         check_sustained(self.sustained)
         if self.sustained is not None:
-            if self.remote is not None or self.torch is not None:
-                raise ConfigError("--sustained reads this machine's sensors while it measures ONNX here: not with "
-                                  "--remote or --torch")  # fmt: skip
+            if self.torch is not None:
+                raise ConfigError("--sustained measures ONNX models on their runtime: not with --torch")
             if self.settings.duration_s is not None:
                 raise ConfigError("--sustained SECONDS is how long the run measures: drop --duration")
 
     def _check_pool(self) -> None:
         if self.pool is None:
             return
-        if self.remote is not None or self.torch is not None or self.sustained is not None:
-            raise ConfigError(
-                "--pool measures ONNX models on the pool's devices: not with --remote, --torch or --sustained"
-            )
+        if self.remote is not None or self.torch is not None:
+            raise ConfigError("--pool measures ONNX models on the pool's devices: not with --remote or --torch")
         if self.settings.duration_s is not None or self.settings.warmup_s is not None:
             raise ConfigError("--pool takes counts: use --iterations and a --warmup count")

@@ -18,13 +18,12 @@ import numpy as np
 
 from edgeport.benchmarks.records import BenchResult
 from edgeport.benchmarks.rounds import rounds_of
-from edgeport.benchmarks.telemetry import read_telemetry, throttling
+from edgeport.benchmarks.telemetry import SAMPLE_EVERY_S, read_telemetry, throttling
 from edgeport.errors import ConfigError
 
 MAX_SUSTAINED_S = 24 * 3600
 MIN_ROUNDS_FOR_INTERVAL = 3  # rounds in each of the first and last fifths before an interval means anything
 BOOTSTRAP = 2000
-SAMPLE_EVERY_S = 1.0
 
 
 def check_sustained(seconds: float | None) -> None:
@@ -53,6 +52,15 @@ class TelemetryLog:
 
     def finish(self) -> None:
         self.after = read_telemetry()
+
+
+def device_logs(telemetry: dict[str, dict[str, Any]]) -> dict[str, TelemetryLog]:
+    """Each model's telemetry as a device read it during its sustained run (remote_runner.py, checked by
+    remote_answer.py), as the logs this machine keeps of its own runs."""
+    return {
+        label: TelemetryLog(before=readings["before"], during=list(readings["during"]), after=readings["after"])
+        for label, readings in telemetry.items()
+    }
 
 
 def drift_of(result: BenchResult, seed: int = 0) -> dict[str, Any]:
@@ -112,4 +120,4 @@ def drift_line(label: str, record: dict[str, Any]) -> str:
     )
 
 
-__all__ = ["TelemetryLog", "check_sustained", "drift_line", "drift_of", "sustained_record"]
+__all__ = ["TelemetryLog", "check_sustained", "device_logs", "drift_line", "drift_of", "sustained_record"]

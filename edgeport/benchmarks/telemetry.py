@@ -7,11 +7,15 @@ is the nominal clock there, so it is not read).
 - frequency: the mean of /sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq (kHz), as MHz;
 - throttling: the sum of /sys/devices/system/cpu/cpu*/thermal_throttle/*_throttle_count (x86 counters of
   the times the CPU slowed itself for heat).
+
+Standard library only: remote.py sends this file to a device beside the runner, which reads the device's
+own telemetry during a sustained run there.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,4 +78,26 @@ def throttling(before: dict[str, Any], after: dict[str, Any]) -> tuple[bool | No
     return False, "no throttle counter rose and the CPU frequency held"
 
 
-__all__ = ["FREQUENCY_DROP", "read_telemetry", "throttling"]
+SAMPLE_EVERY_S = 1.0  # a sustained run reads the telemetry at most this often, between rounds
+
+
+def sustained_rounds(run_round: Callable[[], list], seconds: float) -> tuple[list[int], list, dict[str, Any]]:
+    """`bench --sustained` on a device (the runner sends this file beside itself): ``run_round`` (one round's
+    samples) again and again until ``seconds`` have passed (at least once), with this machine's telemetry
+    before, between rounds (at most once per SAMPLE_EVERY_S) and after: the heat that matters is the board's."""
+    log: dict[str, Any] = {"before": read_telemetry(), "during": []}
+    deadline = time.monotonic() + seconds
+    sizes: list[int] = []
+    samples: list = []
+    while not sizes or time.monotonic() < deadline:
+        measured = run_round()
+        samples += measured
+        sizes.append(len(measured))
+        last = log["during"][-1]["time_s"] if log["during"] else log["before"]["time_s"]
+        if time.monotonic() - last >= SAMPLE_EVERY_S:
+            log["during"].append(read_telemetry())
+    log["after"] = read_telemetry()
+    return sizes, samples, log
+
+
+__all__ = ["FREQUENCY_DROP", "SAMPLE_EVERY_S", "read_telemetry", "sustained_rounds", "throttling"]

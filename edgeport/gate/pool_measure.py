@@ -74,7 +74,7 @@ class PoolMeasurer(Measurer):
             "shapes": {},
             "cold_starts": None,
         }
-        measured, _ = self._run("measure", measure_setting, kwargs)
+        measured, _, _ = self._run("measure", measure_setting, kwargs)
         return measurements(measured, f"measured on device {self.device}")
 
     def footprint(self, target: GateTarget) -> list[dict]:

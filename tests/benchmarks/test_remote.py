@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from edgeport.benchmarks.telemetry import read_telemetry
 from edgeport.cli import main
 from tests.helpers import tiny_config
 from tests.sshd import free_port, start_sshd
@@ -63,6 +64,19 @@ def test_remote_footprint_runs_its_cold_starts_on_the_device(sshd, capsys, fp32_
     for footprint in footprints:
         assert len({s["pid"] for s in footprint["starts"]}) == 2 and footprint["peak_rss_mb"]["median"] > 0
         assert footprint["environment"]["cpu"]["logical_cores"] >= 1
+
+
+def test_a_sustained_run_on_the_device_reads_the_devices_own_telemetry(sshd, capsys, fp32_onnx):
+    """The heat that matters is the board's: the runner measures equal rounds for the time asked and reads
+    the device's sensors between them (here the device is this machine, so they agree with a local read)."""
+    args = ("--remote-python", sys.executable, "--sustained", 2, "--iterations", 100, "--warmup", 2, "--json")
+    code, out, err = _bench(capsys, fp32_onnx, *_args(sshd), *args)
+    assert code == 0, err
+    (result,) = json.loads(out)["results"]
+    record, sizes = result["sustained"], result["settings"]["round_sizes"]
+    assert result["settings"]["remote"].startswith("ssh://") and record["seconds"] == 2
+    assert set(sizes) == {10} and len(sizes) == record["drift"]["rounds"] >= 5  # iterations / rounds per round
+    assert len(result["samples_ms"]) == sum(sizes) and record["not_exposed"] == read_telemetry()["missing"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")

@@ -16,6 +16,7 @@ from edgeport.benchmarks.pool.dispatch import DevicePool
 from edgeport.benchmarks.records import RuntimeChoice
 from edgeport.benchmarks.remote import measure_remote, measure_remote_models, probe_remote
 from edgeport.benchmarks.session import Feeds, Shapes
+from edgeport.benchmarks.sustained import device_logs
 from edgeport.core.progress import Progress
 from edgeport.errors import BenchmarkError
 
@@ -52,11 +53,12 @@ def measure_setting(
     feeds: Feeds | None,
     shapes: Shapes,
     cold_starts: int | None,
-) -> tuple[dict[str, BenchResult], dict[str, list[dict[str, Any]]]]:
-    """Work for the pool: one setting's models on ``device``, each in turn, and their footprints there."""
-    measured = measure_remote_models(models, settings, feeds, shapes, device.remote)
+) -> tuple[dict[str, BenchResult], dict[str, list[dict[str, Any]]], dict[str, dict[str, Any]]]:
+    """Work for the pool: one setting's models on ``device``, each in turn, their footprints there and, for a
+    sustained run, the device's telemetry during each."""
+    measured, telemetry = measure_remote_models(models, settings, feeds, shapes, device.remote)
     found = footprints_of(models, runtimes, settings, feeds, shapes, cold_starts, device.remote) if cold_starts else {}
-    return measured, found
+    return measured, found, telemetry
 
 
 def measure_model(
@@ -114,8 +116,8 @@ def measure_groups_on_pool(
                 for outcome in pool.wait():
                     group = groups[int(outcome.key)]
                     if outcome.ok:
-                        group.measured, group.footprints = outcome.value
-                        group.device = outcome.device
+                        group.measured, group.footprints, telemetry = outcome.value
+                        group.logs, group.device = device_logs(telemetry), outcome.device
                     else:
                         failed.append(f"batch {group.batch}, {group.settings.threads} thread(s): {outcome.error}")
                     advance(1)

@@ -21,7 +21,7 @@ import numpy as np
 
 from edgeport.benchmarks import device_fingerprint, remote_runner, telemetry
 from edgeport.benchmarks.records import ONNXRUNTIME, BenchResult, BenchSettings
-from edgeport.benchmarks.remote_answer import check_answer
+from edgeport.benchmarks.remote_answer import check_answer, check_reading
 from edgeport.benchmarks.runner_files import INPUTS, SETTINGS, runner_files
 from edgeport.benchmarks.session import Feeds, Shapes, create_session, synthesize_inputs
 from edgeport.benchmarks.ssh_device import SSH_ERROR, RemoteDevice
@@ -43,6 +43,7 @@ __all__ = [
     "measure_remote_footprint",
     "measure_remote_models",
     "probe_remote",
+    "remote_telemetry",
 ]
 
 _RUNNER = "edgeport_runner.py"
@@ -224,6 +225,22 @@ def measure_remote_models(
         if readings is not None:
             telemetry[label] = readings
     return measured, telemetry
+
+
+def remote_telemetry(device: RemoteDevice) -> dict[str, Any]:
+    """The device's temperature, CPU frequency and throttle counters now: telemetry.py's read_telemetry,
+    run there by its Python (the source travels on the command line), its answer checked."""
+    script = Path(telemetry.__file__).read_text() + "\nimport json\nprint(json.dumps(read_telemetry()))\n"
+    result = device.quick(f"{shlex.quote(device.python)} -c {shlex.quote(script)}")
+    if result.returncode == SSH_ERROR:
+        raise device.unreachable(result)
+    if result.returncode != 0:
+        raise device.failed(result)
+    try:
+        reading = json.loads(result.stdout)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise BenchmarkError(f"{device.url}: the telemetry answer is not JSON ({exc})") from exc
+    return check_reading(reading, device.url)
 
 
 def probe_remote(device: RemoteDevice, runtimes: set[str] | frozenset[str] = frozenset({ONNXRUNTIME.name})) -> str:

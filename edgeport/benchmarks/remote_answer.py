@@ -83,12 +83,22 @@ def _sustained_rounds(data: dict[str, Any], settings: BenchSettings, refuse) -> 
     log = data.get("telemetry")
     if not isinstance(log, dict) or not isinstance(log.get("during"), list):
         raise refuse("telemetry", "expected readings before, during and after the run")
-    readings = [log.get("before"), log.get("after"), *log["during"]]
-    for reading in readings:
-        fine = isinstance(reading, dict) and isinstance(reading.get("missing"), list)
-        for key, kind in _READING.items():
-            value = reading.get(key) if isinstance(reading, dict) else None
-            fine = fine and ((value is None and key != "time_s") or (_is_number(value) and isinstance(value, kind)))
-        if not fine:
+    for reading in [log.get("before"), log.get("after"), *log["during"]]:
+        if not _reading_ok(reading):
             raise refuse("telemetry", f"a reading is not what the runner writes: {str(reading)[:100]}")
     return samples
+
+
+def _reading_ok(reading: Any) -> bool:
+    fine = isinstance(reading, dict) and isinstance(reading.get("missing"), list)
+    for key, kind in _READING.items():
+        value = reading.get(key) if isinstance(reading, dict) else None
+        fine = fine and ((value is None and key != "time_s") or (_is_number(value) and isinstance(value, kind)))
+    return fine
+
+
+def check_reading(reading: Any, where: str) -> dict[str, Any]:
+    """One telemetry reading from a device (telemetry.read_telemetry's form), or a one-line refusal."""
+    if not _reading_ok(reading):
+        raise BenchmarkError(f"{where}: the device's telemetry is unusable: {str(reading)[:100]}")
+    return reading

@@ -49,15 +49,19 @@ def cool_down(
     root: Path = SYS,
     sleep: Callable[[float], None] = time.sleep,
     log: Callable[[str], None] = print,
+    read: Callable[[], dict[str, Any]] | None = None,
 ) -> Check | None:
     """Wait for the device to cool to the target's idle temperature + cool_down_c; the ``cool_down`` check
-    (pass: cool enough, after how long; fail: still warm at the time limit). None without a cool-down."""
+    (pass: cool enough, after how long; fail: still warm at the time limit). None without a cool-down.
+    ``read``: the device's telemetry (a pool's device, read over ssh); default: this machine's, under ``root``."""
     idle = target.idle_temperature_c
     if idle is None:
         return None
+    if read is None:
+        read = lambda: read_telemetry(root)  # noqa: E731
     limit = idle + target.cool_down_c
     start = time.monotonic()
-    reading = read_telemetry(root)
+    reading = read()
     while reading["temperature_c"] is not None and reading["temperature_c"] > limit:
         waited = time.monotonic() - start
         if waited >= target.cool_down_timeout_s:
@@ -74,7 +78,7 @@ def cool_down(
         if not int(waited) % 10:
             log(f"cooling down: {reading['temperature_c']:.1f} C, waiting for {limit:g} C")
         sleep(POLL_S)
-        reading = read_telemetry(root)
+        reading = read()
     if reading["temperature_c"] is None:
         raise ConfigError(f"the temperature stopped being readable while cooling down: {reading['missing'][0]}")
     waited = time.monotonic() - start

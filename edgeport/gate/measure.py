@@ -13,7 +13,6 @@ from edgeport.gate.budgets import PERCENTILE_BUDGETS, GateTarget
 from edgeport.gate.checks import evaluate_checks, require_samples
 from edgeport.gate.decide import Check
 from edgeport.gate.footprint_checks import wanted
-from edgeport.gate.heat import cool_down
 from edgeport.gate.integrity import check_unchanged
 from edgeport.gate.load import GateEvidence, required
 from edgeport.gate.measurer import Measurer
@@ -45,7 +44,7 @@ def prepare_measurer(request: GateRequest, target: GateTarget, ev: GateEvidence,
 
 
 def _first_measurement(request: GateRequest, target: GateTarget, ev: GateEvidence, measurer: Measurer) -> None:
-    ev.cool_down = cool_down(target, log=measurer.progress.log)  # a warm device measures a warm device's latency
+    ev.cool_down = measurer.cool(target)  # a warm device measures a warm device's latency
     measured = measurer.measure()
     ev.current = measured["artifact"]
     if wanted(target):  # footprint budgets: cold starts of the artifact as the target deploys it

@@ -13,8 +13,10 @@ from edgeport.benchmarks.openvino_runtime import openvino_module
 from edgeport.benchmarks.rounds import rounds_of
 from edgeport.core.progress import Progress
 from edgeport.gate.budgets import GateTarget
+from edgeport.gate.decide import Check
 from edgeport.gate.evidence import Measurement
 from edgeport.gate.footprint_checks import measure_for_target
+from edgeport.gate.heat import cool_down
 from edgeport.gate.request import GateRequest
 
 
@@ -60,6 +62,10 @@ class Measurer:
         with self.progress.task(f"gate measurement {self.count}", total=settings.rounds) as advance:
             results = measure_interleaved(self.models, settings, None, advance)
         return measurements(results, "measured now")
+
+    def cool(self, target: GateTarget) -> Check | None:
+        """The target's cool-down on this machine, before the first measurement (gate/heat.py)."""
+        return cool_down(target, log=self.progress.log)
 
     def footprint(self, target: GateTarget) -> list[dict]:
         """The artifact's cold starts as the target deploys it."""

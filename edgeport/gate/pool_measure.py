@@ -18,13 +18,28 @@ from edgeport.benchmarks.latency import BenchSettings
 from edgeport.benchmarks.pool.bench import measure_setting, open_pool
 from edgeport.benchmarks.pool.devices import PoolDevice
 from edgeport.benchmarks.pool.dispatch import DevicePool, Work
-from edgeport.errors import BenchmarkError
+from edgeport.benchmarks.remote import remote_telemetry
+from edgeport.errors import BenchmarkError, ConfigError
 from edgeport.gate.budgets import GateTarget
+from edgeport.gate.decide import Check
 from edgeport.gate.evidence import Measurement
 from edgeport.gate.footprint_checks import measure_for_target
+from edgeport.gate.heat import cool_down
 from edgeport.gate.load import required
 from edgeport.gate.measurer import Measurer, measurements
 from edgeport.gate.request import GateRequest
+
+
+def cool_device(device: PoolDevice, target: GateTarget) -> Check | None:
+    """Work for the pool: the target's cool-down on ``device``, read over ssh, holding the device meanwhile
+    (nothing else may warm it)."""
+    first = remote_telemetry(device.remote)
+    if first["temperature_c"] is None:
+        raise ConfigError(
+            f"device {device.name}: the target asks for a cool-down, but the device exposes no temperature: "
+            f"{first['missing'][0]}"
+        )
+    return cool_down(target, log=lambda _: None, read=lambda: remote_telemetry(device.remote))
 
 
 def gate_footprint(device: PoolDevice, artifact: Path, target: GateTarget, settings: BenchSettings) -> list[dict]:
@@ -76,6 +91,15 @@ class PoolMeasurer(Measurer):
         }
         measured, _, _ = self._run("measure", measure_setting, kwargs)
         return measurements(measured, f"measured on device {self.device}")
+
+    def cool(self, target: GateTarget) -> Check | None:
+        """The cool-down on a device of the pool, which the measurements then stay on."""
+        if target.idle_temperature_c is None:
+            return None
+        self.progress.log(
+            f"cooling down a device of the pool to {target.idle_temperature_c:g} C + {target.cool_down_c:g}"
+        )
+        return self._run("cool", cool_device, {"target": target})
 
     def footprint(self, target: GateTarget) -> list[dict]:
         kwargs = {"artifact": Path(self.models["artifact"]), "target": target, "settings": self.settings}

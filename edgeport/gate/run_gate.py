@@ -78,15 +78,11 @@ def evaluate_gate(request: GateRequest, progress: Progress = SILENT) -> GateRepo
 
 def check_pool_request(name: str, target: GateTarget, request: GateRequest) -> None:
     """With --pool the gate measures on one device of the pool everything it compares: no result files
-    measured elsewhere, and no cool-down (it reads this machine's sensors)."""
+    measured elsewhere."""
     if request.result is not None or request.baseline is not None:
         raise ConfigError(
             "--pool measures the artifact on a device of the pool: give --artifact (and --baseline-artifact), "
             "not --result or --baseline measured elsewhere"
-        )
-    if target.idle_temperature_c is not None:
-        raise ConfigError(
-            f"target {name!r} asks for a cool-down, which reads this machine's temperature: not with --pool"
         )
 
 

@@ -214,3 +214,8 @@ def test_the_gate_measures_on_one_device_and_starts_again_on_another_when_it_die
     assert code == 2 and "aarch64" in err
     code = main([*common, "--target", "loop", "--result", str(budget)])
     assert code == 2 and "--pool measures the artifact" in capsys.readouterr().err
+    # a cool-down reads the device's temperature, which this loopback device (this machine) does not expose
+    budget.write_text(budget.read_text() + "[targets.cool]\np50_ms = 1000.0\nidle_temperature_c = 40.0\n")
+    code = main([*common, "--target", "cool", "--iterations", "60"])
+    err = capsys.readouterr().err
+    assert code == 2 and "device loop1: the target asks for a cool-down, but the device exposes no temperature" in err

@@ -39,7 +39,8 @@ def check_reachable(address: str) -> None:
 
 def start_or_join(ray: Any, address: str | None, num_cpus: int, resources: Mapping[str, float] = {}) -> bool:
     """Connect this process to Ray: the cluster at ``address``, else a new local instance with ``num_cpus``
-    and the custom ``resources``. True when this call started it (the caller then shuts it down)."""
+    and the custom ``resources``. True when this call connected (the caller then calls ray.shutdown(), which
+    stops a local instance and only disconnects from a cluster); False when the process was connected."""
     if ray.is_initialized():
         return False
     if address not in (None, "auto"):
@@ -58,4 +59,4 @@ def start_or_join(ray: Any, address: str | None, num_cpus: int, resources: Mappi
             ray.init(address=address, log_to_driver=False, configure_logging=False)
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ... for a bad cluster
         raise ConfigError(f"cannot start or join Ray at {address or 'a local instance'}: {exc}") from exc
-    return address is None
+    return True

@@ -96,7 +96,7 @@ class RayExecutor:
         self.ray = ray
         self.workers = workers
         # A device pool (--pool) may have started it already, with CPUs for these workers
-        self.started_here = start_or_join(ray, address, workers)
+        self.connected_here = start_or_join(ray, address, workers)
         self.remote_execute = ray.remote(num_cpus=1)(execute)
 
     def submit(self, task: dict):
@@ -113,7 +113,7 @@ class RayExecutor:
             return {"ok": False, "error": f"Ray task failed: {type(exc).__name__}: {exc}"}
 
     def close(self) -> None:
-        if self.started_here:
+        if self.connected_here:
             self.ray.shutdown()
 
 

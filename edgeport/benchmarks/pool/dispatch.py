@@ -81,7 +81,7 @@ class DevicePool:
         self.devices = {d.name: d for d in devices}
         self.log = log
         resources = {resource_of(d): 1.0 for d in devices}
-        self.started_here = start_or_join(self.ray, ray_address, num_cpus, resources)
+        self.connected_here = start_or_join(self.ray, ray_address, num_cpus, resources)
         missing = [d.name for d in devices if self.ray.cluster_resources().get(resource_of(d), 0) < 1]
         if missing:
             self.close()
@@ -203,6 +203,6 @@ class DevicePool:
         ]
 
     def close(self) -> None:
-        if self.started_here:
+        if self.connected_here:
             self.ray.shutdown()
-            self.started_here = False
+            self.connected_here = False

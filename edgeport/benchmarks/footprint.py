@@ -126,6 +126,19 @@ def measure_footprint(
     return summarize_footprint(starts, runtime, arena, data.get("environment") or {})
 
 
+def default_footprint(
+    model: str | Path,
+    settings: BenchSettings,
+    feeds: Mapping[str, np.ndarray],
+    count: int,
+    device: RemoteDevice | None = None,
+) -> dict[str, Any]:
+    """``count`` cold starts on ``settings.runtime`` at its default memory setting (onnxruntime's arena on),
+    as a serving process would run: a search trial's footprint, here or on ``device``."""
+    arena = arena_settings(settings.runtime)[0]
+    return measure_footprint(model, settings, feeds, settings.runtime, arena, count, device)
+
+
 def _run_locally(model: str | Path, feeds: Mapping[str, np.ndarray], settings: dict, runtime: RuntimeChoice) -> Any:
     with tempfile.TemporaryDirectory(prefix="edgeport-footprint-") as tmp:
         folder = Path(tmp)
@@ -173,6 +186,7 @@ __all__ = [
     "COLD_STARTS",
     "arena_settings",
     "check_cold_starts",
+    "default_footprint",
     "footprint_settings",
     "footprints_of",
     "measure_footprint",

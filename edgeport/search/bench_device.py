@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.benchmarks import BenchSettings, cpu_fingerprint, measure_latency
+from edgeport.benchmarks.footprint import default_footprint
 from edgeport.benchmarks.latency import BenchResult
 from edgeport.benchmarks.pool.bench import measure_model, open_pool
 from edgeport.benchmarks.pool.devices import PoolChoice
@@ -56,10 +57,7 @@ class BenchDevice:
         self, model: str | Path, settings: BenchSettings, inputs: dict[str, np.ndarray], cold_starts: int
     ) -> dict:
         """Memory and cold start on the trial's runtime, in fresh processes here or on the remote device."""
-        from edgeport.benchmarks.footprint import arena_settings, measure_footprint
-
-        arena = arena_settings(settings.runtime)[0]  # the runtime's default: onnxruntime's arena on
-        return measure_footprint(model, settings, inputs, settings.runtime, arena, cold_starts, self.remote)
+        return default_footprint(model, settings, inputs, cold_starts, self.remote)
 
     def describe(self) -> str:
         return self.url if self.url else f"this host ({cpu_fingerprint()['model']})"

@@ -36,7 +36,7 @@ class _Trials:
     recorded: list[dict]  # every stored trial, for the best-so-far shown in the progress line
     active: list[TrialPlan] = field(default_factory=list)
     bench_queue: deque[TrialPlan] = field(default_factory=deque)
-    measuring: dict[str, TrialPlan] = field(default_factory=dict)  # on a device pool, by trial id
+    measuring: dict[str, tuple[TrialPlan, BenchJob]] = field(default_factory=dict)  # on a device pool, by id
     finished: int = 0
     skipped: int = 0
     best: str = "-"
@@ -67,7 +67,6 @@ class Scheduler:
         self.errors: dict[str, str] = {}
         self.running: dict = {}  # handle -> StageTask
         self.running_keys: set[str] = set()
-        self.pool_jobs: dict[str, BenchJob] = {}  # what each trial on the device pool measures, by trial id
 
     # -- build stages ----------------------------------------------------------------------------
     def _take(self, task: StageTask) -> bool:
@@ -194,13 +193,17 @@ class Scheduler:
         advance(1)
 
     def _bench(self, plan: TrialPlan) -> TrialRecord:
-        entries = {task.stage: self.results[task.key] for task in plan.chain}
+        entries = self._entries(plan)
         try:
             cold_starts = footprint_cold_starts(self.selection)
             bench_entry, reused = bench_trial(plan, entries, self.cache, self.device, cold_starts)
             return self._measured(plan, entries, bench_entry, reused)
         except EdgeportError as exc:
             return trial_record(plan.candidate, "failed", error=f"benchmark: {exc}")
+
+    def _entries(self, plan: TrialPlan) -> dict:
+        """The cache entries of the trial's built stages, by stage."""
+        return {task.stage: self.results[task.key] for task in plan.chain}
 
     def _measured(self, plan: TrialPlan, entries: dict, bench_entry: dict, reused: bool) -> TrialRecord:
         self.store.count_stage("benchmark", built=not reused)
@@ -213,7 +216,7 @@ class Scheduler:
         for a build or a measurement to end, but not while other trials could move on."""
         while trials.bench_queue and self.device.idle():
             plan = trials.bench_queue.popleft()
-            entries = {task.stage: self.results[task.key] for task in plan.chain}
+            entries = self._entries(plan)
             try:
                 job = bench_job(plan, entries, self.device, footprint_cold_starts(self.selection))
                 found = self.cache.lookup("benchmark", job.key)
@@ -221,8 +224,7 @@ class Scheduler:
                     self._record(plan, self._measured(plan, entries, found, True), trials, advance)
                     continue
                 self.device.submit(plan.candidate.id, job)
-                trials.measuring[plan.candidate.id] = plan
-                self.pool_jobs[plan.candidate.id] = job
+                trials.measuring[plan.candidate.id] = (plan, job)
                 show(f"benchmark {plan.candidate.id[:8]} on the pool")
             except EdgeportError as exc:
                 self._record(plan, trial_record(plan.candidate, "failed", error=f"benchmark: {exc}"), trials, advance)
@@ -242,9 +244,8 @@ class Scheduler:
             self._pool_outcome(outcome, trials, advance)
 
     def _pool_outcome(self, outcome, trials: _Trials, advance) -> None:
-        plan = trials.measuring.pop(outcome.key)
-        job = self.pool_jobs.pop(outcome.key)
-        entries = {task.stage: self.results[task.key] for task in plan.chain}
+        plan, job = trials.measuring.pop(outcome.key)
+        entries = self._entries(plan)
         try:
             if not outcome.ok:
                 raise BenchmarkError(outcome.error)

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeport.benchmarks.footprint import footprints_of
+from edgeport.benchmarks.footprint import default_footprint, footprints_of
 from edgeport.benchmarks.latency import BenchResult, BenchSettings
 from edgeport.benchmarks.pool.devices import PoolChoice, load_devices, select_devices
 from edgeport.benchmarks.pool.dispatch import DevicePool
@@ -66,15 +66,10 @@ def measure_model(
 ) -> tuple[BenchResult, list[float], dict[str, Any] | None]:
     """Work for the pool (a search's trial): ``model`` on ``device``, the wall-clock window of the measurement,
     and with ``cold_starts`` its footprint there on its runtime's default memory setting."""
-    from edgeport.benchmarks.footprint import arena_settings, measure_footprint
-
     started = time.time()
     result = measure_remote(model, device.remote, settings, inputs)
     window = [started, time.time()]
-    footprint = None
-    if cold_starts:
-        arena = arena_settings(settings.runtime)[0]  # the runtime's default: onnxruntime's arena on
-        footprint = measure_footprint(model, settings, inputs, settings.runtime, arena, cold_starts, device.remote)
+    footprint = default_footprint(model, settings, inputs, cold_starts, device.remote) if cold_starts else None
     return result, window, footprint
 
 

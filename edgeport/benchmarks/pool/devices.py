@@ -78,9 +78,6 @@ class PoolDevice:
     def kind(self) -> tuple[tuple[str, str], ...]:
         return tuple(sorted(self.tags.items()))
 
-    def describe(self) -> str:
-        return f"{self.name} ({self.remote.url})"
-
 
 @dataclass(frozen=True)
 class PoolChoice:

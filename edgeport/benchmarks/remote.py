@@ -22,7 +22,7 @@ import numpy as np
 from edgeport.benchmarks import device_fingerprint, remote_runner, telemetry
 from edgeport.benchmarks.records import ONNXRUNTIME, BenchResult, BenchSettings
 from edgeport.benchmarks.remote_answer import check_answer, check_reading
-from edgeport.benchmarks.runner_files import INPUTS, SETTINGS, runner_files
+from edgeport.benchmarks.runner_files import INPUTS, SETTINGS, external_data, runner_files
 from edgeport.benchmarks.session import Feeds, Shapes, create_session, synthesize_inputs
 from edgeport.benchmarks.ssh_device import SSH_ERROR, RemoteDevice
 from edgeport.benchmarks.ssh_options import ALLOWED_SSH_OPTIONS, CONTROL, check_remote_python, check_ssh_option
@@ -68,11 +68,13 @@ print(folder)
 
 
 def _archive(model: Path, settings: BenchSettings, inputs: Mapping[str, np.ndarray], extra: Mapping[str, Any]) -> bytes:
-    """The model, the runner, the inputs and the settings (with ``extra``: a footprint's) as one tar stream."""
+    """The model (with its external data), the runner, the inputs and the settings (with ``extra``: a
+    footprint's) as one tar stream."""
     # watch_stdin: the runner stops when this side's ssh goes away (see _runner_command)
     written = {**settings.to_dict(), **extra, "watch_stdin": True}
     files = {
         model.name: model.read_bytes(),
+        **external_data(model),
         # The runner travels as its own source text, with the two files it imports (nothing else of edgeport).
         _RUNNER: Path(remote_runner.__file__).read_bytes(),
         "device_fingerprint.py": Path(device_fingerprint.__file__).read_bytes(),

@@ -52,6 +52,21 @@ def test_remote_benchmark_end_to_end(sshd, capsys, fp32_onnx):
     assert result["model_sha256"] and result["session_create_ms"] > 0
 
 
+def test_a_model_with_external_data_travels_with_it(sshd, capsys, fp32_onnx, tmp_path):
+    """An exported transformer keeps its weights in MODEL.onnx.data (all-MiniLM-L6-v2 does): the device gets
+    that file beside the model, or onnxruntime there cannot load it."""
+    import onnx
+
+    model = tmp_path / "external.onnx"
+    onnx.save(onnx.load(str(fp32_onnx)), str(model), save_as_external_data=True, location="external.onnx.data",
+              size_threshold=0)  # fmt: skip
+    assert (tmp_path / "external.onnx.data").stat().st_size > model.stat().st_size
+    args = ("--remote-python", sys.executable, "--iterations", 20, "--warmup", 2, "--json")
+    code, out, err = _bench(capsys, model, *_args(sshd), *args)
+    assert code == 0, err
+    assert len(json.loads(out)["results"][0]["samples_ms"]) == 20
+
+
 def test_remote_footprint_runs_its_cold_starts_on_the_device(sshd, capsys, fp32_onnx):
     """The device's own processes: the cold starts run there (through ssh, on the device's Python), each a
     fresh process, and their figures come back checked."""

@@ -53,8 +53,12 @@ run: $(STAMP)
 	if [ $$code -eq 1 ]; then echo "make run: finished; the int8 artifact does not ship on this machine (see above)"; fi; \
 	[ $$code -le 1 ]
 
+# Two workers, one per core of the CI machine: much of a test's time is single-threaded (imports, subprocess
+# start-up, ssh, Ray), so the suite takes about three quarters of its serial time. Each worker takes whole
+# files (--dist loadfile) so that a module's fixtures are built once. The slow tests run one at a time: the
+# cluster test joins "the" local Ray cluster, which another worker's Ray instance would make ambiguous.
 test: $(DEV_STAMP) $(ZOO_STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" --durations=25
+	$(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadfile --durations=25
 
 # ruff (lint, import order, format, argument count), mypy on the whole package, the import contracts
 lint: $(DEV_STAMP)

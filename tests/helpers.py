@@ -32,12 +32,16 @@ def write_npz(path, n=60, classes=3, size=8, channels=1, seed=0):
     return x, y
 
 
-def plant_outlier_channel(src, dst, factor=300.0):
+def plant_outlier_channel(src, dst, factor=3000.0):
     """Scale channel 0 of the first conv by ``factor`` and the second conv's matching input by 1/factor.
 
     ReLU and max-pooling commute with a positive scale, so the fp32 model computes the same
     function, but per-tensor ranges of the first two layers are now dominated by one channel:
     the forced damage that accuracy-aware fallback must find and undo.
+
+    At 300x the second layer's damage alone was not reliable: with the first conv in float, the model
+    scored anywhere from 17% to 97% depending on the trained weights (a CI run passed the tolerance).
+    At 3000x an ordinary channel gets less than a tenth of one 8-bit step, so each layer alone breaks it.
     """
     import onnx
     from onnx import numpy_helper

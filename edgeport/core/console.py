@@ -19,6 +19,7 @@ import sys
 from rich.console import Console
 
 LOG_WIDTH = 100  # columns off a terminal (a log, CI): tables wrap within it
+_MAX_NAME_WIDTH = 24  # a longer name may fold: the numbers beside it need the room more
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -27,3 +28,9 @@ def make_console(stderr: bool = False) -> Console:
     if is_tty or os.environ.get("COLUMNS"):
         return Console(stderr=stderr, markup=False)
     return Console(stderr=stderr, width=LOG_WIDTH, markup=False)
+
+
+def name_width(cells) -> int | None:
+    """The min_width of a column of short names (a runtime, a device): long intervals in the number columns
+    squeezed such a column until "openvino" folded into "openvi" and "no"; the numbers wrap instead."""
+    return min(max((len(cell) for cell in cells), default=0), _MAX_NAME_WIDTH) or None

@@ -7,6 +7,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from edgeport.core.console import name_width
+
 
 def _spread(figure: dict | None, digits: int = 1) -> str:
     """``12.3 [11.9-14.0]``: the median over the cold starts and their range."""
@@ -32,9 +34,13 @@ def print_footprints(report: dict, console: Console) -> None:
     count = measured[0]["footprint"][0]["cold_starts"]
     table = Table(title=f"footprint: median [range] over {count} cold starts, each a fresh process")
     columns = ("model", "runtime", "memory", "peak RSS MB", "model MB", "cold start ms", "first run ms", "first/warm")
+    names = {
+        "runtime": name_width(_where(f) for r in measured for f in r["footprint"]),
+        "memory": name_width(_memory_setting(f) for r in measured for f in r["footprint"]),
+    }
     for column in columns:
         left = column in ("model", "runtime", "memory")
-        table.add_column(column, justify="left" if left else "right", overflow="fold")
+        table.add_column(column, justify="left" if left else "right", overflow="fold", min_width=names.get(column))
     for result in measured:
         warm = result["stats"]["p50_ms"]
         for footprint in result["footprint"]:

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from edgeport.benchmarks.records import RuntimeChoice
-from edgeport.core.console import make_console
+from edgeport.core.console import make_console, name_width
 from edgeport.report.footprint_table import footprint_lines, print_footprints, print_sustained
 from edgeport.report.quantize_summary import print_quantize_summary, print_sensitivity
 from edgeport.report.run_report import ROWS, latency_verdict
@@ -90,16 +90,17 @@ def print_bench_summary(report: dict, console: Console | None = None) -> None:
     table = Table(title=f"edgeport bench: A = {report['model']}" + (f", B = {report['vs']}" if report["vs"] else ""))
     pooled = any(r.get("device") for r in report["results"])  # --pool: each row names its device
     columns = ("model", *(("device",) if pooled else ()), "runtime", "batch", "threads", "p50 ms [95% CI]")
+    runtimes = [_runtime(result["settings"]) for result in report["results"]]
+    widths = {"runtime": name_width(runtimes), "device": name_width(r.get("device") or "" for r in report["results"])}
     for column in (*columns, "p90 ms [95% CI]", "p99 ms", "mean ms", "items/s"):
-        table.add_column(
-            column, justify="left" if column in ("model", "device", "runtime") else "right", overflow="fold"
-        )
-    for result in report["results"]:
+        left = column in ("model", "device", "runtime")
+        table.add_column(column, justify="left" if left else "right", overflow="fold", min_width=widths.get(column))
+    for result, runtime in zip(report["results"], runtimes, strict=True):
         stats, settings = result["stats"], result["settings"]
         table.add_row(
             result["model"].upper(),
             *((result.get("device") or "",) if pooled else ()),
-            _runtime(settings),
+            runtime,
             str(settings["batch"]),
             str(settings["threads"]),
             _ms(stats["p50_ms"], stats["p50_ci_ms"]),

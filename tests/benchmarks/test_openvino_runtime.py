@@ -66,7 +66,22 @@ def test_vs_compares_the_same_file_across_runtimes(capsys, fp32_onnx, tmp_path):
     assert [r["settings"]["runtime"] for r in report["results"]] == ["ort", "openvino"]
     (comparison,) = report["comparisons"]
     assert comparison["verdict"] in ("faster", "slower", "no detectable difference")
-    assert "openvino f32" in out  # the table names each model's runtime
+    assert _column(out, 1) == ["ort cpu", "openvino f32"]  # the table names each model's runtime
+
+
+def _column(table: str, index: int) -> list[str]:
+    """One column's cells, a cell wrapped over several lines joined back (long intervals make rich wrap
+    narrow columns, so the text of one cell may sit on two lines)."""
+    cells: list[str] = []
+    for line in table.splitlines():
+        if not line.startswith("│"):
+            continue
+        parts = [part.strip() for part in line.strip("│").split("│")]
+        if parts[0]:  # a row starts where its first cell has text
+            cells.append(parts[index])
+        elif cells and parts[index]:
+            cells[-1] += " " + parts[index]
+    return cells
 
 
 @needs_openvino

@@ -343,6 +343,25 @@ def bench_report(comparison: dict | None = None, **changes) -> dict:
     }
 
 
+def test_bench_table_in_a_log_keeps_runtime_names_whole_when_intervals_are_wide():
+    """Off a terminal the table is LOG_WIDTH columns; wide intervals (a busy machine) used to squeeze the
+    runtime column until "openvino" folded into "openvi" and "no"."""
+    from edgeport.core.console import LOG_WIDTH
+
+    report = bench_report()
+    ov = {**report["results"][1]["settings"], "runtime": "openvino", "precision_used": "bf16", "provider": None}
+    report["results"][1] = {**report["results"][1], "settings": ov}
+    for result in report["results"]:
+        result["stats"] = {**result["stats"], "p50_ci_ms": [0.18612, 12.24523], "p90_ci_ms": [0.24412, 13.44311]}
+    console = Console(file=io.StringIO(), width=LOG_WIDTH, color_system=None)
+    print_bench_summary(report, console=console)
+    lines = console.file.getvalue().splitlines()
+    assert max(map(len, lines)) <= LOG_WIDTH
+    rows = [[part.strip() for part in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
+    assert [row[1] for row in rows if row[1]] == ["ort cpu", "openvino bf16"]
+    assert any("12.245" in " ".join(row) for row in rows)  # the numbers wrap in their cells instead
+
+
 def comparison(**changes) -> dict:
     return {
         "batch": 1,

@@ -54,6 +54,10 @@ def start_or_join(ray: Any, address: str | None, num_cpus: int, resources: Mappi
                 include_dashboard=False,
                 log_to_driver=False,
                 configure_logging=False,
+                # Ray starts its workers at nice 15; a build or measurement here is the command's own work, and at
+                # nice 15 anything else on the machine starved it (a search's Ray test took over 10 minutes
+                # beside other work instead of 2).
+                _system_config={"worker_niceness": 0},
             )
         else:
             ray.init(address=address, log_to_driver=False, configure_logging=False)

@@ -117,14 +117,24 @@ def test_a_pool_without_ray_is_exit_2_with_the_install_command(tmp_path, capsys,
 def test_bench_spreads_settings_over_the_pool_and_survives_a_device_killed_mid_measurement(
     lab, tmp_path, capsys, fp32_onnx
 ):
-    """loop0 and loop1 start their Python half a second late, so the quick `doomed` takes the fourth setting;
-    its sshd and every session (the runner included) are killed when that setting's runner starts. The
-    setting goes to another device, the one doomed finished stays, `gone` (nothing listens) is left out at
-    the probe, and each A/B comparison is of one device's samples."""
+    """loop0's and loop1's runners wait until `doomed` has started its third runner, so while they hold one
+    setting each, `doomed` takes the other two (no timing decides it: a busy machine ran it otherwise when
+    they only started late); its sshd and every session (the runner included) are killed when its second
+    setting's runner starts. That setting goes to another device, the one doomed finished stays, `gone`
+    (nothing listens) is left out at the probe, and each A/B comparison is of one device's samples."""
     folder, daemons = lab
-    slow = _script(tmp_path / "slow-python", f'#!/bin/sh\nsleep 0.5\nexec {sys.executable} "$@"\n')
     # the runners of A and B of its first setting, then the third: the device dies
     doomed = dying_python(tmp_path / "doomed-python", daemons["doomed"], at_run=3)
+    runs = tmp_path / "doomed-python.count"  # dying_python counts doomed's runners here
+    waiting = f"""\
+        #!/bin/sh
+        case "$*" in *edgeport_runner.py*)
+          i=0  # at most 10 minutes: if doomed never dies, the test fails on its assertions instead of hanging
+          while [ "$(cat {runs} 2>/dev/null || echo 0)" -lt 3 ] && [ $i -lt 6000 ]; do sleep 0.1; i=$((i+1)); done;;
+        esac
+        exec {sys.executable} "$@"
+        """
+    slow = _script(tmp_path / "waiting-python", waiting)
     devices = tmp_path / "devices.toml"
     devices.write_text(
         _device("loop0", daemons["loop0"], slow)

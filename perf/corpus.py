@@ -4,8 +4,8 @@ For each corpus model (PP-OCRv4 detector and recogniser, PP-OCR direction classi
 MiniLM): calib.npz and val.npz from tests/corpus/inputs.py (different samples), the CLI run as a
 subprocess (exit code, wall time, the child's peak RSS, the manifest's verdict and chosen recipe),
 then, where an int8 file was written, its task judge (tests/corpus/judges.py: decoded text, masks,
-speech decisions, embeddings) and p50 at batch 1, one thread, interleaved with fp32, on onnxruntime
-and on OpenVINO where installed. Appends a table to perf/RESULTS.md.
+speech decisions, embeddings) as each installed runtime runs it, and p50 at batch 1, one thread,
+interleaved with fp32, on onnxruntime and on OpenVINO where installed. Appends a table to perf/RESULTS.md.
 
     python perf/corpus.py [--only NAME ...] [--no-append] [--seed N] [--keep DIR]
 """
@@ -109,13 +109,24 @@ def run_case(name: str, folder: Path, seed: int = 0) -> dict[str, Any]:
     auto = (manifest or {}).get("auto") or {}
     row["chosen"] = auto.get("chosen")
     row["tried"] = [a.get("recipe") + (f" ({a['error']})" if a.get("error") else "") for a in auto.get("attempts", [])]
-    row["judge"], row["judge_detail"], row["latency"] = None, {}, {}
+    row["judge"], row["judge_detail"], row["latency"] = {}, {}, {}
     int8 = _int8_file(manifest, output)
     row["int8_file"] = int8.name if int8 else None
+    row["deploy"] = _deploy_runtime(manifest) if result["code"] == 0 else None
     if int8 is not None:
-        row["judge"], row["judge_detail"] = judge(name, model, int8, context)
+        for runtime in _runtimes():  # the int8 file judged as each runtime runs it (fp32: onnxruntime)
+            try:
+                row["judge"][runtime], row["judge_detail"][runtime] = judge(name, model, int8, context, runtime)
+            except Exception as exc:  # OpenVINO cannot load every model (Silero VAD)
+                row["judge_detail"][runtime] = f"{type(exc).__name__}: {str(exc)[:160]}"
         row["latency"] = latency_ratios(model, int8, first_feed(context))
     return row
+
+
+def _deploy_runtime(manifest: dict[str, Any] | None) -> str:
+    """The runtime the shipped file deploys on (speed.deploy), as ``ort`` or ``openvino[/PRECISION]``."""
+    deploy = ((manifest or {}).get("speed") or {}).get("deploy") or {"runtime": "ort"}
+    return deploy["runtime"] + (f"/{deploy['precision']}" if deploy.get("precision") else "")
 
 
 def _int8_file(manifest: dict[str, Any] | None, output: Path) -> Path | None:
@@ -145,9 +156,14 @@ def table_row(row: dict[str, Any], runtimes: list[str]) -> str:
     chosen = row["chosen"] or "-"
     if row["tried"]:
         chosen += f" (tried: {', '.join(row['tried'])})"
-    fidelity = "-" if row["judge"] is None else f"{row['judge']:.4f} {MEASURES[row['name']]}"
-    if row["judge"] is not None and row["int8_file"] and "rejected" in row["int8_file"]:
-        fidelity += " (of the rejected int8 file)"
+    fidelity = "-"
+    if row["judge"]:
+        judged = [f"{value:.4f} on {runtime}" for runtime, value in row["judge"].items()]
+        fidelity = f"{MEASURES[row['name']]}: {', '.join(judged)}"
+        if row["deploy"]:
+            fidelity += f" (ships on {row['deploy']})"
+        elif row["int8_file"] and "rejected" in row["int8_file"]:
+            fidelity += " (of the rejected int8 file)"
     p50 = [_cell(row["latency"].get(r, "-")) for r in runtimes]
     return (
         f"| {row['name']} | {row['code']} | {_cell(outcome)} | {_cell(chosen)} | {fidelity} | "

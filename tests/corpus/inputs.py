@@ -389,6 +389,19 @@ def ort_session(path: str | Path) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def session(path: str | Path, runtime: str = "ort") -> Any:
+    """A one-thread CPU session of ``path`` on ``runtime``: ``ort``, or ``openvino`` with an optional
+    ``/PRECISION`` (f32, bf16, f16; none: OpenVINO's CPU default), as a manifest's ``speed.deploy`` names it."""
+    if runtime == "ort":
+        return ort_session(path)
+    from edgeport.benchmarks.openvino_runtime import OpenVinoSession
+
+    name, _, precision = runtime.partition("/")
+    if name != "openvino":
+        raise ValueError(f"runtime {runtime!r}: expected ort or openvino[/PRECISION]")
+    return OpenVinoSession(path, 1, precision or None)
+
+
 def vad_replay(model: str | Path | Any, streams: list[Stream]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each stream streamed chunk by chunk through ``model`` (a path or a session) from a zero state, its
     own ``stateN`` carried into the next chunk's ``state``. Per stream: (speech probability per chunk,

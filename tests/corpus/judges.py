@@ -1,7 +1,9 @@
 """Task-level judges of an int8 corpus model against its fp32 original, independent of edgeport's guard.
 
-Each judge takes (fp32 path, int8 path, task context from ``inputs.corpus_case``) and returns
-(value in [0, 1], detail dict); higher is more faithful. The models run on onnxruntime, CPU, one thread.
+Each judge takes (fp32 path, int8 path, task context from ``inputs.corpus_case``, the int8 file's
+runtime) and returns (value in [0, 1], detail dict); higher is more faithful. fp32 runs on onnxruntime
+(the reference edgeport's guard compares with too), int8 on the runtime it ships on (``ort``, or
+``openvino[/PRECISION]`` as the manifest's ``speed.deploy`` names it); CPU, one thread.
 
 - ppocr_det: share of pixels with the same text-mask decision (p > 0.3) over all held-out pages;
 - ppocr_rec: share of lines whose greedy CTC decoding (the model's own character list) is equal;
@@ -19,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.corpus.inputs import ort_session, vad_replay
+from tests.corpus.inputs import ort_session, session, vad_replay
 
 DET_THRESHOLD = 0.3
 VAD_THRESHOLD = 0.5
@@ -41,14 +43,14 @@ def run_batched(session: Any, feeds: dict[str, np.ndarray], batch: int = 8, outp
 # --- detector ----------------------------------------------------------------------------------------
 
 
-def det_masks(model: PathLike, x: np.ndarray) -> np.ndarray:
+def det_masks(model: PathLike, x: np.ndarray, runtime: str = "ort") -> np.ndarray:
     """Text masks (N, H, W) bool: the detector's probability map above 0.3."""
-    return run_batched(ort_session(model), {"x": x}, batch=4)[:, 0] > DET_THRESHOLD
+    return run_batched(session(model, runtime), {"x": x}, batch=4)[:, 0] > DET_THRESHOLD
 
 
-def judge_det(fp32: PathLike, int8: PathLike, context: dict[str, Any]) -> Judgement:
+def judge_det(fp32: PathLike, int8: PathLike, context: dict[str, Any], runtime: str = "ort") -> Judgement:
     x = context["val"]["x"]
-    a, b = det_masks(fp32, x), det_masks(int8, x)
+    a, b = det_masks(fp32, x), det_masks(int8, x, runtime)
     union = np.logical_or(a, b).sum()
     return float((a == b).mean()), {
         "mask_iou": float(np.logical_and(a, b).sum() / union) if union else 1.0,
@@ -80,18 +82,18 @@ def ctc_greedy(probs: np.ndarray, classes: list[str]) -> list[str]:
     return texts
 
 
-def read_lines(model: PathLike, x: np.ndarray, classes: list[str] | None = None) -> list[str]:
-    return ctc_greedy(run_batched(ort_session(model), {"x": x}), classes or characters(model))
+def read_lines(model: PathLike, x: np.ndarray, classes: list[str] | None = None, runtime: str = "ort") -> list[str]:
+    return ctc_greedy(run_batched(session(model, runtime), {"x": x}), classes or characters(model))
 
 
 def _same_text(a: str, b: str) -> bool:
     return a.replace(" ", "") == b.replace(" ", "")
 
 
-def judge_rec(fp32: PathLike, int8: PathLike, context: dict[str, Any]) -> Judgement:
+def judge_rec(fp32: PathLike, int8: PathLike, context: dict[str, Any], runtime: str = "ort") -> Judgement:
     classes = characters(fp32)  # the int8 file's metadata may not have survived: fp32's list decodes both
     x = context["val"]["x"]
-    a, b = read_lines(fp32, x, classes), read_lines(int8, x, classes)
+    a, b = read_lines(fp32, x, classes), read_lines(int8, x, classes, runtime)
     detail: dict[str, Any] = {"differing": [(p, q) for p, q in zip(a, b, strict=True) if p != q][:5]}
     truth = context.get("truth")
     if truth is not None:  # for information: how well each reads the rendered strings (spaces ignored)
@@ -103,13 +105,13 @@ def judge_rec(fp32: PathLike, int8: PathLike, context: dict[str, Any]) -> Judgem
 # --- direction classifier ----------------------------------------------------------------------------
 
 
-def cls_top1(model: PathLike, x: np.ndarray) -> np.ndarray:
-    return run_batched(ort_session(model), {"x": x}).argmax(-1)
+def cls_top1(model: PathLike, x: np.ndarray, runtime: str = "ort") -> np.ndarray:
+    return run_batched(session(model, runtime), {"x": x}).argmax(-1)
 
 
-def judge_cls(fp32: PathLike, int8: PathLike, context: dict[str, Any]) -> Judgement:
+def judge_cls(fp32: PathLike, int8: PathLike, context: dict[str, Any], runtime: str = "ort") -> Judgement:
     x = context["val"]["x"]
-    a, b = cls_top1(fp32, x), cls_top1(int8, x)
+    a, b = cls_top1(fp32, x), cls_top1(int8, x, runtime)
     detail: dict[str, Any] = {}
     labels = context.get("labels")
     if labels is not None:
@@ -121,13 +123,13 @@ def judge_cls(fp32: PathLike, int8: PathLike, context: dict[str, Any]) -> Judgem
 # --- VAD ---------------------------------------------------------------------------------------------
 
 
-def vad_probs(model: PathLike, streams: list[Any]) -> np.ndarray:
+def vad_probs(model: PathLike, streams: list[Any], runtime: str = "ort") -> np.ndarray:
     """Speech probability of every chunk of ``streams``, each replayed with the model's own state."""
-    return np.concatenate([probs for probs, _ in vad_replay(model, streams)])
+    return np.concatenate([probs for probs, _ in vad_replay(session(model, runtime), streams)])
 
 
-def judge_vad(fp32: PathLike, int8: PathLike, context: dict[str, Any]) -> Judgement:
-    a, b = vad_probs(fp32, context["streams"]), vad_probs(int8, context["streams"])
+def judge_vad(fp32: PathLike, int8: PathLike, context: dict[str, Any], runtime: str = "ort") -> Judgement:
+    a, b = vad_probs(fp32, context["streams"]), vad_probs(int8, context["streams"], runtime)
     return float(((a > VAD_THRESHOLD) == (b > VAD_THRESHOLD)).mean()), {
         "chunks": len(a),
         "fp32_speech_share": float((a > VAD_THRESHOLD).mean()),
@@ -139,21 +141,21 @@ def judge_vad(fp32: PathLike, int8: PathLike, context: dict[str, Any]) -> Judgem
 # --- MiniLM ------------------------------------------------------------------------------------------
 
 
-def embeddings(model: PathLike, feeds: dict[str, np.ndarray]) -> np.ndarray:
+def embeddings(model: PathLike, feeds: dict[str, np.ndarray], runtime: str = "ort") -> np.ndarray:
     """Sentence embeddings: last_hidden_state mean-pooled over the attention mask, L2-normalised."""
-    hidden = run_batched(ort_session(model), feeds, batch=16)
+    hidden = run_batched(session(model, runtime), feeds, batch=16)
     mask = feeds["attention_mask"][..., None].astype(np.float32)
     pooled = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
     return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
 
-def judge_minilm(fp32: PathLike, int8: PathLike, context: dict[str, Any]) -> Judgement:
-    a, b = embeddings(fp32, context["val"]), embeddings(int8, context["val"])
+def judge_minilm(fp32: PathLike, int8: PathLike, context: dict[str, Any], runtime: str = "ort") -> Judgement:
+    a, b = embeddings(fp32, context["val"]), embeddings(int8, context["val"], runtime)
     cosine = (a * b).sum(1)
     return float(np.clip(cosine.mean(), 0.0, 1.0)), {"min_cosine": float(cosine.min())}
 
 
-JUDGES: dict[str, Callable[[PathLike, PathLike, dict[str, Any]], Judgement]] = {
+JUDGES: dict[str, Callable[[PathLike, PathLike, dict[str, Any], str], Judgement]] = {
     "ppocr_det": judge_det,
     "ppocr_rec": judge_rec,
     "ppocr_cls": judge_cls,
@@ -170,6 +172,6 @@ MEASURES = {
 }
 
 
-def judge(name: str, fp32: PathLike, int8: PathLike, context: dict[str, Any]) -> Judgement:
-    """The task judge of corpus model ``name``."""
-    return JUDGES[name](fp32, int8, context)
+def judge(name: str, fp32: PathLike, int8: PathLike, context: dict[str, Any], runtime: str = "ort") -> Judgement:
+    """The task judge of corpus model ``name``, the int8 file run on ``runtime``."""
+    return JUDGES[name](fp32, int8, context, runtime)

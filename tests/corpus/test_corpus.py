@@ -4,6 +4,7 @@ or says why not. Every test skips when `.zoo/` is missing."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -170,6 +171,17 @@ def test_judges_give_one_for_the_model_itself():
     assert value == 1.0 and detail["fp32_accuracy"] == detail["int8_accuracy"]
 
 
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")
+def test_judges_run_the_int8_side_on_the_runtime_it_ships_on():
+    model = _model("ppocr_cls")
+    _, _, context = inputs.cls_case(calib=2, val=8)
+    value, detail = judges.judge("ppocr_cls", model, model, context, "openvino/f32")
+    assert value == 1.0 and detail["fp32_accuracy"] == detail["int8_accuracy"]
+    assert type(inputs.session(model, "openvino")).__name__ == "OpenVinoSession"
+    with pytest.raises(ValueError, match="expected ort or openvino"):
+        inputs.session(model, "tensorrt")
+
+
 # --- default quantize on the corpus (slow) -----------------------------------------------------------
 
 # What the task judge must give an int8 model that edgeport accepted (exit 0)
@@ -194,8 +206,16 @@ def test_default_quantize_ships_a_faithful_model_or_says_why_not(name, tmp_path)
         assert "does not ship" in done.stderr or "OUTSIDE TOLERANCE" in done.stdout, done.stderr[-3000:]
         assert not out.exists()  # nothing that looks shippable
         return
-    value, detail = judges.judge(name, model, out, context)
-    assert value >= FLOORS[name], (value, detail)
+    runtime = _deploy_runtime(out)
+    value, detail = judges.judge(name, model, out, context, runtime)  # as it runs where it ships
+    assert value >= FLOORS[name], (runtime, value, detail)
+
+
+def _deploy_runtime(artifact: Path) -> str:
+    """The runtime (and precision) the manifest beside ``artifact`` says to deploy it on."""
+    manifest = json.loads(artifact.with_name(artifact.name.removesuffix(".onnx") + ".manifest.json").read_text())
+    deploy = (manifest.get("speed") or {}).get("deploy") or {"runtime": "ort"}
+    return deploy["runtime"] + (f"/{deploy['precision']}" if deploy.get("precision") else "")
 
 
 @pytest.mark.slow

@@ -5,12 +5,14 @@ install (exit 2)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 
 import numpy as np
 import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from edgeport.cli import main
 from edgeport.quantize import quant_config
@@ -28,11 +30,54 @@ def _quantize(capsys, *args) -> tuple[int, dict | None, str]:
     return code, manifest, captured.err
 
 
+def _quantize_with(capsys, folder, model, output: str, *options) -> tuple[int, dict | None, str]:
+    """``_quantize`` with ``folder``'s calib.npz and val.npz, writing ``folder / output``."""
+    files = ["--calib", folder / "calib.npz", "--val", folder / "val.npz", "-o", folder / output]
+    return _quantize(capsys, model, *files, *options)
+
+
 def _float_inputs(path) -> set[str]:
     """The nodes whose every float input is read straight, not through a DequantizeLinear."""
     model = onnx.load(str(path))
     dequantized = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     return {n.name for n in model.graph.node if n.op_type == "Conv" and n.input[0] not in dequantized}
+
+
+def _activation_zero_point_types(path) -> set[str]:
+    """The element types of the zero points of every QuantizeLinear of a computed tensor."""
+    model = onnx.load(str(path))
+    values = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    return {
+        str(values[n.input[2]].dtype)
+        for n in model.graph.node
+        if n.op_type == "QuantizeLinear" and n.input[0] not in values
+    }
+
+
+def _concat_model(path):
+    """x -> two convolutions (signed outputs, no activation) -> Concat -> Conv -> pool -> y [batch, 4]."""
+    rng = np.random.default_rng(0)
+
+    def weight(name, *shape):
+        values = rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))
+        return numpy_helper.from_array(values.astype(np.float32), name)
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "wa"], ["a"], pads=[1, 1, 1, 1], name="conv_a"),
+            helper.make_node("Conv", ["x", "wb"], ["b"], pads=[1, 1, 1, 1], name="conv_b"),
+            helper.make_node("Concat", ["a", "b"], ["ab"], axis=1, name="concat"),
+            helper.make_node("Conv", ["ab", "wc"], ["c"], pads=[1, 1, 1, 1], name="conv_c"),
+            helper.make_node("GlobalAveragePool", ["c"], ["p"], name="pool"),
+            helper.make_node("Flatten", ["p"], ["y"], name="flatten"),
+        ],
+        "concat_net",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+        [weight("wa", 8, 3, 3, 3), weight("wb", 8, 3, 3, 3), weight("wc", 4, 16, 3, 3)],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
 
 
 def _named_conv_model(path):
@@ -59,22 +104,26 @@ def test_a_conv_net_is_quantized_verified_and_its_excluded_node_stays_float(tmp_
     assert '"model_type": "default"' in text and '"calibration_runs": 32' in text
     assert manifest["guard"]["within_tolerance"]
     assert not _float_inputs(tmp_path / "q.onnx")  # every conv reads int8 activations
+    assert _activation_zero_point_types(tmp_path / "q.onnx") == {"uint8"}  # NNCF's signed input rewritten
+    assert manifest["lineage"]["quantization"]["report"]["activations_to_uint8"] >= 1
 
-    code, manifest, err = _quantize(
-        capsys,
-        model,
-        "--calib",
-        tmp_path / "calib.npz",
-        "--val",
-        tmp_path / "val.npz",
-        "-o",
-        tmp_path / "kept.onnx",
-        "--exclude-node",
-        convs[0],
-    )
+    code, manifest, err = _quantize_with(capsys, tmp_path, model, "kept.onnx", "--exclude-node", convs[0])
     assert code == 0, err
     assert _float_inputs(tmp_path / "kept.onnx") == {convs[0]}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")
+def test_a_convolution_of_concatenated_activations_is_faithful_as_openvino_runs_it(tmp_path, capsys):
+    # NNCF's int8 (signed) activations into a Concat -> Conv: OpenVINO clamped them to [-128, 127] in
+    # real units (mean cosine 0.85 here); the file's uint8 activations are computed right
+    model = _concat_model(tmp_path / "m.onnx")
+    np.savez(tmp_path / "calib.npz", x=calibration(32)["x"])
+    np.savez(tmp_path / "val.npz", x=calibration(16, seed=3)["x"])
+    code, manifest, err = _quantize_with(capsys, tmp_path, model, "q.onnx", "--runtime", "openvino")
+    assert code in (0, 1), err  # exit 1: faithful but not faster than fp32 on this CPU
+    assert manifest["verification"]["judged_on_runtime"].startswith("openvino")
+    assert manifest["guard"]["within_tolerance"], manifest["guard"]
 
 
 def test_an_encoder_is_quantized_as_a_transformer(tmp_path, capsys):

@@ -16,7 +16,10 @@ What edgeport decides around the call:
 - the calibration feeds, in the file's layout (batch-first, or per-sample slices), one run each, a
   batch size the model fixes met by padding;
 - ``reduce_range`` as NNCF's overflow fix: 7-bit weights everywhere (True) or nowhere (False);
-- graphs older than opset 13 are upgraded first (per-channel weights need it), as for onnxruntime.
+- graphs older than opset 13 are upgraded first (per-channel weights need it), as for onnxruntime;
+- NNCF's int8 activations are rewritten as uint8, exactly (``transforms.unsigned_activations``):
+  OpenVINO computes a convolution of concatenated int8 activations wrongly, and uint8 activations
+  with int8 weights is what both runtimes' x86 kernels take.
 
 The result is then checked and verified like every other backend's (quantize/apply.py, the guard).
 """
@@ -47,6 +50,7 @@ from edgeport.quantize.inputs.calibration import (
 from edgeport.quantize.inputs.graph import graph_profile, op_summary
 from edgeport.quantize.inputs.model_check import failure_reason
 from edgeport.quantize.registry import QuantResult, register_backend
+from edgeport.quantize.transforms.unsigned_activations import unsigned_activations
 
 INSTALL = "pip install 'edgeport[nncf]'"
 # onnx.save writes one protobuf of at most 2 GiB; a larger int8 model keeps its weights beside it.
@@ -141,6 +145,7 @@ class NncfBackend:
                     ) from exc
                 advance(1)
             del model
+            notes["activations_to_uint8"] = unsigned_activations(quantized)
             staged = Path(tmp) / "int8.onnx"
             if quantized.ByteSize() < _PROTOBUF_LIMIT:
                 onnx.save(quantized, str(staged))

@@ -1,14 +1,18 @@
 """auto does not try full static on a transformer once weights-only static, which quantizes a subset of
 its layers with the same calibration, missed the tolerance; it does when that recipe was faithful or
-never judged, and the manifest says what was skipped and why."""
+never judged, and the manifest says what was skipped and why. And when the fallback is tried: a
+faithful NNCF file does not stop it where int8 must pay."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from edgeport.quantize.config import AutoConfig
 from edgeport.quantize.guard.judge import GuardReport
 from edgeport.quantize.inputs.graph import GraphProfile
+from edgeport.quantize.registry import QuantResult
 from edgeport.quantize.strategy.attempts import Attempt
-from edgeport.quantize.strategy.auto import _narrower_miss
+from edgeport.quantize.strategy.auto import Plan, _narrower_miss, wants_fallback
 from edgeport.quantize.strategy.recipes import recipes_for
 
 TRANSFORMER = GraphProfile({"MatMul": 4, "Softmax": 1, "LayerNormalization": 1}, 2, ["scores"], 1)
@@ -32,3 +36,22 @@ def test_full_static_follows_weights_only_static_only_when_that_was_faithful():
 def test_conv_nets_have_no_such_pair():
     conv = GraphProfile({"Conv": 20, "Gemm": 1}, 1, [], 0)
     assert all(r.narrower is None for r in recipes_for(conv, AutoConfig()))
+
+
+def _faithful(recipe, value: float) -> Attempt:
+    attempt = _judged(recipe, value)
+    attempt.result = QuantResult(Path(f"{recipe.name}.onnx"), recipe.config.backend, 1.0)
+    return attempt
+
+
+def test_a_faithful_nncf_file_does_not_stop_onnxruntimes_fallback_when_int8_must_pay():
+    # MiniLM on an AVX2 Zen 3: NNCF's file faithful (0.9911) but slower than fp32; dynamic missed at 0.989 and
+    # ran at 0.57x, and with one MatMul in float shipped at 0.60x
+    _, dynamic, _, nncf = recipes_for(TRANSFORMER, AutoConfig(), with_nncf=True)
+    assert nncf.quantizer == "nncf" and dynamic.quantizer == "onnxruntime"
+    attempts = [_judged(dynamic, 0.989), _faithful(nncf, 0.9911)]
+    assert wants_fallback(attempts, Plan(must_pay=True, with_nncf=True))
+    assert not wants_fallback(attempts, Plan(must_pay=False, with_nncf=True))  # --no-speed-check: speed unknown
+    assert wants_fallback([_judged(dynamic, 0.989)], Plan())  # nothing faithful: always
+    # an onnxruntime recipe faithful already: the recipes come faster kernels first, no fallback
+    assert not wants_fallback([_faithful(dynamic, 0.992), _faithful(nncf, 0.9911)], Plan(must_pay=True))

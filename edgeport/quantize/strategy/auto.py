@@ -14,7 +14,6 @@ import onnx
 from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
 from edgeport.benchmarks.speedup import speedup_of
-from edgeport.core.bench_defaults import PAYS_BELOW
 from edgeport.core.progress import SILENT, Progress
 from edgeport.quantize.backends.ort_reuse import reuse
 from edgeport.quantize.config import AutoConfig
@@ -23,7 +22,7 @@ from edgeport.quantize.source import ModelSource
 from edgeport.quantize.strategy.attempts import Attempt, fallback_attempt, float_head, screen, try_recipe
 from edgeport.quantize.strategy.judging import Judging, judging_for
 from edgeport.quantize.strategy.recipes import SMOOTHED_PREFIX, GraphProfile, Recipe, graph_profile, recipes_for
-from edgeport.quantize.strategy.timing import CHECK, budgeted, one_run
+from edgeport.quantize.strategy.timing import CHECK, budgeted, fallback_skip_reason, one_run
 from edgeport.quantize.transforms.smoothing import worst_outlier_ratio
 
 # Ranking faithful recipes needs a clear ordering, not a release figure: short, interleaved, batch 1.
@@ -129,27 +128,23 @@ def _may_pay(
     runtime: RuntimeChoice,
     progress: Progress,
 ) -> bool:
-    """Whether ``best`` (every layer int8) runs faster than fp32 at all: measured, and recorded on it."""
+    """Whether ``best`` (every layer int8) runs faster than fp32 at all, and than every faithful file already
+    made (NNCF's): measured side by side, and recorded on it. Keeping layers in float only slows it down."""
     if best.result is None:
         return False
     sample = one_run(fp32_path, validation)
-    models = {"fp32": fp32_path, best.recipe.name: best.result.path}
+    rivals = {a.recipe.name: a.result.path for a in outcome.attempts if a.faithful and a.result is not None}
+    models = {"fp32": fp32_path, best.recipe.name: best.result.path, **{f"faithful {n}": p for n, p in rivals.items()}}
     settings = budgeted(CHECK, fp32_path, sample)
     with progress.task("auto: does int8 pay at all", total=settings.rounds) as advance:
         results = measure_interleaved(models, settings, sample, advance, runtimes=dict.fromkeys(models, runtime))
     speedup = speedup_of(results[best.recipe.name], results["fp32"])
     outcome.fp32_p50_ms = speedup.fp32_p50_ms
     best.measured(speedup)  # read against this fp32 run
-    # Lenient on purpose: the fallback is skipped only when int8 is clearly no faster (the whole interval of
-    # the ratio above the margin; MiniLM's 0.95x [0.90, 1.00] can pay); shipping asks more.
-    low = speedup.ratio_ci[0] if speedup.ratio_ci else speedup.ratio
-    if low <= PAYS_BELOW:
-        return True
-    outcome.fallback_skipped = (
-        f"the most faithful recipe ({best.recipe.name}) ran at {speedup.text()} fp32's p50 "
-        "with every layer int8: keeping layers in float cannot make it pay, so no fallback was tried"
-    )
-    return False
+    mine = results[best.recipe.name]
+    against = {f"{n}'s file on {runtime.label()}": speedup_of(mine, results[f"faithful {n}"]) for n in rivals}
+    outcome.fallback_skipped = fallback_skip_reason(best.recipe.name, speedup, against)
+    return outcome.fallback_skipped is None
 
 
 def wants_fallback(attempts: list[Attempt], plan: Plan) -> bool:
@@ -157,8 +152,8 @@ def wants_fallback(attempts: list[Attempt], plan: Plan) -> bool:
     recipe is faithful, or when int8 must pay and no onnxruntime recipe is (the recipes come in order, faster
     kernels first). A faithful NNCF file does not end the search: on MiniLM (AMD EPYC Zen 3, AVX2) it ran at
     0.90x fp32 on onnxruntime and 1.13x on OpenVINO, so the command exited 1, while onnxruntime's dynamic, just
-    outside tolerance (0.989), ran at 0.57x and with one MatMul in float shipped at 0.60x. ``_fall_back``
-    still measures first whether the missed recipe, every layer int8, pays at all (``_may_pay``)."""
+    outside tolerance (0.989), ran at 0.57x and with one MatMul in float shipped at 0.60x. ``_may_pay`` first
+    measures whether the missed recipe, every layer int8, beats fp32 and the faithful files."""
     if not any(a.faithful for a in attempts):
         return True
     return plan.must_pay and not any(a.faithful and a.recipe.quantizer == "onnxruntime" for a in attempts)

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.benchmarks import BenchSettings
+from edgeport.benchmarks.speedup import Speedup
+from edgeport.core.bench_defaults import PAYS_BELOW
 from edgeport.data.feeds import BATCH_FIRST, first_feed, model_layout
 from edgeport.quantize.inputs.run import fixed_batch, ort_session
 
@@ -51,4 +53,28 @@ def one_run(fp32_path: Path, validation: dict[str, np.ndarray]) -> dict[str, np.
     return {name: np.ascontiguousarray(array[take]) for name, array in validation.items()}
 
 
-__all__ = ["CHECK", "ROUND_SECONDS", "budgeted", "one_run"]
+def fallback_skip_reason(recipe: str, vs_fp32: Speedup, vs_faithful: dict[str, Speedup]) -> str | None:
+    """Why the fallback of ``recipe`` (measured with every layer int8 against fp32 and against each faithful
+    file already made, by name) is not tried, or None: keeping layers in float only slows it down.
+
+    Lenient when nothing is faithful: skipped only when clearly no faster than fp32 (the whole interval above
+    the margin; MiniLM's 0.95x [0.90, 1.00] can pay). Strict where a faithful file exists, an answer already
+    (faster beyond noise, than fp32 and than that file): the PP-OCRv4 detector's fallback cost a minute in vain
+    after its static per-channel, 0.89x [0.80, 1.07] fp32, passed the lenient test beside NNCF's faithful file."""
+    low = vs_fp32.ratio_ci[0] if vs_fp32.ratio_ci else vs_fp32.ratio
+    if low > PAYS_BELOW or (vs_faithful and not vs_fp32.pays):
+        beside = " (a faithful file exists: not faster beyond noise)" if vs_faithful else ""
+        return (
+            f"the most faithful recipe ({recipe}) ran at {vs_fp32.text()} fp32's p50 with every layer int8{beside}: "
+            "keeping layers in float cannot make it pay, so no fallback was tried"
+        )
+    slower = next((name for name, speedup in vs_faithful.items() if not speedup.pays), None)
+    if slower is not None:
+        return (
+            f"the most faithful onnxruntime recipe ({recipe}), every layer int8, ran at "
+            f"{vs_faithful[slower].text()} the p50 of {slower}: not faster, so no fallback was tried"
+        )
+    return None
+
+
+__all__ = ["CHECK", "ROUND_SECONDS", "budgeted", "fallback_skip_reason", "one_run"]

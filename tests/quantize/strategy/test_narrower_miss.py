@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgeport.benchmarks.speedup import Speedup
 from edgeport.quantize.config import AutoConfig
 from edgeport.quantize.guard.judge import GuardReport
 from edgeport.quantize.inputs.graph import GraphProfile
@@ -14,6 +15,7 @@ from edgeport.quantize.registry import QuantResult
 from edgeport.quantize.strategy.attempts import Attempt
 from edgeport.quantize.strategy.auto import Plan, _narrower_miss, wants_fallback
 from edgeport.quantize.strategy.recipes import recipes_for
+from edgeport.quantize.strategy.timing import fallback_skip_reason
 
 TRANSFORMER = GraphProfile({"MatMul": 4, "Softmax": 1, "LayerNormalization": 1}, 2, ["scores"], 1)
 
@@ -55,3 +57,21 @@ def test_a_faithful_nncf_file_does_not_stop_onnxruntimes_fallback_when_int8_must
     assert wants_fallback([_judged(dynamic, 0.989)], Plan())  # nothing faithful: always
     # an onnxruntime recipe faithful already: the recipes come faster kernels first, no fallback
     assert not wants_fallback([_faithful(dynamic, 0.992), _faithful(nncf, 0.9911)], Plan(must_pay=True))
+
+
+def test_the_fallback_beside_a_faithful_file_must_be_faster_beyond_noise():
+    # nothing faithful: lenient, only a whole interval above 0.95x fp32 skips it
+    assert fallback_skip_reason("dynamic", Speedup(10.0, 9.5, (0.90, 1.00)), {}) is None
+    skipped = fallback_skip_reason("static-per-channel", Speedup(10.0, 11.0, (1.02, 1.20)), {})
+    assert skipped and "cannot make it pay" in skipped and "1.10x [1.02, 1.20]" in skipped
+    # a faithful file exists: the detector's 0.89x [0.80, 1.07] fp32 no longer buys a minute of fallback
+    nncf = {"nncf's file on ort": Speedup(13.0, 8.9, (0.60, 0.75))}
+    skipped = fallback_skip_reason("static-per-channel", Speedup(10.0, 8.9, (0.80, 1.07)), nncf)
+    assert skipped and "a faithful file exists" in skipped
+    # faster than fp32 beyond noise, but not than the faithful file: skipped, the file named
+    slower = {"nncf's file on ort": Speedup(6.0, 5.9, (0.90, 1.10))}
+    skipped = fallback_skip_reason("dynamic", Speedup(10.0, 5.9, (0.55, 0.62)), slower)
+    assert skipped and "nncf's file on ort" in skipped and "not faster" in skipped
+    # MiniLM: dynamic at 0.57x fp32 and 0.63x NNCF's file: tried
+    faster = {"nncf's file on ort": Speedup(9.0, 5.7, (0.58, 0.68))}
+    assert fallback_skip_reason("dynamic", Speedup(10.0, 5.7, (0.54, 0.61)), faster) is None

@@ -95,6 +95,8 @@ def unsigned_activations(model: onnx.ModelProto) -> int:
     for name in unsigned:
         if name not in still_read:
             graph.initializer.remove(initializers[name])
+            for listed in [i for i in graph.input if i.name == name]:  # IR < 4 lists initializers as inputs
+                graph.input.remove(listed)
     return len(pairs)
 
 

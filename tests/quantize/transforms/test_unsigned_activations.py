@@ -112,3 +112,18 @@ def test_openvino_computes_the_rewritten_concat_conv_as_onnxruntime_does(tmp_pat
     got = compiled(_feeds())[0]
     # with int8 activations OpenVINO gave values clamped to [-128, 127] here (expected reaches ~5000)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-3 * float(np.abs(expected).max()))
+
+
+def test_an_int8_zero_point_listed_as_a_graph_input_goes_with_its_initializer():
+    # Old exporters (IR < 4) list every initializer as a graph input too: left behind, the input would have to be fed
+    model = _concat_conv()
+    graph = model.graph
+    for node in graph.node:
+        if node.name in ("wquant", "wdequant"):
+            node.input[2] = "zw"
+    graph.initializer.append(numpy_helper.from_array(np.array(0, np.int8), "zw"))
+    graph.input.append(helper.make_tensor_value_info("z", TensorProto.INT8, []))
+    before = _ort(model)
+    assert unsigned_activations(model) == 2
+    assert "z" not in {i.name for i in graph.input} | {i.name for i in graph.initializer}
+    np.testing.assert_array_equal(_ort(model)[0], before[0])

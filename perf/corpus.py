@@ -114,7 +114,9 @@ def run_case(name: str, folder: Path, seed: int = 0) -> dict[str, Any]:
     row["int8_file"] = int8.name if int8 else None
     row["deploy"] = _deploy_runtime(manifest) if result["code"] == 0 else None
     if int8 is not None:
-        for runtime in _runtimes():  # the int8 file judged as each runtime runs it (fp32: onnxruntime)
+        for installed in _runtimes():  # the int8 file judged as each runtime runs it (fp32: onnxruntime)
+            deploy = row["deploy"] or ""  # at the precision it ships with, on the runtime it ships on
+            runtime = deploy if deploy.partition("/")[0] == installed else installed
             try:
                 row["judge"][runtime], row["judge_detail"][runtime] = judge(name, model, int8, context, runtime)
             except Exception as exc:  # OpenVINO cannot load every model (Silero VAD)

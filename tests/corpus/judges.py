@@ -32,9 +32,9 @@ PathLike = str | Path
 def run_batched(session: Any, feeds: dict[str, np.ndarray], batch: int = 8, output: int = 0) -> np.ndarray:
     """Output ``output`` of ``session`` over batch-first ``feeds``, ``batch`` samples per run."""
     count = len(next(iter(feeds.values())))
-    name = session.get_outputs()[output].name
+    # every output, then the one asked for by position: OpenVINO's session returns all of them whatever is named
     parts = [
-        session.run([name], {k: v[start : start + batch] for k, v in feeds.items()})[0]
+        session.run(None, {k: v[start : start + batch] for k, v in feeds.items()})[output]
         for start in range(0, count, batch)
     ]
     return np.concatenate(parts)

@@ -172,11 +172,19 @@ def test_judges_give_one_for_the_model_itself():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")
-def test_judges_run_the_int8_side_on_the_runtime_it_ships_on():
+def test_judges_run_the_int8_side_on_the_runtime_it_ships_on(monkeypatch):
     model = _model("ppocr_cls")
     _, _, context = inputs.cls_case(calib=2, val=8)
+    opened = []
+
+    def recording(path, runtime="ort"):
+        opened.append(runtime)
+        return inputs.session(path, runtime)
+
+    monkeypatch.setattr(judges, "session", recording)
     value, detail = judges.judge("ppocr_cls", model, model, context, "openvino/f32")
-    assert value == 1.0 and detail["fp32_accuracy"] == detail["int8_accuracy"]
+    assert opened == ["ort", "openvino/f32"]  # fp32 the reference on onnxruntime, int8 where it ships
+    assert value >= 0.875 and detail["fp32_accuracy"] > 0.5  # fp32 on two runtimes: at most a near tie differs
     assert type(inputs.session(model, "openvino")).__name__ == "OpenVinoSession"
     with pytest.raises(ValueError, match="expected ort or openvino"):
         inputs.session(model, "tensorrt")

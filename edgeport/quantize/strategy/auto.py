@@ -168,6 +168,9 @@ def _fall_back(outcome: AutoOutcome, judging: Judging, staging: Path, plan: Plan
     if not own:
         return
     best = min(own, key=lambda a: a.guard.shortfall() if a.guard else float("inf"))
+    if best.result is None and any(a.faithful for a in outcome.attempts):
+        outcome.fallback_skipped = f"{best.recipe.name} was clearly outside tolerance and a faithful file exists"
+        return  # a full calibration, then layers in float, to race a faithful file from that far: not worth it
     if best.result is None:  # screened: its file was never made
         best = try_recipe(best.recipe, judging, staging / "fallback-base.onnx")
         outcome.attempts.append(best)

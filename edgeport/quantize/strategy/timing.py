@@ -62,11 +62,15 @@ def fallback_skip_reason(recipe: str, vs_fp32: Speedup, vs_faithful: dict[str, S
     (faster beyond noise, than fp32 and than that file): the PP-OCRv4 detector's fallback cost a minute in vain
     after its static per-channel, 0.89x [0.80, 1.07] fp32, passed the lenient test beside NNCF's faithful file."""
     low = vs_fp32.ratio_ci[0] if vs_fp32.ratio_ci else vs_fp32.ratio
-    if low > PAYS_BELOW or (vs_faithful and not vs_fp32.pays):
-        beside = " (a faithful file exists: not faster beyond noise)" if vs_faithful else ""
+    if low > PAYS_BELOW:
         return (
-            f"the most faithful recipe ({recipe}) ran at {vs_fp32.text()} fp32's p50 with every layer int8{beside}: "
+            f"the most faithful recipe ({recipe}) ran at {vs_fp32.text()} fp32's p50 with every layer int8: "
             "keeping layers in float cannot make it pay, so no fallback was tried"
+        )
+    if vs_faithful and not vs_fp32.pays:
+        return (
+            f"the most faithful onnxruntime recipe ({recipe}) ran at {vs_fp32.text()} fp32's p50 with every layer "
+            "int8, not faster beyond noise, and a faithful file exists already: no fallback was tried"
         )
     slower = next((name for name, speedup in vs_faithful.items() if not speedup.pays), None)
     if slower is not None:

@@ -13,7 +13,11 @@ batch 1, one thread, same CPU).
 The rewrite is exact: a QuantizeLinear to uint8 with zero point z + 128 gives the int8 result plus 128
 (clip(round(x / s) + z, -128, 127) + 128 = clip(round(x / s) + z + 128, 0, 255)), and its
 DequantizeLinear, with the same zero point, gives the same float back. Weights (constant inputs) keep
-int8. A pair whose int8 tensor is a graph output or is read inside an If/Loop/Scan body stays as it is.
+int8. The kernels change, not the numbers: on x86 without VNNI, u8 x s8 products of 8-bit weights can
+saturate int16 sums, which NNCF's overflow fix (``reduce_range``, on by default on such CPUs) avoids; a
+file quantized on a VNNI machine keeps 8-bit weights, so quantize it for such a target with
+``reduce_range`` set. A pair whose int8 tensor is a graph output or is read inside an If/Loop/Scan body
+stays as it is.
 """
 
 from __future__ import annotations
@@ -70,7 +74,8 @@ def unsigned_activations(model: onnx.ModelProto) -> int:
         return 0
     initializers = {i.name: i for i in graph.initializer}
     unsigned: dict[str, str] = {}  # int8 zero point -> its uint8 twin (a weight may share the int8 one)
-    taken = {i.name for i in graph.initializer} | {o for n in graph.node for o in n.output}
+    listed = {i.name for i in graph.input}  # IR < 4 lists every initializer as a graph input too
+    taken = listed | {i.name for i in graph.initializer} | {o for n in graph.node for o in n.output}
 
     def twin(name: str) -> str:
         if name not in unsigned:
@@ -80,6 +85,8 @@ def unsigned_activations(model: onnx.ModelProto) -> int:
                 new += "_"
             taken.add(new)
             graph.initializer.append(numpy_helper.from_array(shifted.astype(np.uint8), new))
+            if name in listed:
+                graph.input.append(onnx.helper.make_tensor_value_info(new, TensorProto.UINT8, shifted.shape))
             unsigned[name] = new
         return unsigned[name]
 
@@ -95,8 +102,8 @@ def unsigned_activations(model: onnx.ModelProto) -> int:
     for name in unsigned:
         if name not in still_read:
             graph.initializer.remove(initializers[name])
-            for listed in [i for i in graph.input if i.name == name]:  # IR < 4 lists initializers as inputs
-                graph.input.remove(listed)
+            for entry in [i for i in graph.input if i.name == name]:
+                graph.input.remove(entry)
     return len(pairs)
 
 

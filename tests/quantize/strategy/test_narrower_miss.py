@@ -8,12 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeport.benchmarks.speedup import Speedup
+from edgeport.core.progress import SILENT
 from edgeport.quantize.config import AutoConfig
 from edgeport.quantize.guard.judge import GuardReport
 from edgeport.quantize.inputs.graph import GraphProfile
 from edgeport.quantize.registry import QuantResult
 from edgeport.quantize.strategy.attempts import Attempt
-from edgeport.quantize.strategy.auto import Plan, _narrower_miss, wants_fallback
+from edgeport.quantize.strategy.auto import AutoOutcome, Plan, _fall_back, _narrower_miss, wants_fallback
 from edgeport.quantize.strategy.recipes import recipes_for
 from edgeport.quantize.strategy.timing import fallback_skip_reason
 
@@ -67,7 +68,7 @@ def test_the_fallback_beside_a_faithful_file_must_be_faster_beyond_noise():
     # a faithful file exists: the detector's 0.89x [0.80, 1.07] fp32 no longer buys a minute of fallback
     nncf = {"nncf's file on ort": Speedup(13.0, 8.9, (0.60, 0.75))}
     skipped = fallback_skip_reason("static-per-channel", Speedup(10.0, 8.9, (0.80, 1.07)), nncf)
-    assert skipped and "a faithful file exists" in skipped
+    assert skipped and "a faithful file exists already" in skipped and "cannot make it pay" not in skipped
     # faster than fp32 beyond noise, but not than the faithful file: skipped, the file named
     slower = {"nncf's file on ort": Speedup(6.0, 5.9, (0.90, 1.10))}
     skipped = fallback_skip_reason("dynamic", Speedup(10.0, 5.9, (0.55, 0.62)), slower)
@@ -75,3 +76,14 @@ def test_the_fallback_beside_a_faithful_file_must_be_faster_beyond_noise():
     # MiniLM: dynamic at 0.57x fp32 and 0.63x NNCF's file: tried
     faster = {"nncf's file on ort": Speedup(9.0, 5.7, (0.58, 0.68))}
     assert fallback_skip_reason("dynamic", Speedup(10.0, 5.7, (0.54, 0.61)), faster) is None
+
+
+def test_a_recipe_dropped_on_a_subset_is_not_calibrated_in_full_to_race_a_faithful_file():
+    weights_only, _, _, nncf = recipes_for(TRANSFORMER, AutoConfig(), with_nncf=True)
+    screened = _judged(weights_only, 0.91)
+    screened.screened = "clearly outside tolerance on a calibration subset"
+    outcome = AutoOutcome(TRANSFORMER, attempts=[screened, _faithful(nncf, 0.9911)])
+    # nothing is quantized or measured: judging and staging are never reached
+    _fall_back(outcome, None, None, Plan(must_pay=True, with_nncf=True), SILENT)  # type: ignore[arg-type]
+    assert len(outcome.attempts) == 2
+    assert outcome.fallback_skipped and "static-weight-matmuls" in outcome.fallback_skipped

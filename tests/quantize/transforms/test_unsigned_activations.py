@@ -114,16 +114,21 @@ def test_openvino_computes_the_rewritten_concat_conv_as_onnxruntime_does(tmp_pat
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-3 * float(np.abs(expected).max()))
 
 
-def test_an_int8_zero_point_listed_as_a_graph_input_goes_with_its_initializer():
-    # Old exporters (IR < 4) list every initializer as a graph input too: left behind, the input would have to be fed
+def test_an_ir3_model_keeps_every_initializer_listed_as_a_graph_input():
+    # IR < 4 lists every initializer as a graph input too: the old zero point leaves the inputs with its
+    # initializer (left behind, it would have to be fed) and its uint8 twin is listed in its place
     model = _concat_conv()
     graph = model.graph
     for node in graph.node:
         if node.name in ("wquant", "wdequant"):
             node.input[2] = "zw"
     graph.initializer.append(numpy_helper.from_array(np.array(0, np.int8), "zw"))
-    graph.input.append(helper.make_tensor_value_info("z", TensorProto.INT8, []))
+    for init in graph.initializer:
+        graph.input.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    model.ir_version = 3
+    onnx.checker.check_model(model)
     before = _ort(model)
     assert unsigned_activations(model) == 2
+    onnx.checker.check_model(model)  # every initializer is a graph input, as IR 3 requires
     assert "z" not in {i.name for i in graph.input} | {i.name for i in graph.initializer}
     np.testing.assert_array_equal(_ort(model)[0], before[0])

@@ -28,7 +28,7 @@ from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.benchmarks.fingerprint import cpu_fingerprint
 from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
 from tests.corpus.inputs import CASES, ZOO, corpus_case, first_feed, ort_session, write_npz, zoo_model
-from tests.corpus.judges import MEASURES, judge
+from tests.corpus.judges import MEASURES, deploy_runtime, judge
 
 LATENCY_BUDGET_S = 20.0  # per model and runtime: fp32 + int8 runs together
 OPENVINO = RuntimeChoice("openvino")
@@ -112,7 +112,7 @@ def run_case(name: str, folder: Path, seed: int = 0) -> dict[str, Any]:
     row["judge"], row["judge_detail"], row["latency"] = {}, {}, {}
     int8 = _int8_file(manifest, output)
     row["int8_file"] = int8.name if int8 else None
-    row["deploy"] = _deploy_runtime(manifest) if result["code"] == 0 else None
+    row["deploy"] = deploy_runtime(manifest) if result["code"] == 0 else None
     if int8 is not None:
         for installed in _runtimes():  # the int8 file judged as each runtime runs it (fp32: onnxruntime)
             deploy = row["deploy"] or ""  # at the precision it ships with, on the runtime it ships on
@@ -123,12 +123,6 @@ def run_case(name: str, folder: Path, seed: int = 0) -> dict[str, Any]:
                 row["judge_detail"][runtime] = f"{type(exc).__name__}: {str(exc)[:160]}"
         row["latency"] = latency_ratios(model, int8, first_feed(context))
     return row
-
-
-def _deploy_runtime(manifest: dict[str, Any] | None) -> str:
-    """The runtime the shipped file deploys on (speed.deploy), as ``ort`` or ``openvino[/PRECISION]``."""
-    deploy = ((manifest or {}).get("speed") or {}).get("deploy") or {"runtime": "ort"}
-    return deploy["runtime"] + (f"/{deploy['precision']}" if deploy.get("precision") else "")
 
 
 def _int8_file(manifest: dict[str, Any] | None, output: Path) -> Path | None:

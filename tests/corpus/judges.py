@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeport.benchmarks.records import RuntimeChoice
 from tests.corpus.inputs import ort_session, session, vad_replay
 
 DET_THRESHOLD = 0.3
@@ -170,6 +171,13 @@ MEASURES = {
     "silero_vad": "equal speech decisions (p>0.5, own state)",
     "minilm": "mean embedding cosine",
 }
+
+
+def deploy_runtime(manifest: dict[str, Any] | None) -> str:
+    """Where a manifest's ``speed.deploy`` ships the file, as a judge's runtime: ``ort`` or
+    ``openvino[/PRECISION]`` (onnxruntime when it names none)."""
+    deploy = ((manifest or {}).get("speed") or {}).get("deploy") or {"runtime": "ort"}
+    return RuntimeChoice(deploy["runtime"], deploy.get("precision")).label()
 
 
 def judge(name: str, fp32: PathLike, int8: PathLike, context: dict[str, Any], runtime: str = "ort") -> Judgement:

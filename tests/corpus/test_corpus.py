@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgeport.quantize.job import manifest_path_for
 from tests.corpus import inputs, judges
 
 
@@ -214,16 +215,9 @@ def test_default_quantize_ships_a_faithful_model_or_says_why_not(name, tmp_path)
         assert "does not ship" in done.stderr or "OUTSIDE TOLERANCE" in done.stdout, done.stderr[-3000:]
         assert not out.exists()  # nothing that looks shippable
         return
-    runtime = _deploy_runtime(out)
+    runtime = judges.deploy_runtime(json.loads(manifest_path_for(out).read_text()))
     value, detail = judges.judge(name, model, out, context, runtime)  # as it runs where it ships
     assert value >= FLOORS[name], (runtime, value, detail)
-
-
-def _deploy_runtime(artifact: Path) -> str:
-    """The runtime (and precision) the manifest beside ``artifact`` says to deploy it on."""
-    manifest = json.loads(artifact.with_name(artifact.name.removesuffix(".onnx") + ".manifest.json").read_text())
-    deploy = (manifest.get("speed") or {}).get("deploy") or {"runtime": "ort"}
-    return deploy["runtime"] + (f"/{deploy['precision']}" if deploy.get("precision") else "")
 
 
 @pytest.mark.slow

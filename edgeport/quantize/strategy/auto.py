@@ -168,10 +168,10 @@ def _fall_back(outcome: AutoOutcome, judging: Judging, staging: Path, plan: Plan
     if not own:
         return
     best = min(own, key=lambda a: a.guard.shortfall() if a.guard else float("inf"))
-    if best.result is None and any(a.faithful for a in outcome.attempts):
-        outcome.fallback_skipped = f"{best.recipe.name} was clearly outside tolerance and a faithful file exists"
-        return  # a full calibration, then layers in float, to race a faithful file from that far: not worth it
     if best.result is None:  # screened: its file was never made
+        if any(a.faithful for a in outcome.attempts):  # a full calibration to race a faithful file from that far
+            outcome.fallback_skipped = f"{best.recipe.name} was clearly outside tolerance and a faithful file exists"
+            return
         best = try_recipe(best.recipe, judging, staging / "fallback-base.onnx")
         outcome.attempts.append(best)
         if best.guard is None or best.faithful:

@@ -215,7 +215,9 @@ def test_the_gate_measures_on_one_device_and_starts_again_on_another_when_it_die
             "min_speedup",
             "max_peak_rss_mb",
         }
-        assert verdict["sources"]["result"] == "measured on device loop1" and verdict["samples"] == 60
+        # only loop1's samples count: its first measurement, and each extra one a noisy machine asked for
+        assert verdict["sources"]["result"] == "measured on device loop1"
+        assert verdict["samples"] == 60 * (1 + verdict["extra_measurements"])
         assert (tmp_path / "dying-python.count").read_text() == "3"  # it did measure, then died
     finally:
         dying.stop()

@@ -36,7 +36,7 @@ def quantize_verified(request: QuantizeRequest, progress: Progress = SILENT) -> 
     - backend ``auto``: every recipe is judged on the request's inputs and tolerance; the chosen one's
       verdict is that judgement, reused as is (the same model, inputs, tolerance and runtime would give
       the same verdict again), and the model is verified once more only for the report (checker,
-      coverage, second runtime);
+      coverage, second runtime), after the speed check, of the file that ships;
     - ``request.fallback`` (an explicit tolerance): sensitive layers kept in float until within it;
     - otherwise the backend once.
     Every int8 model, whichever way it was made, is judged exactly once, and gets its lineage
@@ -72,7 +72,9 @@ def _quantize_staged(request: QuantizeRequest, staging: Path, progress: Progress
     else:
         result = quantize(request.source, request.calibration, config, request.output, progress)
     _stamp(request, config)
-    verification, guard = _judged(request, judged_on, guard)
+    verification: dict | None = None
+    if guard is None:  # judged now: the speed check weighs a faithful file only
+        verification, guard = _judged(request, judged_on, None)
     payoff = _payoff(request, judged_on, guard, auto, progress) if request.speed_check else None
     if auto is not None and payoff is not None and payoff.int8_model != "int8":
         # another faithful recipe's file ran fastest on its runtime: that file is the artifact
@@ -82,6 +84,7 @@ def _quantize_staged(request: QuantizeRequest, staging: Path, progress: Progress
         auto.chosen, result = chosen, dataclasses.replace(chosen.result, path=Path(request.output))
         config, guard = chosen.config, chosen.guard
         _stamp(request, config)
+    if verification is None:  # auto's verdict stands; the report is made once, of the file that is the artifact
         verification, guard = _judged(request, judged_on, guard)
     return QuantOutcome(result, config, verification, guard, fallback, auto, payoff)
 

@@ -1,7 +1,7 @@
 """Every installed runtime in `edgeport run`: the fp32 and int8 artifacts measured on onnxruntime and,
-where the openvino extra is installed, on OpenVINO (the int8 file as it is; the fp32 file at f32 and at
-OpenVINO's own CPU default, bf16 on CPUs with AMX or AVX-512 BF16: a reduced-precision baseline that
-needs no calibration), all interleaved in one measurement. Each combination is also run on the
+where the openvino extra is installed, on OpenVINO (the int8 file as it is; the fp32 file at OpenVINO's
+own CPU default, bf16 on CPUs with AMX or AVX-512 BF16: a reduced-precision baseline that needs no
+calibration, and there at f32 too), all interleaved in one measurement. Each combination is also run on the
 validation split, so its accuracy and its agreement with the same file on onnxruntime are known (the
 numerics of one artifact differ between runtimes). The fastest combination within the guard's
 tolerance is named: on a CPU where OpenVINO runs int8 three times faster, that is what a user ships.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeport.benchmarks.openvino_runtime import openvino_version
+from edgeport.benchmarks.openvino_runtime import fp32_openvino_choices, openvino_version
 from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
 from edgeport.benchmarks.speedup import speedup_of
 from edgeport.distill import accuracy
@@ -40,12 +40,9 @@ def runtime_variants(primary: RuntimeChoice = ONNXRUNTIME) -> list[Variant]:
     if primary.name != ONNXRUNTIME.name:
         variants += [Variant("fp32@ort", "fp32", ONNXRUNTIME), Variant("int8@ort", "int8", ONNXRUNTIME)]
     if openvino_version():
-        others = [
-            Variant("fp32@openvino/f32", "fp32", RuntimeChoice("openvino", "f32")),
-            Variant("fp32@openvino", "fp32", RuntimeChoice("openvino")),  # its default: bf16 where the CPU has it
-            Variant("int8@openvino", "int8", RuntimeChoice("openvino")),
-        ]
-        variants += others
+        # fp32 at f32 and at OpenVINO's default (bf16 where the CPU has it; the default alone where it is f32)
+        variants += [Variant(f"fp32@{choice.label()}", "fp32", choice) for choice in fp32_openvino_choices()]
+        variants.append(Variant("int8@openvino", "int8", RuntimeChoice("openvino")))
     unique: dict[tuple, Variant] = {}
     for variant in variants:  # the run's own runtime may be one of the others: measure each pair once
         unique.setdefault((variant.model, variant.runtime), variant)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from edgeport.benchmarks import BenchSettings
-from edgeport.benchmarks.openvino_runtime import OpenVinoSession
+from edgeport.benchmarks.openvino_runtime import OpenVinoSession, cpu_default_precision, fp32_openvino_choices
 from edgeport.benchmarks.records import RuntimeChoice
 from edgeport.cli import main
 from edgeport.errors import ConfigError
@@ -41,6 +41,16 @@ def test_openvino_runs_the_onnx_file_and_agrees_with_onnxruntime(fp32_onnx, digi
     (logits,) = ov.run(None, {name: x})
     assert ov.precision == "f32"
     np.testing.assert_allclose(logits, reference, rtol=1e-3, atol=1e-3)
+
+
+@needs_openvino
+def test_the_fp32_baselines_are_f32_and_the_default_only_where_these_differ(fp32_onnx):
+    """The CPU's default precision, as the plugin reports it, is what a session compiled without a hint runs
+    at; where it is f32 the two baselines would be one compiled model, so only the default is compared."""
+    compiled = OpenVinoSession(fp32_onnx, threads=1, precision=None).precision
+    assert cpu_default_precision() == compiled
+    labels = [choice.label() for choice in fp32_openvino_choices()]
+    assert labels == (["openvino"] if compiled == "f32" else ["openvino/f32", "openvino"])
 
 
 @needs_openvino

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from edgeport.benchmarks.openvino_runtime import fp32_openvino_choices
 from tests.helpers import TINY_RUN, tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,9 +44,9 @@ def test_run_with_backend_auto_records_its_attempts_and_the_chosen_recipe(tmp_pa
     # every installed runtime measured and judged; onnxruntime's int8 row agrees with the guard
     runtimes = manifest["runtimes"]
     rows = {row["label"]: row for row in runtimes["rows"]}
-    expected = {"fp32", "int8"} | (
-        {"fp32@openvino/f32", "fp32@openvino", "int8@openvino"} if importlib.util.find_spec("openvino") else set()
-    )
+    expected = {"fp32", "int8"}
+    if importlib.util.find_spec("openvino"):  # fp32 at f32 and at OpenVINO's default, one where these are one
+        expected |= {f"fp32@{choice.label()}" for choice in fp32_openvino_choices()} | {"int8@openvino"}
     assert set(rows) == expected and set(json.loads((folder / "latency.json").read_text())) == expected
     assert rows["int8"]["faithful"] == manifest["guard"]["within_tolerance"]
     assert rows["fp32"]["p50_over_ort_fp32"] == 1.0 and rows["fp32"]["top1_agreement_with_ort"] == 100.0

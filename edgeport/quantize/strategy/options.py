@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.benchmarks import BenchSettings, measure_interleaved
-from edgeport.benchmarks.openvino_runtime import openvino_version
+from edgeport.benchmarks.openvino_runtime import fp32_openvino_choices, openvino_version
 from edgeport.benchmarks.records import ONNXRUNTIME, BenchResult, RuntimeChoice
 from edgeport.benchmarks.session import create_session
 from edgeport.core.progress import Progress
@@ -72,7 +72,7 @@ def options_to_compare(
     fp32_runtimes = [runtime, ONNXRUNTIME]
     int8_runtimes = [runtime, ONNXRUNTIME]
     if openvino_version():
-        fp32_runtimes += [RuntimeChoice("openvino", "f32"), RuntimeChoice("openvino")]
+        fp32_runtimes += fp32_openvino_choices()
         int8_runtimes += [RuntimeChoice("openvino")]
     options = [Option("fp32", rt) for rt in dict.fromkeys(fp32_runtimes)]
     if int8_faithful:  # the int8 model on ``runtime`` itself, when it does not ship, is never its own alternative

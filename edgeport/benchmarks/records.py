@@ -126,6 +126,23 @@ class BenchResult:
             round_sizes=round_sizes(self.settings, len(self.samples_ms)),
         )
 
+    def followed_by(self, more: BenchResult) -> BenchResult:
+        """This measurement's rounds followed by ``more``'s (the same model measured again, the same way):
+        one result whose statistics and intervals see every round."""
+        sizes = round_sizes(self.settings, len(self.samples_ms)) + round_sizes(more.settings, len(more.samples_ms))
+        count = {"iterations": sum(sizes), "rounds": len(sizes), "rounds_run": len(sizes), "round_sizes": sizes}
+        settings = {**self.settings, **count}
+        return BenchResult(
+            self.model_path,
+            self.model_sha256,
+            settings,
+            self.environment,
+            [*self.samples_ms, *more.samples_ms],
+            session_create_ms=self.session_create_ms,
+            first_inference_ms=self.first_inference_ms,
+            peak_rss_mb=max(self.peak_rss_mb, more.peak_rss_mb),
+        )
+
     def to_dict(self, with_samples: bool = True) -> dict[str, Any]:
         data = asdict(self)
         if not with_samples:

@@ -26,6 +26,7 @@ class Speedup:
     fp32_p50_ms: float
     int8_p50_ms: float
     ratio_ci: tuple[float, float] | None = None  # None: too few samples or rounds to bound it
+    confidence: float = CONFIDENCE  # of ratio_ci
 
     @property
     def ratio(self) -> float:
@@ -49,21 +50,32 @@ class Speedup:
             return ""
         if self.ratio > PAYS_BELOW:
             return f"it pays from {PAYS_BELOW:.2f}x"
-        return f"not faster beyond noise: the {CONFIDENCE:.0%} interval reaches 1.0"
+        return f"not faster beyond noise: the {percent(self.confidence)} interval reaches 1.0"
+
+    @property
+    def open(self) -> bool:
+        """The point ratio pays but the interval reaches 1.0: more rounds may decide it either way."""
+        return self.ratio <= PAYS_BELOW and not self.pays
 
 
-def speedup_of(int8: BenchResult, fp32: BenchResult, seed: int = 0) -> Speedup:
-    """int8 against fp32, two results of one ``measure_interleaved`` call; the interval pairs their rounds."""
+def percent(fraction: float) -> str:
+    """0.95 as "95%", 0.98333 as "98.3%": a confidence split over several looks keeps its decimal."""
+    return f"{fraction * 100:.1f}".rstrip("0").rstrip(".") + "%"
+
+
+def speedup_of(int8: BenchResult, fp32: BenchResult, seed: int = 0, confidence: float = CONFIDENCE) -> Speedup:
+    """int8 against fp32, two results of one ``measure_interleaved`` call (or of several, joined round by
+    round: ``joined``); the interval pairs their rounds."""
     ratio_ci = None
     int8_rounds = split_rounds(int8.samples_ms, int8.settings)
     fp32_rounds = split_rounds(fp32.samples_ms, fp32.settings)
     if can_pair(int8_rounds, fp32_rounds):
         try:
-            low, high = ratio_intervals(int8_rounds, fp32_rounds, [50], seed, CONFIDENCE, paired=True)[0]
+            low, high = ratio_intervals(int8_rounds, fp32_rounds, [50], seed, confidence, paired=True)[0]
             ratio_ci = (float(low), float(high))
         except BenchmarkError:  # too few samples to bound a ratio: the point ratio decides alone
             ratio_ci = None
-    return Speedup(float(fp32.stats["p50_ms"]), float(int8.stats["p50_ms"]), ratio_ci)
+    return Speedup(float(fp32.stats["p50_ms"]), float(int8.stats["p50_ms"]), ratio_ci, confidence)
 
 
-__all__ = ["Speedup", "speedup_of"]
+__all__ = ["Speedup", "percent", "speedup_of"]

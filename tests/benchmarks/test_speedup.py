@@ -8,6 +8,7 @@ import pytest
 from edgeport.benchmarks.records import BenchResult
 from edgeport.benchmarks.speedup import Speedup, speedup_of
 from edgeport.core.bench_defaults import PAYS_BELOW
+from edgeport.quantize.strategy.timing import EXTRA_LOOKS, SHIP_CONFIDENCE, conclusive
 
 
 def _result(rounds: list[np.ndarray]) -> BenchResult:
@@ -52,3 +53,38 @@ def test_rounds_that_cannot_be_paired_give_no_interval():
     int8[0] = int8[0][:30]  # round 0 of int8 was cut short: round i no longer stands beside round i
     speedup = speedup_of(_result(int8), _result(_rounds([10.0] * 6, seed=0)))
     assert speedup.ratio_ci is None and speedup.pays
+
+
+def test_a_measurement_followed_by_another_keeps_every_round():
+    first, more = _result(_rounds([10.0] * 5, seed=0)), _result(_rounds([11.0] * 3, seed=1))
+    joined = first.followed_by(more)
+    assert joined.samples_ms == first.samples_ms + more.samples_ms
+    assert joined.settings["round_sizes"] == [40] * 8 and joined.settings["rounds_run"] == 8
+    assert first.stats["p50_ms"] < joined.stats["p50_ms"] < more.stats["p50_ms"]
+
+
+def test_an_open_verdict_is_measured_again_until_it_is_decided():
+    """Four rounds at 0.8x and one at 1.2x (a slow session): the point ratio pays, the interval reaches
+    1.0. Measured again, steady rounds at 0.8x decide it: it pays, at the confidence split over the looks."""
+    fp32 = _result(_rounds([10.0] * 5, seed=0))
+    int8 = _result(_rounds([8.0, 8.0, 12.0, 8.0, 8.0], seed=1))
+    assert speedup_of(int8, fp32, confidence=SHIP_CONFIDENCE).open
+    calls = []
+
+    def again():
+        calls.append(1)
+        return _result(_rounds([8.0] * 5, seed=2 + len(calls))), _result(_rounds([10.0] * 5, seed=9 + len(calls)))
+
+    speedup, looks = conclusive(int8, fp32, again)
+    assert looks == len(calls) >= 1 and speedup.pays and not speedup.open
+    assert speedup.confidence == SHIP_CONFIDENCE and "98.3%" in Speedup(10, 9.4, (0.9, 1.1), SHIP_CONFIDENCE).why_not()
+
+
+def test_a_decided_verdict_is_not_measured_again_and_an_open_one_at_most_extra_looks_times():
+    fp32 = _result(_rounds([10.0] * 5, seed=0))
+    never = lambda: pytest.fail("measured again")  # noqa: E731
+    assert conclusive(_result(_rounds([8.0] * 5, seed=1)), fp32, never)[1] == 0  # pays
+    assert conclusive(_result(_rounds([9.9] * 5, seed=1)), fp32, never)[1] == 0  # within the margin: does not pay
+    noisy = _rounds([7.0, 12.0, 7.5, 11.5, 8.0], seed=1)  # open, and every look as open again
+    speedup, looks = conclusive(_result(noisy), fp32, lambda: (_result(noisy), fp32))
+    assert looks == EXTRA_LOOKS and speedup.open and not speedup.pays

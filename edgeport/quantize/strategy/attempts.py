@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from edgeport.benchmarks.rounds import CONFIDENCE
 from edgeport.benchmarks.speedup import Speedup
 from edgeport.core.progress import SILENT, Progress
 from edgeport.errors import EdgeportError
@@ -36,6 +37,7 @@ class Attempt:
     p50_ms: float | None = None
     fp32_p50_ms: float | None = None  # fp32's p50 in the same interleaved measurement as ``p50_ms``
     ratio_ci: tuple[float, float] | None = None  # the interval of p50_ms / fp32_p50_ms (benchmarks/speedup.py)
+    confidence: float = CONFIDENCE  # ratio_ci's
     fallback: dict | None = None  # the fallback's steps, for the attempt that kept layers in float
     screened: str | None = None  # dropped after a calibration subset, and why (its guard is that run's)
 
@@ -48,10 +50,11 @@ class Attempt:
         """Its p50 against fp32's, measured side by side (None until auto measured it)."""
         if not self.p50_ms or not self.fp32_p50_ms:
             return None
-        return Speedup(self.fp32_p50_ms, self.p50_ms, self.ratio_ci)
+        return Speedup(self.fp32_p50_ms, self.p50_ms, self.ratio_ci, self.confidence)
 
     def measured(self, speedup: Speedup) -> None:
         self.fp32_p50_ms, self.p50_ms, self.ratio_ci = speedup.fp32_p50_ms, speedup.int8_p50_ms, speedup.ratio_ci
+        self.confidence = speedup.confidence
 
     def describe(self, fp32_p50: float | None) -> dict:
         return {

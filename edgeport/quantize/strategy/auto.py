@@ -22,7 +22,7 @@ from edgeport.quantize.source import ModelSource
 from edgeport.quantize.strategy.attempts import Attempt, fallback_attempt, float_head, screen, try_recipe
 from edgeport.quantize.strategy.judging import Judging, judging_for
 from edgeport.quantize.strategy.recipes import SMOOTHED_PREFIX, GraphProfile, Recipe, graph_profile, recipes_for
-from edgeport.quantize.strategy.timing import CHECK, budgeted, fallback_skip_reason, one_run
+from edgeport.quantize.strategy.timing import CHECK, SHIP_CONFIDENCE, budgeted, fallback_skip_reason, one_run
 from edgeport.quantize.transforms.smoothing import worst_outlier_ratio
 
 # Ranking faithful recipes needs a clear ordering, not a release figure: short, interleaved, batch 1.
@@ -117,7 +117,8 @@ def _rank(
         results = measure_interleaved(models, settings, sample, advance, runtimes=dict.fromkeys(models, runtime))
     outcome.fp32_p50_ms = results["fp32"].stats["p50_ms"]
     for attempt in faithful:
-        attempt.measured(speedup_of(results[attempt.recipe.name], results["fp32"]))
+        # at the ship decision's confidence: the speed check reuses the chosen one's (measured again if open)
+        attempt.measured(speedup_of(results[attempt.recipe.name], results["fp32"], confidence=SHIP_CONFIDENCE))
 
 
 def _may_pay(

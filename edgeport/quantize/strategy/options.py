@@ -21,9 +21,9 @@ from edgeport.quantize.inputs.run import run_all_outputs
 from edgeport.quantize.strategy.timing import CHECK, budgeted
 
 # The options a user could ship instead (up to five models, OpenVINO compiling each afresh every round): which
-# is fastest by a clear margin, not a release figure, so fewer rounds and a shorter round.
+# is fastest by a clear margin, not a release figure, so fewer rounds and shorter runs per model.
 OPTIONS = BenchSettings(batch=1, threads=1, warmup=5, iterations=60, rounds=3)
-OPTIONS_ROUND_SECONDS = 0.5
+OPTIONS_MODEL_SECONDS = 0.5
 
 
 OutputJudge = Callable[[dict[str, np.ndarray]], GuardReport]  # outputs on the validation inputs -> verdict
@@ -130,7 +130,7 @@ def judge_and_measure(
     with progress.task("options against fp32", total=settings.rounds) as advance:
         results = measure_interleaved(
             {label: paths[o.model] for label, o in labels.items()},
-            budgeted(settings, paths["fp32"], sample, OPTIONS_ROUND_SECONDS),
+            budgeted(settings, paths["fp32"], sample, OPTIONS_MODEL_SECONDS),
             sample,
             advance,
             runtimes={label: o.runtime for label, o in labels.items()},

@@ -14,23 +14,25 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.benchmarks.openvino_runtime import openvino_version
 from edgeport.benchmarks.records import ONNXRUNTIME, BenchResult, RuntimeChoice
-from edgeport.benchmarks.speedup import Speedup, speedup_of
+from edgeport.benchmarks.speedup import Speedup
 from edgeport.core.bench_defaults import PAYS_BELOW
 from edgeport.core.progress import SILENT, Progress
 from edgeport.quantize.guard.judge import GuardReport
 from edgeport.quantize.strategy.options import (
     OPTIONS,
+    OPTIONS_MODEL_SECONDS,
     Candidates,
     Measured,
     Option,
     judge_and_measure,
     options_to_compare,
 )
-from edgeport.quantize.strategy.timing import CHECK, budgeted
+from edgeport.quantize.strategy.timing import CHECK, MODEL_SECONDS, SHIP_CONFIDENCE, budgeted, conclusive
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Payoff:
     # the int8 file weighed: "int8" (the request's), or, choosing the runtime among several faithful files,
     # the fastest one's option name ("int8 (nncf)"): the caller ships that file then
     int8_model: str = "int8"
+    extra_measurements: int = 0  # the int8 and fp32 weighed measured again while the verdict was open
 
     def own(self) -> Measured | None:
         """The weighed int8 file on ``runtime`` as measured among the alternatives."""
@@ -62,7 +65,7 @@ class Payoff:
     def speedup(self) -> Speedup | None:
         if not self.fp32_p50_ms or not self.int8_p50_ms:
             return None
-        return Speedup(self.fp32_p50_ms, self.int8_p50_ms, self.ratio_ci)
+        return Speedup(self.fp32_p50_ms, self.int8_p50_ms, self.ratio_ci, SHIP_CONFIDENCE)
 
     @property
     def ratio(self) -> float | None:
@@ -143,6 +146,8 @@ class Payoff:
             "int8_p50_ms": self.int8_p50_ms,
             "int8_over_fp32": round(self.ratio, 4) if self.ratio is not None else None,
             "int8_over_fp32_ci": [round(v, 4) for v in self.ratio_ci] if self.ratio_ci else None,
+            "int8_over_fp32_confidence": round(SHIP_CONFIDENCE, 4),
+            "extra_measurements": self.extra_measurements,
             "pays_below": PAYS_BELOW,
             "faithful": self.faithful,
             "faster": self.faster,
@@ -172,19 +177,16 @@ def measure_payoff(
     every installed runtime and precision are judged and measured side by side; the fastest faithful int8
     option ships on its runtime when it beats the fastest faithful fp32 option (``Speedup.pays``)."""
     started = time.perf_counter()
-    paths, sample = candidates.paths, candidates.sample
+    paths = candidates.paths
     payoff = Payoff(runtime, None, None, guard.within_tolerance)
     if choose_runtime and guard.within_tolerance and openvino_version():
         _choose(payoff, candidates, progress, guard)
         payoff.seconds = time.perf_counter() - started
         return payoff
     if guard.within_tolerance:
-        if measured is None:
-            own = {"fp32": paths["fp32"], "int8": paths["int8"]}
-            settings = budgeted(CHECK, paths["fp32"], sample)
-            with progress.task("int8 against fp32", total=CHECK.rounds) as advance:
-                results = measure_interleaved(own, settings, sample, advance, runtimes=dict.fromkeys(own, runtime))
-            measured = speedup_of(results["int8"], results["fp32"])
+        if measured is None or measured.open:  # auto's ranking left it open: measured here until it is not
+            pair = {"int8": (paths["int8"], runtime), "fp32": (paths["fp32"], runtime)}
+            measured, payoff.extra_measurements = _weighed(pair, candidates, progress)
         payoff.fp32_p50_ms, payoff.int8_p50_ms = measured.fp32_p50_ms, measured.int8_p50_ms
         payoff.ratio_ci = measured.ratio_ci
     if not payoff.ships or openvino_version():  # where another runtime is installed, every runtime is shown
@@ -228,9 +230,34 @@ def _choose(payoff: Payoff, candidates: Candidates, progress: Progress, guard: G
     if int8 is None or fp32 is None:  # the int8 file did not run where the guard judged it: nothing to ship
         payoff.faithful = int8 is not None
         return
-    speedup = speedup_of(results[int8.option.label], results[fp32.option.label])
+    first = {int8.option.label: results[int8.option.label], fp32.option.label: results[fp32.option.label]}
+    pair = {m.option.label: (candidates.paths[m.option.model], m.option.runtime) for m in (int8, fp32)}
+    speedup, payoff.extra_measurements = _weighed(pair, candidates, progress, OPTIONS_MODEL_SECONDS, first)
     payoff.runtime, payoff.baseline, payoff.int8_model = int8.option.runtime, fp32.option, int8.option.model
     payoff.fp32_p50_ms, payoff.int8_p50_ms, payoff.ratio_ci = speedup.fp32_p50_ms, speedup.int8_p50_ms, speedup.ratio_ci
+
+
+def _weighed(
+    pair: dict[str, tuple[Path, RuntimeChoice]],
+    candidates: Candidates,
+    progress: Progress,
+    seconds: float = MODEL_SECONDS,
+    first: dict[str, BenchResult] | None = None,
+) -> tuple[Speedup, int]:
+    """The ship decision on ``pair`` (int8's label first, then fp32's: file and runtime each), measured
+    interleaved (``first``: measured already) and again while it is open (timing.conclusive)."""
+    labels = list(pair)
+    paths = {label: path for label, (path, _) in pair.items()}
+    runtimes = {label: runtime for label, (_, runtime) in pair.items()}
+
+    def measure(title: str) -> tuple[BenchResult, BenchResult]:
+        settings = budgeted(CHECK, candidates.paths["fp32"], candidates.sample, seconds)
+        with progress.task(title, total=settings.rounds) as advance:
+            results = measure_interleaved(paths, settings, candidates.sample, advance, runtimes=runtimes)
+        return results[labels[0]], results[labels[1]]
+
+    int8, fp32 = (first[labels[0]], first[labels[1]]) if first else measure("int8 against fp32")
+    return conclusive(int8, fp32, lambda: measure("int8 against fp32 again: the verdict is open"))
 
 
 __all__ = ["Candidates", "Payoff", "measure_payoff"]

@@ -18,6 +18,7 @@ from edgeport.cli import main
 from edgeport.core.bench_defaults import PAYS_BELOW
 from edgeport.quantize.strategy.options import Measured, Option, options_to_compare
 from edgeport.quantize.strategy.payoff import Payoff
+from edgeport.quantize.strategy.timing import EXTRA_LOOKS, SHIP_CONFIDENCE
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -159,6 +160,9 @@ def test_the_exit_code_follows_the_measured_speed(tmp_path, capsys):
     faster = speed["int8_over_fp32"] <= PAYS_BELOW and (interval is None or interval[1] < 1.0)
     # whatever this machine measured, the verdict, the exit code and the file name agree with it
     assert manifest["ships"] is faster and code == (0 if faster else 1), err
+    # measured again only while open, and the interval at the confidence split over every look it could take
+    assert speed["int8_over_fp32_confidence"] == round(SHIP_CONFIDENCE, 4)
+    assert 0 <= speed["extra_measurements"] <= EXTRA_LOOKS
     assert out.is_file() is faster and (tmp_path / "tiny.int8.rejected.onnx").is_file() is not faster
     assert manifest["artifact"]["path"] == ("tiny.int8.onnx" if faster else "tiny.int8.rejected.onnx")
     measured = {a["option"]: a for a in speed["alternatives"]}

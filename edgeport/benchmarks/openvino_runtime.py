@@ -84,8 +84,12 @@ def openvino_version() -> str | None:
 @functools.lru_cache(maxsize=1)
 def cpu_default_precision() -> str:
     """The precision OpenVINO's CPU plugin runs a fp32 model at when no hint is given ("f32", or "bf16" on
-    CPUs with AMX or AVX-512 BF16): read from the plugin, never assumed from the CPU's name."""
-    hint = openvino_module().Core().get_property("CPU", "INFERENCE_PRECISION_HINT")
+    CPUs with AMX or AVX-512 BF16): read from the plugin, never assumed from the CPU's name; "unknown" where
+    the plugin cannot say (both fp32 baselines are measured then)."""
+    try:
+        hint = openvino_module().Core().get_property("CPU", "INFERENCE_PRECISION_HINT")
+    except Exception:  # OpenVINO raises RuntimeError subclasses; the sessions that fail say more
+        return "unknown"
     return hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
 
 

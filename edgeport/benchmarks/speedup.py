@@ -65,7 +65,7 @@ def percent(fraction: float) -> str:
 
 def speedup_of(int8: BenchResult, fp32: BenchResult, seed: int = 0, confidence: float = CONFIDENCE) -> Speedup:
     """int8 against fp32, two results of one ``measure_interleaved`` call (or of several, joined round by
-    round: ``joined``); the interval pairs their rounds."""
+    round: ``BenchResult.followed_by``); the interval pairs their rounds."""
     ratio_ci = None
     int8_rounds = split_rounds(int8.samples_ms, int8.settings)
     fp32_rounds = split_rounds(fp32.samples_ms, fp32.settings)

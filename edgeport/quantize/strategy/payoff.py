@@ -12,6 +12,7 @@ faithful one is named (the options themselves: options.py; how they are timed: t
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,8 +231,8 @@ def _choose(payoff: Payoff, candidates: Candidates, progress: Progress, guard: G
     if int8 is None or fp32 is None:  # the int8 file did not run where the guard judged it: nothing to ship
         payoff.faithful = int8 is not None
         return
-    first = {int8.option.label: results[int8.option.label], fp32.option.label: results[fp32.option.label]}
     pair = {m.option.label: (candidates.paths[m.option.model], m.option.runtime) for m in (int8, fp32)}
+    first = (results[int8.option.label], results[fp32.option.label])
     speedup, payoff.extra_measurements = _weighed(pair, candidates, progress, OPTIONS_MODEL_SECONDS, first)
     payoff.runtime, payoff.baseline, payoff.int8_model = int8.option.runtime, fp32.option, int8.option.model
     payoff.fp32_p50_ms, payoff.int8_p50_ms, payoff.ratio_ci = speedup.fp32_p50_ms, speedup.int8_p50_ms, speedup.ratio_ci
@@ -242,21 +243,24 @@ def _weighed(
     candidates: Candidates,
     progress: Progress,
     seconds: float = MODEL_SECONDS,
-    first: dict[str, BenchResult] | None = None,
+    first: tuple[BenchResult, BenchResult] | None = None,
 ) -> tuple[Speedup, int]:
     """The ship decision on ``pair`` (int8's label first, then fp32's: file and runtime each), measured
-    interleaved (``first``: measured already) and again while it is open (timing.conclusive)."""
-    labels = list(pair)
+    interleaved (``first``: the two measured already) and again while it is open (timing.conclusive)."""
+    int8_label, fp32_label = pair
     paths = {label: path for label, (path, _) in pair.items()}
     runtimes = {label: runtime for label, (_, runtime) in pair.items()}
 
-    def measure(title: str) -> tuple[BenchResult, BenchResult]:
-        settings = budgeted(CHECK, candidates.paths["fp32"], candidates.sample, seconds)
-        with progress.task(title, total=settings.rounds) as advance:
-            results = measure_interleaved(paths, settings, candidates.sample, advance, runtimes=runtimes)
-        return results[labels[0]], results[labels[1]]
+    @functools.cache
+    def settings() -> BenchSettings:  # timed once, and only when something is measured here
+        return budgeted(CHECK, candidates.paths["fp32"], candidates.sample, seconds)
 
-    int8, fp32 = (first[labels[0]], first[labels[1]]) if first else measure("int8 against fp32")
+    def measure(title: str) -> tuple[BenchResult, BenchResult]:
+        with progress.task(title, total=settings().rounds) as advance:
+            results = measure_interleaved(paths, settings(), candidates.sample, advance, runtimes=runtimes)
+        return results[int8_label], results[fp32_label]
+
+    int8, fp32 = first or measure("int8 against fp32")
     return conclusive(int8, fp32, lambda: measure("int8 against fp32 again: the verdict is open"))
 
 

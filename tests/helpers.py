@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from edgeport.core.bench_defaults import PAYS_BELOW
+
 
 def tiny_factory(in_channels: int, num_classes: int, hidden: int = 8) -> nn.Module:
     """A user model reachable as 'tests.helpers:tiny_factory'."""
@@ -99,3 +101,16 @@ def tiny_config(
 
 
 TINY_SPACE = '"student.model.width" = [0.5, 1]\n"quantize.backend" = ["none", "ort-static"]\n'
+
+
+def assert_kept_unless_clearly_beaten(p50_ms: dict[str, float], chosen: str) -> None:
+    """auto's tie rule as a manifest shows it (``benchmarks.speedup.fastest_beyond_noise``). ``p50_ms``: each
+    option's p50, in the order they were listed. Every option before ``chosen`` ran clearly slower than the
+    fastest (its ratio at most PAYS_BELOW; the interval the rule also asks for is not in the manifest): an
+    earlier option is never passed over for a tie."""
+    assert chosen in p50_ms, (chosen, p50_ms)
+    fastest = min(p50_ms.values())
+    for name, p50 in p50_ms.items():
+        if name == chosen:
+            return
+        assert fastest <= PAYS_BELOW * p50, f"{chosen} chosen over {name}, which no option beat clearly: {p50_ms}"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgeport.benchmarks.records import BenchResult
-from edgeport.benchmarks.speedup import Speedup, speedup_of
+from edgeport.benchmarks.speedup import Speedup, fastest_beyond_noise, speedup_of
 from edgeport.core.bench_defaults import PAYS_BELOW
 from edgeport.quantize.strategy.timing import EXTRA_LOOKS, SHIP_CONFIDENCE, conclusive
 
@@ -46,6 +46,25 @@ def test_the_margin_decides_before_the_interval():
     assert Speedup(10.0, 9.0, None).pays  # no interval (too few rounds): the point ratio alone
     assert Speedup(10.0, 9.0, (0.85, 0.95)).text() == "0.90x [0.85, 0.95]"
     assert Speedup(1.0, 0.952, None).text() == "0.952x"  # not "0.95x": the threshold it missed
+
+
+def test_a_tie_keeps_the_preferred_option_and_only_a_clear_winner_replaces_it():
+    preferred = _result(_rounds([10.0] * 6, seed=0))
+    for seed in range(5):  # a later option at the same speed: whichever p50 came out lower, the first stays
+        tied = _result(_rounds([10.0] * 6, seed=seed + 1))
+        assert fastest_beyond_noise(["first", "tied"], {"first": preferred, "tied": tied}) == "first"
+    results = {
+        "first": preferred,
+        "slightly": _result(_rounds([9.7] * 6, seed=7)),  # 0.97x: faster beyond noise, within the margin
+        "clearly": _result(_rounds([8.0] * 6, seed=8)),
+    }
+    assert fastest_beyond_noise(["first", "slightly", "clearly"], results) == "clearly"
+    del results["clearly"]
+    assert fastest_beyond_noise(["first", "slightly"], results) == "first"
+    # the first of the others that the fastest does not clearly beat: a tie with it keeps the earlier one
+    results = {"first": preferred, "a": _result(_rounds([8.0] * 6, seed=9)), "b": _result(_rounds([8.0] * 6, seed=10))}
+    assert fastest_beyond_noise(["first", "a", "b"], results) == "a"
+    assert fastest_beyond_noise(["first", "b", "a"], results) == "b"
 
 
 def test_rounds_that_cannot_be_paired_give_no_interval():

@@ -13,7 +13,7 @@ import onnx
 
 from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
-from edgeport.benchmarks.speedup import speedup_of
+from edgeport.benchmarks.speedup import fastest_beyond_noise, speedup_of
 from edgeport.core.progress import SILENT, Progress
 from edgeport.quantize.backends.ort_reuse import reuse
 from edgeport.quantize.config import AutoConfig
@@ -119,6 +119,9 @@ def _rank(
     for attempt in faithful:
         # at the ship decision's confidence: the speed check reuses the chosen one's (measured again if open)
         attempt.measured(speedup_of(results[attempt.recipe.name], results["fp32"], confidence=SHIP_CONFIDENCE))
+    # recipes come in order (faster kernels first): a later one is chosen only when clearly faster
+    name = fastest_beyond_noise([a.recipe.name for a in faithful], results, SHIP_CONFIDENCE)
+    outcome.chosen = next(a for a in faithful if a.recipe.name == name)
 
 
 def _may_pay(
@@ -208,9 +211,10 @@ def run_recipes(
     plan: Plan = Plan(),
 ) -> AutoOutcome:
     """Try the recipes for ``source``'s graph, each judged on ``validation``; ``chosen`` is the fastest
-    within tolerance; when none is, the most faithful one with its sensitive layers in float, else the
-    most faithful (the caller fails the command then). Each recipe inherits ``auto``'s ``reduce_range``,
-    decided where auto's settings were built."""
+    within tolerance (the earliest such recipe unless a later one is clearly faster, so that ties do not
+    make two same-seed runs differ); when none is, the most faithful one with its sensitive layers in
+    float, else the most faithful (the caller fails the command then). Each recipe inherits ``auto``'s
+    ``reduce_range``, decided where auto's settings were built."""
     with reuse(staging / "reuse"):  # each recipe and fallback step pre-processes and calibrates once
         return _run_recipes(source, calibration, auto, validation, staging, progress, runtime, plan)
 
@@ -279,9 +283,9 @@ def _run_recipes(
     # one faithful recipe needs no ranking (the speed check, if on, measures it next), and recipes ranked with
     # the runtime are measured there (every faithful file on every installed runtime, payoff.py)
     if len(faithful) > 1 and not plan.ranked_later:
-        _rank(outcome, source.onnx_path, faithful, validation.inputs, runtime, progress)
-    if faithful:
-        outcome.chosen = min(faithful, key=lambda a: a.p50_ms or float("inf"))
+        _rank(outcome, source.onnx_path, faithful, validation.inputs, runtime, progress)  # sets chosen
+    elif faithful:
+        outcome.chosen = faithful[0]
     else:
         outcome.chosen = min(judged, key=lambda a: a.guard.shortfall() if a.guard else float("inf"), default=None)
     return outcome

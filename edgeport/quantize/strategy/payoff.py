@@ -20,7 +20,7 @@ from pathlib import Path
 from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.benchmarks.openvino_runtime import openvino_version
 from edgeport.benchmarks.records import ONNXRUNTIME, BenchResult, RuntimeChoice
-from edgeport.benchmarks.speedup import Speedup
+from edgeport.benchmarks.speedup import Speedup, fastest_beyond_noise
 from edgeport.core.bench_defaults import PAYS_BELOW
 from edgeport.core.progress import SILENT, Progress
 from edgeport.quantize.guard.judge import GuardReport
@@ -226,7 +226,9 @@ def _choose(payoff: Payoff, candidates: Candidates, progress: Progress, guard: G
     against the fastest faithful fp32 option, with the interval of their ratio (paired rounds)."""
     results = _alternatives(payoff, candidates, progress, guard, CHECK, with_own=True)
     measured = [m for m in payoff.alternatives if m.faithful and m.option.label in results]
-    int8 = min((m for m in measured if m.option.model != "fp32"), key=lambda m: m.p50_ms, default=None)
+    int8s = {m.option.label: m for m in measured if m.option.model != "fp32"}
+    # in the options' order (auto's file on the requested runtime first): another only when clearly faster
+    int8 = int8s[fastest_beyond_noise(list(int8s), results, SHIP_CONFIDENCE)] if int8s else None
     fp32 = min((m for m in measured if m.option.model == "fp32"), key=lambda m: m.p50_ms, default=None)
     if int8 is None or fp32 is None:  # the int8 file did not run where the guard judged it: nothing to ship
         payoff.faithful = int8 is not None

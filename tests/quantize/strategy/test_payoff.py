@@ -19,6 +19,7 @@ from edgeport.core.bench_defaults import PAYS_BELOW
 from edgeport.quantize.strategy.options import Measured, Option, options_to_compare
 from edgeport.quantize.strategy.payoff import Payoff
 from edgeport.quantize.strategy.timing import EXTRA_LOOKS, SHIP_CONFIDENCE
+from tests.helpers import assert_kept_unless_clearly_beaten
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -170,15 +171,19 @@ def test_the_exit_code_follows_the_measured_speed(tmp_path, capsys):
         fp32 = {f"fp32 on {choice.label()}" for choice in fp32_openvino_choices()}
         assert fp32 | {"fp32 on ort", "int8 on ort", "int8 on openvino"} <= set(measured)
         timed = [a for a in speed["alternatives"] if a["faithful"] and a["p50_ms"] is not None]
-        fastest_int8 = min((a for a in timed if a["model"] == "int8"), key=lambda a: a["p50_ms"])
+        int8s = {a["option"]: a for a in timed if a["model"] == "int8"}
         fastest_fp32 = min((a for a in timed if a["model"] == "fp32"), key=lambda a: a["p50_ms"])
-        # the decision is read against the fastest faithful fp32, for the fastest faithful int8, as measured
-        assert speed["runtime"] == fastest_int8["runtime"] and speed["baseline"] == fastest_fp32["option"]
-        assert speed["int8_over_fp32"] == pytest.approx(fastest_int8["p50_ms"] / fastest_fp32["p50_ms"], rel=1e-3)
+        # the decision is read against the fastest faithful fp32, for the fastest faithful int8 (the first
+        # listed unless another is clearly faster), as measured (and measured again while open)
+        weighed = int8s[f"int8 on {speed['runtime']}"]
+        assert_kept_unless_clearly_beaten({name: a["p50_ms"] for name, a in int8s.items()}, weighed["option"])
+        assert speed["baseline"] == fastest_fp32["option"]
+        if speed["extra_measurements"] == 0:
+            assert speed["int8_over_fp32"] == pytest.approx(weighed["p50_ms"] / fastest_fp32["p50_ms"], rel=1e-3)
         assert (speed["deploy"] is not None) is faster
         if faster:  # how to deploy it, and the guard's verdict as that runtime ran it
             assert speed["deploy"]["runtime"] == speed["runtime"].split("/")[0]
-            assert speed["deploy"]["verdict"] == fastest_int8["verdict"]
+            assert speed["deploy"]["verdict"] == weighed["verdict"]
             assert f"ships as int8 on {speed['runtime']}" in manifest["verdict"]
     if not faster:
         assert manifest["verdict"].startswith("NOT FASTER THAN FP32: int8 ")

@@ -79,19 +79,27 @@ def speedup_of(int8: BenchResult, fp32: BenchResult, seed: int = 0, confidence: 
     return Speedup(float(fp32.stats["p50_ms"]), float(int8.stats["p50_ms"]), ratio_ci, confidence)
 
 
-def fastest_beyond_noise(
+def tied_with_fastest(
     preferred: Sequence[str], results: Mapping[str, BenchResult], confidence: float = CONFIDENCE
-) -> str:
-    """Of ``preferred`` (names in ``results``, one interleaved measurement; most preferred first), the first
-    that the point-fastest does not beat by the ship rule (``Speedup.pays``: a clear margin, beyond noise).
-    The point-fastest alone made ties coin tosses: two same-seed runs of a small CNN shipped different int8
-    files (static per-channel against the classifier head in float, both about 0.03 ms)."""
+) -> list[str]:
+    """Those of ``preferred`` (names in ``results``, one interleaved measurement) that the point-fastest does
+    not beat by the ship rule (``Speedup.pays``: a clear margin, beyond noise), in the order given; the
+    point-fastest among them. Ranking by the point p50 alone made ties coin tosses: two same-seed runs of a
+    small CNN shipped different int8 files (static per-channel against the classifier head in float, both
+    about 0.03 ms), so the caller breaks a tie by what does not change between runs."""
     fastest = min(preferred, key=lambda name: results[name].stats["p50_ms"])
-    return next(
+    return [
         name
         for name in preferred
         if name == fastest or not speedup_of(results[fastest], results[name], confidence=confidence).pays
-    )
+    ]
 
 
-__all__ = ["Speedup", "fastest_beyond_noise", "percent", "speedup_of"]
+def fastest_beyond_noise(
+    preferred: Sequence[str], results: Mapping[str, BenchResult], confidence: float = CONFIDENCE
+) -> str:
+    """The first of ``preferred`` (most preferred first) that the point-fastest does not beat clearly."""
+    return tied_with_fastest(preferred, results, confidence)[0]
+
+
+__all__ = ["Speedup", "fastest_beyond_noise", "percent", "speedup_of", "tied_with_fastest"]

@@ -29,7 +29,7 @@ def _speed_line(speed: dict) -> str:
 
 def _options_cell(speed: dict) -> str:
     """One line per option measured side by side: its p50 over fp32's in that measurement, and whether
-    it was faithful as its runtime ran it."""
+    it was faithful as its runtime ran it (or not judged, being slower than a faithful one)."""
     lines = []
     for option in sorted(speed["alternatives"], key=lambda a: math.inf if a["p50_ms"] is None else a["p50_ms"]):
         ratio = option["p50_over_fp32"]
@@ -37,6 +37,8 @@ def _options_cell(speed: dict) -> str:
         fidelity = "faithful" if option["faithful"] else "NOT faithful"
         if option["verdict"].startswith("does not run"):
             fidelity = "does not run"
+        elif option["faithful"] is None:  # slower than a faithful option: its verdict cannot matter
+            fidelity = "not judged: a faithful option was faster"
         lines.append(f"{option['option']}: {speed_text}, {fidelity}")
     return "\n".join(lines)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from edgeport.benchmarks.openvino_runtime import fp32_openvino_choices, openvino_version
 from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
-from edgeport.benchmarks.speedup import speedup_of
+from edgeport.benchmarks.speedup import fastest_beyond_noise, speedup_of
 from edgeport.distill import accuracy
 from edgeport.exporter import predict_on
 
@@ -96,11 +96,13 @@ def runtime_table(
 
 
 def deploy_choice(rows: list[dict], results: dict) -> dict | None:
-    """What ships: the fastest faithful int8 row when it beats the fastest faithful fp32 row beyond noise,
-    else that fp32 row; None when no fp32 row is faithful (nothing to compare with)."""
+    """What ships: the fastest faithful int8 row (the first listed unless another is clearly faster: a tie is
+    not decided by chance) when it beats the fastest faithful fp32 row beyond noise, else that fp32 row; None
+    when no fp32 row is faithful (nothing to compare with)."""
     faithful = [r for r in rows if r["faithful"]]
     fp32 = min((r for r in faithful if r["model"] == "fp32"), key=lambda r: r["p50_ms"], default=None)
-    int8 = min((r for r in faithful if r["model"] == "int8"), key=lambda r: r["p50_ms"], default=None)
+    int8s = {r["label"]: r for r in faithful if r["model"] == "int8"}
+    int8 = int8s[fastest_beyond_noise(list(int8s), results)] if int8s else None
     if fp32 is None:
         return None
     if int8 is None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from edgeport.cli import main
-from tests.helpers import assert_kept_unless_clearly_beaten, plant_outlier_channel
+from tests.helpers import assert_chosen_by_the_tie_rule, plant_outlier_channel
 from tests.models.encoders import export_bert_encoder, save_padded_sentences
 
 
@@ -55,11 +55,11 @@ def test_without_val_fidelity_is_judged_on_held_back_samples(tmp_path, capsys, f
     assert manifest["verification"]["samples"] == 10
     auto = manifest["auto"]
     assert auto["graph"]["kind"] == "conv-dominant"
-    # both static recipes are faithful here, so both were measured and the faster one kept (the first unless
-    # the other is clearly faster); dynamic is not tried
+    # both static recipes are faithful here, so both were measured and the faster one kept (of the two tied on
+    # speed, the more faithful); dynamic is not tried
     measured = {a["recipe"]: a["p50_ms"] for a in auto["attempts"]}
     assert set(measured) == {"static-per-channel", "static-float-classifier"} and all(measured.values())
-    assert_kept_unless_clearly_beaten(measured, auto["chosen"])
+    assert_chosen_by_the_tie_rule(measured, auto["chosen"], {a["recipe"]: a["value"] for a in auto["attempts"]})
     assert "dynamic" in auto["skipped"]
 
 
@@ -108,8 +108,9 @@ def test_auto_finds_a_faithful_int8_encoder_without_flags(tmp_path, capsys, enco
     chosen = tried[auto["chosen"]]
     assert chosen["within_tolerance"] and chosen["value"] >= 0.99
     faithful = [a for a in tried.values() if a["within_tolerance"]]
-    # the fastest of the faithful ones, the earliest of them when none is clearly faster
-    assert_kept_unless_clearly_beaten({a["recipe"]: a["p50_ms"] for a in faithful}, auto["chosen"])
+    # the fastest of the faithful ones; of those tied on speed, the most faithful
+    fidelity = {a["recipe"]: a["value"] for a in faithful}
+    assert_chosen_by_the_tie_rule({a["recipe"]: a["p50_ms"] for a in faithful}, auto["chosen"], fidelity)
     guard = manifest["guard"]
     assert guard["metric"] == "mean_cosine" and guard["within_tolerance"]
     assert "top1_agreement" not in manifest["verification"]["vs_fp32"]  # a hidden state has no argmax

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgeport.core.progress import SILENT
 from edgeport.quantize.job import manifest_path_for
 from tests.corpus import inputs, judges
 
@@ -189,6 +190,23 @@ def test_judges_run_the_int8_side_on_the_runtime_it_ships_on(monkeypatch):
     assert type(inputs.session(model, "openvino")).__name__ == "OpenVinoSession"
     with pytest.raises(ValueError, match="expected ort or openvino"):
         inputs.session(model, "tensorrt")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")
+def test_an_option_whose_runtime_cannot_load_the_model_is_kept_with_why_and_the_rest_are_measured():
+    from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
+    from edgeport.data.feeds import first_feed
+    from edgeport.quantize.strategy.options import Candidates, Option, judge_and_measure
+
+    model = _model("silero_vad")  # OpenVINO's ONNX front end cannot convert its If on a scalar input
+    _, val, _ = inputs.vad_case(streams=1, seconds=1.0)
+    candidates = Candidates({"fp32": model}, first_feed(val, "per-sample"), val, lambda outputs: None)
+    options = [Option("fp32", ONNXRUNTIME), Option("fp32", RuntimeChoice("openvino"))]
+    measured, results = judge_and_measure(options, candidates, SILENT)
+    on_ort, on_openvino = measured
+    assert on_ort.faithful and on_ort.p50_ms == results["fp32 on ort"].stats["p50_ms"] > 0
+    assert on_openvino.faithful is False and on_openvino.verdict.startswith("does not run: BenchmarkError")
+    assert on_openvino.p50_ms == float("inf") and set(results) == {"fp32 on ort"}
 
 
 # --- default quantize on the corpus (slow) -----------------------------------------------------------

@@ -113,6 +113,16 @@ class GuardReport:
         tolerance): comparable across metrics, to rank models none of which is within tolerance."""
         return max((_shortfall(c) for c in self.checks), default=0.0)
 
+    def margin(self) -> float:
+        """How far the tightest check clears its requirement, on ``shortfall``'s scale (negative when it
+        misses): ranks faithful models that are tied on speed."""
+        return min((_margin(c) for c in self.checks), default=0.0)
+
+
+def _margin(check: dict) -> float:
+    scale = 100.0 if check["metric"] == "top1_accuracy" else 1.0
+    return (check["value"] - check["required"]) / scale if check["value"] == check["value"] else float("-inf")
+
 
 def _shortfall(check: dict) -> float:
     scale = 100.0 if check["metric"] == "top1_accuracy" else 1.0  # points; cosine and shares are 0..1

@@ -103,7 +103,11 @@ def test_the_fastest_faithful_file_is_the_one_weighed(tmp_path):
     labels = {m.option.label: m for m in payoff.alternatives}
     assert {"int8 on ort", "int8 on openvino", "int8 (other) on ort", "int8 (other) on openvino"} <= set(labels)
     assert labels["int8 (other) on ort"].verdict == "within tolerance"  # given, not judged again
-    assert labels["int8 (other) on openvino"].faithful  # judged as OpenVINO runs it
+    on_openvino = labels["int8 (other) on openvino"]
+    # judged as OpenVINO runs it (the verdict given for onnxruntime is never copied), or not judged at all where
+    # a faithful option ran clearly faster: it can never ship then
+    assert on_openvino.verdict != "within tolerance"
+    assert on_openvino.faithful or (on_openvino.faithful is None and on_openvino.verdict.startswith("not judged: "))
     assert payoff.int8_model == "int8 (other)"
     assert payoff.own() is labels[f"int8 (other) on {payoff.runtime.label()}"]
     assert payoff.describe()["int8_model"] == "int8 (other)"

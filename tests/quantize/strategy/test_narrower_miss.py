@@ -22,7 +22,8 @@ TRANSFORMER = GraphProfile({"MatMul": 4, "Softmax": 1, "LayerNormalization": 1},
 
 
 def _judged(recipe, value: float) -> Attempt:
-    guard = GuardReport("mean_cosine", value, 0.99, value >= 0.99, "val", [], [], [])
+    check = {"metric": "mean_cosine", "output": "y", "value": value, "required": 0.99, "passed": value >= 0.99}
+    guard = GuardReport("mean_cosine", value, 0.99, value >= 0.99, "val", [], [check], [])
     return Attempt(recipe, 1.0, recipe.config, guard=guard)
 
 
@@ -87,3 +88,20 @@ def test_a_recipe_dropped_on_a_subset_is_not_calibrated_in_full_to_race_a_faithf
     _fall_back(outcome, None, None, Plan(must_pay=True, with_nncf=True), SILENT)  # type: ignore[arg-type]
     assert len(outcome.attempts) == 2
     assert outcome.fallback_skipped and "static-weight-matmuls" in outcome.fallback_skipped
+
+
+def test_recipes_tied_on_speed_ship_the_most_faithful_and_a_clearly_faster_one_wins():
+    from edgeport.quantize.strategy.auto import fastest_faithful
+    from tests.helpers import bench_result
+
+    weights_only, dynamic, static = recipes_for(TRANSFORMER, AutoConfig())
+    attempts = [_judged(weights_only, 0.992), _judged(dynamic, 0.996), _judged(static, 0.993)]
+    names = [a.recipe.name for a in attempts]
+    for seed in range(3):  # all three at one speed: the most faithful, whichever p50 came out lowest
+        results = {name: bench_result([5.0] * 5, 3 * seed + k) for k, name in enumerate(names)}
+        assert fastest_faithful(attempts, results) is attempts[1]
+    results[names[2]] = bench_result([4.0] * 5, 99)  # clearly faster: it ships, however close its fidelity
+    assert fastest_faithful(attempts, results) is attempts[2]
+    results[names[2]] = bench_result([5.0] * 5, 99)
+    attempts[1:] = [_judged(dynamic, 0.992), _judged(static, 0.992)]  # tied on speed and fidelity: the earliest
+    assert fastest_faithful(attempts, results) is attempts[0]

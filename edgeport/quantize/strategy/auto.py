@@ -123,13 +123,13 @@ def _rank(
     outcome.chosen = fastest_faithful(faithful, results)
 
 
-def fastest_faithful(faithful: list[Attempt], results: Mapping[str, BenchResult]) -> Attempt:
-    """Of the ``faithful`` attempts (in recipe order, faster kernels first) measured in ``results``, the
-    fastest; where none is clearly faster than another (the ship rule: tied_with_fastest), the most faithful
-    of those tied (the guard's tightest margin), then the earliest. Never a coin toss between two runs: the
-    default digits CNN's static per-channel and its float-head twin ran at 0.294 and 0.293 ms (AMD EPYC Zen 3):
-    the twin, 0.4 points more accurate on validation, is the one to ship."""
-    tied = tied_with_fastest([a.recipe.name for a in faithful], results, SHIP_CONFIDENCE)
+def fastest_faithful(faithful: list[Attempt], results: Mapping[str, BenchResult] | None = None) -> Attempt:
+    """Of the ``faithful`` attempts (recipe order, faster kernels first) measured in ``results`` (None: not
+    here, all tied), the fastest; of those none is clearly faster than (tied_with_fastest), the most faithful
+    (the guard's tightest margin), then the earliest. No coin toss between runs: the digits CNN's static
+    per-channel and its float-head twin, 0.4 points more accurate, ran at 0.294 and 0.293 ms (Zen 3)."""
+    names = [a.recipe.name for a in faithful]
+    tied = tied_with_fastest(names, results, SHIP_CONFIDENCE) if results else names
     return max((a for a in faithful if a.recipe.name in tied), key=lambda a: a.guard.margin() if a.guard else 0.0)
 
 
@@ -289,12 +289,12 @@ def _run_recipes(
         _fall_back(outcome, judging, staging, plan, progress)
     faithful = [a for a in outcome.attempts if a.faithful]
     judged = [a for a in outcome.attempts if a.guard and a.result]
-    # one faithful recipe needs no ranking (the speed check, if on, measures it next), and recipes ranked with
-    # the runtime are measured there (every faithful file on every installed runtime, payoff.py)
+    # one faithful recipe needs no ranking (the speed check, if on, measures it next); ranked with the runtime,
+    # every faithful file is measured on every installed runtime (payoff.py), the most faithful listed first
     if len(faithful) > 1 and not plan.ranked_later:
         _rank(outcome, source.onnx_path, faithful, validation.inputs, runtime, progress)  # sets chosen
     elif faithful:
-        outcome.chosen = faithful[0]
+        outcome.chosen = fastest_faithful(faithful)
     else:
         outcome.chosen = min(judged, key=lambda a: a.guard.shortfall() if a.guard else float("inf"), default=None)
     return outcome

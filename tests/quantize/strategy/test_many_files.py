@@ -113,6 +113,25 @@ def test_the_fastest_faithful_file_is_the_one_weighed(tmp_path):
     assert payoff.describe()["int8_model"] == "int8 (other)"
 
 
+def test_an_option_that_runs_the_timed_sample_but_fails_on_the_validation_set_does_not_run(tmp_path):
+    from edgeport.core.progress import SILENT
+    from edgeport.quantize.strategy.options import judge_and_measure
+
+    model = _linear(tmp_path, slow=False)
+    inputs = {"x": np.random.default_rng(1).normal(size=(4, 16)).astype(np.float32)}
+
+    def judge_outputs(outputs):
+        raise RuntimeError("cannot read these outputs")
+
+    candidates = Candidates({"fp32": model, "int8": model}, one_run(model, inputs), inputs, judge_outputs)
+    measured, results = judge_and_measure(
+        [Option("fp32", ONNXRUNTIME), Option("int8", ONNXRUNTIME)], candidates, SILENT
+    )
+    int8 = measured[1]
+    assert int8.faithful is False and int8.verdict == "does not run: RuntimeError: cannot read these outputs"
+    assert set(results) == {"fp32 on ort", "int8 on ort"}  # timed before it was judged
+
+
 @needs_openvino
 def test_auto_ships_the_file_it_weighed_with_its_own_lineage(tmp_path, capsys):
     model = _linear(tmp_path, slow=False)

@@ -173,3 +173,19 @@ def test_nncf_options_belong_to_nncf():
     with pytest.raises(Exception, match="preset"):
         quant_config(backend="ort-static", preset="mixed")
     assert quant_config(backend="nncf", preset="mixed", model_type="transformer").preset == "mixed"
+
+
+def test_nncf_reports_no_telemetry_when_edgeport_loads_it():
+    """Outside pytest (which NNCF itself detects) NNCF would report each call to Google Analytics: edgeport
+    loads it with its telemetry off."""
+    import os
+    import subprocess
+
+    stubbed = "from nncf.telemetry import wrapper; print(isinstance(wrapper.telemetry, wrapper.NNCFTelemetryStub))"
+    env = {k: v for k, v in os.environ.items() if k not in ("NNCF_CI", "NNCF_DEV")}
+
+    def probe(code: str) -> str:
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+
+    assert probe(stubbed) == "False\n"  # nncf alone: its telemetry is on (the premise)
+    assert probe(f"from edgeport.quantize.backends.nncf_onnx import _nncf; _nncf(); {stubbed}") == "True\n"

@@ -17,6 +17,7 @@ What edgeport decides around the call:
   batch size the model fixes met by padding;
 - ``reduce_range`` as NNCF's overflow fix: 7-bit weights everywhere (True) or nowhere (False);
 - graphs older than opset 13 are upgraded first (per-channel weights need it), as for onnxruntime;
+- NNCF's usage telemetry stays off (``_nncf``);
 - NNCF's int8 activations are rewritten as uint8, exactly (``transforms.unsigned_activations``):
   OpenVINO computes a convolution of concatenated int8 activations wrongly, and uint8 activations
   with int8 weights is what both runtimes' x86 kernels take.
@@ -71,6 +72,10 @@ class NncfConfig(QuantConfig):
 
 
 def _nncf():
+    # NNCF reports each call to Google Analytics unless its user opted out (openvino-telemetry's consent file):
+    # edgeport's users did not opt in, and on an offline build machine every report forks a process that
+    # waits for its timeout. NNCF's own switch turns it off; it is read when nncf is first imported.
+    os.environ.setdefault("NNCF_CI", "1")
     try:
         import nncf
     except ImportError as exc:

@@ -111,7 +111,8 @@ def table_row(row: dict[str, Any]) -> str:
     auto = next((k for k in ratios if k.startswith("auto: ")), None)
     nncf = ratios.get("nncf int8 on openvino")
     versus = f"{ratios[auto] / nncf:.2f}" if auto and nncf else "-"
-    options = "; ".join(f"{o} {r:.2f}{'' if ok else ' (not faithful)'}" for o, r, ok in row["options"]) or "-"
+    fidelity = {True: "", False: " (not faithful)", None: " (not judged: a faithful option was faster)"}
+    options = "; ".join(f"{o} {r:.2f}{fidelity[ok]}" for o, r, ok in row["options"]) or "-"
     peer = row["nncf"]
     nncf_cell = f"{nncf:.2f}" if nncf else "-"
     nncf_cell += " (faithful)" if peer["faithful"] else f" (exit {peer['code']}: outside tolerance or failed)"

@@ -120,13 +120,12 @@ class GuardReport:
 
 
 def _margin(check: dict) -> float:
-    scale = 100.0 if check["metric"] == "top1_accuracy" else 1.0
+    scale = 100.0 if check["metric"] == "top1_accuracy" else 1.0  # points; cosine and shares are 0..1
     return (check["value"] - check["required"]) / scale if check["value"] == check["value"] else float("-inf")
 
 
 def _shortfall(check: dict) -> float:
-    scale = 100.0 if check["metric"] == "top1_accuracy" else 1.0  # points; cosine and shares are 0..1
-    return max(0.0, check["required"] - check["value"]) / scale if check["value"] == check["value"] else float("inf")
+    return max(0.0, -_margin(check))
 
 
 def _headline(checks: list[dict]) -> dict:

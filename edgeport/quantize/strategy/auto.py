@@ -220,10 +220,10 @@ def run_recipes(
     plan: Plan = Plan(),
 ) -> AutoOutcome:
     """Try the recipes for ``source``'s graph, each judged on ``validation``; ``chosen`` is the fastest
-    within tolerance (of those none is clearly faster than, the most faithful, then the earliest: a tie on
-    speed must not make two same-seed runs differ); when none is, the most faithful one with its sensitive layers in
-    float, else the most faithful (the caller fails the command then). Each recipe inherits ``auto``'s
-    ``reduce_range``, decided where auto's settings were built."""
+    within tolerance (``fastest_faithful``: a tie on speed never makes two same-seed runs differ); when none
+    is, the most faithful one with its sensitive layers in float, else the most faithful (the caller fails
+    the command then). Each recipe inherits ``auto``'s ``reduce_range``, decided where auto's settings were
+    built."""
     with reuse(staging / "reuse"):  # each recipe and fallback step pre-processes and calibrates once
         return _run_recipes(source, calibration, auto, validation, staging, progress, runtime, plan)
 

@@ -43,6 +43,9 @@ class Option:
         return f"{self.model} on {self.runtime.label()}"
 
 
+Known = dict[Option, tuple[bool | None, str]]  # verdicts: (faithful, the guard's line); None: not judged, why
+
+
 @dataclass
 class Measured:
     option: Option
@@ -106,7 +109,7 @@ def _not_running(exc: Exception) -> str:
 def judge_as_needed(
     options: list[Option],
     results: Mapping[str, BenchResult],
-    verdicts: dict[Option, tuple[bool | None, str]],
+    verdicts: Known,
     judge: Callable[[Option], tuple[bool, str]],
 ) -> None:
     """Judge the measured ``options`` (``results`` by label) into ``verdicts``, fastest first within each kind
@@ -156,26 +159,19 @@ class Candidates:
         return tuple(name for name in self.paths if name not in ("fp32", "int8"))
 
 
-Known = dict[Option, tuple[bool, str]]  # options already judged: (faithful, the guard's line)
-
-
 def judge_and_measure(
     options: list[Option],
     candidates: Candidates,
     progress: Progress,
     settings: BenchSettings = OPTIONS,
-    known: Known | None = None,
+    known: Mapping[Option, tuple[bool | None, str]] | None = None,
 ) -> tuple[list[Measured], dict[str, BenchResult]]:
     """Every option that runs measured side by side on one run's feeds, then judged on the validation inputs
     as its runtime runs it where its verdict can matter (``judge_as_needed``; ``known`` verdicts are used as
     given, fp32 on onnxruntime is the reference itself); an option that does not run is kept with its reason
     and no time, one left unjudged with why and no verdict (``Measured.faithful`` None)."""
     paths, sample = candidates.paths, candidates.sample
-    verdicts: dict[Option, tuple[bool | None, str]] = {
-        Option("fp32", ONNXRUNTIME): (True, "the fp32 reference"),
-        **candidates.judged,
-        **(known or {}),
-    }
+    verdicts: Known = {Option("fp32", ONNXRUNTIME): (True, "the fp32 reference"), **candidates.judged, **(known or {})}
     for option in options:
         if option not in verdicts and (why := _does_not_run(option, paths[option.model], sample)) is not None:
             verdicts[option] = (False, why)

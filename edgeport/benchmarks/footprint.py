@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +30,7 @@ from edgeport.benchmarks.records import ONNXRUNTIME, BenchSettings, RuntimeChoic
 from edgeport.benchmarks.runner_files import INPUTS, SETTINGS, runner_files
 from edgeport.benchmarks.session import Feeds, Shapes, create_session, model_feeds
 from edgeport.core.progress import SILENT, Progress
+from edgeport.core.scratch import scratch_folder
 from edgeport.errors import BenchmarkError, ConfigError
 
 if TYPE_CHECKING:
@@ -140,8 +140,7 @@ def default_footprint(
 
 
 def _run_locally(model: str | Path, feeds: Mapping[str, np.ndarray], settings: dict, runtime: RuntimeChoice) -> Any:
-    with tempfile.TemporaryDirectory(prefix="edgeport-footprint-") as tmp:
-        folder = Path(tmp)
+    with scratch_folder("footprint") as folder:
         for name, data in runner_files(feeds, settings).items():
             (folder / name).write_bytes(data)
         command = [sys.executable, remote_runner.__file__, str(model), str(folder / SETTINGS)]

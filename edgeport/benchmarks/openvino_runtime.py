@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -21,6 +20,7 @@ from typing import Any
 
 from edgeport.benchmarks.records import RuntimeChoice
 from edgeport.benchmarks.remote_runner import openvino_config
+from edgeport.core.scratch import scratch_folder
 from edgeport.errors import BenchmarkError
 
 INSTALL = "pip install 'edgeport[openvino]'"
@@ -57,8 +57,8 @@ def compiled_models_cached() -> Iterator[None]:
     if _CACHE_DIR.get() is not None:
         yield
         return
-    with tempfile.TemporaryDirectory(prefix="edgeport-openvino-cache-") as folder:
-        token = _CACHE_DIR.set(folder)
+    with scratch_folder("openvino-cache") as folder:  # a SIGKILLed process's is removed by the next one
+        token = _CACHE_DIR.set(str(folder))
         try:
             yield
         finally:

@@ -28,7 +28,7 @@ from edgeport.errors import ArtifactError
 # itself for its whole life: a later command removes a folder only when both say its owner is gone.
 # The pid alone is not enough: in another pid namespace (containers sharing a folder and a hostname)
 # a live owner's pid can look dead here. The kernel drops the lock when the owner dies, even by SIGKILL.
-STAGING_KINDS = ("partial", "edgeport-quantize")
+STAGING_KINDS = ("partial", "edgeport-quantize", "edgeport-scratch")
 _HELD: dict[Path, int] = {}  # staging folder (as made) -> the descriptor holding its lock
 
 
@@ -114,7 +114,7 @@ def make_staging_dir(parent: Path, kind: str, label: str = "") -> Path:
 
 
 _KINDS = "|".join(STAGING_KINDS)
-_STAGING_NAME = re.compile(rf"^\.(?:{_KINDS})-(?:.*-)?(?P<host>[A-Za-z0-9_]+)@(?P<pid>\d+)-[^-]+$")
+_STAGING_NAME = re.compile(rf"^\.(?P<kind>{_KINDS})-(?:.*-)?(?P<host>[A-Za-z0-9_]+)@(?P<pid>\d+)-[^-]+$")
 _RESERVATION = re.compile(r"^\.edgeport-run-id-.+\.lock$")
 
 
@@ -144,8 +144,9 @@ def _remove_stale_reservation(entry: Path) -> None:
         os.close(fd)
 
 
-def remove_stale_staging(parent: str | os.PathLike) -> list[Path]:
-    """Delete staging folders in ``parent`` whose process (on this host) no longer runs; return them.
+def remove_stale_staging(parent: str | os.PathLike, kinds: tuple[str, ...] = STAGING_KINDS) -> list[Path]:
+    """Delete staging folders (of ``kinds``) in ``parent`` whose process (on this host) no longer runs;
+    return them.
 
     Gone means both: its pid does not run here and nobody holds its lock. A folder of a process on
     another host (a shared file system), of a live pid, or that a live process holds is kept. Run id
@@ -163,7 +164,9 @@ def remove_stale_staging(parent: str | os.PathLike) -> list[Path]:
             _remove_stale_reservation(entry)
             continue
         match = _STAGING_NAME.match(entry.name)
-        if match is None or not entry.is_dir() or match["host"] != host or pid_alive(int(match["pid"])):
+        if match is None or match["kind"] not in kinds or not entry.is_dir() or match["host"] != host:
+            continue
+        if pid_alive(int(match["pid"])):
             continue
         if _remove_if_unlocked(entry):
             removed.append(entry)

@@ -10,7 +10,6 @@ students are evaluated and discarded (only the run's pair has checkpoints in the
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from scipy import stats
 
 from edgeport.config import RunConfig
 from edgeport.core.progress import SILENT, Progress
+from edgeport.core.scratch import scratch_folder
 from edgeport.distill import accuracy, predict_logits
 from edgeport.stages.data import PreparedData
 from edgeport.stages.train import TrainedModel, train_student
@@ -74,7 +74,7 @@ def kd_gain(
 ) -> KDGain:
     """The run's KD/no-KD pair plus ``student.kd_seeds - 1`` more pairs on the following seeds."""
     gain = KDGain([_row(config.seed, *first, prepared)])
-    with tempfile.TemporaryDirectory(prefix="edgeport-kd-seeds-") as scratch:
+    with scratch_folder("kd-seeds") as scratch:
         for seed in range(config.seed + 1, config.seed + config.student.kd_seeds):
             seeded = config.model_copy(update={"seed": seed})
             kd = train_student(

@@ -17,13 +17,12 @@ layers in float in graph order instead of the worst first.
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from edgeport.core.scratch import scratch_folder
 from edgeport.quantize.guard.verify import run_all_outputs
 from edgeport.quantize.inputs.graph import dequantize, dequantize_constant
 
@@ -47,8 +46,8 @@ def _exposed_values(model: onnx.ModelProto, names: set[str], inputs: dict, sourc
     for name in names - {o.name for o in graph.output}:
         graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
     feeds = {k: v[:SAMPLES] for k, v in inputs.items()}
-    with tempfile.TemporaryDirectory() as tmp:
-        exposed = Path(tmp) / "exposed.onnx"
+    with scratch_folder("sensitivity") as tmp:
+        exposed = tmp / "exposed.onnx"
         onnx.save(model, str(exposed))
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every pair

@@ -5,7 +5,6 @@ itself in a second runtime, and its compute really runs on integer kernels.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import onnx.version_converter
 
 from edgeport.benchmarks.openvino_runtime import OpenVinoSession, openvino_version
 from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
+from edgeport.core.scratch import scratch_folder
 from edgeport.data.feeds import model_inputs, sample_count
 from edgeport.errors import CheckFailedError, QuantizationError
 from edgeport.quantize.guard.fidelity import fidelity
@@ -56,7 +56,7 @@ def int8_coverage(int8_path: str | os.PathLike) -> dict:
     from edgeport.quantize.inputs.graph import RECURRENT_FLOAT, RECURRENT_INTEGER
 
     integer_ops, float_ops = INTEGER_COMPUTE | RECURRENT_INTEGER, FLOAT_COMPUTE | RECURRENT_FLOAT
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch_folder("coverage") as tmp:
         optimized = os.path.join(tmp, "optimized.onnx")
         ort_session(int8_path, optimized)
         graph = onnx.load(optimized).graph

@@ -128,23 +128,30 @@ def measure_interleaved(
     on_round: Callable[[int], None] = lambda n: None,
     shapes: Shapes | None = None,
     runtimes: Mapping[str, RuntimeChoice] | None = None,
+    refused: dict[str, str] | None = None,
 ) -> dict[str, BenchResult]:
     """Measure several models in one process, alternating between them round by round.
 
     Interleaving spreads slow drifts of the machine (frequency, other load) over all
     models instead of letting them land on whichever model happened to run last.
     ``runtimes``: label -> the runtime that model runs on (default: the settings' runtime), so the same
-    file can be compared across runtimes.
+    file can be compared across runtimes. ``refused``: where given, a model that its runtime cannot load
+    or run once is left out (no result) and why goes here, by label, instead of failing the measurement:
+    a choice among options (OpenVINO cannot load Silero VAD) learns so from the runs it makes anyway.
     """
     runtimes = {label: (runtimes or {}).get(label, settings.runtime) for label in models}
     sessions: dict[str, Any] = {}
     feeds: dict[str, Feeds] = {}
     timings: dict[str, tuple[float, float]] = {}
     for label, path in models.items():
-        start = time.perf_counter()
-        sessions[label] = create_session(path, settings, runtimes[label])
-        timings[label] = ((time.perf_counter() - start) * 1e3, 0.0)
-        feeds[label] = model_feeds(sessions[label], path, settings, inputs, shapes)
+        try:
+            _open(label, path, settings, runtimes[label], (sessions, feeds, timings), inputs, shapes)
+        except Exception as exc:
+            if refused is None:
+                raise
+            refused[label] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            sessions.pop(label, None)
+    models = {label: path for label, path in models.items() if label in sessions}
     samples: dict[str, list[float]] = {label: [] for label in models}
     # Two sessions of the very same file can differ by 5-10% for as long as they live (where weights and
     # buffers landed in memory): `bench A --vs A-copy` on a 15 us model gave p50 ratios from 0.88 to 1.11
@@ -157,10 +164,9 @@ def measure_interleaved(
     sizes_run: list[int] = []
     try:
         for label in sessions:
-            timings[label] = (timings[label][0], timed_runs(sessions[label], feeds[label], 1)[0])
             _warm_up(sessions[label], feeds[label], settings, 1.0)
         with compiled_models_cached():  # the first sessions above compiled afresh: their creation time is honest
-            for round_index, count in enumerate(_round_counts(settings)):
+            for round_index, count in enumerate(_round_counts(settings) if models else ()):
                 # Alternate the order (A B, B A, ...) so that running second in a round favours no model.
                 order = list(sessions) if round_index % 2 == 0 else list(reversed(sessions))
                 if fresh_sessions and round_index:
@@ -180,6 +186,28 @@ def measure_interleaved(
         "inputs": "given" if inputs is not None else "synthetic",
     }
     return _results(models, settings, samples, timings, recorded, runtimes, sessions)
+
+
+def _open(
+    label: str,
+    path: ModelPath,
+    settings: BenchSettings,
+    runtime: RuntimeChoice,
+    into: tuple[dict[str, Any], dict[str, Feeds], dict[str, tuple[float, float]]],
+    inputs: Feeds | None,
+    shapes: Shapes | None,
+) -> None:
+    """``label``'s first session (its creation timed: a cold start, before any compiled model is cached),
+    its feeds and its first, timed run, into ``into`` (sessions, feeds, timings)."""
+    sessions, feeds, timings = into
+    start = time.perf_counter()
+    sessions[label] = create_session(path, settings, runtime)
+    created_ms = (time.perf_counter() - start) * 1e3
+    feeds[label] = model_feeds(sessions[label], path, settings, inputs, shapes)
+    try:
+        timings[label] = (created_ms, timed_runs(sessions[label], feeds[label], 1)[0])
+    except Exception as exc:  # the runtime's own exception types
+        raise BenchmarkError(f"inference failed while benchmarking ({exc})") from exc
 
 
 def measure_latency(

@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 THIRD_PARTY = "third-party: "  # how the manifest's warnings tell these from edgeport's own
@@ -40,6 +41,23 @@ def third_party_summary(warnings: list[str]) -> str | None:
     )
 
 
+# The capture open in this context (None: none, or --debug): work done in a child process captures its own
+# warnings when this one is open, and hands them over (``add_captured``).
+_OPEN: ContextVar[CapturedWarnings | None] = ContextVar("edgeport_captured_warnings", default=None)
+
+
+def capturing() -> bool:
+    """Whether third-party warnings are being captured here (not --debug, inside ``captured_warnings``)."""
+    return _OPEN.get() is not None
+
+
+def add_captured(counts: Mapping[str, int]) -> None:
+    """Warnings captured elsewhere (a child process), by text and count, into the capture open here."""
+    captured = _OPEN.get()
+    if captured is not None:
+        captured.counts.update(counts)
+
+
 class _Collect(logging.Handler):
     def __init__(self, captured: CapturedWarnings) -> None:
         super().__init__(logging.WARNING)
@@ -62,6 +80,7 @@ def captured_warnings(debug: bool = False) -> Iterator[CapturedWarnings]:
     saved_handlers = root.handlers[:]
     root.handlers = [handler]  # onnxruntime.quantization calls logging.warning(): the root logger
     ort.set_default_logger_severity(3)  # sessions the quantizer creates: errors only
+    token = _OPEN.set(captured)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -69,5 +88,6 @@ def captured_warnings(debug: bool = False) -> Iterator[CapturedWarnings]:
         for item in caught:
             captured.counts[f"{item.category.__name__}: {item.message}"] += 1
     finally:
+        _OPEN.reset(token)
         root.handlers = saved_handlers
         ort.set_default_logger_severity(2)  # onnxruntime's default (warnings)

@@ -48,3 +48,34 @@ def test_bad_model_and_settings(tmp_path):
         BenchSettings(iterations=0)
     with pytest.raises(ConfigError, match="optimization_level"):
         BenchSettings(optimization_level="max")
+
+
+def _fails_when_run(path):
+    """A model onnxruntime loads but cannot run on a 1x1x16x16 input: 256 values reshaped into rows of 7 (its batch
+    axis left open, so that loading it cannot tell)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["input", "shape"], ["out"])],
+        "bad",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 16, 16])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        [helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 7])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_models_that_cannot_be_loaded_or_run_are_refused_with_why_and_the_rest_measured(fp32_onnx, digits16, tmp_path):
+    (tmp_path / "junk.onnx").write_bytes(b"junk")
+    models = {"good": fp32_onnx, "junk": tmp_path / "junk.onnx", "bad": _fails_when_run(tmp_path / "bad.onnx")}
+    settings, feeds = BenchSettings(warmup=1, iterations=6, rounds=3), {"input": digits16.val.x[:1]}
+    refused: dict[str, str] = {}
+    results = measure_interleaved(models, settings, feeds, refused=refused)
+    assert set(results) == {"good"} and results["good"].settings["round_sizes"] == [2, 2, 2]
+    assert set(refused) == {"junk", "bad"}
+    assert refused["junk"].startswith("BenchmarkError: ") and "junk.onnx" in refused["junk"]
+    assert refused["bad"].startswith("BenchmarkError: inference failed while benchmarking")
+    with pytest.raises(BenchmarkError, match="inference failed"):  # without a place for them: the measurement fails
+        measure_interleaved({"good": fp32_onnx, "bad": models["bad"]}, settings, feeds)

@@ -20,6 +20,7 @@ from edgeport.quantize.apply import quantize
 from edgeport.quantize.config import QuantConfig
 from edgeport.quantize.guard.judge import GuardReport
 from edgeport.quantize.registry import QuantResult
+from edgeport.quantize.strategy.ahead import Ahead
 from edgeport.quantize.strategy.fallback import quantize_with_fallback
 from edgeport.quantize.strategy.judging import Judging
 from edgeport.quantize.strategy.recipes import Recipe
@@ -75,14 +76,19 @@ class Attempt:
         }
 
 
-def try_recipe(recipe: Recipe, judging: Judging, staged: Path) -> Attempt:
+def try_recipe(recipe: Recipe, judging: Judging, staged: Path, ahead: Ahead | None = None) -> Attempt:
+    """``recipe`` quantized into ``staged`` (or its quantization started ``ahead`` there: its result awaited) and
+    judged; a failure is recorded on the attempt."""
     started = time.perf_counter()
     attempt = Attempt(recipe, 0.0)
     try:
         if not isinstance(recipe.config, QuantConfig):
             raise EdgeportError(f"recipe {recipe.name!r} does not quantize")
         attempt.config = recipe.config
-        attempt.result = quantize(judging.source, judging.calibration, attempt.config, staged, SILENT)
+        if ahead is not None:
+            attempt.result = ahead.result()
+        else:
+            attempt.result = quantize(judging.source, judging.calibration, attempt.config, staged, SILENT)
         attempt.guard = judging.judge(staged)
     except EdgeportError as exc:  # a recipe the graph cannot take: recorded, the next one is tried
         attempt.error = str(exc)

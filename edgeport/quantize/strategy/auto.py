@@ -20,9 +20,11 @@ from edgeport.quantize.backends.ort_reuse import reuse
 from edgeport.quantize.config import AutoConfig
 from edgeport.quantize.guard.judge import Validation
 from edgeport.quantize.source import ModelSource
+from edgeport.quantize.strategy.ahead import started_ahead
 from edgeport.quantize.strategy.attempts import Attempt, fallback_attempt, float_head, screen, try_recipe
 from edgeport.quantize.strategy.judging import Judging, judging_for
-from edgeport.quantize.strategy.recipes import SMOOTHED_PREFIX, GraphProfile, Recipe, graph_profile, recipes_for
+from edgeport.quantize.strategy.recipes import GraphProfile, Recipe, graph_profile, recipes_for
+from edgeport.quantize.strategy.skip_rules import narrower_miss, races_a_faithful, twin_was_faithful
 from edgeport.quantize.strategy.timing import CHECK, SHIP_CONFIDENCE, budgeted, fallback_skip_reason, one_run
 from edgeport.quantize.transforms.smoothing import worst_outlier_ratio
 
@@ -71,32 +73,6 @@ class AutoOutcome:
             "fallback_skipped": self.fallback_skipped,
             "skipped": self.skipped,
         }
-
-
-def _narrower_miss(recipe: Recipe, attempts: list[Attempt]) -> str | None:
-    """Why ``recipe`` is not tried: the recipe that quantizes a subset of its layers (``Recipe.narrower``)
-    was judged outside tolerance already; None when it was not (or it failed before being judged)."""
-    narrower = next((a for a in attempts if recipe.narrower and a.recipe.name == recipe.narrower), None)
-    if narrower is None or narrower.guard is None or narrower.guard.within_tolerance:
-        return None
-    return (
-        f"{narrower.recipe.name} quantizes a subset of its layers with the same calibration and already missed "
-        f"the tolerance ({narrower.guard.metric} {narrower.guard.value:.4g}): quantizing more is not tried"
-    )
-
-
-def _twin_was_faithful(recipe: Recipe, attempts: list[Attempt]) -> bool:
-    """A SmoothQuant-smoothed recipe whose plain twin is already within tolerance: smoothing changes the
-    weights, not the kernels, so it cannot be faster, and trying it would only cost a quantization."""
-    if not recipe.name.startswith(SMOOTHED_PREFIX):
-        return False
-    twin = recipe.name.removeprefix(SMOOTHED_PREFIX)
-    return any(a.recipe.name == twin and a.guard is not None and a.guard.within_tolerance for a in attempts)
-
-
-def _races_a_faithful(recipe: Recipe, attempts: list[Attempt]) -> bool:
-    """``recipe`` races a recipe already within tolerance on speed (``Recipe.races``): worth its try."""
-    return recipe.races is not None and any(a.recipe.name == recipe.races and a.faithful for a in attempts)
 
 
 def _rank(
@@ -231,22 +207,26 @@ def run_recipes(
 def _try_recipes(
     outcome: AutoOutcome, recipes: list[Recipe], judging: Judging, staging: Path, progress: Progress
 ) -> None:
-    """Each recipe in order into ``outcome.attempts``, or into ``outcome.skipped`` with why it was not tried."""
+    """Each recipe in order into ``outcome.attempts``, or into ``outcome.skipped`` with why it was not tried
+    (NNCF's quantization started in a child process meanwhile, where that pays: strategy/ahead.py)."""
     profile = outcome.profile
-    with progress.task("auto: try recipes", total=len(recipes)) as advance:
+    with (
+        progress.task("auto: try recipes", total=len(recipes)) as advance,
+        started_ahead(recipes, judging, lambda index: staging / f"recipe-{index}.onnx") as ahead,
+    ):
         done: set[str] = set()  # quantizers with a faithful recipe on a conv net: their later ones are slower
         for index, recipe in enumerate(recipes):
-            if recipe.quantizer in done and not _races_a_faithful(recipe, outcome.attempts):
+            if recipe.quantizer in done and not races_a_faithful(recipe, outcome.attempts):
                 outcome.skipped[recipe.name] = (
                     f"a conv net: {recipe.quantizer}'s static int8 is within tolerance, and this recipe's "
                     "kernels are slower"
                 )
                 advance(1)
                 continue
-            if _twin_was_faithful(recipe, outcome.attempts):
+            if twin_was_faithful(recipe, outcome.attempts):
                 advance(1)  # smoothing only buys fidelity: its twin already had it, at the same speed
                 continue
-            missed = _narrower_miss(recipe, outcome.attempts)
+            missed = narrower_miss(recipe, outcome.attempts)
             if missed is not None:
                 outcome.skipped[recipe.name] = missed
                 advance(1)
@@ -256,7 +236,7 @@ def _try_recipes(
                 outcome.attempts.append(dropped)
                 advance(1)
                 continue
-            attempt = try_recipe(recipe, judging, staging / f"recipe-{index}.onnx")
+            attempt = try_recipe(recipe, judging, staging / f"recipe-{index}.onnx", ahead.get(recipe.name))
             outcome.attempts.append(attempt)
             head = float_head(attempt, judging, staging / f"recipe-{index}-float-head.onnx")
             if head is not None:  # missed on a part of an output: once more with the output's head in float

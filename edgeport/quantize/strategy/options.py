@@ -14,8 +14,7 @@ import numpy as np
 from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.benchmarks.openvino_runtime import fp32_openvino_choices, openvino_version
 from edgeport.benchmarks.records import ONNXRUNTIME, BenchResult, RuntimeChoice
-from edgeport.benchmarks.remote_runner import timed_runs
-from edgeport.benchmarks.session import create_session, model_feeds
+from edgeport.benchmarks.session import create_session
 from edgeport.benchmarks.speedup import speedup_of
 from edgeport.core.progress import Progress
 from edgeport.quantize.guard.judge import GuardReport
@@ -27,6 +26,8 @@ from edgeport.quantize.strategy.timing import CHECK, SHIP_CONFIDENCE, budgeted
 OPTIONS = BenchSettings(batch=1, threads=1, warmup=5, iterations=60, rounds=3)
 OPTIONS_MODEL_SECONDS = 0.5
 
+
+_DOES_NOT_RUN = "does not run: "
 
 OutputJudge = Callable[[dict[str, np.ndarray]], GuardReport]  # outputs on the validation inputs -> verdict
 
@@ -91,19 +92,8 @@ def _verdict(option: Option, path: Path, inputs: dict[str, np.ndarray], judge_ou
     return judge_outputs(run_all_outputs(session, inputs))
 
 
-def _does_not_run(option: Option, path: Path, sample: dict[str, np.ndarray]) -> str | None:
-    """Why ``option`` cannot be measured (its runtime does not load or run the file: OpenVINO and Silero
-    VAD), else None: one run on the timed feeds, so that one such option cannot sink the measurement."""
-    try:
-        session = create_session(path, CHECK, option.runtime)
-        timed_runs(session, model_feeds(session, path, CHECK, sample, None), 1)
-    except Exception as exc:  # each runtime raises its own types
-        return _not_running(exc)
-    return None
-
-
 def _not_running(exc: Exception) -> str:
-    return f"does not run: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    return f"{_DOES_NOT_RUN}{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
 
 
 def judge_as_needed(
@@ -172,10 +162,8 @@ def judge_and_measure(
     and no time, one left unjudged with why and no verdict (``Measured.faithful`` None)."""
     paths, sample = candidates.paths, candidates.sample
     verdicts: Known = {Option("fp32", ONNXRUNTIME): (True, "the fp32 reference"), **candidates.judged, **(known or {})}
-    for option in options:
-        if option not in verdicts and (why := _does_not_run(option, paths[option.model], sample)) is not None:
-            verdicts[option] = (False, why)
-    labels = {o.label: o for o in options if not verdicts.get(o, (None, ""))[1].startswith("does not run")}
+    labels = {o.label: o for o in options}
+    refused: dict[str, str] = {}  # an option whose runtime cannot load or run the file (OpenVINO, Silero VAD)
     with progress.task("options against fp32", total=settings.rounds) as advance:
         results = measure_interleaved(
             {label: paths[o.model] for label, o in labels.items()},
@@ -183,7 +171,10 @@ def judge_and_measure(
             sample,
             advance,
             runtimes={label: o.runtime for label, o in labels.items()},
+            refused=refused,
         )
+    for label, why in refused.items():
+        verdicts[labels[label]] = (False, _DOES_NOT_RUN + why)
 
     def judge(option: Option) -> tuple[bool, str]:
         try:

@@ -14,8 +14,9 @@ from edgeport.quantize.guard.judge import GuardReport
 from edgeport.quantize.inputs.graph import GraphProfile
 from edgeport.quantize.registry import QuantResult
 from edgeport.quantize.strategy.attempts import Attempt
-from edgeport.quantize.strategy.auto import AutoOutcome, Plan, _fall_back, _narrower_miss, wants_fallback
+from edgeport.quantize.strategy.auto import AutoOutcome, Plan, _fall_back, wants_fallback
 from edgeport.quantize.strategy.recipes import recipes_for
+from edgeport.quantize.strategy.skip_rules import narrower_miss
 from edgeport.quantize.strategy.timing import fallback_skip_reason
 
 TRANSFORMER = GraphProfile({"MatMul": 4, "Softmax": 1, "LayerNormalization": 1}, 2, ["scores"], 1)
@@ -30,11 +31,11 @@ def _judged(recipe, value: float) -> Attempt:
 def test_full_static_follows_weights_only_static_only_when_that_was_faithful():
     weights_only, dynamic, static = recipes_for(TRANSFORMER, AutoConfig())
     assert static.narrower == weights_only.name and weights_only.narrower is None
-    why = _narrower_miss(static, [_judged(weights_only, 0.907), _judged(dynamic, 0.989)])
+    why = narrower_miss(static, [_judged(weights_only, 0.907), _judged(dynamic, 0.989)])
     assert why is not None and "static-weight-matmuls" in why and "0.907" in why
-    assert _narrower_miss(static, [_judged(weights_only, 0.995)]) is None  # faithful: full static may be faster
-    assert _narrower_miss(static, [Attempt(weights_only, 1.0, error="onnxruntime refused it")]) is None
-    assert _narrower_miss(dynamic, [_judged(weights_only, 0.5)]) is None  # not a superset of it
+    assert narrower_miss(static, [_judged(weights_only, 0.995)]) is None  # faithful: full static may be faster
+    assert narrower_miss(static, [Attempt(weights_only, 1.0, error="onnxruntime refused it")]) is None
+    assert narrower_miss(dynamic, [_judged(weights_only, 0.5)]) is None  # not a superset of it
 
 
 def test_conv_nets_have_no_such_pair():

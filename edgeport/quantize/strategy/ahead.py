@@ -1,0 +1,144 @@
+"""NNCF's quantization started in a child process at the start of auto, while onnxruntime's recipes are tried
+here: it is the last recipe and always tried, and its result depends on nothing they find.
+
+Why: on all-MiniLM-L6-v2 NNCF took 18 s of auto's 62 s, onnxruntime's screen and dynamic recipes 14 s before
+it, and each keeps about one core of two busy (AMD EPYC Zen 3). Nothing is timed meanwhile (the recipes are
+only judged), and the child has finished before anything is measured.
+
+Only where it pays: on a machine with two cores or more, and for a model of ``AHEAD_MIN_BYTES`` or more. The
+child imports NNCF (and torch with it) afresh, about 5 s of one core, which a small model's whole NNCF run
+would not take. Meanwhile the child's memory adds to this process's: what NNCF holds, as it would in process.
+
+The child ignores Ctrl-C (this process stops it), dies with this process (Linux), and sends back its result,
+its error, and the third-party warnings it captured, which join this process's (noise.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+from edgeport.errors import EdgeportError, QuantizationError
+from edgeport.quantize.apply import quantize
+from edgeport.quantize.backends.ort_prepare import graph_tensors
+from edgeport.quantize.config import QuantConfig
+from edgeport.quantize.noise import add_captured, captured_warnings, capturing
+from edgeport.quantize.registry import QuantResult
+from edgeport.quantize.source import ModelSource
+from edgeport.quantize.strategy.judging import Judging
+from edgeport.quantize.strategy.recipes import Recipe
+
+AHEAD_MIN_BYTES = 32 * 2**20  # the fp32 model's file and external data
+_PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+class Ahead:
+    """One quantization running in a child process; ``result()`` waits for it."""
+
+    def __init__(self, model: Path, calibration: dict[str, np.ndarray], config: QuantConfig, output: Path) -> None:
+        context = multiprocessing.get_context("spawn")  # never fork: onnxruntime's and OpenVINO's threads run here
+        self._answer, answer = context.Pipe(duplex=False)
+        self.model, self.backend = model, config.backend
+        self._process = context.Process(
+            target=_child, args=(answer, model, calibration, config, output, capturing()), daemon=True
+        )
+        self._process.start()
+        answer.close()  # the child holds the only writing end: its death reads as end-of-file here
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def result(self) -> QuantResult:
+        """The child's result, or its error raised here (a ``QuantizationError`` when it died without one)."""
+        try:
+            kind, value, warnings = self._answer.recv()
+        except EOFError:
+            self._process.join()
+            raise QuantizationError(
+                f"{self.model}: backend {self.backend!r} failed: its process ended with exit code "
+                f"{self._process.exitcode} and no answer"
+            ) from None
+        finally:
+            self._answer.close()
+        self._process.join()
+        add_captured(warnings)
+        if kind == "error":
+            raise value
+        return value
+
+    def stop(self) -> None:
+        """End the child if it still runs (auto failed, or was interrupted, before it needed the result)."""
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
+        self._answer.close()
+
+
+def _child(
+    answer: Any, model: Path, calibration: dict[str, np.ndarray], config: QuantConfig, output: Path, capture: bool
+) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops us
+    try:  # and SIGKILL of the parent ends us too, rather than quantizing into a folder nobody reads
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (AttributeError, OSError):  # not Linux: the parent's stop() or the end of the pipe ends us
+        pass
+    counts: dict[str, int] = {}
+    kind, value, captured = "error", None, None  # type: tuple[str, QuantResult | Exception | None, Any]
+    try:
+        with captured_warnings() if capture else contextlib.nullcontext() as captured:
+            kind, value = "ok", quantize(ModelSource(onnx_path=model), calibration, config, output)
+    except EdgeportError as exc:
+        value = exc
+    except Exception as exc:  # quantize() wraps third-party failures: this is a bug, still one line
+        value = QuantizationError(f"{model}: backend {config.backend!r} failed ({exc})")
+    if captured is not None:
+        counts = dict(captured.counts)
+    try:
+        answer.send((kind, value, counts))
+    except Exception:  # an error that does not pickle: its text does
+        answer.send(("error", QuantizationError(str(value)), counts))
+
+
+def model_bytes(path: Path) -> int:
+    """The ONNX file's size and its external data files' (read without loading the data)."""
+    model = onnx.load(str(path), load_external_data=False)
+    files = {ExternalDataInfo(t).location for t in graph_tensors(model.graph) if uses_external_data(t)}
+    return path.stat().st_size + sum((path.parent / f).stat().st_size for f in files if (path.parent / f).is_file())
+
+
+def _pays(model: Path, min_bytes: int) -> bool:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores >= 2 and model_bytes(model) >= min_bytes
+
+
+@contextmanager
+def started_ahead(recipes: list[Recipe], judging: Judging, staged: Callable[[int], Path]) -> Iterator[dict[str, Ahead]]:
+    """NNCF's recipe (by name) started in a child process where that pays (``AHEAD_MIN_BYTES``, read now),
+    writing to ``staged(its index)``; whatever still runs on leaving is stopped."""
+    model = judging.source.onnx_path
+    started: dict[str, Ahead] = {}
+    try:
+        for index, recipe in enumerate(recipes):
+            if recipe.quantizer == "nncf" and isinstance(recipe.config, QuantConfig) and model is not None:
+                if _pays(model, AHEAD_MIN_BYTES):
+                    started[recipe.name] = Ahead(model, judging.calibration, recipe.config, staged(index))
+                break
+        yield started
+    finally:
+        for ahead in started.values():
+            ahead.stop()
+
+
+__all__ = ["AHEAD_MIN_BYTES", "Ahead", "model_bytes", "started_ahead"]

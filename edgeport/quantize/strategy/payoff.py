@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.benchmarks.openvino_runtime import openvino_version
 from edgeport.benchmarks.records import ONNXRUNTIME, BenchResult, RuntimeChoice
-from edgeport.benchmarks.speedup import Speedup, fastest_beyond_noise
+from edgeport.benchmarks.speedup import Speedup
 from edgeport.core.bench_defaults import PAYS_BELOW
 from edgeport.core.progress import SILENT, Progress
 from edgeport.quantize.guard.judge import GuardReport
@@ -33,7 +34,14 @@ from edgeport.quantize.strategy.options import (
     judge_and_measure,
     options_to_compare,
 )
-from edgeport.quantize.strategy.timing import CHECK, MODEL_SECONDS, SHIP_CONFIDENCE, budgeted, conclusive
+from edgeport.quantize.strategy.timing import (
+    CHECK,
+    MODEL_SECONDS,
+    SHIP_CONFIDENCE,
+    budgeted,
+    conclusive,
+    settled_int8,
+)
 
 
 @dataclass
@@ -228,7 +236,7 @@ def _choose(payoff: Payoff, candidates: Candidates, progress: Progress, guard: G
     measured = [m for m in payoff.alternatives if m.faithful and m.option.label in results]
     int8s = {m.option.label: m for m in measured if m.option.model != "fp32"}
     # in the options' order (auto's file on the requested runtime first): another only when clearly faster
-    int8 = int8s[fastest_beyond_noise(list(int8s), results, SHIP_CONFIDENCE)] if int8s else None
+    int8 = int8s[settled_int8(list(int8s), results, _again(int8s, candidates, progress))] if int8s else None
     fp32 = min((m for m in measured if m.option.model == "fp32"), key=lambda m: m.p50_ms, default=None)
     if int8 is None or fp32 is None:  # the int8 file did not run where the guard judged it: nothing to ship
         payoff.faithful = int8 is not None
@@ -238,6 +246,27 @@ def _choose(payoff: Payoff, candidates: Candidates, progress: Progress, guard: G
     speedup, payoff.extra_measurements = _weighed(pair, candidates, progress, OPTIONS_MODEL_SECONDS, first)
     payoff.runtime, payoff.baseline, payoff.int8_model = int8.option.runtime, fp32.option, int8.option.model
     payoff.fp32_p50_ms, payoff.int8_p50_ms, payoff.ratio_ci = speedup.fp32_p50_ms, speedup.int8_p50_ms, speedup.ratio_ci
+
+
+def _again(
+    int8s: Mapping[str, Measured], candidates: Candidates, progress: Progress
+) -> Callable[[str, str], tuple[BenchResult, BenchResult]]:
+    """Two of the int8 options ``int8s`` (by label) measured again, interleaved, on their runtimes."""
+
+    def measure(a: str, b: str) -> tuple[BenchResult, BenchResult]:
+        pair = {label: int8s[label].option for label in (a, b)}
+        settings = budgeted(CHECK, candidates.paths["fp32"], candidates.sample, OPTIONS_MODEL_SECONDS)
+        with progress.task("int8 files again: which is faster is open", total=settings.rounds) as advance:
+            results = measure_interleaved(
+                {label: candidates.paths[o.model] for label, o in pair.items()},
+                settings,
+                candidates.sample,
+                advance,
+                runtimes={label: o.runtime for label, o in pair.items()},
+            )
+        return results[a], results[b]
+
+    return measure
 
 
 def _weighed(

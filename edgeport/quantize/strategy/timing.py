@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ import numpy as np
 from edgeport.benchmarks import BenchSettings
 from edgeport.benchmarks.records import BenchResult
 from edgeport.benchmarks.rounds import CONFIDENCE
-from edgeport.benchmarks.speedup import Speedup, speedup_of
+from edgeport.benchmarks.speedup import Speedup, fastest_beyond_noise, speedup_of
 from edgeport.core.bench_defaults import PAYS_BELOW
 from edgeport.data.feeds import BATCH_FIRST, first_feed, model_layout
 from edgeport.quantize.inputs.run import fixed_batch, ort_session
@@ -72,6 +72,22 @@ def conclusive(
     return speedup, looks
 
 
+def settled_int8(
+    listed: list[str], results: Mapping[str, BenchResult], again: Callable[[str, str], tuple[BenchResult, BenchResult]]
+) -> str:
+    """The int8 option to weigh, of ``listed`` (labels in ``results``, the preferred first): the first unless
+    another is clearly faster (``fastest_beyond_noise``). Where the point-fastest beats it by the margin but
+    the interval is open, the two are measured again (``again(fastest, first)``) while it is, as the ship
+    decision is (timing.conclusive): MiniLM once shipped NNCF's file at 0.88x fp32 beside onnxruntime's
+    dynamic+fallback at 0.60x, one noisy round having stretched their interval (AMD EPYC Zen 3)."""
+    first = fastest_beyond_noise(listed, results, SHIP_CONFIDENCE)
+    fastest = min(listed, key=lambda label: results[label].stats["p50_ms"])
+    if fastest == first:
+        return first
+    speedup, _ = conclusive(results[fastest], results[first], lambda: again(fastest, first))
+    return fastest if speedup.pays else first
+
+
 def one_run(fp32_path: Path, validation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """What one measured run is fed: one sample in either .npz layout, or a whole batch where the model
     fixes its batch size (the first samples, repeated when there are fewer)."""
@@ -120,4 +136,5 @@ __all__ = [
     "conclusive",
     "fallback_skip_reason",
     "one_run",
+    "settled_int8",
 ]

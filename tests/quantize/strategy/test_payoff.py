@@ -273,3 +273,36 @@ def test_auto_skips_a_fallback_that_cannot_pay(tmp_path, capsys):
         assert ratio >= low > PAYS_BELOW
     else:
         assert len(fallbacks) == 1
+
+
+def test_an_int8_file_faster_by_the_margin_but_within_noise_is_measured_again_until_it_is_clear():
+    from edgeport.benchmarks.speedup import speedup_of
+    from edgeport.quantize.strategy.timing import SHIP_CONFIDENCE, settled_int8
+    from tests.helpers import bench_result
+
+    listed = ["int8 (nncf) on ort", "int8 (dynamic+fallback) on ort"]  # the most faithful first
+    noisy = {listed[0]: bench_result([1.0] * 5, 1), listed[1]: bench_result([0.6, 0.6, 0.6, 0.6, 1.3], 2)}
+    opened = speedup_of(noisy[listed[1]], noisy[listed[0]], confidence=SHIP_CONFIDENCE)
+    assert opened.open  # the point pays (0.6x), one round stretched the interval past 1.0
+    calls: list[tuple[str, str]] = []
+
+    def again(faster: list[float]):
+        def measure(a: str, b: str):
+            calls.append((a, b))
+            return bench_result(faster, 3 + len(calls)), bench_result([1.0] * 5, 9 + len(calls))
+
+        return measure
+
+    assert settled_int8(listed, noisy, again([0.6] * 5)) == listed[1]
+    assert calls == [(listed[1], listed[0])]  # the fastest and the first listed, once: then it was clear
+    calls.clear()
+    assert settled_int8(listed, noisy, again([1.0] * 5)) == listed[0]  # a tie after all: the first listed
+    assert len(calls) == 1
+    calls.clear()
+    assert settled_int8(listed, noisy, again([0.6, 1.3, 0.6, 1.3, 0.6])) == listed[0]  # open to the end
+    assert len(calls) == 2  # as many looks as the ship decision takes, no more
+    calls.clear()
+    clear = {listed[0]: bench_result([1.0] * 5, 1), listed[1]: bench_result([0.6] * 5, 2)}
+    assert settled_int8(listed, clear, again([0.6] * 5)) == listed[1] and not calls  # clear at once
+    close = {listed[0]: bench_result([1.0] * 5, 1), listed[1]: bench_result([0.97] * 5, 2)}
+    assert settled_int8(listed, close, again([0.6] * 5)) == listed[0] and not calls  # within the margin

@@ -27,6 +27,10 @@ from edgeport.quantize.guard.verify import run_all_outputs
 from edgeport.quantize.inputs.graph import dequantize, dequantize_constant
 
 SAMPLES = 32  # a few batches: the ranking, not a metric to report
+# What the exposed tensors of those samples may take in memory: fewer samples (at least 2) where they would
+# take more. Every activation of the PP-OCRv4 detector on 32 images peaked the fallback at 15 GiB (AMD EPYC
+# Zen 3); MiniLM's 32 sentences take about 0.3 GiB and keep all 32.
+EXPOSED_BYTES = 2**30
 
 
 def _sqnr(reference: np.ndarray, quantized: np.ndarray) -> float:
@@ -39,13 +43,13 @@ def _sqnr(reference: np.ndarray, quantized: np.ndarray) -> float:
 
 
 def _exposed_values(model: onnx.ModelProto, names: set[str], inputs: dict, source: str) -> dict[str, np.ndarray]:
-    """The named tensors of ``model`` (made graph outputs) on the first ``SAMPLES`` samples."""
+    """The named tensors of ``model`` (made graph outputs) on the first ``SAMPLES`` samples, or on as many as
+    fit ``EXPOSED_BYTES`` (at least 2), judged by the first sample's."""
     import onnxruntime as ort
 
     graph = model.graph
     for name in names - {o.name for o in graph.output}:
         graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
-    feeds = {k: v[:SAMPLES] for k, v in inputs.items()}
     with scratch_folder("sensitivity") as tmp:
         exposed = tmp / "exposed.onnx"
         onnx.save(model, str(exposed))
@@ -55,7 +59,10 @@ def _exposed_values(model: onnx.ModelProto, names: set[str], inputs: dict, sourc
         options.intra_op_num_threads = 1  # one thread: the same sums, so the same ranking, every run
         session = ort.InferenceSession(str(exposed), options, providers=["CPUExecutionProvider"])
         # in chunks or one sample at a time, as the inputs' layout (feeds.py) and a fixed batch need
-        return run_all_outputs(session, feeds, SAMPLES, source)
+        first = run_all_outputs(session, {k: v[:1] for k, v in inputs.items()}, 1, source)
+        per_sample = max(1, sum(v.nbytes for v in first.values()))
+        samples = max(2, min(SAMPLES, EXPOSED_BYTES // per_sample))
+        return run_all_outputs(session, {k: v[:samples] for k, v in inputs.items()}, samples, source)
 
 
 def _same(x: np.ndarray) -> np.ndarray:

@@ -80,3 +80,23 @@ def test_a_dynamic_model_is_ranked_by_its_own_errors_under_the_fp32_layer_names(
     layers = layer_candidates(ModelSource(damaged), "onnx")
     assert sorted(row["layer"] for row in scored) == sorted(layers)
     assert [row["sqnr_db"] for row in scored] == sorted(row["sqnr_db"] for row in scored)
+
+
+def test_the_exposed_activations_are_bounded_in_memory_by_using_fewer_samples(
+    tmp_path, fp32_onnx, digits16, monkeypatch
+):
+    """Every activation of the PP-OCRv4 detector on its samples took 15 GiB: samples beyond what fits the budget
+    (judged by the first sample's bytes) are left out of the ranking, down to two."""
+    from edgeport.quantize.guard import sensitivity
+
+    out = tmp_path / "int8.onnx"
+    quantize(fp32_onnx, {"input": digits16.train.x[:64]}, quant_config(backend="ort-static"), out)
+    model, inputs = onnx.load(str(out)), {"input": digits16.val.x}
+    names = {n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    full = sensitivity._exposed_values(onnx.load(str(out)), names, inputs, "int8.onnx")
+    assert {len(v) for v in full.values()} == {sensitivity.SAMPLES}  # a small model: all of them
+    per_sample = sum(v[:1].nbytes for v in full.values())
+    monkeypatch.setattr(sensitivity, "EXPOSED_BYTES", 5 * per_sample)
+    assert {len(v) for v in sensitivity._exposed_values(model, names, inputs, "int8.onnx").values()} == {5}
+    monkeypatch.setattr(sensitivity, "EXPOSED_BYTES", 1)
+    assert {len(v) for v in sensitivity._exposed_values(model, names, inputs, "int8.onnx").values()} == {2}

@@ -4,4 +4,5 @@ import sys
 
 from edgeport.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not again in a spawned child process (quantize/strategy/ahead.py)
+    sys.exit(main())

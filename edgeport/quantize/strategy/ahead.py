@@ -53,8 +53,13 @@ class Ahead:
         self._process = context.Process(
             target=_child, args=(answer, model, calibration, config, output, capturing()), daemon=True
         )
-        self._process.start()
-        answer.close()  # the child holds the only writing end: its death reads as end-of-file here
+        try:
+            self._process.start()
+        except BaseException:
+            self._answer.close()
+            raise
+        finally:
+            answer.close()  # the child holds the only writing end: its death reads as end-of-file here
 
     @property
     def pid(self) -> int | None:
@@ -133,7 +138,10 @@ def started_ahead(recipes: list[Recipe], judging: Judging, staged: Callable[[int
         for index, recipe in enumerate(recipes):
             if recipe.quantizer == "nncf" and isinstance(recipe.config, QuantConfig) and model is not None:
                 if _pays(model, AHEAD_MIN_BYTES):
-                    started[recipe.name] = Ahead(model, judging.calibration, recipe.config, staged(index))
+                    try:
+                        started[recipe.name] = Ahead(model, judging.calibration, recipe.config, staged(index))
+                    except OSError:  # no process to be had (a process limit, memory): NNCF runs in process
+                        pass
                 break
         yield started
     finally:

@@ -113,3 +113,22 @@ def test_warnings_captured_in_the_child_join_the_capture_open_here():
         assert not capturing()
         add_captured({"x": 1})
     assert debug.lines() == []
+
+
+def test_where_no_process_can_be_started_nncf_runs_in_process(tmp_path, monkeypatch):
+    import multiprocessing.process
+    from types import SimpleNamespace
+
+    from edgeport.quantize.source import ModelSource
+    from edgeport.quantize.strategy.ahead import started_ahead
+    from edgeport.quantize.strategy.recipes import Recipe
+
+    def refuse(self):
+        raise OSError(11, "Resource temporarily unavailable")  # fork/spawn at a process limit
+
+    monkeypatch.setattr(ahead_module, "AHEAD_MIN_BYTES", 0)
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", refuse)
+    recipes = [Recipe("nncf", NncfConfig(reduce_range=False), "NNCF's int8")]
+    judging = SimpleNamespace(source=ModelSource(onnx_path=conv_model(tmp_path / "m.onnx")), calibration=calibration(8))
+    with started_ahead(recipes, judging, lambda index: tmp_path / f"recipe-{index}.onnx") as ahead:  # type: ignore[arg-type]
+        assert ahead == {}  # try_recipe quantizes it here, as below 32 MiB

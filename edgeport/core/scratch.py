@@ -13,6 +13,7 @@ advisory lock held for its whole life), and opening one first removes those whos
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ def scratch_folder(label: str) -> Iterator[Path]:
     remove_stale_staging(parent, kinds=(SCRATCH,))
     folder = make_staging_dir(parent, SCRATCH, label)
     try:
+        os.chmod(folder, 0o700)  # the temporary folder is shared: our model copies are no one else's to read
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -50,6 +50,7 @@ def test_a_scratch_folder_is_removed_on_leaving_even_on_an_error(tmp_dir):
     with pytest.raises(RuntimeError), scratch_folder("probe") as folder:
         assert folder.parent == tmp_dir and folder.name.startswith(f".{SCRATCH}-probe-")
         assert f"@{os.getpid()}-" in folder.name
+        assert folder.stat().st_mode & 0o777 == 0o700  # a shared folder: ours alone, as mkdtemp makes them
         (folder / "model.onnx").write_bytes(b"x" * 1000)
         raise RuntimeError("a stage failed")
     assert list(tmp_dir.iterdir()) == []

@@ -2,8 +2,9 @@
 here: it is the last recipe and always tried, and its result depends on nothing they find.
 
 Why: on all-MiniLM-L6-v2 NNCF took 18 s of auto's 62 s, onnxruntime's screen and dynamic recipes 14 s before
-it, and each keeps about one core of two busy (AMD EPYC Zen 3). Nothing is timed meanwhile (the recipes are
-only judged), and the child has finished before anything is measured.
+it, and neither keeps two cores busy throughout (AMD EPYC Zen 3, 2 cores): side by side the three took 24-25 s
+instead of 31-34 s, each slower than alone. Nothing is timed meanwhile (the recipes are only judged), and the
+child's answer is awaited, its process ended, before anything is measured.
 
 Only where it pays: on a machine with two cores or more, and for a model of ``AHEAD_MIN_BYTES`` or more. The
 child imports NNCF (and torch with it) afresh, about 5 s of one core, which a small model's whole NNCF run

@@ -65,6 +65,7 @@ class Payoff:
     # the fastest one's option name ("int8 (nncf)"): the caller ships that file then
     int8_model: str = "int8"
     extra_measurements: int = 0  # the int8 and fp32 weighed measured again while the verdict was open
+    int8_choice_measurements: int = 0  # two faithful int8 options measured again while which is faster was open
 
     def own(self) -> Measured | None:
         """The weighed int8 file on ``runtime`` as measured among the alternatives."""
@@ -157,6 +158,7 @@ class Payoff:
             "int8_over_fp32_ci": [round(v, 4) for v in self.ratio_ci] if self.ratio_ci else None,
             "int8_over_fp32_confidence": round(SHIP_CONFIDENCE, 4),
             "extra_measurements": self.extra_measurements,
+            "int8_choice_measurements": self.int8_choice_measurements,
             "pays_below": PAYS_BELOW,
             "faithful": self.faithful,
             "faster": self.faster,
@@ -236,7 +238,8 @@ def _choose(payoff: Payoff, candidates: Candidates, progress: Progress, guard: G
     measured = [m for m in payoff.alternatives if m.faithful and m.option.label in results]
     int8s = {m.option.label: m for m in measured if m.option.model != "fp32"}
     # in the options' order (auto's file on the requested runtime first): another only when clearly faster
-    int8 = int8s[settled_int8(list(int8s), results, _again(int8s, candidates, progress))] if int8s else None
+    chosen, looks = settled_int8(list(int8s), results, _again(int8s, candidates, progress)) if int8s else ("", 0)
+    int8, payoff.int8_choice_measurements = int8s.get(chosen), looks
     fp32 = min((m for m in measured if m.option.model == "fp32"), key=lambda m: m.p50_ms, default=None)
     if int8 is None or fp32 is None:  # the int8 file did not run where the guard judged it: nothing to ship
         payoff.faithful = int8 is not None
@@ -256,14 +259,10 @@ def _again(
     def measure(a: str, b: str) -> tuple[BenchResult, BenchResult]:
         pair = {label: int8s[label].option for label in (a, b)}
         settings = budgeted(CHECK, candidates.paths["fp32"], candidates.sample, OPTIONS_MODEL_SECONDS)
+        paths = {label: candidates.paths[o.model] for label, o in pair.items()}
+        runtimes = {label: o.runtime for label, o in pair.items()}
         with progress.task("int8 files again: which is faster is open", total=settings.rounds) as advance:
-            results = measure_interleaved(
-                {label: candidates.paths[o.model] for label, o in pair.items()},
-                settings,
-                candidates.sample,
-                advance,
-                runtimes={label: o.runtime for label, o in pair.items()},
-            )
+            results = measure_interleaved(paths, settings, candidates.sample, advance, runtimes=runtimes)
         return results[a], results[b]
 
     return measure

@@ -74,8 +74,9 @@ def conclusive(
 
 def settled_int8(
     listed: list[str], results: Mapping[str, BenchResult], again: Callable[[str, str], tuple[BenchResult, BenchResult]]
-) -> str:
-    """The int8 option to weigh, of ``listed`` (labels in ``results``, the preferred first): the first unless
+) -> tuple[str, int]:
+    """The int8 option to weigh, of ``listed`` (labels in ``results``, the preferred first), and how many times
+    two were measured again to decide it: the first unless
     another is clearly faster (``fastest_beyond_noise``). Where the point-fastest beats it by the margin but
     the interval is open, the two are measured again (``again(fastest, first)``) while it is, as the ship
     decision is (timing.conclusive): MiniLM once shipped NNCF's file at 0.88x fp32 beside onnxruntime's
@@ -83,9 +84,9 @@ def settled_int8(
     first = fastest_beyond_noise(listed, results, SHIP_CONFIDENCE)
     fastest = min(listed, key=lambda label: results[label].stats["p50_ms"])
     if fastest == first:
-        return first
-    speedup, _ = conclusive(results[fastest], results[first], lambda: again(fastest, first))
-    return fastest if speedup.pays else first
+        return first, 0
+    speedup, looks = conclusive(results[fastest], results[first], lambda: again(fastest, first))
+    return (fastest if speedup.pays else first), looks
 
 
 def one_run(fp32_path: Path, validation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

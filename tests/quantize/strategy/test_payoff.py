@@ -293,16 +293,15 @@ def test_an_int8_file_faster_by_the_margin_but_within_noise_is_measured_again_un
 
         return measure
 
-    assert settled_int8(listed, noisy, again([0.6] * 5)) == listed[1]
+    assert settled_int8(listed, noisy, again([0.6] * 5)) == (listed[1], 1)
     assert calls == [(listed[1], listed[0])]  # the fastest and the first listed, once: then it was clear
     calls.clear()
-    assert settled_int8(listed, noisy, again([1.0] * 5)) == listed[0]  # a tie after all: the first listed
-    assert len(calls) == 1
+    assert settled_int8(listed, noisy, again([1.0] * 5)) == (listed[0], 1)  # a tie after all: the first listed
     calls.clear()
-    assert settled_int8(listed, noisy, again([0.6, 1.3, 0.6, 1.3, 0.6])) == listed[0]  # open to the end
+    assert settled_int8(listed, noisy, again([0.6, 1.3, 0.6, 1.3, 0.6])) == (listed[0], 2)  # open to the end
     assert len(calls) == 2  # as many looks as the ship decision takes, no more
     calls.clear()
     clear = {listed[0]: bench_result([1.0] * 5, 1), listed[1]: bench_result([0.6] * 5, 2)}
-    assert settled_int8(listed, clear, again([0.6] * 5)) == listed[1] and not calls  # clear at once
+    assert settled_int8(listed, clear, again([0.6] * 5)) == (listed[1], 0) and not calls  # clear at once
     close = {listed[0]: bench_result([1.0] * 5, 1), listed[1]: bench_result([0.97] * 5, 2)}
-    assert settled_int8(listed, close, again([0.6] * 5)) == listed[0] and not calls  # within the margin
+    assert settled_int8(listed, close, again([0.6] * 5)) == (listed[0], 0) and not calls  # within the margin

@@ -149,7 +149,7 @@ def measure_interleaved(
         except Exception as exc:
             if refused is None:
                 raise
-            refused[label] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            refused[label] = one_line(exc)
             sessions.pop(label, None)
     models = {label: path for label, path in models.items() if label in sessions}
     samples: dict[str, list[float]] = {label: [] for label in models}
@@ -186,6 +186,11 @@ def measure_interleaved(
         "inputs": "given" if inputs is not None else "synthetic",
     }
     return _results(models, settings, samples, timings, recorded, runtimes, sessions)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its type and its message, whitespace collapsed, at most 200 characters."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
 
 
 def _open(

@@ -70,13 +70,19 @@ def graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
             yield from graph_tensors(sub)
 
 
-def has_external_data(path: str | os.PathLike) -> bool:
-    """Whether the ONNX file at ``path`` keeps tensors in external data files (read without them)."""
+def external_data_locations(path: str | os.PathLike) -> list[str]:
+    """The external data files the ONNX file at ``path`` keeps tensors in, relative to it, sorted (read
+    without them)."""
     import onnx
-    from onnx.external_data_helper import uses_external_data
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
     model = onnx.load(str(path), load_external_data=False)
-    return any(uses_external_data(tensor) for tensor in graph_tensors(model.graph))
+    return sorted({ExternalDataInfo(t).location for t in graph_tensors(model.graph) if uses_external_data(t)})
+
+
+def has_external_data(path: str | os.PathLike) -> bool:
+    """Whether the ONNX file at ``path`` keeps tensors in external data files (read without them)."""
+    return bool(external_data_locations(path))
 
 
 def data_file(path: Path) -> Path:

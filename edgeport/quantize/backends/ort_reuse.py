@@ -30,7 +30,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from edgeport.quantize.backends.ort_prepare import data_file, graph_tensors, pre_process
+from edgeport.quantize.backends.ort_prepare import data_file, external_data_locations, pre_process
 from edgeport.quantize.backends.ort_weight_memo import weights_remembered
 
 _FOLDER: ContextVar[Path | None] = ContextVar("edgeport_ort_reuse", default=None)
@@ -63,14 +63,9 @@ def _file_digest(path: Path, digest: hashlib._Hash) -> None:
 
 def model_digest(path: Path) -> str:
     """The bytes of an ONNX file and of every external data file it names."""
-    import onnx
-    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
-
     digest = hashlib.sha256()
     _file_digest(Path(path), digest)
-    model = onnx.load(str(path), load_external_data=False)
-    locations = sorted({ExternalDataInfo(t).location for t in graph_tensors(model.graph) if uses_external_data(t)})
-    for location in locations:
+    for location in external_data_locations(path):
         digest.update(location.encode())
         _file_digest(Path(path).parent / location, digest)
     return digest.hexdigest()

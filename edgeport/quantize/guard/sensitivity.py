@@ -28,7 +28,7 @@ from edgeport.quantize.inputs.graph import dequantize, dequantize_constant
 
 SAMPLES = 32  # a few batches: the ranking, not a metric to report
 # What the exposed tensors of those samples may take in memory: fewer samples (at least 2) where they would
-# take more. Every activation of the PP-OCRv4 detector on 32 images peaked the fallback at 15 GiB (AMD EPYC
+# take more. Every activation of the PP-OCRv4 detector on 16 images peaked the fallback at 15 GiB (AMD EPYC
 # Zen 3); MiniLM's 32 sentences take about 0.3 GiB and keep all 32.
 EXPOSED_BYTES = 2**30
 

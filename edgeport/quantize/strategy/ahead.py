@@ -27,12 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
-from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
 from edgeport.errors import EdgeportError, QuantizationError
 from edgeport.quantize.apply import quantize
-from edgeport.quantize.backends.ort_prepare import graph_tensors
+from edgeport.quantize.backends.ort_prepare import external_data_locations
 from edgeport.quantize.config import QuantConfig
 from edgeport.quantize.noise import add_captured, captured_warnings, capturing
 from edgeport.quantize.registry import QuantResult
@@ -119,9 +117,8 @@ def _child(
 
 def model_bytes(path: Path) -> int:
     """The ONNX file's size and its external data files' (read without loading the data)."""
-    model = onnx.load(str(path), load_external_data=False)
-    files = {ExternalDataInfo(t).location for t in graph_tensors(model.graph) if uses_external_data(t)}
-    return path.stat().st_size + sum((path.parent / f).stat().st_size for f in files if (path.parent / f).is_file())
+    files = [path.parent / location for location in external_data_locations(path)]
+    return path.stat().st_size + sum(f.stat().st_size for f in files if f.is_file())
 
 
 def _pays(model: Path, min_bytes: int) -> bool:
@@ -134,16 +131,14 @@ def started_ahead(recipes: list[Recipe], judging: Judging, staged: Callable[[int
     """NNCF's recipe (by name) started in a child process where that pays (``AHEAD_MIN_BYTES``, read now),
     writing to ``staged(its index)``; whatever still runs on leaving is stopped."""
     model = judging.source.onnx_path
+    index, recipe = next(((i, r) for i, r in enumerate(recipes) if r.quantizer == "nncf"), (0, None))
     started: dict[str, Ahead] = {}
     try:
-        for index, recipe in enumerate(recipes):
-            if recipe.quantizer == "nncf" and isinstance(recipe.config, QuantConfig) and model is not None:
-                if _pays(model, AHEAD_MIN_BYTES):
-                    try:
-                        started[recipe.name] = Ahead(model, judging.calibration, recipe.config, staged(index))
-                    except OSError:  # no process to be had (a process limit, memory): NNCF runs in process
-                        pass
-                break
+        if recipe is not None and isinstance(recipe.config, QuantConfig) and model and _pays(model, AHEAD_MIN_BYTES):
+            try:
+                started[recipe.name] = Ahead(model, judging.calibration, recipe.config, staged(index))
+            except OSError:  # no process to be had (a process limit, memory): NNCF runs in process
+                pass
         yield started
     finally:
         for ahead in started.values():

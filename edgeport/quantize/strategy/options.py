@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.benchmarks import BenchSettings, measure_interleaved
+from edgeport.benchmarks.latency import one_line
 from edgeport.benchmarks.openvino_runtime import fp32_openvino_choices, openvino_version
 from edgeport.benchmarks.records import ONNXRUNTIME, BenchResult, RuntimeChoice
 from edgeport.benchmarks.session import create_session
@@ -93,7 +94,7 @@ def _verdict(option: Option, path: Path, inputs: dict[str, np.ndarray], judge_ou
 
 
 def _not_running(exc: Exception) -> str:
-    return f"{_DOES_NOT_RUN}{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    return _DOES_NOT_RUN + one_line(exc)
 
 
 def judge_as_needed(

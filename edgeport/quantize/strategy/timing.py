@@ -76,11 +76,11 @@ def settled_int8(
     listed: list[str], results: Mapping[str, BenchResult], again: Callable[[str, str], tuple[BenchResult, BenchResult]]
 ) -> tuple[str, int]:
     """The int8 option to weigh, of ``listed`` (labels in ``results``, the preferred first), and how many times
-    two were measured again to decide it: the first unless
-    another is clearly faster (``fastest_beyond_noise``). Where the point-fastest beats it by the margin but
-    the interval is open, the two are measured again (``again(fastest, first)``) while it is, as the ship
-    decision is (timing.conclusive): MiniLM once shipped NNCF's file at 0.88x fp32 beside onnxruntime's
-    dynamic+fallback at 0.60x, one noisy round having stretched their interval (AMD EPYC Zen 3)."""
+    two were measured again to decide it: the first unless another is clearly faster (``fastest_beyond_noise``).
+    Where the point-fastest beats it by the margin but the interval is open, the two are measured again
+    (``again(fastest, first)``) while it is, as the ship decision is (timing.conclusive): MiniLM once shipped
+    NNCF's file at 0.88x fp32 beside onnxruntime's dynamic+fallback at 0.60x, one noisy round having stretched
+    their interval (AMD EPYC Zen 3)."""
     first = fastest_beyond_noise(listed, results, SHIP_CONFIDENCE)
     fastest = min(listed, key=lambda label: results[label].stats["p50_ms"])
     if fastest == first:

@@ -60,9 +60,10 @@ class RichProgress(Progress):
         self._depth += 1
         task_id = bar.add_task(description, total=total, info="")
 
-        def advance(steps: int = 1, **info) -> None:
+        def advance(steps: int = 1, total: int | None = None, **info) -> None:
+            """``total``: a new total, where the first was a bound (a search that ended early)."""
             text = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items())
-            bar.update(task_id, advance=steps, info=text)
+            bar.update(task_id, advance=steps, total=total, **({"info": text} if info else {}))
 
         try:
             yield advance

@@ -11,13 +11,15 @@ import os
 import tempfile
 from pathlib import Path
 
-from edgeport.benchmarks.openvino_runtime import compiled_models_cached, openvino_version
+from edgeport.benchmarks.openvino_runtime import OpenVinoSession, compiled_models_cached, openvino_version
+from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
 from edgeport.core.progress import SILENT, Progress
 from edgeport.errors import QuantizationError
 from edgeport.exporter.metadata import write_metadata
 from edgeport.quantize.apply import quantize
 from edgeport.quantize.backends.nncf_onnx import nncf_installed
 from edgeport.quantize.config import AutoConfig, QuantConfig
+from edgeport.quantize.guard.coverage import openvino_coverage
 from edgeport.quantize.guard.judge import GuardReport, verify_and_judge
 from edgeport.quantize.guard.verify import verify_with_outputs
 from edgeport.quantize.registry import QuantResult
@@ -86,7 +88,18 @@ def _quantize_staged(request: QuantizeRequest, staging: Path, progress: Progress
         _stamp(request, config)
     if verification is None:  # auto's verdict stands; the report is made once, of the file that is the artifact
         verification, guard = _judged(request, judged_on, guard)
+    if payoff is not None and payoff.ships and "coverage_on_runtime" not in verification:
+        _count_where_it_ships(verification, request.output, payoff.runtime)
     return QuantOutcome(result, config, verification, guard, fallback, auto, payoff)
+
+
+def _count_where_it_ships(verification: dict, int8_path, runtime: RuntimeChoice) -> None:
+    """The int8 coverage on the runtime the artifact ships on, where that is not onnxruntime (whose count
+    the report has): NNCF's file of a PP-LCNet classifier shipped on OpenVINO with 33 of 33 layers in u8
+    there and 0 of 33 on onnxruntime, which the report alone said."""
+    if runtime.name != ONNXRUNTIME.name:
+        session = OpenVinoSession(int8_path, threads=1, precision=runtime.precision)
+        verification["coverage_on_runtime"] = openvino_coverage(session, int8_path)
 
 
 def _weighed_everywhere(request: QuantizeRequest) -> bool:

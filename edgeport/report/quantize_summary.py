@@ -4,6 +4,7 @@ the artifact's path whole under the table."""
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 from rich.console import Console
@@ -61,11 +62,7 @@ def print_quantize_summary(manifest: dict, path: Path, console: Console | None =
         if manifest["speed"].get("alternatives"):
             table.add_row("every runtime (p50 / fp32 on ort)", _options_cell(manifest["speed"]))
     table.add_row("size", f"{manifest['artifact']['size_bytes'] / 1024:.1f} KiB")
-    table.add_row(
-        "int8 coverage",
-        f"{coverage['integer_kernels']} of {coverage['integer_kernels'] + coverage['float_kernels']}"
-        f" compute layers" + _float_layers(coverage["unfused"]),
-    )
+    table.add_row("int8 coverage", _coverage_cell(coverage, verification.get("coverage_on_runtime")))
     if "top1_agreement" in vs_fp32:
         table.add_row("top-1 agreement with fp32", f"{vs_fp32['top1_agreement']:.2f}%")
     sqnr = "exact" if vs_fp32["sqnr_db"] is None else f"{vs_fp32['sqnr_db']:.1f} dB"
@@ -123,12 +120,27 @@ def print_sensitivity(tensors: list[dict], console: Console | None = None, shown
     console.print(table)
 
 
-def _float_layers(unfused: list[str], shown: int = 4) -> str:
+def _coverage_cell(onnxruntime: dict, shipped: dict | None) -> str:
+    """The integer share of the compute layers, on the runtime the artifact ships on where that is not
+    onnxruntime (onnxruntime's count beside it), float ones named."""
+
+    def count(coverage: dict) -> str:
+        return f"{coverage['integer_kernels']} of {coverage['integer_kernels'] + coverage['float_kernels']}"
+
+    if shipped is None:
+        return f"{count(onnxruntime)} compute layers" + _float_layers(onnxruntime["unfused"], "coverage")
+    return (
+        f"{count(shipped)} compute layers on {shipped['runtime']} ({count(onnxruntime)} on onnxruntime)"
+        + _float_layers(shipped["unfused"], "coverage_on_runtime")
+    )
+
+
+def _float_layers(unfused: list[str], key: str, shown: int = 4) -> str:
     """The first few layers left in float: a 12-layer encoder lists 24 attention MatMuls otherwise (the
-    manifest keeps them all)."""
+    manifest keeps them all, under ``verification.<key>.unfused``)."""
     if not unfused:
         return ""
-    more = f" and {len(unfused) - shown} more (manifest: verification.coverage.unfused)" if len(unfused) > shown else ""
+    more = f" and {len(unfused) - shown} more (manifest: verification.{key}.unfused)" if len(unfused) > shown else ""
     return f"; float: {', '.join(unfused[:shown])}{more}"
 
 
@@ -137,7 +149,8 @@ def _auto_line(auto: dict) -> str:
     parts = []
     for attempt in auto["attempts"]:
         if attempt["error"]:
-            parts.append(f"{attempt['recipe']}: failed ({attempt['error'][:80]})")
+            # cut at a word, marked: the manifest keeps the whole error
+            parts.append(f"{attempt['recipe']}: failed ({textwrap.shorten(attempt['error'], 120, placeholder=' ...')})")
             continue
         speed = f", {attempt['p50_over_fp32']:.2f}x fp32 p50" if attempt["p50_over_fp32"] else ""
         mark = " <- chosen" if attempt["recipe"] == auto["chosen"] else ""

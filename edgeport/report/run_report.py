@@ -137,6 +137,13 @@ def _quantization_section(manifest: dict) -> list[str]:
         "run as integer "
         f"kernels ({', '.join(f'{k} x{v}' for k, v in coverage['integer_ops'].items()) or 'none'}).{unfused}",
     ]
+    shipped = manifest["verification"].get("coverage_on_runtime")
+    if shipped:  # the artifact ships on another runtime: what runs as integer kernels there
+        lines.append(
+            f"On {shipped['runtime']}, where it ships: {shipped['integer_kernels']} of "
+            f"{shipped['integer_kernels'] + shipped['float_kernels']} compute layers run in u8/i8"
+            + (f"; in float: {', '.join(shipped['unfused'])}." if shipped["unfused"] else ".")
+        )
     if reference.get("samples"):
         lines.append(
             f"A second runtime (onnx.reference) agrees with onnxruntime on {reference['top1_agreement']:.0f}% "

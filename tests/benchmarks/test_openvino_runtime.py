@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from edgeport.benchmarks import BenchSettings
@@ -167,6 +168,37 @@ def test_quantize_judges_the_int8_model_on_the_runtime_it_ships_with(tmp_path, c
         assert all(a["p50_ms"] for a in faithful) or len(faithful) == 1
     else:
         assert manifest["verification"]["judged_on_runtime"].startswith("openvino")
+    # the integer kernels are counted where it ships too, not only on onnxruntime
+    there = manifest["verification"]["coverage_on_runtime"]
+    assert there["runtime"] == "openvino" and there["integer_kernels"] > 0
+    assert there["integer_kernels"] + there["float_kernels"] == len(there["unfused"]) + there["integer_kernels"]
+
+
+@needs_openvino
+def test_openvino_coverage_counts_the_layers_its_compiled_model_runs_in_integers(tmp_path, fp32_onnx, digits16):
+    from edgeport.benchmarks.records import ONNXRUNTIME
+    from edgeport.quantize import quant_config, quantize
+    from edgeport.quantize.guard.coverage import openvino_coverage
+    from edgeport.quantize.verified import _count_where_it_ships
+
+    out = tmp_path / "int8.onnx"
+    quantize(fp32_onnx, {"input": digits16.train.x[:64]}, quant_config(backend="ort-static"), out)
+    int8 = openvino_coverage(OpenVinoSession(out, threads=1, precision="f32"), out)
+    fp32 = openvino_coverage(OpenVinoSession(fp32_onnx, threads=1, precision="f32"), fp32_onnx)
+    layers = fp32["float_kernels"]
+    assert layers >= 3 and fp32["integer_kernels"] == 0 and len(fp32["unfused"]) == layers
+    assert int8["integer_kernels"] + int8["float_kernels"] == layers and int8["integer_kernels"] >= 2
+    assert set(int8["integer_ops"]) <= {"Convolution", "FullyConnected", "MatMul"}
+    # named by the ONNX nodes they came from, with the precision they run at
+    names = {n.name for n in onnx.load(str(fp32_onnx)).graph.node}
+    assert all(entry.endswith("f32)") for entry in fp32["unfused"])
+    assert any(set(entry.split(" (")[0].split("+")) <= names for entry in fp32["unfused"])
+    # counted for the report where the artifact ships on OpenVINO, not where it ships on onnxruntime
+    verification: dict = {}
+    _count_where_it_ships(verification, out, ONNXRUNTIME)
+    assert verification == {}
+    _count_where_it_ships(verification, out, RuntimeChoice("openvino"))
+    assert verification["coverage_on_runtime"]["integer_kernels"] == int8["integer_kernels"]
 
 
 def test_quantize_precision_needs_openvino(tmp_path, capsys, fp32_onnx, digits16):

@@ -200,6 +200,22 @@ def test_quantize_coverage_names_four_float_layers_then_counts_the_rest():
     )
 
 
+def test_quantize_coverage_is_counted_where_the_artifact_ships():
+    manifest = quantize_manifest()
+    manifest["verification"]["coverage"].update(integer_kernels=0, float_kernels=33, unfused=["Conv.0 (Conv)"] * 33)
+    manifest["verification"]["coverage_on_runtime"] = {
+        "runtime": "openvino",
+        "integer_kernels": 32,
+        "float_kernels": 1,
+        "unfused": ["BatchNormalization.0+HardSwish.0 (Convolution, f32)"],
+    }
+    text = printed(print_quantize_summary, manifest, Path("out.onnx"))
+    assert cells(text, "int8 coverage")[1] == (
+        "32 of 33 compute layers on openvino (0 of 33 on onnxruntime); float: "
+        "BatchNormalization.0+HardSwish.0 (Convolution, f32)"
+    )
+
+
 def test_quantize_without_labels_reports_cosine_and_a_ctc_model_its_decoded_sequences():
     manifest = quantize_manifest()
     verification = manifest["verification"]
@@ -258,8 +274,9 @@ def test_quantize_auto_row_lists_every_recipe_and_marks_the_chosen_one():
     assert parts[0] == "conv-dominant graph"
     assert parts[1] == "static-qdq-u8s8: top1_accuracy 95.19 ok, 0.48x fp32 p50 <- chosen"
     assert parts[2] == "static-qdq-s8s8: top1_accuracy 91.5 outside tolerance"  # not ranked: no speed
-    error = "QuantizationError: " + "x" * 200
-    assert parts[3] == f"dynamic: failed ({error[:80]})"  # the error cut at 80 characters
+    # a long error cut at a word, within 120 characters, and marked (the manifest keeps it whole)
+    assert parts[3].startswith("dynamic: failed (QuantizationError: the graph has no layer the graph has no layer")
+    assert parts[3].endswith(" ...)") and len(parts[3]) <= len("dynamic: failed ()") + 120
 
 
 def test_quantize_prints_edgeports_warnings_but_not_third_party_ones():

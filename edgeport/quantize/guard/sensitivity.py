@@ -17,39 +17,74 @@ layers in float in graph order instead of the worst first.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeport.core.scratch import scratch_folder
-from edgeport.quantize.guard.verify import run_all_outputs
+from edgeport.data.feeds import sample_count
 from edgeport.quantize.inputs.graph import dequantize, dequantize_constant
+from edgeport.quantize.inputs.output_axes import OutputPlan, join_samples, output_plan
+from edgeport.quantize.inputs.run import iter_run_outputs
 
 SAMPLES = 32  # a few batches: the ranking, not a metric to report
-# What the exposed tensors of those samples may take in memory: fewer samples (at least 2) where they would
-# take more. Every activation of the PP-OCRv4 detector on 16 images peaked the fallback at 15 GiB (AMD EPYC
-# Zen 3); MiniLM's 32 sentences take about 0.3 GiB and keep all 32.
-EXPOSED_BYTES = 2**30
+# The exposed values (as onnxruntime returns them, float32) one run may hold, and so how many samples are read:
+# fewer (at least 2) where their values take more. They are reduced run by run, never held together: every
+# activation of the PP-OCRv4 detector on 16 images, held as float64, peaked the fallback at 15 GiB, and the
+# 2 samples of an 800x608 PicoDet took 22 of the ranking's 29 s to join (AMD EPYC Zen 3). MiniLM's 32
+# sentences take about 0.15 GiB and keep all 32.
+EXPOSED_BYTES = 2**29
+
+
+@dataclass(frozen=True)
+class _Measure:
+    """One quantized activation: the float tensor and what int8 gives back (None: it is quantized here as
+    DynamicQuantizeLinear does at run time), with the activation the quantizer folded into the pair
+    applied to the float side first."""
+
+    reference: str
+    quantized: str | None
+    before: Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class _Error:
+    """Sums of squares of signal and noise over the samples read so far."""
+
+    signal: float = 0.0
+    noise: float = 0.0
+
+    def add(self, reference: np.ndarray, quantized: np.ndarray) -> None:
+        reference = np.asarray(reference, np.float64)
+        self.signal += float(np.sum(reference * reference))
+        self.noise += float(np.sum((reference - quantized) ** 2))
+
+    def sqnr_db(self) -> float:
+        if self.noise == 0:
+            return float("inf")
+        return float(10 * np.log10(self.signal / self.noise)) if self.signal > 0 else float("-inf")
 
 
 def _sqnr(reference: np.ndarray, quantized: np.ndarray) -> float:
-    reference, quantized = reference.astype(np.float64), quantized.astype(np.float64)
-    noise = float(np.mean((reference - quantized) ** 2))
-    signal = float(np.mean(reference**2))
-    if noise == 0:
-        return float("inf")
-    return float(10 * np.log10(signal / noise)) if signal > 0 else float("-inf")
+    error = _Error()
+    error.add(reference, np.asarray(quantized, np.float64))
+    return error.sqnr_db()
 
 
-def _exposed_values(model: onnx.ModelProto, names: set[str], inputs: dict, source: str) -> dict[str, np.ndarray]:
-    """The named tensors of ``model`` (made graph outputs) on the first ``SAMPLES`` samples, or on as many as
-    fit ``EXPOSED_BYTES`` (at least 2), judged by the first sample's."""
+def _exposed_errors(model: onnx.ModelProto, measures: list[_Measure], inputs: dict, source: str) -> list[float]:
+    """The SQNR of each measure, over the first ``SAMPLES`` samples or as many as fit ``EXPOSED_BYTES`` (at
+    least 2), judged by the first sample's exposed values; the tensors are made graph outputs of ``model``
+    and reduced run by run."""
     import onnxruntime as ort
 
     graph = model.graph
+    names = {m.reference for m in measures} | {m.quantized for m in measures if m.quantized}
     for name in names - {o.name for o in graph.output}:
         graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    errors = [_Error() for _ in measures]
     with scratch_folder("sensitivity") as tmp:
         exposed = tmp / "exposed.onnx"
         onnx.save(model, str(exposed))
@@ -59,10 +94,29 @@ def _exposed_values(model: onnx.ModelProto, names: set[str], inputs: dict, sourc
         options.intra_op_num_threads = 1  # one thread: the same sums, so the same ranking, every run
         session = ort.InferenceSession(str(exposed), options, providers=["CPUExecutionProvider"])
         # in chunks or one sample at a time, as the inputs' layout (feeds.py) and a fixed batch need
-        first = run_all_outputs(session, {k: v[:1] for k, v in inputs.items()}, 1, source)
-        per_sample = max(1, sum(v.nbytes for v in first.values()))
-        samples = max(2, min(SAMPLES, EXPOSED_BYTES // per_sample))
-        return run_all_outputs(session, {k: v[:samples] for k, v in inputs.items()}, samples, source)
+        plan = output_plan(session, {k: v[:SAMPLES] for k, v in inputs.items()}, source)
+        available = min(SAMPLES, sample_count(inputs))
+        done, count, per_run = 0, available, 1
+        while done < count:
+            chunk = {k: v[done : done + min(per_run, count - done)] for k, v in inputs.items()}
+            for outputs in iter_run_outputs(session, chunk, per_run, plan=plan):
+                for measure, error in zip(measures, errors, strict=True):
+                    _accumulate(measure, error, outputs, plan, source)
+                if not done:  # the first sample's values: how many samples fit, and how many one run takes
+                    per_sample = max(1, sum(outputs[name].nbytes for name in names))
+                    count = min(available, max(2, EXPOSED_BYTES // per_sample))
+                    per_run = max(1, EXPOSED_BYTES // per_sample)
+            done += sample_count(chunk)
+    return [error.sqnr_db() for error in errors]
+
+
+def _accumulate(measure: _Measure, error: _Error, outputs: dict, plan: OutputPlan, source: str) -> None:
+    if measure.quantized is not None:
+        error.add(measure.before(outputs[measure.reference]), outputs[measure.quantized])
+        return
+    # DynamicQuantizeLinear quantizes each run's tensor: one sample at a time, samples first
+    values = join_samples(measure.reference, [outputs[measure.reference]], plan, source, np.float32)
+    error.add(values, _dynamic_round_trip(values))
 
 
 def _same(x: np.ndarray) -> np.ndarray:
@@ -149,26 +203,13 @@ def tensor_errors(
             if dequant is not None:
                 pairs.append((node.input[0], dequant.output[0]))
     folded = _folded_activations(fp32_model, readers, fp32_weights, graph)
-    exposed = {n for pair in pairs for n in pair} | {n.input[0] for n in dynamic}
-    values = _exposed_values(model, exposed, inputs, str(int8_path))
-    for node in dynamic:  # the tensor it quantizes, against what the integer op reads back
-        rows.append(
-            {
-                "tensor": node.input[0],
-                "kind": "activation",
-                "sqnr_db": _sqnr(values[node.input[0]], _dynamic_round_trip(values[node.input[0]])),
-                "read_by": read_by(node.output[0]),
-            }
-        )
-    for float_name, dequant_name in pairs:
-        rows.append(
-            {
-                "tensor": float_name,
-                "kind": "activation",
-                "sqnr_db": _sqnr(folded.get(float_name, _same)(values[float_name]), values[dequant_name]),
-                "read_by": read_by(dequant_name),
-            }
-        )
+    # each DynamicQuantizeLinear's input against what the integer op reads back; each pair's two sides
+    measures = [_Measure(node.input[0], None, _same) for node in dynamic]
+    measures += [_Measure(name, dequant, folded.get(name, _same)) for name, dequant in pairs]
+    readers_of = [node.output[0] for node in dynamic] + [dequant for _, dequant in pairs]
+    errors = _exposed_errors(model, measures, inputs, str(int8_path))
+    for measure, sqnr, read in zip(measures, errors, readers_of, strict=True):
+        rows.append({"tensor": measure.reference, "kind": "activation", "sqnr_db": sqnr, "read_by": read_by(read)})
     for row in rows:  # 0.01 dB: noise-level differences must not reorder the ranking (graph order breaks ties)
         row["sqnr_db"] = round(row["sqnr_db"], 2)
     ranked = sorted(rows, key=lambda row: row["sqnr_db"])

@@ -5,7 +5,6 @@ itself in a second runtime, and its compute really runs on integer kernels.
 from __future__ import annotations
 
 import os
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,82 +15,20 @@ import onnx.version_converter
 
 from edgeport.benchmarks.openvino_runtime import OpenVinoSession, openvino_version
 from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
-from edgeport.core.scratch import scratch_folder
 from edgeport.data.feeds import model_inputs, sample_count
-from edgeport.errors import CheckFailedError, QuantizationError
+from edgeport.errors import QuantizationError
+from edgeport.quantize.guard.coverage import int8_coverage, openvino_coverage, require_quantized
 from edgeport.quantize.guard.fidelity import fidelity
 from edgeport.quantize.guard.heads import sequence_outputs
-from edgeport.quantize.inputs.calibration import QUANTIZED_OPS
-from edgeport.quantize.inputs.graph import iter_nodes
 from edgeport.quantize.inputs.output_axes import OutputPlan, not_per_sample, output_plan, sample_axes
 from edgeport.quantize.inputs.run import fixed_batch, ort_session, run_all_outputs, run_outputs
 
-# Compute ops whose float form after ORT optimisation means "this layer did not become int8".
-FLOAT_COMPUTE = {"Conv", "Gemm", "MatMul", "FusedConv", "FusedGemm", "FusedMatMul", "NhwcFusedConv"}
-INTEGER_COMPUTE = {
-    "QLinearConv",
-    "QLinearMatMul",
-    "MatMulInteger",
-    "ConvInteger",
-    "QGemm",
-    "DynamicQuantizeMatMul",
-    "MatMulIntegerToFloat",
-    "NhwcQLinearConv",
-}
 REFERENCE_SAMPLES = 4
 REFERENCE_MIN_OPSET = 19
 
 
 def _default_opset(model: onnx.ModelProto) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-
-
-def int8_coverage(int8_path: str | os.PathLike) -> dict:
-    """Share of the compute layers (Conv/Gemm/MatMul and the recurrent LSTM/GRU/RNN) that run as integer
-    kernels after ORT_ENABLE_ALL, unfused ones named.
-
-    Layers inside If/Loop/Scan subgraphs count too (``in_subgraphs`` says how many sat there);
-    ``quantized_nodes`` counts every node only a quantized model has (Q/DQ, integer kernels).
-    """
-    from edgeport.quantize.inputs.graph import RECURRENT_FLOAT, RECURRENT_INTEGER
-
-    integer_ops, float_ops = INTEGER_COMPUTE | RECURRENT_INTEGER, FLOAT_COMPUTE | RECURRENT_FLOAT
-    with scratch_folder("coverage") as tmp:
-        optimized = os.path.join(tmp, "optimized.onnx")
-        ort_session(int8_path, optimized)
-        graph = onnx.load(optimized).graph
-    nodes = list(iter_nodes(graph))
-    integer = [n for n, _ in nodes if n.op_type in integer_ops]
-    floating = [n for n, _ in nodes if n.op_type in float_ops]
-    nested = sum(1 for n, depth in nodes if depth > 0 and n.op_type in integer_ops | float_ops)
-    total = len(integer) + len(floating)
-    return {
-        "integer_kernels": len(integer),
-        "float_kernels": len(floating),
-        "share": len(integer) / total if total else 0.0,
-        "in_subgraphs": nested,
-        "quantized_nodes": sum(1 for n, _ in nodes if n.op_type in QUANTIZED_OPS | integer_ops),
-        "integer_ops": dict(sorted(Counter(n.op_type for n in integer).items())),
-        "unfused": [f"{n.name or '(unnamed)'} ({n.op_type})" for n in floating],
-    }
-
-
-def require_quantized(coverage: dict) -> None:
-    """An "int8" file in which nothing was quantized is a failed check, never a success."""
-    if coverage["quantized_nodes"]:
-        return
-    from edgeport.quantize.inputs.graph import COMPUTE_LAYERS
-
-    layers = coverage["float_kernels"]
-    where = (
-        f"; {coverage['in_subgraphs']} of its {layers} {COMPUTE_LAYERS} layer(s) sit inside If/Loop/Scan "
-        "subgraphs, which the quantizer does not enter"
-        if coverage["in_subgraphs"]
-        else f" (it has {layers} {COMPUTE_LAYERS} layer(s))"
-    )
-    raise CheckFailedError(
-        f"nothing was quantized: the output has no QuantizeLinear/DequantizeLinear or integer nodes{where}"
-    )
 
 
 class _ReferenceSession:
@@ -277,6 +214,7 @@ def verify_with_outputs(
         int8_all = run_all_outputs(session, inputs, plan=plan)
         report["judged_on_runtime"] = f"{runtime.name} ({session.precision})"
         report["judged_on_precision"] = session.precision  # what it compiled, whatever the hint asked
+        report["coverage_on_runtime"] = openvino_coverage(session, int8_path)
     return report, fp32_all, int8_all
 
 

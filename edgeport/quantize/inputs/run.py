@@ -8,6 +8,7 @@ running the model (output_axes.py); the outputs come back samples first.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,29 @@ def run_batch(inputs: dict[str, np.ndarray], batch: int = 256) -> int:
     return max(1, min(batch, int(RUN_INPUT_BYTES // max(per_sample, 1))))
 
 
+def iter_run_outputs(
+    session, inputs: dict[str, np.ndarray], batch: int = 256, *, plan: OutputPlan
+) -> Iterator[dict[str, np.ndarray]]:
+    """Each run's outputs by name, as the runs go (``run_all_outputs`` joins them; a caller that reduces
+    them as they come never holds them all): chunks as ``run_all_outputs`` makes them, the outputs of a
+    fixed batch's padding dropped."""
+    names = [o.name for o in session.get_outputs()]
+    step = plan.per_run or run_batch(inputs, batch)
+    fixed = plan.per_run if plan.layout == BATCH_FIRST else None  # chunks of exactly this many, padded
+    for chunk in iter_feeds(inputs, plan.layout, step):
+        real = sample_count(chunk)
+        if fixed and real < fixed:
+            chunk = pad_feed(chunk, fixed)
+        outputs = {}
+        for name, value in zip(names, session.run(None, chunk), strict=True):
+            value = np.asarray(value)
+            axis = plan.axes.get(name)
+            if fixed and real < fixed and axis is not None and axis < value.ndim and value.shape[axis] == fixed:
+                value = np.take(value, np.arange(real), axis=axis)  # the padding's outputs dropped
+            outputs[name] = value
+        yield outputs
+
+
 def run_all_outputs(
     session,
     inputs: dict[str, np.ndarray],
@@ -70,18 +94,9 @@ def run_all_outputs(
     output plan of another session of the same model (the reference runtime reuses onnxruntime's)."""
     plan = plan or output_plan(session, inputs, source)
     names = [o.name for o in session.get_outputs()]
-    step = plan.per_run or run_batch(inputs, batch)
-    fixed = plan.per_run if plan.layout == BATCH_FIRST else None  # chunks of exactly this many, padded
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    for chunk in iter_feeds(inputs, plan.layout, step):
-        real = sample_count(chunk)
-        if fixed and real < fixed:
-            chunk = pad_feed(chunk, fixed)
-        for name, value in zip(names, session.run(None, chunk), strict=True):
-            value = np.asarray(value)
-            axis = plan.axes.get(name)
-            if fixed and real < fixed and axis is not None and axis < value.ndim and value.shape[axis] == fixed:
-                value = np.take(value, np.arange(real), axis=axis)  # the padding's outputs dropped
+    for outputs in iter_run_outputs(session, inputs, batch, plan=plan):
+        for name, value in outputs.items():
             parts[name].append(value)
     joined = {name: join_samples(name, values, plan, source, dtype) for name, values in parts.items()}
     return SampleOutputs(joined, frozenset(n for n in names if plan.axes.get(n) is None))
@@ -95,6 +110,7 @@ def run_outputs(session, inputs: dict[str, np.ndarray], batch: int = 256) -> np.
 __all__ = [
     "RUN_INPUT_BYTES",
     "fixed_batch",
+    "iter_run_outputs",
     "not_per_sample",
     "ort_session",
     "run_all_outputs",

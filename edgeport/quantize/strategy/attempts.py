@@ -173,7 +173,12 @@ def fallback_attempt(best: Attempt, judging: Judging, staged: Path, progress: Pr
         layers = len(report.sensitivity)
         if layers and len(report.excluded) >= layers:  # an "int8" model with every layer in float is no answer
             attempt.result = None
-            attempt.error = f"within tolerance only with all {layers} layers in float: no faithful int8 model"
+            attempt.error = (
+                f"within tolerance only with all {layers} layers in float: no faithful int8 model"
+                if report.within_tolerance
+                else f"outside tolerance even with all {layers} layer(s) in float ({report.metric} "
+                f"{report.steps[-1][report.metric]:.4g}): the loss is in the quantized ops between them"
+            )
         else:
             attempt.guard = judging.judge(staged)
     except EdgeportError as exc:

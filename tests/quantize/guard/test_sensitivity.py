@@ -82,21 +82,42 @@ def test_a_dynamic_model_is_ranked_by_its_own_errors_under_the_fp32_layer_names(
     assert [row["sqnr_db"] for row in scored] == sorted(row["sqnr_db"] for row in scored)
 
 
-def test_the_exposed_activations_are_bounded_in_memory_by_using_fewer_samples(
-    tmp_path, fp32_onnx, digits16, monkeypatch
-):
+def test_the_ranking_reads_as_many_samples_as_fit_the_budget_run_by_run(tmp_path, fp32_onnx, digits16, monkeypatch):
     """Every activation of the PP-OCRv4 detector on its samples took 15 GiB: samples beyond what fits the budget
-    (judged by the first sample's bytes) are left out of the ranking, down to two."""
+    (judged by the first sample's exposed bytes) are left out of the ranking, down to two, and what is read is
+    reduced run by run, each run at most the budget."""
     from edgeport.quantize.guard import sensitivity
 
     out = tmp_path / "int8.onnx"
     quantize(fp32_onnx, {"input": digits16.train.x[:64]}, quant_config(backend="ort-static"), out)
     model, inputs = onnx.load(str(out)), {"input": digits16.val.x}
-    names = {n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
-    full = sensitivity._exposed_values(onnx.load(str(out)), names, inputs, "int8.onnx")
-    assert {len(v) for v in full.values()} == {sensitivity.SAMPLES}  # a small model: all of them
-    per_sample = sum(v[:1].nbytes for v in full.values())
+    dequantized = {n.input[0]: n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    pairs = [(n.input[0], dequantized[n.output[0]]) for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    measures = [sensitivity._Measure(name, back, sensitivity._same) for name, back in pairs]
+    exposed = onnx.load(str(out))  # the same pairs exposed here, to compute the SQNRs over the first k samples
+    exposed.graph.output.extend(
+        helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for pair in pairs for n in pair
+    )
+    session = ort.InferenceSession(exposed.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+
+    def sqnr_over(k: int) -> list[float]:
+        values = dict(zip(names, session.run(None, {"input": digits16.val.x[:k]}), strict=True))
+        return [sensitivity._sqnr(values[name], values[back]) for name, back in pairs]
+
+    one = dict(zip(names, session.run(None, {"input": digits16.val.x[:1]}), strict=True))
+    per_sample = sum(one[n].nbytes for pair in pairs for n in pair)
+    runs: list[int] = []
+    real = sensitivity.iter_run_outputs
+    monkeypatch.setattr(
+        sensitivity,
+        "iter_run_outputs",
+        lambda s, chunk, *a, **k: runs.append(len(chunk["input"])) or real(s, chunk, *a, **k),
+    )
+    assert np.allclose(sensitivity._exposed_errors(onnx.load(str(out)), measures, inputs, "x"), sqnr_over(32))
     monkeypatch.setattr(sensitivity, "EXPOSED_BYTES", 5 * per_sample)
-    assert {len(v) for v in sensitivity._exposed_values(model, names, inputs, "int8.onnx").values()} == {5}
+    runs.clear()
+    assert np.allclose(sensitivity._exposed_errors(onnx.load(str(out)), measures, inputs, "x"), sqnr_over(5))
+    assert runs == [1, 4]  # the first sample alone (it sets the count), then the rest in runs within the budget
     monkeypatch.setattr(sensitivity, "EXPOSED_BYTES", 1)
-    assert {len(v) for v in sensitivity._exposed_values(model, names, inputs, "int8.onnx").values()} == {2}
+    assert np.allclose(sensitivity._exposed_errors(onnx.load(str(out)), measures, inputs, "x"), sqnr_over(2))

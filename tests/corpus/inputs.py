@@ -405,6 +405,17 @@ def session(path: str | Path, runtime: str = "ort") -> Any:
     return OpenVinoSession(path, 1, precision or None)
 
 
+def run_batched(session: Any, feeds: dict[str, np.ndarray], batch: int = 8, output: int = 0) -> np.ndarray:
+    """Output ``output`` of ``session`` over batch-first ``feeds``, ``batch`` samples per run."""
+    count = len(next(iter(feeds.values())))
+    # every output, then the one asked for by position: OpenVINO's session returns all of them whatever is named
+    parts = [
+        session.run(None, {k: v[start : start + batch] for k, v in feeds.items()})[output]
+        for start in range(0, count, batch)
+    ]
+    return np.concatenate(parts)
+
+
 def vad_replay(model: str | Path | Any, streams: list[Stream]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each stream streamed chunk by chunk through ``model`` (a path or a session) from a zero state, its
     own ``stateN`` carried into the next chunk's ``state``. Per stream: (speech probability per chunk,

@@ -25,23 +25,12 @@ import numpy as np
 
 from edgeport.benchmarks.records import RuntimeChoice
 from tests.corpus import kinds
-from tests.corpus.inputs import ort_session, session, vad_replay
+from tests.corpus.inputs import ort_session, run_batched, session, vad_replay
 
 DET_THRESHOLD = 0.3
 VAD_THRESHOLD = 0.5
 Judgement = tuple[float, dict[str, Any]]
 PathLike = str | Path
-
-
-def run_batched(session: Any, feeds: dict[str, np.ndarray], batch: int = 8, output: int = 0) -> np.ndarray:
-    """Output ``output`` of ``session`` over batch-first ``feeds``, ``batch`` samples per run."""
-    count = len(next(iter(feeds.values())))
-    # every output, then the one asked for by position: OpenVINO's session returns all of them whatever is named
-    parts = [
-        session.run(None, {k: v[start : start + batch] for k, v in feeds.items()})[output]
-        for start in range(0, count, batch)
-    ]
-    return np.concatenate(parts)
 
 
 # --- detector ----------------------------------------------------------------------------------------

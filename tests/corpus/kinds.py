@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.corpus.inputs import _rng, ort_session, session, text_pages, vad_streams, zoo_model
+from tests.corpus.inputs import _rng, ort_session, run_batched, session, text_pages, vad_streams, zoo_model
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)[:, None, None]
@@ -78,8 +78,8 @@ def orientation_case(seed: int = 0, calib: int = 64, val: int = 64) -> tuple[dic
 def judge_orientation(fp32: Path, int8: Path, context: dict[str, Any], runtime: str = "ort") -> Judgement:
     """Top-1 agreement; the accuracy of each against the turns rendered, for information."""
     x = context["val"]["x"]
-    a = _run(session(fp32), {"x": x}).argmax(-1)
-    b = _run(session(int8, runtime), {"x": x}).argmax(-1)
+    a = run_batched(session(fp32), {"x": x}).argmax(-1)
+    b = run_batched(session(int8, runtime), {"x": x}).argmax(-1)
     labels = context["labels"]
     accuracy = {"fp32_accuracy": float((a == labels).mean()), "int8_accuracy": float((b == labels).mean())}
     return float((a == b).mean()), accuracy
@@ -152,7 +152,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def judge_embedding(fp32: Path, int8: Path, context: dict[str, Any], runtime: str = "ort") -> Judgement:
     """Mean cosine of the embeddings, window by window (utterance by utterance)."""
     feeds = context["val"]
-    cosine = _cosines(_run(session(fp32), feeds), _run(session(int8, runtime), feeds))
+    cosine = _cosines(run_batched(session(fp32), feeds), run_batched(session(int8, runtime), feeds))
     return float(np.clip(cosine.mean(), 0.0, 1.0)), {"min_cosine": float(cosine.min())}
 
 
@@ -190,12 +190,6 @@ def speaker_partials(n: int, seed: int = 0) -> np.ndarray:
 def speaker_case(seed: int = 0, calib: int = 48, val: int = 48) -> tuple[dict, dict, dict]:
     cx, vx = speaker_partials(calib, seed=2 * seed + 400), speaker_partials(val, seed=2 * seed + 401)
     return {"mels": cx}, {"mels": vx}, {"name": "resemblyzer", "layout": "batch-first", "val": {"mels": vx}}
-
-
-def _run(runner: Any, feeds: dict[str, np.ndarray], batch: int = 8) -> np.ndarray:
-    count = len(next(iter(feeds.values())))
-    parts = [runner.run(None, {k: v[s : s + batch] for k, v in feeds.items()})[0] for s in range(0, count, batch)]
-    return np.concatenate(parts)
 
 
 CASES = {

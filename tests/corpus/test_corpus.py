@@ -189,7 +189,7 @@ def test_the_speech_embedding_reads_mel_windows_of_its_own_front_end():
     model = _model("oww_embedding")
     windows = kinds.oww_windows(12, seed=3)
     assert windows.shape == (12, 76, 32, 1) and windows.dtype == np.float32
-    embeddings = kinds._run(inputs.ort_session(model), {"input_1": windows})
+    embeddings = inputs.run_batched(inputs.ort_session(model), {"input_1": windows})
     assert embeddings.shape == (12, 1, 1, 96) and np.std(embeddings, axis=0).mean() > 0.1  # windows differ
 
 
@@ -197,7 +197,7 @@ def test_the_speaker_encoder_gives_unit_embeddings_of_mel_partials():
     model = _model("resemblyzer")
     partials = kinds.speaker_partials(6, seed=3)
     assert partials.shape == (6, 160, 40) and partials.min() >= 0  # power, not log
-    embeds = kinds._run(inputs.ort_session(model), {"mels": partials})
+    embeds = inputs.run_batched(inputs.ort_session(model), {"mels": partials})
     assert np.allclose(np.linalg.norm(embeds, axis=1), 1.0, atol=1e-4)
     assert judges.judge("resemblyzer", model, model, {"val": {"mels": partials}})[0] == pytest.approx(1.0)
 

@@ -19,7 +19,7 @@ from edgeport.benchmarks.openvino_runtime import OpenVinoSession
 from edgeport.core.scratch import scratch_folder
 from edgeport.errors import CheckFailedError
 from edgeport.quantize.inputs.calibration import QUANTIZED_OPS
-from edgeport.quantize.inputs.graph import iter_nodes
+from edgeport.quantize.inputs.graph import COMPUTE_LAYERS, RECURRENT_FLOAT, RECURRENT_INTEGER, iter_nodes
 from edgeport.quantize.inputs.run import ort_session
 
 # Compute ops whose float form after ORT optimisation means "this layer did not become int8".
@@ -43,8 +43,6 @@ def int8_coverage(int8_path: str | os.PathLike) -> dict:
     Layers inside If/Loop/Scan subgraphs count too (``in_subgraphs`` says how many sat there);
     ``quantized_nodes`` counts every node only a quantized model has (Q/DQ, integer kernels).
     """
-    from edgeport.quantize.inputs.graph import RECURRENT_FLOAT, RECURRENT_INTEGER
-
     integer_ops, float_ops = INTEGER_COMPUTE | RECURRENT_INTEGER, FLOAT_COMPUTE | RECURRENT_FLOAT
     with scratch_folder("coverage") as tmp:
         optimized = os.path.join(tmp, "optimized.onnx")
@@ -70,8 +68,6 @@ def require_quantized(coverage: dict) -> None:
     """An "int8" file in which nothing was quantized is a failed check, never a success."""
     if coverage["quantized_nodes"]:
         return
-    from edgeport.quantize.inputs.graph import COMPUTE_LAYERS
-
     layers = coverage["float_kernels"]
     where = (
         f"; {coverage['in_subgraphs']} of its {layers} {COMPUTE_LAYERS} layer(s) sit inside If/Loop/Scan "

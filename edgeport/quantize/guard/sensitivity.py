@@ -70,7 +70,7 @@ class _Error:
 
 def _sqnr(reference: np.ndarray, quantized: np.ndarray) -> float:
     error = _Error()
-    error.add(reference, np.asarray(quantized, np.float64))
+    error.add(reference, quantized)
     return error.sqnr_db()
 
 

@@ -21,8 +21,8 @@ from edgeport.quantize.source import ModelSource
 if TYPE_CHECKING:
     from edgeport.exporter import OnnxLineage
     from edgeport.quantize.guard.judge import GuardReport, Validation
-    from edgeport.quantize.strategy.auto import AutoOutcome
     from edgeport.quantize.strategy.fallback import FallbackReport
+    from edgeport.quantize.strategy.outcome import AutoOutcome
     from edgeport.quantize.strategy.payoff import Payoff
 
 

@@ -24,10 +24,11 @@ from edgeport.quantize.guard.judge import GuardReport, verify_and_judge
 from edgeport.quantize.guard.verify import verify_with_outputs
 from edgeport.quantize.registry import QuantResult
 from edgeport.quantize.request import QuantizeRequest, QuantOutcome
-from edgeport.quantize.strategy.auto import AutoOutcome, Plan, run_recipes
+from edgeport.quantize.strategy.auto import run_recipes
 from edgeport.quantize.strategy.fallback import FallbackReport, quantize_with_fallback
 from edgeport.quantize.strategy.judging import Judging, judging_for
 from edgeport.quantize.strategy.options import Option
+from edgeport.quantize.strategy.outcome import AutoOutcome, Plan
 from edgeport.quantize.strategy.payoff import Candidates, Payoff, measure_payoff
 from edgeport.quantize.strategy.timing import one_run
 

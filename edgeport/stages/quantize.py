@@ -18,8 +18,8 @@ from edgeport.quantize.guard.judge import GuardReport, Validation
 from edgeport.quantize.registry import QuantResult
 from edgeport.quantize.request import QuantizeRequest
 from edgeport.quantize.source import ModelSource, TrainingData
-from edgeport.quantize.strategy.auto import AutoOutcome
 from edgeport.quantize.strategy.fallback import FallbackReport
+from edgeport.quantize.strategy.outcome import AutoOutcome
 from edgeport.quantize.verified import quantize_verified
 from edgeport.stages.data import PreparedData
 from edgeport.stages.train import TrainedModel, kd_config

@@ -21,7 +21,7 @@ import ctypes
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,6 @@ from edgeport.quantize.config import QuantConfig
 from edgeport.quantize.noise import add_captured, captured_warnings, capturing
 from edgeport.quantize.registry import QuantResult
 from edgeport.quantize.source import ModelSource
-from edgeport.quantize.strategy.judging import Judging
 from edgeport.quantize.strategy.recipes import Recipe
 
 AHEAD_MIN_BYTES = 32 * 2**20  # the fp32 model's file and external data
@@ -47,10 +46,14 @@ class Ahead:
 
     def __init__(self, model: Path, calibration: dict[str, np.ndarray], config: QuantConfig, output: Path) -> None:
         context = multiprocessing.get_context("spawn")  # never fork: onnxruntime's and OpenVINO's threads run here
+        # The feeds go by a file beside the output, not in the pickled arguments: a pipe takes 64 KiB, and
+        # writing more waited for the child to import edgeport's quantizers first (2.2 s of MiniLM's auto).
+        feeds = output.with_name(output.name + ".calibration.npz")
+        np.savez(feeds, *calibration.values())
         self._answer, answer = context.Pipe(duplex=False)
-        self.model, self.backend = model, config.backend
+        self.model, self.backend, self.output = model, config.backend, output
         self._process = context.Process(
-            target=_child, args=(answer, model, calibration, config, output, capturing()), daemon=True
+            target=_child, args=(answer, model, (feeds, list(calibration)), config, output, capturing()), daemon=True
         )
         try:
             self._process.start()
@@ -63,6 +66,10 @@ class Ahead:
     @property
     def pid(self) -> int | None:
         return self._process.pid
+
+    def done(self) -> bool:
+        """Whether the child has answered (or ended without an answer): ``result()`` would not wait."""
+        return self._answer.poll()
 
     def result(self) -> QuantResult:
         """The child's result, or its error raised here (a ``QuantizationError`` when it died without one)."""
@@ -91,7 +98,7 @@ class Ahead:
 
 
 def _child(
-    answer: Any, model: Path, calibration: dict[str, np.ndarray], config: QuantConfig, output: Path, capture: bool
+    answer: Any, model: Path, feeds: tuple[Path, list[str]], config: QuantConfig, output: Path, capture: bool
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops us
     try:  # and SIGKILL of the parent ends us too, rather than quantizing into a folder nobody reads
@@ -101,8 +108,8 @@ def _child(
     counts: dict[str, int] = {}
     kind, value, captured = "error", None, None  # type: tuple[str, QuantResult | Exception | None, Any]
     try:
-        with captured_warnings() if capture else contextlib.nullcontext() as captured:
-            kind, value = "ok", quantize(ModelSource(onnx_path=model), calibration, config, output)
+        with captured_warnings() if capture else contextlib.nullcontext() as captured, _sessions_without_spinning():
+            kind, value = "ok", quantize(ModelSource(onnx_path=model), _read_feeds(*feeds), config, output)
     except EdgeportError as exc:
         value = exc
     except Exception as exc:  # quantize() wraps third-party failures: this is a bug, still one line
@@ -113,6 +120,38 @@ def _child(
         answer.send((kind, value, counts))
     except Exception:  # an error that does not pickle: its text does
         answer.send(("error", QuantizationError(str(value)), counts))
+
+
+@contextmanager
+def _sessions_without_spinning() -> Iterator[None]:
+    """onnxruntime sessions made meanwhile (NNCF's) whose threads do not spin-wait between ops. NNCF makes its
+    sessions with default options, and takes none from its caller (nncf.onnx.engine.ONNXEngine); beside the
+    parent's work on the same cores, spinning threads took the cores from it and from NNCF itself. MiniLM (AMD
+    EPYC Zen 3, 2 cores): NNCF's answer came about 3 s sooner. This process only runs NNCF; the file is the same
+    (the threads' number, and so the arithmetic, are onnxruntime's defaults still)."""
+    import onnxruntime
+
+    default = onnxruntime.SessionOptions
+
+    class WithoutSpinning(default):  # type: ignore[misc,valid-type]
+        def __init__(self) -> None:
+            super().__init__()
+            self.add_session_config_entry("session.intra_op.allow_spinning", "0")
+
+    onnxruntime.SessionOptions = WithoutSpinning
+    try:
+        yield
+    finally:
+        onnxruntime.SessionOptions = default
+
+
+def _read_feeds(path: Path, names: list[str]) -> dict[str, np.ndarray]:
+    """The calibration feeds the parent wrote (``np.savez``, by position: input names need not be file names);
+    the file is removed once read."""
+    with np.load(path) as data:
+        feeds = {name: data[f"arr_{index}"] for index, name in enumerate(names)}
+    path.unlink()
+    return feeds
 
 
 def model_bytes(path: Path) -> int:
@@ -127,16 +166,16 @@ def _pays(model: Path, min_bytes: int) -> bool:
 
 
 @contextmanager
-def started_ahead(recipes: list[Recipe], judging: Judging, staged: Callable[[int], Path]) -> Iterator[dict[str, Ahead]]:
-    """NNCF's recipe (by name) started in a child process where that pays (``AHEAD_MIN_BYTES``, read now),
-    writing to ``staged(its index)``; whatever still runs on leaving is stopped."""
-    model = judging.source.onnx_path
-    index, recipe = next(((i, r) for i, r in enumerate(recipes) if r.quantizer == "nncf"), (0, None))
+def started_ahead(
+    recipe: Recipe | None, model: Path, calibration: dict[str, np.ndarray], output: Path
+) -> Iterator[dict[str, Ahead]]:
+    """NNCF's ``recipe`` (by name) started in a child process where that pays (``AHEAD_MIN_BYTES``, read now),
+    writing to ``output``; whatever still runs on leaving is stopped."""
     started: dict[str, Ahead] = {}
     try:
-        if recipe is not None and isinstance(recipe.config, QuantConfig) and model and _pays(model, AHEAD_MIN_BYTES):
+        if recipe is not None and isinstance(recipe.config, QuantConfig) and _pays(model, AHEAD_MIN_BYTES):
             try:
-                started[recipe.name] = Ahead(model, judging.calibration, recipe.config, staged(index))
+                started[recipe.name] = Ahead(model, calibration, recipe.config, output)
             except OSError:  # no process to be had (a process limit, memory): NNCF runs in process
                 pass
         yield started

@@ -56,11 +56,17 @@ def judging_for(
 ) -> Judging:
     """The fp32 outputs on the validation inputs (onnxruntime: the reference), once, with the graph's
     sequence heads: every verdict on ``source`` compares against these."""
+    model = fp32_onnx(source)
+    graph = onnx.load(str(model), load_external_data=False)
+    fp32_out = run_all_outputs(ort_session(model), validation.inputs)
+    return Judging(source, calibration, validation, fp32_out, sequence_outputs(graph), runtime)
+
+
+def fp32_onnx(source: ModelSource) -> Path:
+    """The fp32 ONNX file auto reads (every recipe quantizes it, every verdict runs it)."""
     if source.onnx_path is None:
         raise EdgeportError("backend auto reads a fp32 ONNX file; none was given")
-    graph = onnx.load(str(source.onnx_path), load_external_data=False)
-    fp32_out = run_all_outputs(ort_session(source.onnx_path), validation.inputs)
-    return Judging(source, calibration, validation, fp32_out, sequence_outputs(graph), runtime)
+    return source.onnx_path
 
 
 def compiled_precision(session: object) -> str:
@@ -69,4 +75,4 @@ def compiled_precision(session: object) -> str:
     return f"OpenVINO compiled it as {getattr(session, 'precision', None) or 'an unreported precision'}"
 
 
-__all__ = ["Judging", "compiled_precision", "judging_for"]
+__all__ = ["Judging", "compiled_precision", "fp32_onnx", "judging_for"]

@@ -69,19 +69,22 @@ def recipes_for(
     ``OUTLIER_RATIO`` up, SmoothQuant-smoothed versions of the encoder recipes are tried as well.
     ``with_nncf``: NNCF's own int8 last (its model type from the same graph analysis)."""
     recipes = _onnxruntime_recipes(profile, auto, outlier_ratio)
-    if with_nncf:
-        kind = (  # NncfConfig's model_type "auto" reads the same attention MatMuls
-            "its transformer scheme (ModelType.TRANSFORMER: SmoothQuant, its ignored patterns, mixed preset)"
-            if profile.activation_matmuls
-            else "its defaults (FastBiasCorrection)"
-        )
-        config = NncfConfig(
-            reduce_range=auto.reduce_range,
-            calibration_samples=auto.calibration_samples,
-            exclude_nodes=auto.exclude_nodes,
-        )
-        recipes.append(Recipe("nncf", config, f"NNCF's post-training int8, {kind}: the quantizer of OpenVINO"))
-    return recipes
+    return recipes + [nncf_recipe(profile, auto)] if with_nncf else recipes
+
+
+def nncf_recipe(profile: GraphProfile, auto: AutoConfig) -> Recipe:
+    """NNCF's own int8 (its model type from the same graph analysis as onnxruntime's recipes)."""
+    kind = (  # NncfConfig's model_type "auto" reads the same attention MatMuls
+        "its transformer scheme (ModelType.TRANSFORMER: SmoothQuant, its ignored patterns, mixed preset)"
+        if profile.activation_matmuls
+        else "its defaults (FastBiasCorrection)"
+    )
+    config = NncfConfig(
+        reduce_range=auto.reduce_range,
+        calibration_samples=auto.calibration_samples,
+        exclude_nodes=auto.exclude_nodes,
+    )
+    return Recipe("nncf", config, f"NNCF's post-training int8, {kind}: the quantizer of OpenVINO")
 
 
 def _onnxruntime_recipes(profile: GraphProfile, auto: AutoConfig, outlier_ratio: float | None) -> list[Recipe]:
@@ -137,4 +140,4 @@ def _onnxruntime_recipes(profile: GraphProfile, auto: AutoConfig, outlier_ratio:
     return recipes
 
 
-__all__ = ["SMOOTHED_PREFIX", "WEIGHT_OPS", "GraphProfile", "Recipe", "graph_profile", "recipes_for"]
+__all__ = ["SMOOTHED_PREFIX", "WEIGHT_OPS", "GraphProfile", "Recipe", "graph_profile", "nncf_recipe", "recipes_for"]

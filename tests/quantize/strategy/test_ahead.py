@@ -117,9 +117,7 @@ def test_warnings_captured_in_the_child_join_the_capture_open_here():
 
 def test_where_no_process_can_be_started_nncf_runs_in_process(tmp_path, monkeypatch):
     import multiprocessing.process
-    from types import SimpleNamespace
 
-    from edgeport.quantize.source import ModelSource
     from edgeport.quantize.strategy.ahead import started_ahead
     from edgeport.quantize.strategy.recipes import Recipe
 
@@ -128,7 +126,43 @@ def test_where_no_process_can_be_started_nncf_runs_in_process(tmp_path, monkeypa
 
     monkeypatch.setattr(ahead_module, "AHEAD_MIN_BYTES", 0)
     monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", refuse)
-    recipes = [Recipe("nncf", NncfConfig(reduce_range=False), "NNCF's int8")]
-    judging = SimpleNamespace(source=ModelSource(onnx_path=conv_model(tmp_path / "m.onnx")), calibration=calibration(8))
-    with started_ahead(recipes, judging, lambda index: tmp_path / f"recipe-{index}.onnx") as ahead:  # type: ignore[arg-type]
+    recipe = Recipe("nncf", NncfConfig(reduce_range=False), "NNCF's int8")
+    with started_ahead(recipe, conv_model(tmp_path / "m.onnx"), calibration(8), tmp_path / "nncf.onnx") as ahead:
         assert ahead == {}  # try_recipe quantizes it here, as below 32 MiB
+
+
+def test_the_feeds_reach_the_child_by_their_input_names_whatever_they_are(tmp_path):
+    # tf2onnx and paddle2onnx name inputs "serving_default_x:0" or "x/input": not file names, still feeds
+    model = onnx.load(str(conv_model(tmp_path / "m.onnx")))
+    renamed = "serving/x:0"
+    for node in model.graph.node:
+        node.input[:] = [renamed if name == "x" else name for name in node.input]
+    model.graph.input[0].name = renamed
+    onnx.save(model, str(tmp_path / "named.onnx"))
+    feeds = {renamed: calibration(16)["x"]}
+    config = NncfConfig(reduce_range=False)
+    with captured_warnings():
+        child = Ahead(tmp_path / "named.onnx", feeds, config, tmp_path / "ahead.onnx").result()
+    quantize(tmp_path / "named.onnx", feeds, config, tmp_path / "here.onnx")
+    assert (tmp_path / "ahead.onnx").read_bytes() == (tmp_path / "here.onnx").read_bytes()
+    assert child.report["calibration_runs"] == 16
+    assert not list(tmp_path.glob("*.npz"))  # the child removed the feeds' file once read
+
+
+def test_sessions_made_beside_the_child_do_not_spin_wait_and_timed_ones_do(tmp_path):
+    import onnxruntime
+
+    from edgeport.quantize.inputs.run import ort_session
+
+    def spinning(options) -> str:
+        try:
+            return options.get_session_config_entry("session.intra_op.allow_spinning")
+        except RuntimeError:  # not set: onnxruntime's default, spinning
+            return "default"
+
+    with ahead_module._sessions_without_spinning():  # what NNCF's sessions are made with in the child
+        assert spinning(onnxruntime.SessionOptions()) == "0"
+    assert spinning(onnxruntime.SessionOptions()) == "default"  # restored on leaving
+    model = conv_model(tmp_path / "m.onnx")
+    assert spinning(ort_session(model).get_session_options()) == "0"
+    assert spinning(ort_session(model, spinning=True).get_session_options()) == "default"

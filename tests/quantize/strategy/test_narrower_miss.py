@@ -14,7 +14,8 @@ from edgeport.quantize.guard.judge import GuardReport
 from edgeport.quantize.inputs.graph import GraphProfile
 from edgeport.quantize.registry import QuantResult
 from edgeport.quantize.strategy.attempts import Attempt
-from edgeport.quantize.strategy.auto import AutoOutcome, Plan, _fall_back, wants_fallback
+from edgeport.quantize.strategy.auto_fallback import fall_back, wants_fallback
+from edgeport.quantize.strategy.outcome import AutoOutcome, Plan
 from edgeport.quantize.strategy.recipes import recipes_for
 from edgeport.quantize.strategy.skip_rules import narrower_miss
 from edgeport.quantize.strategy.timing import fallback_skip_reason
@@ -86,7 +87,7 @@ def test_a_recipe_dropped_on_a_subset_is_not_calibrated_in_full_to_race_a_faithf
     screened.screened = "clearly outside tolerance on a calibration subset"
     outcome = AutoOutcome(TRANSFORMER, attempts=[screened, _faithful(nncf, 0.9911)])
     # nothing is quantized or measured: judging and staging are never reached
-    _fall_back(outcome, None, None, Plan(must_pay=True, with_nncf=True), SILENT)  # type: ignore[arg-type]
+    fall_back(outcome, None, None, Plan(must_pay=True, with_nncf=True), SILENT)  # type: ignore[arg-type]
     assert len(outcome.attempts) == 2
     assert outcome.fallback_skipped and "static-weight-matmuls" in outcome.fallback_skipped
 

@@ -260,6 +260,26 @@ def test_the_reference_runtime_is_fed_the_fixed_batch(tmp_path):
     assert reference_agreement(path, {"x": x}, ort_out)["samples"] == 4  # its own plan, probed
 
 
+def test_the_reference_runtime_reads_one_sample_where_more_would_not_fit_its_time(tmp_path, monkeypatch):
+    from edgeport.quantize.guard import verify
+
+    path = _save(
+        tmp_path / "open.onnx",
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", T, F])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", T, C])],
+        opset=19,
+    )
+    x = _x(20, seed=4)
+    ort_out = run_all_outputs(ort_session(path), {"x": x})["y"]
+    monkeypatch.setattr(verify, "REFERENCE_SECONDS", 0.0)  # as a PicoDet's 9 s a sample would be
+    one = reference_agreement(path, {"x": x}, ort_out)
+    assert one["samples"] == 1 and one["mean_cosine"] > 0.9999
+    monkeypatch.setattr(verify, "REFERENCE_SECONDS", 60.0)
+    assert reference_agreement(path, {"x": x}, ort_out, samples=6)["samples"] == 6  # joined after the first
+    assert reference_agreement(path, {"x": x[:3]}, ort_out[:3], samples=6)["samples"] == 3  # all there are
+
+
 def test_the_guard_compares_an_output_without_samples_whole(tmp_path):
     """First output reduced over everything (rank 0), second per sample: the verification neither crashes
     on the first nor compares a few samples' slice of it with another runtime's."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -32,20 +34,34 @@ from edgeport.quantize.inputs.output_axes import (
 RUN_INPUT_BYTES = 64 * 2**20
 
 
-def ort_session(path: str | os.PathLike, optimized_to: str | None = None, *, spinning: bool = False):
-    """An onnxruntime session on the CPU that runs a model on data, not one that is timed (benchmarks/session.py
-    makes those). ``spinning``: its threads spin-wait between ops, as a timed session's do.
+# Set while another process computes on the same cores (NNCF's child, strategy/ahead.py): see ort_session.
+_CORES_SHARED: ContextVar[bool] = ContextVar("edgeport_cores_shared", default=False)
 
-    Without spinning by default: where NNCF quantizes in a child process beside this one (strategy/ahead.py),
-    two processes' spin-waiting threads took the cores from each other's work. On MiniLM (AMD EPYC Zen 3,
-    2 cores) the recipes and NNCF together took about 5 s less without it; alone, a run of the validation set
-    took 0-10% longer."""
+
+@contextmanager
+def cores_shared() -> Iterator[None]:
+    """Within it, ``ort_session`` makes sessions whose threads do not spin-wait between ops."""
+    token = _CORES_SHARED.set(True)
+    try:
+        yield
+    finally:
+        _CORES_SHARED.reset(token)
+
+
+def ort_session(path: str | os.PathLike, optimized_to: str | None = None, *, spinning: bool | None = None):
+    """An onnxruntime session on the CPU that runs a model on data, not one that is timed (benchmarks/session.py
+    makes those). ``spinning``: whether its threads spin-wait between ops, onnxruntime's default; by default
+    they do, except within ``cores_shared``.
+
+    Where NNCF quantizes in a child process beside this one, two processes' spin-waiting threads took the
+    cores from each other's work: on MiniLM (AMD EPYC Zen 3, 2 cores) the recipes and NNCF together took about
+    5 s less without it. Alone, spinning pays: auto on openwakeword's speech embedding took 8% longer without."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # fatal only: the NCHWc "hardware specific" notice is expected here, and a model that fails on the
     # given inputs would log its own coloured error line before edgeport's one-line error says the same
     options.log_severity_level = 4
-    if not spinning:
+    if not (spinning if spinning is not None else not _CORES_SHARED.get()):
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if optimized_to:
         options.optimized_model_filepath = optimized_to
@@ -118,6 +134,7 @@ def run_outputs(session, inputs: dict[str, np.ndarray], batch: int = 256) -> np.
 
 __all__ = [
     "RUN_INPUT_BYTES",
+    "cores_shared",
     "fixed_batch",
     "iter_run_outputs",
     "not_per_sample",

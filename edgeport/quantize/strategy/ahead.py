@@ -32,6 +32,7 @@ from edgeport.errors import EdgeportError, QuantizationError
 from edgeport.quantize.apply import quantize
 from edgeport.quantize.backends.ort_prepare import external_data_locations
 from edgeport.quantize.config import QuantConfig
+from edgeport.quantize.inputs.run import cores_shared
 from edgeport.quantize.noise import add_captured, captured_warnings, capturing
 from edgeport.quantize.registry import QuantResult
 from edgeport.quantize.source import ModelSource
@@ -126,8 +127,9 @@ def _child(
 def _sessions_without_spinning() -> Iterator[None]:
     """onnxruntime sessions made meanwhile (NNCF's) whose threads do not spin-wait between ops. NNCF makes its
     sessions with default options, and takes none from its caller (nncf.onnx.engine.ONNXEngine); beside the
-    parent's work on the same cores, spinning threads took the cores from it and from NNCF itself. MiniLM (AMD
-    EPYC Zen 3, 2 cores): NNCF's answer came about 3 s sooner. This process only runs NNCF; the file is the same
+    parent's work on the same cores (whose judging sessions do not spin meanwhile: inputs/run.cores_shared),
+    spinning threads took the cores from it and from NNCF itself. MiniLM (AMD EPYC Zen 3, 2 cores): NNCF's
+    answer came about 3 s sooner. This process only runs NNCF; the file is the same
     (the threads' number, and so the arithmetic, are onnxruntime's defaults still)."""
     import onnxruntime
 
@@ -178,7 +180,8 @@ def started_ahead(
                 started[recipe.name] = Ahead(model, calibration, recipe.config, output)
             except OSError:  # no process to be had (a process limit, memory): NNCF runs in process
                 pass
-        yield started
+        with cores_shared() if started else contextlib.nullcontext():  # judging sessions made meanwhile
+            yield started
     finally:
         for ahead in started.values():
             ahead.stop()

@@ -17,6 +17,7 @@ from edgeport.cli import main
 from edgeport.errors import ConfigError, QuantizationError
 from edgeport.quantize.apply import quantize
 from edgeport.quantize.backends.nncf_onnx import NncfConfig
+from edgeport.quantize.inputs.run import ort_session
 from edgeport.quantize.noise import captured_warnings
 from edgeport.quantize.strategy import ahead as ahead_module
 from edgeport.quantize.strategy.ahead import Ahead, model_bytes
@@ -129,6 +130,28 @@ def test_where_no_process_can_be_started_nncf_runs_in_process(tmp_path, monkeypa
     recipe = Recipe("nncf", NncfConfig(reduce_range=False), "NNCF's int8")
     with started_ahead(recipe, conv_model(tmp_path / "m.onnx"), calibration(8), tmp_path / "nncf.onnx") as ahead:
         assert ahead == {}  # try_recipe quantizes it here, as below 32 MiB
+        assert _spinning(ort_session(tmp_path / "m.onnx")) == "default"  # nothing beside this process
+
+
+def test_while_the_child_runs_this_process_s_judging_sessions_do_not_spin(tmp_path, monkeypatch):
+    from edgeport.quantize.strategy.ahead import started_ahead
+    from edgeport.quantize.strategy.recipes import Recipe
+
+    monkeypatch.setattr(ahead_module, "AHEAD_MIN_BYTES", 0)
+    recipe = Recipe("nncf", NncfConfig(reduce_range=False), "NNCF's int8")
+    model = conv_model(tmp_path / "m.onnx")
+    with started_ahead(recipe, model, calibration(8), tmp_path / "nncf.onnx") as ahead:
+        assert list(ahead) == ["nncf"]
+        assert _spinning(ort_session(model)) == "0"
+    assert _spinning(ort_session(model)) == "default"
+
+
+def _spinning(session_or_options) -> str:
+    options = getattr(session_or_options, "get_session_options", lambda: session_or_options)()
+    try:
+        return options.get_session_config_entry("session.intra_op.allow_spinning")
+    except RuntimeError:  # not set: onnxruntime's default, spinning
+        return "default"
 
 
 def test_the_feeds_reach_the_child_by_their_input_names_whatever_they_are(tmp_path):
@@ -149,20 +172,17 @@ def test_the_feeds_reach_the_child_by_their_input_names_whatever_they_are(tmp_pa
     assert not list(tmp_path.glob("*.npz"))  # the child removed the feeds' file once read
 
 
-def test_sessions_made_beside_the_child_do_not_spin_wait_and_timed_ones_do(tmp_path):
+def test_sessions_made_beside_the_child_do_not_spin_wait(tmp_path):
     import onnxruntime
 
-    from edgeport.quantize.inputs.run import ort_session
-
-    def spinning(options) -> str:
-        try:
-            return options.get_session_config_entry("session.intra_op.allow_spinning")
-        except RuntimeError:  # not set: onnxruntime's default, spinning
-            return "default"
+    from edgeport.quantize.inputs.run import cores_shared
 
     with ahead_module._sessions_without_spinning():  # what NNCF's sessions are made with in the child
-        assert spinning(onnxruntime.SessionOptions()) == "0"
-    assert spinning(onnxruntime.SessionOptions()) == "default"  # restored on leaving
+        assert _spinning(onnxruntime.SessionOptions()) == "0"
+    assert _spinning(onnxruntime.SessionOptions()) == "default"  # restored on leaving
     model = conv_model(tmp_path / "m.onnx")
-    assert spinning(ort_session(model).get_session_options()) == "0"
-    assert spinning(ort_session(model, spinning=True).get_session_options()) == "default"
+    assert _spinning(ort_session(model)) == "default"  # alone, spinning pays
+    with cores_shared():  # while the child runs: this process's judging sessions do not spin either
+        assert _spinning(ort_session(model)) == "0"
+        assert _spinning(ort_session(model, spinning=True)) == "default"
+    assert _spinning(ort_session(model)) == "default"

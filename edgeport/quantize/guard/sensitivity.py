@@ -26,6 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgeport.core.scratch import scratch_folder
 from edgeport.data.feeds import sample_count
+from edgeport.quantize.guard.owners import made_by, source_name
 from edgeport.quantize.inputs.graph import dequantize, dequantize_constant
 from edgeport.quantize.inputs.output_axes import OutputPlan, join_samples, output_plan
 from edgeport.quantize.inputs.run import iter_run_outputs
@@ -181,7 +182,7 @@ def tensor_errors(
     fp32_nodes = {n.name for n in fp32_model.graph.node}
 
     def read_by(tensor: str) -> list[str]:
-        return [_source_name(n, fp32_nodes) for n in readers.get(tensor, []) if n.op_type != "QuantizeLinear"]
+        return [source_name(n, fp32_nodes) for n in readers.get(tensor, []) if n.op_type != "QuantizeLinear"]
 
     rows, pairs = _dynamic_weights(graph, constants, fp32_weights, read_by), []
     dynamic = [n for n in graph.node if n.op_type == "DynamicQuantizeLinear"]
@@ -207,25 +208,24 @@ def tensor_errors(
     measures = [_Measure(node.input[0], None, _same) for node in dynamic]
     measures += [_Measure(name, dequant, folded.get(name, _same)) for name, dequant in pairs]
     readers_of = [node.output[0] for node in dynamic] + [dequant for _, dequant in pairs]
+    # a pair's tensor is also the output of the layer that made it: onnxruntime's QDQ quantizer keeps it
+    # quantized while either that layer or a reader is (the PicoDet-like tensor between two Convs stayed
+    # int8 with its reader in float); a dynamic input is quantized by its reader alone
+    producers = {out: node for node in graph.node for out in node.output}
+    names = set(constants)
+    makers: list[list[str]] = [[] for _ in dynamic]
+    makers += [made_by(name, producers, names, fp32_nodes) for name, _ in pairs]
     errors = _exposed_errors(model, measures, inputs, str(int8_path))
-    for measure, sqnr, read in zip(measures, errors, readers_of, strict=True):
+    for measure, sqnr, read, made in zip(measures, errors, readers_of, makers, strict=True):
         rows.append({"tensor": measure.reference, "kind": "activation", "sqnr_db": sqnr, "read_by": read_by(read)})
+        if made:
+            rows[-1]["made_by"] = made
     for row in rows:  # 0.01 dB: noise-level differences must not reorder the ranking (graph order breaks ties)
         row["sqnr_db"] = round(row["sqnr_db"], 2)
     ranked = sorted(rows, key=lambda row: row["sqnr_db"])
     for row in ranked:  # JSON has no infinity: an exact tensor (no quantization noise) is null
         row["sqnr_db"] = row["sqnr_db"] if np.isfinite(row["sqnr_db"]) else None
     return ranked
-
-
-def _source_name(node: onnx.NodeProto, fp32_nodes: set[str]) -> str:
-    """The fp32 node an int8 node stands for: its own name (QDQ models keep it), else the longest fp32 node
-    name it extends with "_": onnxruntime's dynamic quantization names the integer op of a MatMul or Conv
-    after it with ``_quant`` appended, and a Gemm becomes ``{gemm}_MatMul_quant``."""
-    if node.name in fp32_nodes:
-        return node.name
-    extended = [name for name in fp32_nodes if name and node.name.startswith(name + "_")]
-    return max(extended, key=len, default=node.name)
 
 
 def _fp32_weight(name: str, fp32_weights: dict) -> np.ndarray | None:
@@ -277,11 +277,14 @@ def _dynamic_round_trip(values: np.ndarray) -> np.ndarray:
 
 
 def layer_ranking(errors: list[dict], layers: list[str]) -> list[dict]:
-    """Each layer scored by the worst SQNR among the quantized tensors it reads, worst first."""
+    """Each layer scored by the worst SQNR among the quantized tensors it reads or makes, worst first: a
+    static (QDQ) tensor stays quantized until the layer that makes it and every layer that reads it are in
+    float, so each is charged with it (the first layer of ``made_by``)."""
     scores = {layer: float("inf") for layer in layers}
     for row in errors:
         sqnr = row["sqnr_db"] if row["sqnr_db"] is not None else float("inf")
-        for layer in row["read_by"]:
+        maker = next((name for name in row.get("made_by", []) if name in scores), None)
+        for layer in [*row["read_by"], *([maker] if maker else [])]:
             if layer in scores:
                 scores[layer] = min(scores[layer], sqnr)
     ranked = sorted(scores.items(), key=lambda item: item[1])

@@ -121,3 +121,34 @@ def test_the_ranking_reads_as_many_samples_as_fit_the_budget_run_by_run(tmp_path
     assert runs == [1, 4]  # the first sample alone (it sets the count), then the rest in runs within the budget
     monkeypatch.setattr(sensitivity, "EXPOSED_BYTES", 1)
     assert np.allclose(sensitivity._exposed_errors(onnx.load(str(out)), measures, inputs, "x"), sqnr_over(2))
+
+
+def test_a_static_tensor_is_charged_to_the_layer_that_makes_it_as_well_as_its_readers(tmp_path):
+    """onnxruntime's QDQ quantizer keeps the tensor between two Convs quantized while either Conv is: with its
+    reader in float it stays the writer's int8 output. The ranking charges both, so that the fallback puts
+    the two in float together (charged to its reader alone, the fallback took all three layers of this model,
+    the harmless first one included: tests/quantize/strategy/test_early_fallback.py)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    from tests.quantize.strategy.test_early_fallback import _three_convs
+
+    path, calibration, validation = _three_convs(tmp_path)
+
+    class Feeds(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.samples = iter([{"x": calibration["x"][i : i + 1]} for i in range(len(calibration["x"]))])
+
+        def get_next(self):
+            return next(self.samples, None)
+
+    out = tmp_path / "int8.onnx"
+    quantize_static(str(path), str(out), Feeds(), quant_format=QuantFormat.QDQ, per_channel=True)
+    rows = {row["tensor"]: row for row in tensor_errors(out, path, validation)}
+    between = rows["r1"]  # second -> Relu -> r1 -> third
+    assert between["read_by"] == ["third"] and between["made_by"][-1] == "second", between
+    assert "made_by" not in rows["x"]  # a graph input: nothing made it
+    ranking = {row["layer"]: row["sqnr_db"] for row in layer_ranking(list(rows.values()), ["first", "second", "third"])}
+    assert ranking["second"] <= between["sqnr_db"] and ranking["third"] <= between["sqnr_db"]
+    # a dynamic input is quantized by its reader alone: charged to no maker
+    dynamic = {"tensor": "t", "kind": "activation", "sqnr_db": 1.0, "read_by": ["third"]}
+    assert [r["layer"] for r in layer_ranking([dynamic], ["first", "second", "third"])][0] == "third"

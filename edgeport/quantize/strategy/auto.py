@@ -151,7 +151,7 @@ def _run_recipes(
     profile = graph_profile(onnx.load(str(model), load_external_data=False))
     nncf = nncf_recipe(profile, auto) if plan.with_nncf else None
     # NNCF, the slowest recipe, starts first (where a child process pays): the fp32 reference and the outlier
-    # ratio are computed meanwhile (MiniLM: 2.2 s of its 29 s in the child, AMD EPYC Zen 3)
+    # ratio are computed meanwhile (MiniLM, AMD EPYC Zen 3: its 29-31 s in the child began 2.2 s sooner)
     with started_ahead(nncf, model, calibration, staging / "recipe-nncf.onnx") as ahead:
         judging = judging_for(source, calibration, validation, runtime)
         outcome = AutoOutcome(profile, runtime=runtime, judging=judging, ranked_later=plan.ranked_later)

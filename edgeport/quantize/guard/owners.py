@@ -3,6 +3,8 @@ made a quantized tensor, by their fp32 names (the names the fallback keeps in fl
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 import onnx
 
 
@@ -16,11 +18,13 @@ def source_name(node: onnx.NodeProto, fp32_nodes: set[str]) -> str:
     return max(extended, key=len, default=node.name)
 
 
-def made_by(tensor: str, producers: dict[str, onnx.NodeProto], constants: set[str], fp32_nodes: set[str]) -> list[str]:
+def made_by(
+    tensor: str, producers: dict[str, onnx.NodeProto], constants: Container[str], fp32_nodes: set[str]
+) -> list[str]:
     """The nodes that made ``tensor`` (fp32 names, nearest first): its producer, and back through the ops with
     one computed input (a Relu, a bias Add, a Reshape) as far as a quantized input or a join of two tensors;
     the ranking charges the first of them that is a layer (sensitivity.layer_ranking). ``producers``: the int8
-    graph's nodes by output; ``constants``: its initializers' names."""
+    graph's nodes by output; ``constants``: its initializers (by name)."""
     chain: list[str] = []
     node = producers.get(tensor)
     while node is not None and node.op_type not in ("DequantizeLinear", "QuantizeLinear") and len(chain) < 8:

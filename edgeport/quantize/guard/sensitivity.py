@@ -212,9 +212,8 @@ def tensor_errors(
     # quantized while either that layer or a reader is (the PicoDet-like tensor between two Convs stayed
     # int8 with its reader in float); a dynamic input is quantized by its reader alone
     producers = {out: node for node in graph.node for out in node.output}
-    names = set(constants)
     makers: list[list[str]] = [[] for _ in dynamic]
-    makers += [made_by(name, producers, names, fp32_nodes) for name, _ in pairs]
+    makers += [made_by(name, producers, constants, fp32_nodes) for name, _ in pairs]
     errors = _exposed_errors(model, measures, inputs, str(int8_path))
     for measure, sqnr, read, made in zip(measures, errors, readers_of, makers, strict=True):
         rows.append({"tensor": measure.reference, "kind": "activation", "sqnr_db": sqnr, "read_by": read_by(read)})

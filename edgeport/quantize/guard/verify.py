@@ -113,6 +113,7 @@ def _reference_outputs(
     """``name``'s output on the first sample, then on as many more of the first ``samples`` as the first one's
     time allows within ``REFERENCE_SECONDS`` (joined, samples first); None where it holds no axis of samples."""
     started = time.perf_counter()
+    plan = plan or output_plan(runner, {k: v[:2] for k, v in inputs.items()}, source)  # probed once, for both runs
     first = run_all_outputs(runner, {k: v[:1] for k, v in inputs.items()}, 1, source, plan=plan)
     if name in not_per_sample(first):
         return None

@@ -61,7 +61,7 @@ def ort_session(path: str | os.PathLike, optimized_to: str | None = None, *, spi
     # fatal only: the NCHWc "hardware specific" notice is expected here, and a model that fails on the
     # given inputs would log its own coloured error line before edgeport's one-line error says the same
     options.log_severity_level = 4
-    if not (spinning if spinning is not None else not _CORES_SHARED.get()):
+    if not (not _CORES_SHARED.get() if spinning is None else spinning):
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if optimized_to:
         options.optimized_model_filepath = optimized_to

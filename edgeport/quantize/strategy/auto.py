@@ -93,12 +93,14 @@ def _try_recipes(
     staging: Path,
     progress: Progress,
     ahead: Mapping[str, Ahead],
-    meanwhile: Callable[[], None] = lambda: None,
-) -> None:
+    meanwhile: Callable[[], Early | None] = lambda: None,
+) -> Early | None:
     """Each recipe in order into ``outcome.attempts``, or into ``outcome.skipped`` with why it was not tried.
     A recipe in ``ahead`` was started in a child process (NNCF's, where that pays: strategy/ahead.py); where
-    that child still runs when its answer is wanted (NNCF's recipe comes last), ``meanwhile`` is called first."""
+    that child still runs when its answer is wanted (NNCF's recipe comes last), ``meanwhile`` is called first
+    and what it made is returned."""
     profile = outcome.profile
+    early = None
     with progress.task("auto: try recipes", total=len(recipes)) as advance:
         done: set[str] = set()  # quantizers with a faithful recipe on a conv net: their later ones are slower
         for index, recipe in enumerate(recipes):
@@ -124,7 +126,7 @@ def _try_recipes(
                 continue
             started = ahead.get(recipe.name)
             if started is not None and not started.done():
-                meanwhile()
+                early = meanwhile()
             staged = started.output if started is not None else staging / f"recipe-{index}.onnx"
             attempt = try_recipe(recipe, judging, staged, started)
             outcome.attempts.append(attempt)
@@ -135,6 +137,7 @@ def _try_recipes(
             advance(1)
             if attempt.guard and attempt.guard.within_tolerance and profile.conv_dominant:
                 done.add(recipe.quantizer)  # static per-channel first: its later recipes cannot be faster
+    return early
 
 
 def _run_recipes(
@@ -158,15 +161,17 @@ def _run_recipes(
         if not profile.conv_dominant:  # outlier channels: a reason to try smoothed recipes too
             outcome.outlier_ratio = worst_outlier_ratio(model, calibration)
         recipes = recipes_for(profile, auto, outcome.outlier_ratio) + ([nncf] if nncf else [])
-        early: list[Early] = []  # the fallback, made while NNCF's child process ran
-
-        def meanwhile() -> None:
-            made = early_fallback(outcome, judging, staging, plan, progress)
-            early.extend([made] if made else [])
-
-        _try_recipes(outcome, recipes, judging, staging, progress, ahead, meanwhile)
+        early = _try_recipes(  # the fallback, made while NNCF's child process ran
+            outcome,
+            recipes,
+            judging,
+            staging,
+            progress,
+            ahead,
+            lambda: early_fallback(outcome, judging, staging, plan, progress),
+        )
     if wants_fallback(outcome.attempts, plan):
-        fall_back(outcome, judging, staging, plan, progress, early[0] if early else None)
+        fall_back(outcome, judging, staging, plan, progress, early)
     faithful = [a for a in outcome.attempts if a.faithful]
     judged = [a for a in outcome.attempts if a.guard and a.result]
     # one faithful recipe needs no ranking (the speed check, if on, measures it next); ranked with the runtime,

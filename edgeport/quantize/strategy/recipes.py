@@ -60,16 +60,13 @@ class Recipe:
         return "nncf" if self.config.backend == "nncf" else "onnxruntime"
 
 
-def recipes_for(
-    profile: GraphProfile, auto: AutoConfig, outlier_ratio: float | None = None, with_nncf: bool = False
-) -> list[Recipe]:
-    """The ordered attempts for a graph; each inherits auto's shared settings (``reduce_range`` as
-    decided where auto's settings were built). ``outlier_ratio``: the
-    calibration activations' worst channel over median channel (smoothing.worst_outlier_ratio); from
-    ``OUTLIER_RATIO`` up, SmoothQuant-smoothed versions of the encoder recipes are tried as well.
-    ``with_nncf``: NNCF's own int8 last (its model type from the same graph analysis)."""
-    recipes = _onnxruntime_recipes(profile, auto, outlier_ratio)
-    return recipes + [nncf_recipe(profile, auto)] if with_nncf else recipes
+def recipes_for(profile: GraphProfile, auto: AutoConfig, outlier_ratio: float | None = None) -> list[Recipe]:
+    """onnxruntime's ordered attempts for a graph (auto tries ``nncf_recipe`` after them where NNCF is one more
+    quantizer); each inherits auto's shared settings (``reduce_range`` as decided where auto's settings were
+    built). ``outlier_ratio``: the calibration activations' worst channel over median channel
+    (smoothing.worst_outlier_ratio); from ``OUTLIER_RATIO`` up, SmoothQuant-smoothed versions of the encoder
+    recipes are tried as well."""
+    return _onnxruntime_recipes(profile, auto, outlier_ratio)
 
 
 def nncf_recipe(profile: GraphProfile, auto: AutoConfig) -> Recipe:

@@ -90,9 +90,10 @@ def _outcome(*attempts) -> AutoOutcome:
 
 
 def test_the_fallback_is_made_early_only_where_nncf_cannot_change_whether_it_is_tried(monkeypatch):
-    from edgeport.quantize.strategy.recipes import recipes_for
+    from edgeport.quantize.strategy.recipes import nncf_recipe, recipes_for
 
-    weights_only, dynamic, _, nncf = recipes_for(TRANSFORMER, AutoConfig(), with_nncf=True)
+    weights_only, dynamic, _ = recipes_for(TRANSFORMER, AutoConfig())
+    nncf = nncf_recipe(TRANSFORMER, AutoConfig())
     made: list[str] = []
     monkeypatch.setattr(auto_fallback, "fallback_attempt", lambda base, *a: made.append(base.recipe.name) or base)
     must_pay = Plan(must_pay=True, with_nncf=True, ranked_later=True)
@@ -115,9 +116,10 @@ def test_the_fallback_is_made_early_only_where_nncf_cannot_change_whether_it_is_
 
 
 def test_a_faithful_early_fallback_is_weighed_on_its_own_file_where_the_runtime_is_chosen(monkeypatch):
-    from edgeport.quantize.strategy.recipes import recipes_for
+    from edgeport.quantize.strategy.recipes import nncf_recipe, recipes_for
 
-    _, dynamic, _, nncf = recipes_for(TRANSFORMER, AutoConfig(), with_nncf=True)
+    _, dynamic, _ = recipes_for(TRANSFORMER, AutoConfig())
+    nncf = nncf_recipe(TRANSFORMER, AutoConfig())
     missed = _faithful(dynamic, 0.989)
     missed.guard = _judged(dynamic, 0.989).guard
     fixed = _faithful(dynamic, 0.991)

@@ -25,7 +25,7 @@ from edgeport.quantize.source import ModelSource
 from edgeport.quantize.strategy.judging import judging_for
 from edgeport.quantize.strategy.options import Candidates, Option, options_to_compare
 from edgeport.quantize.strategy.payoff import measure_payoff
-from edgeport.quantize.strategy.recipes import recipes_for
+from edgeport.quantize.strategy.recipes import nncf_recipe, recipes_for
 from edgeport.quantize.strategy.timing import one_run
 from edgeport.quantize.tolerance import Tolerance
 
@@ -37,7 +37,7 @@ def test_nncf_is_one_more_recipe_only_when_asked():
     encoder = GraphProfile({"MatMul": 4, "Softmax": 1, "LayerNormalization": 1}, 2, ["scores"], 1)
     assert all(r.quantizer == "onnxruntime" for r in recipes_for(conv, AutoConfig()))
     for profile, scheme in ((conv, "its defaults"), (encoder, "its transformer scheme")):
-        nncf = recipes_for(profile, AutoConfig(), with_nncf=True)[-1]
+        nncf = nncf_recipe(profile, AutoConfig())
         assert nncf.name == "nncf" and nncf.quantizer == "nncf" and nncf.config.backend == "nncf"
         assert scheme in nncf.why
 

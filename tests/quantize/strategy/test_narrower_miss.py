@@ -16,7 +16,7 @@ from edgeport.quantize.registry import QuantResult
 from edgeport.quantize.strategy.attempts import Attempt
 from edgeport.quantize.strategy.auto_fallback import fall_back, wants_fallback
 from edgeport.quantize.strategy.outcome import AutoOutcome, Plan
-from edgeport.quantize.strategy.recipes import recipes_for
+from edgeport.quantize.strategy.recipes import nncf_recipe, recipes_for
 from edgeport.quantize.strategy.skip_rules import narrower_miss
 from edgeport.quantize.strategy.timing import fallback_skip_reason
 
@@ -53,7 +53,8 @@ def _faithful(recipe, value: float) -> Attempt:
 def test_a_faithful_nncf_file_does_not_stop_onnxruntimes_fallback_when_int8_must_pay():
     # MiniLM on an AVX2 Zen 3: NNCF's file faithful (0.9911) but slower than fp32; dynamic missed at 0.989 and
     # ran at 0.57x, and with one MatMul in float shipped at 0.60x
-    _, dynamic, _, nncf = recipes_for(TRANSFORMER, AutoConfig(), with_nncf=True)
+    _, dynamic, _ = recipes_for(TRANSFORMER, AutoConfig())
+    nncf = nncf_recipe(TRANSFORMER, AutoConfig())
     assert nncf.quantizer == "nncf" and dynamic.quantizer == "onnxruntime"
     attempts = [_judged(dynamic, 0.989), _faithful(nncf, 0.9911)]
     assert wants_fallback(attempts, Plan(must_pay=True, with_nncf=True))
@@ -82,7 +83,8 @@ def test_the_fallback_beside_a_faithful_file_must_be_faster_beyond_noise():
 
 
 def test_a_recipe_dropped_on_a_subset_is_not_calibrated_in_full_to_race_a_faithful_file():
-    weights_only, _, _, nncf = recipes_for(TRANSFORMER, AutoConfig(), with_nncf=True)
+    weights_only, _, _ = recipes_for(TRANSFORMER, AutoConfig())
+    nncf = nncf_recipe(TRANSFORMER, AutoConfig())
     screened = _judged(weights_only, 0.91)
     screened.screened = "clearly outside tolerance on a calibration subset"
     outcome = AutoOutcome(TRANSFORMER, attempts=[screened, _faithful(nncf, 0.9911)])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from edgeport.benchmarks.fingerprint import environment_fingerprint
@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 ModelPath = str | os.PathLike[str]
+# After a round: the samples so far of the models still measured (by label) and the runs of each round ->
+# the labels to measure no more (see measure_interleaved).
+StopEarly = Callable[[Mapping[str, list[float]], list[int]], Iterable[str]]
 _DEFAULT_SETTINGS = BenchSettings()  # frozen: one instance serves every call
 
 
@@ -91,7 +94,7 @@ def _results(
     settings: BenchSettings,
     samples: dict[str, list[float]],
     timings: dict[str, tuple[float, float]],
-    recorded: dict[str, Any],
+    recorded: Mapping[str, dict[str, Any]],
     runtimes: Mapping[str, RuntimeChoice],
     sessions: dict[str, Any],
 ) -> dict[str, BenchResult]:
@@ -110,7 +113,7 @@ def _results(
         label: BenchResult(
             str(path),
             sha256_file(path),
-            {**settings.to_dict(), **recorded, **runtime_of(label)},
+            {**settings.to_dict(), **recorded[label], **runtime_of(label)},
             environment,
             samples[label],
             session_create_ms=timings[label][0],
@@ -129,6 +132,7 @@ def measure_interleaved(
     shapes: Shapes | None = None,
     runtimes: Mapping[str, RuntimeChoice] | None = None,
     refused: dict[str, str] | None = None,
+    stop_early: StopEarly | None = None,
 ) -> dict[str, BenchResult]:
     """Measure several models in one process, alternating between them round by round.
 
@@ -138,6 +142,9 @@ def measure_interleaved(
     file can be compared across runtimes. ``refused``: where given, a model that its runtime cannot load
     or run once is left out (no result) and why goes here, by label, instead of failing the measurement:
     a choice among options (OpenVINO cannot load Silero VAD) learns so from the runs it makes anyway.
+    ``stop_early``: where given, called after each round but the last with the samples so far of the models
+    still measured (by label) and the runs of each of their rounds; the labels it returns are measured no
+    more, and their results hold the rounds they ran (``round_sizes`` is each result's own).
     """
     runtimes = {label: (runtimes or {}).get(label, settings.runtime) for label in models}
     sessions: dict[str, Any] = {}
@@ -153,6 +160,8 @@ def measure_interleaved(
             sessions.pop(label, None)
     models = {label: path for label, path in models.items() if label in sessions}
     samples: dict[str, list[float]] = {label: [] for label in models}
+    sizes_run: dict[str, list[int]] = {label: [] for label in models}
+    measuring = list(sessions)  # those still measured: stop_early may end some before the last round
     # Two sessions of the very same file can differ by 5-10% for as long as they live (where weights and
     # buffers landed in memory): `bench A --vs A-copy` on a 15 us model gave p50 ratios from 0.88 to 1.11
     # across runs, each run consistent over all its rounds, so no resampling of one session pair can see
@@ -161,29 +170,38 @@ def measure_interleaved(
     # each warmed up with its share of --warmup: the placement then varies between rounds, which the round
     # statistics account for. Not for other providers, where building a session can take minutes (TensorRT).
     fresh_sessions = len(models) > 1 and resolve_provider(settings.provider) == PROVIDERS["cpu"]
-    sizes_run: list[int] = []
+    # A fixed count's rounds are known ahead (stop_early is asked only while another round follows);
+    # --duration's are decided as they go, and run to the end.
+    planned = list(_round_counts(settings)) if models and not settings.duration_s else []
+    counts = planned or (_round_counts(settings) if models else iter(()))
     try:
         for label in sessions:
             _warm_up(sessions[label], feeds[label], settings, 1.0)
         with compiled_models_cached():  # the first sessions above compiled afresh: their creation time is honest
-            for round_index, count in enumerate(_round_counts(settings) if models else ()):
+            for round_index, count in enumerate(counts):
                 # Alternate the order (A B, B A, ...) so that running second in a round favours no model.
-                order = list(sessions) if round_index % 2 == 0 else list(reversed(sessions))
+                order = measuring if round_index % 2 == 0 else measuring[::-1]
                 if fresh_sessions and round_index:
                     _renew_sessions(sessions, order, models, feeds, settings, runtimes)
                 for label in order:
                     samples[label] += timed_runs(sessions[label], feeds[label], count)
-                sizes_run.append(count)
+                    sizes_run[label].append(count)
                 on_round(1)
+                if stop_early is not None and measuring and round_index + 1 < len(planned):
+                    stopped = set(stop_early({label: samples[label] for label in measuring}, sizes_run[measuring[0]]))
+                    measuring = [label for label in measuring if label not in stopped]
     except BenchmarkError:
         raise
     except Exception as exc:
         raise BenchmarkError(f"inference failed while benchmarking ({exc})") from exc
     recorded = {
-        "rounds_run": len(sizes_run),
-        "round_sizes": sizes_run,  # where the round statistics cut the samples
-        "fresh_session_per_round": fresh_sessions,
-        "inputs": "given" if inputs is not None else "synthetic",
+        label: {
+            "rounds_run": len(sizes_run[label]),
+            "round_sizes": sizes_run[label],  # where the round statistics cut the samples
+            "fresh_session_per_round": fresh_sessions,
+            "inputs": "given" if inputs is not None else "synthetic",
+        }
+        for label in models
     }
     return _results(models, settings, samples, timings, recorded, runtimes, sessions)
 

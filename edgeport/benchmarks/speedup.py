@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from edgeport.benchmarks.records import BenchResult
-from edgeport.benchmarks.rounds import CONFIDENCE, can_pair, ratio_intervals, split_rounds
+from edgeport.benchmarks.rounds import CONFIDENCE, can_pair, ratio_intervals, round_sizes, split_rounds
 from edgeport.core.bench_defaults import PAYS_BELOW
 from edgeport.errors import BenchmarkError
 
@@ -68,15 +70,34 @@ def speedup_of(int8: BenchResult, fp32: BenchResult, seed: int = 0, confidence: 
     """int8 against fp32, two results of one ``measure_interleaved`` call (or of several, joined round by
     round: ``BenchResult.followed_by``); the interval pairs their rounds."""
     ratio_ci = None
-    int8_rounds = split_rounds(int8.samples_ms, int8.settings)
-    fp32_rounds = split_rounds(fp32.samples_ms, fp32.settings)
+    int8_samples, fp32_samples, sizes = _common_rounds(int8, fp32)
+    if sizes is None:  # the two ran the same rounds (or cannot be paired): each as a whole
+        int8_p50, fp32_p50 = float(int8.stats["p50_ms"]), float(fp32.stats["p50_ms"])
+        int8_rounds = split_rounds(int8.samples_ms, int8.settings)
+        fp32_rounds = split_rounds(fp32.samples_ms, fp32.settings)
+    else:  # one stopped early (measure_interleaved's stop_early): the rounds both ran, side by side
+        int8_p50, fp32_p50 = float(np.percentile(int8_samples, 50)), float(np.percentile(fp32_samples, 50))
+        int8_rounds = split_rounds(int8_samples, {"round_sizes": sizes})
+        fp32_rounds = split_rounds(fp32_samples, {"round_sizes": sizes})
     if can_pair(int8_rounds, fp32_rounds):
         try:
             low, high = ratio_intervals(int8_rounds, fp32_rounds, [50], seed, confidence, paired=True)[0]
             ratio_ci = (float(low), float(high))
         except BenchmarkError:  # too few samples to bound a ratio: the point ratio decides alone
             ratio_ci = None
-    return Speedup(float(fp32.stats["p50_ms"]), float(int8.stats["p50_ms"]), ratio_ci, confidence)
+    return Speedup(fp32_p50, int8_p50, ratio_ci, confidence)
+
+
+def _common_rounds(a: BenchResult, b: BenchResult) -> tuple[list[float], list[float], list[int] | None]:
+    """Where one of two results of one measurement ran fewer rounds than the other, the same rounds cut from
+    both and their sizes (the first rounds, which ran side by side); else sizes None."""
+    a_sizes = round_sizes(a.settings, len(a.samples_ms))
+    b_sizes = round_sizes(b.settings, len(b.samples_ms))
+    shared = min(len(a_sizes), len(b_sizes))
+    if len(a_sizes) == len(b_sizes) or a_sizes[:shared] != b_sizes[:shared] or shared < 1:
+        return a.samples_ms, b.samples_ms, None
+    sizes = a_sizes[:shared]
+    return a.samples_ms[: sum(sizes)], b.samples_ms[: sum(sizes)], sizes
 
 
 def tied_with_fastest(

@@ -32,9 +32,12 @@ def _options_cell(speed: dict) -> str:
     """One line per option measured side by side: its p50 over fp32's in that measurement, and whether
     it was faithful as its runtime ran it (or not judged, being slower than a faithful one)."""
     lines = []
+    most = max((option.get("rounds") or 0 for option in speed["alternatives"]), default=0)
     for option in sorted(speed["alternatives"], key=lambda a: math.inf if a["p50_ms"] is None else a["p50_ms"]):
         ratio = option["p50_over_fp32"]
         speed_text = "not measured" if ratio is None else f"{ratio:.2f}x"
+        if option.get("rounds") and option["rounds"] < most:  # stopped early: clearly slower than a faithful one
+            speed_text += f" ({option['rounds']} of {most} rounds)"
         fidelity = "faithful" if option["faithful"] else "NOT faithful"
         if option["verdict"].startswith("does not run"):
             fidelity = "does not run"

@@ -79,3 +79,38 @@ def test_models_that_cannot_be_loaded_or_run_are_refused_with_why_and_the_rest_m
     assert refused["bad"].startswith("BenchmarkError: inference failed while benchmarking")
     with pytest.raises(BenchmarkError, match="inference failed"):  # without a place for them: the measurement fails
         measure_interleaved({"good": fp32_onnx, "bad": models["bad"]}, settings, feeds)
+
+
+def test_a_model_stopped_early_keeps_the_rounds_it_ran_and_the_others_run_every_round(fp32_onnx, digits16):
+    settings = BenchSettings(warmup=2, iterations=50, rounds=5)
+    asked = []
+
+    def stop_early(samples, sizes):
+        asked.append((sorted(samples), list(sizes)))
+        return ["b"] if len(sizes) == 2 else []
+
+    models = {"a": fp32_onnx, "b": fp32_onnx, "c": fp32_onnx}
+    results = measure_interleaved(models, settings, {"input": digits16.val.x[:1]}, stop_early=stop_early)
+    assert results["b"].settings["round_sizes"] == [10, 10] and len(results["b"].samples_ms) == 20
+    assert results["b"].settings["rounds_run"] == 2 and results["b"].stats["p50_ms"] > 0
+    for label in ("a", "c"):
+        assert results[label].settings["round_sizes"] == [10] * 5 and results[label].settings["rounds_run"] == 5
+    # asked after every round but the last, with those still measured only
+    assert asked == [
+        (["a", "b", "c"], [10]),
+        (["a", "b", "c"], [10, 10]),
+        (["a", "c"], [10, 10, 10]),
+        (["a", "c"], [10, 10, 10, 10]),
+    ]
+
+
+def test_a_measurement_by_duration_is_never_stopped_early(fp32_onnx, digits16):
+    settings = BenchSettings(warmup=1, iterations=4, rounds=2, duration_s=0.05)
+
+    def stop_early(samples, sizes):
+        raise AssertionError("asked")
+
+    results = measure_interleaved(
+        {"a": fp32_onnx, "b": fp32_onnx}, settings, {"input": digits16.val.x[:1]}, stop_early=stop_early
+    )
+    assert len(results["a"].settings["round_sizes"]) == len(results["b"].settings["round_sizes"]) >= 1

@@ -107,3 +107,16 @@ def test_a_decided_verdict_is_not_measured_again_and_an_open_one_at_most_extra_l
     noisy = _rounds([7.0, 12.0, 7.5, 11.5, 8.0], seed=1)  # open, and every look as open again
     speedup, looks = conclusive(_result(noisy), fp32, lambda: (_result(noisy), fp32))
     assert looks == EXTRA_LOOKS and speedup.open and not speedup.pays
+
+
+def test_one_stopped_early_is_compared_on_the_rounds_both_ran():
+    """b stopped after two rounds (measure_interleaved's stop_early); a ran three more, on a machine that got
+    twice as slow. The ratio and its interval come from the two rounds that ran side by side."""
+    a = _result(_rounds([10.0, 10.0, 20.0, 20.0, 20.0], seed=0))
+    b = _result(_rounds([12.5, 12.5], seed=1))
+    speedup = speedup_of(a, b)
+    assert speedup.ratio == pytest.approx(0.8, abs=0.02)
+    assert speedup.fp32_p50_ms == pytest.approx(12.5, rel=0.02) and speedup.int8_p50_ms == pytest.approx(10, rel=0.02)
+    assert speedup.ratio_ci is not None and speedup.ratio_ci[1] < 1.0
+    # and the other way round
+    assert speedup_of(b, a).ratio == pytest.approx(1.25, abs=0.03)

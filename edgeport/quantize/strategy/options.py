@@ -5,7 +5,7 @@ onnxruntime's fp32 outputs with the request's tolerance, and all timed side by s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,11 +15,13 @@ from edgeport.benchmarks import BenchSettings, measure_interleaved
 from edgeport.benchmarks.latency import one_line
 from edgeport.benchmarks.openvino_runtime import fp32_openvino_choices, openvino_version
 from edgeport.benchmarks.records import ONNXRUNTIME, BenchResult, RuntimeChoice
+from edgeport.benchmarks.rounds import round_sizes
 from edgeport.benchmarks.session import create_session
 from edgeport.benchmarks.speedup import speedup_of
 from edgeport.core.progress import Progress
 from edgeport.quantize.guard.judge import GuardReport
 from edgeport.quantize.inputs.run import run_all_outputs
+from edgeport.quantize.strategy.early_stop import stop_when_beaten
 from edgeport.quantize.strategy.timing import CHECK, SHIP_CONFIDENCE, budgeted
 
 # The options a user could ship instead (up to five models, OpenVINO compiling each afresh every round): which
@@ -54,6 +56,7 @@ class Measured:
     p50_ms: float
     faithful: bool | None  # None: not judged (judge_as_needed: slower than a faithful option)
     verdict: str  # the guard's line for this option ("reference" for fp32 on onnxruntime itself), or why not
+    rounds: int | None = None  # rounds measured: fewer than the others' where it was clearly slower early
 
     def describe(self, fp32_p50: float) -> dict:
         ran = math.isfinite(self.p50_ms)  # an option that does not run has no time (JSON has no Infinity)
@@ -65,6 +68,7 @@ class Measured:
             "p50_over_fp32": round(self.p50_ms / fp32_p50, 4) if fp32_p50 and ran else None,
             "faithful": self.faithful,
             "verdict": self.verdict,
+            "rounds": self.rounds,
         }
 
 
@@ -133,6 +137,10 @@ def _beaten(best: Option | None, option: Option, results: Mapping[str, BenchResu
     return f"{best.label} is faithful and ran at {speedup.text()} its p50" if beat else None
 
 
+def _rounds(result: BenchResult) -> int:
+    return len(round_sizes(result.settings, len(result.samples_ms)))
+
+
 @dataclass(frozen=True)
 class Candidates:
     """What every option is made of: the fp32 and int8 files (``paths``), one run's feeds to time them on
@@ -156,26 +164,17 @@ def judge_and_measure(
     progress: Progress,
     settings: BenchSettings = OPTIONS,
     known: Mapping[Option, tuple[bool | None, str]] | None = None,
+    keep: Collection[Option] = (),
 ) -> tuple[list[Measured], dict[str, BenchResult]]:
     """Every option that runs measured side by side on one run's feeds, then judged on the validation inputs
     as its runtime runs it where its verdict can matter (``judge_as_needed``; ``known`` verdicts are used as
     given, fp32 on onnxruntime is the reference itself); an option that does not run is kept with its reason
-    and no time, one left unjudged with why and no verdict (``Measured.faithful`` None)."""
+    and no time, one left unjudged with why and no verdict (``Measured.faithful`` None). An option clearly
+    slower than a faithful one of its kind is measured no more (strategy/early_stop.py), except ``keep``."""
     paths, sample = candidates.paths, candidates.sample
     verdicts: Known = {Option("fp32", ONNXRUNTIME): (True, "the fp32 reference"), **candidates.judged, **(known or {})}
     labels = {o.label: o for o in options}
     refused: dict[str, str] = {}  # an option whose runtime cannot load or run the file (OpenVINO, Silero VAD)
-    with progress.task("options against fp32", total=settings.rounds) as advance:
-        results = measure_interleaved(
-            {label: paths[o.model] for label, o in labels.items()},
-            budgeted(settings, paths["fp32"], sample, OPTIONS_MODEL_SECONDS),
-            sample,
-            advance,
-            runtimes={label: o.runtime for label, o in labels.items()},
-            refused=refused,
-        )
-    for label, why in refused.items():
-        verdicts[labels[label]] = (False, _DOES_NOT_RUN + why)
 
     def judge(option: Option) -> tuple[bool, str]:
         try:
@@ -184,9 +183,30 @@ def judge_and_measure(
             return False, _not_running(exc)
         return report.within_tolerance, report.line()
 
+    def faithful(label: str) -> bool:  # judged while measuring where needed: judge_as_needed keeps the verdict
+        if labels[label] not in verdicts:
+            verdicts[labels[label]] = judge(labels[label])
+        return bool(verdicts[labels[label]][0])
+
+    kinds = {label: "fp32" if o.model == "fp32" else "int8" for label, o in labels.items()}
+    with progress.task("options against fp32", total=settings.rounds) as advance:
+        results = measure_interleaved(
+            {label: paths[o.model] for label, o in labels.items()},
+            budgeted(settings, paths["fp32"], sample, OPTIONS_MODEL_SECONDS),
+            sample,
+            advance,
+            runtimes={label: o.runtime for label, o in labels.items()},
+            refused=refused,
+            stop_early=stop_when_beaten(kinds, faithful, keep={o.label for o in keep}),
+        )
+    for label, why in refused.items():
+        verdicts[labels[label]] = (False, _DOES_NOT_RUN + why)
+
     judge_as_needed(options, results, verdicts, judge)
     measured = [
-        Measured(o, results[o.label].stats["p50_ms"] if o.label in results else float("inf"), *verdicts[o])
+        Measured(o, results[o.label].stats["p50_ms"], *verdicts[o], rounds=_rounds(results[o.label]))
+        if o.label in results
+        else Measured(o, float("inf"), *verdicts[o])
         for o in options
     ]
     return measured, results

@@ -220,11 +220,12 @@ def _alternatives(
     own = payoff.ships if with_own is None else with_own
     options = options_to_compare(payoff.runtime, payoff.faithful, own, candidates.others() if own else ())
     known = {Option("int8", payoff.runtime): (guard.within_tolerance, guard.line())}
-    payoff.alternatives, results = judge_and_measure(options, candidates, progress, settings, known)
-    fp32_here = results.get(Option("fp32", payoff.runtime).label)
+    reference = Option("fp32", payoff.runtime)  # the options' ratios are read against it: measured every round
+    payoff.alternatives, results = judge_and_measure(options, candidates, progress, settings, known, [reference])
+    fp32_here = results.get(reference.label)
     if fp32_here is not None:  # the options' ratios are read against fp32 of this same measurement
         payoff.options_fp32_p50_ms = fp32_here.stats["p50_ms"]
-        payoff.options_base = Option("fp32", payoff.runtime).label
+        payoff.options_base = reference.label
         if payoff.fp32_p50_ms is None:
             payoff.fp32_p50_ms = payoff.options_fp32_p50_ms
     return results

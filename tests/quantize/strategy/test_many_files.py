@@ -156,3 +156,26 @@ def test_auto_ships_the_file_it_weighed_with_its_own_lineage(tmp_path, capsys):
     assert shipped == "int8" or shipped == f"int8 ({chosen['recipe']})"  # the artifact is the weighed file
     artifact = tmp_path / manifest["artifact"]["path"]
     assert read_metadata(artifact)["backend"] == chosen["backend"] == manifest["lineage"]["quantization"]["backend"]
+
+
+def test_an_option_clearly_slower_than_a_faithful_one_is_measured_no_more(tmp_path):
+    """Two faithful int8 files, one doing several times the work: after two rounds the slow one stops being
+    measured (its figures are those rounds'), the fast one and the fp32 reference run every round."""
+    from edgeport.core.progress import SILENT
+    from edgeport.quantize.strategy.options import OPTIONS, judge_and_measure
+
+    fast, slow = _linear(tmp_path, slow=False), _linear(tmp_path, slow=True)
+    inputs = {"x": np.random.default_rng(1).normal(size=(16, 16)).astype(np.float32)}
+    judging = judging_for(ModelSource(onnx_path=fast), inputs, Validation(inputs, None, Tolerance(min_cosine=0.99)))
+    candidates = Candidates(
+        {"fp32": fast, "int8": slow, "int8 (other)": fast}, one_run(fast, inputs), inputs, judging.judge_outputs
+    )
+    options = [Option("fp32", ONNXRUNTIME), Option("int8", ONNXRUNTIME), Option("int8 (other)", ONNXRUNTIME)]
+    measured, results = judge_and_measure(options, candidates, SILENT, keep=[Option("fp32", ONNXRUNTIME)])
+    rounds = {m.option.label: m.rounds for m in measured}
+    assert rounds == {"fp32 on ort": OPTIONS.rounds, "int8 (other) on ort": OPTIONS.rounds, "int8 on ort": 2}
+    slow_one = next(m for m in measured if m.option.label == "int8 on ort")
+    assert slow_one.faithful is None and slow_one.verdict.startswith("not judged: int8 (other) on ort is faithful")
+    assert slow_one.describe(1.0)["rounds"] == 2 and len(results["int8 on ort"].samples_ms) < len(
+        results["int8 (other) on ort"].samples_ms
+    )

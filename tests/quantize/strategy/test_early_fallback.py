@@ -136,3 +136,20 @@ def test_a_faithful_early_fallback_is_weighed_on_its_own_file_where_the_runtime_
     judging = SimpleNamespace(source=ModelSource(onnx_path=Path("m.onnx")), validation=SimpleNamespace(inputs={}))
     auto_fallback.fall_back(outcome, judging, None, Plan(must_pay=True, with_nncf=True), SILENT, early)  # type: ignore[arg-type]
     assert measured == ["dynamic"] and fixed not in outcome.attempts
+
+
+def test_where_the_runtime_is_chosen_the_fallback_is_made_without_measuring_its_base(monkeypatch):
+    """NNCF answered before onnxruntime's recipes were done (no early fallback): where the runtime choice follows,
+    the fallback is made at once, faithful or not, and its base is never measured on one runtime first."""
+    from edgeport.quantize.strategy.recipes import recipes_for
+
+    _, dynamic, _ = recipes_for(TRANSFORMER, AutoConfig())
+    missed = _faithful(dynamic, 0.989)
+    missed.guard = _judged(dynamic, 0.989).guard
+    hopeless = _judged(dynamic, 0.97)  # outside tolerance even with its layers in float
+    measured: list[str] = []
+    monkeypatch.setattr(auto_fallback, "may_pay", lambda _o, _p, best, *a: measured.append(best.recipe.name) or True)
+    monkeypatch.setattr(auto_fallback, "fallback_attempt", lambda *a: hopeless)
+    outcome = _outcome(missed)
+    auto_fallback.fall_back(outcome, None, Path("s"), Plan(must_pay=True, ranked_later=True), SILENT)  # type: ignore[arg-type]
+    assert outcome.attempts[-1] is hopeless and measured == [] and outcome.fallback_skipped is None

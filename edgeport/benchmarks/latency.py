@@ -198,6 +198,7 @@ def measure_interleaved(
         label: {
             "rounds_run": len(sizes_run[label]),
             "round_sizes": sizes_run[label],  # where the round statistics cut the samples
+            "stopped_early": label not in measuring,  # by stop_early: its rounds are the others' first ones
             "fresh_session_per_round": fresh_sessions,
             "inputs": "given" if inputs is not None else "synthetic",
         }

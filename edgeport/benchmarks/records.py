@@ -131,6 +131,7 @@ class BenchResult:
         one result whose statistics and intervals see every round."""
         sizes = round_sizes(self.settings, len(self.samples_ms)) + round_sizes(more.settings, len(more.samples_ms))
         count = {"iterations": sum(sizes), "rounds": len(sizes), "rounds_run": len(sizes), "round_sizes": sizes}
+        count["stopped_early"] = False  # its rounds no longer line up with another result's first ones
         settings = {**self.settings, **count}
         return BenchResult(
             self.model_path,

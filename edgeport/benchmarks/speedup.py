@@ -89,12 +89,18 @@ def speedup_of(int8: BenchResult, fp32: BenchResult, seed: int = 0, confidence: 
 
 
 def _common_rounds(a: BenchResult, b: BenchResult) -> tuple[list[float], list[float], list[int] | None]:
-    """Where one of two results of one measurement ran fewer rounds than the other, the same rounds cut from
-    both and their sizes (the first rounds, which ran side by side); else sizes None."""
+    """Where one of two results of one measurement stopped early (measure_interleaved's ``stop_early``), the
+    rounds both ran cut from both and their sizes (the first rounds, which ran side by side); else sizes None.
+    A result joined with another measurement (``followed_by``) is never cut: its rounds no longer line up."""
     a_sizes = round_sizes(a.settings, len(a.samples_ms))
     b_sizes = round_sizes(b.settings, len(b.samples_ms))
     shared = min(len(a_sizes), len(b_sizes))
-    if len(a_sizes) == len(b_sizes) or a_sizes[:shared] != b_sizes[:shared] or shared < 1:
+    shorter = a if len(a_sizes) < len(b_sizes) else b
+    if (
+        len(a_sizes) == len(b_sizes)
+        or not shorter.settings.get("stopped_early")
+        or a_sizes[:shared] != b_sizes[:shared]
+    ):
         return a.samples_ms, b.samples_ms, None
     sizes = a_sizes[:shared]
     return a.samples_ms[: sum(sizes)], b.samples_ms[: sum(sizes)], sizes

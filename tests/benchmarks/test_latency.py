@@ -93,6 +93,7 @@ def test_a_model_stopped_early_keeps_the_rounds_it_ran_and_the_others_run_every_
     results = measure_interleaved(models, settings, {"input": digits16.val.x[:1]}, stop_early=stop_early)
     assert results["b"].settings["round_sizes"] == [10, 10] and len(results["b"].samples_ms) == 20
     assert results["b"].settings["rounds_run"] == 2 and results["b"].stats["p50_ms"] > 0
+    assert results["b"].settings["stopped_early"] is True and results["a"].settings["stopped_early"] is False
     for label in ("a", "c"):
         assert results[label].settings["round_sizes"] == [10] * 5 and results[label].settings["rounds_run"] == 5
     # asked after every round but the last, with those still measured only

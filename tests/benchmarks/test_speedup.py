@@ -114,9 +114,15 @@ def test_one_stopped_early_is_compared_on_the_rounds_both_ran():
     twice as slow. The ratio and its interval come from the two rounds that ran side by side."""
     a = _result(_rounds([10.0, 10.0, 20.0, 20.0, 20.0], seed=0))
     b = _result(_rounds([12.5, 12.5], seed=1))
+    b.settings["stopped_early"] = True  # as measure_interleaved records it
     speedup = speedup_of(a, b)
     assert speedup.ratio == pytest.approx(0.8, abs=0.02)
     assert speedup.fp32_p50_ms == pytest.approx(12.5, rel=0.02) and speedup.int8_p50_ms == pytest.approx(10, rel=0.02)
     assert speedup.ratio_ci is not None and speedup.ratio_ci[1] < 1.0
     # and the other way round
     assert speedup_of(b, a).ratio == pytest.approx(1.25, abs=0.03)
+    # measured again and joined, its rounds no longer line up with a's first ones: each read whole, unpaired
+    joined = b.followed_by(_result(_rounds([25.0] * 3, seed=2)))
+    assert joined.settings["stopped_early"] is False
+    unpaired = speedup_of(a.followed_by(_result(_rounds([20.0] * 3, seed=3))), joined)
+    assert unpaired.ratio_ci is None and unpaired.ratio == pytest.approx(20 / 25, abs=0.03)

@@ -69,29 +69,44 @@ def percent(fraction: float) -> str:
 def speedup_of(int8: BenchResult, fp32: BenchResult, seed: int = 0, confidence: float = CONFIDENCE) -> Speedup:
     """int8 against fp32, two results of one ``measure_interleaved`` call (or of several, joined round by
     round: ``BenchResult.followed_by``); the interval pairs their rounds."""
-    ratio_ci = None
-    int8_samples, fp32_samples, sizes = _common_rounds(int8, fp32)
-    if sizes is None:  # the two ran the same rounds (or cannot be paired): each as a whole
-        int8_p50, fp32_p50 = float(int8.stats["p50_ms"]), float(fp32.stats["p50_ms"])
-        int8_rounds = split_rounds(int8.samples_ms, int8.settings)
-        fp32_rounds = split_rounds(fp32.samples_ms, fp32.settings)
-    else:  # one stopped early (measure_interleaved's stop_early): the rounds both ran, side by side
-        int8_p50, fp32_p50 = float(np.percentile(int8_samples, 50)), float(np.percentile(fp32_samples, 50))
-        int8_rounds = split_rounds(int8_samples, {"round_sizes": sizes})
-        fp32_rounds = split_rounds(fp32_samples, {"round_sizes": sizes})
-    if can_pair(int8_rounds, fp32_rounds):
-        try:
-            low, high = ratio_intervals(int8_rounds, fp32_rounds, [50], seed, confidence, paired=True)[0]
-            ratio_ci = (float(low), float(high))
-        except BenchmarkError:  # too few samples to bound a ratio: the point ratio decides alone
-            ratio_ci = None
-    return Speedup(fp32_p50, int8_p50, ratio_ci, confidence)
+    sizes = _common_rounds(int8, fp32)
+    if sizes is not None:  # one stopped early (measure_interleaved's stop_early): the rounds both ran, side by side
+        ran = sum(sizes)
+        return paired_speedup(int8.samples_ms[:ran], fp32.samples_ms[:ran], sizes, seed, confidence)
+    interval = _paired_interval(
+        split_rounds(int8.samples_ms, int8.settings), split_rounds(fp32.samples_ms, fp32.settings), seed, confidence
+    )
+    return Speedup(float(fp32.stats["p50_ms"]), float(int8.stats["p50_ms"]), interval, confidence)
 
 
-def _common_rounds(a: BenchResult, b: BenchResult) -> tuple[list[float], list[float], list[int] | None]:
+def paired_speedup(
+    int8: Sequence[float], fp32: Sequence[float], sizes: list[int], seed: int = 0, confidence: float = CONFIDENCE
+) -> Speedup:
+    """int8 against fp32 from their raw samples, taken side by side in rounds of ``sizes`` runs each."""
+    interval = _paired_interval(
+        split_rounds(int8, {"round_sizes": sizes}), split_rounds(fp32, {"round_sizes": sizes}), seed, confidence
+    )
+    return Speedup(float(np.percentile(fp32, 50)), float(np.percentile(int8, 50)), interval, confidence)
+
+
+def _paired_interval(
+    int8_rounds: list[np.ndarray], fp32_rounds: list[np.ndarray], seed: int, confidence: float
+) -> tuple[float, float] | None:
+    """The interval of int8's p50 over fp32's, their rounds paired; None where they cannot be paired or are too
+    few to bound it (the point ratio decides alone then)."""
+    if not can_pair(int8_rounds, fp32_rounds):
+        return None
+    try:
+        low, high = ratio_intervals(int8_rounds, fp32_rounds, [50], seed, confidence, paired=True)[0]
+    except BenchmarkError:
+        return None
+    return float(low), float(high)
+
+
+def _common_rounds(a: BenchResult, b: BenchResult) -> list[int] | None:
     """Where one of two results of one measurement stopped early (measure_interleaved's ``stop_early``), the
-    rounds both ran cut from both and their sizes (the first rounds, which ran side by side); else sizes None.
-    A result joined with another measurement (``followed_by``) is never cut: its rounds no longer line up."""
+    sizes of the rounds both ran (the first ones, which ran side by side); else None. A result joined with
+    another measurement (``followed_by``) is never cut: its rounds no longer line up."""
     a_sizes = round_sizes(a.settings, len(a.samples_ms))
     b_sizes = round_sizes(b.settings, len(b.samples_ms))
     shared = min(len(a_sizes), len(b_sizes))
@@ -101,9 +116,8 @@ def _common_rounds(a: BenchResult, b: BenchResult) -> tuple[list[float], list[fl
         or not shorter.settings.get("stopped_early")
         or a_sizes[:shared] != b_sizes[:shared]
     ):
-        return a.samples_ms, b.samples_ms, None
-    sizes = a_sizes[:shared]
-    return a.samples_ms[: sum(sizes)], b.samples_ms[: sum(sizes)], sizes
+        return None
+    return a_sizes[:shared]
 
 
 def tied_with_fastest(
@@ -129,4 +143,4 @@ def fastest_beyond_noise(
     return tied_with_fastest(preferred, results, confidence)[0]
 
 
-__all__ = ["Speedup", "fastest_beyond_noise", "percent", "speedup_of", "tied_with_fastest"]
+__all__ = ["Speedup", "fastest_beyond_noise", "paired_speedup", "percent", "speedup_of", "tied_with_fastest"]

@@ -12,12 +12,12 @@ rounds so far, is measured no more. Its figures are those of the rounds it ran.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import numpy as np
 
-from edgeport.benchmarks.rounds import can_pair, ratio_intervals, split_rounds
-from edgeport.errors import BenchmarkError
+from edgeport.benchmarks.latency import StopEarly
+from edgeport.benchmarks.speedup import paired_speedup
 from edgeport.quantize.strategy.timing import SHIP_CONFIDENCE
 
 # The faithful option's p50 over the other's, at most: stricter than the ship rule's 0.95x, since the
@@ -31,23 +31,13 @@ Judge = Callable[[str], bool]  # an option's label -> faithful (judging it when 
 def clearly_faster(fast: list[float], slow: list[float], sizes: list[int]) -> bool:
     """``fast``'s p50 at most STOP_BELOW times ``slow``'s, the interval of that ratio (rounds paired, at the
     ship decision's confidence) wholly below 1. Both ran the rounds of ``sizes`` side by side."""
-    ratio = float(np.percentile(fast, 50) / np.percentile(slow, 50))
-    if ratio > STOP_BELOW:
+    if np.percentile(fast, 50) > STOP_BELOW * np.percentile(slow, 50):  # no margin: no interval to compute
         return False
-    fast_rounds = split_rounds(fast, {"round_sizes": sizes})
-    slow_rounds = split_rounds(slow, {"round_sizes": sizes})
-    if not can_pair(fast_rounds, slow_rounds):
-        return False
-    try:
-        high = ratio_intervals(fast_rounds, slow_rounds, [50], 0, SHIP_CONFIDENCE, paired=True)[0][1]
-    except BenchmarkError:  # too few samples to bound the ratio: not clear yet
-        return False
-    return high < 1.0
+    interval = paired_speedup(fast, slow, sizes, confidence=SHIP_CONFIDENCE).ratio_ci
+    return interval is not None and interval[1] < 1.0  # None: too few samples to bound it, not clear yet
 
 
-def stop_when_beaten(
-    kinds: Mapping[str, str], faithful: Judge, keep: Collection[str] = ()
-) -> Callable[[Mapping[str, list[float]], list[int]], Iterable[str]]:
+def stop_when_beaten(kinds: Mapping[str, str], faithful: Judge, keep: Collection[str] = ()) -> StopEarly:
     """A ``stop_early`` for measure_interleaved: ``kinds`` maps each label to its kind (options of one kind
     compete: "fp32", "int8"); ``faithful`` gives an option's verdict; ``keep``: labels measured every round
     whatever (the reference the options' ratios are read against)."""

@@ -9,7 +9,10 @@ then, where an int8 file was written, its task judge (tests/corpus/judges.py: de
 speech decisions, embeddings) as each installed runtime runs it, and p50 at batch 1, one thread,
 interleaved with fp32, on onnxruntime and on OpenVINO where installed. Appends a table to perf/RESULTS.md.
 
-    python perf/corpus.py [--only NAME ...] [--no-append] [--seed N] [--keep DIR]
+    python perf/corpus.py [--only NAME ...] [--no-append] [--seed N] [--keep DIR] [--runtime NAME]
+
+``--runtime ort`` quantizes for onnxruntime alone (as where OpenVINO is not installed: no NNCF recipe, no
+runtime choice); the judges and timings still cover every installed runtime.
 """
 
 from __future__ import annotations
@@ -91,14 +94,14 @@ def _last_lines(text: str, count: int = 3) -> str:
     return " / ".join(lines[-count:])
 
 
-def run_case(name: str, folder: Path, seed: int = 0) -> dict[str, Any]:
-    """One corpus model end to end; every figure of its table row."""
+def run_case(name: str, folder: Path, seed: int = 0, runtime: str | None = None) -> dict[str, Any]:
+    """One corpus model end to end (quantized for ``runtime`` where given); every figure of its table row."""
     model = zoo_model(name)
     calib, val, context = corpus_case(name, seed)
     calib_path, val_path = write_npz(folder / "calib.npz", calib), write_npz(folder / "val.npz", val)
     output = folder / f"{name}.int8.onnx"
     args = ["quantize", str(model), "--calib", str(calib_path), "--val", str(val_path), "-o", str(output)]
-    result = run_cli([*args, "--json", "--quiet"], folder)
+    result = run_cli([*args, *(["--runtime", runtime] if runtime else []), "--json", "--quiet"], folder)
     manifest = _manifest(result, output) if result["code"] in (0, 1) else None
     row: dict[str, Any] = {"name": name, **{k: result[k] for k in ("code", "wall_s", "peak_rss_mib")}}
     # the yardstick of auto's wall time (goal: at most 3x): one plain ort-static quantization, no speed check
@@ -176,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-append", action="store_true", help="print the table, leave RESULTS.md alone")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", help="keep each model's files (npz, int8, manifest, CLI output) under DIR")
+    parser.add_argument("--runtime", help="quantize for this runtime only (`edgeport quantize --runtime`)")
     args = parser.parse_args(argv)
     if not ZOO.is_dir():
         print(f"{ZOO} is missing: run `make zoo` first", file=sys.stderr)
@@ -185,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.only or list(all_cases()):
         with tempfile.TemporaryDirectory() as tmp:
-            row = run_case(name, Path(tmp), args.seed)
+            row = run_case(name, Path(tmp), args.seed, args.runtime)
             if args.keep:
                 shutil.copytree(tmp, Path(args.keep) / name, dirs_exist_ok=True)
         print(json.dumps(row, default=str), file=sys.stderr)
@@ -196,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         + " | auto wall (vs one ort-static) | peak RSS |",
         "|" + "---|" * (7 + len(runtimes)),
     ]
+    flags = f" --runtime {args.runtime}" if args.runtime else ""
     intro = (
-        f"{cpu_line(cpu)}. `edgeport quantize MODEL --calib --val` with defaults on real pretrained models "
+        f"{cpu_line(cpu)}. `edgeport quantize MODEL --calib --val{flags}` with defaults on real pretrained models "
         "and realistic inputs (tests/corpus/inputs.py); fidelity by task judges independent of edgeport's guard "
         "(tests/corpus/judges.py); p50 at batch 1, one thread, interleaved with fp32; wall time and peak RSS of "
         "the CLI process."
@@ -205,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_append:
         print("\n".join(["", intro, "", *header, *rows]))
     else:
-        append_results("Real pretrained corpus, default quantize", "corpus.py", intro, [*header, *rows])
+        title = f"Real pretrained corpus, quantize{flags}" if flags else "Real pretrained corpus, default quantize"
+        append_results(title, "corpus.py", intro, [*header, *rows])
     return 0
 
 

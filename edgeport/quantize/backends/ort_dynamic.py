@@ -21,6 +21,7 @@ from edgeport.quantize.inputs.calibration import load_fp32_onnx
 from edgeport.quantize.inputs.graph import iter_nodes, op_summary
 from edgeport.quantize.inputs.model_check import failure_reason
 from edgeport.quantize.registry import QuantResult, register_backend
+from edgeport.quantize.transforms.layernorm_unfused import keep_layernorm_unfused
 from edgeport.quantize.transforms.subgraphs import finish_file, has_subgraphs, shield_file
 
 _TYPES = {"uint8": "QUInt8", "int8": "QInt8"}
@@ -54,7 +55,8 @@ class OrtDynamicBackend:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".quant-") as tmp:
             prepared, staged = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
-            notes = prepare(fp32_path, prepared)  # pre-processed once per model within auto (ort_reuse.py)
+            # pre-processed and its attention fused once per model within auto (ort_reuse.py)
+            notes = prepare(fp32_path, prepared, calibration)
             # what bodies of If/Loop/Scan read from outside becomes explicit (transforms/subgraphs.py)
             shields = shield_file(prepared)
             excluded = [*config.exclude_nodes, *(shield.node for shield in shields)]
@@ -76,6 +78,7 @@ class OrtDynamicBackend:
                         f"({type(exc).__name__}: {failure_reason(exc)})"
                     ) from exc
                 bodies = finish_file(staged, shields, str(fp32_path))
+            notes.update(keep_layernorm_unfused(staged))  # onnxruntime's slow fused kernel: see the module
             os.replace(staged, output_path)
         report = {**notes, **({"control_flow": bodies} if bodies else {}), **op_summary(output_path)}
         return QuantResult(output_path, self.name, time.perf_counter() - started, report)

@@ -6,7 +6,8 @@ ort-static's calibration again, on the same file and the same samples: on all-Mi
 2 s of each 6.5 s re-quantization (AMD EPYC Zen 1, 2 cores). Within ``reuse(folder)`` both results are
 kept in ``folder`` and found again by what they depend on:
 
-- the pre-processed model by the bytes of the fp32 file (its external data included);
+- the pre-processed model (its attention fused first: transforms/attention_fusion.py) by the bytes of the
+  fp32 file (its external data included);
 - the bytes of intermediate tensors one calibration sample takes (ort_calibrate.py), likewise;
 - the calibration ranges by the bytes of the prepared model, the calibration samples and every setting
   the calibrator reads (method, percentile, op types calibrated, batch and chunk), stored in
@@ -23,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
@@ -30,8 +32,11 @@ from typing import TypeVar
 
 import numpy as np
 
+from edgeport.errors import QuantizationError
 from edgeport.quantize.backends.ort_prepare import data_file, external_data_locations, pre_process
 from edgeport.quantize.backends.ort_weight_memo import weights_remembered
+from edgeport.quantize.transforms.attention_fusion import NOTE as FUSION_NOTE
+from edgeport.quantize.transforms.attention_fusion import fused_model
 
 _FOLDER: ContextVar[Path | None] = ContextVar("edgeport_ort_reuse", default=None)
 _CHUNK = 1 << 22
@@ -87,19 +92,32 @@ def _copy_model(source: Path, target: Path) -> None:
         shutil.copyfile(data_file(source), data_file(target))
 
 
-def prepare(fp32_path: Path, prepared: Path) -> dict:
-    """``pre_process(fp32_path, prepared)``, or a copy of the same model pre-processed earlier in this
-    ``reuse`` folder. The copy is the caller's to change (the backends shield it in place)."""
+def _prepared(fp32_path: Path, prepared: Path, samples: Mapping[str, np.ndarray] | None) -> dict:
+    """The attention fused (checked on ``samples``: attention_fusion.py), then onnxruntime's pre-processing."""
+    with tempfile.TemporaryDirectory(dir=Path(prepared).parent, prefix=".fused-") as folder:
+        fused, notes = fused_model(Path(fp32_path), Path(folder), samples)
+        if fused is not None:
+            try:
+                return {**notes, **pre_process(fused, prepared)}
+            except QuantizationError as exc:  # its shape inference on the contrib ops: quantize the model unfused
+                notes = {FUSION_NOTE: f"not applied: onnxruntime's pre-processing failed on the fused model ({exc})"}
+        return {**notes, **pre_process(fp32_path, prepared)}
+
+
+def prepare(fp32_path: Path, prepared: Path, samples: Mapping[str, np.ndarray] | None = None) -> dict:
+    """The model at ``fp32_path`` pre-processed and its attention fused into ``prepared``, or a copy of the same
+    model prepared earlier in this ``reuse`` folder (within one run every recipe has the same ``samples``).
+    The copy is the caller's to change (the backends shield it in place)."""
     folder = _FOLDER.get()
     if folder is None:
-        return pre_process(fp32_path, prepared)
+        return _prepared(fp32_path, prepared, samples)
     # the external data file is named after the model file, so the key holds the name too
     stored = folder / f"prepared-{model_digest(Path(fp32_path))[:24]}" / Path(prepared).name
     notes_file = stored.with_suffix(".notes.json")
     if notes_file.exists():
         _copy_model(stored, Path(prepared))
         return json.loads(notes_file.read_text())
-    notes = pre_process(fp32_path, prepared)
+    notes = _prepared(fp32_path, prepared, samples)
     stored.parent.mkdir(exist_ok=True)
     _copy_model(Path(prepared), stored)
     notes_file.write_text(json.dumps(notes))  # last: a half-stored model is never found

@@ -36,6 +36,7 @@ from edgeport.quantize.inputs.calibration import (
 from edgeport.quantize.inputs.graph import op_summary
 from edgeport.quantize.inputs.model_check import failure_reason
 from edgeport.quantize.registry import QuantResult, register_backend
+from edgeport.quantize.transforms.layernorm_unfused import keep_layernorm_unfused
 from edgeport.quantize.transforms.subgraphs import finish_file, keep_shared_activations, shield_file
 
 
@@ -97,7 +98,8 @@ class OrtStaticBackend:
             folder = Path(tmp).resolve()  # absolute: onnxruntime works inside it (working_folder)
             prepared = folder / "prepared.onnx"
             staged = folder / "int8.onnx"
-            notes = prepare(fp32_path, prepared)  # pre-processed once per model within auto (ort_reuse.py)
+            # pre-processed and its attention fused once per model within auto (ort_reuse.py)
+            notes = prepare(fp32_path, prepared, calibration)
             # what bodies of If/Loop/Scan read from outside becomes explicit; the bodies stay in float (no
             # calibration ranges exist inside them) and the report says so (transforms/subgraphs.py)
             shields = shield_file(prepared)
@@ -151,6 +153,7 @@ class OrtStaticBackend:
                             f"({type(exc).__name__}: {failure_reason(exc)})"
                         ) from exc
             control_flow = finish_file(staged, shields, str(fp32_path))
+            notes.update(keep_layernorm_unfused(staged))  # onnxruntime's slow fused kernel: see the module
             os.replace(staged, output_path)
         seconds = time.perf_counter() - started
         report = {

@@ -22,8 +22,19 @@ from edgeport.quantize.inputs.calibration import QUANTIZED_OPS
 from edgeport.quantize.inputs.graph import COMPUTE_LAYERS, RECURRENT_FLOAT, RECURRENT_INTEGER, iter_nodes
 from edgeport.quantize.inputs.run import ort_session
 
-# Compute ops whose float form after ORT optimisation means "this layer did not become int8".
-FLOAT_COMPUTE = {"Conv", "Gemm", "MatMul", "FusedConv", "FusedGemm", "FusedMatMul", "NhwcFusedConv"}
+# Compute ops whose float form after ORT optimisation means "this layer did not become int8"; the attention
+# ops hold a transformer's activation x activation MatMuls, which stay in float (transforms/attention_fusion.py).
+FLOAT_COMPUTE = {
+    "Conv",
+    "Gemm",
+    "MatMul",
+    "FusedConv",
+    "FusedGemm",
+    "FusedMatMul",
+    "NhwcFusedConv",
+    "MultiHeadAttention",
+    "Attention",
+}
 INTEGER_COMPUTE = {
     "QLinearConv",
     "QLinearMatMul",

@@ -21,6 +21,7 @@ from edgeport.errors import QuantizationError
 from edgeport.quantize.guard.coverage import int8_coverage, openvino_coverage, require_quantized
 from edgeport.quantize.guard.fidelity import fidelity
 from edgeport.quantize.guard.heads import sequence_outputs
+from edgeport.quantize.guard.reference_ops import CONTRIB_OPS
 from edgeport.quantize.inputs.output_axes import OutputPlan, not_per_sample, output_plan, sample_axes
 from edgeport.quantize.inputs.run import fixed_batch, ort_session, run_all_outputs, run_outputs
 
@@ -87,7 +88,7 @@ def reference_agreement(
         if _default_opset(model) < REFERENCE_MIN_OPSET:
             # onnx's reference runtime lacks Q/DQ for opset 18; 19+ means the same for int8 tensors.
             model = onnx.version_converter.convert_version(model, REFERENCE_MIN_OPSET)
-        runner = _ReferenceSession(model, ReferenceEvaluator(model))
+        runner = _ReferenceSession(model, ReferenceEvaluator(model, new_ops=CONTRIB_OPS))
         name = output or runner.get_outputs()[0].name
         if plan is not None and plan.axes.get(name) is None:
             return {"samples": 0, "error": f"not compared: output {name!r} holds no axis of samples"}

@@ -16,7 +16,13 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgeport.cli import main
 from edgeport.quantize import quant_config
-from edgeport.quantize.backends.nncf_onnx import _advanced, calibration_items, is_transformer
+from edgeport.quantize.backends.nncf_onnx import (
+    MAX_CALIBRATION_BATCH,
+    _advanced,
+    calibration_batch,
+    calibration_items,
+    is_transformer,
+)
 from tests.models.encoders import export_bert_encoder, save_padded_sentences
 from tests.quantize.test_calibration_memory import calibration, conv_model
 
@@ -101,7 +107,7 @@ def test_a_conv_net_is_quantized_verified_and_its_excluded_node_stays_float(tmp_
     assert manifest["lineage"]["quantization"]["backend"] == "nncf"
     report = manifest["quantization"] if "quantization" in manifest else manifest
     text = json.dumps(report)
-    assert '"model_type": "default"' in text and '"calibration_runs": 32' in text
+    assert '"model_type": "default"' in text and '"calibration_runs": 2' in text and '"calibration_batch": 16' in text
     assert manifest["guard"]["within_tolerance"]
     assert not _float_inputs(tmp_path / "q.onnx")  # every conv reads int8 activations
     assert _activation_zero_point_types(tmp_path / "q.onnx") == {"uint8"}  # NNCF's signed input rewritten
@@ -150,6 +156,20 @@ def test_a_fixed_batch_is_met_with_padding_and_per_sample_feeds_stay_whole(tmp_p
     open_batch = onnx.load(str(conv_model(tmp_path / "o.onnx")))
     items, _ = calibration_items(open_batch, calibration(5), "o.onnx")
     assert [len(i["x"]) for i in items] == [1] * 5
+    items, _ = calibration_items(open_batch, calibration(10), "o.onnx", batch=4)
+    assert [len(i["x"]) for i in items] == [4, 4, 2]  # an open batch axis: the last run short, not padded
+
+
+def test_nncf_reads_several_samples_a_run_where_the_batch_axis_is_open(tmp_path):
+    path = conv_model(tmp_path / "o.onnx")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    batch = calibration_batch(path, onnx.load(str(path)), calibration(40), scratch)
+    assert batch == MAX_CALIBRATION_BATCH  # a small model: as many as a run may hold
+    assert not list(scratch.iterdir()) and sorted(p.name for p in tmp_path.iterdir()) == ["o.onnx", "scratch"]
+    fixed = conv_model(tmp_path / "f.onnx", batch=4)
+    assert calibration_batch(fixed, onnx.load(str(fixed)), calibration(40), scratch) == 1  # padded runs of 4
+    assert not _advanced(quant_config(backend="nncf"), batched=True).batchwise_statistics
 
 
 def test_reduce_range_is_nncfs_overflow_fix():

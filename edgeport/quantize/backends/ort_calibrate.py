@@ -113,15 +113,20 @@ def default_op_types(op_types: list[str] | None) -> list[str]:
 
 
 def measure_sample_bytes(
-    prepared: Path, feed: dict[str, np.ndarray], samples_in_feed: int, op_types: list[str] | None
+    prepared: Path,
+    feed: dict[str, np.ndarray],
+    samples_in_feed: int,
+    op_types: list[str] | None,
+    scratch: Path | None = None,
 ) -> int | None:
     """Bytes of every tensor onnxruntime's calibrator reads, per sample, for ``feed`` (``samples_in_feed``
     samples) through ``prepared``; None when that session cannot be made or run (the calibration proper
-    then reports why, or works without the estimate). Its scratch files go beside ``prepared``."""
+    then reports why, or works without the estimate). Its scratch files go into ``scratch``, by default
+    beside ``prepared``."""
     from onnxruntime.quantization import CalibrationMethod
     from onnxruntime.quantization.calibrate import create_calibrator
 
-    probe = Path(prepared).with_name("sample-bytes.onnx")
+    probe = Path(scratch or Path(prepared).parent) / "sample-bytes.onnx"
     try:
         calibrator = create_calibrator(
             Path(prepared),

@@ -3,12 +3,12 @@
 torch's dynamo exporter writes each scaled-dot-product attention as a dozen ops (Reshape and Transpose of
 Q, K and V, the score MatMul and its scale, the mask's Where and Add, Softmax, the MatMul with V, the
 Transpose back). onnxruntime's session fuses none of them, and its transformer optimizer
-(``onnxruntime.transformers``) matches TorchScript exports only: on all-MiniLM-L6-v2's dynamo export it
-fused no attention. In int8 those float ops are what is left after the weight MatMuls get 3x faster, so
-they decide the ratio. onnxscript (torch's ONNX exporter, already installed with it) keeps Microsoft's
-rewrite rules for dynamo exports (``onnxscript.rewriter.ort_fusions``); its SDPA and MultiHeadAttention
-rules, and its erf-GELU one (one Gelu node for the five ops of GELU), are applied here. Not all of
-``optimize_for_ort``:
+(``onnxruntime.transformers``) fused no attention in all-MiniLM-L6-v2, neither in its dynamo export nor in
+a TorchScript export with this ``transformers`` version. In int8 those float ops are what is left after the
+weight MatMuls get 3x faster, so they decide the ratio. onnxscript (torch's ONNX exporter, already installed
+with it) keeps Microsoft's rewrite rules for dynamo exports (``onnxscript.rewriter.ort_fusions``); its SDPA
+and MultiHeadAttention rules, and its erf-GELU one (one Gelu node for the five ops of GELU), are applied
+here. Not all of ``optimize_for_ort``:
 
 - its Attention rule packs Q, K and V into one node with ``qkv_hidden_sizes`` and an attention bias, which
   onnxruntime's quantizers leave in float (QAttention takes neither): MiniLM's dynamic int8 ran at 0.62x
@@ -52,6 +52,12 @@ def _has_attention_ops(path: Path) -> bool:
     return {"Softmax", "MatMul"} <= ops
 
 
+def _keeps_external_data(path: Path) -> bool:
+    from onnx.external_data_helper import uses_external_data
+
+    return any(uses_external_data(t) for t in onnx.load(str(path), load_external_data=False).graph.initializer)
+
+
 def _fuse(source: Path, target: Path) -> dict[str, int]:
     """onnxscript's attention and erf-GELU rules on ``source``, written to ``target`` (external data beside it
     when ``source`` keeps some); the count of each rule's matches."""
@@ -72,8 +78,8 @@ def _fuse(source: Path, target: Path) -> dict[str, int]:
     counts = {"erf_gelu": fuse_erfgelu(model), "sdpa": fuse_sdpa(model, apply_shape_inference=True)}
     counts["multi_head_attention"] = fuse_mha1(model) + fuse_mha2(model)
     optimize(model)  # what a rule matched part of and left unused goes
-    external = source.with_name(source.name + ".data").exists()
-    ir.save(model, str(target), external_data=target.name + ".data" if external else None)
+    # weights kept outside the file (whatever their file's name) go to one beside the target, named after it
+    ir.save(model, str(target), external_data=target.name + ".data" if _keeps_external_data(source) else None)
     return counts
 
 

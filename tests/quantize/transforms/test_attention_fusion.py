@@ -56,6 +56,17 @@ def test_a_dynamo_export_gets_one_multi_head_attention_a_layer_computing_the_sam
     assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
 
 
+def test_weights_in_an_external_file_of_any_name_are_carried_over(tmp_path, encoder):
+    path, sentences = encoder
+    source = tmp_path / "source" / "model.onnx"
+    source.parent.mkdir()
+    onnx.save(onnx.load(str(path)), str(source), save_as_external_data=True, location="weights.bin")
+    fused, notes = fused_model(source, tmp_path, sentences)
+    assert fused == tmp_path / "model.onnx" and (tmp_path / "model.onnx.data").exists(), notes
+    (source.parent / "weights.bin").unlink()  # the fused model reads its own weights only
+    np.testing.assert_allclose(_outputs(fused, sentences), _outputs(path, sentences), rtol=1e-4, atol=1e-5)
+
+
 def test_a_fusion_that_computes_otherwise_is_dropped(tmp_path, encoder, monkeypatch):
     path, sentences = encoder
     real = attention_fusion._fuse

@@ -19,6 +19,7 @@ from edgeport.quantize import quant_config
 from edgeport.quantize.backends.nncf_onnx import (
     MAX_CALIBRATION_BATCH,
     _advanced,
+    batchwise_statistics,
     calibration_batch,
     calibration_items,
     is_transformer,
@@ -169,7 +170,10 @@ def test_nncf_reads_several_samples_a_run_where_the_batch_axis_is_open(tmp_path)
     assert not list(scratch.iterdir()) and sorted(p.name for p in tmp_path.iterdir()) == ["o.onnx", "scratch"]
     fixed = conv_model(tmp_path / "f.onnx", batch=4)
     assert calibration_batch(fixed, onnx.load(str(fixed)), calibration(40), scratch) == 1  # padded runs of 4
-    assert not _advanced(quant_config(backend="nncf"), batched=True).batchwise_statistics
+    model = onnx.load(str(path))
+    assert batchwise_statistics(model, transformer=False) is True  # a conv net: each sample reduced alone
+    assert batchwise_statistics(model, transformer=True) is False  # NNCF's advice for transformers
+    assert _advanced(quant_config(backend="nncf"), False).batchwise_statistics is False
 
 
 def test_reduce_range_is_nncfs_overflow_fix():

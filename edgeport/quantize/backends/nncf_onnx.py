@@ -17,9 +17,12 @@ What edgeport decides around the call:
   to a run where the batch axis is open (within a memory budget measured as ort-static's is), a batch
   size the model fixes met by padding. One run a sample spent most of NNCF's statistics collection in
   per-run overhead: all-MiniLM-L6-v2 with 100 sentences took 14.2 s in ``nncf.quantize``, 9.1 s in runs
-  of 10, pooled-embedding cosine 0.9963 either way (Intel Xeon, 2 cores). Batchwise statistics stay off,
-  as NNCF advises for transformers: each run's samples are reduced together, which gives the same
-  minima and maxima as one sample a run;
+  of 10, pooled-embedding cosine 0.9963 either way (Intel Xeon, 2 cores). NNCF then reduces each sample
+  of a run on its own (its batchwise statistics: the statistics of one sample a run), except where NNCF
+  itself says that is unreliable (``is_model_no_batchwise_support``: transformers, embedding lookups,
+  ROIAlign), which reduce a run's samples together, as NNCF advises for them. Reduced together, the
+  PP-OCRv4 detector's activation ranges widened (NNCF averages per-run maxima) and its guard cosine fell
+  from 0.9919 to 0.9889;
 - ``reduce_range`` as NNCF's overflow fix: 7-bit weights everywhere (True) or nowhere (False);
 - graphs older than opset 13 are upgraded first (per-channel weights need it), as for onnxruntime;
 - NNCF's usage telemetry stays off (``_nncf``);
@@ -113,6 +116,25 @@ def calibration_items(model, calibration: dict, fp32_path: str, batch: int = 1) 
     return list(iter(reader.get_next, None)), layout
 
 
+def batchwise_statistics(model, transformer: bool) -> bool | None:
+    """Whether NNCF may reduce each sample of a run on its own (its own rule, on its own graph of the model);
+    None where NNCF's rule cannot be read (its internals moved): then one sample a run."""
+    try:
+        from nncf.onnx.graph.metatypes.groups import OPERATIONS_OUTPUT_HAS_NO_BATCH_AXIS
+        from nncf.onnx.graph.nncf_graph_builder import GraphConverter
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+        from nncf.quantization.quantize_model import is_model_no_batchwise_support
+    except ImportError:
+        return None
+    unreliable = is_model_no_batchwise_support(
+        GraphConverter.create_nncf_graph(model),
+        AdvancedQuantizationParameters(batchwise_statistics=True),
+        _nncf().ModelType.TRANSFORMER if transformer else None,
+        OPERATIONS_OUTPUT_HAS_NO_BATCH_AXIS,
+    )
+    return not unreliable
+
+
 def calibration_batch(model_path: Path, model, calibration: dict, scratch: Path) -> int:
     """Samples a run for NNCF's statistics: as ort-static plans its calibration runs (the bytes of every
     tensor one sample makes, measured, within its budget), at most ``MAX_CALIBRATION_BATCH``."""
@@ -147,9 +169,10 @@ class NncfBackend:
             external = has_external_data(fp32_path)
             model_path = upgraded(Path(fp32_path).resolve(), Path(tmp), notes, external)
             model = onnx.load(str(model_path))
-            batch = calibration_batch(model_path, model, calibration, Path(tmp))
-            items, layout = calibration_items(model, calibration, str(fp32_path), batch)
             transformer = is_transformer(model) if config.model_type == "auto" else config.model_type == "transformer"
+            batchwise = batchwise_statistics(model, transformer)
+            batch = calibration_batch(model_path, model, calibration, Path(tmp)) if batchwise is not None else 1
+            items, layout = calibration_items(model, calibration, str(fp32_path), batch)
             options = {
                 "subset_size": len(items),
                 "fast_bias_correction": config.fast_bias_correction,
@@ -159,7 +182,7 @@ class NncfBackend:
                 "ignored_scope": nncf.IgnoredScope(
                     names=list(config.exclude_nodes), types=list(config.exclude_op_types), validate=False
                 ),
-                "advanced_parameters": _advanced(config, batched=batch > 1),
+                "advanced_parameters": _advanced(config, batchwise if batch > 1 else None),
             }
             with progress.task("nncf: calibrate and quantize", total=1) as advance:
                 try:
@@ -184,6 +207,7 @@ class NncfBackend:
             "calibration_samples": samples,
             "calibration_runs": len(items),
             "calibration_batch": batch,
+            **({"batchwise_statistics": batchwise} if batch > 1 else {}),
             "calibration_layout": layout,
             "model_type": "transformer" if transformer else "default",
             "preset": config.preset or ("mixed" if transformer else "performance"),
@@ -194,14 +218,14 @@ class NncfBackend:
         return QuantResult(output_path, self.name, time.perf_counter() - started, report)
 
 
-def _advanced(config: NncfConfig, batched: bool = False):
+def _advanced(config: NncfConfig, batchwise: bool | None = None):
     """``reduce_range`` as NNCF's overflow fix (7-bit weights where 8-bit ones saturate: x86 without VNNI);
-    with ``batched`` runs, NNCF's batchwise statistics off (each run's samples reduced together)."""
+    ``batchwise``: NNCF's batchwise statistics for runs of several samples (None: one sample a run)."""
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
     return AdvancedQuantizationParameters(
         overflow_fix=OverflowFix.ENABLE if config.reduce_range else OverflowFix.DISABLE,
-        batchwise_statistics=False if batched else None,
+        batchwise_statistics=batchwise,
     )
 
 

@@ -170,8 +170,10 @@ class NncfBackend:
             model_path = upgraded(Path(fp32_path).resolve(), Path(tmp), notes, external)
             model = onnx.load(str(model_path))
             transformer = is_transformer(model) if config.model_type == "auto" else config.model_type == "transformer"
-            batchwise = batchwise_statistics(model, transformer)
-            batch = calibration_batch(model_path, model, calibration, Path(tmp)) if batchwise is not None else 1
+            batch = calibration_batch(model_path, model, calibration, Path(tmp))  # 1 where the feeds allow no more
+            # NNCF's rule builds its graph of the model: asked only where runs hold several samples
+            batchwise = batchwise_statistics(model, transformer) if batch > 1 else None
+            batch = batch if batchwise is not None else 1
             items, layout = calibration_items(model, calibration, str(fp32_path), batch)
             options = {
                 "subset_size": len(items),

@@ -33,7 +33,7 @@ from typing import TypeVar
 import numpy as np
 
 from edgeport.errors import QuantizationError
-from edgeport.quantize.backends.ort_prepare import data_file, external_data_locations, pre_process
+from edgeport.quantize.backends.ort_prepare import data_file, external_data_locations, has_external_data, pre_process
 from edgeport.quantize.backends.ort_weight_memo import weights_remembered
 from edgeport.quantize.transforms.attention_fusion import NOTE as FUSION_NOTE
 from edgeport.quantize.transforms.attention_fusion import fused_model
@@ -95,7 +95,7 @@ def _copy_model(source: Path, target: Path) -> None:
 def _prepared(fp32_path: Path, prepared: Path, samples: Mapping[str, np.ndarray] | None) -> dict:
     """The attention fused (checked on ``samples``: attention_fusion.py), then onnxruntime's pre-processing."""
     with tempfile.TemporaryDirectory(dir=Path(prepared).parent, prefix=".fused-") as folder:
-        fused, notes = fused_model(Path(fp32_path), Path(folder), samples)
+        fused, notes = fused_model(Path(fp32_path), Path(folder), samples, has_external_data(fp32_path))
         if fused is not None:
             try:
                 return {**notes, **pre_process(fused, prepared)}

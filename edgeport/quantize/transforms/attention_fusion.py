@@ -52,15 +52,9 @@ def _has_attention_ops(path: Path) -> bool:
     return {"Softmax", "MatMul"} <= ops
 
 
-def _keeps_external_data(path: Path) -> bool:
-    from onnx.external_data_helper import uses_external_data
-
-    return any(uses_external_data(t) for t in onnx.load(str(path), load_external_data=False).graph.initializer)
-
-
-def _fuse(source: Path, target: Path) -> dict[str, int]:
-    """onnxscript's attention and erf-GELU rules on ``source``, written to ``target`` (external data beside it
-    when ``source`` keeps some); the count of each rule's matches."""
+def _fuse(source: Path, target: Path, external: bool) -> dict[str, int]:
+    """onnxscript's attention and erf-GELU rules on ``source``, written to ``target`` (with ``external``, its
+    weights in one file beside it, named after it); the count of each rule's matches."""
     import onnx_ir as ir
     import onnx_ir.passes.common as common_passes
     from onnxscript.optimizer import optimize
@@ -78,8 +72,7 @@ def _fuse(source: Path, target: Path) -> dict[str, int]:
     counts = {"erf_gelu": fuse_erfgelu(model), "sdpa": fuse_sdpa(model, apply_shape_inference=True)}
     counts["multi_head_attention"] = fuse_mha1(model) + fuse_mha2(model)
     optimize(model)  # what a rule matched part of and left unused goes
-    # weights kept outside the file (whatever their file's name) go to one beside the target, named after it
-    ir.save(model, str(target), external_data=target.name + ".data" if _keeps_external_data(source) else None)
+    ir.save(model, str(target), external_data=target.name + ".data" if external else None)
     return counts
 
 
@@ -99,12 +92,15 @@ def _outputs_apart(reference: Path, fused: Path, samples: Mapping[str, np.ndarra
     return None
 
 
-def fused_model(fp32_path: Path, folder: Path, samples: Mapping[str, np.ndarray] | None) -> tuple[Path | None, dict]:
-    """The model at ``fp32_path`` with its attention fused, written into ``folder`` (under the same name), when it
-    has any and the fused model computes the same on ``samples``, else None; and what was done, for the
-    backend's report ({} for a graph without attention). Fused before onnxruntime's pre-processing, whose
-    shape inference leaves the rules' Reshape pairs around MultiHeadAttention in place (24 more nodes on
-    MiniLM, 0.08 ms a run)."""
+def fused_model(
+    fp32_path: Path, folder: Path, samples: Mapping[str, np.ndarray] | None, external: bool
+) -> tuple[Path | None, dict]:
+    """The model at ``fp32_path`` with its attention fused, written into ``folder`` (under the same name; with
+    ``external``, the model keeps tensors in external data files, of whatever name: the fused one keeps them in
+    one beside it), when it has any and the fused model computes the same on ``samples``, else None; and what
+    was done, for the backend's report ({} for a graph without attention). Fused before onnxruntime's
+    pre-processing, whose shape inference leaves the rules' Reshape pairs around MultiHeadAttention in place
+    (24 more nodes on MiniLM, 0.08 ms a run)."""
     fp32_path = Path(fp32_path)
     if not _has_attention_ops(fp32_path):
         return None, {}
@@ -112,7 +108,7 @@ def fused_model(fp32_path: Path, folder: Path, samples: Mapping[str, np.ndarray]
         return None, {NOTE: "not tried: no calibration samples to check the fused model on"}
     target = Path(folder) / fp32_path.name  # the same name: the model names its external data file after it
     try:
-        counts = _fuse(fp32_path, target)
+        counts = _fuse(fp32_path, target, external)
     except ImportError as exc:
         return None, {NOTE: f"not tried: onnxscript's ort_fusions are not importable ({failure_reason(exc, 160)})"}
     except Exception as exc:  # onnxscript's passes raise their own types

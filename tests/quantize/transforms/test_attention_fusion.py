@@ -8,6 +8,7 @@ import onnx
 import pytest
 
 from edgeport.quantize import ModelSource, quant_config, quantize
+from edgeport.quantize.backends.ort_prepare import has_external_data
 from edgeport.quantize.guard.verify import int8_coverage
 from edgeport.quantize.inputs.run import ort_session
 from edgeport.quantize.transforms import attention_fusion
@@ -45,7 +46,7 @@ def _outputs(path, feeds):
 
 def test_a_dynamo_export_gets_one_multi_head_attention_a_layer_computing_the_same(tmp_path, encoder):
     path, sentences = encoder
-    fused, notes = fused_model(path, tmp_path, sentences)
+    fused, notes = fused_model(path, tmp_path, sentences, has_external_data(path))
     assert fused == tmp_path / path.name
     assert notes[NOTE]["multi_head_attention"] == LAYERS, notes
     ops = _ops(fused)
@@ -61,7 +62,7 @@ def test_weights_in_an_external_file_of_any_name_are_carried_over(tmp_path, enco
     source = tmp_path / "source" / "model.onnx"
     source.parent.mkdir()
     onnx.save(onnx.load(str(path)), str(source), save_as_external_data=True, location="weights.bin")
-    fused, notes = fused_model(source, tmp_path, sentences)
+    fused, notes = fused_model(source, tmp_path, sentences, has_external_data(source))
     assert fused == tmp_path / "model.onnx" and (tmp_path / "model.onnx.data").exists(), notes
     (source.parent / "weights.bin").unlink()  # the fused model reads its own weights only
     np.testing.assert_allclose(_outputs(fused, sentences), _outputs(path, sentences), rtol=1e-4, atol=1e-5)
@@ -71,8 +72,8 @@ def test_a_fusion_that_computes_otherwise_is_dropped(tmp_path, encoder, monkeypa
     path, sentences = encoder
     real = attention_fusion._fuse
 
-    def wrong(source, target):  # the rules' output with one weight changed: a rule that matched wrongly
-        counts = real(source, target)
+    def wrong(source, target, external):  # the rules' output with one weight changed: a rule that matched wrongly
+        counts = real(source, target, external)
         model = onnx.load(str(target))
         weight = next(t for t in model.graph.initializer if len(t.dims) == 2 and t.data_type == onnx.TensorProto.FLOAT)
         values = onnx.numpy_helper.to_array(weight) * 3.0
@@ -81,15 +82,15 @@ def test_a_fusion_that_computes_otherwise_is_dropped(tmp_path, encoder, monkeypa
         return counts
 
     monkeypatch.setattr(attention_fusion, "_fuse", wrong)
-    fused, notes = fused_model(path, tmp_path, sentences)
+    fused, notes = fused_model(path, tmp_path, sentences, has_external_data(path))
     assert fused is None
     assert notes[NOTE].startswith("not applied: the fused fp32 model did not compute the same (output "), notes
 
 
 def test_a_graph_without_attention_and_a_run_without_samples_are_left_alone(tmp_path, encoder, fp32_onnx):
     path, _ = encoder
-    assert fused_model(fp32_onnx, tmp_path, {"input": np.zeros((1, 1, 8, 8), np.float32)}) == (None, {})
-    fused, notes = fused_model(path, tmp_path, None)
+    assert fused_model(fp32_onnx, tmp_path, {"input": np.zeros((1, 1, 8, 8), np.float32)}, False) == (None, {})
+    fused, notes = fused_model(path, tmp_path, None, True)
     assert fused is None and notes[NOTE].startswith("not tried: no calibration samples")
     assert not list(tmp_path.iterdir())
 
